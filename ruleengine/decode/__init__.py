@@ -1,0 +1,1 @@
+"""Link/network/transport decoding of raw frames into ``Packet`` records."""

@@ -1,0 +1,1 @@
+"""The rule language: grammar-driven parsing into typed, validated Rule objects."""
