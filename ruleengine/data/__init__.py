@@ -1,0 +1,1 @@
+"""Package data: Suricata default configuration files shipped with ruleengine."""
