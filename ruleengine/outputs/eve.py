@@ -1,0 +1,544 @@
+"""EVE JSON output, shaped like Suricata's (``src/output-json*.c``).
+
+One JSON object per line. Every event validates against Suricata's own schema
+(``etc/schema.json``), which is strict, so only fields Suricata writes appear here:
+
+- alert: ``timestamp, flow_id, pcap_cnt, event_type, [vlan], src_ip, src_port, dest_ip,
+  dest_port, proto, [icmp_type, icmp_code], [tx_id], alert{...}, [http{...}], [app_proto],
+  direction, [flow{...}]`` (addresses are the packet's, ``flow`` carries the flow's own
+  direction, as in Suricata 7+);
+- flow (at flow end): addresses in the flow's direction (initiator is ``src``), ``app_proto``,
+  ``flow{pkts_*, bytes_*, [bypassed{...}], start, end, age, state, [bypass], reason,
+  alerted}`` and ``tcp{...}`` when the flow knows its TCP flags;
+- stats: ``stats{uptime, <counter groups>}``, restricted to counters Suricata's EVE knows
+  (``ruleengine/data/eve-stats-counters.json``, taken from the schema).
+
+Several worker processes may append to one file: it is opened with ``O_APPEND`` and every
+``write()`` carries whole lines only, so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from ruleengine.outputs.stats import nest
+
+EVENT_TYPES = frozenset({"alert", "flow", "stats"})
+
+# IANA protocol names as Suricata prints them (src/util-proto-name.c); others print as numbers.
+PROTO_NAMES: dict[int, str] = {
+    0: "HOPOPT", 1: "ICMP", 2: "IGMP", 4: "IPv4", 6: "TCP", 8: "EGP", 9: "IGP", 17: "UDP",
+    27: "RDP", 33: "DCCP", 41: "IPv6", 43: "IPv6-Route", 44: "IPv6-Frag", 46: "RSVP",
+    47: "GRE", 50: "ESP", 51: "AH", 58: "IPv6-ICMP", 59: "IPv6-NoNxt", 60: "IPv6-Opts",
+    88: "EIGRP", 89: "OSPFIGP", 94: "IPIP", 103: "PIM", 112: "VRRP", 115: "L2TP", 132: "SCTP",
+    136: "UDPLite", 137: "MPLS-in-IP",
+}
+_PORT_PROTOS = frozenset({6, 17, 132, 33, 136})
+_ICMP_PROTOS = frozenset({1, 58})
+
+BYPASS_NONE = 0
+BYPASS_LOCAL = 1
+BYPASS_CAPTURE = 2
+
+_TCP_FLAG_NAMES = (
+    (0x01, "fin"), (0x02, "syn"), (0x04, "rst"), (0x08, "psh"),
+    (0x10, "ack"), (0x20, "urg"), (0x40, "ecn"), (0x80, "cwr"),
+)
+
+# A batch is written once it reaches this size or this age (live runs stay timely).
+_BATCH_BYTES = 64 * 1024
+_BATCH_SECONDS = 1.0
+
+
+class OutputError(Exception):
+    """An output file cannot be opened; the message names the file and the reason."""
+
+
+# --- what the writer reads from other stages' objects ----------------------------------
+
+
+class PacketLike(Protocol):
+    """The fields of ``ruleengine.decode.packet.Packet`` an alert uses."""
+
+    @property
+    def ts(self) -> float: ...
+    @property
+    def ip_version(self) -> int: ...
+    @property
+    def src(self) -> bytes: ...
+    @property
+    def dst(self) -> bytes: ...
+    @property
+    def proto(self) -> int: ...
+    @property
+    def sport(self) -> int: ...
+    @property
+    def dport(self) -> int: ...
+    @property
+    def icmp_type(self) -> int: ...
+    @property
+    def icmp_code(self) -> int: ...
+    @property
+    def vlan(self) -> tuple[int, ...]: ...
+
+
+class FlowLike(Protocol):
+    """The fields of ``ruleengine.flow.table.Flow`` the writer uses.
+
+    ``src``/``sport`` is the flow's initiator (the client). ``pkts_*``/``bytes_*`` count the
+    packets the engine handled itself; ``bypassed_*`` (optional attributes) count packets of a
+    bypassed flow that were not inspected: seen-but-skipped ones for a local bypass, the
+    kernel's counters for a capture bypass. EVE totals are the sum, as Suricata logs them.
+    ``bypass``: 0 none, 1 local, 2 capture. Optional: ``tcp_flags_ts``, ``tcp_flags_tc``
+    (OR of TCP flags seen per direction), ``tcp_state`` (Suricata's TCP state name).
+    """
+
+    @property
+    def flow_id(self) -> int: ...
+    @property
+    def proto(self) -> int: ...
+    @property
+    def src(self) -> bytes: ...
+    @property
+    def dst(self) -> bytes: ...
+    @property
+    def sport(self) -> int: ...
+    @property
+    def dport(self) -> int: ...
+    @property
+    def start_ts(self) -> float: ...
+    @property
+    def last_ts(self) -> float: ...
+    @property
+    def pkts_toserver(self) -> int: ...
+    @property
+    def pkts_toclient(self) -> int: ...
+    @property
+    def bytes_toserver(self) -> int: ...
+    @property
+    def bytes_toclient(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def bypass(self) -> int: ...
+
+
+class RuleLike(Protocol):
+    """The fields of ``ruleengine.rules.model.Rule`` an alert uses (``metadata`` optional:
+    a list of ``"key value"`` strings, as the rule wrote them)."""
+
+    @property
+    def sid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+    @property
+    def rev(self) -> int: ...
+    @property
+    def msg(self) -> str: ...
+
+
+class HttpTxLike(Protocol):
+    """An HTTP transaction (``ruleengine.applayer.http1.tx.HttpTransaction``). Every field
+    may be None (not seen yet); text fields may be ``bytes`` or ``str``. Optional attributes:
+    ``tx_id``, ``content_type``, ``referer``, ``host_port``."""
+
+    @property
+    def hostname(self) -> Any: ...
+    @property
+    def url(self) -> Any: ...
+    @property
+    def user_agent(self) -> Any: ...
+    @property
+    def method(self) -> Any: ...
+    @property
+    def protocol(self) -> Any: ...
+    @property
+    def status(self) -> Any: ...
+    @property
+    def length(self) -> Any: ...
+
+
+# --- formatting helpers ----------------------------------------------------------------
+
+
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def format_ts(ts: float) -> str:
+    """Suricata's EVE timestamp, in UTC: ``2026-11-25T15:42:02.123456+0000``."""
+    global _ts_cache
+    micros = round(ts * 1_000_000)
+    sec, usec = divmod(micros, 1_000_000)
+    cached_sec, prefix = _ts_cache
+    if sec != cached_sec:
+        try:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        except (OverflowError, OSError, ValueError):
+            prefix = "1970-01-01T00:00:00"
+        _ts_cache = (sec, prefix)
+    return f"{prefix}.{usec:06d}+0000"
+
+
+def format_ip(addr: bytes) -> str:
+    """An address as Suricata prints it (glibc ``inet_ntop``: compressed IPv6, ``::ffff:a.b.c.d``
+    for mapped IPv4)."""
+    try:
+        if len(addr) == 4:
+            return socket.inet_ntop(socket.AF_INET, addr)
+        if len(addr) == 16:
+            return socket.inet_ntop(socket.AF_INET6, addr)
+    except (OSError, ValueError):
+        pass
+    return addr.hex()
+
+
+def proto_name(proto: int) -> str:
+    return PROTO_NAMES.get(proto, str(proto))
+
+
+def text(value: Any) -> str | None:
+    """A header or URI value as EVE text: UTF-8 when valid, else ASCII with ``\\xNN`` escapes
+    for the other bytes (Suricata's jsonbuilder does the same)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "".join(chr(b) if b < 0x80 else f"\\x{b:02x}" for b in raw)
+    return str(value)
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(text(value) or "")
+    except ValueError:
+        return None
+
+
+@cache
+def eve_stats_counters() -> frozenset[str]:
+    """The dotted counter names Suricata's EVE stats object may carry (from its schema)."""
+    data = resources.files("ruleengine.data").joinpath("eve-stats-counters.json").read_text()
+    names = json.loads(data)
+    return frozenset(str(n) for n in names)
+
+
+def _metadata(rule: Any) -> dict[str, list[str]] | None:
+    """Rule ``metadata`` as EVE's ``alert.metadata``: key -> list of values."""
+    items = getattr(rule, "metadata", None)
+    if not items:
+        return None
+    out: dict[str, list[str]] = {}
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2:
+            key, value = str(item[0]), str(item[1])
+        else:
+            key, _, value = str(item).strip().partition(" ")
+            value = value.strip()
+        if key:
+            out.setdefault(key, []).append(value)
+    return out or None
+
+
+def _tcp_flags(flags: int) -> str:
+    return f"{flags & 0xFF:x}"
+
+
+# --- the writer ------------------------------------------------------------------------
+
+
+class EveWriter:
+    """Writes EVE events to ``path``.
+
+    ``types``: the event types to write (``None``: all). ``append``: keep what the file holds
+    (worker processes appending to the parent's file pass True). ``host``: Suricata's
+    ``sensor-name``, added as ``host`` to every event. ``in_iface``: the capture interface
+    (live runs). Write errors after opening never raise: they are counted in
+    ``write_errors`` and the first one is kept in ``last_error``.
+    """
+
+    def __init__(self, path: str | Path, *, types: set[str] | frozenset[str] | None = None,
+                 append: bool = False, host: str | None = None,
+                 in_iface: str | None = None) -> None:
+        self.path = Path(path)
+        self.types = None if types is None else frozenset(types)
+        self.host = host
+        self.in_iface = in_iface
+        self.write_errors = 0
+        self.last_error: str | None = None
+        self.events = 0
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        if not append:
+            flags |= os.O_TRUNC
+        try:
+            self._fd: int | None = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot open EVE log {self.path}: {exc.strerror}") from exc
+        self._buf: list[str] = []
+        self._buf_len = 0
+        self._last_flush = time.monotonic()
+        self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+    # --- events --------------------------------------------------------------------
+
+    def wants(self, event_type: str) -> bool:
+        return self.types is None or event_type in self.types
+
+    def alert(self, *, ts: float, flow: FlowLike | None, pkt: PacketLike, rule: RuleLike,
+              action: str, to_server: bool, tx: HttpTxLike | None, app_proto: str | None,
+              category: str | None, severity: int, tx_id: int | None = None,
+              pcap_cnt: int | None = None) -> None:
+        """One alert. ``action``: ``"allowed"`` or ``"blocked"``. ``tx_id`` defaults to the
+        transaction's own ``tx_id``; ``pcap_cnt`` is the packet's number in the pcap."""
+        if not self.wants("alert"):
+            return
+        event = self._header(ts, "alert", flow.flow_id if flow is not None else None, pcap_cnt)
+        self._packet_addresses(event, pkt)
+        if tx_id is None and tx is not None:
+            tx_id = _as_int(getattr(tx, "tx_id", None))
+        if tx_id is not None:
+            event["tx_id"] = tx_id
+        alert: dict[str, Any] = {
+            "action": action,
+            "gid": int(rule.gid),
+            "signature_id": int(rule.sid),
+            "rev": int(rule.rev),
+            "signature": rule.msg or "",
+            "category": category or "",
+            "severity": int(severity),
+        }
+        metadata = _metadata(rule)
+        if metadata:
+            alert["metadata"] = metadata
+        event["alert"] = alert
+        if tx is not None:
+            http = self._http(tx)
+            if http:
+                event["http"] = http
+        if app_proto:
+            event["app_proto"] = app_proto
+        event["direction"] = "to_server" if to_server else "to_client"
+        if flow is not None:
+            flow_obj = self._flow_counts(flow)
+            flow_obj["start"] = format_ts(flow.start_ts)
+            flow_obj["src_ip"] = format_ip(flow.src)
+            flow_obj["dest_ip"] = format_ip(flow.dst)
+            if flow.proto in _PORT_PROTOS:
+                flow_obj["src_port"] = int(flow.sport)
+                flow_obj["dest_port"] = int(flow.dport)
+            event["flow"] = flow_obj
+        self._emit(event)
+
+    def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str) -> None:
+        """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``."""
+        if not self.wants("flow"):
+            return
+        event = self._header(flow.last_ts, "flow", flow.flow_id, None)
+        vlan = getattr(flow, "vlan", None)
+        if vlan:
+            event["vlan"] = [int(v) for v in vlan]
+        event["src_ip"] = format_ip(flow.src)
+        if flow.proto in _PORT_PROTOS:
+            event["src_port"] = int(flow.sport)
+        event["dest_ip"] = format_ip(flow.dst)
+        if flow.proto in _PORT_PROTOS:
+            event["dest_port"] = int(flow.dport)
+        event["proto"] = proto_name(flow.proto)
+        if app_proto:
+            event["app_proto"] = app_proto
+        body = self._flow_counts(flow)
+        body["start"] = format_ts(flow.start_ts)
+        body["end"] = format_ts(flow.last_ts)
+        body["age"] = max(0, int(flow.last_ts) - int(flow.start_ts))
+        bypass = int(flow.bypass or 0)
+        if bypass:
+            body["state"] = "bypassed"
+            body["bypass"] = "capture" if bypass == BYPASS_CAPTURE else "local"
+        else:
+            body["state"] = flow.state or "new"
+        body["reason"] = reason or "unknown"
+        body["alerted"] = bool(alerted)
+        event["flow"] = body
+        tcp = self._tcp(flow)
+        if tcp:
+            event["tcp"] = tcp
+        self._emit(event)
+
+    def stats(self, ts: float, uptime: float, counters: Mapping[str, int]) -> None:
+        """A stats event from dotted counters; counters EVE does not know are left out."""
+        if not self.wants("stats"):
+            return
+        nested = nest(counters, eve_stats_counters())
+        event = self._header(ts, "stats", None, None)
+        event["stats"] = {"uptime": max(0, int(uptime)), **nested}
+        self._emit(event)
+
+    # --- pieces --------------------------------------------------------------------
+
+    def _header(self, ts: float, event_type: str, flow_id: int | None,
+                pcap_cnt: int | None) -> dict[str, Any]:
+        event: dict[str, Any] = {"timestamp": format_ts(ts)}
+        if flow_id is not None:
+            event["flow_id"] = int(flow_id)
+        if self.in_iface:
+            event["in_iface"] = self.in_iface
+        if pcap_cnt is not None:
+            event["pcap_cnt"] = int(pcap_cnt)
+        event["event_type"] = event_type
+        if self.host:
+            event["host"] = self.host
+        return event
+
+    @staticmethod
+    def _packet_addresses(event: dict[str, Any], pkt: PacketLike) -> None:
+        if pkt.vlan:
+            event["vlan"] = [int(v) for v in pkt.vlan]
+        proto = pkt.proto
+        event["src_ip"] = format_ip(pkt.src)
+        if proto in _PORT_PROTOS:
+            event["src_port"] = int(pkt.sport)
+        event["dest_ip"] = format_ip(pkt.dst)
+        if proto in _PORT_PROTOS:
+            event["dest_port"] = int(pkt.dport)
+        event["proto"] = proto_name(proto)
+        if proto in _ICMP_PROTOS and pkt.icmp_type >= 0:
+            event["icmp_type"] = int(pkt.icmp_type)
+            event["icmp_code"] = int(max(pkt.icmp_code, 0))
+
+    @staticmethod
+    def _flow_counts(flow: FlowLike) -> dict[str, Any]:
+        """Packet/byte totals including bypassed traffic, plus ``bypassed{}`` when bypassed."""
+        b_ts_pkts = int(getattr(flow, "bypassed_pkts_toserver", 0) or 0)
+        b_tc_pkts = int(getattr(flow, "bypassed_pkts_toclient", 0) or 0)
+        b_ts_bytes = int(getattr(flow, "bypassed_bytes_toserver", 0) or 0)
+        b_tc_bytes = int(getattr(flow, "bypassed_bytes_toclient", 0) or 0)
+        body: dict[str, Any] = {
+            "pkts_toserver": int(flow.pkts_toserver) + b_ts_pkts,
+            "pkts_toclient": int(flow.pkts_toclient) + b_tc_pkts,
+            "bytes_toserver": int(flow.bytes_toserver) + b_ts_bytes,
+            "bytes_toclient": int(flow.bytes_toclient) + b_tc_bytes,
+        }
+        if flow.bypass:
+            body["bypassed"] = {
+                "pkts_toserver": b_ts_pkts,
+                "pkts_toclient": b_tc_pkts,
+                "bytes_toserver": b_ts_bytes,
+                "bytes_toclient": b_tc_bytes,
+            }
+        return body
+
+    @staticmethod
+    def _tcp(flow: FlowLike) -> dict[str, Any] | None:
+        if flow.proto != 6:
+            return None
+        ts_flags = getattr(flow, "tcp_flags_ts", None)
+        tc_flags = getattr(flow, "tcp_flags_tc", None)
+        if not isinstance(ts_flags, int) or not isinstance(tc_flags, int):
+            return None
+        both = ts_flags | tc_flags
+        tcp: dict[str, Any] = {
+            "tcp_flags": _tcp_flags(both),
+            "tcp_flags_ts": _tcp_flags(ts_flags),
+            "tcp_flags_tc": _tcp_flags(tc_flags),
+        }
+        for bit, name in _TCP_FLAG_NAMES:
+            if both & bit:
+                tcp[name] = True
+        state = getattr(flow, "tcp_state", None)
+        if isinstance(state, str) and state:
+            tcp["state"] = state
+        return tcp
+
+    @staticmethod
+    def _http(tx: HttpTxLike) -> dict[str, Any]:
+        http: dict[str, Any] = {}
+        hostname = text(tx.hostname)
+        if hostname is not None:
+            http["hostname"] = hostname
+        port = _as_int(getattr(tx, "host_port", None))
+        if port is not None:
+            http["http_port"] = port
+        url = text(tx.url)
+        if url is not None:
+            http["url"] = url
+        user_agent = text(tx.user_agent)
+        if user_agent is not None:
+            http["http_user_agent"] = user_agent
+        content_type = text(getattr(tx, "content_type", None))
+        if content_type is not None:
+            http["http_content_type"] = content_type
+        referer = text(getattr(tx, "referer", None))
+        if referer is not None:
+            http["http_refer"] = referer
+        method = text(tx.method)
+        if method is not None:
+            http["http_method"] = method
+        protocol = text(tx.protocol)
+        if protocol is not None:
+            http["protocol"] = protocol
+        status = _as_int(tx.status)
+        if status is not None:
+            http["status"] = status
+        length = _as_int(tx.length)
+        if length is not None:
+            http["length"] = length
+        return http
+
+    # --- file handling -------------------------------------------------------------
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        line = self._dumps(event) + "\n"
+        self.events += 1
+        self._buf.append(line)
+        self._buf_len += len(line)
+        if self._buf_len >= _BATCH_BYTES or time.monotonic() - self._last_flush >= _BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered lines (one ``write()`` of whole lines)."""
+        self._last_flush = time.monotonic()
+        if not self._buf or self._fd is None:
+            return
+        data = "".join(self._buf).encode("utf-8", "surrogateescape")
+        self._buf.clear()
+        self._buf_len = 0
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self.write_errors += 1
+            if self.last_error is None:
+                self.last_error = f"writing {self.path}: {exc.strerror}"
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        self.flush()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> EveWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,123 @@
+"""Engine counters under Suricata's dotted names (``decoder.pkts``, ``flow_bypassed.local_pkts``).
+
+One ``Stats`` per worker; the parent merges worker snapshots with ``merge``. Counters are
+plain ints in a dict: ``incr`` is one dict operation, cheap enough for the per-packet path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# Counters every stats event carries even before anything incremented them, so a consumer
+# sees explicit zeros (Suricata registers these at start-up).
+BASE_COUNTERS: tuple[str, ...] = (
+    "capture.kernel_packets",
+    "capture.kernel_drops",
+    "decoder.pkts",
+    "decoder.bytes",
+    "decoder.invalid",
+    "decoder.ipv4",
+    "decoder.ipv6",
+    "decoder.tcp",
+    "decoder.udp",
+    "flow.total",
+    "flow.tcp",
+    "flow.udp",
+    "flow.active",
+    "detect.alert",
+    "flow_bypassed.local_pkts",
+    "flow_bypassed.local_bytes",
+    "flow_bypassed.local_capture_pkts",
+    "flow_bypassed.local_capture_bytes",
+    "flow_bypassed.pkts",
+    "flow_bypassed.bytes",
+    "flow_bypassed.closed",
+)
+
+# Bypass insert results of the capture backend (Suricata reports these per interface through
+# the unix socket ``iface-bypassed-stat``: ipv4_success, ipv4_fail, ipv6_success, ipv6_fail).
+# They are not part of Suricata's EVE stats schema, so EVE leaves them out; stats.log and the
+# run summary show them.
+BYPASS_INSERT_COUNTERS: tuple[str, ...] = (
+    "capture.bypass.ipv4_success",
+    "capture.bypass.ipv4_fail",
+    "capture.bypass.ipv6_success",
+    "capture.bypass.ipv6_fail",
+)
+
+# Inline (IPS) verdict counters.
+IPS_COUNTERS: tuple[str, ...] = ("ips.accepted", "ips.blocked", "ips.rejected")
+
+
+class Stats:
+    """Counters by dotted Suricata name."""
+
+    __slots__ = ("_counters",)
+
+    def __init__(self, names: Iterable[str] = BASE_COUNTERS) -> None:
+        self._counters: dict[str, int] = dict.fromkeys(names, 0)
+
+    def incr(self, name: str, n: int = 1) -> None:
+        counters = self._counters
+        counters[name] = counters.get(name, 0) + n
+
+    def set(self, name: str, value: int) -> None:
+        """Set a gauge (or a counter owned by another stage) to ``value``."""
+        self._counters[name] = int(value)
+
+    def get(self, name: str) -> int:
+        return self._counters.get(name, 0)
+
+    def register(self, names: Iterable[str]) -> None:
+        """Make counters appear (as 0) in every snapshot, e.g. the IPS ones in inline mode."""
+        for name in names:
+            self._counters.setdefault(name, 0)
+
+    def merge(self, mapping: Mapping[str, int]) -> None:
+        """Add another worker's counters to these. Non-integer values are ignored."""
+        counters = self._counters
+        for name, value in mapping.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                counters[name] = counters.get(name, 0) + value
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self._counters)
+
+    def nested(self, only: frozenset[str] | None = None) -> dict[str, Any]:
+        """The counters as Suricata's EVE ``stats`` object: ``{"decoder": {"pkts": 3}}``.
+
+        ``only`` keeps just the named counters (EVE's schema is strict). A name that is both a
+        counter and a group (``flow.end`` next to ``flow.end.state.new``) keeps the group.
+        """
+        return nest(self._counters, only)
+
+    def __len__(self) -> int:
+        return len(self._counters)
+
+
+def nest(counters: Mapping[str, int], only: frozenset[str] | None = None) -> dict[str, Any]:
+    """Turn dotted names into nested dicts (see ``Stats.nested``)."""
+    root: dict[str, Any] = {}
+    # Longer names first, so a group is created before a same-named leaf would claim the key.
+    for name in sorted(counters, key=lambda n: -n.count(".")):
+        if only is not None and name not in only:
+            continue
+        parts = name.split(".")
+        node = root
+        ok = True
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                ok = False
+                break
+            node = child
+        if ok and not isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = counters[name]
+    return _sorted(root)
+
+
+def _sorted(tree: dict[str, Any]) -> dict[str, Any]:
+    return {k: _sorted(v) if isinstance(v, dict) else v for k, v in sorted(tree.items())}
