@@ -1,0 +1,206 @@
+"""The iptables/ip6tables rules NFQUEUE inline mode and its mark bypass need.
+
+For every queue chain (mangle table; PREROUTING and OUTPUT by default)::
+
+    -m mark --mark INJECT/INJECT -j ACCEPT                      (engine's own RST/ICMP, optional)
+    -j CONNMARK --restore-mark --nfmask MASK --ctmask MASK      (bypass: flow's mark -> packet)
+    -m mark --mark MARK/MASK -j ACCEPT                          (bypassed flow: skip the queue)
+    -j NFQUEUE --queue-num N --queue-bypass                     (the rest; no listener -> accept)
+
+and, because an accept verdict continues at the *next hook* rather than the next rule, the
+mark is saved to the connection in later hooks (mangle INPUT and POSTROUTING)::
+
+    -m mark --mark MARK/MASK -j CONNMARK --save-mark --nfmask MASK --ctmask MASK
+
+Repeat mode queues only packets without the repeat mark (``-m mark ! --mark R/RM``).
+
+Every rule carries ``-m comment --comment ruleengine-<queue>`` (``ruleengine-<a>-<b>`` for a
+queue range), so removal deletes exactly those rules, and a later start also removes the
+leftovers of a run that crashed. Use one iptables flavour (nft or legacy) per namespace.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from capture_backends.nfqueue import NfqConfig
+
+__all__ = ["IptablesError", "NfqRules"]
+
+TAG_PREFIX = "ruleengine-"
+SAVE_CHAINS = ("INPUT", "POSTROUTING")
+_TAG_RE = re.compile(r"^ruleengine-(\d+)(?:-(\d+))?$")
+
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+class IptablesError(RuntimeError):
+    """An iptables command failed or is missing (the message has the command and stderr)."""
+
+
+def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=30, check=False)
+
+
+def _tag_queues(tag: str) -> set[int] | None:
+    match = _TAG_RE.match(tag)
+    if match is None:
+        return None
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else first
+    return set(range(first, last + 1)) if last >= first else None
+
+
+@dataclass(frozen=True)
+class NfqRules:
+    """Installs and removes the NFQUEUE rules of one engine run (both families)."""
+
+    queues: tuple[int, ...]
+    bypass_mark: int = 0
+    bypass_mask: int = 0
+    repeat_mark: int = 0
+    repeat_mask: int = 0  # non-zero only in repeat mode
+    inject_mark: int = 0
+    chains: tuple[str, ...] = ("PREROUTING", "OUTPUT")
+    queue_bypass: bool = True
+    variant: str = "auto"  # auto | nft | legacy
+    families: tuple[str, ...] = ("ipv4", "ipv6")
+
+    table: ClassVar[str] = "mangle"
+
+    @classmethod
+    def from_config(cls, config: NfqConfig) -> NfqRules:
+        repeat = config.mode == "repeat"
+        return cls(
+            queues=tuple(sorted(config.queues)),
+            bypass_mark=config.bypass_mark & config.bypass_mask,
+            bypass_mask=config.bypass_mask,
+            repeat_mark=config.repeat_mark & config.repeat_mask if repeat else 0,
+            repeat_mask=config.repeat_mask if repeat else 0,
+            inject_mark=config.inject_mark,
+            chains=config.chains,
+            queue_bypass=config.queue_bypass,
+            variant=config.iptables,
+        )
+
+    # -- what the rules are -------------------------------------------------------------
+    @property
+    def tag(self) -> str:
+        first, last = min(self.queues), max(self.queues)
+        return f"{TAG_PREFIX}{first}" if first == last else f"{TAG_PREFIX}{first}-{last}"
+
+    def binary(self, family: str) -> str:
+        base = "iptables" if family == "ipv4" else "ip6tables"
+        return base if self.variant == "auto" else f"{base}-{self.variant}"
+
+    def _queue_target(self) -> list[str]:
+        first, last = min(self.queues), max(self.queues)
+        target = ["-j", "NFQUEUE"]
+        target += ["--queue-num", str(first)] if first == last else \
+            ["--queue-balance", f"{first}:{last}"]
+        if self.queue_bypass:
+            target.append("--queue-bypass")
+        return target
+
+    def rules(self) -> list[tuple[str, list[str]]]:
+        """``(chain, match+target args)`` in the order they must appear, tag included."""
+        tag = ["-m", "comment", "--comment", self.tag]
+        out: list[tuple[str, list[str]]] = []
+        masks = ["--nfmask", hex(self.bypass_mask), "--ctmask", hex(self.bypass_mask)]
+        marked = ["-m", "mark", "--mark", f"{self.bypass_mark:#x}/{self.bypass_mask:#x}"]
+        for chain in self.chains:
+            if self.inject_mark:
+                inject = f"{self.inject_mark:#x}/{self.inject_mark:#x}"
+                out.append((chain, [*tag, "-m", "mark", "--mark", inject, "-j", "ACCEPT"]))
+            if self.bypass_mask:
+                out.append((chain, [*tag, "-j", "CONNMARK", "--restore-mark", *masks]))
+                out.append((chain, [*tag, *marked, "-j", "ACCEPT"]))
+            queue = [*tag]
+            if self.repeat_mask:
+                repeat = f"{self.repeat_mark:#x}/{self.repeat_mask:#x}"
+                queue += ["-m", "mark", "!", "--mark", repeat]
+            out.append((chain, [*queue, *self._queue_target()]))
+        if self.bypass_mask:
+            for chain in SAVE_CHAINS:
+                out.append((chain, [*tag, *marked, "-j", "CONNMARK", "--save-mark", *masks]))
+        return out
+
+    def script(self) -> str:
+        """The rules as shell commands, for users who manage their own firewall."""
+        lines = []
+        for family in self.families:
+            for chain, args in self.rules():
+                lines.append(shlex.join([self.binary(family), "-t", self.table, "-A", chain,
+                                         *args]))
+        return "\n".join(lines) + "\n"
+
+    # -- doing it -------------------------------------------------------------------------
+    def _exec(self, cmd: Sequence[str], runner: Runner) -> str:
+        if shutil.which(cmd[0]) is None:
+            raise IptablesError(f"{cmd[0]} not found (install the iptables package)")
+        try:
+            proc = runner(cmd)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise IptablesError(f"{shlex.join(cmd)}: {exc}") from None
+        if proc.returncode != 0:
+            raise IptablesError(f"{shlex.join(cmd)}: {(proc.stderr or '').strip()}")
+        return proc.stdout or ""
+
+    def install(self, runner: Runner = _run) -> None:
+        """Remove leftovers for these queues, then insert our rules at the top of each chain.
+        On failure everything added is removed again and IptablesError is raised."""
+        self.remove(runner)
+        try:
+            for family in self.families:
+                position: dict[str, int] = {}
+                for chain, args in self.rules():
+                    position[chain] = position.get(chain, 0) + 1
+                    self._exec([self.binary(family), "-w", "5", "-t", self.table, "-I", chain,
+                                str(position[chain]), *args], runner)
+        except IptablesError:
+            self.remove(runner)
+            raise
+
+    def installed(self, runner: Runner = _run) -> list[tuple[str, list[str]]]:
+        """Our rules currently present, as ``(family, iptables -S tokens)``: those tagged for
+        any of our queues (also by an earlier run with other queue numbers)."""
+        found: list[tuple[str, list[str]]] = []
+        ours = set(self.queues)
+        for family in self.families:
+            listing = self._exec([self.binary(family), "-w", "5", "-t", self.table, "-S"], runner)
+            for line in listing.splitlines():
+                if not line.startswith("-A ") or TAG_PREFIX not in line:
+                    continue
+                try:
+                    tokens = shlex.split(line)
+                except ValueError:
+                    continue
+                for i, token in enumerate(tokens[:-1]):
+                    if token == "--comment":
+                        queues = _tag_queues(tokens[i + 1])
+                        if queues is not None and queues & ours:
+                            found.append((family, tokens))
+                        break
+        return found
+
+    def remove(self, runner: Runner = _run) -> int:
+        """Delete every rule tagged for our queues; returns how many were deleted."""
+        removed = 0
+        errors: list[str] = []
+        for family, tokens in self.installed(runner):
+            cmd = [self.binary(family), "-w", "5", "-t", self.table, "-D", *tokens[1:]]
+            try:
+                self._exec(cmd, runner)
+                removed += 1
+            except IptablesError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise IptablesError("; ".join(errors))
+        return removed

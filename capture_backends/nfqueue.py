@@ -1,0 +1,745 @@
+"""NFQUEUE inline backend: verdicts, bypass by mark, fail-open.
+
+The kernel hands every packet that an ``-j NFQUEUE`` rule sends to queue N to the process
+bound to N, and holds it until that process gives a verdict. This backend binds one or more
+queues through the ``netfilterqueue`` binding (libnetfilter_queue) and adds what the binding
+lacks, by sending NFQNL_MSG_CONFIG messages on the binding's own netlink socket (the kernel
+accepts queue configuration only from the port id that bound the queue):
+
+* ``NFQA_CFG_F_FAIL_OPEN``: when the queue (or our socket buffer) is full the kernel accepts
+  packets instead of dropping them (``nfq.fail-open``);
+* a copy range of 65535 bytes: the binding caps it at ~4 KB, which truncates loopback and
+  other large-MTU packets;
+* the queue length.
+
+The receive loop is ours too (``recv`` of whole netlink messages, batched, over ``poll`` of
+every bound queue plus a wake-up pipe); the buffered messages are handed to the binding's
+parser with ``run_socket`` in one call per batch, so the per-packet work in Python is one
+callback that stores the packet and queues ``(ts, ip_bytes, pkt_id)`` for the engine.
+
+Bypass (Suricata's ``NFQBypassCallback``): ``bypass(flow, pkt_id)`` marks the verdict of that
+packet with ``mark = (bypass_mark & mask) | (mark & ~mask)``; firewall rules (see
+``capture_backends.iptables``) save the mark into the connection's connmark and restore it on
+later packets, which are then accepted before they reach the queue.
+
+``pkt_id`` is ``(queue index << 32) | kernel packet id``: ids are per queue, so the index keeps
+them unique when several queues are bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import struct
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from capture_backends.base import (
+    LINKTYPE_RAW,
+    BackendUnavailable,
+    BaseBackend,
+    Capability,
+    CaptureStats,
+    FlowTuple,
+    RawPacket,
+    Verdict,
+)
+
+__all__ = [
+    "NfqBackend",
+    "NfqConfig",
+    "NfqConfigError",
+    "NfqCounters",
+    "build_config_message",
+]
+
+# --- netlink / nfnetlink_queue constants (linux/netlink.h, linux/netfilter/nfnetlink_queue.h)
+NETLINK_NETFILTER = 12
+SOL_NETLINK = 270
+SO_RCVBUFFORCE = 33
+NLMSG_ERROR = 2
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NFNL_SUBSYS_QUEUE = 3
+NFQNL_MSG_CONFIG = 2
+NFQA_CFG_PARAMS = 2
+NFQA_CFG_QUEUE_MAXLEN = 3
+NFQA_CFG_MASK = 4
+NFQA_CFG_FLAGS = 5
+NFQA_CFG_F_FAIL_OPEN = 0x1
+NFQNL_COPY_PACKET = 2
+COPY_RANGE_MAX = 0xFFFF
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid (host order)
+_NFGENMSG = struct.Struct("!BBH")  # family, version, res_id (queue number, big endian)
+_NLATTR = struct.Struct("=HH")
+_RECV_SIZE = 65536 + 4096  # one queued packet (<= 64 KiB) plus its netlink attributes
+_BATCH = 64  # messages read per queue before the engine gets them
+_POLL_MS = 250  # idle tick period: the engine's timers and stop flag run at least this often
+_PROC_QUEUES = "/proc/net/netfilter/nfnetlink_queue"
+
+MODES = ("accept", "repeat")
+_U32 = 0xFFFFFFFF
+
+
+class NfqConfigError(ValueError):
+    """The ``nfq:`` configuration cannot work (message says which key and why)."""
+
+
+@dataclass(frozen=True)
+class NfqCounters:
+    """Backend-side counters (the engine keeps its own ``ips.*`` counters)."""
+
+    received: int = 0
+    accepted: int = 0
+    dropped: int = 0
+    repeated: int = 0
+    bypass_marked: int = 0
+    already_marked: int = 0  # repeat mode: packets carrying the repeat mark, accepted unseen
+    verdict_errors: int = 0  # unknown/duplicate packet ids, failed verdicts
+    recv_errors: int = 0  # ENOBUFS and other receive failures
+
+
+def _parse_int(key: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise NfqConfigError(f"nfq: {key} must be an integer, not {value!r}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip(), 0)
+        except ValueError:
+            raise NfqConfigError(f"nfq: {key} must be an integer (e.g. 1 or 0x10), "
+                                 f"not {value!r}") from None
+    else:
+        raise NfqConfigError(f"nfq: {key} must be an integer, not {value!r}")
+    if not 0 <= number <= _U32:
+        raise NfqConfigError(f"nfq: {key} {value!r} does not fit in 32 bits")
+    return number
+
+
+_TRUE = {"yes", "true", "on", "1", "enable", "enabled"}
+_FALSE = {"no", "false", "off", "0", "disable", "disabled"}
+
+
+def _parse_bool(key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise NfqConfigError(f"nfq: {key} must be yes or no, not {value!r}")
+
+
+_KNOWN_KEYS = {
+    "mode", "repeat-mark", "repeat-mask", "bypass-mark", "bypass-mask", "route-queue",
+    "batchcount", "fail-open",
+    # ruleengine additions
+    "install-rules", "chains", "queue-bypass", "queue-maxlen", "iptables", "inject-mark",
+}
+QUEUE_CHAINS = ("PREROUTING", "FORWARD", "OUTPUT")  # saves happen in INPUT/POSTROUTING
+
+
+@dataclass(frozen=True)
+class NfqConfig:
+    """The ``nfq:`` section of suricata.yaml plus the queues from ``-q``.
+
+    ``install_rules``: install the iptables/ip6tables rules (restore connmark, accept marked,
+    queue the rest with ``--queue-bypass``, save the mark later) and remove them on close.
+    ``chains``: the mangle chains whose packets are queued. ``inject_mark``: a mark bit the
+    engine sets (SO_MARK) on packets it sends itself (TCP RST / ICMP of ``reject``) so the
+    installed rules let them out without queueing them back to the engine (0 = off).
+    """
+
+    queues: tuple[int, ...]
+    mode: str = "accept"
+    repeat_mark: int = 1
+    repeat_mask: int = 1
+    bypass_mark: int = 0
+    bypass_mask: int = 0
+    fail_open: bool = False
+    batchcount: int = 1
+    install_rules: bool = False
+    chains: tuple[str, ...] = ("PREROUTING", "OUTPUT")
+    queue_bypass: bool = True
+    queue_maxlen: int = 4096
+    iptables: str = "auto"
+    inject_mark: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation ---------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise NfqConfigError for settings that cannot work together."""
+        if not self.queues:
+            raise NfqConfigError("nfq: no queue given (use -q N)")
+        for q in self.queues:
+            if not 0 <= q <= 65535:
+                raise NfqConfigError(f"nfq: queue number {q} is outside 0-65535")
+        if len(set(self.queues)) != len(self.queues):
+            raise NfqConfigError(f"nfq: queue given twice in {list(self.queues)}")
+        if self.mode not in MODES:
+            hint = " (route mode is not supported)" if self.mode == "route" else ""
+            raise NfqConfigError(f"nfq: mode {self.mode!r} is not one of accept, repeat{hint}")
+        for name in ("repeat_mark", "repeat_mask", "bypass_mark", "bypass_mask", "inject_mark"):
+            value = getattr(self, name)
+            if not 0 <= value <= _U32:
+                raise NfqConfigError(f"nfq: {name.replace('_', '-')} does not fit in 32 bits")
+        if self.bypass_mask and not self.bypass_mark & self.bypass_mask:
+            raise NfqConfigError(
+                f"nfq: bypass-mark {self.bypass_mark:#x} has no bit inside bypass-mask "
+                f"{self.bypass_mask:#x}: every unmarked packet would look bypassed")
+        if self.mode == "repeat":
+            if not self.repeat_mark & self.repeat_mask:
+                raise NfqConfigError(
+                    f"nfq: repeat-mark {self.repeat_mark:#x} has no bit inside repeat-mask "
+                    f"{self.repeat_mask:#x}: every packet would look already inspected")
+            if self.bypass_mask & self.repeat_mask:
+                raise NfqConfigError(
+                    f"nfq: bypass-mask {self.bypass_mask:#x} overlaps repeat-mask "
+                    f"{self.repeat_mask:#x} (common bits {self.bypass_mask & self.repeat_mask:#x})"
+                    ": in repeat mode the two marks need different bits")
+        if self.inject_mark:
+            used = self.bypass_mask | (self.repeat_mask if self.mode == "repeat" else 0)
+            if self.inject_mark & used:
+                raise NfqConfigError(
+                    f"nfq: inject-mark {self.inject_mark:#x} overlaps the bypass/repeat masks "
+                    f"({used:#x})")
+        if not 1 <= self.batchcount <= 255:
+            raise NfqConfigError(f"nfq: batchcount {self.batchcount} is outside 1-255")
+        if not 1 <= self.queue_maxlen <= 1 << 20:
+            raise NfqConfigError(f"nfq: queue-maxlen {self.queue_maxlen} is outside 1-1048576")
+        for chain in self.chains:
+            if chain not in QUEUE_CHAINS:
+                raise NfqConfigError(
+                    f"nfq: chain {chain!r} is not one of {', '.join(QUEUE_CHAINS)}")
+        if not self.chains:
+            raise NfqConfigError("nfq: chains is empty")
+        if self.iptables not in ("auto", "nft", "legacy"):
+            raise NfqConfigError(f"nfq: iptables {self.iptables!r} is not auto, nft or legacy")
+        if self.install_rules and len(self.queues) > 1:
+            ordered = sorted(self.queues)
+            if ordered != list(range(ordered[0], ordered[-1] + 1)):
+                raise NfqConfigError(
+                    f"nfq: queues {list(self.queues)} are not contiguous: the installed rule "
+                    "balances over a range (--queue-balance A:B)")
+
+    def with_install_rules(self, install: bool = True) -> NfqConfig:
+        return replace(self, install_rules=install)
+
+    # -- suricata.yaml ------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, nfq_section: Mapping[str, Any] | None,
+                  queues: Sequence[int]) -> tuple[NfqConfig, list[str]]:
+        """Build the config from suricata.yaml's ``nfq:`` mapping and the ``-q`` queues.
+
+        Returns ``(config, warnings)``; raises NfqConfigError for values that cannot work.
+        """
+        section: Mapping[str, Any] = nfq_section or {}
+        if not isinstance(section, Mapping):
+            raise NfqConfigError(f"nfq: expected a mapping, got {type(section).__name__}")
+        notes: list[str] = []
+        for key in section:
+            if key not in _KNOWN_KEYS:
+                notes.append(f"nfq: unknown key {key!r} ignored")
+        kwargs: dict[str, Any] = {"queues": tuple(int(q) for q in queues)}
+        if "mode" in section and section["mode"] is not None:
+            kwargs["mode"] = str(section["mode"]).strip().lower()
+        for key in ("repeat-mark", "repeat-mask", "bypass-mark", "bypass-mask", "inject-mark"):
+            if section.get(key) is not None:
+                kwargs[key.replace("-", "_")] = _parse_int(key, section[key])
+        if section.get("route-queue") is not None:
+            notes.append("nfq: route-queue ignored (route mode is not supported)")
+        if section.get("batchcount") is not None:
+            count = _parse_int("batchcount", section["batchcount"])
+            if count > 255:
+                notes.append("nfq: batchcount cannot exceed 255, using 255")
+                count = 255
+            kwargs["batchcount"] = max(count, 1)
+        for key in ("fail-open", "install-rules", "queue-bypass"):
+            if section.get(key) is not None:
+                kwargs[key.replace("-", "_")] = _parse_bool(key, section[key])
+        if section.get("queue-maxlen") is not None:
+            kwargs["queue_maxlen"] = _parse_int("queue-maxlen", section["queue-maxlen"])
+        if section.get("iptables") is not None:
+            kwargs["iptables"] = str(section["iptables"]).strip().lower()
+        chains = section.get("chains")
+        if chains is not None:
+            if isinstance(chains, str):
+                chains = [c for c in chains.replace(",", " ").split() if c]
+            if not isinstance(chains, list | tuple):
+                raise NfqConfigError(f"nfq: chains must be a list of chain names, not {chains!r}")
+            kwargs["chains"] = tuple(str(c).strip().upper() for c in chains)
+        if kwargs.get("bypass_mark") and not section.get("bypass-mask"):
+            notes.append("nfq: bypass-mark is set but bypass-mask is 0: bypass stays local")
+        config = cls(**kwargs)
+        if config.bypass_mark & ~config.bypass_mask & _U32 and config.bypass_mask:
+            notes.append(f"nfq: bypass-mark bits {config.bypass_mark & ~config.bypass_mask:#x} "
+                         f"are outside bypass-mask {config.bypass_mask:#x} and are ignored")
+        return config, notes
+
+    @property
+    def bypass_value(self) -> int:
+        """The bits the verdict sets on a bypassed packet (inside bypass_mask)."""
+        return self.bypass_mark & self.bypass_mask
+
+    @property
+    def repeat_value(self) -> int:
+        return self.repeat_mark & self.repeat_mask
+
+
+# --- netlink configuration message ----------------------------------------------------------
+
+
+def _nlattr(kind: int, payload: bytes) -> bytes:
+    length = _NLATTR.size + len(payload)
+    return _NLATTR.pack(length, kind) + payload + b"\0" * (-length % 4)
+
+
+def build_config_message(queue: int, seq: int, *, copy_range: int = COPY_RANGE_MAX,
+                         maxlen: int | None = None, fail_open: bool | None = None) -> bytes:
+    """An NFQNL_MSG_CONFIG request (with ACK) for ``queue``: copy mode/range, queue length,
+    and the fail-open flag (set or cleared when not None)."""
+    attrs = _nlattr(NFQA_CFG_PARAMS, struct.pack("!IB", copy_range, NFQNL_COPY_PACKET))
+    if maxlen is not None:
+        attrs += _nlattr(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", maxlen))
+    if fail_open is not None:
+        attrs += _nlattr(NFQA_CFG_MASK, struct.pack("!I", NFQA_CFG_F_FAIL_OPEN))
+        attrs += _nlattr(NFQA_CFG_FLAGS,
+                         struct.pack("!I", NFQA_CFG_F_FAIL_OPEN if fail_open else 0))
+    body = _NFGENMSG.pack(socket.AF_UNSPEC, 0, queue) + attrs
+    kind = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG
+    flags = NLM_F_REQUEST | NLM_F_ACK
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
+
+
+def _ack_error(message: bytes, seq: int) -> int | None:
+    """For an NLMSG_ERROR answering ``seq``: its errno (0 = success); else None."""
+    if len(message) < _NLMSGHDR.size + 4:
+        return None
+    _length, kind, _flags, msg_seq, _pid = _NLMSGHDR.unpack_from(message)
+    if kind != NLMSG_ERROR or msg_seq != seq:
+        return None
+    error: int = struct.unpack_from("=i", message, _NLMSGHDR.size)[0]
+    return -error
+
+
+class _Feed:
+    """A socket stand-in for ``NetfilterQueue.run_socket``: returns buffered messages, then
+    EAGAIN, which makes ``run_socket`` return."""
+
+    __slots__ = ("buffers", "index")
+
+    def __init__(self) -> None:
+        self.buffers: list[bytes] = []
+        self.index = 0
+
+    def recv(self, _size: int) -> bytes:
+        if self.index < len(self.buffers):
+            data = self.buffers[self.index]
+            self.index += 1
+            return data
+        raise BlockingIOError(errno.EAGAIN, "feed drained")
+
+    def reset(self, buffers: list[bytes]) -> None:
+        self.buffers = buffers
+        self.index = 0
+
+
+class _Queue:
+    """One bound queue: the binding's handle, our dup of its netlink socket, pending packets."""
+
+    __slots__ = ("base", "feed", "handle", "num", "sock")
+
+    def __init__(self, num: int, base: int, handle: Any, sock: socket.socket) -> None:
+        self.num = num
+        self.base = base
+        self.handle = handle
+        self.sock = sock
+        self.feed = _Feed()
+
+
+def _load_binding() -> Any:
+    try:
+        import netfilterqueue
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "nfq: the netfilterqueue binding is not installed (pip install '.[nfq]'; it "
+            f"builds against libnetfilter-queue-dev): {exc}") from None
+    return netfilterqueue
+
+
+class NfqBackend(BaseBackend):
+    """Inline IPS on NFQUEUE queues. See the module docstring."""
+
+    name: ClassVar[str] = "nfq"
+
+    def __init__(self, config: NfqConfig) -> None:
+        self.config = config
+        self.linktype = LINKTYPE_RAW
+        caps = Capability.LIVE | Capability.INLINE
+        if config.bypass_mask:
+            caps |= Capability.BYPASS
+        self.capabilities = caps
+        self._bypass_value = config.bypass_value
+        self._bypass_keep = ~config.bypass_mask & _U32
+        self._repeat = config.mode == "repeat"
+        self._repeat_value = config.repeat_value
+        self._repeat_keep = ~config.repeat_mask & _U32
+        self._repeat_mask = config.repeat_mask
+        self._pending: dict[int, Any] = {}  # pkt_id -> netfilterqueue.Packet awaiting a verdict
+        self._bypass_ids: set[int] = set()
+        self._ready: list[RawPacket] = []
+        self._queues: list[_Queue] = []
+        self._by_fd: dict[int, _Queue] = {}
+        self._counts = dict.fromkeys(NfqCounters.__dataclass_fields__, 0)
+        self._stopping = False
+        self._closed = False
+        self._lock = threading.RLock()
+        self._busy_thread: int | None = None
+        self._rules: Any = None
+        self._seq = int(time.time()) & 0xFFFF
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._poll = select.poll()
+        self._poll.register(self._wake_r, select.POLLIN)
+        try:
+            self._open()
+        except BaseException:
+            self._teardown()
+            raise
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        if os.geteuid() != 0:
+            raise BackendUnavailable("nfq: binding a netfilter queue needs root (CAP_NET_ADMIN)")
+        binding = _load_binding()
+        for index, num in enumerate(self.config.queues):
+            self._bind(binding, index, num)
+        if self.config.install_rules:
+            from capture_backends.iptables import IptablesError, NfqRules
+
+            rules = NfqRules.from_config(self.config)
+            try:
+                rules.install()
+            except IptablesError as exc:
+                raise BackendUnavailable(f"nfq: cannot install firewall rules: {exc}") from None
+            self._rules = rules
+
+    def _bind(self, binding: Any, index: int, num: int) -> None:
+        try:
+            handle = binding.NetfilterQueue(af=socket.AF_INET)
+        except OSError as exc:
+            raise BackendUnavailable(f"nfq: cannot open nfnetlink_queue: {exc}") from None
+        callback = self._make_callback(index << 32)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # rcvbuf sizing: we size it ourselves below
+                handle.bind(num, callback, max_len=self.config.queue_maxlen,
+                            mode=binding.COPY_PACKET)
+        except OSError:
+            raise BackendUnavailable(
+                f"nfq: cannot bind queue {num}: another process has it bound "
+                "(or the kernel lacks NETFILTER_NETLINK_QUEUE)") from None
+        sock = socket.socket(fileno=os.dup(handle.get_fd()))
+        queue = _Queue(num, index << 32, handle, sock)
+        self._queues.append(queue)
+        self._by_fd[sock.fileno()] = queue
+        with contextlib.suppress(OSError):  # room for a full queue of MTU-sized packets
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE,
+                            min(self.config.queue_maxlen * 2048, 256 << 20))
+        self._configure(queue)
+        sock.setblocking(False)
+        self._poll.register(sock.fileno(), select.POLLIN)
+
+    def _configure(self, queue: _Queue) -> None:
+        """Copy range 64 KiB, queue length and fail-open, acknowledged by the kernel."""
+        self._seq = (self._seq + 1) & _U32
+        seq = self._seq
+        message = build_config_message(queue.num, seq, maxlen=self.config.queue_maxlen,
+                                       fail_open=self.config.fail_open)
+        sock = queue.sock
+        sock.settimeout(2.0)
+        try:
+            sock.send(message)
+            while True:
+                data = sock.recv(_RECV_SIZE)
+                status = _ack_error(data, seq)
+                if status is None:
+                    queue.feed.buffers.append(data)  # a packet already queued: keep it
+                    continue
+                if status:
+                    what = "fail-open" if self.config.fail_open else "copy range"
+                    raise BackendUnavailable(
+                        f"nfq: queue {queue.num}: the kernel refused the {what} configuration: "
+                        f"{os.strerror(status)}")
+                break
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"nfq: queue {queue.num}: no answer to the configuration request") from None
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"nfq: queue {queue.num}: configuration failed: {exc}") from None
+        if queue.feed.buffers:
+            self._dispatch(queue, queue.feed.buffers)
+
+    def _make_callback(self, base: int) -> Any:
+        pending = self._pending
+        ready = self._ready
+        counts = self._counts
+        repeat = self._repeat
+        repeat_mask = self._repeat_mask
+        repeat_value = self._repeat_value
+        now = time.time
+
+        def on_packet(pkt: Any) -> None:
+            # Runs inside the binding's C parser: it must never raise.
+            try:
+                if repeat and pkt.mark & repeat_mask == repeat_value:
+                    pkt.accept()  # already inspected (Suricata: "already treated")
+                    counts["already_marked"] += 1
+                    return
+                pkt_id = base | pkt.id
+                ts = pkt.get_timestamp() or now()
+                pending[pkt_id] = pkt
+                ready.append((ts, pkt.get_payload(), pkt_id))
+            except Exception:
+                counts["recv_errors"] += 1
+
+        return on_packet
+
+    # -- receiving ------------------------------------------------------------------------
+    def packets(self) -> Iterator[RawPacket]:
+        """Yield ``(ts, ip_packet, pkt_id)``; ``(now, b"", 0)`` ticks when idle (about every
+        250 ms). Returns after ``stop()``/``close()``."""
+        while not self._stopping:
+            if not self._ready:
+                self._fill(_POLL_MS)
+                if not self._ready:
+                    if self._stopping:
+                        break
+                    yield (time.time(), b"", 0)
+                    continue
+            batch = self._ready[:]
+            del self._ready[:]
+            self._counts["received"] += len(batch)
+            yield from batch
+
+    def _fill(self, timeout_ms: int) -> None:
+        self._busy_thread = threading.get_ident()
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                events = self._poll.poll(timeout_ms)
+                for fd, _mask in events:
+                    if fd == self._wake_r:
+                        with contextlib.suppress(OSError):
+                            os.read(self._wake_r, 512)
+                        continue
+                    queue = self._by_fd.get(fd)
+                    if queue is not None:
+                        self._dispatch(queue, self._read(queue))
+        finally:
+            self._busy_thread = None
+
+    def _read(self, queue: _Queue) -> list[bytes]:
+        messages: list[bytes] = []
+        recv = queue.sock.recv
+        for _ in range(_BATCH):
+            try:
+                messages.append(recv(_RECV_SIZE))
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError as exc:  # ENOBUFS: the kernel could not deliver (see fail-open)
+                self._counts["recv_errors"] += 1
+                if exc.errno != errno.ENOBUFS:
+                    break
+        return messages
+
+    def _dispatch(self, queue: _Queue, messages: list[bytes]) -> None:
+        if not messages:
+            return
+        feed = queue.feed
+        feed.reset([m for m in messages if len(m) >= 6 and m[4] != NLMSG_ERROR])
+        try:
+            queue.handle.run_socket(feed)
+        except Exception:  # a malformed message: the binding gave up on this batch
+            self._counts["recv_errors"] += 1
+        feed.reset([])
+
+    # -- verdicts -------------------------------------------------------------------------
+    def verdict(self, pkt_id: int, verdict: Verdict) -> None:
+        pkt = self._pending.pop(pkt_id, None)
+        if pkt is None:  # unknown, already verdicted, or verdicted by close()
+            self._counts["verdict_errors"] += 1
+            return
+        counts = self._counts
+        try:
+            if verdict == Verdict.DROP:
+                self._bypass_ids.discard(pkt_id)
+                pkt.drop()
+                counts["dropped"] += 1
+                return
+            mark = pkt.mark
+            if self._bypass_ids and pkt_id in self._bypass_ids:
+                self._bypass_ids.discard(pkt_id)
+                mark = self._bypass_value | (mark & self._bypass_keep)
+                counts["bypass_marked"] += 1
+            if self._repeat:
+                pkt.set_mark(self._repeat_value | (mark & self._repeat_keep))
+                pkt.repeat()
+                counts["repeated"] += 1
+                return
+            if mark != pkt.mark:
+                pkt.set_mark(mark)
+            pkt.accept()
+            counts["accepted"] += 1
+        except (RuntimeError, OSError):
+            counts["verdict_errors"] += 1
+
+    def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:
+        """Mark ``pkt_id``'s verdict with the bypass mark. False when bypass-mask is 0 or the
+        packet already has its verdict (the engine then bypasses locally)."""
+        if not self._bypass_value or pkt_id not in self._pending:
+            return False
+        self._bypass_ids.add(pkt_id)
+        if len(flow.src) == 16:
+            self._counts_bypass(v6=True)
+        else:
+            self._counts_bypass(v6=False)
+        return True
+
+    def _counts_bypass(self, *, v6: bool) -> None:
+        key = "bypass_v6" if v6 else "bypass_v4"
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    @property
+    def pending(self) -> int:
+        """Packets handed to the engine (or read) that still await a verdict."""
+        return len(self._pending)
+
+    @property
+    def rules(self) -> Any:
+        """The installed ``capture_backends.iptables.NfqRules`` (None when not installed)."""
+        return self._rules
+
+    # -- statistics -----------------------------------------------------------------------
+    def counters(self) -> NfqCounters:
+        return NfqCounters(**{k: v for k, v in self._counts.items()
+                              if k in NfqCounters.__dataclass_fields__})
+
+    def kernel_queue_stats(self) -> dict[int, dict[str, int]]:
+        """Per-queue kernel counters from /proc/net/netfilter/nfnetlink_queue:
+        ``total`` (waiting), ``dropped`` (queue full), ``user_dropped`` (socket full),
+        ``id_sequence`` (packets queued so far)."""
+        wanted = {q.num for q in self._queues}
+        result: dict[int, dict[str, int]] = {}
+        try:
+            with open(_PROC_QUEUES) as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return result
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 8 or not fields[0].isdigit():
+                continue
+            num = int(fields[0])
+            if num in wanted:
+                result[num] = {"total": int(fields[2]), "dropped": int(fields[5]),
+                               "user_dropped": int(fields[6]), "id_sequence": int(fields[7])}
+        return result
+
+    def stats(self) -> CaptureStats:
+        kernel = self.kernel_queue_stats()
+        drops = sum(q["dropped"] + q["user_dropped"] for q in kernel.values())
+        return CaptureStats(
+            kernel_packets=self._counts["received"] + self._counts["already_marked"],
+            kernel_drops=drops,
+            errors=self._counts["recv_errors"] + self._counts["verdict_errors"],
+            bypass_v4_success=self._counts.get("bypass_v4", 0),
+            bypass_v6_success=self._counts.get("bypass_v6", 0),
+        )
+
+    # -- shutdown -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Make ``packets()`` return soon. Safe from signal handlers and other threads."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        """Remove installed rules, accept every packet still waiting (read or not yet read),
+        unbind the queues. Idempotent. Called from a signal handler that interrupted this
+        backend's own receive step, it only stops the loop; call it again afterwards."""
+        if self._closed:
+            return
+        if self._busy_thread == threading.get_ident():
+            self.stop()
+            return
+        self.stop()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            # New packets stop arriving first, so the drain below terminates; packets the
+            # kernel still holds for us when the queue is unbound would be dropped by it.
+            self._remove_rules()
+            for queue in self._queues:
+                self._dispatch(queue, self._read_all(queue))
+            self._ready.clear()
+            for pkt_id in list(self._pending):
+                self.verdict(pkt_id, Verdict.ACCEPT)
+            self._teardown()
+
+    def _read_all(self, queue: _Queue) -> list[bytes]:
+        messages: list[bytes] = []
+        for _ in range(1 << 16):
+            chunk = self._read(queue)
+            if not chunk:
+                break
+            messages.extend(chunk)
+        return messages
+
+    def _remove_rules(self) -> None:
+        if self._rules is None:
+            return
+        from capture_backends.iptables import IptablesError
+
+        with contextlib.suppress(IptablesError):
+            self._rules.remove()
+        self._rules = None
+
+    def _teardown(self) -> None:
+        for queue in self._queues:
+            with contextlib.suppress(Exception):
+                queue.handle.unbind()
+            with contextlib.suppress(OSError):
+                queue.sock.close()
+        self._queues.clear()
+        self._by_fd.clear()
+        self._pending.clear()
+        self._bypass_ids.clear()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        self._closed = True
+
+    def __enter__(self) -> NfqBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
