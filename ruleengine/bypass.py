@@ -1,0 +1,115 @@
+"""Bypass core: Suricata's local vs capture bypass and the bypassed-flow manager.
+
+* ``bypass_capture`` asks the backend to stop delivering a flow (eBPF map entry,
+  NFQ mark). If the backend cannot (no BYPASS capability) or refuses (map full),
+  the flow falls back to local bypass, counted.
+* A bypassed flow gets no more stream/app-layer/detection work; packets that still
+  arrive are only counted (``flow_bypassed.local_*``, ``local_capture_*``).
+* ``poll`` reads the kernel's per-flow counters of capture-bypassed flows: a flow
+  whose counters moved is kept alive (its ``last_ts`` advances); one that stayed
+  still ages out through the flow table's ``bypassed`` timeout, and ``flow_ended``
+  then deletes its kernel entry and folds the kernel counters into the flow's totals.
+"""
+
+from __future__ import annotations
+
+from capture_backends.base import BypassCounters, Capability, CaptureBackend, FlowTuple
+from ruleengine.flow.table import BYPASS_CAPTURE, BYPASS_LOCAL, Flow, FlowTimeouts
+from ruleengine.outputs.stats import Stats
+
+
+class BypassManager:
+    def __init__(self, backend: CaptureBackend, stats: Stats, timeouts: FlowTimeouts) -> None:
+        self._backend = backend
+        self._stats = stats
+        self._timeouts = timeouts
+        self._can_capture = bool(backend.capabilities & Capability.BYPASS)
+        self._has_counters = bool(backend.capabilities & Capability.BYPASS_COUNTERS)
+        # flow_id -> (flow, tuple given to the backend, last counters seen)
+        self._captured: dict[int, tuple[Flow, FlowTuple, BypassCounters | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._captured)
+
+    def bypass_capture(self, flow: Flow, tup: FlowTuple, pkt_id: int, ts: float) -> bool:
+        """Try capture bypass; fall back to local. True when the capture layer took it."""
+        ok = False
+        if self._can_capture:
+            try:
+                ok = self._backend.bypass(tup, pkt_id)
+            except OSError:
+                ok = False
+            if not ok:
+                self._stats.incr("flow_bypassed.capture_fail")
+        if not ok:
+            self.bypass_local(flow, ts)
+            return False
+        flow.bypass = BYPASS_CAPTURE
+        flow.state = "bypassed"
+        flow.bypass_ts = ts
+        self._captured[flow.flow_id] = (flow, tup, None)
+        self._stats.incr("flow_bypassed.capture")
+        return True
+
+    def bypass_local(self, flow: Flow, ts: float) -> None:
+        flow.bypass = BYPASS_LOCAL
+        flow.state = "bypassed"
+        flow.bypass_ts = ts
+        self._stats.incr("flow_bypassed.local")
+
+    def count_packet(self, flow: Flow, length: int) -> None:
+        """A packet of a bypassed flow reached user space anyway."""
+        if flow.bypass == BYPASS_CAPTURE:
+            self._stats.incr("flow_bypassed.local_capture_pkts")
+            self._stats.incr("flow_bypassed.local_capture_bytes", length)
+        else:
+            self._stats.incr("flow_bypassed.local_pkts")
+            self._stats.incr("flow_bypassed.local_bytes", length)
+
+    def poll(self, now: float) -> None:
+        """Keep capture-bypassed flows alive while the kernel still counts packets for them."""
+        if not self._has_counters:
+            return
+        for flow_id, (flow, tup, last) in list(self._captured.items()):
+            counters = self._read(tup)
+            if counters is None:
+                continue
+            if counters != last:
+                if last is None or _total_pkts(counters) != _total_pkts(last):
+                    flow.last_ts = max(flow.last_ts, now)
+                self._captured[flow_id] = (flow, tup, counters)
+
+    def flow_ended(self, flow: Flow) -> None:
+        """The flow timed out or the run ended: remove kernel state, account its counters."""
+        entry = self._captured.pop(flow.flow_id, None)
+        if entry is None:
+            return
+        _, tup, last = entry
+        counters = self._read(tup) or last
+        try:
+            self._backend.forget_bypassed(tup)
+        except OSError:
+            self._stats.incr("flow_bypassed.forget_fail")
+        self._stats.incr("flow_bypassed.closed")
+        if counters is None:
+            return
+        flow.bypassed_pkts_toserver = counters.pkts_toserver
+        flow.bypassed_pkts_toclient = counters.pkts_toclient
+        flow.bypassed_bytes_toserver = counters.bytes_toserver
+        flow.bypassed_bytes_toclient = counters.bytes_toclient
+        flow.pkts_toserver += counters.pkts_toserver
+        flow.pkts_toclient += counters.pkts_toclient
+        flow.bytes_toserver += counters.bytes_toserver
+        flow.bytes_toclient += counters.bytes_toclient
+        self._stats.incr("flow_bypassed.pkts", _total_pkts(counters))
+        self._stats.incr("flow_bypassed.bytes", counters.bytes_toserver + counters.bytes_toclient)
+
+    def _read(self, tup: FlowTuple) -> BypassCounters | None:
+        try:
+            return self._backend.bypassed_flow_counters(tup)
+        except OSError:
+            return None
+
+
+def _total_pkts(c: BypassCounters) -> int:
+    return c.pkts_toserver + c.pkts_toclient

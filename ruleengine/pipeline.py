@@ -1,0 +1,452 @@
+"""The one module that wires the stages together.
+
+Data flows one way::
+
+    backend.packets() -> Decoder -> FlowTable -> TcpTracker -> HttpParser
+        -> DetectEngine (prefilter + inspection) -> actions (alert/drop/reject/pass/bypass)
+        -> outputs (EVE, stats)
+
+Stages never call each other; this module hands each stage's output to the next.
+The capture backend is only seen through ``capture_backends.base.CaptureBackend``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from capture_backends.base import Capability, CaptureBackend, FlowTuple, Verdict
+from ruleengine.applayer.detect_proto import detect_app_proto
+from ruleengine.applayer.http1.parser import HttpParser
+from ruleengine.bypass import BypassManager
+from ruleengine.decode.decoder import Decoder
+from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
+from ruleengine.detect.engine import DetectEngine, Match
+from ruleengine.flow.table import Flow, FlowTable
+from ruleengine.outputs.eve import EveWriter
+from ruleengine.outputs.stats import Stats
+from ruleengine.reject import RejectSender
+from ruleengine.rules.model import Action, Rule
+from ruleengine.settings import EngineSettings
+from ruleengine.stream.tcp import TcpTracker
+
+# Flow-level decisions kept on the flow (Flow.verdict_state) so later packets skip work.
+FLOW_INSPECT = 0
+FLOW_PASS = 1  # a pass rule matched on the flow, or an exception policy said pass-flow
+FLOW_DROP = 2  # drop (IPS): every later packet of the flow is dropped
+
+# App-layer probing gives up after this many bytes per direction without a verdict.
+_PROBE_LIMIT = 4096
+
+Classifier = Callable[[str | None], "tuple[str, int] | None"]
+
+
+@dataclass
+class RunReport:
+    """What a run did, for the summary and for tests."""
+
+    packets: int = 0
+    bytes: int = 0
+    invalid: int = 0
+    flows: int = 0
+    alerts_by_sid: dict[int, int] = field(default_factory=dict)
+    msg_by_sid: dict[int, str] = field(default_factory=dict)
+    dropped: int = 0
+    bypassed_flows_local: int = 0
+    bypassed_flows_capture: int = 0
+    duration: float = 0.0
+    interrupted: bool = False
+
+
+class _FlowExtra:
+    """Per-flow pipeline state that no stage owns (kept in ``Flow.pipeline``)."""
+
+    __slots__ = ("alerted", "decision", "probe_done", "probed_bytes", "tx_progress")
+
+    def __init__(self) -> None:
+        self.alerted = False
+        self.decision = FLOW_INSPECT
+        self.probe_done = False
+        self.probed_bytes = 0
+        self.tx_progress: dict[int, tuple[int, int]] = {}
+
+
+class Pipeline:
+    """One engine instance: a flow table and the stages around it (one per worker)."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        detect: DetectEngine,
+        *,
+        eve: EveWriter | None,
+        stats: Stats,
+        classify: Classifier,
+        reject: RejectSender | None = None,
+    ) -> None:
+        self.settings = settings
+        self.detect = detect
+        self.eve = eve
+        self.stats = stats
+        self.classify = classify
+        self.reject = reject
+        self.flows = FlowTable(settings.timeouts)
+        self.tcp = TcpTracker(settings.stream)
+        self.report = RunReport()
+        self._backend: CaptureBackend | None = None
+        self._decoder: Decoder | None = None
+        self.bypass_mgr: BypassManager | None = None
+        self._next_flow_pass = 0.0
+        self._next_stats = 0.0
+        self._started = time.time()
+        self._pcap_cnt = 0
+        self._stop = False
+
+    # --- driving -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask ``run`` to return after the current packet (signal handlers call this)."""
+        self._stop = True
+
+    def run(self, backend: CaptureBackend, *, on_packet: Callable[[], None] | None = None) -> RunReport:
+        """Process every packet of ``backend`` until it ends or ``stop()`` is called."""
+        self._backend = backend
+        self._decoder = Decoder(backend.linktype,
+                                checksum_validation=self.settings.checksum_validation)
+        self.bypass_mgr = BypassManager(backend, self.stats, self.settings.timeouts)
+        t0 = time.perf_counter()
+        inline = bool(backend.capabilities & Capability.INLINE)
+        try:
+            for ts, data, pkt_id in backend.packets():
+                if data:
+                    verdict = self.process(ts, data, pkt_id)
+                    if inline:
+                        backend.verdict(pkt_id, verdict)
+                    if on_packet is not None:
+                        on_packet()
+                self._timers(ts)
+                if self._stop:
+                    self.report.interrupted = True
+                    break
+        finally:
+            self.finish()
+            self.report.duration = time.perf_counter() - t0
+        return self.report
+
+    # --- per packet ----------------------------------------------------------------
+
+    def process(self, ts: float, data: bytes | memoryview, pkt_id: int) -> Verdict:
+        """Decode, track, parse, detect and act on one frame; return its verdict."""
+        assert self._decoder is not None
+        self.report.packets += 1
+        self.report.bytes += len(data)
+        self._pcap_cnt += 1
+        pkt = self._decoder.decode(ts, data, pkt_id)
+        if pkt is None:  # a fragment held for reassembly
+            return Verdict.ACCEPT
+        if pkt.invalid:
+            self.report.invalid += 1
+            return Verdict.ACCEPT
+        if not pkt.ip_version:
+            return Verdict.ACCEPT
+        flow, to_server = self.flows.lookup(pkt)
+        extra = self._extra(flow)
+        if flow.bypass:
+            self._count_bypassed_packet(flow, pkt)
+            return Verdict.ACCEPT
+        if extra.decision == FLOW_DROP:
+            self._count_drop(pkt)
+            return Verdict.DROP
+        if extra.decision == FLOW_PASS:
+            self._track_only(flow, pkt, to_server)
+            return Verdict.ACCEPT
+        return self._inspect(flow, extra, pkt, to_server)
+
+    def _inspect(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool) -> Verdict:
+        chunks: list[tuple[bool, bytes]] = []
+        depth_reached = False
+        if pkt.proto == IPPROTO_TCP:
+            upd = self.tcp.process(flow, pkt, to_server)
+            chunks = upd.data
+            depth_reached = upd.depth_reached_toserver or upd.depth_reached_toclient
+            if upd.midstream_rejected and self._midstream_policy(flow, extra, pkt):
+                return Verdict.DROP if extra.decision == FLOW_DROP else Verdict.ACCEPT
+            if upd.closed_toserver or upd.closed_toclient:
+                self._app_eof(flow, upd.closed_toserver, upd.closed_toclient)
+        elif pkt.proto == IPPROTO_UDP and pkt.payload:
+            chunks = [(to_server, bytes(pkt.payload))]
+        for chunk_to_server, chunk in chunks:
+            self._app_feed(flow, extra, chunk_to_server, chunk, pkt.ts)
+        matches = self._detect(flow, extra, pkt, to_server, chunks)
+        verdict = self._act(flow, extra, pkt, to_server, matches)
+        if depth_reached and self.settings.stream_bypass and not flow.bypass:
+            self._bypass(flow, pkt)
+        return verdict
+
+    def _track_only(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
+        """A passed flow still needs TCP state so it closes and times out correctly."""
+        if pkt.proto == IPPROTO_TCP:
+            self.tcp.process(flow, pkt, to_server)
+
+    # --- app layer -----------------------------------------------------------------
+
+    def _app_feed(self, flow: Flow, extra: _FlowExtra, to_server: bool, data: bytes,
+                  ts: float) -> None:
+        if flow.app is None and not extra.probe_done:
+            proto = detect_app_proto(data, to_server)
+            extra.probed_bytes += len(data)
+            if proto == "http":
+                flow.alproto = "http"
+                flow.app = HttpParser(self.settings.http)
+                extra.probe_done = True
+            elif proto is False or extra.probed_bytes > _PROBE_LIMIT:
+                extra.probe_done = True
+                if flow.alproto is None:
+                    flow.alproto = "failed"
+        if isinstance(flow.app, HttpParser):
+            flow.app.feed(to_server, data, ts)
+
+    def _app_eof(self, flow: Flow, toserver: bool, toclient: bool) -> None:
+        if isinstance(flow.app, HttpParser):
+            if toserver:
+                flow.app.close(True)
+            if toclient:
+                flow.app.close(False)
+
+    # --- detection -----------------------------------------------------------------
+
+    def _detect(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
+                chunks: list[tuple[bool, bytes]]) -> list[Match]:
+        stream_chunk = None
+        for chunk_to_server, chunk in chunks:
+            if chunk_to_server == to_server:
+                stream_chunk = chunk if stream_chunk is None else stream_chunk + chunk
+        matches = self.detect.inspect_packet(pkt, flow, to_server, stream_chunk)
+        if isinstance(flow.app, HttpParser):
+            matches.extend(self._detect_txs(flow, extra, pkt, to_server))
+        return matches
+
+    def _detect_txs(self, flow: Flow, extra: _FlowExtra, pkt: Packet,
+                    to_server: bool) -> list[Match]:
+        parser = flow.app
+        assert isinstance(parser, HttpParser)
+        matches: list[Match] = []
+        for tx in parser.transactions:
+            progress = (tx.request_progress, tx.response_progress)
+            if extra.tx_progress.get(tx.tx_id) == progress:
+                continue
+            extra.tx_progress[tx.tx_id] = progress
+            matches.extend(self.detect.inspect_tx(
+                pkt, flow, to_server, tx, tx.request_complete, tx.response_complete))
+        self._prune_txs(parser, extra)
+        return matches
+
+    @staticmethod
+    def _prune_txs(parser: HttpParser, extra: _FlowExtra) -> None:
+        """Forget transactions that are complete both ways and were inspected."""
+        txs = parser.transactions
+        while len(txs) > 1 and txs[0].request_complete and txs[0].response_complete:
+            extra.tx_progress.pop(txs[0].tx_id, None)
+            del txs[0]
+
+    # --- actions -------------------------------------------------------------------
+
+    def _act(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
+             matches: list[Match]) -> Verdict:
+        verdict = Verdict.ACCEPT
+        for match in matches:
+            rule = match.rule
+            action = rule.action
+            if action is Action.PASS:
+                if match.tx_id is not None or rule.app_proto is not None or flow.tcp is not None:
+                    extra.decision = FLOW_PASS
+                break
+            blocked = self.settings.ips and (action is Action.DROP or action.is_reject)
+            if not rule.noalert:
+                self._alert(flow, extra, pkt, to_server, match, blocked)
+            if blocked:
+                verdict = Verdict.DROP
+                extra.decision = FLOW_DROP
+            if action.is_reject and self.reject is not None:
+                self.reject.send(pkt, action.value)
+                self.stats.incr("ips.rejected")
+            if rule.bypass and not flow.bypass:
+                self._bypass(flow, pkt)
+        if verdict is Verdict.DROP:
+            self._count_drop(pkt)
+        return verdict
+
+    def _alert(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
+               match: Match, blocked: bool) -> None:
+        rule = match.rule
+        extra.alerted = True
+        sid = rule.sid
+        self.report.alerts_by_sid[sid] = self.report.alerts_by_sid.get(sid, 0) + 1
+        self.report.msg_by_sid.setdefault(sid, rule.msg)
+        self.stats.incr("detect.alert")
+        if self.eve is None:
+            return
+        category, severity = self._classification(rule)
+        tx = None
+        if match.tx_id is not None and isinstance(flow.app, HttpParser):
+            tx = next((t for t in flow.app.transactions if t.tx_id == match.tx_id), None)
+        self.eve.alert(
+            ts=pkt.ts, flow=flow, pkt=pkt, rule=rule,
+            action="blocked" if blocked else "allowed",
+            to_server=to_server, tx=tx, tx_id=match.tx_id,
+            app_proto=flow.alproto, category=category, severity=severity,
+            pcap_cnt=self._pcap_cnt if self.settings.pcap_cnt else None,
+        )
+
+    def _classification(self, rule: Rule) -> tuple[str | None, int]:
+        info = self.classify(rule.classtype) if rule.classtype else None
+        category = info[0] if info else None
+        if rule.priority is not None:
+            return category, rule.priority
+        return category, info[1] if info else 3
+
+    def _count_drop(self, pkt: Packet) -> None:
+        self.report.dropped += 1
+        self.stats.incr("ips.blocked")
+
+    # --- bypass --------------------------------------------------------------------
+
+    def _bypass(self, flow: Flow, pkt: Packet) -> None:
+        """Suricata's PacketBypassCallback: capture bypass if the backend takes it, else local."""
+        assert self._backend is not None and self.bypass_mgr is not None
+        if flow.proto not in (IPPROTO_TCP, IPPROTO_UDP):
+            self.bypass_mgr.bypass_local(flow, pkt.ts)
+            self.report.bypassed_flows_local += 1
+            return
+        # Always the client->server tuple, so the backend's "toserver" counters are the flow's.
+        tup = FlowTuple(flow.src, flow.dst, flow.sport, flow.dport, flow.proto, flow.vlan)
+        if self.bypass_mgr.bypass_capture(flow, tup, pkt.pkt_id, pkt.ts):
+            self.report.bypassed_flows_capture += 1
+        else:
+            self.report.bypassed_flows_local += 1
+
+    def _count_bypassed_packet(self, flow: Flow, pkt: Packet) -> None:
+        assert self.bypass_mgr is not None
+        self.bypass_mgr.count_packet(flow, pkt.length)
+
+    # --- exception policy ------------------------------------------------------------
+
+    def _midstream_policy(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> bool:
+        """Apply stream.midstream-policy to a midstream packet the tracker refused.
+        Returns True when the policy decided the packet's fate."""
+        policy = self.settings.midstream_policy
+        if policy == "pass-flow":
+            extra.decision = FLOW_PASS
+            return True
+        if policy == "drop-flow" and self.settings.ips:
+            extra.decision = FLOW_DROP
+            self._count_drop(pkt)
+            return True
+        if policy == "bypass":
+            self._bypass(flow, pkt)
+            return True
+        return False
+
+    # --- timers and flow end ---------------------------------------------------------
+
+    def _timers(self, now: float) -> None:
+        if now >= self._next_flow_pass:
+            self._next_flow_pass = now + self.settings.flow_manager_interval
+            if self.bypass_mgr is not None:
+                self.bypass_mgr.poll(now)
+            self._end_flows(self.flows.expire(now))
+        if not self.settings.pcap_cnt and now >= self._next_stats:
+            self._next_stats = now + self.settings.stats_interval
+            self.write_stats(now)
+
+    def _end_flows(self, flows: Iterable[Flow]) -> None:
+        for flow in flows:
+            self._end_flow(flow)
+
+    def _end_flow(self, flow: Flow) -> None:
+        extra = self._extra(flow)
+        if isinstance(flow.app, HttpParser) and not flow.bypass and extra.decision == FLOW_INSPECT:
+            flow.app.close(None)
+            self._final_inspection(flow, extra)
+        if flow.bypass and self.bypass_mgr is not None:
+            self.bypass_mgr.flow_ended(flow)
+        self.report.flows += 1
+        self.stats.incr("flow.end")
+        if self.eve is not None:
+            self.eve.flow(flow, app_proto=flow.alproto, alerted=extra.alerted,
+                          reason=flow.end_reason)
+
+    def _final_inspection(self, flow: Flow, extra: _FlowExtra) -> None:
+        """Inspect transactions the end of the flow completed (e.g. a body ended by close)."""
+        parser = flow.app
+        assert isinstance(parser, HttpParser)
+        last = _pseudo_packet(flow)
+        matches = []
+        for tx in parser.transactions:
+            progress = (tx.request_progress, tx.response_progress)
+            if extra.tx_progress.get(tx.tx_id) == progress:
+                continue
+            extra.tx_progress[tx.tx_id] = progress
+            to_server = not tx.response_progress
+            matches.extend(self.detect.inspect_tx(last, flow, to_server, tx,
+                                                  tx.request_complete, tx.response_complete))
+        if matches:
+            self._act(flow, extra, last, False, matches)
+
+    def finish(self) -> None:
+        """End of input: close every flow, write the last stats event."""
+        if self._backend is None:
+            return
+        self._end_flows(self.flows.flush())
+        now = time.time()
+        self.write_stats(now)
+        if self.eve is not None:
+            self.eve.flush()
+
+    def write_stats(self, now: float) -> None:
+        self.collect_counters()
+        if self.eve is not None:
+            self.eve.stats(now, now - self._started, self.stats.snapshot())
+
+    def collect_counters(self) -> None:
+        """Copy stage counters into the stats registry (gauges, set not added)."""
+        if self._decoder is not None:
+            for name, value in self._decoder.counters.items():
+                self.stats.set(name, value)
+        if self._backend is not None:
+            cap = self._backend.stats()
+            self.stats.set("capture.kernel_packets", cap.kernel_packets)
+            self.stats.set("capture.kernel_drops", cap.kernel_drops)
+            self.stats.set("capture.errors", cap.errors)
+            self.stats.set("capture.bypass.ipv4_success", cap.bypass_v4_success)
+            self.stats.set("capture.bypass.ipv4_fail", cap.bypass_v4_fail)
+            self.stats.set("capture.bypass.ipv6_success", cap.bypass_v6_success)
+            self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
+        self.stats.set("flow.active", len(self.flows))
+
+    @staticmethod
+    def _extra(flow: Flow) -> _FlowExtra:
+        extra = flow.pipeline
+        if extra is None:
+            extra = flow.pipeline = _FlowExtra()
+        assert isinstance(extra, _FlowExtra)
+        return extra
+
+
+def _pseudo_packet(flow: Flow) -> Packet:
+    """Suricata inspects a flow's end with a pseudo packet in the to-client direction."""
+    pkt = Packet(flow.last_ts, 0, 0, flow.ip_version, flow.dst, flow.src, flow.proto,
+                 flow.dport, flow.sport, b"")
+    return pkt
+
+
+def mpm_choice(value: Any) -> str:
+    """Map suricata.yaml ``mpm-algo`` to our prefilter choice."""
+    text = str(value or "auto").lower()
+    if text == "hs":
+        return "hs"
+    if text.startswith("ac"):
+        return "ac"
+    return "auto"
