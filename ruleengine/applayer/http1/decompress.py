@@ -1,0 +1,163 @@
+"""Streaming Content-Encoding decoders (gzip, deflate as zlib or raw, optional lzma).
+
+Like libhtp, each layer sniffs the data rather than trusting the header: ``gzip`` that is
+really zlib/raw deflate (and the reverse) is still decoded; data that cannot be decoded is
+passed through unchanged from that point on (an event is recorded, the flow goes on).
+Output is bounded by the caller's budget (compression bomb guard).
+"""
+
+from __future__ import annotations
+
+import lzma
+import zlib
+from typing import Protocol
+
+_AUTO_WBITS = 47  # zlib or gzip header, auto-detected
+_RAW_WBITS = -15
+
+
+class _Stream(Protocol):
+    def decompress(self, data: bytes, max_length: int = ...) -> bytes: ...
+
+
+class Layer:
+    """One decoding layer; ``feed`` never raises."""
+
+    __slots__ = ("_decoder", "_first", "_kind", "_passthrough", "_pending", "failed")
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._decoder: _Stream | None = None
+        self._first = True
+        self._pending = b""
+        self._passthrough = False
+        self.failed = False
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """Decode ``data``; at most ``limit`` output bytes (0 = no limit)."""
+        if self._passthrough or not data:
+            return data
+        if self._decoder is None:
+            # sniffing needs the first bytes: hold tiny first pieces back
+            data = self._pending + data
+            if len(data) < 4:
+                self._pending = data
+                return b""
+            self._pending = b""
+            self._decoder = self._new_decoder(data)
+        try:
+            return self._run(data, limit)
+        except (zlib.error, lzma.LZMAError, EOFError, ValueError):
+            if self._first and self._kind != "lzma":
+                # wrong guess on the very first bytes: retry as raw deflate
+                self._decoder = zlib.decompressobj(_RAW_WBITS)
+                try:
+                    return self._run(data, limit)
+                except (zlib.error, EOFError, ValueError):
+                    pass
+            self.failed = True
+            self._passthrough = True
+            return data if self._first else b""
+
+    def flush(self) -> bytes:
+        """End of body: whatever was held back for sniffing."""
+        data, self._pending = self._pending, b""
+        if not data or self._passthrough:
+            return data
+        self._decoder = self._new_decoder(data)
+        try:
+            return self._run(data, 0)
+        except (zlib.error, lzma.LZMAError, EOFError, ValueError):
+            self.failed = True
+            return data
+
+    def _run(self, data: bytes, limit: int) -> bytes:
+        assert self._decoder is not None
+        out = self._decoder.decompress(data, limit) if limit else self._decoder.decompress(data)
+        self._first = False
+        return out
+
+    def _new_decoder(self, data: bytes) -> _Stream:
+        if self._kind == "lzma":
+            return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=1 << 20)
+        if data[:2] == b"\x1f\x8b" or _looks_zlib(data):
+            return zlib.decompressobj(_AUTO_WBITS)
+        return zlib.decompressobj(_RAW_WBITS)
+
+
+def _looks_zlib(data: bytes) -> bool:
+    if len(data) < 2:
+        return False
+    cmf, flg = data[0], data[1]
+    return cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+
+
+_CODINGS = {
+    b"gzip": "gzip",
+    b"x-gzip": "gzip",
+    b"deflate": "deflate",
+    b"x-deflate": "deflate",
+    b"lzma": "lzma",
+}
+
+
+def parse_content_encoding(value: bytes, *, lzma_enabled: bool) -> tuple[list[str], bool]:
+    """Codings in the order they must be undone (last applied first), and whether the header
+    carried something unknown. ``identity``/``none`` are skipped."""
+    codings: list[str] = []
+    abnormal = False
+    for token in value.replace(b" ", b"").split(b","):
+        name = token.strip(b" \t").lower()
+        if not name or name in (b"identity", b"none"):
+            continue
+        kind = _CODINGS.get(name)
+        if kind is None or (kind == "lzma" and not lzma_enabled):
+            abnormal = True
+            continue
+        codings.append(kind)
+    codings.reverse()
+    return codings, abnormal
+
+
+class Decompressor:
+    """A chain of layers with a total output budget."""
+
+    __slots__ = ("budget_hit", "events", "layers", "remaining")
+
+    def __init__(self, codings: list[str], bomb_limit: int) -> None:
+        self.layers = [Layer(kind) for kind in codings]
+        self.remaining = bomb_limit  # 0 = unlimited
+        self.budget_hit = False
+        self.events: list[str] = []
+
+    def feed(self, data: bytes) -> bytes:
+        if self.budget_hit:
+            return b""
+        for layer in self.layers:
+            limit = self.remaining if self.remaining else 0
+            was_failed = layer.failed
+            data = layer.feed(data, limit)
+            if layer.failed and not was_failed:
+                self.events.append("http.gzip_decompression_failed")
+            if not data:
+                return b""
+        return self._account(data)
+
+    def flush(self) -> bytes:
+        """End of body: drain sniffing buffers through the remaining layers."""
+        out = b""
+        for index, layer in enumerate(self.layers):
+            tail = layer.flush()
+            for later in self.layers[index + 1 :]:
+                tail = later.feed(tail, 0)
+            out += tail
+        return self._account(out) if out and not self.budget_hit else b""
+
+    def _account(self, data: bytes) -> bytes:
+        if self.remaining:
+            if len(data) >= self.remaining:
+                data = data[: self.remaining]
+                self.budget_hit = True
+                self.events.append("http.compression_bomb")
+            self.remaining -= len(data)
+        return data

@@ -1,0 +1,803 @@
+"""Lenient, bounded, sans-IO HTTP/1.x connection parser (libhtp behaviour for an IDS).
+
+One :class:`HttpParser` per flow. The caller feeds reassembled stream bytes per direction;
+the parser builds :class:`~ruleengine.applayer.http1.tx.HttpTransaction` objects (pipelined
+requests, responses matched in order). Anomalies become event names in ``events`` (and in the
+transaction's ``events``); nothing raises. A direction that cannot be resynchronised (a line
+over ``field-limit``, a gap inside headers) stops quietly with an event.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+from ruleengine.applayer.http1 import events as ev
+from ruleengine.applayer.http1.config import HttpConfig
+from ruleengine.applayer.http1.decompress import Decompressor, parse_content_encoding
+from ruleengine.applayer.http1.normalize import normalize_host, normalize_uri, split_hostport
+from ruleengine.applayer.http1.tx import HttpTransaction, Progress
+
+_WS = b" \t"
+_MAX_REPETITIONS = 64
+_MAX_TX_EVENTS = 32
+
+
+class _State(enum.Enum):
+    IDLE = "idle"  # waiting for a request/status line
+    HEADERS = "headers"
+    BODY_LENGTH = "body-length"
+    BODY_CLOSE = "body-until-close"
+    CHUNK_SIZE = "chunk-size"
+    CHUNK_DATA = "chunk-data"
+    CHUNK_END = "chunk-end"
+    TRAILERS = "trailers"
+    IGNORE = "ignore"  # after HTTP/0.9, in a tunnel, after close
+    STOPPED = "stopped"  # gave up on this direction
+
+
+class _Side:
+    """Parsing state of one direction."""
+
+    __slots__ = (
+        "buf",
+        "chunked",
+        "decomp",
+        "header_count",
+        "headers",
+        "is_request",
+        "left",
+        "pos",
+        "raw",
+        "state",
+        "tx",
+    )
+
+    def __init__(self, is_request: bool) -> None:
+        self.is_request = is_request
+        self.buf = bytearray()
+        self.pos = 0
+        self.state = _State.IDLE
+        self.tx: HttpTransaction | None = None
+        self.headers: list[list[bytes]] = []
+        self.header_count = 0
+        self.raw = bytearray()
+        self.left = 0
+        self.chunked = False
+        self.decomp: Decompressor | None = None
+
+    def available(self) -> int:
+        return len(self.buf) - self.pos
+
+    def take(self, count: int) -> bytes:
+        data = bytes(self.buf[self.pos : self.pos + count])
+        self.pos += len(data)
+        return data
+
+    def compact(self) -> None:
+        if self.pos:
+            del self.buf[: self.pos]
+            self.pos = 0
+
+
+class HttpParser:
+    """HTTP/1.x parser for one flow (both directions)."""
+
+    def __init__(self, config: HttpConfig | None = None) -> None:
+        self.config = config or HttpConfig()
+        self.transactions: list[HttpTransaction] = []
+        self.events: list[str] = []
+        self.events_dropped = 0
+        self._req = _Side(is_request=True)
+        self._resp = _Side(is_request=False)
+        self._next_tx_id = 0
+        self._awaiting_response: deque[HttpTransaction] = deque()
+        self._awaiting_request: deque[HttpTransaction] = deque()
+        self._ts = 0.0
+
+    # ------------------------------------------------------------------ public API
+    def feed(self, to_server: bool, data: bytes, ts: float = 0.0) -> None:
+        """Stream bytes of one direction, in order."""
+        side = self._req if to_server else self._resp
+        self._ts = ts
+        if not data or side.state in (_State.IGNORE, _State.STOPPED):
+            return
+        side.buf += data
+        try:
+            self._run(side)
+        except Exception:  # a parser bug must never stop the flow: record it and stop
+            self._event(side.tx, ev.UNKNOWN_ERROR)
+            self._stop(side)
+        side.compact()
+
+    def gap(self, to_server: bool, length: int) -> None:
+        """``length`` stream bytes are missing in one direction."""
+        side = self._req if to_server else self._resp
+        if length <= 0 or side.state in (_State.IGNORE, _State.STOPPED):
+            return
+        if side.available() == 0 and side.state in (_State.BODY_LENGTH, _State.CHUNK_DATA):
+            skipped = min(length, side.left)
+            side.left -= skipped
+            if side.tx is not None:
+                self._count_message(side, skipped)
+            if side.left == 0:
+                if side.state == _State.CHUNK_DATA:
+                    side.state = _State.CHUNK_END
+                else:
+                    self._complete(side)
+            if skipped == length:
+                return
+        elif side.available() == 0 and side.state == _State.BODY_CLOSE:
+            return
+        self._event(side.tx, ev.DATA_GAP)
+        self._stop(side)
+
+    def close(self, to_server: bool | None = None) -> None:
+        """End of stream for one direction (``None``: both)."""
+        sides = [self._req, self._resp] if to_server is None else (
+            [self._req] if to_server else [self._resp]
+        )
+        for side in sides:
+            try:
+                self._close_side(side)
+            except Exception:
+                self._event(side.tx, ev.UNKNOWN_ERROR)
+            side.state = _State.IGNORE if side.state != _State.STOPPED else side.state
+            side.buf.clear()
+            side.pos = 0
+
+    @property
+    def request_state(self) -> str:
+        return self._req.state.value
+
+    @property
+    def response_state(self) -> str:
+        return self._resp.state.value
+
+    # ------------------------------------------------------------------ events
+    def _event(self, tx: HttpTransaction | None, name: str) -> None:
+        if len(self.events) < self.config.max_events:
+            self.events.append(name)
+        else:
+            self.events_dropped += 1
+        if tx is not None and len(tx.events) < _MAX_TX_EVENTS:
+            tx.events.append(name)
+
+    def _stop(self, side: _Side) -> None:
+        side.state = _State.STOPPED
+        side.buf.clear()
+        side.pos = 0
+
+    # ------------------------------------------------------------------ driver
+    def _run(self, side: _Side) -> None:
+        handlers = {
+            _State.IDLE: self._on_idle,
+            _State.HEADERS: self._on_headers,
+            _State.BODY_LENGTH: self._on_body_length,
+            _State.BODY_CLOSE: self._on_body_close,
+            _State.CHUNK_SIZE: self._on_chunk_size,
+            _State.CHUNK_DATA: self._on_chunk_data,
+            _State.CHUNK_END: self._on_chunk_end,
+            _State.TRAILERS: self._on_trailers,
+        }
+        while side.available():
+            handler = handlers.get(side.state)
+            if handler is None:  # IGNORE / STOPPED: drop the rest
+                side.pos = len(side.buf)
+                return
+            if not handler(side):
+                return
+
+    def _read_line(self, side: _Side) -> bytes | None:
+        """Next line including its terminator, or None (waiting / over the field limit)."""
+        end = side.buf.find(b"\n", side.pos)
+        if end == -1:
+            if side.available() > self.config.field_limit:
+                name = ev.REQUEST_FIELD_TOO_LONG if side.is_request else ev.RESPONSE_FIELD_TOO_LONG
+                self._event(side.tx, name)
+                self._stop(side)
+            return None
+        if end - side.pos > self.config.field_limit:
+            name = ev.REQUEST_FIELD_TOO_LONG if side.is_request else ev.RESPONSE_FIELD_TOO_LONG
+            self._event(side.tx, name)
+            self._stop(side)
+            return None
+        return side.take(end + 1 - side.pos)
+
+    # ------------------------------------------------------------------ transactions
+    def _new_tx(self) -> HttpTransaction | None:
+        if len(self.transactions) >= self.config.max_tx:
+            self._event(None, ev.TOO_MANY_TRANSACTIONS)
+            self._stop(self._req)
+            self._stop(self._resp)
+            return None
+        tx = HttpTransaction(tx_id=self._next_tx_id, ts=self._ts)
+        self._next_tx_id += 1
+        self.transactions.append(tx)
+        return tx
+
+    def _request_tx(self) -> HttpTransaction | None:
+        if self._awaiting_request:
+            return self._awaiting_request.popleft()
+        tx = self._new_tx()
+        if tx is not None:
+            self._awaiting_response.append(tx)
+        return tx
+
+    def _response_tx(self) -> HttpTransaction | None:
+        if self._awaiting_response:
+            return self._awaiting_response.popleft()
+        tx = self._new_tx()
+        if tx is not None:
+            self._event(tx, ev.UNABLE_TO_MATCH_RESPONSE_TO_REQUEST)
+            self._awaiting_request.append(tx)
+        return tx
+
+    # ------------------------------------------------------------------ start lines
+    def _on_idle(self, side: _Side) -> bool:
+        if not side.is_request and side.tx is None:
+            # a response with no status line at all (HTTP/0.9 style) is all body
+            rest = bytes(side.buf[side.pos : side.pos + 16]).lstrip(b" \t\r\n")
+            if rest and not _could_be_http(rest):
+                return self._response_as_body(side)
+        line = self._read_line(side)
+        if line is None:
+            return False
+        content = _chomp(line)
+        if not content.strip(b" \t\r\n\x0b\x0c"):
+            return True  # empty lines between messages are ignored
+        if side.is_request:
+            return self._start_request(side, content)
+        return self._start_response(side, line, content)
+
+    def _start_request(self, side: _Side, line: bytes) -> bool:
+        tx = self._request_tx()
+        if tx is None:
+            return False
+        side.tx = tx
+        self._parse_request_line(tx, line)
+        tx.request_progress = Progress.LINE
+        self._reset_headers(side)
+        if tx.request_protocol is None:
+            # libhtp: HTTP/0.9 unless more than whitespace follows in this chunk
+            if side.buf[side.pos :].strip(b" \t\r\n"):
+                self._event(tx, ev.REQUEST_LINE_MISSING_PROTOCOL)
+            else:
+                tx.is_http09 = True
+                tx.request_progress = Progress.HEADERS
+                self._complete(side)
+                side.state = _State.IGNORE
+                return False
+        side.state = _State.HEADERS
+        return True
+
+    def _parse_request_line(self, tx: HttpTransaction, line: bytes) -> None:
+        tx.request_line = line
+        stripped = line.lstrip(b" \t")
+        if stripped != line:
+            self._event(tx, ev.REQUEST_LINE_LEADING_WHITESPACE)
+        parts = stripped.split(None, 1)
+        tx.method_raw = parts[0] if parts else b""
+        rest = parts[1] if len(parts) > 1 else b""
+        if len(parts) > 1 and stripped[len(tx.method_raw) : len(tx.method_raw) + 1] != b" ":
+            self._event(tx, ev.METHOD_DELIM_NON_COMPLIANT)
+        uri_parts = rest.split(None, 1)
+        tx.uri_raw = uri_parts[0] if uri_parts else b""
+        if len(uri_parts) > 1:
+            proto = uri_parts[1].strip(b" \t")
+            tx.request_protocol = proto or None
+            tx.request_protocol_number = _protocol_number(proto)
+        self._normalize_request_target(tx)
+
+    def _normalize_request_target(self, tx: HttpTransaction) -> None:
+        cfg = self.config
+        uri_norm, parsed = normalize_uri(
+            tx.uri_raw or b"",
+            method=tx.method_raw or b"",
+            double_decode_path=cfg.double_decode_path,
+            double_decode_query=cfg.double_decode_query,
+            plusspace=cfg.query_plusspace_decode,
+            lowercase=cfg.path_convert_lowercase,
+            include_all=cfg.uri_include_all,
+        )
+        tx.uri_normalized = uri_norm
+        tx.uri_path = parsed.path
+        if parsed.hostname is not None:
+            tx.uri_host_raw = parsed.hostname
+            tx.host = normalize_host(parsed.hostname)
+            tx.request_port = _port_number(parsed.port)
+            if parsed.port is not None and tx.request_port is None:
+                self._event(tx, ev.INVALID_AUTHORITY_PORT)
+
+    def _start_response(self, side: _Side, line: bytes, content: bytes) -> bool:
+        tx = side.tx or self._response_tx()
+        if tx is None:
+            return False
+        side.tx = tx
+        if not _could_be_http(content.lstrip(b" \t")):
+            # not a status line: libhtp treats the response as body (HTTP/0.9 style)
+            side.pos -= len(line)
+            return self._response_as_body(side)
+        tx.response_line = content
+        parts = content.lstrip(b" \t").split(None, 2)
+        tx.response_protocol = parts[0]
+        tx.status_code = parts[1] if len(parts) > 1 else None
+        tx.status_msg = parts[2].strip(b" \t") if len(parts) > 2 else None
+        if tx.status_code is None or not (
+            len(tx.status_code) == 3 and tx.status_code.isdigit()
+        ):
+            self._event(tx, ev.RESPONSE_INVALID_STATUS)
+        if _protocol_number(tx.response_protocol) is None:
+            self._event(tx, ev.RESPONSE_INVALID_PROTOCOL)
+        tx.response_progress = Progress.LINE
+        self._reset_headers(side)
+        side.state = _State.HEADERS
+        return True
+
+    def _response_as_body(self, side: _Side) -> bool:
+        tx = side.tx or self._response_tx()
+        if tx is None:
+            return False
+        side.tx = tx
+        self._event(tx, ev.RESPONSE_INVALID_PROTOCOL)
+        tx.response_progress = Progress.BODY
+        tx.response_has_body = True
+        side.decomp = None
+        side.state = _State.BODY_CLOSE
+        return True
+
+    # ------------------------------------------------------------------ headers
+    def _reset_headers(self, side: _Side) -> None:
+        side.headers = []
+        side.header_count = 0
+        side.raw = bytearray()
+
+    def _on_headers(self, side: _Side) -> bool:
+        line = self._read_line(side)
+        if line is None:
+            return False
+        self._append_raw(side, line)
+        content = _chomp(line)
+        if not content:
+            self._headers_done(side)
+            return True
+        self._add_header_line(side, content)
+        return True
+
+    def _append_raw(self, side: _Side, line: bytes) -> None:
+        room = self.config.max_header_block - len(side.raw)
+        if room > 0:
+            side.raw += line[:room]
+
+    def _add_header_line(self, side: _Side, content: bytes) -> None:
+        tx = side.tx
+        if content[:1] in (b" ", b"\t"):
+            if side.headers:
+                last = side.headers[-1]
+                last[1] = last[1] + content[:1] + content.strip(b" \t")
+                return
+            name = ev.INVALID_REQUEST_FIELD_FOLDING if side.is_request else (
+                ev.INVALID_RESPONSE_FIELD_FOLDING
+            )
+            self._event(tx, name)
+            content = content.lstrip(b" \t")
+        side.header_count += 1
+        if side.header_count > self.config.headers_limit:
+            if side.header_count == self.config.headers_limit + 1:
+                name = ev.REQUEST_TOO_MANY_HEADERS if side.is_request else (
+                    ev.RESPONSE_TOO_MANY_HEADERS
+                )
+                self._event(tx, name)
+            return
+        colon = content.find(b":")
+        if colon == -1:
+            name = ev.REQUEST_FIELD_MISSING_COLON if side.is_request else (
+                ev.RESPONSE_FIELD_MISSING_COLON
+            )
+            self._event(tx, name)
+            side.headers.append([b"", content])
+            return
+        raw_name = content[:colon]
+        header_name = raw_name.rstrip(b" \t")
+        if header_name != raw_name or not header_name or b" " in header_name:
+            name = ev.REQUEST_HEADER_INVALID if side.is_request else ev.RESPONSE_HEADER_INVALID
+            self._event(tx, name)
+        side.headers.append([header_name, content[colon + 1 :].strip(b" \t")])
+
+    def _merged_headers(self, side: _Side, into: list[tuple[bytes, bytes]]) -> None:
+        """Fold the header lines into ``into`` libhtp style: repeated names joined with ", "
+        (at most 64 repetitions), repeated Content-Length kept once (event if they differ)."""
+        index = {name.lower(): i for i, (name, _) in enumerate(into)}
+        repetitions: dict[bytes, int] = {}
+        for name, value in side.headers:
+            key = name.lower()
+            pos = index.get(key)
+            if pos is None:
+                index[key] = len(into)
+                into.append((name, value))
+                continue
+            count = repetitions.get(key, 0) + 1
+            repetitions[key] = count
+            if count == 1:
+                self._event(side.tx, ev.REQUEST_HEADER_REPETITION if side.is_request else (
+                    ev.RESPONSE_HEADER_REPETITION
+                ))
+            if count > _MAX_REPETITIONS:
+                continue
+            old_name, old_value = into[pos]
+            if key == b"content-length":
+                if _content_length(old_value) != _content_length(value) or (
+                    _content_length(value) is None
+                ):
+                    self._event(side.tx, ev.DUPLICATE_CONTENT_LENGTH_FIELD_IN_REQUEST
+                                if side.is_request
+                                else ev.DUPLICATE_CONTENT_LENGTH_FIELD_IN_RESPONSE)
+                continue
+            into[pos] = (old_name, old_value + b", " + value)
+
+    def _headers_done(self, side: _Side) -> None:
+        tx = side.tx
+        assert tx is not None
+        if side.is_request:
+            self._merged_headers(side, tx.request_headers)
+            tx.request_header_raw = bytes(side.raw)
+            tx.request_progress = Progress.HEADERS
+            self._request_host(tx)
+            self._request_body_start(side, tx)
+        else:
+            self._merged_headers(side, tx.response_headers)
+            tx.response_header_raw = bytes(side.raw)
+            tx.response_progress = Progress.HEADERS
+            self._response_body_start(side, tx)
+
+    def _request_host(self, tx: HttpTransaction) -> None:
+        header = tx.request_header(b"host")
+        if header is None:
+            if tx.host is None and (tx.request_protocol_number or 0) >= 1.1:
+                self._event(tx, ev.MISSING_HOST_HEADER)
+            return
+        host, port = split_hostport(header)
+        if tx.host is not None:
+            # the absolute URI's host wins; a different Host header is ambiguous
+            if normalize_host(host) != tx.host:
+                self._event(tx, ev.HOST_HEADER_AMBIGUOUS)
+            return
+        tx.host = normalize_host(host)
+        tx.request_port = _port_number(port)
+
+    # ------------------------------------------------------------------ bodies
+    def _request_body_start(self, side: _Side, tx: HttpTransaction) -> None:
+        te = tx.request_header(b"transfer-encoding")
+        cl_value = tx.request_header(b"content-length")
+        if te is not None and b"chunked" in te.lower():
+            if te.strip().lower() != b"chunked":
+                self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_REQUEST)
+            tx.request_chunked = True
+            self._begin_body(side, tx, chunked=True, length=0)
+            return
+        if te is not None:
+            self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_REQUEST)
+        if cl_value is not None:
+            length = _content_length(cl_value)
+            if length is None:
+                self._event(tx, ev.INVALID_CONTENT_LENGTH_FIELD_IN_REQUEST)
+            elif length > 0:
+                tx.request_content_length = length
+                self._begin_body(side, tx, chunked=False, length=length)
+                return
+            else:
+                tx.request_content_length = 0
+        self._complete(side)
+
+    def _response_body_start(self, side: _Side, tx: HttpTransaction) -> None:
+        status = tx.status
+        if status is not None and 100 <= status < 200 and status != 101:
+            self._interim_response(side, tx)
+            return
+        method = (tx.method_raw or b"").upper()
+        if status == 101 or (method == b"CONNECT" and status is not None and 200 <= status < 300):
+            self._complete(side)
+            self._tunnel()
+            return
+        if method == b"HEAD" or status in (204, 304):
+            self._complete(side)
+            return
+        te = tx.response_header(b"transfer-encoding")
+        if te is not None and b"chunked" in te.lower():
+            if te.strip().lower() != b"chunked":
+                self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_RESPONSE)
+            tx.response_chunked = True
+            self._begin_body(side, tx, chunked=True, length=0)
+            return
+        cl_value = tx.response_header(b"content-length")
+        if cl_value is not None:
+            length = _content_length(cl_value)
+            if length is not None:
+                tx.response_content_length = length
+                if length == 0:
+                    self._complete(side)
+                else:
+                    self._begin_body(side, tx, chunked=False, length=length)
+                return
+            self._event(tx, ev.INVALID_CONTENT_LENGTH_FIELD_IN_RESPONSE)
+        self._begin_body(side, tx, chunked=False, length=-1)
+
+    def _interim_response(self, side: _Side, tx: HttpTransaction) -> None:
+        """100 Continue (and other 1xx): forget it, the real response follows."""
+        if tx.seen_100_continue:
+            self._event(tx, ev.CONTINUE_ALREADY_SEEN)
+        tx.seen_100_continue = True
+        tx.response_line = tx.response_protocol = tx.status_code = tx.status_msg = None
+        tx.response_headers = []
+        tx.response_header_raw = b""
+        tx.response_progress = Progress.NONE
+        side.state = _State.IDLE
+
+    def _tunnel(self) -> None:
+        """CONNECT accepted or protocol switched: the rest is not HTTP/1.x."""
+        for other in (self._req, self._resp):
+            if other.state not in (_State.STOPPED,):
+                if other.tx is not None and other.state != _State.IDLE:
+                    self._complete(other)
+                other.state = _State.IGNORE
+                other.pos = len(other.buf)
+
+    def _begin_body(self, side: _Side, tx: HttpTransaction, *, chunked: bool, length: int) -> None:
+        cfg = self.config
+        headers = tx.request_headers if side.is_request else tx.response_headers
+        ce = _lookup(headers, b"content-encoding")
+        side.decomp = None
+        if ce is not None and (not side.is_request or cfg.request_decompression):
+            codings, abnormal = parse_content_encoding(ce, lzma_enabled=cfg.lzma_enabled)
+            if abnormal:
+                self._event(tx, ev.ABNORMAL_CE_HEADER)
+            limit = cfg.response_body_decompress_layer_limit
+            if limit and len(codings) > limit:
+                self._event(tx, ev.TOO_MANY_ENCODING_LAYERS)
+                codings = codings[:limit]
+            if codings:
+                side.decomp = Decompressor(codings, cfg.compression_bomb_limit)
+        if side.is_request:
+            tx.request_progress = Progress.BODY
+            tx.request_has_body = True
+        else:
+            tx.response_progress = Progress.BODY
+            tx.response_has_body = True
+        side.chunked = chunked
+        if chunked:
+            side.state = _State.CHUNK_SIZE
+        elif length < 0:
+            side.state = _State.BODY_CLOSE
+        else:
+            side.left = length
+            side.state = _State.BODY_LENGTH
+
+    def _on_body_length(self, side: _Side) -> bool:
+        data = side.take(min(side.left, side.available()))
+        side.left -= len(data)
+        self._body_data(side, data)
+        if side.left == 0:
+            self._complete(side)
+        return True
+
+    def _on_body_close(self, side: _Side) -> bool:
+        self._body_data(side, side.take(side.available()))
+        return False
+
+    def _on_chunk_size(self, side: _Side) -> bool:
+        line = self._read_line(side)
+        if line is None:
+            return False
+        content = _chomp(line).strip(b" \t")
+        if not content:
+            return True  # tolerate empty lines before a chunk size
+        size_text, sep, _ext = content.partition(b";")
+        size_text = size_text.strip(b" \t")
+        if sep and side.is_request:
+            self._event(side.tx, ev.REQUEST_CHUNK_EXTENSION)
+        size = _hex_size(size_text)
+        if size is None:
+            name = (
+                ev.INVALID_REQUEST_CHUNK_LEN if side.is_request else ev.INVALID_RESPONSE_CHUNK_LEN
+            )
+            self._event(side.tx, name)
+            if side.is_request:
+                self._complete(side)
+                self._stop(side)
+                return False
+            # libhtp: an unparseable chunk length turns the rest into a plain body
+            side.pos -= len(line)
+            side.state = _State.BODY_CLOSE
+            return True
+        if size == 0:
+            side.state = _State.TRAILERS
+            side.headers = []
+            return True
+        side.left = size
+        side.state = _State.CHUNK_DATA
+        return True
+
+    def _on_chunk_data(self, side: _Side) -> bool:
+        data = side.take(min(side.left, side.available()))
+        side.left -= len(data)
+        self._body_data(side, data)
+        if side.left == 0:
+            side.state = _State.CHUNK_END
+        return True
+
+    def _on_chunk_end(self, side: _Side) -> bool:
+        line = self._read_line(side)
+        if line is None:
+            return False
+        side.state = _State.CHUNK_SIZE
+        if _chomp(line):
+            # data past the declared chunk size: treat the line as the next size line
+            side.pos -= len(line)
+        return True
+
+    def _on_trailers(self, side: _Side) -> bool:
+        line = self._read_line(side)
+        if line is None:
+            return False
+        tx = side.tx
+        assert tx is not None
+        content = _chomp(line)
+        room = self.config.max_header_block
+        if side.is_request:
+            if len(tx.request_header_raw) < room:
+                tx.request_header_raw += line[: room - len(tx.request_header_raw)]
+        elif len(tx.response_header_raw) < room:
+            tx.response_header_raw += line[: room - len(tx.response_header_raw)]
+        if content:
+            self._add_header_line(side, content)
+            return True
+        self._merged_headers(side, tx.request_headers if side.is_request else tx.response_headers)
+        side.headers = []
+        self._complete(side)
+        return True
+
+    def _count_message(self, side: _Side, count: int) -> None:
+        tx = side.tx
+        assert tx is not None
+        if side.is_request:
+            tx.request_message_len += count
+        else:
+            tx.response_message_len += count
+
+    def _body_data(self, side: _Side, data: bytes) -> None:
+        tx = side.tx
+        if tx is None or not data:
+            return
+        self._count_message(side, len(data))
+        if side.decomp is not None:
+            data = side.decomp.feed(data)
+            self._decomp_events(side)
+        self._store_body(side, tx, data)
+
+    def _decomp_events(self, side: _Side) -> None:
+        if side.decomp is not None and side.decomp.events:
+            for name in side.decomp.events:
+                self._event(side.tx, name)
+            side.decomp.events.clear()
+
+    def _store_body(self, side: _Side, tx: HttpTransaction, data: bytes) -> None:
+        if not data:
+            return
+        if side.is_request:
+            limit = self.config.request_body_limit
+            tx.request_body_len_seen += len(data)
+            room = limit - len(tx.request_body) if limit else len(data)
+            if room < len(data):
+                tx.request_body_truncated = True
+            if room > 0:
+                tx.request_body += data[:room]
+        else:
+            limit = self.config.response_body_limit
+            tx.response_body_len_seen += len(data)
+            room = limit - len(tx.response_body) if limit else len(data)
+            if room < len(data):
+                tx.response_body_truncated = True
+            if room > 0:
+                tx.response_body += data[:room]
+
+    def _complete(self, side: _Side) -> None:
+        tx = side.tx
+        if tx is None:
+            return
+        if side.decomp is not None:
+            self._store_body(side, tx, side.decomp.flush())
+            self._decomp_events(side)
+            side.decomp = None
+        if side.is_request:
+            tx.request_progress = Progress.COMPLETE
+        else:
+            tx.response_progress = Progress.COMPLETE
+        side.tx = None
+        side.headers = []
+        side.raw = bytearray()
+        side.state = _State.IDLE
+
+    # ------------------------------------------------------------------ close
+    def _close_side(self, side: _Side) -> None:
+        state = side.state
+        if state in (_State.IGNORE, _State.STOPPED):
+            if side.tx is not None and state == _State.STOPPED:
+                self._complete(side)
+                side.state = _State.STOPPED
+            return
+        if state == _State.IDLE and side.available():
+            # an unterminated start line still counts (libhtp processes it at close)
+            side.buf += b"\n"
+            if side.is_request:
+                self._event(None, ev.REQUEST_LINE_INCOMPLETE)
+            self._run(side)
+            state = side.state
+        if state in (_State.HEADERS, _State.TRAILERS) and side.tx is not None:
+            if side.available():
+                side.buf += b"\n"
+                self._run(side)
+            if side.tx is not None and side.state in (_State.HEADERS, _State.TRAILERS):
+                if side.state == _State.HEADERS:
+                    self._headers_done(side)
+                else:
+                    self._merged_headers(side, side.tx.request_headers if side.is_request
+                                         else side.tx.response_headers)
+        if side.tx is not None:
+            self._complete(side)
+
+
+def _chomp(line: bytes) -> bytes:
+    if line.endswith(b"\n"):
+        line = line[:-1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+    return line
+
+
+def _could_be_http(data: bytes) -> bool:
+    """Does a response start like a status line ("HTTP", case-insensitively)?"""
+    head = data[:4].upper()
+    return b"HTTP".startswith(head) if len(head) < 4 else head == b"HTTP"
+
+
+def _protocol_number(proto: bytes | None) -> float | None:
+    if proto is None:
+        return None
+    text = proto.strip(b" \t").upper()
+    if not text.startswith(b"HTTP/"):
+        return None
+    version = text[5:].strip(b" \t")
+    major, dot, minor = version.partition(b".")
+    if not (major.isdigit() and dot and minor.isdigit()):
+        return None
+    return int(major) + int(minor[:1]) / 10
+
+
+def _content_length(value: bytes) -> int | None:
+    """libhtp: digits with optional surrounding whitespace; anything else is invalid."""
+    text = value.strip(b" \t")
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
+def _hex_size(text: bytes) -> int | None:
+    if text[:2].lower() == b"0x":
+        text = text[2:]
+    if not text or len(text) > 15 or any(c not in b"0123456789abcdefABCDEF" for c in text):
+        return None
+    return int(text, 16)
+
+
+def _port_number(port: bytes | None) -> int | None:
+    if port is None or not port.strip().isdigit():
+        return None
+    value = int(port.strip())
+    return value if 0 < value < 65536 else None
+
+
+def _lookup(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None

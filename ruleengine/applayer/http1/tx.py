@@ -1,0 +1,157 @@
+"""One HTTP/1.x request/response pair as libhtp exposes it to Suricata's detection."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Progress(enum.IntEnum):
+    """Per-direction progress (libhtp's request/response progress, simplified)."""
+
+    NONE = 0
+    LINE = 1
+    HEADERS = 2
+    BODY = 3
+    COMPLETE = 4
+
+
+def _lower_name(name: bytes) -> bytes:
+    return name.strip(b" \t").lower()
+
+
+@dataclass(slots=True, eq=False)
+class HttpTransaction:
+    """Request and response fields. Header lists keep the first spelling of each name with the
+    values of repeated headers joined by ``", "`` (Content-Length is not joined); bodies are
+    dechunked, decompressed and bounded by the body limits (``*_body_truncated`` tells)."""
+
+    tx_id: int
+    ts: float = 0.0
+    request_progress: int = Progress.NONE
+    response_progress: int = Progress.NONE
+    # --- request
+    request_line: bytes | None = None
+    method_raw: bytes | None = None
+    uri_raw: bytes | None = None
+    request_protocol: bytes | None = None
+    request_protocol_number: float | None = None
+    is_http09: bool = False
+    uri_normalized: bytes | None = None
+    uri_path: bytes | None = None
+    host: bytes | None = None
+    host_raw: bytes | None = None
+    uri_host_raw: bytes | None = None
+    request_port: int | None = None
+    request_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    request_header_raw: bytes = b""
+    request_body: bytes = b""
+    request_body_len_seen: int = 0
+    request_message_len: int = 0
+    request_body_truncated: bool = False
+    request_content_length: int | None = None
+    request_chunked: bool = False
+    request_has_body: bool = False
+    # --- response
+    response_line: bytes | None = None
+    response_protocol: bytes | None = None
+    status_code: bytes | None = None
+    status_msg: bytes | None = None
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    response_header_raw: bytes = b""
+    response_body: bytes = b""
+    response_body_len_seen: int = 0
+    response_message_len: int = 0
+    response_body_truncated: bool = False
+    response_content_length: int | None = None
+    response_chunked: bool = False
+    response_has_body: bool = False
+    seen_100_continue: bool = False
+    events: list[str] = field(default_factory=list)
+    # Detection bookkeeping the pipeline may use (inspected progress per direction).
+    inspected_request: int = 0
+    inspected_response: int = 0
+
+    # ------------------------------------------------------------------ header lookup
+    def request_header(self, name: bytes) -> bytes | None:
+        return _lookup(self.request_headers, name)
+
+    def response_header(self, name: bytes) -> bytes | None:
+        return _lookup(self.response_headers, name)
+
+    # ------------------------------------------------------------------ completion
+    @property
+    def request_complete(self) -> bool:
+        return self.request_progress >= Progress.COMPLETE
+
+    @property
+    def response_complete(self) -> bool:
+        return self.response_progress >= Progress.COMPLETE
+
+    @property
+    def request_body_complete(self) -> bool:
+        """No more request body will come (complete, or nothing was expected)."""
+        return self.request_progress >= Progress.COMPLETE
+
+    @property
+    def response_body_complete(self) -> bool:
+        return self.response_progress >= Progress.COMPLETE
+
+    @property
+    def complete(self) -> bool:
+        return self.request_complete and self.response_complete
+
+    # ------------------------------------------------------------------ EVE helpers
+    @property
+    def hostname(self) -> str | None:
+        return None if self.host is None else self.host.decode("utf-8", "replace")
+
+    @property
+    def url(self) -> str:
+        return "" if self.uri_raw is None else self.uri_raw.decode("utf-8", "replace")
+
+    @property
+    def user_agent(self) -> str | None:
+        value = self.request_header(b"user-agent")
+        return None if value is None else value.decode("utf-8", "replace")
+
+    @property
+    def method(self) -> str:
+        return "" if self.method_raw is None else self.method_raw.decode("utf-8", "replace")
+
+    @property
+    def protocol(self) -> str:
+        proto = self.request_protocol
+        return "" if proto is None else proto.decode("utf-8", "replace")
+
+    @property
+    def status(self) -> int | None:
+        code = self.status_code
+        if code is None or not code.isdigit():
+            return None
+        return int(code)
+
+    @property
+    def length(self) -> int:
+        """Response body bytes seen on the wire after dechunking (EVE ``http.length``)."""
+        return self.response_message_len
+
+    def buffer(self, name: str, to_server: bool | None = None) -> bytes | list[bytes] | None:
+        """The named inspection buffer (canonical name from ``ruleengine.buffers``). For buffers
+        that exist in both directions ``to_server`` picks the side (default: request side)."""
+        from ruleengine.applayer.http1 import getters
+
+        table = getters.TOCLIENT if to_server is False else getters.TOSERVER
+        getter = table.get(name)
+        if getter is None:
+            other = getters.TOSERVER if to_server is False else getters.TOCLIENT
+            getter = other.get(name) if to_server is None else None
+        return None if getter is None else getter(self)
+
+
+def _lookup(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    wanted = name.lower()
+    for key, value in headers:
+        if _lower_name(key) == wanted:
+            return value
+    return None
