@@ -1,0 +1,127 @@
+"""Default loader: libbpf (Debian ``libbpf1``) through ctypes, for objects built by clang.
+
+Only object handling goes through libbpf (open, resize/retype maps, load = verifier,
+find programs and maps); map access and XDP attachment use ``syscall`` like the BCC loader.
+No compiler is needed at run time. libbpf 1.x returns ``-errno`` from int functions and NULL
+(with errno set) from pointer functions; pointer results must be ``c_void_p`` or ctypes
+truncates them to 32 bits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from capture_backends.ebpf.syscall import BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH
+
+LIBBPF_NAME = "libbpf.so.1"
+_lib: ctypes.CDLL | None = None
+
+
+def _library() -> ctypes.CDLL:
+    global _lib
+    if _lib is None:
+        lib = ctypes.CDLL(LIBBPF_NAME, use_errno=True)
+        vp, cp, ci, cu = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32
+        signatures: dict[str, tuple[object, list[object]]] = {
+            "bpf_object__open_file": (vp, [cp, vp]),
+            "bpf_object__load": (ci, [vp]),
+            "bpf_object__close": (None, [vp]),
+            "bpf_object__find_program_by_name": (vp, [vp, cp]),
+            "bpf_object__next_program": (vp, [vp, vp]),
+            "bpf_object__find_map_by_name": (vp, [vp, cp]),
+            "bpf_program__fd": (ci, [vp]),
+            "bpf_program__name": (cp, [vp]),
+            "bpf_map__fd": (ci, [vp]),
+            "bpf_map__set_max_entries": (ci, [vp, cu]),
+            "bpf_map__set_type": (ci, [vp, ci]),
+            "libbpf_get_error": (ctypes.c_long, [vp]),
+        }
+        for name, (restype, argtypes) in signatures.items():
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        _lib = lib
+    return _lib
+
+
+def available() -> str | None:
+    """None when libbpf can be used, else the reason."""
+    try:
+        _library()
+    except OSError as exc:
+        return f"{LIBBPF_NAME} not loadable ({exc}); install Debian package libbpf1"
+    return None
+
+
+class LibbpfObject:
+    """One loaded BPF object file. Maps named in ``resize`` get ``map_entries`` entries and
+    become per-CPU hashes when ``percpu``; programs are verified and loaded at construction."""
+
+    def __init__(self, path: str | os.PathLike[str], *, resize: tuple[str, ...] = (),
+                 map_entries: int | None = None, percpu: bool = False) -> None:
+        self.path = Path(path)
+        lib = _library()
+        self._lib = lib
+        if not self.path.is_file():
+            raise OSError(2, f"BPF object {self.path} not found (run `make -C bpf`)")
+        obj = lib.bpf_object__open_file(str(self.path).encode(), None)
+        if not obj:
+            err = ctypes.get_errno() or 22
+            raise OSError(err, f"cannot open BPF object {self.path}: {os.strerror(err)}")
+        self._obj: int | None = obj
+        try:
+            for name in resize:
+                self._configure_map(name, map_entries, percpu)
+            rc = lib.bpf_object__load(obj)
+            if rc != 0:
+                raise OSError(-rc, f"loading {self.path.name} into the kernel failed: "
+                                   f"{os.strerror(-rc)} (verifier log above)")
+        except BaseException:
+            self.close()
+            raise
+
+    def _configure_map(self, name: str, entries: int | None, percpu: bool) -> None:
+        m = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if not m:
+            return
+        if entries is not None:
+            rc = self._lib.bpf_map__set_max_entries(m, entries)
+            if rc != 0:
+                raise OSError(-rc, f"map {name}: cannot set max_entries={entries}")
+        map_type = BPF_MAP_TYPE_PERCPU_HASH if percpu else BPF_MAP_TYPE_HASH
+        rc = self._lib.bpf_map__set_type(m, map_type)
+        if rc != 0:
+            raise OSError(-rc, f"map {name}: cannot set type {map_type}")
+
+    def program_fd(self, name: str | None = None) -> int:
+        """fd of the program called ``name``; with None, of the object's first program."""
+        if self._obj is None:
+            raise OSError(9, "BPF object closed")
+        if name is None:
+            prog = self._lib.bpf_object__next_program(self._obj, None)
+        else:
+            prog = self._lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if not prog:
+            raise KeyError(f"no program {name!r} in {self.path}")
+        fd = int(self._lib.bpf_program__fd(prog))
+        if fd < 0:
+            raise OSError(-fd, f"program {name!r} in {self.path} has no fd")
+        return fd
+
+    def map_fd(self, name: str) -> int | None:
+        if self._obj is None:
+            return None
+        m = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if not m:
+            return None
+        fd = int(self._lib.bpf_map__fd(m))
+        return fd if fd >= 0 else None
+
+    def close(self) -> None:
+        """Close programs and maps (kernel objects live on while something else holds them,
+        e.g. a socket the filter is attached to). Idempotent."""
+        if self._obj is not None:
+            obj, self._obj = self._obj, None
+            self._lib.bpf_object__close(obj)
