@@ -1,0 +1,190 @@
+"""Test helper: a tiny matcher for the simplest suricata-verify HTTP rules (sticky buffers,
+legacy modifiers, content/uricontent, nocase, flow direction). It exists only to check the
+parser's buffers against Suricata's expected alert counts; rules using anything else are
+reported as unsupported and skipped."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ruleengine.applayer.http1 import HttpConfig, HttpTransaction
+from ruleengine.buffers import BUFFERS, LEGACY_MODIFIERS, STICKY_KEYWORDS, BufferDirection
+
+from .pcapfeed import CORPUS, parse_pcap
+
+_IGNORED = {"msg", "sid", "rev", "classtype", "reference", "metadata", "fast_pattern", "gid",
+            "priority", "target"}
+
+
+@dataclass
+class Content:
+    pattern: bytes
+    buffer: str | None = None
+    nocase: bool = False
+    negated: bool = False
+
+
+@dataclass
+class SimpleRule:
+    sid: int
+    direction: bool | None = None  # True to_server, False to_client
+    contents: list[Content] = field(default_factory=list)
+
+
+def _options(text: str) -> list[tuple[str, str | None]]:
+    body = text[text.index("(") + 1 : text.rindex(")")]
+    out: list[tuple[str, str | None]] = []
+    for part in re.split(r"(?<!\\);", body):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition(":")
+        out.append((name.strip(), value.strip() if sep else None))
+    return out
+
+
+def _decode_content(value: str) -> tuple[bytes, bool]:
+    negated = value.startswith("!")
+    value = value.lstrip("!").strip()
+    value = value[1:-1] if value.startswith('"') else value
+    out = bytearray()
+    for i, piece in enumerate(value.split("|")):
+        if i % 2:
+            out += bytes.fromhex(piece)
+        else:
+            out += re.sub(r"\\(.)", r"\1", piece).encode()
+    return bytes(out), negated
+
+
+def parse_simple_rule(text: str) -> SimpleRule | None:
+    header = text[: text.index("(")].split()
+    if header[1] not in ("http", "http1", "tcp"):
+        return None
+    rule = SimpleRule(sid=0)
+    sticky: str | None = None
+    for name, value in _options(text):
+        if name == "sid" and value:
+            rule.sid = int(value)
+        elif name in _IGNORED:
+            continue
+        elif name == "flow" and value:
+            for item in value.replace(" ", "").split(","):
+                if item in ("to_server", "from_client"):
+                    rule.direction = True
+                elif item in ("to_client", "from_server"):
+                    rule.direction = False
+                elif item not in ("established",):
+                    return None
+        elif name in ("content", "uricontent") and value:
+            pattern, negated = _decode_content(value)
+            buffer = "http.uri" if name == "uricontent" else sticky
+            rule.contents.append(Content(pattern, buffer, negated=negated))
+        elif name == "nocase" and rule.contents:
+            rule.contents[-1].nocase = True
+        elif name in LEGACY_MODIFIERS and value is None and rule.contents and sticky is None:
+            rule.contents[-1].buffer = LEGACY_MODIFIERS[name]
+        elif name in STICKY_KEYWORDS and value is None:
+            sticky = STICKY_KEYWORDS[name]
+        else:
+            return None
+    if not rule.contents or any(c.buffer is None for c in rule.contents):
+        return None
+    return rule
+
+
+def _sides(rule: SimpleRule, buffer: str) -> list[bool]:
+    direction = BUFFERS[buffer].direction
+    if direction is BufferDirection.TO_SERVER:
+        return [True]
+    if direction is BufferDirection.TO_CLIENT:
+        return [False]
+    return [rule.direction] if rule.direction is not None else [True, False]
+
+
+def rule_matches(rule: SimpleRule, tx: HttpTransaction) -> bool:
+    directions = {side for c in rule.contents for side in _sides(rule, c.buffer or "")}
+    if rule.direction is not None:
+        directions &= {rule.direction}
+    return any(_matches_side(rule, tx, side) for side in directions)
+
+
+def _matches_side(rule: SimpleRule, tx: HttpTransaction, to_server: bool) -> bool:
+    for content in rule.contents:
+        assert content.buffer is not None
+        if to_server not in _sides(rule, content.buffer):
+            if content.negated:
+                continue
+            return False
+        value = tx.buffer(content.buffer, to_server)
+        buffers = value if isinstance(value, list) else ([] if value is None else [value])
+        pattern = content.pattern.lower() if content.nocase else content.pattern
+        found = any(pattern in (b.lower() if content.nocase else b) for b in buffers)
+        if found == content.negated:
+            return False
+    return True
+
+
+def _set_args(args: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    prefix = "app-layer.protocols.http.libhtp.default-config."
+    for arg in " ".join(args).split():
+        if arg.startswith(prefix) and "=" in arg:
+            key, value = arg[len(prefix) :].split("=", 1)
+            out[key] = value
+    return out
+
+
+def test_config(entry: dict[str, Any]) -> HttpConfig:
+    mapping: dict[str, Any] = {}
+    if entry.get("suricata_yaml"):
+        path = CORPUS / entry["suricata_yaml"]
+        if path.exists():
+            text = path.read_text(errors="replace")
+            text = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
+            try:
+                doc = yaml.safe_load(text) or {}
+                libhtp = doc.get("app-layer", {}).get("protocols", {}).get("http", {})
+                mapping.update(libhtp.get("libhtp", {}).get("default-config", {}) or {})
+            except (yaml.YAMLError, AttributeError):
+                pass
+    mapping.update(_set_args(entry.get("args") or []))
+    return HttpConfig.from_mapping(mapping)[0]
+
+
+def load_index() -> list[dict[str, Any]]:
+    path = CORPUS / "index.json"
+    return list(json.loads(path.read_text())["tests"]) if path.exists() else []
+
+
+def evaluate(entry: dict[str, Any]) -> dict[int, tuple[int, int]] | None:
+    """sid -> (expected, got) for the supported rules of one test; None if nothing supported."""
+    rules: list[SimpleRule] = []
+    for rules_file in entry["rules"]:
+        for line in (CORPUS / rules_file).read_text(errors="replace").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                rule = parse_simple_rule(line)
+            except (ValueError, IndexError):
+                rule = None
+            if rule is not None:
+                rules.append(rule)
+    expected = {int(k): v for k, v in entry["expected_alerts_by_sid"].items()}
+    rules = [r for r in rules if r.sid in expected]
+    if not rules:
+        return None
+    config = test_config(entry)
+    txs: list[HttpTransaction] = []
+    for pcap in entry["pcaps"]:
+        for parser in parse_pcap(CORPUS / pcap["path"], config):
+            txs.extend(parser.transactions)
+    return {
+        r.sid: (expected[r.sid], sum(1 for tx in txs if rule_matches(r, tx))) for r in rules
+    }
