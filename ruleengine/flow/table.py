@@ -1,0 +1,369 @@
+"""Flow table: symmetric 5-tuple (+ VLAN) key, per-state timeouts, bounded size.
+
+A flow's direction is fixed by its first packet: its sender is the client and
+packets from it are ``to_server``. One exception, as in Suricata's midstream
+handling: when the first packet is a TCP SYN/ACK, its *receiver* is the client.
+
+Timeouts follow Suricata's ``flow-timeouts`` (state-dependent: ``new`` until both
+sides were seen or the TCP handshake completed, ``established``, ``closed`` for TCP
+after FIN/RST, ``bypassed`` once bypassed). ``expire(now)`` scans the table at most
+once per ``expire_interval`` seconds of capture time (like Suricata's flow manager,
+a flow may outlive its timeout by up to that interval).
+
+When ``max_flows`` is reached the oldest flow is evicted (``end_reason`` "forced")
+and handed out by the next ``expire``/``flush`` call, so no flow is lost for logging.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
+
+if TYPE_CHECKING:
+    from ruleengine.stream.tcp import TcpSession
+
+BYPASS_NONE = 0
+BYPASS_LOCAL = 1
+BYPASS_CAPTURE = 2
+
+STATE_NEW = "new"
+STATE_ESTABLISHED = "established"
+STATE_CLOSED = "closed"
+STATE_BYPASSED = "bypassed"
+
+_TH_SYN_ACK = 0x12
+
+FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...]]
+
+_rng = random.Random(os.urandom(16))
+
+
+def new_flow_id() -> int:
+    """A random positive 51-bit id (Suricata's flow_id fits a JSON-safe integer)."""
+    while True:
+        fid = _rng.getrandbits(51)
+        if fid:
+            return fid
+
+
+@dataclass(frozen=True)
+class ProtoTimeouts:
+    new: float
+    established: float
+    closed: float
+    bypassed: float
+
+
+_DEFAULTS: dict[str, ProtoTimeouts] = {
+    "default": ProtoTimeouts(new=30, established=300, closed=0, bypassed=100),
+    "tcp": ProtoTimeouts(new=60, established=600, closed=60, bypassed=100),
+    "udp": ProtoTimeouts(new=30, established=300, closed=0, bypassed=100),
+    "icmp": ProtoTimeouts(new=30, established=300, closed=0, bypassed=100),
+}
+
+
+@dataclass(frozen=True)
+class FlowTimeouts:
+    """Suricata's ``flow-timeouts`` section (seconds), with its defaults."""
+
+    default: ProtoTimeouts = _DEFAULTS["default"]
+    tcp: ProtoTimeouts = _DEFAULTS["tcp"]
+    udp: ProtoTimeouts = _DEFAULTS["udp"]
+    icmp: ProtoTimeouts = _DEFAULTS["icmp"]
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, object] | None) -> FlowTimeouts:
+        """Build from the YAML ``flow-timeouts`` mapping; unknown or bad values are
+        ignored (the default is kept), as Suricata does for unset keys.
+
+        Keys: ``default|tcp|udp|icmp`` → ``new``, ``established``, ``closed``,
+        ``bypassed`` (``emergency-*`` keys are accepted and ignored).
+        """
+        if not isinstance(section, Mapping):
+            return cls()
+        result: dict[str, ProtoTimeouts] = {}
+        for proto, base in _DEFAULTS.items():
+            sub = section.get(proto)
+            values = {f.name: getattr(base, f.name) for f in fields(ProtoTimeouts)}
+            if isinstance(sub, Mapping):
+                for name in values:
+                    raw = sub.get(name)
+                    seconds = _seconds(raw)
+                    if seconds is not None:
+                        values[name] = seconds
+            result[proto] = ProtoTimeouts(**values)
+        return cls(**result)
+
+    def for_proto(self, proto: int) -> ProtoTimeouts:
+        if proto == IPPROTO_TCP:
+            return self.tcp
+        if proto == IPPROTO_UDP:
+            return self.udp
+        if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            return self.icmp
+        return self.default
+
+
+def _seconds(raw: object) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw) if raw >= 0 else None
+    if isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            return None
+        return value if value >= 0 else None
+    return None
+
+
+class Flow:
+    """One bidirectional conversation. ``src``/``sport`` are the client's."""
+
+    __slots__ = (
+        "alproto",
+        "app",
+        "bypass",
+        "bypass_ts",
+        "bypassed_bytes_toclient",
+        "bypassed_bytes_toserver",
+        "bypassed_pkts_toclient",
+        "bypassed_pkts_toserver",
+        "bytes_toclient",
+        "bytes_toserver",
+        "detect",
+        "dport",
+        "dst",
+        "end_reason",
+        "flow_id",
+        "flowbits",
+        "ip_version",
+        "key",
+        "last_ts",
+        "pkts_toclient",
+        "pkts_toserver",
+        "proto",
+        "sport",
+        "src",
+        "start_ts",
+        "state",
+        "tcp",
+        "timeouts",
+        "user",
+        "vlan",
+    )
+
+    def __init__(
+        self,
+        key: FlowKey,
+        ip_version: int,
+        proto: int,
+        src: bytes,
+        dst: bytes,
+        sport: int,
+        dport: int,
+        vlan: tuple[int, ...],
+        ts: float,
+        timeouts: ProtoTimeouts,
+    ) -> None:
+        self.flow_id = new_flow_id()
+        self.key = key
+        self.ip_version = ip_version
+        self.proto = proto
+        self.src = src
+        self.dst = dst
+        self.sport = sport
+        self.dport = dport
+        self.vlan = vlan
+        self.start_ts = ts
+        self.last_ts = ts
+        self.pkts_toserver = 0
+        self.pkts_toclient = 0
+        self.bytes_toserver = 0
+        self.bytes_toclient = 0
+        self.state = STATE_NEW
+        self.tcp: TcpSession | None = None
+        self.alproto: str | None = None
+        self.app: object | None = None
+        self.flowbits: set[str] = set()
+        self.detect: object | None = None
+        self.bypass = BYPASS_NONE
+        self.bypass_ts = 0.0
+        self.bypassed_pkts_toserver = 0
+        self.bypassed_pkts_toclient = 0
+        self.bypassed_bytes_toserver = 0
+        self.bypassed_bytes_toclient = 0
+        self.end_reason = ""
+        self.timeouts = timeouts
+        self.user: dict[str, object] | None = None  # free slot for other stages
+
+    def timeout(self) -> float:
+        """Seconds of inactivity after which this flow expires (depends on state)."""
+        t = self.timeouts
+        state = self.state
+        if state == STATE_ESTABLISHED:
+            return t.established
+        if state == STATE_NEW:
+            return t.new
+        if state == STATE_CLOSED:
+            return t.closed
+        return t.bypassed
+
+    def set_bypassed(self, mode: int, ts: float) -> None:
+        """Mark the flow bypassed (``BYPASS_LOCAL`` or ``BYPASS_CAPTURE``)."""
+        self.bypass = mode
+        self.bypass_ts = ts
+        self.state = STATE_BYPASSED
+
+    def count_bypassed(self, to_server: bool, nbytes: int) -> None:
+        """Account a packet seen after the bypass (local bypass: the engine skips it)."""
+        if to_server:
+            self.bypassed_pkts_toserver += 1
+            self.bypassed_bytes_toserver += nbytes
+        else:
+            self.bypassed_pkts_toclient += 1
+            self.bypassed_bytes_toclient += nbytes
+
+    def tuple_toserver(self) -> tuple[bytes, bytes, int, int, int]:
+        return (self.src, self.dst, self.sport, self.dport, self.proto)
+
+    def __repr__(self) -> str:
+        return (
+            f"Flow(id={self.flow_id}, proto={self.proto}, {self.src.hex()}:{self.sport} -> "
+            f"{self.dst.hex()}:{self.dport}, state={self.state}, "
+            f"pkts={self.pkts_toserver}/{self.pkts_toclient})"
+        )
+
+
+class FlowTable:
+    """Maps packets to flows; creates flows on first sight; expires idle ones."""
+
+    def __init__(
+        self,
+        timeouts: FlowTimeouts | None = None,
+        *,
+        max_flows: int = 1_000_000,
+        expire_interval: float = 1.0,
+    ) -> None:
+        self.timeouts = timeouts if timeouts is not None else FlowTimeouts()
+        self.max_flows = max(1, max_flows)
+        self.expire_interval = expire_interval
+        self.flows: dict[FlowKey, Flow] = {}
+        self._evicted: list[Flow] = []
+        self._next_scan = float("-inf")
+        self.counters: dict[str, int] = {
+            "flow.total": 0,
+            "flow.tcp": 0,
+            "flow.udp": 0,
+            "flow.icmpv4": 0,
+            "flow.icmpv6": 0,
+            "flow.end.forced": 0,
+            "flow.timeouts": 0,
+        }
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+    def lookup(self, pkt: Packet) -> tuple[Flow, bool]:
+        """Return ``(flow, to_server)`` for a decoded IP packet, creating the flow."""
+        src = pkt.src
+        dst = pkt.dst
+        sport = pkt.sport
+        dport = pkt.dport
+        if (src, sport) <= (dst, dport):
+            key: FlowKey = (src, sport, dst, dport, pkt.proto, pkt.vlan)
+        else:
+            key = (dst, dport, src, sport, pkt.proto, pkt.vlan)
+        flow = self.flows.get(key)
+        if flow is None:
+            flow = self._create(key, pkt)
+        to_server = src == flow.src and sport == flow.sport
+        if src == dst and sport == dport:
+            to_server = True  # a flow to itself: no way to tell, call it client→server
+        n = pkt.length
+        if to_server:
+            flow.pkts_toserver += 1
+            flow.bytes_toserver += n
+        else:
+            flow.pkts_toclient += 1
+            flow.bytes_toclient += n
+            if flow.state == STATE_NEW and flow.proto != IPPROTO_TCP:
+                flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
+        flow.last_ts = pkt.ts
+        return flow, to_server
+
+    def _create(self, key: FlowKey, pkt: Packet) -> Flow:
+        if len(self.flows) >= self.max_flows:
+            self._evict_oldest()
+        proto = pkt.proto
+        src, dst, sport, dport = pkt.src, pkt.dst, pkt.sport, pkt.dport
+        if proto == IPPROTO_TCP and pkt.tcp_flags & _TH_SYN_ACK == _TH_SYN_ACK:
+            src, dst, sport, dport = dst, src, dport, sport  # SYN/ACK: receiver is client
+        flow = Flow(
+            key,
+            pkt.ip_version,
+            proto,
+            src,
+            dst,
+            sport,
+            dport,
+            pkt.vlan,
+            pkt.ts,
+            self.timeouts.for_proto(proto),
+        )
+        self.flows[key] = flow
+        c = self.counters
+        c["flow.total"] += 1
+        if proto == IPPROTO_TCP:
+            c["flow.tcp"] += 1
+        elif proto == IPPROTO_UDP:
+            c["flow.udp"] += 1
+        elif proto == IPPROTO_ICMP:
+            c["flow.icmpv4"] += 1
+        elif proto == IPPROTO_ICMPV6:
+            c["flow.icmpv6"] += 1
+        return flow
+
+    def _evict_oldest(self) -> None:
+        oldest_key = next(iter(self.flows))
+        flow = self.flows.pop(oldest_key)
+        flow.end_reason = "forced"
+        self.counters["flow.end.forced"] += 1
+        self._evicted.append(flow)
+
+    def remove(self, flow: Flow) -> None:
+        """Drop a flow from the table (e.g. TCP port reuse); the caller logs it."""
+        if self.flows.get(flow.key) is flow:
+            del self.flows[flow.key]
+
+    def expire(self, now: float, *, force: bool = False) -> list[Flow]:
+        """Remove and return flows idle longer than their timeout (plus evicted ones)."""
+        out = self._evicted
+        self._evicted = []
+        if not force and now < self._next_scan:
+            return out
+        self._next_scan = now + self.expire_interval
+        expired = [f for f in self.flows.values() if now - f.last_ts > f.timeout()]
+        flows = self.flows
+        for f in expired:
+            del flows[f.key]
+            f.end_reason = "timeout"
+        self.counters["flow.timeouts"] += len(expired)
+        out.extend(expired)
+        return out
+
+    def flush(self) -> list[Flow]:
+        """Remove and return every flow (end of run), oldest first."""
+        out = self._evicted
+        self._evicted = []
+        for f in self.flows.values():
+            f.end_reason = "shutdown"
+        out.extend(self.flows.values())
+        self.flows = {}
+        return out
