@@ -80,9 +80,56 @@ class Layer:
     def _new_decoder(self, data: bytes) -> _Stream:
         if self._kind == "lzma":
             return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=1 << 20)
-        if data[:2] == b"\x1f\x8b" or _looks_zlib(data):
+        if data[:2] == b"\x1f\x8b":
+            return _GzipStream()
+        if _looks_zlib(data):
             return zlib.decompressobj(_AUTO_WBITS)
         return zlib.decompressobj(_RAW_WBITS)
+
+
+class _GzipStream:
+    """gzip parsed like libhtp: the header is skipped by hand (reserved flag bits and odd
+    FEXTRA contents are tolerated), the payload is raw deflate, CRC32/ISIZE are not checked."""
+
+    __slots__ = ("_header", "_inflate")
+
+    def __init__(self) -> None:
+        self._header = b""
+        self._inflate: zlib._Decompress | None = None
+
+    def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+        if self._inflate is None:
+            self._header += data
+            size = _gzip_header_size(self._header)
+            if size is None:
+                return b""  # header not complete yet
+            data = self._header[size:]
+            self._header = b""
+            self._inflate = zlib.decompressobj(_RAW_WBITS)
+        if self._inflate.eof:
+            return b""  # the trailer and anything after the member
+        return self._inflate.decompress(data, max_length)
+
+
+def _gzip_header_size(data: bytes) -> int | None:
+    """Length of the gzip member header (RFC 1952) or None if more bytes are needed."""
+    if len(data) < 10:
+        return None
+    flags = data[3]
+    pos = 10
+    if flags & 0x04:  # FEXTRA
+        if len(data) < pos + 2:
+            return None
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "little")
+    for bit in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated
+        if flags & bit:
+            end = data.find(b"\x00", pos)
+            if end == -1:
+                return None
+            pos = end + 1
+    if flags & 0x02:  # FHCRC
+        pos += 2
+    return pos if len(data) >= pos else None
 
 
 def _looks_zlib(data: bytes) -> bool:

@@ -19,6 +19,7 @@ from ruleengine.applayer.http1.normalize import normalize_host, normalize_uri, s
 from ruleengine.applayer.http1.tx import HttpTransaction, Progress
 
 _WS = b" \t"
+_VALUE_WS = b" \t\r\n\x0b\x0c"
 _MAX_REPETITIONS = 64
 _MAX_TX_EVENTS = 32
 
@@ -374,7 +375,7 @@ class HttpParser:
         if content[:1] in (b" ", b"\t"):
             if side.headers:
                 last = side.headers[-1]
-                last[1] = last[1] + content[:1] + content.strip(b" \t")
+                last[1] = last[1] + content[:1] + content.strip(_VALUE_WS)
                 return
             name = ev.INVALID_REQUEST_FIELD_FOLDING if side.is_request else (
                 ev.INVALID_RESPONSE_FIELD_FOLDING
@@ -402,7 +403,7 @@ class HttpParser:
         if header_name != raw_name or not header_name or b" " in header_name:
             name = ev.REQUEST_HEADER_INVALID if side.is_request else ev.RESPONSE_HEADER_INVALID
             self._event(tx, name)
-        side.headers.append([header_name, content[colon + 1 :].strip(b" \t")])
+        side.headers.append([header_name, content[colon + 1 :].strip(_VALUE_WS)])
 
     def _merged_headers(self, side: _Side, into: list[tuple[bytes, bytes]]) -> None:
         """Fold the header lines into ``into`` libhtp style: repeated names joined with ", "
@@ -469,7 +470,7 @@ class HttpParser:
     def _request_body_start(self, side: _Side, tx: HttpTransaction) -> None:
         te = tx.request_header(b"transfer-encoding")
         cl_value = tx.request_header(b"content-length")
-        if te is not None and b"chunked" in te.lower():
+        if te is not None and _mentions_chunked(te):
             if te.strip().lower() != b"chunked":
                 self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_REQUEST)
             tx.request_chunked = True
@@ -503,7 +504,7 @@ class HttpParser:
             self._complete(side)
             return
         te = tx.response_header(b"transfer-encoding")
-        if te is not None and b"chunked" in te.lower():
+        if te is not None and _mentions_chunked(te):
             if te.strip().lower() != b"chunked":
                 self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_RESPONSE)
             tx.response_chunked = True
@@ -585,36 +586,39 @@ class HttpParser:
         return False
 
     def _on_chunk_size(self, side: _Side) -> bool:
+        if side.buf.find(b"\n", side.pos) == -1 and not _valid_chunk_start(
+            bytes(side.buf[side.pos :])
+        ):
+            return self._invalid_chunk_len(side, None)
         line = self._read_line(side)
         if line is None:
             return False
-        content = _chomp(line).strip(b" \t")
-        if not content:
+        if not line.strip(_CHUNK_CTL):
             return True  # tolerate empty lines before a chunk size
-        size_text, sep, _ext = content.partition(b";")
-        size_text = size_text.strip(b" \t")
-        if sep and side.is_request:
+        size, extension = _chunk_length(line)
+        if extension and side.is_request:
             self._event(side.tx, ev.REQUEST_CHUNK_EXTENSION)
-        size = _hex_size(size_text)
         if size is None:
-            name = (
-                ev.INVALID_REQUEST_CHUNK_LEN if side.is_request else ev.INVALID_RESPONSE_CHUNK_LEN
-            )
-            self._event(side.tx, name)
-            if side.is_request:
-                self._complete(side)
-                self._stop(side)
-                return False
-            # libhtp: an unparseable chunk length turns the rest into a plain body
-            side.pos -= len(line)
-            side.state = _State.BODY_CLOSE
-            return True
+            return self._invalid_chunk_len(side, line)
         if size == 0:
             side.state = _State.TRAILERS
             side.headers = []
             return True
         side.left = size
         side.state = _State.CHUNK_DATA
+        return True
+
+    def _invalid_chunk_len(self, side: _Side, line: bytes | None) -> bool:
+        name = ev.INVALID_REQUEST_CHUNK_LEN if side.is_request else ev.INVALID_RESPONSE_CHUNK_LEN
+        self._event(side.tx, name)
+        if side.is_request:
+            self._complete(side)
+            self._stop(side)
+            return False
+        # libhtp: an unparseable chunk length turns the rest into a plain body
+        if line is not None:
+            side.pos -= len(line)
+        side.state = _State.BODY_CLOSE
         return True
 
     def _on_chunk_data(self, side: _Side) -> bool:
@@ -746,6 +750,11 @@ class HttpParser:
             self._complete(side)
 
 
+def _mentions_chunked(value: bytes) -> bool:
+    """libhtp ``index_of_nocase_nozero("chunked")``: NUL bytes are skipped while matching."""
+    return b"chunked" in value.replace(b"\x00", b"").lower()
+
+
 def _chomp(line: bytes) -> bytes:
     if line.endswith(b"\n"):
         line = line[:-1]
@@ -774,19 +783,43 @@ def _protocol_number(proto: bytes | None) -> float | None:
 
 
 def _content_length(value: bytes) -> int | None:
-    """libhtp: digits with optional surrounding whitespace; anything else is invalid."""
-    text = value.strip(b" \t")
-    if not text.isdigit() or len(text) > 18:
+    """libhtp ``parse_content_length``: the first run of digits; junk before or after is
+    tolerated (libhtp only warns)."""
+    start = 0
+    while start < len(value) and not 0x30 <= value[start] <= 0x39:
+        start += 1
+    end = start
+    while end < len(value) and 0x30 <= value[end] <= 0x39:
+        end += 1
+    if end == start or end - start > 18:
         return None
-    return int(text)
+    return int(value[start:end])
 
 
-def _hex_size(text: bytes) -> int | None:
-    if text[:2].lower() == b"0x":
-        text = text[2:]
-    if not text or len(text) > 15 or any(c not in b"0123456789abcdefABCDEF" for c in text):
-        return None
-    return int(text, 16)
+_CHUNK_CTL = b"\r\n \t\x0b\x0c"
+_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _valid_chunk_start(data: bytes) -> bool:
+    """libhtp ``is_valid_chunked_length_data``: after control characters comes a hex digit
+    (or nothing yet)."""
+    rest = data.lstrip(_CHUNK_CTL)
+    return not rest or rest[0] in _HEXDIGITS
+
+
+def _chunk_length(line: bytes) -> tuple[int | None, bool]:
+    """libhtp ``parse_chunked_length``: control chars, hex digits, anything after; returns
+    (length or None if invalid, has extension)."""
+    rest = line.lstrip(_CHUNK_CTL)
+    end = 0
+    while end < len(rest) and rest[end] in _HEXDIGITS:
+        end += 1
+    if end == 0 or end > 16:
+        return None, False
+    value = int(rest[:end], 16)
+    if value > 0x7FFFFFFF:
+        return None, False
+    return value, b";" in rest[end:]
 
 
 def _port_number(port: bytes | None) -> int | None:
