@@ -168,12 +168,18 @@ class StreamUpdate:
     a hole was skipped in that chunk's direction (``len(data)`` when the gap comes after
     the last chunk); ``gap_toserver``/``gap_toclient`` summarise them.
     ``accept``: False when the packet is not part of a tracked stream (inspect it as a
-    packet only).
+    packet only). ``midstream_rejected``: the packet would start a session mid-stream but
+    ``stream.midstream`` is off (Suricata's midstream exception policy applies).
+    ``closed_toserver``/``closed_toclient``: that direction ended (FIN delivered, RST or
+    flow end) and everything before it has been delivered: the app layer may see EOF.
+    ``established``/``closed``: the session became established/closed on this packet.
     """
 
     __slots__ = (
         "accept",
         "closed",
+        "closed_toclient",
+        "closed_toserver",
         "data",
         "depth_reached_toclient",
         "depth_reached_toserver",
@@ -182,10 +188,12 @@ class StreamUpdate:
         "gap_toclient",
         "gap_toserver",
         "gaps",
+        "midstream_rejected",
     )
 
     def __init__(self) -> None:
         self.accept = True
+        self.midstream_rejected = False
         self.data: list[tuple[bool, bytes]] = []
         self.gaps: list[int] = []
         self.gap_toserver = False
@@ -195,6 +203,8 @@ class StreamUpdate:
         self.events: list[str] = []
         self.established = False
         self.closed = False
+        self.closed_toserver = False
+        self.closed_toclient = False
 
     def __repr__(self) -> str:
         return (
@@ -215,6 +225,7 @@ class _Half:
         "ctg_end",
         "datas",
         "depth_hit",
+        "eof",
         "fin_off",
         "flags",
         "max_end",
@@ -233,6 +244,7 @@ class _Half:
         self.ack_off = -1  # highest offset the peer ACKed (-1: none)
         self.fin_off = -1
         self.depth_hit = False
+        self.eof = False  # EOF reported to the app layer
         self.flags = 0  # OR of TCP flags sent in this direction
 
     def set_base(self, seq: int) -> None:
@@ -320,6 +332,9 @@ class TcpTracker:
             return upd
         try:
             self._process(flow, pkt, to_server, upd)
+            ssn = flow.tcp
+            if ssn is not None and ssn.state >= S_ESTABLISHED:
+                self._check_eof(ssn, upd)
         except Exception:  # defensive: a tracker bug must not end the run
             upd.events.append("stream.internal_error")
             upd.accept = False
@@ -334,9 +349,22 @@ class TcpTracker:
         try:
             self._flush_half(ssn.client, True, upd)
             self._flush_half(ssn.server, False, upd)
+            self._check_eof(ssn, upd, final=True)
         except Exception:
             upd.events.append("stream.internal_error")
         return upd
+
+    def _check_eof(self, ssn: TcpSession, upd: StreamUpdate, *, final: bool = False) -> None:
+        """Report EOF per direction once its FIN (or the close) is delivered."""
+        closed = ssn.state == S_CLOSED or final
+        client = ssn.client
+        if not client.eof and (closed or 0 <= client.fin_off <= client.app_off):
+            client.eof = True
+            upd.closed_toserver = True
+        server = ssn.server
+        if not server.eof and (closed or 0 <= server.fin_off <= server.app_off):
+            server.eof = True
+            upd.closed_toclient = True
 
     # -- state machine ----------------------------------------------------------------
 
@@ -386,6 +414,7 @@ class TcpTracker:
             if flags & TH_FIN:
                 upd.events.append("stream.fin_but_no_session")
             upd.accept = False
+            upd.midstream_rejected = True
             return
         ssn = self._new_session(flow)
         ssn.midstream = True
