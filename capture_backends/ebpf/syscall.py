@@ -12,6 +12,7 @@ import ctypes
 import os
 import platform
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 _NR_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351,
@@ -106,7 +107,7 @@ def map_info(fd: int) -> MapInfo:
 def possible_cpus() -> int:
     """Number of possible CPUs (the stride count of per-CPU map values)."""
     try:
-        text = open("/sys/devices/system/cpu/possible").read().strip()
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
     except OSError:
         return os.cpu_count() or 1
     total = 0
@@ -131,9 +132,9 @@ class BpfMap:
         self._value = ctypes.create_string_buffer(self.value_buf_size)
         self._next = ctypes.create_string_buffer(max(1, self.key_size))
 
-    def _attr(self, key: bytes | ctypes.Array[ctypes.c_char] | None, value: int,
-              flags: int = 0) -> _MapElemAttr:
-        kaddr = 0 if key is None else ctypes.cast(key, ctypes.c_void_p).value or 0
+    def _attr(self, key: bytes | None, value: int, flags: int = 0) -> _MapElemAttr:
+        # the bytes object stays referenced by the caller for the duration of the call
+        kaddr = 0 if key is None else ctypes.cast(ctypes.c_char_p(key), ctypes.c_void_p).value or 0
         return _MapElemAttr(self.fd, 0, kaddr, value, flags)
 
     def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> int:

@@ -1,0 +1,624 @@
+"""AF_PACKET live capture: TPACKET_V3 rings, fanout workers, eBPF bypass and load balancing.
+
+Process model (like Suricata's workers runmode)::
+
+    group = AfPacketGroup(config)           # parent: load eBPF programs, create flow tables
+    # fork N workers; in worker i:
+    backend = group.open_worker(i)          # socket + ring + socket filter, joins the fanout group
+    for ts, frame, _ in backend.packets():  # returns after backend.close()
+        ...
+        backend.bypass(flow, 0)             # the kernel stops delivering the flow
+    group.close()                           # parent, at exit
+
+Bypass: the socket filter (or the XDP program) looks every packet's canonical 5-tuple (plus
+VLAN ids) up in a BPF hash map; a hit is counted in the map, per direction, and not delivered.
+One entry covers both directions. Inserting into a full map fails: ``bypass()`` then returns
+False and the engine bypasses locally.
+
+Cleanup: nothing is pinned and XDP is attached through a BPF link, so the kernel removes every
+program and map when the last process holding them exits, even after SIGKILL; a new start
+after a crash finds a clean interface.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import errno
+import os
+import socket
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from capture_backends import ebpf
+from capture_backends.base import (
+    LINKTYPE_ETHERNET,
+    BackendUnavailable,
+    BaseBackend,
+    BypassCounters,
+    Capability,
+    CaptureStats,
+    FlowTuple,
+    RawPacket,
+)
+from capture_backends.ebpf import layout, syscall
+from capture_backends.tpacket import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_BLOCK_TIMEOUT_MS,
+    DEFAULT_FRAME_SIZE,
+    ETH_P_ALL,
+    PACKET_FANOUT,
+    PACKET_FANOUT_DATA,
+    SO_ATTACH_BPF,
+    SOL_PACKET,
+    TpacketV3Ring,
+    read_stats,
+    set_promiscuous,
+)
+
+# PACKET_FANOUT modes (linux/if_packet.h) by Suricata cluster-type name
+CLUSTER_TYPES: Mapping[str, int] = {
+    "cluster_flow": 0,  # PACKET_FANOUT_HASH: the kernel's flow hash (symmetric)
+    "cluster_round_robin": 1,  # PACKET_FANOUT_LB
+    "cluster_cpu": 2,  # PACKET_FANOUT_CPU
+    "cluster_qm": 5,  # PACKET_FANOUT_QM: by RX queue
+    "cluster_ebpf": 7,  # PACKET_FANOUT_EBPF: our symmetric load balancer
+}
+PACKET_FANOUT_FLAG_ROLLOVER = 0x1000
+PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+
+XDP_MODES: Mapping[str, int] = {
+    "soft": syscall.XDP_FLAGS_SKB_MODE,  # generic XDP: works on every device
+    "driver": syscall.XDP_FLAGS_DRV_MODE,  # native: the driver runs it (veth does)
+    "hw": syscall.XDP_FLAGS_HW_MODE,  # offloaded to the NIC
+    "none": 0,  # let the kernel choose (native when supported)
+}
+
+POLL_TIMEOUT_MS = 100  # how soon packets() notices close() when no traffic arrives
+BYPASS_PROTOCOLS = frozenset({6, 17})  # TCP, UDP
+_MAP_FULL_ERRNOS = frozenset({errno.E2BIG, errno.ENOMEM, errno.EAGAIN, errno.ENOSPC})
+
+# af-packet keys we implement, and Suricata keys we accept without acting on them
+_KNOWN_KEYS = frozenset({
+    "interface", "threads", "cluster-id", "cluster-type", "bypass", "ebpf-filter-file",
+    "ebpf-lb-file", "xdp-filter-file", "xdp-mode", "ring-size", "block-size", "block-timeout",
+    "use-percpu-hash", "ebpf-loader", "ebpf-map-entries", "defrag", "rollover",
+    "disable-promisc", "frame-size",
+})
+_ACCEPTED_SURICATA_KEYS = frozenset({
+    "use-mmap", "tpacket-v3", "mmap-locked", "use-emergency-flush", "checksum-checks",
+    "buffer-size", "pin-maps", "pinned-maps", "pinned-maps-name", "xdp-cpu-redirect",
+    "copy-mode", "copy-iface", "bpf-filter", "snaplen",
+})
+
+
+@dataclass(frozen=True)
+class AfPacketConfig:
+    """One interface's capture settings (the YAML ``af-packet:`` entry).
+
+    ``ring_size`` is in frames of ``frame_size`` bytes per worker, as Suricata's ``ring-size``
+    (default 2048 x 2048 B = 4 MiB); the TPACKET_V3 ring is cut into blocks of ``block_size``
+    bytes that the kernel hands over when full or after ``block_timeout_ms``.
+    Program files: ``.o`` objects for libbpf; BCC compiles the ``.c`` beside them.
+    """
+
+    interface: str
+    threads: int = 1
+    cluster_id: int = 99
+    cluster_type: str = "cluster_flow"
+    bypass: bool = False
+    ebpf_filter_file: str | None = None
+    ebpf_lb_file: str | None = None
+    xdp_filter_file: str | None = None
+    xdp_mode: str = "soft"
+    ring_size: int = 2048
+    block_size: int = DEFAULT_BLOCK_SIZE
+    block_timeout_ms: int = DEFAULT_BLOCK_TIMEOUT_MS
+    frame_size: int = DEFAULT_FRAME_SIZE
+    use_percpu_hash: bool = False
+    loader: str = "libbpf"
+    map_entries: int = 32768
+    defrag: bool = True
+    rollover: bool = False
+    promiscuous: bool = True
+
+    # -- derived --
+    def filter_path(self) -> Path | None:
+        """Socket filter to attach: the configured one, else the bundled bypass filter when
+        bypass is on and no XDP program does it."""
+        if self.ebpf_filter_file:
+            return _resolve_program(self.ebpf_filter_file)
+        if self.bypass and not self.xdp_filter_file:
+            return ebpf.bundled_path(ebpf.SOCKET_FILTER_OBJECT)
+        return None
+
+    def lb_path(self) -> Path | None:
+        if self.cluster_type != "cluster_ebpf":
+            return None
+        if self.ebpf_lb_file:
+            return _resolve_program(self.ebpf_lb_file)
+        return ebpf.bundled_path(ebpf.LB_OBJECT)
+
+    def xdp_path(self) -> Path | None:
+        return _resolve_program(self.xdp_filter_file) if self.xdp_filter_file else None
+
+    @classmethod
+    def from_yaml(cls, af_packet_section: object, iface: str
+                  ) -> tuple[AfPacketConfig, list[str]]:
+        """Config for ``iface`` from Suricata's list-of-interfaces ``af-packet:`` section.
+
+        The entry whose ``interface`` is ``iface`` wins; keys it lacks come from the
+        ``interface: default`` entry. Returns the config and warnings (unknown keys, bad
+        values: each falls back to its default). Never raises on bad input."""
+        warnings: list[str] = []
+        entries = _entries(af_packet_section, warnings)
+        default = next((e for e in entries if str(e.get("interface")) == "default"), {})
+        own = next((e for e in entries if str(e.get("interface")) == iface), None)
+        if own is None and entries:
+            warnings.append(f"af-packet: no entry for interface {iface!r}, using defaults")
+        merged: dict[str, Any] = {**default, **(own or {})}
+        for key in merged:
+            if key not in _KNOWN_KEYS and key not in _ACCEPTED_SURICATA_KEYS:
+                warnings.append(f"af-packet: unknown key {key!r} ignored")
+        return _build_config(iface, merged, warnings), warnings
+
+
+def _resolve_program(name: str) -> Path:
+    """A program file path; a bare name that does not exist is looked up among the bundled
+    programs (``xdp-filter-file: xdp_filter.o`` selects ours)."""
+    p = Path(name)
+    if p.exists() or p.is_absolute():
+        return p
+    bundled = ebpf.bundled_path(p.name)
+    return bundled if bundled.exists() or bundled.with_suffix(".c").exists() else p
+
+
+def _entries(section: object, warnings: list[str]) -> list[Mapping[str, Any]]:
+    if section is None:
+        return []
+    if isinstance(section, Mapping):
+        section = [section]
+    if not isinstance(section, list):
+        warnings.append("af-packet: expected a list of interface entries")
+        return []
+    out: list[Mapping[str, Any]] = []
+    for item in section:
+        if isinstance(item, Mapping):
+            out.append(item)
+        else:
+            warnings.append(f"af-packet: entry {item!r} is not a mapping, ignored")
+    return out
+
+
+def _as_bool(value: object, key: str, default: bool, warnings: list[str]) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "on", "1", "enable", "enabled"):
+        return True
+    if text in ("no", "false", "off", "0", "disable", "disabled"):
+        return False
+    warnings.append(f"af-packet: {key}: {value!r} is not a boolean, using {default}")
+    return default
+
+
+def _as_int(value: object, key: str, default: int, lo: int, hi: int,
+            warnings: list[str]) -> int:
+    try:
+        number = _parse_size(value) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        warnings.append(f"af-packet: {key}: {value!r} is not a number, using {default}")
+        return default
+    if not lo <= number <= hi:
+        warnings.append(f"af-packet: {key}: {number} out of range [{lo}, {hi}], using {default}")
+        return default
+    return number
+
+
+def _parse_size(text: str) -> int:
+    t = text.strip().lower()
+    for suffix, mult in (("kib", 1024), ("kb", 1024), ("mib", 1 << 20), ("mb", 1 << 20),
+                         ("gib", 1 << 30), ("gb", 1 << 30)):
+        if t.endswith(suffix):
+            return int(float(t[: -len(suffix)]) * mult)
+    return int(t, 0)
+
+
+def _build_config(iface: str, raw: Mapping[str, Any], warnings: list[str]) -> AfPacketConfig:
+    d = AfPacketConfig(interface=iface)
+    kw: dict[str, Any] = {"interface": iface}
+    threads = raw.get("threads")
+    if threads is not None:
+        if str(threads).strip().lower() == "auto":
+            kw["threads"] = os.cpu_count() or 1
+        else:
+            kw["threads"] = _as_int(threads, "threads", d.threads, 1, 1024, warnings)
+    if "cluster-id" in raw:
+        kw["cluster_id"] = _as_int(raw["cluster-id"], "cluster-id", d.cluster_id, 0, 0xFFFF,
+                                   warnings)
+    if "cluster-type" in raw:
+        ctype = str(raw["cluster-type"]).strip()
+        if ctype in CLUSTER_TYPES:
+            kw["cluster_type"] = ctype
+        else:
+            warnings.append(f"af-packet: cluster-type {ctype!r} unsupported "
+                            f"(one of {', '.join(CLUSTER_TYPES)}), using {d.cluster_type}")
+    for key, attr in (("bypass", "bypass"), ("use-percpu-hash", "use_percpu_hash"),
+                      ("defrag", "defrag"), ("rollover", "rollover")):
+        if key in raw:
+            kw[attr] = _as_bool(raw[key], key, getattr(d, attr), warnings)
+    if "disable-promisc" in raw:
+        kw["promiscuous"] = not _as_bool(raw["disable-promisc"], "disable-promisc", False,
+                                         warnings)
+    for key, attr in (("ebpf-filter-file", "ebpf_filter_file"), ("ebpf-lb-file", "ebpf_lb_file"),
+                      ("xdp-filter-file", "xdp_filter_file")):
+        value = raw.get(key)
+        if value not in (None, ""):
+            kw[attr] = str(value)
+    if "xdp-mode" in raw:
+        mode = str(raw["xdp-mode"]).strip().lower()
+        if mode in XDP_MODES:
+            kw["xdp_mode"] = mode
+        else:
+            warnings.append(f"af-packet: xdp-mode {mode!r} unsupported "
+                            f"(one of {', '.join(XDP_MODES)}), using {d.xdp_mode}")
+    for key, attr, lo, hi in (("ring-size", "ring_size", 16, 1 << 22),
+                              ("block-size", "block_size", 4096, 1 << 30),
+                              ("block-timeout", "block_timeout_ms", 1, 60_000),
+                              ("frame-size", "frame_size", 64, 1 << 20),
+                              ("ebpf-map-entries", "map_entries", 1, 1 << 26)):
+        if key in raw:
+            kw[attr] = _as_int(raw[key], key, getattr(d, attr), lo, hi, warnings)
+    if "ebpf-loader" in raw:
+        loader = str(raw["ebpf-loader"]).strip().lower()
+        if loader in ebpf.LOADERS:
+            kw["loader"] = loader
+        else:
+            warnings.append(f"af-packet: ebpf-loader {loader!r} unknown "
+                            f"(one of {', '.join(ebpf.LOADERS)}), using {d.loader}")
+    for key, bad in (("use-mmap", False), ("tpacket-v3", False)):
+        if key in raw and _as_bool(raw[key], key, True, warnings) is bad:
+            warnings.append(f"af-packet: {key}: no is not supported, a TPACKET_V3 ring is used")
+    if "copy-mode" in raw and str(raw["copy-mode"]).strip().lower() not in ("", "none"):
+        warnings.append("af-packet: copy-mode (IPS/TAP) is not supported, capturing only")
+    if raw.get("bpf-filter"):
+        warnings.append("af-packet: bpf-filter (cBPF expression) is not supported, ignored")
+    return dataclasses.replace(d, **kw)
+
+
+class _BypassTables:
+    """The v4/v6 flow tables the bypass program uses, with the layout checked."""
+
+    def __init__(self, obj: ebpf.BpfObject, source: Path) -> None:
+        maps: dict[str, syscall.BpfMap] = {}
+        for name, key_layout in ((layout.MAP_V4, layout.KEY_V4), (layout.MAP_V6, layout.KEY_V6)):
+            fd = obj.map_fd(name)
+            if fd is None:
+                raise BackendUnavailable(f"af-packet: {source} has no map {name}: not a bypass "
+                                         f"filter of this project")
+            table = syscall.BpfMap(fd)
+            if table.key_size != key_layout.size or table.info.value_size != layout.COUNTERS.size:
+                raise BackendUnavailable(
+                    f"af-packet: map {name} in {source} has key/value sizes "
+                    f"{table.key_size}/{table.info.value_size}, expected "
+                    f"{key_layout.size}/{layout.COUNTERS.size} (bpf/flow_keys.h)")
+            maps[name] = table
+        self.v4 = maps[layout.MAP_V4]
+        self.v6 = maps[layout.MAP_V6]
+
+    def table(self, flow: FlowTuple) -> syscall.BpfMap:
+        return self.v4 if len(flow.src) == 4 else self.v6
+
+
+class AfPacketGroup:
+    """Everything shared by the workers of one interface: loaded programs and flow tables.
+    Create it in the parent before forking; call ``open_worker`` in each worker."""
+
+    def __init__(self, config: AfPacketConfig) -> None:
+        self.config = config
+        self.owner_pid = os.getpid()
+        self._objects: list[ebpf.BpfObject] = []
+        self._xdp_link_fd: int | None = None
+        self._closed = False
+        self.filter_fd: int | None = None
+        self.lb_fd: int | None = None
+        self.tables: _BypassTables | None = None
+        _check_host(config)
+        try:
+            self.ifindex = socket.if_nametoindex(config.interface)
+        except OSError:
+            raise BackendUnavailable(
+                f"af-packet: no such interface {config.interface!r}") from None
+        try:
+            self._load_programs()
+        except BackendUnavailable:
+            self.close()
+            raise
+        except (OSError, KeyError, ValueError) as exc:
+            self.close()
+            raise BackendUnavailable(f"af-packet: {_describe(exc)}") from exc
+        atexit.register(self.close)
+
+    def _open(self, path: Path, kind: str, with_tables: bool) -> ebpf.BpfObject:
+        c = self.config
+        tables = (layout.MAP_V4, layout.MAP_V6) if with_tables else ()
+        obj = ebpf.open_object(c.loader, path, kind=kind, tables=tables,
+                               map_entries=c.map_entries, percpu=c.use_percpu_hash)
+        self._objects.append(obj)
+        return obj
+
+    def _load_programs(self) -> None:
+        c = self.config
+        filter_path, xdp_path, lb_path = c.filter_path(), c.xdp_path(), c.lb_path()
+        if filter_path is not None:
+            obj = self._open(filter_path, "socket", with_tables=True)
+            self.filter_fd = obj.program_fd(_program_name(c, filter_path,
+                                                          ebpf.SOCKET_FILTER_PROGRAM))
+            if c.bypass and xdp_path is None:
+                self.tables = _BypassTables(obj, filter_path)
+        if xdp_path is not None:
+            obj = self._open(xdp_path, "xdp", with_tables=True)
+            prog = obj.program_fd(_program_name(c, xdp_path, ebpf.XDP_FILTER_PROGRAM))
+            if c.bypass:
+                self.tables = _BypassTables(obj, xdp_path)
+            self._xdp_link_fd = syscall.xdp_link_create(prog, self.ifindex,
+                                                        XDP_MODES[c.xdp_mode])
+        if lb_path is not None:
+            obj = self._open(lb_path, "socket", with_tables=False)
+            self.lb_fd = obj.program_fd(_program_name(c, lb_path, ebpf.LB_PROGRAM))
+
+    @property
+    def fanout_arg(self) -> int:
+        c = self.config
+        flags = 0
+        if c.cluster_type == "cluster_flow" and c.defrag:
+            flags |= PACKET_FANOUT_FLAG_DEFRAG
+        if c.rollover:
+            flags |= PACKET_FANOUT_FLAG_ROLLOVER
+        return (c.cluster_id & 0xFFFF) | ((CLUSTER_TYPES[c.cluster_type] | flags) << 16)
+
+    @property
+    def xdp_attached(self) -> bool:
+        return self._xdp_link_fd is not None
+
+    def open_worker(self, index: int) -> AfPacketBackend:
+        """Open worker ``index``'s capture socket (call after fork, in the worker)."""
+        if self._closed:
+            raise BackendUnavailable("af-packet: group already closed")
+        return AfPacketBackend(self, index)
+
+    def bypassed_flows(self) -> list[tuple[FlowTuple, layout.FlowCounters]]:
+        """Every flow in the kernel tables with its counters (endpoint a as source)."""
+        if self.tables is None:
+            return []
+        out = []
+        for table in (self.tables.v4, self.tables.v6):
+            for key in list(table.keys()):
+                raw = table.lookup(key)
+                if raw is not None:
+                    out.append((layout.unpack_key(key),
+                                layout.sum_counters(raw, table.info.value_size)))
+        return out
+
+    def release_in_worker(self) -> None:
+        """In a forked worker: drop the inherited XDP link copy so that the parent's close()
+        alone detaches XDP (the kernel detaches when the last copy closes)."""
+        if self._xdp_link_fd is not None:
+            fd, self._xdp_link_fd = self._xdp_link_fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def close(self) -> None:
+        """Detach XDP, close programs and maps. Idempotent; also run at exit."""
+        if self._closed:
+            return
+        self._closed = True
+        self.release_in_worker()
+        for obj in reversed(self._objects):
+            with contextlib.suppress(Exception):
+                obj.close()
+        self._objects.clear()
+        self.tables = None
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.close)
+
+
+def _program_name(config: AfPacketConfig, path: Path, bundled_name: str) -> str | None:
+    """Our programs are found by name; a user's libbpf object by its first program."""
+    if config.loader == "bcc" or path.parent.resolve() == ebpf.bundled_dir().resolve():
+        return bundled_name
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def _check_host(config: AfPacketConfig) -> None:
+    if os.geteuid() != 0:
+        raise BackendUnavailable("af-packet: needs root (CAP_NET_RAW and CAP_BPF) "
+                                 "to capture on an interface")
+    if config.threads < 1:
+        raise BackendUnavailable("af-packet: threads must be at least 1")
+    if config.cluster_type not in CLUSTER_TYPES:
+        raise BackendUnavailable(f"af-packet: cluster-type {config.cluster_type!r} unsupported")
+    if config.xdp_mode not in XDP_MODES:
+        raise BackendUnavailable(f"af-packet: xdp-mode {config.xdp_mode!r} unsupported")
+    reason = ebpf.loader_unavailable(config.loader) if _needs_ebpf(config) else None
+    if reason:
+        raise BackendUnavailable(f"af-packet: {reason}")
+
+
+def _needs_ebpf(config: AfPacketConfig) -> bool:
+    return bool(config.bypass or config.ebpf_filter_file or config.xdp_filter_file
+                or config.cluster_type == "cluster_ebpf")
+
+
+class AfPacketBackend(BaseBackend):
+    """One worker's capture socket. ``packets()`` yields ``(ts, frame_bytes, 0)``; frames are
+    copies (``bytes``) so the engine may keep them. Not thread-safe: one per worker."""
+
+    name: ClassVar[str] = "af-packet"
+    linktype = LINKTYPE_ETHERNET
+
+    def __init__(self, group: AfPacketGroup, index: int) -> None:
+        self.group = group
+        self.index = index
+        c = group.config
+        self.capabilities = Capability.LIVE
+        if group.tables is not None:
+            self.capabilities |= Capability.BYPASS | Capability.BYPASS_COUNTERS
+        self._tables = group.tables
+        self._closed = False
+        self._iterating = False
+        self._kernel_packets = 0
+        self._kernel_drops = 0
+        self._errors = 0
+        self._bypass_ok = [0, 0]  # v4, v6
+        self._bypass_fail = [0, 0]
+        if os.getpid() != group.owner_pid:
+            group.release_in_worker()
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        self._ring: TpacketV3Ring | None = None
+        try:
+            self._setup_socket(c)
+        except OSError as exc:
+            self.close()
+            raise BackendUnavailable(
+                f"af-packet: worker {index} on {c.interface}: {_describe(exc)}") from exc
+
+    def _setup_socket(self, c: AfPacketConfig) -> None:
+        s = self._sock
+        g = self.group
+        if g.filter_fd is not None:  # before bind: no unfiltered packet slips in
+            s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, g.filter_fd)
+        self._ring = TpacketV3Ring(s, ring_frames=c.ring_size, block_size=c.block_size,
+                                   frame_size=c.frame_size, block_timeout_ms=c.block_timeout_ms)
+        s.bind((c.interface, ETH_P_ALL))
+        if c.promiscuous:
+            set_promiscuous(s, g.ifindex)
+        if c.threads > 1 or c.cluster_type == "cluster_ebpf":
+            s.setsockopt(SOL_PACKET, PACKET_FANOUT, g.fanout_arg)
+            if g.lb_fd is not None:  # every member sets it: the first one may not be index 0
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, struct.pack("=i", g.lb_fd))
+        read_stats(s)  # reset: count from now on
+
+    # -- capture --
+    def packets(self) -> Iterator[RawPacket]:
+        ring = self._ring
+        if ring is None or self._closed:
+            return
+        self._iterating = True
+        try:
+            while not self._closed:
+                block = ring.read_block()
+                if block is None:
+                    ring.wait(POLL_TIMEOUT_MS)
+                    continue
+                for ts, frame in block:
+                    yield ts, frame, 0
+        finally:
+            self._iterating = False
+            if self._closed:
+                self._release()
+
+    # -- bypass --
+    def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:
+        tables = self._tables
+        if tables is None or flow.proto not in BYPASS_PROTOCOLS:
+            return False
+        family = 0 if len(flow.src) == 4 else 1
+        try:
+            key, _reverse = layout.canonical_key(flow)
+        except ValueError:
+            self._bypass_fail[family] += 1
+            return False
+        err = tables.table(flow).update(key, layout.ZERO_COUNTERS, syscall.BPF_NOEXIST)
+        if err in (0, errno.EEXIST):
+            self._bypass_ok[family] += 1
+            return True
+        self._bypass_fail[family] += 1
+        if err not in _MAP_FULL_ERRNOS:
+            self._errors += 1
+        return False
+
+    def bypassed_flow_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """Kernel counters of a bypassed flow; ``flow`` is read client -> server (its
+        ``src`` is the client), so packets sent by ``flow.src`` are ``toserver``."""
+        tables = self._tables
+        if tables is None:
+            return None
+        try:
+            key, reverse = layout.canonical_key(flow)
+        except ValueError:
+            return None
+        table = tables.table(flow)
+        raw = table.lookup(key)
+        if raw is None:
+            return None
+        c = layout.sum_counters(raw, table.info.value_size)
+        if reverse:  # flow.src is endpoint b
+            return BypassCounters(c.pkts_ba, c.bytes_ba, c.pkts_ab, c.bytes_ab)
+        return BypassCounters(c.pkts_ab, c.bytes_ab, c.pkts_ba, c.bytes_ba)
+
+    def bypassed_last_seen_ns(self, flow: FlowTuple) -> int | None:
+        """``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC) of the flow's last bypassed packet."""
+        tables = self._tables
+        if tables is None:
+            return None
+        try:
+            key, _ = layout.canonical_key(flow)
+        except ValueError:
+            return None
+        table = tables.table(flow)
+        raw = table.lookup(key)
+        return None if raw is None else layout.sum_counters(raw, table.info.value_size).last_ns
+
+    def forget_bypassed(self, flow: FlowTuple) -> None:
+        tables = self._tables
+        if tables is None:
+            return
+        try:
+            key, _ = layout.canonical_key(flow)
+        except ValueError:
+            return
+        tables.table(flow).delete(key)
+
+    # -- stats / lifecycle --
+    def stats(self) -> CaptureStats:
+        if not self._closed:
+            try:
+                packets, drops = read_stats(self._sock)
+                self._kernel_packets += packets
+                self._kernel_drops += drops
+            except OSError:
+                self._errors += 1
+        return CaptureStats(
+            kernel_packets=self._kernel_packets, kernel_drops=self._kernel_drops,
+            errors=self._errors,
+            bypass_v4_success=self._bypass_ok[0], bypass_v4_fail=self._bypass_fail[0],
+            bypass_v6_success=self._bypass_ok[1], bypass_v6_fail=self._bypass_fail[1])
+
+    def close(self) -> None:
+        """Stop ``packets()`` (within POLL_TIMEOUT_MS) and release the socket and ring.
+        Safe from a signal handler and idempotent."""
+        if self._closed:
+            return
+        self.stats()  # keep the final kernel counters
+        self._closed = True
+        if not self._iterating:
+            self._release()
+
+    def _release(self) -> None:
+        if self._ring is not None:
+            ring, self._ring = self._ring, None
+            ring.close()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
