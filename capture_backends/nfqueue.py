@@ -83,7 +83,8 @@ _NLATTR = struct.Struct("=HH")
 _RECV_SIZE = 65536 + 4096  # one queued packet (<= 64 KiB) plus its netlink attributes
 _BATCH = 64  # messages read per queue before the engine gets them
 _POLL_MS = 250  # idle tick period: the engine's timers and stop flag run at least this often
-_PROC_QUEUES = "/proc/net/netfilter/nfnetlink_queue"
+# thread-self: the namespace of the thread that binds (tests bind from a setns'd thread)
+_PROC_QUEUES = "/proc/thread-self/net/netfilter/nfnetlink_queue"
 
 MODES = ("accept", "repeat")
 _U32 = 0xFFFFFFFF
@@ -407,6 +408,7 @@ class NfqBackend(BaseBackend):
         self._lock = threading.RLock()
         self._busy_thread: int | None = None
         self._rules: Any = None
+        self._proc: Any = None  # the namespace's nfnetlink_queue status file, opened at bind
         self._seq = int(time.time()) & 0xFFFF
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -424,6 +426,8 @@ class NfqBackend(BaseBackend):
         if os.geteuid() != 0:
             raise BackendUnavailable("nfq: binding a netfilter queue needs root (CAP_NET_ADMIN)")
         binding = _load_binding()
+        with contextlib.suppress(OSError):
+            self._proc = open(_PROC_QUEUES, "rb")  # noqa: SIM115 - kept open: re-read in stats()
         for index, num in enumerate(self.config.queues):
             self._bind(binding, index, num)
         if self.config.install_rules:
@@ -647,10 +651,12 @@ class NfqBackend(BaseBackend):
         ``id_sequence`` (packets queued so far)."""
         wanted = {q.num for q in self._queues}
         result: dict[int, dict[str, int]] = {}
+        if self._proc is None:
+            return result
         try:
-            with open(_PROC_QUEUES) as fh:
-                lines = fh.read().splitlines()
-        except OSError:
+            self._proc.seek(0)
+            lines = self._proc.read().decode("ascii", "replace").splitlines()
+        except (OSError, ValueError):
             return result
         for line in lines:
             fields = line.split()
@@ -730,6 +736,10 @@ class NfqBackend(BaseBackend):
                 queue.sock.close()
         self._queues.clear()
         self._by_fd.clear()
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.close()
+            self._proc = None
         self._pending.clear()
         self._bypass_ids.clear()
         for fd in (self._wake_r, self._wake_w):
