@@ -153,7 +153,8 @@ def parse_content_encoding(value: bytes, *, lzma_enabled: bool) -> tuple[list[st
     carried something unknown. ``identity``/``none`` are skipped."""
     codings: list[str] = []
     abnormal = False
-    for token in value.replace(b" ", b"").split(b","):
+    # libhtp compares ignoring NUL bytes; tokens are separated by commas and/or spaces
+    for token in value.replace(b"\x00", b"").replace(b" ", b",").split(b","):
         name = token.strip(b" \t").lower()
         if not name or name in (b"identity", b"none"):
             continue

@@ -60,7 +60,7 @@ class _Side:
         self.pos = 0
         self.state = _State.IDLE
         self.tx: HttpTransaction | None = None
-        self.headers: list[list[bytes]] = []
+        self.headers: list[bytes] = []  # logical header lines (folds joined)
         self.header_count = 0
         self.raw = bytearray()
         self.left = 0
@@ -371,17 +371,21 @@ class HttpParser:
             side.raw += line[:room]
 
     def _add_header_line(self, side: _Side, content: bytes) -> None:
+        """Collect logical header lines: a line starting with SP/HT continues the previous one
+        (libhtp keeps the folding whitespace). On the response side a continuation that looks
+        like ``token:`` is a new header with leading whitespace, not a fold (libhtp)."""
         tx = side.tx
-        if content[:1] in (b" ", b"\t"):
-            if side.headers:
-                last = side.headers[-1]
-                last[1] = last[1] + content[:1] + content.strip(_VALUE_WS)
+        if content[:1] in (b" ", b"\t", b"\x00"):
+            new_header = not side.is_request and _looks_like_header(content)
+            if side.headers and not new_header:
+                side.headers[-1] += content
                 return
-            name = ev.INVALID_REQUEST_FIELD_FOLDING if side.is_request else (
-                ev.INVALID_RESPONSE_FIELD_FOLDING
-            )
-            self._event(tx, name)
-            content = content.lstrip(b" \t")
+            if not side.headers:
+                name = ev.INVALID_REQUEST_FIELD_FOLDING if side.is_request else (
+                    ev.INVALID_RESPONSE_FIELD_FOLDING
+                )
+                self._event(tx, name)
+            content = content.lstrip(_VALUE_WS)
         side.header_count += 1
         if side.header_count > self.config.headers_limit:
             if side.header_count == self.config.headers_limit + 1:
@@ -390,27 +394,32 @@ class HttpParser:
                 )
                 self._event(tx, name)
             return
-        colon = content.find(b":")
+        side.headers.append(content)
+
+    def _parse_header(self, side: _Side, line: bytes) -> tuple[bytes, bytes]:
+        tx = side.tx
+        colon = line.find(b":")
         if colon == -1:
             name = ev.REQUEST_FIELD_MISSING_COLON if side.is_request else (
                 ev.RESPONSE_FIELD_MISSING_COLON
             )
             self._event(tx, name)
-            side.headers.append([b"", content])
-            return
-        raw_name = content[:colon]
-        header_name = raw_name.rstrip(b" \t")
-        if header_name != raw_name or not header_name or b" " in header_name:
+            return b"", line.strip(_VALUE_WS)
+        raw_name = line[:colon]
+        # trailing whitespace and NULs are not part of the name (libhtp trims them)
+        header_name = raw_name.rstrip(_VALUE_WS + b"\x00")
+        if header_name != raw_name or not header_name or not _is_token(header_name):
             name = ev.REQUEST_HEADER_INVALID if side.is_request else ev.RESPONSE_HEADER_INVALID
             self._event(tx, name)
-        side.headers.append([header_name, content[colon + 1 :].strip(_VALUE_WS)])
+        return header_name, line[colon + 1 :].strip(_VALUE_WS)
 
     def _merged_headers(self, side: _Side, into: list[tuple[bytes, bytes]]) -> None:
         """Fold the header lines into ``into`` libhtp style: repeated names joined with ", "
         (at most 64 repetitions), repeated Content-Length kept once (event if they differ)."""
         index = {name.lower(): i for i, (name, _) in enumerate(into)}
         repetitions: dict[bytes, int] = {}
-        for name, value in side.headers:
+        for line in side.headers:
+            name, value = self._parse_header(side, line)
             key = name.lower()
             pos = index.get(key)
             if pos is None:
@@ -520,7 +529,11 @@ class HttpParser:
                 else:
                     self._begin_body(side, tx, chunked=False, length=length)
                 return
+            # libhtp returns an error here: the response direction is not parsed further
             self._event(tx, ev.INVALID_CONTENT_LENGTH_FIELD_IN_RESPONSE)
+            self._complete(side)
+            self._stop(side)
+            return
         self._begin_body(side, tx, chunked=False, length=-1)
 
     def _interim_response(self, side: _Side, tx: HttpTransaction) -> None:
@@ -748,6 +761,22 @@ class HttpParser:
                                          else side.tx.response_headers)
         if side.tx is not None:
             self._complete(side)
+
+
+_TOKEN_EXCLUDED = frozenset(b'()<>@,;:\\"/[]?={} \t')
+
+
+def _is_token(name: bytes) -> bool:
+    return all(32 < c < 127 and c not in _TOKEN_EXCLUDED for c in name)
+
+
+def _looks_like_header(continuation: bytes) -> bool:
+    """libhtp's response-side peek: optional spaces, a non-empty token, optional spaces, ':'."""
+    stripped = continuation.lstrip(b" \t")
+    colon = stripped.find(b":")
+    if colon <= 0:
+        return False
+    return _is_token(stripped[:colon].rstrip(b" \t"))
 
 
 def _mentions_chunked(value: bytes) -> bool:
