@@ -27,6 +27,7 @@ BACKENDS: dict[str, BackendLoader] = {
     "pcap": lambda: _load("capture_backends.pcap_file", "PcapFileBackend"),
     "memory": lambda: _load("capture_backends.memory", "MemoryBackend"),
     "af-packet": lambda: _load("capture_backends.af_packet", "AfPacketBackend"),
+    "nfq": lambda: _load("capture_backends.nfqueue", "NfqBackend"),
 }
 
 
