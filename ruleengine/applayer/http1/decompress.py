@@ -148,6 +148,14 @@ _CODINGS = {
 }
 
 
+def _coding_by_substring(token: bytes) -> str | None:
+    """libhtp is lenient: a token that contains a known coding name selects it."""
+    for needle, kind in ((b"gzip", "gzip"), (b"deflate", "deflate"), (b"lzma", "lzma")):
+        if needle in token:
+            return kind
+    return None
+
+
 def parse_content_encoding(value: bytes, *, lzma_enabled: bool) -> tuple[list[str], bool]:
     """Codings in the order they must be undone (last applied first), and whether the header
     carried something unknown. ``identity``/``none`` are skipped."""
@@ -158,7 +166,7 @@ def parse_content_encoding(value: bytes, *, lzma_enabled: bool) -> tuple[list[st
         name = token.strip(b" \t").lower()
         if not name or name in (b"identity", b"none"):
             continue
-        kind = _CODINGS.get(name)
+        kind = _CODINGS.get(name) or _coding_by_substring(name)
         if kind is None or (kind == "lzma" and not lzma_enabled):
             abnormal = True
             continue

@@ -249,6 +249,11 @@ class HttpParser:
             return True  # empty lines between messages are ignored
         if side.is_request:
             return self._start_request(side, content)
+        cr = content.find(b"\r")
+        if cr != -1:
+            # libhtp ends a status line at a lone CR too; the rest is the next line
+            side.pos -= len(line) - cr - 1
+            line, content = line[: cr + 1], content[:cr]
         return self._start_response(side, line, content)
 
     def _start_request(self, side: _Side, line: bytes) -> bool:
@@ -859,7 +864,8 @@ def _port_number(port: bytes | None) -> int | None:
 
 
 def _lookup(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """libhtp ``get_nocase_nozero``: case-insensitive, NUL bytes in the name ignored."""
     for key, value in headers:
-        if key.lower() == name:
+        if key.replace(b"\x00", b"").lower() == name:
             return value
     return None

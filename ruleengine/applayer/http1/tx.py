@@ -17,7 +17,7 @@ class Progress(enum.IntEnum):
 
 
 def _lower_name(name: bytes) -> bytes:
-    return name.strip(b" \t").lower()
+    return name.replace(b"\x00", b"").strip(b" \t").lower()
 
 
 @dataclass(slots=True, eq=False)
