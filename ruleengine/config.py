@@ -868,9 +868,12 @@ class Config:
             section = self.get_section(f"flow-timeouts.{proto}")
             values = []
             for name, fallback in zip(_TIMEOUT_FIELDS, shipped, strict=True):
-                value = parse_int(section.get(name))
-                if value is None and proto != "default" and name in default_section:
+                if name in section:
+                    value = parse_int(section.get(name))
+                elif proto != "default":
                     value = parse_int(default_section.get(name))
+                else:
+                    value = None
                 values.append(fallback if value is None or value < 0 else value)
             result[proto] = ProtoTimeoutSettings(*values)
         return result

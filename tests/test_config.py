@@ -1,0 +1,338 @@
+"""Config: suricata.yaml loading, --set overrides, unknown-key warnings, value parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ruleengine.config import (
+    Config,
+    ConfigError,
+    known_keys,
+    parse_bool,
+    parse_int,
+    parse_size,
+)
+from tests.outputs.eve_schema import VERIFY_DIR
+
+HEADER = "%YAML 1.1\n---\n"
+
+
+def write(path: Path, body: str, header: bool = True) -> Path:
+    path.write_text((HEADER if header else "") + body)
+    return path
+
+
+# --- value parsing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1mb", 1 << 20), ("4kb", 4096), ("100 KiB", 102400), ("1MiB", 1 << 20), ("2gb", 2 << 30),
+    ("3000", 3000), (3000, 3000), ("1.5m", 3 << 19), ("0", 0), ("256 MB", 256 << 20),
+    ("abc", None), ("1xb", None), ("-1", None), ("", None), (True, None), (None, None),
+])
+def test_parse_size(text: object, expected: int | None):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("yes", True), ("YES", True), ("true", True), ("on", True), ("1", True), (True, True),
+    ("no", False), ("false", False), ("off", False), ("0", False), (False, False),
+    ("maybe", None), (None, None),
+])
+def test_parse_bool(text: object, expected: bool | None):
+    assert parse_bool(text) is expected
+
+
+def test_parse_int():
+    assert parse_int("0x1") == 1 and parse_int(" 42 ") == 42 and parse_int("4k") is None
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def test_defaults_are_suricatas_shipped_values():
+    config, warnings = Config.load(None)
+    assert warnings == []
+    assert config.get("stream.reassembly.depth") == "1mb"
+    assert config.get_size("stream.reassembly.depth", 0) == 1 << 20
+    assert config.get_bool("stream.checksum-validation", False) is True
+    assert config.get("vars.address-groups.HOME_NET") == "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]"
+    assert config.port_groups()["HTTP_PORTS"] == "80"
+    http = config.http_default_config()
+    assert (http.request_body_limit, http.response_body_limit) == (100 << 10, 100 << 10)
+    assert http.response_body_inspect_window == 16 << 10
+    assert config.flow_timeouts()["tcp"].established == 600
+    assert config.eve().filename == "eve.json" and "alert" in (config.eve().types or ())
+    assert config.stats_interval() == 8
+
+
+def test_missing_file_is_an_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        Config.load(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        Config.load(tmp_path)
+
+
+def test_not_yaml_is_an_error_with_position(tmp_path: Path):
+    path = write(tmp_path / "bad.yaml", "stream:\n  depth: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+:\d+: not valid YAML"):
+        Config.load(path)
+
+
+def test_file_values_only_and_code_defaults(tmp_path: Path):
+    path = write(tmp_path / "s.yaml", "stream:\n  midstream: true\n")
+    config, warnings = Config.load(path)
+    assert warnings == []
+    assert config.get_bool("stream.midstream", False) is True
+    # not in the file: the getter's default (Suricata's built-in) applies
+    assert config.get("vars.address-groups.HOME_NET") is None
+    assert config.http_default_config().request_body_limit == 4096
+    assert config.eve().types is None
+
+
+def test_missing_header_is_a_warning(tmp_path: Path):
+    path = write(tmp_path / "s.yaml", "stream:\n  midstream: yes\n", header=False)
+    config, warnings = Config.load(path)
+    assert len(warnings) == 1 and "%YAML 1.1" in warnings[0]
+    assert config.stream().midstream is True
+
+
+def test_yaml_11_booleans_and_empty_values(tmp_path: Path):
+    path = write(tmp_path / "s.yaml", "stream:\n  inline: on\n  async-oneside: off\n"
+                 "logging:\n  default-output-filter:\n")
+    config, warnings = Config.load(path)
+    assert warnings == []
+    assert config.stream().inline == "yes" and config.stream().async_oneside is False
+    assert config.get("logging.default-output-filter", "x") == "x"
+
+
+def test_top_level_not_a_mapping(tmp_path: Path):
+    path = write(tmp_path / "s.yaml", "- a\n- b\n")
+    config, warnings = Config.load(path)
+    assert config.data == {} and "not a mapping" in warnings[0]
+
+
+def test_include_key_and_tag(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub" / "vars.yaml",
+          "vars:\n  address-groups:\n    HOME_NET: '[10.0.0.0/8]'\n")
+    write(tmp_path / "outputs.yaml", "- eve-log:\n    enabled: yes\n    types: [alert]\n")
+    path = write(tmp_path / "main.yaml",
+                 "vars:\n  address-groups:\n    HOME_NET: any\n    EXTERNAL_NET: any\n"
+                 "outputs: !include outputs.yaml\n"
+                 "include: sub/vars.yaml\n"
+                 "include: missing.yaml\n")
+    config, warnings = Config.load(path)
+    assert config.get("vars.address-groups.HOME_NET") == "[10.0.0.0/8]"  # the include overrides
+    assert config.get("vars.address-groups.EXTERNAL_NET") == "any"  # merged, not replaced
+    assert config.eve().types == frozenset({"alert"})
+    assert len(warnings) == 1 and "missing.yaml" in warnings[0] and "cannot read" in warnings[0]
+
+
+def test_include_loop_is_cut(tmp_path: Path):
+    write(tmp_path / "a.yaml", "include: b.yaml\nstream:\n  midstream: yes\n")
+    write(tmp_path / "b.yaml", "include: a.yaml\n")
+    config, warnings = Config.load(tmp_path / "a.yaml")
+    assert config.stream().midstream is True
+    assert any("nested more than" in w for w in warnings)
+
+
+def test_duplicate_key_warning(tmp_path: Path):
+    path = write(tmp_path / "s.yaml", "stream:\n  midstream: no\nstream:\n  midstream: yes\n")
+    config, warnings = Config.load(path)
+    assert config.stream().midstream is True
+    assert len(warnings) == 1 and "given twice" in warnings[0]
+
+
+# --- --set -----------------------------------------------------------------------------------
+
+
+def test_set_overrides():
+    config, warnings = Config.load(None, [
+        "stream.midstream=true",
+        "stream.reassembly.depth=2mb",
+        "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit=3",
+        "outputs.1.eve-log.enabled=no",
+        "af-packet.0.bypass=yes",
+        "vlan.use-for-tracking=false",
+        "exception-policy=auto",
+        "pcap-file.delete-when-done=non-alerts",
+        "stats.decoder-events=true",
+        "stream.midstream-policy=pass-flow",
+    ])
+    assert warnings == []
+    assert config.get("stream.midstream") == "true"  # kept as text, as Suricata does
+    assert config.stream().midstream is True
+    assert config.stream().reassembly_depth == 2 << 20
+    assert config.http_default_config().response_body_decompress_layer_limit == 3
+    assert config.eve().enabled is False
+    assert config.af_packet()[0].bypass is True
+    assert config.get_bool("vlan.use-for-tracking", True) is False
+
+
+def test_set_creates_sections_and_list_items(tmp_path: Path):
+    config, warnings = Config.load(write(tmp_path / "s.yaml", "outputs: []\n"), [
+        "outputs.0.eve-log.enabled=yes", "nfq.bypass-mark=0x10", "nfq.bypass-mask=0x10"])
+    assert warnings == []
+    assert config.get("outputs.0.eve-log.enabled") == "yes"
+    assert (config.nfq().bypass_mark, config.nfq().bypass_mask) == (16, 16)
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ("stream.midstream", "expected name=value"),
+    ("=yes", "expected name=value"),
+    ("stream..midstream=yes", "empty part"),
+    ("outputs.x.eve-log.enabled=yes", "is a list"),
+    ("outputs.99.eve-log.enabled=yes", "past the end"),
+])
+def test_bad_set_is_a_warning(override: str, fragment: str):
+    _config, warnings = Config.load(None, [override])
+    assert len(warnings) == 1 and fragment in warnings[0] and warnings[0].endswith("ignored")
+
+
+# --- unknown keys and bad values -------------------------------------------------------------
+
+
+def test_unknown_keys_warn_with_suggestion(tmp_path: Path):
+    path = write(tmp_path / "s.yaml",
+                 "stream:\n  midstrem: yes\n  reassembly:\n    depht: 1mb\n"
+                 "frobnicate: 1\n"
+                 "outputs:\n  - eve-log:\n      enabled: yes\n      fillename: x.json\n"
+                 "      types: [alert, alrt]\n")
+    _config, warnings = Config.load(path, ["detect.profil=high"])
+    text = "\n".join(warnings)
+    assert "unknown configuration key 'stream.midstrem' (did you mean 'stream.midstream'?)" in text
+    assert "'stream.reassembly.depht' (did you mean 'stream.reassembly.depth'?)" in text
+    assert "unknown configuration key 'frobnicate'" in text
+    assert "'outputs[].eve-log.fillename' (did you mean 'outputs[].eve-log.filename'?)" in text
+    assert "unknown EVE type 'alrt'" in text
+    assert "'detect.profil' (did you mean 'detect.profile'?)" in text
+    assert len(warnings) == 6
+
+
+def test_free_form_sections_do_not_warn(tmp_path: Path):
+    path = write(tmp_path / "s.yaml",
+                 "vars:\n  address-groups:\n    MY_NET: '[1.2.3.0/24]'\n"
+                 "app-layer:\n  protocols:\n    foo:\n      enabled: yes\n"
+                 "    http:\n      libhtp:\n        server-config:\n"
+                 "          - apache:\n              address: [10.0.0.0/8]\n"
+                 "              personality: Apache_2\n              request-body-limit: 8kb\n"
+                 "logging:\n  anything:\n    goes: here\n")
+    config, warnings = Config.load(path)
+    assert warnings == []
+    (server,) = config.http_server_configs()
+    assert server.name == "apache" and server.addresses == ("10.0.0.0/8",)
+    assert server.request_body_limit == 8192 and server.personality == "Apache_2"
+    assert server.response_body_limit == 4096
+
+
+def test_bad_values_warn_and_fall_back(tmp_path: Path):
+    _config, warnings = Config.load(None, [
+        "stream.reassembly.depth=lots", "stream.midstream=perhaps",
+        "stream.midstream-policy=explode", "flow-timeouts.tcp.new=soon", "runmode=turbo"])
+    assert len(warnings) == 5
+    assert "stream.reassembly.depth: 'lots' is not a size like 1mb; the default is used" in warnings
+    config, _ = Config.load(None, ["stream.reassembly.depth=lots", "flow-timeouts.tcp.new=soon"])
+    assert config.stream().reassembly_depth == 1 << 20
+    assert config.flow_timeouts()["tcp"].new == 60
+
+
+def test_catalogue_knows_commented_and_newer_keys():
+    catalogue = known_keys()
+    for key in ("stream.bypass", "stream.midstream-policy", "stream.async-oneside",
+                "af-packet.#.xdp-filter-file", "af-packet.#.bypass", "nfq.bypass-mask",
+                "app-layer.error-policy", "packet-alert-max", "action-order.#",
+                "app-layer.protocols.http.libhtp.default-config.headers-limit"):
+        assert catalogue.is_known(key.split(".")), key
+    assert not catalogue.is_known(["stream", "bypas"])
+
+
+# --- typed views -----------------------------------------------------------------------------
+
+
+def test_exception_policies():
+    config, _ = Config.load(None, ["exception-policy=auto"])
+    assert config.exception_policies(ips=True).stream_midstream == "drop-flow"
+    assert config.exception_policies(ips=True).flow_memcap == "drop-packet"
+    assert config.exception_policies(ips=False).stream_midstream == "ignore"
+    config, _ = Config.load(None, ["stream.midstream-policy=pass-flow"])
+    assert config.exception_policies(ips=False).stream_midstream == "pass-flow"
+    config, _ = Config.load(None, ["stream.midstream-policy=drop-flow"])
+    assert config.exception_policies(ips=False).stream_midstream == "ignore"  # IDS: no drops
+    config, _ = Config.load(None, ["stream.midstream=true", "stream.midstream-policy=bypass"])
+    assert config.exception_policies(ips=True).stream_midstream == "ignore"
+
+
+def test_checksum_validation():
+    config, _ = Config.load(None)
+    assert config.checksum_validation() is True
+    assert config.checksum_validation("none") is False
+    assert config.checksum_validation("all") is True
+    config, _ = Config.load(None, ["capture.checksum-validation=none"])
+    assert config.checksum_validation() is False
+
+
+def test_af_packet_default_interface():
+    config, _ = Config.load(None, ["af-packet.1.cluster-id=42", "af-packet.1.bypass=yes"])
+    eth0 = config.af_packet_for("eth0")
+    assert eth0.cluster_id == 99 and eth0.bypass is True  # eth0 takes default's bypass too
+    other = config.af_packet_for("veth7")
+    assert other.interface == "veth7" and other.cluster_id == 42
+
+
+def test_eve_types_and_options(tmp_path: Path):
+    path = write(tmp_path / "s.yaml",
+                 "outputs:\n  - eve-log:\n      enabled: yes\n      filename: out.json\n"
+                 "      types:\n        - alert:\n            payload: yes\n        - http\n"
+                 "        - dhcp:\n            enabled: no\n        - flow\n")
+    config, warnings = Config.load(path)
+    assert warnings == []
+    eve = config.eve()
+    assert eve.filename == "out.json"
+    assert eve.types == frozenset({"alert", "http", "flow"})
+    assert eve.type_options["alert"] == {"payload": True}
+
+
+def test_detect_settings():
+    config, _ = Config.load(None, ["packet-alert-max=6", "mpm-algo=hs"])
+    detect = config.detect()
+    assert detect.packet_alert_max == 6 and detect.mpm_algo == "hs"
+    assert detect.action_order == ("pass", "drop", "reject", "alert")
+
+
+# --- the suricata-verify corpus --------------------------------------------------------------
+
+
+def _verify_yamls() -> list[Path]:
+    return sorted(VERIFY_DIR.glob("*/suricata.yaml")) if VERIFY_DIR.is_dir() else []
+
+
+@pytest.mark.skipif(not _verify_yamls(), reason="suricata-verify corpus not found")
+@pytest.mark.parametrize("path", _verify_yamls(), ids=lambda p: p.parent.name)
+def test_suricata_verify_configs_load_without_warnings(path: Path):
+    config, warnings = Config.load(path)
+    assert warnings == []
+    assert config.eve().enabled
+
+
+@pytest.mark.skipif(not (VERIFY_DIR / "index.json").is_file(), reason="corpus index not found")
+def test_suricata_verify_set_arguments_load_without_warnings():
+    import json
+    import shlex
+
+    index = json.loads((VERIFY_DIR / "index.json").read_text())
+    overrides: set[str] = set()
+    for test in index["tests"]:
+        raw = test.get("args") or []
+        # the index keeps each argument as Suricata's test.yaml wrote it ("-k none")
+        args = [a for item in ([raw] if isinstance(raw, str) else raw) for a in shlex.split(item)]
+        for i, arg in enumerate(args):
+            if arg == "--set" and i + 1 < len(args):
+                overrides.add(args[i + 1])
+            elif arg.startswith("--set="):
+                overrides.add(arg[len("--set="):])
+    assert overrides, "the corpus uses --set"
+    _config, warnings = Config.load(None, sorted(overrides))
+    assert warnings == []
