@@ -254,6 +254,8 @@ class HttpParser:
             # libhtp ends a status line at a lone CR too; the rest is the next line
             side.pos -= len(line) - cr - 1
             line, content = line[: cr + 1], content[:cr]
+            if not content.strip(b" \t\x0b\x0c"):
+                return True
         return self._start_response(side, line, content)
 
     def _start_request(self, side: _Side, line: bytes) -> bool:
@@ -325,7 +327,7 @@ class HttpParser:
             side.pos -= len(line)
             return self._response_as_body(side)
         tx.response_line = content
-        parts = content.lstrip(b" \t").split(None, 2)
+        parts = content.lstrip(b" \t").split(None, 2) or [b""]
         tx.response_protocol = parts[0]
         tx.status_code = parts[1] if len(parts) > 1 else None
         tx.status_msg = parts[2].strip(b" \t") if len(parts) > 2 else None
@@ -790,11 +792,8 @@ def _mentions_chunked(value: bytes) -> bool:
 
 
 def _chomp(line: bytes) -> bytes:
-    if line.endswith(b"\n"):
-        line = line[:-1]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-    return line
+    """libhtp ``chomp``: every trailing CR and LF goes."""
+    return line.rstrip(b"\r\n")
 
 
 def _could_be_http(data: bytes) -> bool:

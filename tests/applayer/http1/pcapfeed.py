@@ -45,7 +45,9 @@ def tcp_segments(path: Path) -> Iterator[tuple[tuple, bool, bytes, bool]]:
             seq = int(tcp.seq)
             if flags & 0x02:
                 state.next_seq = (seq + 1) & 0xFFFFFFFF
-                continue
+                if not payload:
+                    continue
+                seq = state.next_seq  # TCP Fast Open: data in the SYN
             if state.next_seq is None:
                 state.next_seq = seq
             if payload:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -122,7 +121,9 @@ def _matches_side(rule: SimpleRule, tx: HttpTransaction, to_server: bool) -> boo
                 continue
             return False
         value = tx.buffer(content.buffer, to_server)
-        buffers = value if isinstance(value, list) else ([] if value is None else [value])
+        if value is None:
+            return False  # an absent buffer matches nothing, negated contents included
+        buffers = value if isinstance(value, list) else [value]
         pattern = content.pattern.lower() if content.nocase else content.pattern
         found = any(pattern in (b.lower() if content.nocase else b) for b in buffers)
         if found == content.negated:
