@@ -204,3 +204,59 @@ class NfqRules:
         if errors:
             raise IptablesError("; ".join(errors))
         return removed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m capture_backends.iptables``: print (or install/remove) the rules."""
+    import argparse
+    import sys
+
+    from capture_backends.nfqueue import NfqConfig, NfqConfigError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m capture_backends.iptables",
+        description="The iptables/ip6tables rules for ruleengine's NFQUEUE mode.")
+    parser.add_argument("-q", dest="queues", type=int, action="append", required=True,
+                        help="queue number (repeatable; contiguous)")
+    parser.add_argument("--mode", default="accept", choices=("accept", "repeat"))
+    for name in ("bypass-mark", "bypass-mask", "repeat-mark", "repeat-mask", "inject-mark"):
+        parser.add_argument(f"--{name}", default=None)
+    parser.add_argument("--chains", default=None, help="e.g. PREROUTING,OUTPUT or FORWARD")
+    parser.add_argument("--no-queue-bypass", action="store_true")
+    parser.add_argument("--iptables", default="auto", choices=("auto", "nft", "legacy"))
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--install", action="store_true", help="install them now")
+    action.add_argument("--remove", action="store_true",
+                        help="remove rules tagged for these queues (e.g. after a crash)")
+    args = parser.parse_args(argv)
+    section: dict[str, object] = {"mode": args.mode, "iptables": args.iptables,
+                                  "queue-bypass": not args.no_queue_bypass}
+    for name in ("bypass-mark", "bypass-mask", "repeat-mark", "repeat-mask", "inject-mark"):
+        value = getattr(args, name.replace("-", "_"))
+        if value is not None:
+            section[name] = value
+    if args.chains:
+        section["chains"] = args.chains
+    try:
+        config, notes = NfqConfig.from_yaml(section, args.queues)
+    except NfqConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    rules = NfqRules.from_config(config)
+    try:
+        if args.install:
+            rules.install()
+        elif args.remove:
+            print(f"removed {rules.remove()} rules")
+            return 0
+    except IptablesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(rules.script())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

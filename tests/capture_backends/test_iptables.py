@@ -149,3 +149,13 @@ def test_leftovers_of_a_crashed_run_are_removed() -> None:
             rules.remove()
             other.remove()
         assert "ruleengine" not in _listing(net, "iptables")
+
+
+def test_cli_prints_the_rules_and_reports_bad_masks(capsys: pytest.CaptureFixture[str]) -> None:
+    from capture_backends.iptables import main
+
+    assert main(["-q", "0", "--bypass-mark", "1", "--bypass-mask", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 16 and out[2].endswith("-j NFQUEUE --queue-num 0 --queue-bypass")
+    assert main(["-q", "0", "--mode", "repeat", "--bypass-mark", "1", "--bypass-mask", "1"]) == 2
+    assert "overlaps repeat-mask" in capsys.readouterr().err
