@@ -158,8 +158,9 @@ class AfPacketConfig:
         entries = _entries(af_packet_section, warnings)
         default = next((e for e in entries if str(e.get("interface")) == "default"), {})
         own = next((e for e in entries if str(e.get("interface")) == iface), None)
-        if own is None and entries:
-            warnings.append(f"af-packet: no entry for interface {iface!r}, using defaults")
+        if own is None and not default and entries:
+            warnings.append(f"af-packet: no entry for interface {iface!r} and no "
+                            f"'interface: default' entry, using built-in defaults")
         merged: dict[str, Any] = {**default, **(own or {})}
         for key in merged:
             if key not in _KNOWN_KEYS and key not in _ACCEPTED_SURICATA_KEYS:
