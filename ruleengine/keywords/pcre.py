@@ -1,0 +1,211 @@
+"""pcre:"[!]/regex/flags" (``src/detect-pcre.c``), compiled with PCRE2 as Suricata does.
+
+Flags: i m s x A E G O (PCRE options; ``O`` only overrides match limits), R (relative),
+B (no-op), and the HTTP buffer letters of ``ruleengine.buffers.PCRE_LETTERS``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pcre2
+
+from ruleengine.buffers import PCRE_LETTERS
+from ruleengine.keywords.registry import KeywordSpec, Quotes, Stage
+from ruleengine.rules.errors import KeywordError
+from ruleengine.rules.model import PcreMatch
+
+if TYPE_CHECKING:
+    from ruleengine.rules.builder import RuleBuilder
+
+# PCRE2 compile options (pcre2.h); the python binding passes unknown bits through.
+_CASELESS = 0x00000008
+_MULTILINE = 0x00000400
+_DOTALL = 0x00000020
+_EXTENDED = 0x00000080
+_DOLLAR_ENDONLY = 0x00000010
+_UNGREEDY = 0x00040000
+_OPTION_BITS = {
+    "i": _CASELESS,
+    "m": _MULTILINE,
+    "s": _DOTALL,
+    "x": _EXTENDED,
+    "E": _DOLLAR_ENDONLY,
+    "G": _UNGREEDY,
+}
+GENERAL_FLAGS = frozenset("imsxAEGO")
+
+
+class CompiledPcre:
+    """A PCRE2 pattern that pickles as its source and recompiles on first use
+    (the rule cache stores rules without compiled code)."""
+
+    __slots__ = ("_code", "options", "pattern")
+
+    def __init__(self, pattern: bytes, options: int, *, compile_now: bool = True) -> None:
+        self.pattern = pattern
+        self.options = options
+        self._code: Any = _compile(pattern, options) if compile_now else None
+
+    @property
+    def code(self) -> Any:
+        """The ``pcre2.Pattern`` (JIT-compiled when the library supports it)."""
+        if self._code is None:
+            self._code = _compile(self.pattern, self.options)
+        return self._code
+
+    def search(self, subject: bytes, pos: int = 0, endpos: int = sys.maxsize) -> Any:
+        return self.code.search(subject, pos, endpos)
+
+    def match(self, subject: bytes, pos: int = 0, endpos: int = sys.maxsize) -> Any:
+        return self.code.match(subject, pos, endpos)
+
+    def __getstate__(self) -> tuple[bytes, int]:
+        return (self.pattern, self.options)
+
+    def __setstate__(self, state: tuple[bytes, int]) -> None:
+        self.pattern, self.options = state
+        self._code = None
+
+    def __repr__(self) -> str:
+        return f"CompiledPcre({self.pattern!r}, {self.options:#x})"
+
+
+def _compile(pattern: bytes, options: int) -> Any:
+    flags = pcre2.RegexFlag(options)
+    try:
+        return pcre2.compile(pattern, flags, jit=True)
+    except pcre2.LibraryError:  # JIT unavailable on this platform
+        return pcre2.compile(pattern, flags, jit=False)
+
+
+def _anchored(regex: bytes, extended: bool) -> bytes:
+    """PCRE2_ANCHORED (the ``A`` flag) as a pattern prefix: ``\\G`` anchors at the start
+    offset like the option does. Leading ``(*VERB)`` settings must stay first."""
+    head = b""
+    while regex.startswith(b"(*"):
+        close = regex.find(b")")
+        if close < 0:
+            break
+        head, regex = head + regex[: close + 1], regex[close + 1 :]
+    tail = b"\n)" if extended else b")"  # a trailing "# comment" must not eat the ")"
+    return head + b"\\G(?:" + regex + tail
+
+
+def parse_pcre(value: str) -> tuple[str, str, bool, int]:
+    """-> (regex, flags, negated, offset of the regex in value)."""
+    pos = 0
+    negated = False
+    if value.startswith("!"):
+        negated = True
+        pos = 1
+    if not (len(value) - pos >= 2 and value[pos] == '"' and value.endswith('"')):
+        raise KeywordError(
+            "pcre value must be enclosed in double quotes", code="missing-quotes",
+            value_range=(0, len(value)),
+        )
+    body_start = pos + 1
+    body = value[body_start:-1]
+    if not body.startswith("/"):
+        raise KeywordError(
+            "pcre must start with '/' (\"/regex/flags\")", code="invalid-pcre",
+            value_range=(body_start, body_start + 1),
+        )
+    last = body.rfind("/")
+    if last == 0:
+        raise KeywordError(
+            "pcre is missing its closing '/'", code="invalid-pcre",
+            value_range=(body_start, len(value) - 1),
+        )
+    return body[1:last], body[last + 1 :], negated, body_start + 1
+
+
+def setup_pcre(b: RuleBuilder, value: str | None) -> None:
+    assert value is not None
+    regex, flags, negated, regex_at = parse_pcre(value)
+    flags_at = regex_at + len(regex) + 1
+    options = 0
+    general = []
+    relative = False
+    buffer: str | None = None
+    for i, flag in enumerate(flags):
+        if flag in _OPTION_BITS:
+            options |= _OPTION_BITS[flag]
+            general.append(flag)
+        elif flag in ("A", "O"):
+            general.append(flag)
+        elif flag == "R":
+            relative = True
+        elif flag == "B":
+            pass
+        elif flag in PCRE_LETTERS:
+            wanted = PCRE_LETTERS[flag]
+            if buffer is not None and buffer != wanted:
+                raise KeywordError(
+                    f"pcre flags select two buffers ({buffer} and {wanted})",
+                    code="invalid-pcre", value_range=(flags_at + i, flags_at + i + 1),
+                )
+            buffer = wanted
+        else:
+            raise KeywordError(
+                f"unknown pcre flag '{flag}'", code="invalid-pcre",
+                value_range=(flags_at + i, flags_at + i + 1),
+                hint="valid: i m s x A E G R O B and the buffer letters "
+                + " ".join(sorted(PCRE_LETTERS)),
+            )
+    if buffer is not None and b.sticky is not None and _same_buffer(b.sticky.name, buffer):
+        buffer = None  # the letter names the active sticky buffer: nothing to switch
+    if buffer is not None and b.sticky is not None:
+        raise KeywordError(
+            f"pcre buffer flag selects {buffer} but sticky buffer {b.sticky.name} is active",
+            code="conflicting-buffer",
+            value_range=(flags_at, flags_at + len(flags)),
+        )
+    raw = regex.encode("utf-8", "surrogateescape")
+    if "A" in general:
+        raw = _anchored(raw, bool(options & _EXTENDED))
+    try:
+        compiled = CompiledPcre(raw, options)
+    except pcre2.PatternError as exc:
+        where = _error_offset(exc, len(regex))
+        raise KeywordError(
+            f"pcre does not compile: {_pcre_message(exc)}", code="pcre-compile",
+            value_range=(regex_at + where, regex_at + where + 1),
+        ) from None
+    item = PcreMatch(
+        regex=regex, flags="".join(general), negated=negated, relative=relative,
+        compiled=compiled, span=b.option_span,
+    )
+    if buffer is not None:
+        b.buffer_list(buffer).items.append(item)
+    else:
+        b.add_item(item)
+
+
+# Suricata 5+ inspects http_server_body / http.response_body as the file_data buffer.
+_SAME = {frozenset({"file.data", "http.response_body"})}
+
+
+def _same_buffer(a: str, b: str) -> bool:
+    return a == b or frozenset({a, b}) in _SAME
+
+
+def _error_offset(exc: Exception, limit: int) -> int:
+    m = re.search(r"at position (\d+)", str(exc))
+    # PCRE2 offsets count bytes; close enough for ASCII patterns, clamped otherwise.
+    return max(0, min(int(m.group(1)), max(limit - 1, 0))) if m else 0
+
+
+def _pcre_message(exc: Exception) -> str:
+    text = str(exc)
+    return text or exc.__class__.__name__
+
+
+SPECS: tuple[KeywordSpec, ...] = (
+    KeywordSpec(
+        "pcre", setup_pcre, negatable=True, quotes=Quotes.MANDATORY, stage=Stage.MATCH,
+        doc="PCRE2 regular expression on the active buffer",
+    ),
+)

@@ -1,0 +1,135 @@
+"""The keyword registry: one ``KeywordSpec`` per keyword, checked generically in one place.
+
+Each keyword module exports ``SPECS`` (a tuple of ``KeywordSpec``); the package
+``__init__`` lists the modules explicitly and builds ``REGISTRY`` from them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ruleengine.rules.errors import KeywordError
+
+if TYPE_CHECKING:
+    from ruleengine.rules.builder import RuleBuilder
+
+
+class ArgKind(enum.Enum):
+    NONE = "none"  # bypass, nocase, ...: a value is an error
+    OPTIONAL = "optional"  # fast_pattern[:only|off,len]
+    REQUIRED = "required"  # content:..., sid:...
+
+
+class Quotes(enum.Enum):
+    FORBIDDEN = "forbidden"
+    OPTIONAL = "optional"
+    MANDATORY = "mandatory"
+
+
+class Stage(enum.Enum):
+    META = "meta"  # msg, sid, classtype, ...: describe the rule
+    STICKY = "sticky"  # http.uri, file.data, pkt_data: switch the active buffer
+    MATCH = "match"  # content, pcre, byte_test, flow, dsize ...: add a condition
+    MODIFIER = "modifier"  # nocase, depth, http_uri ...: change the previous content
+    POSTMATCH = "postmatch"  # flowbits set, bypass, noalert: act after a full match
+    UNSUPPORTED = "unsupported"  # parsed structurally; the engine skips such rules
+
+
+Setup = Callable[["RuleBuilder", str | None], None]
+"""``setup(builder, value)``: value is the option value with surrounding whitespace
+removed (quotes kept), None when absent. Raise KeywordError with ``value_range``
+relative to that string."""
+
+
+@dataclass(frozen=True)
+class KeywordSpec:
+    name: str
+    setup: Setup
+    aliases: tuple[str, ...] = ()
+    arg: ArgKind = ArgKind.REQUIRED
+    quotes: Quotes = Quotes.OPTIONAL
+    negatable: bool = False
+    stage: Stage = Stage.MATCH
+    doc: str = ""
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._by_name: dict[str, KeywordSpec] = {}
+        self.specs: list[KeywordSpec] = []
+
+    def register(self, spec: KeywordSpec) -> None:
+        for name in (spec.name, *spec.aliases):
+            if name in self._by_name:
+                raise ValueError(f"keyword {name!r} registered twice")
+            self._by_name[name] = spec
+        self.specs.append(spec)
+
+    def register_all(self, specs: Iterable[KeywordSpec]) -> None:
+        for spec in specs:
+            self.register(spec)
+
+    def get(self, name: str) -> KeywordSpec | None:
+        return self._by_name.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def suggest(self, name: str) -> str | None:
+        """A did-you-mean hint for an unknown keyword."""
+        close = difflib.get_close_matches(name.lower(), self._by_name, n=2, cutoff=0.7)
+        if not close:
+            return None
+        quoted = " or ".join(f"'{c}'" for c in close)
+        return f"did you mean {quoted}?"
+
+
+def check_value(spec: KeywordSpec, value: str | None) -> None:
+    """The generic checks every keyword gets (Suricata's SIGMATCH_NOOPT,
+    SIGMATCH_QUOTES_MANDATORY, ...), so setups never re-check arity or quoting."""
+    if spec.arg is ArgKind.NONE:
+        if value is not None:
+            raise KeywordError(
+                f"'{spec.name}' does not take a value",
+                code="unexpected-value",
+                hint=f"write '{spec.name};'",
+            )
+        return
+    if value is None or value == "":
+        if spec.arg is ArgKind.REQUIRED:
+            raise KeywordError(
+                f"'{spec.name}' needs a value",
+                code="missing-value",
+                hint=f"write '{spec.name}:<value>;'",
+            )
+        return
+    body = value[1:].lstrip() if spec.negatable and value.startswith("!") else value
+    quoted = len(body) >= 2 and body[0] == '"' and body[-1] == '"'
+    if spec.quotes is Quotes.FORBIDDEN and body.startswith('"'):
+        raise KeywordError(
+            f"quotes on '{spec.name}' keyword that doesn't support them",
+            code="unexpected-quotes",
+            value_range=(0, len(value)),
+        )
+    if spec.quotes is Quotes.MANDATORY and not quoted:
+        raise KeywordError(
+            f"'{spec.name}' value must be enclosed in double quotes",
+            code="missing-quotes",
+            value_range=(0, len(value)),
+        )
+    if not spec.negatable and value.startswith("!") and spec.quotes is not Quotes.FORBIDDEN:
+        if quoted or value[1:].lstrip().startswith('"'):
+            raise KeywordError(
+                f"'{spec.name}' cannot be negated", code="invalid-negation", value_range=(0, 1)
+            )
+
+
+def unquote(value: str) -> tuple[str, int]:
+    """Strip one pair of surrounding double quotes; returns (text, offset of text in value)."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1], 1
+    return value, 0

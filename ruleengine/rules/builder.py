@@ -1,0 +1,140 @@
+"""RuleBuilder: the state a rule's keywords act on while its options are set up in order.
+
+It mirrors Suricata's signature init data: the active sticky buffer (``list``), the
+most recent content (what modifiers like ``nocase``/``http_uri`` apply to), and what
+the final validation needs (fast_pattern, spans of modifiers for positioned errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ruleengine.buffers import BUFFERS
+from ruleengine.rules.errors import KeywordError, RuleError
+from ruleengine.rules.model import (
+    PAYLOAD,
+    BufferMatch,
+    ContentMatch,
+    InspectItem,
+    Rule,
+    Span,
+)
+
+HTTP_APP_PROTOS = frozenset({"http", "http2"})
+
+
+@dataclass(slots=True)
+class Finding:
+    """A warning found while building (errors are raised instead)."""
+
+    message: str
+    code: str
+    span: Span
+    hint: str | None = None
+
+
+@dataclass(slots=True)
+class StickyState:
+    name: str
+    span: Span
+    items_at_set: int
+    supported: bool
+
+
+@dataclass
+class RuleBuilder:
+    rule: Rule
+    # Span of the option being set up (the loader updates it before each setup).
+    option_span: Span
+    value_span: Span | None = None
+    sticky: StickyState | None = None
+    last_content: ContentMatch | None = None
+    last_content_buffer: BufferMatch | None = None
+    explicit_fast_pattern: tuple[str, ContentMatch, Span] | None = None
+    # Spans of modifiers, for errors found after the fact (id(content) -> span).
+    nocase_spans: dict[int, Span] = field(default_factory=dict)
+    moved: set[int] = field(default_factory=set)
+    seen: dict[str, Span] = field(default_factory=dict)
+    warnings: list[Finding] = field(default_factory=list)
+    uses_http_buffers: bool = False
+    sid_seen: bool = False
+    # byte_extract / byte_math result names usable by later offset/depth/... values.
+    variables: set[str] = field(default_factory=set)
+    bypass_span: Span | None = None
+    filestore_span: Span | None = None
+    fast_pattern_spans: dict[int, Span] = field(default_factory=dict)
+    first_http_span: Span | None = None
+
+    # --- buffers --------------------------------------------------------------------
+
+    def buffer_list(self, name: str) -> BufferMatch:
+        for buf in self.rule.buffers:
+            if buf.buffer == name:
+                return buf
+        buf = BufferMatch(name)
+        self.rule.buffers.append(buf)
+        if name in BUFFERS and name != "file.data" and not self.uses_http_buffers:
+            self.uses_http_buffers = True
+            self.first_http_span = self.option_span
+        return buf
+
+    def current_list(self) -> BufferMatch:
+        """Where a new match goes: the active sticky buffer, else the payload."""
+        return self.buffer_list(self.sticky.name if self.sticky else PAYLOAD)
+
+    def add_item(self, item: InspectItem) -> BufferMatch:
+        buf = self.current_list()
+        buf.items.append(item)
+        if isinstance(item, ContentMatch):
+            self.last_content = item
+            self.last_content_buffer = buf
+        return buf
+
+    def set_sticky(self, name: str, *, supported: bool = True) -> None:
+        """Switch the active buffer (``http.uri``, ``pkt_data`` resets with name PAYLOAD)."""
+        self.check_sticky_used()
+        if name == PAYLOAD:
+            self.sticky = None
+            return
+        buf = self.buffer_list(name)
+        self.sticky = StickyState(name, self.option_span, len(buf.items), supported)
+
+    def check_sticky_used(self) -> None:
+        """Suricata: "setup buffer %s but didn't add matches to it"."""
+        st = self.sticky
+        if st is None:
+            return
+        buf = self.buffer_list(st.name)
+        if len(buf.items) == st.items_at_set:
+            raise RuleError(
+                f"sticky buffer '{st.name}' is set but no match was added to it",
+                st.span,
+                code="empty-sticky-buffer",
+                hint="add a content/pcre/bsize after the buffer keyword, or remove it",
+            )
+
+    def content_for_modifier(self, keyword: str) -> tuple[ContentMatch, BufferMatch]:
+        """The content a modifier applies to: the last content of the active sticky buffer,
+        or the most recent content when no sticky buffer is set."""
+        content, buf = self.last_content, self.last_content_buffer
+        if self.sticky is not None:
+            active = self.buffer_list(self.sticky.name)
+            if buf is not active:
+                content = next(
+                    (i for i in reversed(active.items) if isinstance(i, ContentMatch)), None
+                )
+                buf = active
+        if content is None or buf is None:
+            raise KeywordError(
+                f"'{keyword}' needs a preceding content",
+                code="modifier-without-content",
+                hint="content modifiers apply to the content option before them",
+            )
+        return content, buf
+
+    def warn(self, message: str, code: str, span: Span | None = None, hint: str | None = None) -> None:
+        self.warnings.append(Finding(message, code, span or self.option_span, hint))
+
+    def value_subspan(self, start: int, end: int) -> Span:
+        base = self.value_span or self.option_span
+        return Span(base.file, base.line, base.col + start, base.col + end)

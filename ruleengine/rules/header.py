@@ -1,0 +1,362 @@
+"""Rule header: action, protocol, addresses, ports, direction -> typed model values.
+
+Headers repeat a lot in real rule sets (``alert tcp $EXTERNAL_NET any -> $HOME_NET any``),
+so ``HeaderParser`` caches each distinct header text with its (variable-expanded) result.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from lark import Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ruleengine.rules.errors import RuleError, RuleSyntaxError
+from ruleengine.rules.model import Action, AddressSet, Direction, IPNetwork, PortSet, Span
+from ruleengine.rules.syntax import parser
+
+# Suricata --list-rule-protos: decoder protocols, then app-layer protocols.
+PACKET_PROTOCOLS = frozenset(
+    {
+        "ip", "ipv4", "ip4", "ipv6", "ip6", "tcp", "udp", "icmp", "icmpv4", "icmpv6", "sctp",
+        "ether", "arp", "pkthdr", "tcp-pkt", "tcp-stream", "igmp",
+    }
+)
+APP_PROTOCOLS = frozenset(
+    {
+        "http", "http1", "http2", "ftp", "ftp-data", "smtp", "tls", "ssl", "ssh", "imap",
+        "smb", "dcerpc", "dns", "dnp3", "enip", "cip", "nfs", "ntp", "tftp", "ikev2", "ike",
+        "krb5", "dhcp", "snmp", "sip", "rfb", "mqtt", "pgsql", "telnet", "websocket", "ldap",
+        "doh2", "quic", "bittorrent-dht", "modbus", "rdp", "template", "pop3", "mdns",
+    }
+)
+HTTP_PROTOCOLS = frozenset({"http", "http1"})
+
+_ACTIONS = {a.value: a for a in Action}
+_ACTIONS["accept"] = Action.PASS  # firewall-mode verdict; closest IDS meaning
+_DIRECTIONS = {d.value: d for d in Direction}
+_MAX_VAR_DEPTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    action: Action
+    action_scope: str | None
+    protocol: str
+    src: AddressSet
+    src_ports: PortSet
+    direction: Direction
+    dst: AddressSet
+    dst_ports: PortSet
+    app_proto: str | None
+
+
+@dataclass(slots=True)
+class _Addr:
+    include: list[IPNetwork]
+    exclude: list[IPNetwork]
+    any: bool
+
+
+@dataclass(slots=True)
+class _Ports:
+    include: list[tuple[int, int]]
+    exclude: list[tuple[int, int]]
+    any: bool
+
+
+def app_proto_of(protocol: str) -> str | None:
+    if protocol in HTTP_PROTOCOLS:
+        return "http"
+    if protocol in APP_PROTOCOLS:
+        return protocol
+    return None
+
+
+class HeaderParser:
+    """Parses rule headers against one set of address/port variables."""
+
+    def __init__(self, address_vars: dict[str, str], port_vars: dict[str, str]) -> None:
+        self.address_vars = address_vars
+        self.port_vars = port_vars
+        self._cache: dict[str, Header] = {}
+        self._var_cache: dict[tuple[str, str], Any] = {}
+
+    def parse(self, text: str, *, file: str, line: int, col0: int = 0) -> Header:
+        """Parse ``text`` (the header, without the option list). ``col0`` is the 0-based
+        column of the header's first character in the rule line (for spans)."""
+        hit = self._cache.get(text)
+        if hit is not None:
+            return hit
+        self._file, self._line, self._col0 = file, line, col0
+        try:
+            tree = parser().parse(text, start="header")
+        except UnexpectedInput as exc:
+            raise _syntax_error(exc, text, file, line, col0) from None
+        header = self._header(tree)
+        self._cache[text] = header
+        return header
+
+    # --- tree walking -------------------------------------------------------------
+
+    def _span(self, tok: Token) -> Span:
+        col = (tok.column or 1) + self._col0
+        return Span(self._file, self._line, col, col + len(tok))
+
+    def _header(self, tree: Tree[Token]) -> Header:
+        action_t, proto_t, src_t, sp_t, dir_t, dst_t, dp_t = tree.children
+        assert isinstance(action_t, Tree) and isinstance(proto_t, Tree)
+        assert isinstance(dir_t, Tree)
+        action_tok = action_t.children[0]
+        assert isinstance(action_tok, Token)
+        action = _ACTIONS[str(action_tok)]
+        scope = None
+        if len(action_t.children) > 1:
+            scope_tok = action_t.children[1]
+            assert isinstance(scope_tok, Token)
+            scope = str(scope_tok)
+            if action not in (Action.DROP, Action.PASS) or scope not in ("packet", "flow"):
+                raise RuleError(
+                    f"action scope '{action_tok}:{scope}' is not supported "
+                    "(only drop:packet|flow and pass:packet|flow)",
+                    self._span(scope_tok),
+                    code="invalid-action-scope",
+                )
+        proto_tok = proto_t.children[0]
+        assert isinstance(proto_tok, Token)
+        protocol = str(proto_tok).lower()
+        if protocol not in PACKET_PROTOCOLS and protocol not in APP_PROTOCOLS:
+            raise RuleError(
+                f"protocol '{proto_tok}' is not supported",
+                self._span(proto_tok),
+                code="unknown-protocol",
+                hint=_did_you_mean(protocol, PACKET_PROTOCOLS | APP_PROTOCOLS),
+            )
+        dir_tok = dir_t.children[0]
+        assert isinstance(dir_tok, Token)
+        return Header(
+            action=action,
+            action_scope=scope,
+            protocol=protocol,
+            src=self._address_set(src_t),
+            src_ports=self._port_set(sp_t),
+            direction=_DIRECTIONS[str(dir_tok)],
+            dst=self._address_set(dst_t),
+            dst_ports=self._port_set(dp_t),
+            app_proto=app_proto_of(protocol),
+        )
+
+    def _address_set(self, node: Tree[Token] | Token) -> AddressSet:
+        addr = self._addr(node, depth=0, var_tok=None)
+        if addr.any or not addr.include:  # [!a,!b] = any except a and b
+            return AddressSet((), tuple(addr.exclude))
+        return AddressSet(tuple(addr.include), tuple(addr.exclude))
+
+    def _port_set(self, node: Tree[Token] | Token) -> PortSet:
+        ports = self._ports(node, depth=0, var_tok=None)
+        if ports.any or not ports.include:
+            return PortSet((), tuple(ports.exclude))
+        return PortSet(tuple(ports.include), tuple(ports.exclude))
+
+    def _addr(self, node: Tree[Token] | Token, depth: int, var_tok: Token | None) -> _Addr:
+        assert isinstance(node, Tree)
+        kind = node.data
+        if kind == "addr_atom":
+            tok = node.children[0]
+            assert isinstance(tok, Token)
+            return self._addr_atom(tok, depth, var_tok or tok)
+        if kind == "addr_not":
+            inner = self._addr(node.children[0], depth, var_tok)
+            if inner.any and not inner.exclude:
+                raise RuleError(
+                    "'!any' is not allowed: it matches no address",
+                    self._node_span(node, var_tok),
+                    code="negated-any",
+                )
+            if inner.any:  # ![any,!x] == x
+                return _Addr(list(inner.exclude), [], False)
+            return _Addr(list(inner.exclude), list(inner.include), False)
+        if kind == "addresses":
+            return self._addr(node.children[0], depth, var_tok)
+        # addr_list
+        out = _Addr([], [], False)
+        for child in node.children:
+            part = self._addr(child, depth, var_tok)
+            out.include += part.include
+            out.exclude += part.exclude
+            out.any = out.any or part.any
+        return out
+
+    def _node_span(self, node: Tree[Token], var_tok: Token | None) -> Span:
+        if var_tok is not None:
+            return self._span(var_tok)
+        toks = list(node.scan_values(lambda v: isinstance(v, Token)))
+        first, last = toks[0], toks[-1]
+        start = (first.column or 1) - 1  # include the "!"
+        end = (last.end_column or last.column or 1) + (1 if node.data.endswith("list") else 0)
+        return Span(self._file, self._line, start + self._col0, end + self._col0)
+
+    def _addr_atom(self, tok: Token, depth: int, span_tok: Token) -> _Addr:
+        text = str(tok)
+        if text == "any":
+            return _Addr([], [], True)
+        if text.startswith("$"):
+            tree = self._expand(text[1:], self.address_vars, "addresses", depth, span_tok)
+            return self._addr(tree, depth + 1, span_tok)
+        try:
+            if "-" in text:
+                lo_s, hi_s = text.split("-", 1)
+                lo, hi = ipaddress.ip_address(lo_s), ipaddress.ip_address(hi_s)
+                nets: list[IPNetwork] = list(ipaddress.summarize_address_range(lo, hi))  # type: ignore[arg-type]
+                return _Addr(nets, [], False)
+            return _Addr([ipaddress.ip_network(text, strict=False)], [], False)
+        except (ValueError, TypeError) as exc:
+            raise RuleError(
+                f"invalid address '{text}': {exc}", self._span(span_tok), code="invalid-address"
+            ) from None
+
+    def _ports(self, node: Tree[Token] | Token, depth: int, var_tok: Token | None) -> _Ports:
+        assert isinstance(node, Tree)
+        kind = node.data
+        if kind == "port_atom":
+            tok = node.children[0]
+            assert isinstance(tok, Token)
+            return self._port_atom(tok, depth, var_tok or tok)
+        if kind == "port_not":
+            inner = self._ports(node.children[0], depth, var_tok)
+            if inner.any and not inner.exclude:
+                raise RuleError(
+                    "'!any' is not allowed: it matches no port",
+                    self._node_span(node, var_tok),
+                    code="negated-any",
+                )
+            if inner.any:
+                return _Ports(list(inner.exclude), [], False)
+            return _Ports(list(inner.exclude), list(inner.include), False)
+        if kind == "ports":
+            return self._ports(node.children[0], depth, var_tok)
+        out = _Ports([], [], False)
+        for child in node.children:
+            part = self._ports(child, depth, var_tok)
+            out.include += part.include
+            out.exclude += part.exclude
+            out.any = out.any or part.any
+        return out
+
+    def _port_atom(self, tok: Token, depth: int, span_tok: Token) -> _Ports:
+        text = str(tok)
+        if text == "any":
+            return _Ports([], [], True)
+        if text.startswith("$"):
+            tree = self._expand(text[1:], self.port_vars, "ports", depth, span_tok)
+            return self._ports(tree, depth + 1, span_tok)
+        lo_s, sep, hi_s = text.partition(":")
+        try:
+            lo = int(lo_s) if lo_s else 0
+            hi = (int(hi_s) if hi_s else 65535) if sep else lo
+            if not (lo_s.isdigit() or not lo_s) or not (hi_s.isdigit() or not hi_s):
+                raise ValueError
+        except ValueError:
+            raise RuleError(
+                f"invalid port '{text}'", self._span(span_tok), code="invalid-port"
+            ) from None
+        if not 0 <= lo <= 65535 or not 0 <= hi <= 65535:
+            raise RuleError(
+                f"port '{text}' is outside 0-65535", self._span(span_tok), code="invalid-port"
+            )
+        if lo > hi:
+            raise RuleError(
+                f"port range '{text}' is empty (low > high)",
+                self._span(span_tok),
+                code="invalid-port",
+            )
+        return _Ports([(lo, hi)], [], False)
+
+    def _expand(
+        self, name: str, table: dict[str, str], start: str, depth: int, span_tok: Token
+    ) -> Tree[Token]:
+        kind = "address" if start == "addresses" else "port"
+        if depth >= _MAX_VAR_DEPTH:
+            raise RuleError(
+                f"{kind} variable '${name}' is defined in terms of itself (loop)",
+                self._span(span_tok),
+                code="variable-loop",
+            )
+        value = table.get(name)
+        if value is None:
+            raise RuleError(
+                f"{kind} variable '${name}' is not defined",
+                self._span(span_tok),
+                code="undefined-variable",
+                hint=_did_you_mean(name, table),
+            )
+        key = (start, name)
+        tree = self._var_cache.get(key)
+        if tree is None:
+            try:
+                tree = parser().parse(value, start=start)
+            except UnexpectedInput:
+                raise RuleError(
+                    f"{kind} variable '${name}' has an invalid value '{value}'",
+                    self._span(span_tok),
+                    code="invalid-variable",
+                ) from None
+            self._var_cache[key] = tree
+        assert isinstance(tree, Tree)
+        return tree
+
+
+def _did_you_mean(word: str, choices: Any) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _syntax_error(
+    exc: UnexpectedInput, text: str, file: str, line: int, col0: int
+) -> RuleSyntaxError:
+    col = (exc.column if isinstance(exc.column, int) and exc.column > 0 else len(text) + 1) + col0
+    what = "rule header"
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        width = max(len(str(tok)), 1)
+        if tok.type == "$END":
+            msg = f"incomplete {what}: expected {_expected(exc.expected)}"
+            col = len(text.rstrip()) + 1 + col0
+        else:
+            msg = f"unexpected '{tok}' in {what}: expected {_expected(exc.expected)}"
+    elif isinstance(exc, UnexpectedCharacters):
+        width = 1
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        msg = f"unexpected character {ch!r} in {what}"
+    elif isinstance(exc, UnexpectedEOF):
+        width = 1
+        msg = f"incomplete {what}"
+    else:  # pragma: no cover - lark has no other kinds
+        width = 1
+        msg = f"invalid {what}"
+    return RuleSyntaxError(msg, Span(file, line, col, col + width), code="syntax-error")
+
+
+_TERMINAL_NAMES = {
+    "ACTION": "an action (alert, drop, pass, reject, ...)",
+    "PROTO": "a protocol",
+    "ADDRESS": "an address",
+    "PORT": "a port",
+    "DIRECTION": "'->' or '<>'",
+    "BANG": "'!'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "SCOPE": "an action scope",
+    "LPAR": "'('",
+}
+
+
+def _expected(names: Any) -> str:
+    parts = sorted({_TERMINAL_NAMES.get(str(n), str(n)) for n in names})
+    return " or ".join(parts) if parts else "more input"

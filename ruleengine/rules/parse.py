@@ -1,0 +1,306 @@
+"""One rule's text -> a validated ``Rule`` (plus warnings), or a positioned RuleError."""
+
+from __future__ import annotations
+
+from ruleengine.buffers import BUFFERS
+from ruleengine.keywords import REGISTRY
+from ruleengine.keywords.registry import Registry, check_value
+from ruleengine.rules.builder import Finding, RuleBuilder
+from ruleengine.rules.classification import classification
+from ruleengine.rules.errors import KeywordError, RuleError, RuleSyntaxError
+from ruleengine.rules.header import HTTP_PROTOCOLS, HeaderParser
+from ruleengine.rules.model import (
+    PAYLOAD,
+    ContentMatch,
+    PcreMatch,
+    Rule,
+    Span,
+)
+from ruleengine.rules.syntax import option_regex
+
+TCP_PROTOCOLS = frozenset({"tcp", "tcp-pkt", "tcp-stream"})
+_HTTP_OK_APP = frozenset({"http", "http2"})
+_SHORT_FAST_PATTERN = 4
+
+
+def parse_rule_text(
+    text: str, *, file: str, line: int, headers: HeaderParser, registry: Registry = REGISTRY
+) -> tuple[Rule, list[Finding]]:
+    """Parse one (continuation-joined) rule line. Raises RuleError with an absolute span."""
+    open_at = text.find("(")
+    if open_at < 0:
+        end = len(text.rstrip()) + 1
+        raise RuleSyntaxError(
+            "no option list: expected '(' after the rule header",
+            Span(file, line, end, end + 1),
+            code="syntax-error",
+        )
+    header = headers.parse(text[:open_at], file=file, line=line)
+    body_end = len(text.rstrip())
+    if not text[:body_end].endswith(")") or body_end - 1 == open_at:
+        raise RuleSyntaxError(
+            "rule does not end with ')'",
+            Span(file, line, body_end + 1, body_end + 2),
+            code="syntax-error",
+            hint="the option list is '(name:value; ...)'",
+        )
+    close_at = body_end - 1
+    rule = Rule(
+        action=header.action,
+        protocol=header.protocol,
+        src=header.src,
+        src_ports=header.src_ports,
+        direction=header.direction,
+        dst=header.dst,
+        dst_ports=header.dst_ports,
+        sid=0,
+        raw=text,
+        span=Span(file, line, 1, body_end + 1),
+        action_scope=header.action_scope,
+        app_proto=header.app_proto,
+    )
+    builder = RuleBuilder(rule, rule.span)
+    _options(builder, text, open_at + 1, close_at, file, line, registry)
+    _finalize(builder, Span(file, line, close_at + 1, close_at + 2))
+    return rule, builder.warnings
+
+
+def _options(
+    b: RuleBuilder, text: str, pos: int, close_at: int, file: str, line: int, registry: Registry
+) -> None:
+    match = option_regex().match
+    options = b.rule.options
+    while True:
+        while pos < close_at and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= close_at:
+            return
+        m = match(text, pos, close_at)
+        if m is None:
+            raise _option_syntax_error(text, pos, close_at, file, line)
+        name = m.group("name")
+        raw_value = m.group("value")
+        b.option_span = Span(file, line, pos + 1, m.end() + 1)
+        value: str | None = None
+        if raw_value is not None:
+            value = raw_value.strip()
+            vstart = m.start("value") + (len(raw_value) - len(raw_value.lstrip()))
+            b.value_span = Span(file, line, vstart + 1, vstart + 1 + len(value))
+        else:
+            b.value_span = None
+        spec = registry.get(name) or registry.get(name.lower())
+        if spec is None:
+            raise RuleError(
+                f"unknown rule keyword '{name}'",
+                Span(file, line, pos + 1, pos + 1 + len(name)),
+                code="unknown-keyword",
+                hint=registry.suggest(name),
+            )
+        try:
+            check_value(spec, value)
+            spec.setup(b, value)
+        except KeywordError as exc:
+            _place(exc, b)
+            raise
+        options.append((name, value))
+        pos = m.end()
+
+
+def _place(exc: KeywordError, b: RuleBuilder) -> None:
+    if exc.span is not None:
+        return
+    if exc.value_range is not None and b.value_span is not None:
+        start, end = exc.value_range
+        vs = b.value_span
+        exc.span = Span(vs.file, vs.line, vs.col + start, vs.col + max(end, start + 1))
+    else:
+        exc.span = b.option_span
+
+
+def _option_syntax_error(
+    text: str, pos: int, close_at: int, file: str, line: int
+) -> RuleSyntaxError:
+    rest = text[pos:close_at]
+    name_len = 0
+    while name_len < len(rest) and rest[name_len] not in ' \t;:()"':
+        name_len += 1
+    name = rest[:name_len]
+    if name and ";" not in rest[name_len:]:
+        return RuleSyntaxError(
+            f"no terminating ';' found for option '{name}'",
+            Span(file, line, pos + 1, close_at + 1),
+            code="missing-semicolon",
+            hint="every option ends with ';' (a ';' inside a value is written '\\;')",
+        )
+    if not name:
+        what = repr(rest[:1]) if rest else "end of rule"
+        return RuleSyntaxError(
+            f"invalid formatting or malformed option: unexpected {what}",
+            Span(file, line, pos + 1, pos + 2),
+            code="syntax-error",
+        )
+    return RuleSyntaxError(
+        f"bad option value formatting for '{name}' (possible missing semicolon)",
+        Span(file, line, pos + 1, pos + 1 + name_len),
+        code="syntax-error",
+    )
+
+
+# --- whole-rule validation (Suricata's SigValidate) --------------------------------------
+
+
+def _finalize(b: RuleBuilder, close_span: Span) -> None:
+    rule = b.rule
+    b.check_sticky_used()
+    if not b.sid_seen:
+        raise RuleError(
+            "signature is missing required value 'sid'",
+            close_span,
+            code="missing-sid",
+            hint="add 'sid:<number>;' (and 'rev:<number>;')",
+        )
+    if b.bypass_span is not None and b.filestore_span is not None:
+        raise RuleError(
+            "'bypass' cannot be used together with 'filestore'",
+            b.bypass_span,
+            code="bypass-with-filestore",
+            hint="a bypassed flow is no longer inspected, so no file would be stored",
+        )
+    _check_buffer_contents(b)
+    _check_app_proto(b)
+    if rule.priority is None and rule.classtype is not None:
+        cls = classification(rule.classtype)
+        if cls is not None:
+            rule.priority = cls[1]
+    _choose_fast_pattern(b)
+    _analyze(b)
+
+
+def _check_buffer_contents(b: RuleBuilder) -> None:
+    for buf in b.rule.buffers:
+        spec = BUFFERS.get(buf.buffer)
+        if spec is None or not (spec.lowercase_only or spec.no_spaces):
+            continue
+        for item in buf.items:
+            if not isinstance(item, ContentMatch):
+                continue
+            span = item.span or b.rule.span
+            if spec.lowercase_only:
+                if item.nocase:
+                    raise RuleError(
+                        f"{buf.buffer} is normalized to lowercase: 'nocase' is not allowed "
+                        "on its contents",
+                        b.nocase_spans.get(id(item), span),
+                        code="nocase-on-lowercase-buffer",
+                        hint="remove 'nocase' and write the pattern in lowercase",
+                    )
+                if item.pattern != item.pattern.lower():
+                    raise RuleError(
+                        f"{buf.buffer} is normalized to lowercase: a pattern with uppercase "
+                        "characters can never match",
+                        span,
+                        code="uppercase-on-lowercase-buffer",
+                        hint="write the pattern in lowercase",
+                    )
+            if spec.no_spaces and b" " in item.pattern:
+                raise RuleError(
+                    f"a {buf.buffer} pattern cannot contain a space",
+                    span,
+                    code="space-in-pattern",
+                    hint=f"the {buf.buffer} buffer never contains spaces",
+                )
+
+
+def _check_app_proto(b: RuleBuilder) -> None:
+    rule = b.rule
+    if not b.uses_http_buffers:
+        return
+    header_app = rule.app_proto
+    if header_app is None:
+        rule.app_proto = "http"  # Suricata sets the alproto from the keywords
+    elif header_app not in _HTTP_OK_APP and not rule.app_proto_negated:
+        raise RuleError(
+            f"conflicting alprotos: protocol '{rule.protocol}' with HTTP keywords",
+            b.first_http_span or rule.span,
+            code="conflicting-alproto",
+        )
+
+
+def _choose_fast_pattern(b: RuleBuilder) -> None:
+    """Suricata's choice: an explicit fast_pattern, else the longest content (non-negated
+    preferred) of the highest-priority buffer; the first one wins ties."""
+    rule = b.rule
+    if b.explicit_fast_pattern is not None:
+        buf_name, content, _ = b.explicit_fast_pattern
+        rule.fast_pattern = (buf_name, content)
+        return
+    best: tuple[bool, int] | None = None
+    for buf in rule.buffers:
+        for item in buf.items:
+            if type(item) is ContentMatch:
+                key = (not item.negated, len(item.pattern))
+                if best is None or key > best:
+                    best = key
+                    rule.fast_pattern = (buf.buffer, item)
+
+
+def _analyze(b: RuleBuilder) -> None:
+    """Warnings in the spirit of Suricata's --engine-analysis."""
+    rule = b.rule
+    has_content = has_pcre = has_inspection = False
+    pcre_span: Span | None = None
+    for buf in rule.buffers:
+        for item in buf.items:
+            has_inspection = True
+            if isinstance(item, ContentMatch):
+                has_content = True
+            elif isinstance(item, PcreMatch):
+                if not has_pcre:
+                    pcre_span = item.span
+                has_pcre = True
+    if has_pcre and not has_content:
+        b.warn(
+            "pcre without a content: every packet runs the regex (no fast pattern)",
+            "pcre-no-content",
+            pcre_span,
+            "add a content with a literal part of the regex",
+        )
+    elif has_inspection and not has_content:
+        b.warn(
+            "rule inspects buffers but has no content: it cannot use the fast pattern matcher",
+            "no-fast-pattern",
+            rule.span,
+        )
+    elif has_content and rule.fast_pattern is not None and rule.fast_pattern[1].negated:
+        b.warn(
+            "rule has only negated contents: no usable fast pattern",
+            "no-fast-pattern",
+            rule.fast_pattern[1].span,
+        )
+    if rule.fast_pattern is not None and not rule.unsupported:
+        content = rule.fast_pattern[1]
+        if len(content.mpm_pattern) < _SHORT_FAST_PATTERN and not content.negated:
+            b.warn(
+                f"fast pattern is only {len(content.mpm_pattern)} byte(s) long: "
+                "it will match often",
+                "short-fast-pattern",
+                content.span,
+                "choose a longer, rarer content as fast_pattern",
+            )
+    if rule.protocol in TCP_PROTOCOLS and rule.flow is None and not any(
+        pc.field == "tcp.flags" for pc in rule.packet_conditions
+    ):
+        col = len(rule.raw) - len(rule.raw.lstrip()) + rule.raw.lstrip().find(rule.protocol)
+        b.warn(
+            "TCP rule without a flow or flags option",
+            "tcp-no-flow",
+            Span(rule.span.file, rule.span.line, col + 1, col + 1 + len(rule.protocol)),
+            "add e.g. 'flow:established,to_server;'",
+        )
+    if b.uses_http_buffers and rule.protocol not in HTTP_PROTOCOLS and rule.protocol != "http2":
+        b.warn(
+            f"HTTP keyword in a '{rule.protocol}' rule: write 'alert http' instead",
+            "http-keyword-non-http-rule",
+            b.first_http_span,
+        )
+    _ = PAYLOAD
