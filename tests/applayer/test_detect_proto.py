@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from ruleengine.applayer.detect_proto import detect_app_proto
+
+
+@pytest.mark.parametrize(
+    ("data", "to_server", "expected"),
+    [
+        (b"GET / HTTP/1.1\r\n", True, "http"),
+        (b"post /x HTTP/1.0\r\n", True, "http"),
+        (b"PROPFIND /dav HTTP/1.1\r\n", True, "http"),
+        (b"GET\t/ HTTP/1.1\r\n", True, "http"),
+        (b"GE", True, None),
+        (b"", True, None),
+        (b"GETX / HTTP/1.1", True, False),
+        (b"\x16\x03\x01\x02\x00", True, False),
+        (b"SSH-2.0-OpenSSH", True, False),
+        (b"HTTP/1.1 200 OK\r\n", False, "http"),
+        (b"HTT", False, None),
+        (b"220 smtp ready", False, False),
+        # direction matters: a response is not a request
+        (b"HTTP/1.1 200 OK\r\n", True, False),
+        (b"GET / HTTP/1.1\r\n", False, False),
+    ],
+)
+def test_detect_app_proto(data: bytes, to_server: bool, expected: object) -> None:
+    assert detect_app_proto(data, to_server) == expected
+
+
+def test_detection_ignores_ports_entirely() -> None:
+    # the signature has no port argument at all: HTTP is recognised from bytes only
+    assert detect_app_proto(b"OPTIONS * HTTP/1.1\r\n", True) == "http"
