@@ -257,6 +257,18 @@ def _metadata(rule: Any) -> dict[str, list[str]] | None:
     return out or None
 
 
+def _header(tx: Any, getter: str, name: bytes, attribute: str) -> Any:
+    """A header through the transaction's ``request_header``/``response_header`` method,
+    or a plain attribute of that name."""
+    method = getattr(tx, getter, None)
+    if callable(method):
+        try:
+            return method(name)
+        except Exception:  # a foreign transaction type: treat as absent
+            return None
+    return getattr(tx, attribute, None)
+
+
 def _tcp_flags(flags: int) -> str:
     return f"{flags & 0xFF:x}"
 
@@ -448,8 +460,13 @@ class EveWriter:
     def _tcp(flow: FlowLike) -> dict[str, Any] | None:
         if flow.proto != 6:
             return None
+        # The flags live on the flow or on its TCP session (``flow.tcp``).
+        source: Any = flow
         ts_flags = getattr(flow, "tcp_flags_ts", None)
-        tc_flags = getattr(flow, "tcp_flags_tc", None)
+        if ts_flags is None:
+            source = getattr(flow, "tcp", None)
+            ts_flags = getattr(source, "tcp_flags_ts", None)
+        tc_flags = getattr(source, "tcp_flags_tc", None)
         if not isinstance(ts_flags, int) or not isinstance(tc_flags, int):
             return None
         both = ts_flags | tc_flags
@@ -461,7 +478,7 @@ class EveWriter:
         for bit, name in _TCP_FLAG_NAMES:
             if both & bit:
                 tcp[name] = True
-        state = getattr(flow, "tcp_state", None)
+        state = getattr(flow, "tcp_state", None) or getattr(source, "state_name", None)
         if isinstance(state, str) and state:
             tcp["state"] = state
         return tcp
@@ -469,30 +486,25 @@ class EveWriter:
     @staticmethod
     def _http(tx: HttpTxLike) -> dict[str, Any]:
         http: dict[str, Any] = {}
-        hostname = text(tx.hostname)
-        if hostname is not None:
-            http["hostname"] = hostname
+
+        def put(key: str, value: Any) -> None:
+            value = text(value)
+            if value:  # absent or empty: Suricata leaves the field out
+                http[key] = value
+
+        put("hostname", tx.hostname)
         port = _as_int(getattr(tx, "host_port", None))
         if port is not None:
             http["http_port"] = port
-        url = text(tx.url)
-        if url is not None:
-            http["url"] = url
-        user_agent = text(tx.user_agent)
-        if user_agent is not None:
-            http["http_user_agent"] = user_agent
-        content_type = text(getattr(tx, "content_type", None))
-        if content_type is not None:
-            http["http_content_type"] = content_type
-        referer = text(getattr(tx, "referer", None))
-        if referer is not None:
-            http["http_refer"] = referer
-        method = text(tx.method)
-        if method is not None:
-            http["http_method"] = method
-        protocol = text(tx.protocol)
-        if protocol is not None:
-            http["protocol"] = protocol
+        put("url", tx.url)
+        put("http_user_agent", tx.user_agent)
+        content_type = text(_header(tx, "response_header", b"content-type", "content_type"))
+        if content_type:
+            # Suricata logs the media type only, without parameters
+            put("http_content_type", content_type.split(";", 1)[0].strip())
+        put("http_refer", _header(tx, "request_header", b"referer", "referer"))
+        put("http_method", tx.method)
+        put("protocol", tx.protocol)
         status = _as_int(tx.status)
         if status is not None:
             http["status"] = status
