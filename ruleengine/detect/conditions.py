@@ -1,0 +1,211 @@
+"""Per-packet conditions: rule header (addresses, ports), the ``flow`` keyword, and
+non-buffer packet keywords (``dsize``, ``flags``, ``ack``, ``ttl``...).
+
+Addresses are compiled to integer ranges once so the per-packet test is a few
+integer comparisons (``ipaddress`` objects are too slow on the hot path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
+from ruleengine.rules.model import (
+    AddressSet,
+    FlowCondition,
+    IntCondition,
+    PacketCondition,
+    PortSet,
+    TcpFlags,
+)
+
+Range = tuple[int, int, int]  # (ip version, low, high)
+
+
+class FlowLike(Protocol):
+    """What detection reads from a flow (``ruleengine.flow.table.Flow``)."""
+
+    flowbits: set[str]
+    detect: Any
+    state: str
+    alproto: str | None
+
+
+ESTABLISHED_STATES = frozenset({"established", "closing", "closed_wait"})
+"""Flow states in which Suricata sets FLOW_PKT_ESTABLISHED (TCP after the handshake
+until it is torn down; UDP/other once both directions were seen)."""
+
+
+def flow_established(flow: FlowLike | None) -> bool:
+    return flow is not None and flow.state in ESTABLISHED_STATES
+
+
+class CompiledAddresses:
+    """An :class:`AddressSet` as integer ranges."""
+
+    __slots__ = ("exclude", "include", "is_any")
+
+    def __init__(self, addrs: AddressSet) -> None:
+        self.is_any = addrs.is_any
+        self.include = tuple(_net_range(n) for n in addrs.include)
+        self.exclude = tuple(_net_range(n) for n in addrs.exclude)
+
+    def contains(self, version: int, value: int) -> bool:
+        if self.is_any:
+            return True
+        if self.include and not any(
+            v == version and lo <= value <= hi for v, lo, hi in self.include
+        ):
+            return False
+        return not any(v == version and lo <= value <= hi for v, lo, hi in self.exclude)
+
+
+def _net_range(net: Any) -> Range:
+    lo = int(net.network_address)
+    return (net.version, lo, lo + net.num_addresses - 1)
+
+
+def addr_int(packed: bytes) -> int:
+    return int.from_bytes(packed, "big")
+
+
+class CompiledHeader:
+    """Rule header test: protocol number, addresses, ports and direction."""
+
+    __slots__ = ("both", "dport", "dst", "protos", "sport", "src")
+
+    def __init__(
+        self,
+        protos: tuple[int, ...],
+        src: AddressSet,
+        sports: PortSet,
+        dst: AddressSet,
+        dports: PortSet,
+        both: bool,
+    ) -> None:
+        self.protos = frozenset(protos)  # empty = any IP protocol
+        self.src = CompiledAddresses(src)
+        self.dst = CompiledAddresses(dst)
+        self.sport = None if sports.is_any else sports
+        self.dport = None if dports.is_any else dports
+        self.both = both
+
+    def _one_way(self, ver: int, s: int, sp: int, d: int, dp: int) -> bool:
+        if not self.src.contains(ver, s) or not self.dst.contains(ver, d):
+            return False
+        if self.sport is not None and not self.sport.contains(sp):
+            return False
+        return self.dport is None or self.dport.contains(dp)
+
+    def matches(self, proto: int, ver: int, s: int, sp: int, d: int, dp: int) -> bool:
+        if self.protos and proto not in self.protos:
+            return False
+        if self._one_way(ver, s, sp, d, dp):
+            return True
+        return self.both and self._one_way(ver, d, dp, s, sp)
+
+
+_TCP, _UDP = (IPPROTO_TCP,), (IPPROTO_UDP,)
+PROTO_NUMBERS: dict[str, tuple[int, ...]] = {
+    "ip": (), "ipv4": (), "ip4": (), "ipv6": (), "ip6": (), "pkthdr": (),
+    "tcp": _TCP, "tcp-pkt": _TCP, "tcp-stream": _TCP, "udp": _UDP,
+    "icmp": (IPPROTO_ICMP, IPPROTO_ICMPV6), "icmpv4": (IPPROTO_ICMP,),
+    "icmpv6": (IPPROTO_ICMPV6,), "http": _TCP, "http1": _TCP,
+}  # fmt: skip
+"""Header protocol -> IP protocols it covers (empty: any)."""
+
+
+def flow_condition_matches(
+    fc: FlowCondition, flow: FlowLike | None, to_server: bool, frag: bool
+) -> bool:
+    """Suricata's ``FlowMatch``: every flag given must hold (stream flags are handled
+    by the caller as inspection constraints)."""
+    if fc.no_frag and frag:
+        return False
+    if fc.only_frag and not frag:
+        return False
+    has_flow = flow is not None
+    if fc.to_server and not (has_flow and to_server):
+        return False
+    if fc.to_client and not (has_flow and not to_server):
+        return False
+    established = flow_established(flow)
+    if fc.established and not established:
+        return False
+    return not (fc.not_established and established)
+
+
+def tcp_flags_match(tf: TcpFlags, pflags: int) -> bool:
+    """Suricata ``FlagsMatch`` (``src/detect-tcp-flags.c``)."""
+    dflags = tf.flags
+    if not dflags and pflags:
+        return tf.modifier == "!"
+    flags = pflags & tf.mask
+    if tf.modifier == "*":
+        return (flags & dflags) > 0
+    if tf.modifier == "+":
+        return (flags & dflags) == dflags
+    if tf.modifier == "!":
+        return (flags & dflags) != dflags
+    return flags == dflags
+
+
+def _tcp_only(getter: Callable[[Any], int]) -> Callable[[Any], int | None]:
+    def get(pkt: Any) -> int | None:
+        return getter(pkt) if pkt.proto == IPPROTO_TCP else None
+
+    return get
+
+
+def _icmp_only(getter: Callable[[Any], int]) -> Callable[[Any], int | None]:
+    def get(pkt: Any) -> int | None:
+        if pkt.proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            return getter(pkt)
+        return None
+
+    return get
+
+
+def _ip_only(getter: Callable[[Any], int]) -> Callable[[Any], int | None]:
+    def get(pkt: Any) -> int | None:
+        return getter(pkt) if pkt.ip_version else None
+
+    return get
+
+
+PACKET_FIELDS: dict[str, Callable[[Any], int | None]] = {
+    "dsize": lambda p: len(p.payload),
+    "ttl": _ip_only(lambda p: int(p.ttl)),
+    "id": _ip_only(lambda p: int(p.ip_id)),
+    "ip_proto": _ip_only(lambda p: int(p.proto)),
+    "ack": _tcp_only(lambda p: int(p.ack)),
+    "seq": _tcp_only(lambda p: int(p.seq)),
+    "window": _tcp_only(lambda p: int(p.window)),
+    "tcp.window": _tcp_only(lambda p: int(p.window)),
+    "tcp.ack": _tcp_only(lambda p: int(p.ack)),
+    "tcp.seq": _tcp_only(lambda p: int(p.seq)),
+    "itype": _icmp_only(lambda p: int(p.icmp_type)),
+    "icode": _icmp_only(lambda p: int(p.icmp_code)),
+    "flags": _tcp_only(lambda p: int(p.tcp_flags)),
+    "tcp.flags": _tcp_only(lambda p: int(p.tcp_flags)),
+}
+"""Packet keyword field -> value getter (None: the keyword cannot match this packet)."""
+
+TX_FIELDS = frozenset({"urilen", "urilen.raw", "urilen_raw", "urilen.norm"})
+"""Conditions evaluated on an HTTP transaction rather than on the packet."""
+
+
+def packet_condition_supported(pc: PacketCondition) -> bool:
+    return pc.field in PACKET_FIELDS or pc.field in TX_FIELDS
+
+
+def packet_condition_matches(pc: PacketCondition, pkt: Any) -> bool:
+    value = PACKET_FIELDS[pc.field](pkt)
+    if value is None:
+        return False
+    cond = pc.cond
+    if isinstance(cond, TcpFlags):
+        return tcp_flags_match(cond, value)
+    assert isinstance(cond, IntCondition)
+    return cond.matches(value)

@@ -1,0 +1,726 @@
+"""The detection engine: rule ordering, grouping, prefilter and per-rule inspection.
+
+Flow of one packet (``inspect_packet``) or one HTTP transaction (``inspect_tx``):
+
+1. the rule group of the packet's IP protocol (or of the transaction direction);
+2. the prefilter: one multi-pattern scan per buffer gives the rules whose fast pattern is
+   present, plus the rules that have no usable fast pattern (always candidates);
+3. per candidate, in Suricata's order: header, app-layer protocol, ``flow``, packet
+   keywords, flowbits checks, then the buffers (content inspection engine);
+4. post-match: flowbits commands right away (later rules see them), then thresholds,
+   ``noalert`` and the ``pass`` cut-off when the match list is finalised.
+
+Ordering follows ``src/detect-engine-sigorder.c``: action (pass, drop, reject, alert),
+flowbits (setters before checkers), priority, then load order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from ruleengine.buffers import BUFFERS, BufferDirection
+from ruleengine.detect import content as ci
+from ruleengine.detect.conditions import (
+    PROTO_NUMBERS,
+    TX_FIELDS,
+    CompiledHeader,
+    FlowLike,
+    addr_int,
+    flow_condition_matches,
+    packet_condition_matches,
+    packet_condition_supported,
+)
+from ruleengine.detect.flowbits import apply_actions, checks_pass, order_class
+from ruleengine.detect.pcre import PcreCompileError
+from ruleengine.detect.prefilter import Mpm, resolve_backend
+from ruleengine.detect.threshold import ThresholdTable, track_key
+from ruleengine.rules.model import (
+    PAYLOAD,
+    Action,
+    ContentMatch,
+    Direction,
+    Flowbit,
+    FlowbitCmd,
+    FlowCondition,
+    IntCondition,
+    PacketCondition,
+    Rule,
+)
+
+HTTP_ALPROTOS = frozenset({"http", "http1"})
+TCP = 6
+_GROUP_KEYS = (6, 17, 1, 58, -1)  # -1: any other IP protocol
+_MAX_TX_STATE = 64  # per flow: transactions remembered for "fired once" and MPM caches
+
+
+class TxLike(Protocol):
+    """What detection reads from an HTTP transaction (``ruleengine.applayer.http1``).
+
+    ``buffer(name, to_server)`` returns the canonical buffer (``ruleengine.buffers``) of
+    the given side; for single-direction buffers the side is implied. Implementations
+    whose ``buffer`` takes only the name are supported too (see :func:`get_buffer`).
+    """
+
+    tx_id: int
+
+    def buffer(self, name: str, /, *args: Any) -> bytes | list[bytes] | None: ...
+
+
+class Match(NamedTuple):
+    """One matched rule, in firing order.
+
+    ``alert``: False when the rule matched but must not be logged (``noalert``,
+    ``flowbits:noalert``, a threshold that keeps the action but silences the alert);
+    drop/reject/pass still apply. ``apply_to_flow``: a drop or pass that Suricata applies
+    to the whole flow (IP-only rules, stream and app-layer matches). ``stream``: matched
+    on reassembled stream data.
+    """
+
+    rule: Rule
+    tx_id: int | None
+    to_server: bool
+    alert: bool = True
+    apply_to_flow: bool = False
+    stream: bool = False
+
+
+_ACTION_RANK = {
+    Action.PASS: 0,
+    Action.DROP: 1,
+    Action.REJECT: 2,
+    Action.REJECTSRC: 2,
+    Action.REJECTDST: 2,
+    Action.REJECTBOTH: 2,
+    Action.ALERT: 3,
+}
+
+
+class _SkipRule(Exception):
+    pass
+
+
+class CRule:
+    """A rule compiled for evaluation (positions, compiled buffers, flags)."""
+
+    __slots__ = (
+        "alproto", "alproto_neg", "fb_actions", "fb_checks", "fb_noalert", "flow", "header",
+        "idx", "iponly", "is_tx", "mixed", "mpm", "only_stream", "payload", "pkt_conds",
+        "require_packet", "rule", "transactional", "tx_bufs", "tx_conds", "tx_dirs",
+    )  # fmt: skip
+
+    def __init__(self, rule: Rule, idx: int) -> None:
+        self.rule = rule
+        self.idx = idx
+        self.header = CompiledHeader(
+            PROTO_NUMBERS.get(rule.protocol, ()),
+            rule.src,
+            rule.src_ports,
+            rule.dst,
+            rule.dst_ports,
+            rule.direction is Direction.BOTH,
+        )
+        self.alproto = rule.app_proto
+        self.alproto_neg = rule.app_proto_negated
+        self.flow: FlowCondition | None = rule.flow
+        self.fb_checks: tuple[Flowbit, ...] = tuple(f for f in rule.flowbits if f.is_check)
+        self.fb_actions: tuple[Flowbit, ...] = tuple(
+            f
+            for f in rule.flowbits
+            if f.cmd in (FlowbitCmd.SET, FlowbitCmd.UNSET, FlowbitCmd.TOGGLE)
+        )
+        self.fb_noalert = any(f.cmd is FlowbitCmd.NOALERT for f in rule.flowbits)
+        self.pkt_conds: tuple[PacketCondition, ...] = tuple(
+            c for c in rule.packet_conditions if c.field not in TX_FIELDS
+        )
+        self.tx_conds: tuple[PacketCondition, ...] = tuple(
+            c for c in rule.packet_conditions if c.field in TX_FIELDS
+        )
+        self.payload: ci.CompiledBuffer | None = None
+        self.tx_bufs: list[tuple[ci.CompiledBuffer, BufferDirection, bool]] = []
+        for bm in rule.buffers:
+            cb = ci.compile_buffer(bm)
+            if bm.buffer == PAYLOAD:
+                self.payload = cb
+                continue
+            spec = BUFFERS.get(bm.buffer)
+            if spec is None:
+                raise _SkipRule(f"buffer {bm.buffer} is not supported")
+            self.tx_bufs.append((cb, spec.direction, spec.multi))
+        self.is_tx = bool(self.tx_bufs or self.tx_conds)
+        fc = self.flow
+        self.only_stream = bool(fc and fc.only_stream) or rule.protocol == "tcp-stream"
+        self.require_packet = (
+            bool(fc and fc.no_stream)
+            or rule.protocol == "tcp-pkt"
+            or any(c.field == "dsize" for c in self.pkt_conds)
+        )
+        self.transactional = rule.direction is Direction.TRANSACTIONAL
+        self.tx_dirs, self.mixed = self._tx_directions()
+        self.iponly = (
+            not self.is_tx
+            and self.payload is None
+            and not self.pkt_conds
+            and fc is None
+            and not self.fb_checks
+            and self.alproto is None
+            and rule.src_ports.is_any
+            and rule.dst_ports.is_any
+        )
+        self.mpm: tuple[str, bytes, bool] | None = None
+
+    def _tx_directions(self) -> tuple[tuple[bool, ...], bool]:
+        """Directions (to_server flags) in which the tx rule is evaluated, and whether it
+        needs buffers of both sides (then it is evaluated toclient, once both exist)."""
+        if not self.is_tx:
+            return (), False
+        ts = tc = False
+        for _, direction, _ in self.tx_bufs:
+            ts |= direction is BufferDirection.TO_SERVER
+            tc |= direction is BufferDirection.TO_CLIENT
+        if self.tx_conds:
+            ts = True
+        if (ts and tc) or self.transactional:
+            return (False,), True
+        fc = self.flow
+        if ts:
+            return (True,), False
+        if tc:
+            return (False,), False
+        if fc is not None and fc.to_server:
+            return (True,), False
+        if fc is not None and fc.to_client:
+            return (False,), False
+        return (True, False), False
+
+    @property
+    def applies_to_flow(self) -> bool:
+        return self.iponly or (self.alproto is not None and self.payload is None and not self.is_tx)
+
+
+def _order_key(cr: CRule) -> tuple[int, int, int, int]:
+    r = cr.rule
+    return (_ACTION_RANK.get(r.action, 3), -order_class(r.flowbits), r.severity, cr.idx)
+
+
+def _choose_fast_pattern(cr: CRule, names: Iterable[str]) -> tuple[str, ContentMatch] | None:
+    """The content the prefilter looks for: the rule's fast_pattern when usable, else the
+    longest positive content. Only contents that must be present for the rule to match
+    qualify (not negated, in a buffer without ``absent``)."""
+    allowed = set(names)
+    usable: list[tuple[str, ContentMatch]] = []
+    for bm in cr.rule.buffers:
+        if bm.buffer not in allowed:
+            continue
+        if any(type(it).__name__ == "Absent" for it in bm.items):
+            continue
+        usable.extend((bm.buffer, it) for it in bm.items if isinstance(it, ContentMatch))
+    usable = [(b, c) for b, c in usable if not c.negated]
+    fp = cr.rule.fast_pattern
+    if fp is not None:
+        for b, c in usable:
+            if b == fp[0] and c is fp[1]:
+                return b, c
+    if not usable:
+        return None
+    return max(usable, key=lambda bc: (len(bc[1].pattern), bc[0] != PAYLOAD))
+
+
+class _Group:
+    """Rules of one packet group or tx direction, with their prefilter tables."""
+
+    def __init__(self, rules: Sequence[CRule], mpm_backend: str, use_mpm: bool) -> None:
+        self.rules = sorted(rules, key=_order_key)
+        self.always: list[int] = []
+        self.by_pid: dict[str, dict[int, list[int]]] = {}
+        self.mpms: dict[str, Mpm] = {}
+        for pos, cr in enumerate(self.rules):
+            chosen = self._mpm_for(cr) if use_mpm else None
+            if chosen is None:
+                self.always.append(pos)
+                continue
+            bufname, pattern, nocase = chosen
+            mpm = self.mpms.get(bufname)
+            if mpm is None:
+                mpm = self.mpms[bufname] = Mpm(mpm_backend)
+            pid = mpm.add(pattern, nocase)
+            self.by_pid.setdefault(bufname, {}).setdefault(pid, []).append(pos)
+        for mpm in self.mpms.values():
+            mpm.build()
+
+    def _mpm_for(self, cr: CRule) -> tuple[str, bytes, bool] | None:
+        if cr.rule.prefilter or cr.mixed:
+            return None
+        names = [PAYLOAD] if not cr.is_tx else [cb.name for cb, _, _ in cr.tx_bufs]
+        chosen = _choose_fast_pattern(cr, names)
+        if chosen is None:
+            return None
+        return chosen[0], chosen[1].mpm_pattern, chosen[1].nocase
+
+    def candidates(self, hits_by_buf: dict[str, set[int]]) -> list[int]:
+        """Positions (rule order) of the rules to inspect."""
+        if not self.by_pid:
+            return self.always
+        found: set[int] = set(self.always)
+        for bufname, hits in hits_by_buf.items():
+            table = self.by_pid.get(bufname)
+            if table is None:
+                continue
+            for pid in hits:
+                positions = table.get(pid)
+                if positions:
+                    found.update(positions)
+        return sorted(found)
+
+
+class _FlowState:
+    """Per-flow detection state kept in ``flow.detect``."""
+
+    __slots__ = ("fired", "iponly_done", "mpm_cache", "pass_cut")
+
+    def __init__(self) -> None:
+        self.fired: dict[tuple[int, bool], set[int]] = {}
+        self.mpm_cache: dict[tuple[int, bool, str], tuple[object, set[int]]] = {}
+        self.iponly_done: set[bool] = set()
+        self.pass_cut: tuple[object, int] | None = None
+
+    def forget_old(self, tx_id: int) -> None:
+        if len(self.fired) <= 2 * _MAX_TX_STATE:
+            return
+        floor = tx_id - _MAX_TX_STATE
+        self.fired = {k: v for k, v in self.fired.items() if k[0] >= floor}
+        self.mpm_cache = {k: v for k, v in self.mpm_cache.items() if k[0] >= floor}
+
+
+def _flow_state(flow: FlowLike | None) -> _FlowState | None:
+    if flow is None:
+        return None
+    st = flow.detect
+    if not isinstance(st, _FlowState):
+        st = _FlowState()
+        flow.detect = st
+    return st
+
+
+_BUFFER_TWO_ARGS: dict[type, bool] = {}
+
+
+def get_buffer(tx: Any, name: str, to_server: bool) -> bytes | list[bytes] | None:
+    """``tx.buffer(name, to_server)``; falls back to ``tx.buffer(name)`` for
+    transaction types whose ``buffer`` takes only the name (learnt once per type)."""
+    kind = type(tx)
+    two = _BUFFER_TWO_ARGS.get(kind)
+    if two is None:
+        try:
+            value = tx.buffer(name, to_server)
+        except TypeError:
+            _BUFFER_TWO_ARGS[kind] = False
+            value = tx.buffer(name)
+        else:
+            _BUFFER_TWO_ARGS[kind] = True
+        return value  # type: ignore[no-any-return]
+    if two:
+        return tx.buffer(name, to_server)  # type: ignore[no-any-return]
+    return tx.buffer(name)  # type: ignore[no-any-return]
+
+
+class _RawMatch(NamedTuple):
+    cr: CRule
+    tx_id: int | None
+    to_server: bool
+    stream: bool
+
+
+class _PacketCtx:
+    """Per-packet values computed once."""
+
+    __slots__ = ("dport", "dst", "pkt", "proto", "sport", "src", "ver")
+
+    def __init__(self, pkt: Any) -> None:
+        self.pkt = pkt
+        self.proto = pkt.proto
+        self.ver = pkt.ip_version
+        self.src = addr_int(pkt.src)
+        self.dst = addr_int(pkt.dst)
+        self.sport = pkt.sport
+        self.dport = pkt.dport
+
+
+class DetectEngine:
+    """Evaluates loaded rules on packets and HTTP transactions.
+
+    ``mpm``: ``"auto"`` (hyperscan if importable, else Aho-Corasick), ``"hs"``, ``"ac"``.
+    ``prefilter=False`` inspects every rule of the group (reference mode for tests).
+    """
+
+    def __init__(self, rules: Sequence[Rule], *, mpm: str = "auto", prefilter: bool = True) -> None:
+        self.mpm_backend = resolve_backend(mpm)
+        self.skipped: list[tuple[Rule, str]] = []
+        self.thresholds = ThresholdTable()
+        compiled: list[CRule] = []
+        for idx, rule in enumerate(rules):
+            reason = _skip_reason(rule)
+            if reason is None:
+                try:
+                    compiled.append(CRule(rule, idx))
+                except (_SkipRule, ci.CompileError, PcreCompileError) as exc:
+                    reason = str(exc)
+                except Exception as exc:  # hostile rule data must never escape
+                    reason = f"cannot compile: {exc!r}"
+            if reason is not None:
+                self.skipped.append((rule, reason))
+        self.rules: list[CRule] = sorted(compiled, key=_order_key)
+        for order, cr in enumerate(self.rules):
+            cr.idx = order  # firing order from now on
+        pkt_rules = [cr for cr in self.rules if not cr.is_tx]
+        self._pkt_groups: dict[int, _Group] = {}
+        for key in _GROUP_KEYS:
+            members = [cr for cr in pkt_rules if _in_proto_group(cr, key)]
+            self._pkt_groups[key] = _Group(members, self.mpm_backend, prefilter)
+        self._tx_groups: dict[bool, _Group] = {
+            d: _Group([cr for cr in self.rules if cr.is_tx and d in cr.tx_dirs],
+                      self.mpm_backend, prefilter)
+            for d in (True, False)
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------ public API
+
+    def inspect_packet(
+        self,
+        pkt: Any,
+        flow: FlowLike | None,
+        to_server: bool,
+        stream_chunk: bytes | None = None,
+    ) -> list[Match]:
+        """Packet and stream rules. ``stream_chunk``: newly reassembled stream data of
+        this direction (TCP); stream rules inspect it instead of the packet payload.
+        ``b""`` means "this packet's data went to the stream, nothing to inspect yet"
+        (no fallback to the packet payload, like Suricata's PKT_STREAM_ADD)."""
+        if getattr(pkt, "invalid", False):
+            return []
+        raw = self._packet_raw(_PacketCtx(pkt), flow, to_server, stream_chunk)
+        out = self._finalize(raw, pkt, flow)
+        state = _flow_state(flow)
+        if state is not None:
+            cut = next((m for m in out if m.rule.action is Action.PASS), None)
+            state.pass_cut = (pkt, _rule_pos(self, cut.rule)) if cut is not None else None
+        return out
+
+    def inspect_tx(
+        self,
+        pkt: Any,
+        flow: FlowLike,
+        to_server: bool,
+        tx: TxLike,
+        tx_complete_toserver: bool,
+        tx_complete_toclient: bool,
+    ) -> list[Match]:
+        """App-layer (HTTP) rules on one transaction, for the direction of ``pkt``.
+        Each rule fires at most once per (transaction, direction); rules whose buffers
+        are not available yet are tried again on later calls."""
+        raw = self._tx_raw(
+            _PacketCtx(pkt), flow, to_server, tx, tx_complete_toserver, tx_complete_toclient
+        )
+        state = _flow_state(flow)
+        if state is not None and state.pass_cut is not None and state.pass_cut[0] is pkt:
+            limit = state.pass_cut[1]  # a pass in this packet's packet rules
+            raw = [m for m in raw if m.cr.idx < limit]
+        return self._finalize(raw, pkt, flow)
+
+    def inspect(
+        self,
+        pkt: Any,
+        flow: FlowLike | None,
+        to_server: bool,
+        stream_chunk: bytes | None = None,
+        txs: Sequence[tuple[TxLike, bool, bool]] = (),
+    ) -> list[Match]:
+        """Packet rules and the given transactions ``(tx, complete_ts, complete_tc)``
+        in one pass, so ``pass`` and rule order apply across both (preferred)."""
+        if getattr(pkt, "invalid", False):
+            return []
+        ctx = _PacketCtx(pkt)
+        raw = self._packet_raw(ctx, flow, to_server, stream_chunk)
+        if flow is not None:
+            for tx, done_ts, done_tc in txs:
+                raw.extend(self._tx_raw(ctx, flow, to_server, tx, done_ts, done_tc))
+        raw.sort(key=lambda m: m.cr.idx)
+        return self._finalize(raw, pkt, flow)
+
+    # ------------------------------------------------------------------ packet rules
+
+    def _packet_raw(
+        self,
+        ctx: _PacketCtx,
+        flow: FlowLike | None,
+        to_server: bool,
+        stream_chunk: bytes | None,
+    ) -> list[_RawMatch]:
+        group = self._pkt_groups.get(ctx.proto) or self._pkt_groups[-1]
+        pkt = ctx.pkt
+        payload: bytes = pkt.payload
+        use_stream = ctx.proto == TCP and stream_chunk is not None
+        hits: dict[str, set[int]] = {}
+        mpm = group.mpms.get(PAYLOAD)
+        if mpm is not None:
+            hits[PAYLOAD] = mpm.scan(payload)
+            if use_stream and stream_chunk:
+                hits[PAYLOAD] = hits[PAYLOAD] | mpm.scan(stream_chunk)
+        state = _flow_state(flow)
+        iponly_ok = state is None or to_server not in state.iponly_done
+        if state is not None:
+            state.iponly_done.add(to_server)
+        out: list[_RawMatch] = []
+        for pos in group.candidates(hits):
+            cr = group.rules[pos]
+            if cr.iponly and not iponly_ok:
+                continue
+            if not self._packet_prechecks(cr, ctx, flow, to_server):
+                continue
+            matched, on_stream = self._match_payload(cr, payload, stream_chunk, use_stream)
+            if not matched:
+                continue
+            if flow is not None and cr.fb_actions:
+                apply_actions(cr.fb_actions, flow.flowbits)
+            out.append(_RawMatch(cr, None, to_server, on_stream))
+        return out
+
+    def _packet_prechecks(
+        self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool
+    ) -> bool:
+        if not cr.header.matches(ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst, ctx.dport):
+            return False
+        if not _alproto_ok(cr, flow):
+            return False
+        pkt = ctx.pkt
+        if cr.flow is not None and not flow_condition_matches(
+            cr.flow, flow, to_server, bool(pkt.frag)
+        ):
+            return False
+        for cond in cr.pkt_conds:
+            if not packet_condition_matches(cond, pkt):
+                return False
+        return not cr.fb_checks or checks_pass(
+            cr.fb_checks, flow.flowbits if flow is not None else None
+        )
+
+    @staticmethod
+    def _match_payload(
+        cr: CRule, payload: bytes, chunk: bytes | None, use_stream: bool
+    ) -> tuple[bool, bool]:
+        """(matched, matched on stream data)."""
+        cb = cr.payload
+        if cb is None:
+            return True, False
+        if use_stream and not cr.require_packet:
+            assert chunk is not None
+            if chunk and ci.inspect(cb, chunk, {}):
+                return True, True
+            return False, False  # the packet's data is inspected as stream
+        if cr.only_stream:
+            return False, False
+        return ci.inspect(cb, payload, {}), False
+
+    # ------------------------------------------------------------------ tx rules
+
+    def _tx_raw(
+        self,
+        ctx: _PacketCtx,
+        flow: FlowLike,
+        to_server: bool,
+        tx: TxLike,
+        done_ts: bool,
+        done_tc: bool,
+    ) -> list[_RawMatch]:
+        group = self._tx_groups[to_server]
+        if not group.rules or flow.alproto not in HTTP_ALPROTOS:
+            return []
+        state = _flow_state(flow)
+        assert state is not None
+        tx_id = tx.tx_id
+        fired = state.fired.setdefault((tx_id, to_server), set())
+        state.forget_old(tx_id)
+        bufs: dict[tuple[str, bool], bytes | list[bytes] | None] = {}
+
+        def fetch(name: str, side: bool) -> bytes | list[bytes] | None:
+            key = (name, side)
+            if key not in bufs:
+                try:
+                    bufs[key] = get_buffer(tx, name, side)
+                except Exception:  # a buggy getter must not take detection down
+                    bufs[key] = None
+            return bufs[key]
+
+        hits: dict[str, set[int]] = {}
+        for name, mpm in group.mpms.items():
+            hits[name] = self._tx_scan(state, mpm, tx_id, to_server, name, fetch(name, to_server))
+        out: list[_RawMatch] = []
+        pkt = ctx.pkt
+        for pos in group.candidates(hits):
+            cr = group.rules[pos]
+            if cr.idx in fired:
+                continue
+            if not self._tx_prechecks(cr, ctx, flow, to_server):
+                continue
+            if cr.payload is not None and not ci.inspect(cr.payload, pkt.payload, {}):
+                continue
+            if not self._tx_buffers_match(cr, to_server, fetch, done_ts, done_tc):
+                continue
+            fired.add(cr.idx)
+            if cr.fb_actions:
+                apply_actions(cr.fb_actions, flow.flowbits)
+            out.append(_RawMatch(cr, tx_id, to_server, False))
+        return out
+
+    @staticmethod
+    def _tx_scan(
+        state: _FlowState,
+        mpm: Mpm,
+        tx_id: int,
+        side: bool,
+        name: str,
+        buf: bytes | list[bytes] | None,
+    ) -> set[int]:
+        """One MPM scan per buffer per transaction (re-scanned only when it changed)."""
+        if buf is None:
+            return set()
+        key = (tx_id, side, name)
+        cached = state.mpm_cache.get(key)
+        if cached is not None and cached[0] is buf:
+            return cached[1]
+        if isinstance(buf, list):
+            hits: set[int] = set()
+            for b in buf:
+                hits |= mpm.scan(b)
+        else:
+            hits = mpm.scan(buf)
+        state.mpm_cache[key] = (buf, hits)
+        return hits
+
+    def _tx_prechecks(self, cr: CRule, ctx: _PacketCtx, flow: FlowLike, to_server: bool) -> bool:
+        if cr.transactional and not to_server:  # header written client -> server
+            ok = cr.header.matches(ctx.proto, ctx.ver, ctx.dst, ctx.dport, ctx.src, ctx.sport)
+        else:
+            ok = cr.header.matches(ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst, ctx.dport)
+        if not ok:
+            return False
+        if cr.alproto is not None and not _alproto_ok(cr, flow):
+            return False
+        if cr.flow is not None and not flow_condition_matches(
+            cr.flow, flow, to_server, bool(ctx.pkt.frag)
+        ):
+            return False
+        for cond in cr.pkt_conds:
+            if not packet_condition_matches(cond, ctx.pkt):
+                return False
+        return not cr.fb_checks or checks_pass(cr.fb_checks, flow.flowbits)
+
+    @staticmethod
+    def _tx_buffers_match(
+        cr: CRule,
+        to_server: bool,
+        fetch: Any,
+        done_ts: bool,
+        done_tc: bool,
+    ) -> bool:
+        variables: dict[str, int] = {}
+        for cond in cr.tx_conds:
+            raw = cond.field in ("urilen.raw", "urilen_raw")
+            uri = fetch("http.uri.raw" if raw else "http.uri", True)
+            if not isinstance(uri, bytes) or not isinstance(cond.cond, IntCondition):
+                return False
+            if not cond.cond.matches(min(len(uri), 0xFFFF)):
+                return False
+        for cb, direction, multi in cr.tx_bufs:
+            if direction is BufferDirection.TO_SERVER:
+                side = True
+            elif direction is BufferDirection.TO_CLIENT:
+                side = False
+            else:
+                side = to_server
+            buf = fetch(cb.name, side)
+            if buf is None:
+                complete = done_ts if side else done_tc
+                if not (complete and cb.absent is not None):
+                    return False
+                continue
+            if multi or isinstance(buf, list):
+                items = buf if isinstance(buf, list) else [buf]
+                if not ci.inspect_any(cb, items, variables):
+                    return False
+            elif not ci.inspect(cb, buf, variables):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ finalize
+
+    def _finalize(self, raw: Sequence[_RawMatch], pkt: Any, flow: FlowLike | None) -> list[Match]:
+        """Thresholds, noalert and the pass cut-off (``PacketAlertFinalize``)."""
+        out: list[Match] = []
+        for m in raw:
+            cr = m.cr
+            rule = cr.rule
+            result = 1
+            for td in (rule.detection_filter, rule.threshold):
+                if td is None:
+                    continue
+                key = track_key(td, pkt.src, pkt.dst, flow)
+                if key is None:
+                    continue
+                r = self.thresholds.check(cr.idx, td, key, float(pkt.ts))
+                if r == 0:
+                    result = 0
+                    break
+                result = max(result, r)
+            if result == 0:
+                continue
+            alert = result == 1 and not rule.noalert and not cr.fb_noalert
+            to_flow = rule.action in (Action.DROP, Action.PASS) and (
+                cr.applies_to_flow or m.stream or m.tx_id is not None
+            )
+            out.append(Match(rule, m.tx_id, m.to_server, alert, to_flow, m.stream))
+            if rule.action is Action.PASS:
+                break
+        return out
+
+
+def _rule_pos(engine: DetectEngine, rule: Rule) -> int:
+    for cr in engine.rules:
+        if cr.rule is rule:
+            return cr.idx
+    return len(engine.rules)
+
+
+def _in_proto_group(cr: CRule, key: int) -> bool:
+    protos = cr.header.protos
+    if not protos:
+        return True
+    return key in protos
+
+
+def _alproto_ok(cr: CRule, flow: FlowLike | None) -> bool:
+    want = cr.alproto
+    if want is None:
+        return True
+    have = flow.alproto if flow is not None else None
+    if have is None:
+        return False
+    if cr.alproto_neg:
+        return have != want and not (want in HTTP_ALPROTOS and have in HTTP_ALPROTOS)
+    return have == want or (want in HTTP_ALPROTOS and have in HTTP_ALPROTOS)
+
+
+def _skip_reason(rule: Rule) -> str | None:
+    if rule.unsupported:
+        return "unsupported keywords: " + ", ".join(rule.unsupported)
+    if rule.action is Action.CONFIG or rule.action not in _ACTION_RANK:
+        return f"action {rule.action.value} is not evaluated by detection"
+    alproto = rule.app_proto
+    if alproto is not None and not rule.app_proto_negated and alproto not in HTTP_ALPROTOS:
+        return f"app-layer protocol {alproto} is not supported"
+    if rule.protocol not in PROTO_NUMBERS:
+        return f"protocol {rule.protocol} is not supported"
+    for cond in rule.packet_conditions:
+        if not packet_condition_supported(cond):
+            return f"keyword {cond.field} is not supported"
+    return None

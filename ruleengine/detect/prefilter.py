@@ -1,0 +1,119 @@
+"""Multi-pattern matcher (MPM) for the prefilter: which literal patterns occur in a buffer.
+
+Two interchangeable back-ends with identical results: Hyperscan (literal mode, one
+``SINGLEMATCH`` report per pattern) when importable, pyahocorasick otherwise. Patterns
+are added with their case-sensitivity; :meth:`Mpm.scan` returns the set of pattern ids
+present in the data. An empty pattern is present in any buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ahocorasick
+
+_hs: Any
+try:  # optional dependency (pyproject extra "hyperscan")
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - depends on the machine
+    _hs = None
+
+
+def hyperscan_available() -> bool:
+    return _hs is not None
+
+
+def resolve_backend(mpm: str) -> str:
+    """``auto`` -> ``hs`` when hyperscan imports, else ``ac``."""
+    if mpm == "auto":
+        return "hs" if _hs is not None else "ac"
+    if mpm == "hs" and _hs is None:
+        raise ValueError("mpm 'hs' requested but the hyperscan module is not installed")
+    if mpm not in ("hs", "ac"):
+        raise ValueError(f"unknown mpm {mpm!r} (auto, hs or ac)")
+    return mpm
+
+
+class Mpm:
+    """Build once with :meth:`add` + :meth:`build`, then :meth:`scan` many times."""
+
+    def __init__(self, backend: str = "auto") -> None:
+        self.backend = resolve_backend(backend)
+        self._ids: dict[tuple[bytes, bool], int] = {}
+        self._always: set[int] = set()
+        self._db: Any = None
+        self._ac: Any = None
+
+    def add(self, pattern: bytes, nocase: bool) -> int:
+        key = (pattern.lower() if nocase else pattern, nocase)
+        pid = self._ids.get(key)
+        if pid is None:
+            pid = len(self._ids)
+            self._ids[key] = pid
+            if not pattern:
+                self._always.add(pid)
+        return pid
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def build(self) -> None:
+        pats = [(key, pid) for key, pid in self._ids.items() if key[0]]
+        if not pats:
+            return
+        if self.backend == "hs":
+            self._build_hs(pats)
+        else:
+            self._build_ac(pats)
+
+    def _build_hs(self, pats: list[tuple[tuple[bytes, bool], int]]) -> None:
+        assert _hs is not None
+        db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+        flags = [
+            _hs.HS_FLAG_SINGLEMATCH | (_hs.HS_FLAG_CASELESS if nocase else 0)
+            for (_, nocase), _ in pats
+        ]
+        # Regex mode with every byte escaped: hyperscan's literal mode (hs_compile_lit)
+        # was seen matching 0xC0 against 0xE0 without CASELESS, so it is not used.
+        db.compile(
+            expressions=[_escape(p) for (p, _), _ in pats],
+            ids=[pid for _, pid in pats],
+            elements=len(pats),
+            flags=flags,
+        )
+        self._db = db
+
+    def _build_ac(self, pats: list[tuple[tuple[bytes, bool], int]]) -> None:
+        # One automaton over lower-cased keys; case-sensitive patterns are verified on
+        # the original bytes at each reported position.
+        groups: dict[bytes, list[tuple[int, bytes | None]]] = {}
+        for (pattern, nocase), pid in pats:
+            groups.setdefault(pattern.lower(), []).append((pid, None if nocase else pattern))
+        # pyahocorasick works on str: latin-1 maps each byte to one code point.
+        automaton = ahocorasick.Automaton()
+        for key, entries in groups.items():
+            automaton.add_word(key.decode("latin-1"), (len(key), tuple(entries)))
+        automaton.make_automaton()
+        self._ac = automaton
+
+    def scan(self, data: bytes) -> set[int]:
+        hits = set(self._always)
+        if not data:
+            return hits
+        if self._db is not None:
+            self._db.scan(data, match_event_handler=_hs_collect, context=hits)
+        elif self._ac is not None:
+            lower = data.lower().decode("latin-1")
+            for end, (klen, entries) in self._ac.iter(lower):
+                for pid, exact in entries:
+                    if exact is None or data[end - klen + 1 : end + 1] == exact:
+                        hits.add(pid)
+        return hits
+
+
+def _escape(pattern: bytes) -> bytes:
+    return b"".join(b"\\x%02x" % c for c in pattern)
+
+
+def _hs_collect(pid: int, start: int, end: int, flags: int, context: set[int]) -> None:
+    context.add(pid)
