@@ -2,7 +2,7 @@
 
 For every queue chain (mangle table; PREROUTING and OUTPUT by default)::
 
-    -m mark --mark INJECT/INJECT -j ACCEPT                      (engine's own RST/ICMP, optional)
+    -m mark --mark INJECT/INJECT -j ACCEPT                      (OUTPUT: engine's own RST/ICMP)
     -j CONNMARK --restore-mark --nfmask MASK --ctmask MASK      (bypass: flow's mark -> packet)
     -m mark --mark MARK/MASK -j ACCEPT                          (bypassed flow: skip the queue)
     -j NFQUEUE --queue-num N --queue-bypass                     (the rest; no listener -> accept)
@@ -84,7 +84,7 @@ class NfqRules:
             bypass_mask=config.bypass_mask,
             repeat_mark=config.repeat_mark & config.repeat_mask if repeat else 0,
             repeat_mask=config.repeat_mask if repeat else 0,
-            inject_mark=config.inject_mark,
+            inject_mark=config.inject_value,
             chains=config.chains,
             queue_bypass=config.queue_bypass,
             variant=config.iptables,
@@ -116,7 +116,7 @@ class NfqRules:
         masks = ["--nfmask", hex(self.bypass_mask), "--ctmask", hex(self.bypass_mask)]
         marked = ["-m", "mark", "--mark", f"{self.bypass_mark:#x}/{self.bypass_mask:#x}"]
         for chain in self.chains:
-            if self.inject_mark:
+            if self.inject_mark and chain == "OUTPUT":  # only the host's own packets
                 inject = f"{self.inject_mark:#x}/{self.inject_mark:#x}"
                 out.append((chain, [*tag, "-m", "mark", "--mark", inject, "-j", "ACCEPT"]))
             if self.bypass_mask:

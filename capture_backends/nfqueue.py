@@ -155,9 +155,11 @@ class NfqConfig:
 
     ``install_rules``: install the iptables/ip6tables rules (restore connmark, accept marked,
     queue the rest with ``--queue-bypass``, save the mark later) and remove them on close.
-    ``chains``: the mangle chains whose packets are queued. ``inject_mark``: a mark bit the
+    ``chains``: the mangle chains whose packets are queued. ``inject_mark``: the mark the
     engine sets (SO_MARK) on packets it sends itself (TCP RST / ICMP of ``reject``) so the
-    installed rules let them out without queueing them back to the engine (0 = off).
+    installed OUTPUT rule lets them out instead of queueing them back to the engine, which
+    would drop them with the rest of the rejected flow. ``None`` (default) picks a free bit
+    (``inject_value``: 0x40000000 unless the bypass/repeat masks use it), 0 turns it off.
     """
 
     queues: tuple[int, ...]
@@ -173,7 +175,7 @@ class NfqConfig:
     queue_bypass: bool = True
     queue_maxlen: int = 4096
     iptables: str = "auto"
-    inject_mark: int = 0
+    inject_mark: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -193,7 +195,7 @@ class NfqConfig:
             raise NfqConfigError(f"nfq: mode {self.mode!r} is not one of accept, repeat{hint}")
         for name in ("repeat_mark", "repeat_mask", "bypass_mark", "bypass_mask", "inject_mark"):
             value = getattr(self, name)
-            if not 0 <= value <= _U32:
+            if value is not None and not 0 <= value <= _U32:
                 raise NfqConfigError(f"nfq: {name.replace('_', '-')} does not fit in 32 bits")
         if self.bypass_mask and not self.bypass_mark & self.bypass_mask:
             raise NfqConfigError(
@@ -210,7 +212,7 @@ class NfqConfig:
                     f"{self.repeat_mask:#x} (common bits {self.bypass_mask & self.repeat_mask:#x})"
                     ": in repeat mode the two marks need different bits")
         if self.inject_mark:
-            used = self.bypass_mask | (self.repeat_mask if self.mode == "repeat" else 0)
+            used = self._used_mark_bits()
             if self.inject_mark & used:
                 raise NfqConfigError(
                     f"nfq: inject-mark {self.inject_mark:#x} overlaps the bypass/repeat masks "
@@ -234,6 +236,22 @@ class NfqConfig:
                     f"nfq: queues {list(self.queues)} are not contiguous: the installed rule "
                     "balances over a range (--queue-balance A:B)")
 
+    def _used_mark_bits(self) -> int:
+        return self.bypass_mask | (self.repeat_mask if self.mode == "repeat" else 0)
+
+    @property
+    def inject_value(self) -> int:
+        """The SO_MARK for packets the engine sends itself (0: none; see ``inject_mark``)."""
+        if self.inject_mark is not None:
+            return self.inject_mark
+        used = self._used_mark_bits()
+        candidates: list[int] = [30, *range(31, -1, -1)]
+        for bit in candidates:
+            value: int = 1 << bit
+            if not used & value:
+                return value
+        return 0
+
     def with_install_rules(self, install: bool = True) -> NfqConfig:
         return replace(self, install_rules=install)
 
@@ -255,7 +273,13 @@ class NfqConfig:
         kwargs: dict[str, Any] = {"queues": tuple(int(q) for q in queues)}
         if "mode" in section and section["mode"] is not None:
             kwargs["mode"] = str(section["mode"]).strip().lower()
-        for key in ("repeat-mark", "repeat-mask", "bypass-mark", "bypass-mask", "inject-mark"):
+        inject = section.get("inject-mark")
+        if isinstance(inject, str) and inject.strip().lower() == "auto":
+            inject = None
+        elif isinstance(inject, str | bool) and str(inject).strip().lower() in _FALSE:
+            inject = 0
+        kwargs["inject_mark"] = None if inject is None else _parse_int("inject-mark", inject)
+        for key in ("repeat-mark", "repeat-mask", "bypass-mark", "bypass-mask"):
             if section.get(key) is not None:
                 kwargs[key.replace("-", "_")] = _parse_int(key, section[key])
         if section.get("route-queue") is not None:
@@ -397,6 +421,8 @@ class NfqBackend(BaseBackend):
         self._repeat_value = config.repeat_value
         self._repeat_keep = ~config.repeat_mask & _U32
         self._repeat_mask = config.repeat_mask
+        # SO_MARK for the engine's own packets (reject): the installed rules let them out
+        self.inject_mark = config.inject_value
         self._pending: dict[int, Any] = {}  # pkt_id -> netfilterqueue.Packet awaiting a verdict
         self._bypass_ids: set[int] = set()
         self._ready: list[RawPacket] = []

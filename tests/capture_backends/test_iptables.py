@@ -28,6 +28,8 @@ def test_rule_order_and_tags() -> None:
         "0x10/0x10 -j ACCEPT",
         "iptables -t mangle -A PREROUTING -m comment --comment ruleengine-5 -j NFQUEUE "
         "--queue-num 5 --queue-bypass",
+        "iptables -t mangle -A OUTPUT -m comment --comment ruleengine-5 -m mark --mark "
+        "0x40000000/0x40000000 -j ACCEPT",
         "iptables -t mangle -A OUTPUT -m comment --comment ruleengine-5 -j CONNMARK "
         "--restore-mark --nfmask 0x10 --ctmask 0x10",
         "iptables -t mangle -A OUTPUT -m comment --comment ruleengine-5 -m mark --mark "
@@ -44,7 +46,8 @@ def test_rule_order_and_tags() -> None:
 
 
 def test_no_bypass_means_queue_rules_only() -> None:
-    rules = NfqRules.from_config(NfqConfig(queues=(0, 1, 2), queue_bypass=False))
+    rules = NfqRules.from_config(NfqConfig(queues=(0, 1, 2), queue_bypass=False,
+                                           inject_mark=0))
     assert rules.tag == "ruleengine-0-2"
     assert rules.rules() == [
         ("PREROUTING", ["-m", "comment", "--comment", "ruleengine-0-2", "-j", "NFQUEUE",
@@ -56,11 +59,13 @@ def test_no_bypass_means_queue_rules_only() -> None:
 
 def test_repeat_mode_and_inject_mark() -> None:
     config = NfqConfig(queues=(0,), mode="repeat", repeat_mark=2, repeat_mask=2, bypass_mark=1,
-                       bypass_mask=1, inject_mark=0x100, chains=("FORWARD",))
-    chain_rules = [args for chain, args in NfqRules.from_config(config).rules()
-                   if chain == "FORWARD"]
-    assert chain_rules[0][4:] == ["-m", "mark", "--mark", "0x100/0x100", "-j", "ACCEPT"]
-    assert chain_rules[-1][4:] == ["-m", "mark", "!", "--mark", "0x2/0x2", "-j", "NFQUEUE",
+                       bypass_mask=1, inject_mark=0x100, chains=("FORWARD", "OUTPUT"))
+    rules = NfqRules.from_config(config).rules()
+    forward = [args for chain, args in rules if chain == "FORWARD"]
+    output = [args for chain, args in rules if chain == "OUTPUT"]
+    assert output[0][4:] == ["-m", "mark", "--mark", "0x100/0x100", "-j", "ACCEPT"]
+    assert len(output) == len(forward) + 1  # the engine's own packets only leave via OUTPUT
+    assert forward[-1][4:] == ["-m", "mark", "!", "--mark", "0x2/0x2", "-j", "NFQUEUE",
                                    "--queue-num", "0", "--queue-bypass"]
 
 
@@ -110,15 +115,15 @@ def test_install_is_idempotent_and_remove_is_exact() -> None:
         with net.entered(net.ns_b):
             rules.install()
             rules.install()  # second start: leftovers are replaced, not duplicated
-            assert len(rules.installed()) == 2 * 8
+            assert len(rules.installed()) == 2 * 9
         v4 = _listing(net, "iptables")
-        assert v4.count("ruleengine-5") == 8
-        assert _listing(net, "ip6tables").count("ruleengine-5") == 8
+        assert v4.count("ruleengine-5") == 9
+        assert _listing(net, "ip6tables").count("ruleengine-5") == 9
         # ours are inserted before the user's rule
         lines = [ln for ln in v4.splitlines() if ln.startswith("-A PREROUTING")]
         assert "NFQUEUE" in lines[2] and "--dport 9" in lines[3]
         with net.entered(net.ns_b):
-            assert rules.remove() == 16
+            assert rules.remove() == 18
             assert rules.remove() == 0
         v4 = _listing(net, "iptables")
         assert "ruleengine" not in v4 and "--dport 9 -j ACCEPT" in v4
@@ -144,7 +149,7 @@ def test_leftovers_of_a_crashed_run_are_removed() -> None:
             rules.install()
         v4 = _listing(net, "iptables")
         assert "ruleengine-4-6" not in v4 and "ruleengine-7" in v4
-        assert v4.count("ruleengine-5") == 8
+        assert v4.count("ruleengine-5") == 9
         with net.entered(net.ns_b):
             rules.remove()
             other.remove()
@@ -156,6 +161,6 @@ def test_cli_prints_the_rules_and_reports_bad_masks(capsys: pytest.CaptureFixtur
 
     assert main(["-q", "0", "--bypass-mark", "1", "--bypass-mask", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 16 and out[2].endswith("-j NFQUEUE --queue-num 0 --queue-bypass")
+    assert len(out) == 18 and out[2].endswith("-j NFQUEUE --queue-num 0 --queue-bypass")
     assert main(["-q", "0", "--mode", "repeat", "--bypass-mark", "1", "--bypass-mask", "1"]) == 2
     assert "overlaps repeat-mask" in capsys.readouterr().err

@@ -130,3 +130,12 @@ def test_ack_parsing() -> None:
     assert _ack_error(ok, 9) == 0
     assert _ack_error(b"\x01\x02", 9) is None
 
+
+
+def test_inject_mark_picks_a_free_bit_or_follows_the_config() -> None:
+    assert NfqConfig(queues=(0,)).inject_value == 0x40000000
+    taken = NfqConfig(queues=(0,), bypass_mark=0x40000000, bypass_mask=0x40000000)
+    assert taken.inject_value == 0x80000000
+    assert NfqConfig.from_yaml({"inject-mark": "no"}, [0])[0].inject_value == 0
+    assert NfqConfig.from_yaml({"inject-mark": "0x8"}, [0])[0].inject_value == 8
+    assert NfqConfig.from_yaml({"inject-mark": "auto"}, [0])[0].inject_mark is None

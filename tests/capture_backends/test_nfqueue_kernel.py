@@ -397,3 +397,24 @@ def test_engine_killed_mid_transfer_queue_bypass_lets_the_transfer_complete() ->
         with net.entered(net.ns_b):
             NfqBackend(NfqConfig(queues=(0,), install_rules=True)).close()
         assert "ruleengine" not in net.run(net.ns_b, "iptables", "-t", "mangle", "-S").stdout
+
+
+def test_packets_carrying_the_inject_mark_leave_without_being_queued() -> None:
+    """The engine's own RST/ICMP (reject) must not be queued back to it: it would drop them
+    together with the rejected flow."""
+    _require()
+    with kernel.netns_pair("nfq") as net:
+        def drop_all_udp(_b: NfqBackend, data: bytes, _id: int, _n: int) -> Verdict:
+            return Verdict.DROP if ports(data)[0] == 17 else Verdict.ACCEPT
+
+        with engine(net, NfqConfig(queues=(0,), install_rules=True), drop_all_udp) as consumer:
+            mark = consumer.backend.inject_mark
+            assert mark == 0x40000000
+            rx = kernel.udp_socket(net, net.ns_a, net.v4_a, 7001)
+            plain = kernel.udp_socket(net, net.ns_b, net.v4_b, 0)
+            marked = kernel.udp_socket(net, net.ns_b, net.v4_b, 0)
+            marked.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+            assert kernel.udp_exchange(plain, rx, 10) == 0
+            assert kernel.udp_exchange(marked, rx, 10) == 10
+        assert consumer.count(plain.getsockname()[1], 7001) == 10
+        assert consumer.count(marked.getsockname()[1], 7001) == 0
