@@ -373,9 +373,16 @@ class Decoder:
         if whole is None:
             pkt.frag = True  # held; decode() returns None
             return
+        self._add_held_events(pkt, events)
         self._ipv4(pkt, whole, 0, len(whole))
         pkt.frag = True
         pkt.length = len(whole)
+
+    def _add_held_events(self, pkt: Packet, current: list[str]) -> None:
+        """Anomalies of earlier (held) fragments also go on the reassembled packet."""
+        for name in self.defrag.held_events:
+            if name not in current and (pkt.events is None or name not in pkt.events):
+                pkt.add_event(name)
 
     # -- IPv6 -------------------------------------------------------------------------
 
@@ -396,6 +403,7 @@ class Decoder:
         p = off + 40
         nh_off = off + 6  # where the current next-header value was read from
         seen = 0  # bit per extension header type seen, for duplicate events
+        dst_pseudo = dst  # final destination for the checksum pseudo-header
         while True:
             if nh in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6):
                 break
@@ -413,8 +421,10 @@ class Decoder:
                 if seen & bit and nh != _EXT_DEST:
                     self._event(pkt, _DUPL_EVENTS.get(nh, "ipv6.exthdr_dupl_eh"))
                 seen |= bit
-                if nh == _EXT_ROUTING and buf[p + 2] == 0:
-                    self._event(pkt, "ipv6.rh_type_0")
+                if nh == _EXT_ROUTING:
+                    final = self._routing_final_dst(pkt, buf, p, elen)
+                    if final is not None:
+                        dst_pseudo = final
                 nh_off = p
                 nh = nxt
                 p += elen
@@ -451,17 +461,31 @@ class Decoder:
         pkt.ip_len = 40 + plen
         pkt.ip_header = bytes(buf[off:p])
         if nh == IPPROTO_TCP:
-            self._tcp(pkt, buf, p, end, self._pseudo6(src, dst, nh, end - p))
+            self._tcp(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p))
         elif nh == IPPROTO_UDP:
-            self._udp(pkt, buf, p, end, self._pseudo6(src, dst, nh, end - p), 6)
+            self._udp(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p), 6)
         elif nh == IPPROTO_ICMPV6:
-            self._icmpv6(pkt, buf, p, end, self._pseudo6(src, dst, nh, end - p))
+            self._icmpv6(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p))
         else:
             if nh == _EXT_NONE and end > p:
                 self._event(pkt, "ipv6.data_after_none_header")
             elif nh == IPPROTO_ICMP:
                 self._event(pkt, "ipv6.icmpv4")
             pkt.payload = bytes(buf[p:end])
+
+    def _routing_final_dst(self, pkt: Packet, buf: Buffer, p: int, elen: int) -> bytes | None:
+        """Final destination named by a routing header (RFC 8200 §8.1 pseudo-header)."""
+        rtype = buf[p + 2]
+        segments_left = buf[p + 3]
+        if rtype == 0:
+            self._event(pkt, "ipv6.rh_type_0")
+        if not segments_left:
+            return None
+        if rtype in (0, 2) and elen >= 24:
+            return bytes(buf[p + elen - 16 : p + elen])  # last listed address
+        if rtype == 4 and elen >= 24:
+            return bytes(buf[p + 8 : p + 24])  # SRH: segment list[0] is the last segment
+        return None
 
     def _pseudo6(self, src: bytes, dst: bytes, nh: int, length: int) -> int:
         if not self.checksum_validation:
@@ -501,6 +525,7 @@ class Decoder:
         if whole is None:
             pkt.frag = True
             return
+        self._add_held_events(pkt, events)
         self._ipv6(pkt, whole, 0, len(whole))
         pkt.frag = True
         pkt.length = len(whole)

@@ -31,7 +31,17 @@ def ipv4_header_checksum(header: bytes | bytearray) -> int:
 
 
 class _Tracker:
-    __slots__ = ("datas", "first_ts", "header", "nbytes", "nh", "nh_off", "starts", "total")
+    __slots__ = (
+        "datas",
+        "events",
+        "first_ts",
+        "header",
+        "nbytes",
+        "nh",
+        "nh_off",
+        "starts",
+        "total",
+    )
 
     def __init__(self, ts: float) -> None:
         self.first_ts = ts
@@ -42,6 +52,7 @@ class _Tracker:
         self.starts: list[int] = []
         self.datas: list[bytes] = []
         self.nbytes = 0
+        self.events: list[str] = []  # anomalies seen on earlier fragments
 
 
 class Defragmenter:
@@ -62,6 +73,8 @@ class Defragmenter:
         self.trackers: dict[tuple[object, ...], _Tracker] = {}
         self.memuse = 0
         self._next_sweep = 0.0
+        # events raised by earlier fragments of the datagram just reassembled
+        self.held_events: list[str] = []
         for name in (
             "defrag.ipv4.fragments",
             "defrag.ipv4.reassembled",
@@ -192,6 +205,7 @@ class Defragmenter:
             res = insert_first_wins(tr.starts, tr.datas, foff, data)
             if res.overlap:
                 events.append(f"{family}.frag_overlap")
+                tr.events.append(f"{family}.frag_overlap")
             tr.nbytes += res.added
             self.memuse += res.added
         return (
@@ -203,6 +217,7 @@ class Defragmenter:
 
     def _assemble(self, tr: _Tracker, key: tuple[object, ...]) -> bytes:
         payload = b"".join(tr.datas)[: tr.total]
+        self.held_events = tr.events
         self._drop(key)
         return payload
 

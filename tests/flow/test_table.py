@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Dot1Q
+from scapy.packet import Raw
+
+from ruleengine.decode.decoder import Decoder
+from ruleengine.flow.table import (
+    BYPASS_LOCAL,
+    FlowTable,
+    FlowTimeouts,
+    ProtoTimeouts,
+    new_flow_id,
+)
+from tests.decode.frames import decode_one, eth, tcp_frame
+
+
+def _udp(src: str, dst: str, sport: int, dport: int, ts: float = 1.0, vlan: int | None = None):
+    layers = eth() / Dot1Q(vlan=vlan) if vlan is not None else eth()
+    return decode_one(bytes(layers / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport)), ts)
+
+
+class TestLookup:
+    def test_symmetric_key_and_direction(self) -> None:
+        table = FlowTable()
+        f1, ts1 = table.lookup(_udp("10.0.0.1", "10.0.0.2", 5000, 53))
+        f2, ts2 = table.lookup(_udp("10.0.0.2", "10.0.0.1", 53, 5000, ts=2.0))
+        assert f1 is f2 and len(table) == 1
+        assert ts1 is True and ts2 is False
+        assert f1.src == bytes([10, 0, 0, 1]) and (f1.sport, f1.dport) == (5000, 53)
+        assert (f1.pkts_toserver, f1.pkts_toclient) == (1, 1)
+        assert f1.bytes_toserver > 0 and f1.bytes_toclient > 0
+        assert (f1.start_ts, f1.last_ts) == (1.0, 2.0)
+        assert f1.state == "established"  # UDP: a reply makes it established
+
+    def test_client_is_the_first_sender_even_with_lower_address_on_server(self) -> None:
+        table = FlowTable()
+        flow, _ = table.lookup(_udp("10.0.0.9", "10.0.0.1", 1, 2))
+        assert flow.src == bytes([10, 0, 0, 9])
+
+    def test_synack_first_makes_receiver_the_client(self) -> None:
+        table = FlowTable()
+        pkt = decode_one(tcp_frame("SA", 100, 200, to_server=False))
+        flow, to_server = table.lookup(pkt)
+        assert to_server is False
+        assert flow.sport == 40000 and flow.dport == 80
+        assert flow.pkts_toclient == 1 and flow.pkts_toserver == 0
+
+    def test_different_ports_vlans_protocols_are_different_flows(self) -> None:
+        table = FlowTable()
+        table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2))
+        table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 3))
+        table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2, vlan=7))
+        table.lookup(
+            decode_one(tcp_frame("S", 1, src="10.0.0.1", dst="10.0.0.2", sport=1, dport=2))
+        )
+        assert len(table) == 4
+
+    def test_icmp_request_and_reply_share_a_flow(self) -> None:
+        table = FlowTable()
+        req = decode_one(bytes(eth() / IP(src="1.1.1.1", dst="2.2.2.2") / ICMP(type=8)))
+        rep = decode_one(bytes(eth() / IP(src="2.2.2.2", dst="1.1.1.1") / ICMP(type=0)))
+        f1, _ = table.lookup(req)
+        f2, to_server = table.lookup(rep)
+        assert f1 is f2 and not to_server
+        assert table.counters["flow.icmpv4"] == 1
+
+    def test_flow_ids_are_positive_51_bit_and_distinct(self) -> None:
+        ids = {new_flow_id() for _ in range(1000)}
+        assert len(ids) == 1000
+        assert all(0 < i < (1 << 51) for i in ids)
+
+    def test_counters(self) -> None:
+        table = FlowTable()
+        table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2))
+        table.lookup(decode_one(tcp_frame("S", 1)))
+        assert table.counters["flow.total"] == 2
+        assert table.counters["flow.udp"] == 1 and table.counters["flow.tcp"] == 1
+
+
+class TestTimeouts:
+    def test_defaults_match_suricata(self) -> None:
+        t = FlowTimeouts()
+        assert t.tcp == ProtoTimeouts(new=60, established=600, closed=60, bypassed=100)
+        assert (t.udp.new, t.udp.established, t.udp.bypassed) == (30, 300, 100)
+        assert (t.icmp.new, t.icmp.established) == (30, 300)
+        assert (t.default.new, t.default.established, t.default.bypassed) == (30, 300, 100)
+
+    def test_from_mapping(self) -> None:
+        t = FlowTimeouts.from_mapping(
+            {
+                "tcp": {"new": 5, "established": "7", "closed": 1, "emergency-new": 2},
+                "udp": {"new": "bogus", "bypassed": -3},
+                "icmp": "not a mapping",
+            }
+        )
+        assert t.tcp == ProtoTimeouts(new=5, established=7, closed=1, bypassed=100)
+        assert t.udp == FlowTimeouts().udp
+        assert t.icmp == FlowTimeouts().icmp
+        assert FlowTimeouts.from_mapping(None) == FlowTimeouts()
+
+    def test_expire_by_state(self) -> None:
+        table = FlowTable(FlowTimeouts.from_mapping({"udp": {"new": 10, "established": 100}}))
+        lone, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2, ts=0.0))
+        talk, _ = table.lookup(_udp("10.0.0.1", "10.0.0.3", 1, 2, ts=0.0))
+        table.lookup(_udp("10.0.0.3", "10.0.0.1", 2, 1, ts=0.0))
+        assert table.expire(5.0) == []
+        assert table.expire(11.0) == [lone]
+        assert lone.end_reason == "timeout" and len(table) == 1
+        assert table.expire(50.0) == []
+        assert table.expire(101.0) == [talk]
+        assert len(table) == 0
+
+    def test_expire_is_throttled_but_force_scans(self) -> None:
+        table = FlowTable(FlowTimeouts.from_mapping({"udp": {"new": 1}}), expire_interval=5.0)
+        flow, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2, ts=0.0))
+        assert table.expire(0.5) == []
+        assert table.expire(2.0) == []  # within the interval: no scan yet
+        assert table.expire(2.0, force=True) == [flow]
+
+    def test_activity_resets_the_timer(self) -> None:
+        table = FlowTable(FlowTimeouts.from_mapping({"udp": {"new": 10}}), expire_interval=0)
+        flow, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2, ts=0.0))
+        table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2, ts=8.0))
+        assert table.expire(15.0) == []
+        assert table.expire(18.5) == [flow]
+
+    def test_bypassed_timeout(self) -> None:
+        table = FlowTable(FlowTimeouts.from_mapping({"udp": {"bypassed": 3}}), expire_interval=0)
+        flow, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2, ts=0.0))
+        flow.set_bypassed(BYPASS_LOCAL, 0.0)
+        assert flow.state == "bypassed" and flow.timeout() == 3
+        flow.count_bypassed(True, 100)
+        flow.count_bypassed(False, 50)
+        assert (flow.bypassed_pkts_toserver, flow.bypassed_bytes_toclient) == (1, 50)
+        assert table.expire(4.0) == [flow]
+
+    def test_flush_returns_everything(self) -> None:
+        table = FlowTable()
+        a, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2))
+        b, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 3))
+        assert table.flush() == [a, b]
+        assert a.end_reason == b.end_reason == "shutdown"
+        assert len(table) == 0 and table.flush() == []
+
+    def test_max_flows_evicts_oldest(self) -> None:
+        table = FlowTable(max_flows=2)
+        a, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2))
+        table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 3))
+        table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 4))
+        assert len(table) == 2
+        assert a.end_reason == "forced"
+        assert table.expire(1.0) == [a]  # handed out for logging
+        assert table.counters["flow.end.forced"] == 1
+
+
+@pytest.mark.parametrize("proto_frame", ["udp6"])
+def test_ipv6_flows(proto_frame: str) -> None:
+    from scapy.layers.inet6 import IPv6
+
+    d = Decoder(1)
+    table = FlowTable()
+    p1 = d.decode(
+        1.0, bytes(eth() / IPv6(src="::1", dst="::2") / UDP(sport=1, dport=2) / Raw(b"a"))
+    )
+    p2 = d.decode(
+        1.0, bytes(eth() / IPv6(src="::2", dst="::1") / UDP(sport=2, dport=1) / Raw(b"b"))
+    )
+    assert p1 is not None and p2 is not None
+    f1, _ = table.lookup(p1)
+    f2, to_server = table.lookup(p2)
+    assert f1 is f2 and not to_server and f1.ip_version == 6
