@@ -529,6 +529,18 @@ class AfPacketBackend(BaseBackend):
             if self._closed:
                 self._release()
 
+    def read_batch(self, timeout_ms: int = POLL_TIMEOUT_MS) -> list[RawPacket]:
+        """Packets of the next ready block, waiting at most ``timeout_ms`` for one; an empty
+        list on timeout. For loops that must also wake up without traffic (timeouts)."""
+        ring = self._ring
+        if ring is None or self._closed:
+            return []
+        block = ring.read_block()
+        if block is None:
+            ring.wait(timeout_ms)
+            block = ring.read_block()
+        return [(ts, frame, 0) for ts, frame in block] if block else []
+
     # -- bypass --
     def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:
         tables = self._tables

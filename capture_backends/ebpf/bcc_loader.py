@@ -104,7 +104,7 @@ class BccObject:
         if self._closed:
             return None
         try:
-            return int(self._bpf.get_table(name).map_fd)
+            return int(self._bpf.get_table(name.encode()).map_fd)
         except (KeyError, Exception):
             return None
 

@@ -1,0 +1,322 @@
+"""AF_PACKET capture and eBPF bypass on the real kernel, between two network namespaces.
+
+Bypass is judged by what the kernel counted in the flow table versus what was sent, and by
+what reached user space: after the flow is inserted none of its packets are captured while
+other flows still are. Both loaders (libbpf through ctypes, BCC) are exercised.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from capture_backends.af_packet import AfPacketBackend, AfPacketConfig, AfPacketGroup
+from capture_backends.base import BackendUnavailable, Capability
+from tests import kernel
+from tests.capture_backends.afp_helpers import count_flows, drain, flow, parse_flow, udp_frame
+
+pytestmark = pytest.mark.kernel
+LOADERS = ["libbpf", "bcc"]
+PAYLOAD = 100
+UDP4_FRAME = 14 + 20 + 8 + PAYLOAD
+
+
+def _require(loader: str = "libbpf") -> None:
+    kernel.require_root()
+    kernel.require_bpf()
+    from capture_backends import ebpf
+
+    reason = ebpf.loader_unavailable(loader)
+    if reason:
+        kernel.skip(reason)
+
+
+@contextmanager
+def capture(net: kernel.NetnsPair, **options: object
+            ) -> Iterator[tuple[AfPacketGroup, AfPacketBackend]]:
+    """A group and one worker capturing on namespace B's veth end."""
+    config = AfPacketConfig(interface=net.if_b, **options)  # type: ignore[arg-type]
+    with net.entered(net.ns_b):
+        group = AfPacketGroup(config)
+        try:
+            backend = group.open_worker(0)
+        except BaseException:
+            group.close()
+            raise
+    try:
+        yield group, backend
+    finally:
+        backend.close()
+        group.close()
+
+
+def _xdp_on(net: kernel.NetnsPair) -> bool:
+    return "xdp" in net.run(net.ns_b, "ip", "link", "show", net.if_b).stdout
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_udp_v4_bypass_both_directions(loader: str) -> None:
+    _require(loader)
+    with kernel.netns_pair() as net, capture(net, bypass=True, loader=loader) as (group, be):
+        assert be.capabilities & Capability.BYPASS
+        server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5000)
+        client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
+        other_server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5001)
+        other_client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6001)
+        bypassed = flow(net.v4_a, net.v4_b, 6000, 5000)
+        control = flow(net.v4_a, net.v4_b, 6001, 5001)
+
+        # before the bypass the flow is captured (both directions)
+        assert kernel.udp_exchange(client, server, 5, size=PAYLOAD, reply=True) == 5
+        seen = count_flows(drain(be))
+        assert seen.get(bypassed) == 5 and seen.get(flow(net.v4_b, net.v4_a, 5000, 6000)) == 5
+
+        # insert from the server's direction: one entry covers both
+        assert be.bypass(flow(net.v4_b, net.v4_a, 5000, 6000), 0) is True
+        assert be.bypass(bypassed, 0) is True  # already there (EEXIST) is success
+        assert kernel.udp_exchange(client, server, 100, size=PAYLOAD, reply=True) == 100
+        assert kernel.udp_exchange(other_client, other_server, 50, size=PAYLOAD,
+                                   reply=True) == 50
+        seen = count_flows(drain(be))
+        assert seen.get(bypassed, 0) == 0
+        assert seen.get(flow(net.v4_b, net.v4_a, 5000, 6000), 0) == 0
+        assert seen.get(control) == 50 and seen.get(flow(net.v4_b, net.v4_a, 5001, 6001)) == 50
+
+        counters = be.bypassed_flow_counters(bypassed)
+        assert counters == (100, 100 * UDP4_FRAME, 100, 100 * UDP4_FRAME)
+        reverse = be.bypassed_flow_counters(flow(net.v4_b, net.v4_a, 5000, 6000))
+        assert reverse == (100, 100 * UDP4_FRAME, 100, 100 * UDP4_FRAME)
+        assert be.bypassed_last_seen_ns(bypassed) <= time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        assert be.bypassed_flow_counters(control) is None
+        stats = be.stats()
+        assert (stats.bypass_v4_success, stats.bypass_v4_fail) == (2, 0)
+        assert [f for f, _ in group.bypassed_flows()] == [bypassed]
+
+        # forgetting the flow brings its packets back
+        be.forget_bypassed(bypassed)
+        assert be.bypassed_flow_counters(bypassed) is None
+        assert kernel.udp_exchange(client, server, 10, size=PAYLOAD) == 10
+        assert count_flows(drain(be)).get(bypassed) == 10
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_ipv6_extension_headers_and_vlan(loader: str) -> None:
+    """Hand-made frames from A: IPv6 behind hop-by-hop/dest-opts/routing/fragment/AH headers,
+    802.1Q and QinQ. The kernel strips the outer tag into metadata before the filter runs;
+    the capture puts it back into the frame."""
+    _require(loader)
+    with kernel.netns_pair() as net, capture(net, bypass=True, loader=loader) as (_g, be):
+        mac_a, mac_b = net.mac(net.ns_a, net.if_a), net.mac(net.ns_b, net.if_b)
+        tx = net.raw_socket(net.ns_a, net.if_a)
+        cases = [  # (flow, ext headers); each flow is bypassed and sent both ways
+            (flow("fd00:1::1", "fd00:1::2", 1111, 53), (0, 60)),
+            (flow("fd00:1::1", "fd00:1::2", 2222, 53), (43, 44, 51)),
+            (flow("10.9.0.1", "10.9.0.2", 3333, 53, vlan=(42,)), ()),
+            (flow("fd00:1::1", "fd00:1::2", 4444, 53, vlan=(100, 200)), (0,)),
+        ]
+        controls = [  # same 5-tuples on another VLAN / untagged: not bypassed
+            (flow("10.9.0.1", "10.9.0.2", 3333, 53, vlan=(43,)), ()),
+            (flow("fd00:1::1", "fd00:1::2", 4444, 53), (0,)),
+        ]
+
+        def send(f, ext, count, reverse=False):  # type: ignore[no-untyped-def]
+            src, dst = socket.inet_ntop(_family(f.src), f.src), socket.inet_ntop(
+                _family(f.dst), f.dst)
+            sport, dport = f.sport, f.dport
+            if reverse:
+                src, dst, sport, dport = dst, src, dport, sport
+            frame = udp_frame(mac_a, mac_b, src, dst, sport, dport, b"x" * PAYLOAD, f.vlan, ext)
+            for _ in range(count):
+                tx.send(frame)
+            return len(frame)
+
+        for f, _ext in cases:
+            assert be.bypass(f, 0)
+        sizes = {}
+        for f, ext in cases:
+            sizes[f] = (send(f, ext, 7), send(f, ext, 3, reverse=True))
+        for f, ext in controls:
+            send(f, ext, 5)
+        frames = drain(be)
+        seen = count_flows(frames)
+        for f, _ext in controls:
+            assert seen.get(f) == 5, f"control {f} not captured: {seen}"
+        for f, _ext in cases:
+            assert seen.get(f, 0) == 0, f"bypassed {f} reached user space"
+            ab, ba = sizes[f]
+            # frame bytes as counted by the socket filter exclude the stripped outer tag
+            outer = 4 if f.vlan else 0
+            assert be.bypassed_flow_counters(f) == (7, 7 * (ab - outer), 3, 3 * (ba - outer)), f
+        tagged = [fr for fr in frames if (p := parse_flow(fr)) and p[0].vlan == (43,)]
+        assert tagged and tagged[0][12:16] == b"\x81\x00\x00\x2b"  # tag re-inserted
+        assert be.stats().bypass_v6_success == 3
+
+
+def _family(a: bytes) -> int:
+    return socket.AF_INET6 if len(a) == 16 else socket.AF_INET
+
+
+def test_tcp_bypass_stops_delivery_and_counts_both_directions() -> None:
+    _require()
+    with kernel.netns_pair() as net, capture(net, bypass=True) as (_g, be):
+        with net.entered(net.ns_b):
+            listener = socket.create_server((net.v4_b, 8080))
+        with net.entered(net.ns_a):
+            client = socket.socket()
+        client.connect((net.v4_b, 8080))
+        conn, _ = listener.accept()
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        conn.recv(100)
+        f = flow(net.v4_a, net.v4_b, client.getsockname()[1], 8080, proto=6)
+        assert count_flows(drain(be)).get(f, 0) >= 2
+        assert be.bypass(f, 0)
+        body = b"z" * 200_000
+        threading.Thread(target=conn.sendall, args=(body,), daemon=True).start()
+        received = 0
+        while received < len(body):
+            chunk = client.recv(65536)
+            assert chunk
+            received += len(chunk)
+        client.close()
+        conn.close()
+        listener.close()
+        seen = count_flows(drain(be))
+        rev = flow(net.v4_b, net.v4_a, 8080, f.sport, proto=6)
+        assert seen.get(f, 0) == 0 and seen.get(rev, 0) == 0
+        counters = be.bypassed_flow_counters(f)
+        assert counters is not None
+        assert counters.bytes_toclient > len(body)  # the data went server -> client
+        assert counters.pkts_toserver > 0  # ACKs and FIN went client -> server
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_map_full_bypass_returns_false(loader: str) -> None:
+    _require(loader)
+    with kernel.netns_pair() as net, capture(net, bypass=True, loader=loader,
+                                             map_entries=2) as (_g, be):
+        flows = [flow(net.v4_a, net.v4_b, 7000 + i, 80, proto=6) for i in range(3)]
+        assert be.bypass(flows[0], 0) and be.bypass(flows[1], 0)
+        assert be.bypass(flows[2], 0) is False  # E2BIG: the engine bypasses locally
+        assert be.bypass(flow(net.v4_a, net.v4_b, 0, 0, proto=1), 0) is False  # ICMP: never
+        stats = be.stats()
+        assert (stats.bypass_v4_success, stats.bypass_v4_fail) == (2, 1)
+        assert stats.errors == 0
+        be.forget_bypassed(flows[0])
+        assert be.bypass(flows[2], 0) is True
+
+
+def test_percpu_hash_counters_are_summed() -> None:
+    _require()
+    with kernel.netns_pair() as net, capture(net, bypass=True, use_percpu_hash=True) as (g, be):
+        assert g.tables is not None and g.tables.v4.percpu
+        server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5000)
+        client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
+        f = flow(net.v4_a, net.v4_b, 6000, 5000)
+        assert be.bypass(f, 0)
+        assert kernel.udp_exchange(client, server, 40, size=PAYLOAD, reply=True) == 40
+        assert count_flows(drain(be)).get(f, 0) == 0
+        assert be.bypassed_flow_counters(f) == (40, 40 * UDP4_FRAME, 40, 40 * UDP4_FRAME)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("mode", ["soft", "driver"])
+def test_xdp_bypass(loader: str, mode: str) -> None:
+    _require(loader)
+    with kernel.netns_pair() as net:
+        with capture(net, bypass=True, loader=loader, xdp_filter_file="xdp_filter.o",
+                     xdp_mode=mode) as (group, be):
+            assert group.xdp_attached and _xdp_on(net)
+            server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5000)
+            client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
+            other = kernel.udp_socket(net, net.ns_b, net.v4_b, 5001)
+            f = flow(net.v4_a, net.v4_b, 6000, 5000)
+            assert be.bypass(f, 0)
+            # XDP_DROP drops for the whole host: the server gets nothing either
+            assert kernel.udp_exchange(client, server, 60, size=PAYLOAD) == 0
+            assert kernel.udp_exchange(client, other, 30, size=PAYLOAD) == 30
+            seen = count_flows(drain(be))
+            assert seen.get(f, 0) == 0
+            assert seen.get(flow(net.v4_a, net.v4_b, 6000, 5001)) == 30
+            assert be.bypassed_flow_counters(f) == (60, 60 * UDP4_FRAME, 0, 0)
+        assert not _xdp_on(net), "XDP program left attached after close()"
+
+
+CRASHING_CAPTURE = """
+import sys, time
+from capture_backends.af_packet import AfPacketConfig, AfPacketGroup
+g = AfPacketGroup(AfPacketConfig(interface=sys.argv[1], bypass=True,
+                                 xdp_filter_file="xdp_filter.o", xdp_mode="driver"))
+b = g.open_worker(0)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_crash_leaves_no_state_and_restart_works() -> None:
+    _require()
+    with kernel.netns_pair() as net:
+        proc = net.popen(net.ns_b, sys.executable, "-c", CRASHING_CAPTURE, net.if_b,
+                         stdout=subprocess.PIPE, cwd=str(kernel.REPO_ROOT))
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == b"ready", line
+        assert _xdp_on(net)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert kernel.wait_for(lambda: not _xdp_on(net), timeout=5), "XDP survived the crash"
+        with capture(net, bypass=True, xdp_filter_file="xdp_filter.o",
+                     xdp_mode="driver") as (group, _be):
+            assert group.xdp_attached
+
+
+def test_close_from_signal_handler_ends_packets() -> None:
+    _require()
+    with kernel.netns_pair() as net, capture(net) as (_g, be):
+        assert not be.capabilities & Capability.BYPASS  # no filter loaded without bypass
+        assert be.bypass(flow(net.v4_a, net.v4_b, 1, 2), 0) is False
+        old = signal.signal(signal.SIGALRM, lambda *_: be.close())
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            start = time.monotonic()
+            for _ in be.packets():
+                pass
+            assert time.monotonic() - start < 2.0
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        assert list(be.packets()) == []
+        be.close()  # idempotent
+
+
+def test_kernel_stats_accumulate() -> None:
+    _require()
+    with kernel.netns_pair() as net, capture(net) as (_g, be):
+        server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5000)
+        client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
+        kernel.udp_exchange(client, server, 20)
+        drain(be)
+        first = be.stats().kernel_packets
+        assert first >= 20
+        kernel.udp_exchange(client, server, 20)
+        drain(be)
+        assert be.stats().kernel_packets >= first + 20  # not reset by the kernel's read
+
+
+def test_unavailable_reasons() -> None:
+    _require()
+    with pytest.raises(BackendUnavailable, match="no such interface"):
+        AfPacketGroup(AfPacketConfig(interface="nonexistent0"))
+    with kernel.netns_pair() as net, net.entered(net.ns_b), pytest.raises(
+            BackendUnavailable, match="not found"):
+        AfPacketGroup(AfPacketConfig(interface=net.if_b, bypass=True,
+                                     ebpf_filter_file="/nonexistent/filter.o"))
+    assert errno.E2BIG  # the map-full errno exists on this platform
