@@ -173,9 +173,57 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, list[str]]:
         raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{name}: nested too deeply") from None
     finally:
         loader.dispose()
+    problem = _alias_problem(data)
+    if problem:
+        raise ConfigError(f"{name}: {problem}")
     return data, [f"{name}: {w}" for w in loader.duplicate_keys]
+
+
+_MAX_NODES = 1_000_000
+
+
+def _alias_problem(root: Any) -> str | None:
+    """YAML aliases can make a tree that refers to itself or expands to billions of nodes
+    (the "billion laughs"); both would hang anything that walks the config."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in active:
+            raise _Recursive
+        known = sizes.get(key)
+        if known is not None:
+            return known
+        active.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > _MAX_NODES:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        if size(root) > _MAX_NODES:
+            return f"more than {_MAX_NODES:,} values once YAML aliases are expanded"
+    except _Recursive:
+        return "a YAML alias refers to itself (recursive structure)"
+    except RecursionError:
+        return "nested too deeply"
+    return None
+
+
+class _Recursive(Exception):
+    pass
 
 
 def _has_suricata_header(text: str) -> bool:
@@ -312,8 +360,8 @@ class KeyCatalogue:
 
 
 def _flatten_paths(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Every path of a YAML tree, list indices as ``#``; leaves and inner nodes alike."""
-    if prefix:
+    """The path of every leaf (scalar or empty section) of a YAML tree, list items as ``#``."""
+    if prefix and (not isinstance(node, dict | list) or not node):
         yield prefix
     if isinstance(node, dict):
         for key, value in node.items():
@@ -599,6 +647,7 @@ class DetectSettings:
 # --- the config --------------------------------------------------------------------------------
 
 _MISSING = object()
+_MAX_SET_DEPTH = 32
 
 
 class Config:
@@ -661,6 +710,9 @@ class Config:
         segs = name.split(".")
         if any(not s for s in segs):
             sink.append(f"--set {override}: empty part in the name; ignored")
+            return False
+        if len(segs) > _MAX_SET_DEPTH:
+            sink.append(f"--set {override[:80]}...: more than {_MAX_SET_DEPTH} parts; ignored")
             return False
         problem = self.set(name, value.strip())
         if problem:

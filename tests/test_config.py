@@ -336,3 +336,46 @@ def test_suricata_verify_set_arguments_load_without_warnings():
     assert overrides, "the corpus uses --set"
     _config, warnings = Config.load(None, sorted(overrides))
     assert warnings == []
+
+
+# --- hostile input ---------------------------------------------------------------------------
+
+
+def test_alias_bomb_and_deep_nesting_are_clean_errors(tmp_path: Path):
+    levels = ["a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"]
+    for i, name in enumerate("bcdefg"):
+        prev = "abcdef"[i]
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    bomb = write(tmp_path / "bomb.yaml", "\n".join(levels) + "\n")
+    with pytest.raises(ConfigError, match="aliases are expanded"):
+        Config.load(bomb)
+    deep = write(tmp_path / "deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        Config.load(deep)
+    recursive = write(tmp_path / "rec.yaml", "a: &a\n  b: *a\n")
+    with pytest.raises(ConfigError):
+        Config.load(recursive)
+
+
+def test_hostile_include_is_a_warning(tmp_path: Path):
+    write(tmp_path / "bad.yaml", "x: [\n")
+    path = write(tmp_path / "main.yaml", "include: bad.yaml\ninclude: 42\nstream:\n  bypass: yes\n")
+    config, warnings = Config.load(path)
+    assert config.stream().bypass is True
+    assert len(warnings) == 2 and all(w.endswith("ignored") for w in warnings)
+
+
+def test_hostile_set_values():
+    config, warnings = Config.load(None, ["a." * 100 + "b=1", "stream=flat", "stream.inline=\x00"])
+    assert any("more than 32 parts" in w for w in warnings)
+    # replacing the whole stream section with text is allowed (Suricata would too), and the
+    # typed view then falls back to built-in defaults
+    assert config.stream().reassembly_depth == 1 << 20
+
+
+def test_non_string_keys_and_odd_values(tmp_path: Path):
+    path = write(tmp_path / "s.yaml", "1: x\nstream:\n  reassembly: 5\nvars: [1, 2]\n")
+    config, warnings = Config.load(path)
+    assert config.stream().reassembly_depth == 1 << 20
+    assert config.address_groups() == {}
+    assert len(warnings) == 3

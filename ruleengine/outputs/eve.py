@@ -528,7 +528,8 @@ class EveWriter:
         self._last_flush = time.monotonic()
         if not self._buf or self._fd is None:
             return
-        data = "".join(self._buf).encode("utf-8", "surrogateescape")
+        # backslashreplace: a lone surrogate becomes a JSON escape instead of an error
+        data = "".join(self._buf).encode("utf-8", "backslashreplace")
         self._buf.clear()
         self._buf_len = 0
         try:

@@ -6,6 +6,7 @@ plain ints in a dict: ``incr`` is one dict operation, cheap enough for the per-p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -121,3 +122,30 @@ def nest(counters: Mapping[str, int], only: frozenset[str] | None = None) -> dic
 
 def _sorted(tree: dict[str, Any]) -> dict[str, Any]:
     return {k: _sorted(v) if isinstance(v, dict) else v for k, v in sorted(tree.items())}
+
+
+def format_stats_log(counters: Mapping[str, int], *, ts: float, uptime: float,
+                     null_values: bool = False) -> str:
+    """One block of Suricata's ``stats.log`` (every counter, including those EVE's schema
+    has no place for, such as the bypass insert results)."""
+    up = max(0, int(uptime))
+    days, rest = divmod(up, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    try:
+        date = time.strftime("%m/%d/%Y -- %H:%M:%S", time.gmtime(ts))
+    except (OverflowError, OSError, ValueError):
+        date = "?"
+    rule = "-" * 84
+    lines = [
+        rule,
+        f"Date: {date} (uptime: {days}d, {hours:02d}h {minutes:02d}m {seconds:02d}s)",
+        rule,
+        f"{'Counter':<45} | {'TM Name':<25} | Value",
+        rule,
+    ]
+    for name in sorted(counters):
+        value = counters[name]
+        if value or null_values:
+            lines.append(f"{name:<45} | {'Total':<25} | {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,48 @@
+"""Stats counters: increments, merging worker snapshots, nesting, stats.log text."""
+
+from __future__ import annotations
+
+from ruleengine.outputs.stats import BASE_COUNTERS, Stats, format_stats_log, nest
+
+
+def test_base_counters_start_at_zero():
+    stats = Stats()
+    assert set(stats.snapshot()) == set(BASE_COUNTERS)
+    assert not any(stats.snapshot().values())
+
+
+def test_incr_set_merge():
+    a, b = Stats(), Stats(())
+    a.incr("decoder.pkts")
+    a.incr("decoder.pkts", 4)
+    a.set("flow.active", 3)
+    b.incr("decoder.pkts", 10)
+    b.incr("flow_bypassed.local_pkts", 2)
+    a.merge(b.snapshot())
+    a.merge({"bogus": "x", "flag": True})  # type: ignore[dict-item]
+    assert a.get("decoder.pkts") == 15
+    assert a.get("flow_bypassed.local_pkts") == 2
+    assert a.get("flow.active") == 3
+    assert "bogus" not in a.snapshot() and "flag" not in a.snapshot()
+
+
+def test_nested_shape_and_filter():
+    counters = {"decoder.pkts": 3, "decoder.ipv4": 2, "flow.end": 9,
+                "flow.end.state.closed": 1, "ips.blocked": 4}
+    assert nest(counters) == {
+        "decoder": {"ipv4": 2, "pkts": 3},
+        "flow": {"end": {"state": {"closed": 1}}},  # the group wins over the same-named leaf
+        "ips": {"blocked": 4},
+    }
+    assert nest(counters, frozenset({"ips.blocked"})) == {"ips": {"blocked": 4}}
+
+
+def test_stats_log_block():
+    text = format_stats_log({"decoder.pkts": 12, "capture.bypass.ipv4_success": 1,
+                             "flow.active": 0}, ts=0.0, uptime=90061)
+    lines = text.splitlines()
+    assert lines[1] == "Date: 01/01/1970 -- 00:00:00 (uptime: 1d, 01h 01m 01s)"
+    assert lines[3].split("|")[0].strip() == "Counter"
+    body = [line.split("|") for line in lines[5:]]
+    assert [(c.strip(), v.strip()) for c, _, v in body] == [
+        ("capture.bypass.ipv4_success", "1"), ("decoder.pkts", "12")]
