@@ -270,7 +270,7 @@ def _header(tx: Any, getter: str, name: bytes, attribute: str) -> Any:
 
 
 def _tcp_flags(flags: int) -> str:
-    return f"{flags & 0xFF:x}"
+    return f"{flags & 0xFF:02x}"
 
 
 # --- the writer ------------------------------------------------------------------------
@@ -381,8 +381,8 @@ class EveWriter:
         body["age"] = max(0, int(flow.last_ts) - int(flow.start_ts))
         bypass = int(flow.bypass or 0)
         if bypass:
-            body["state"] = "bypassed"
             body["bypass"] = "capture" if bypass == BYPASS_CAPTURE else "local"
+            body["state"] = "bypassed"
         else:
             body["state"] = flow.state or "new"
         body["reason"] = reason or "unknown"
@@ -467,8 +467,9 @@ class EveWriter:
             source = getattr(flow, "tcp", None)
             ts_flags = getattr(source, "tcp_flags_ts", None)
         tc_flags = getattr(source, "tcp_flags_tc", None)
-        if not isinstance(ts_flags, int) or not isinstance(tc_flags, int):
-            return None
+        # Suricata writes the object for every TCP flow, with 00 when it has no session
+        ts_flags = ts_flags if isinstance(ts_flags, int) else 0
+        tc_flags = tc_flags if isinstance(tc_flags, int) else 0
         both = ts_flags | tc_flags
         tcp: dict[str, Any] = {
             "tcp_flags": _tcp_flags(both),

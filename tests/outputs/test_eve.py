@@ -301,3 +301,17 @@ def test_workers_appending_never_interleave(tmp_path: Path):
     assert len(lines) == 6000
     ids = {json.loads(line)["flow_id"] for line in lines}
     assert len(ids) == 6000
+
+
+def test_tcp_object_always_written_for_tcp_flows(tmp_path: Path):
+    path = tmp_path / "eve.json"
+    with EveWriter(path) as eve:
+        eve.flow(FakeFlow(state="new"), app_proto=None, alerted=False, reason="timeout")
+        eve.flow(FakeFlow(tcp_flags_ts=0x02, tcp_flags_tc=0), app_proto=None, alerted=False,
+                 reason="timeout")
+        eve.flow(FakeFlow(proto=17, dport=53), app_proto=None, alerted=False, reason="timeout")
+    no_session, syn_only, udp = read_events(path)
+    assert no_session["tcp"] == {"tcp_flags": "00", "tcp_flags_ts": "00", "tcp_flags_tc": "00"}
+    assert syn_only["tcp"] == {"tcp_flags": "02", "tcp_flags_ts": "02", "tcp_flags_tc": "00",
+                               "syn": True}
+    assert "tcp" not in udp and udp["proto"] == "UDP" and udp["dest_port"] == 53
