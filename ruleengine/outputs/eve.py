@@ -344,10 +344,11 @@ class EveWriter:
             http = self._http(tx)
             if http:
                 event["http"] = http
-        if app_proto:
-            event["app_proto"] = app_proto
-        event["direction"] = "to_server" if to_server else "to_client"
         if flow is not None:
+            # as output-json-alert.c: app_proto, direction and flow{} only for packets of a flow
+            if app_proto:
+                event["app_proto"] = app_proto
+            event["direction"] = "to_server" if to_server else "to_client"
             flow_obj = self._flow_counts(flow)
             flow_obj["start"] = format_ts(flow.start_ts)
             flow_obj["src_ip"] = format_ip(flow.src)

@@ -170,6 +170,7 @@ def test_alert_to_client_blocked_partial_http_no_flow(tmp_path: Path):
     assert first["http"] == {"url": "/\\xff", "http_method": "GET", "protocol": "HTTP/1.1"}
     assert "app_proto" not in first and first["tx_id"] == 0
     assert "flow_id" not in second and "flow" not in second and "pcap_cnt" not in second
+    assert "direction" not in second
     assert second["proto"] == "UDP"
 
 
