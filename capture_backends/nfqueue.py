@@ -539,12 +539,15 @@ class NfqBackend(BaseBackend):
                     pkt.accept()  # already inspected (Suricata: "already treated")
                     counts["already_marked"] += 1
                     return
+                payload = pkt.get_payload()
                 pkt_id = base | pkt.id
-                ts = pkt.get_timestamp() or now()
                 pending[pkt_id] = pkt
-                ready.append((ts, pkt.get_payload(), pkt_id))
+                ready.append((pkt.get_timestamp() or now(), payload, pkt_id))
             except Exception:
+                # No payload (cannot happen in COPY_PACKET mode): never hold it back.
                 counts["recv_errors"] += 1
+                with contextlib.suppress(Exception):
+                    pkt.accept()
 
         return on_packet
 
