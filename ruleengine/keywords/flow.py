@@ -25,6 +25,7 @@ _FIELDS = {
     "only_frag": "only_frag",
     "no_frag": "no_frag",
 }
+_CACHE: dict[str, FlowCondition] = {}
 _CONFLICTS = (
     ("to_server", "to_client"),
     ("established", "not_established"),
@@ -39,6 +40,10 @@ def setup_flow(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
     if b.rule.flow is not None:
         raise KeywordError("'flow' is used more than once in this rule", code="duplicate-keyword")
+    cached = _CACHE.get(value)
+    if cached is not None:
+        b.rule.flow = cached
+        return
     chosen: dict[str, tuple[int, int]] = {}
     for word, at in split_args(value):
         key = _FIELDS.get(word.lower())
@@ -56,6 +61,8 @@ def setup_flow(b: RuleBuilder, value: str | None) -> None:
                 value_range=(0, len(value)),
             )
     b.rule.flow = FlowCondition(**{k: True for k in chosen})
+    if len(_CACHE) < 1024:  # FlowCondition is frozen: rules can share one
+        _CACHE[value] = b.rule.flow
 
 
 SPECS: tuple[KeywordSpec, ...] = (

@@ -3,9 +3,10 @@ target, noalert, app-layer-protocol, prefilter."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
-from ruleengine.keywords._values import parse_int, split_args
+from ruleengine.keywords._values import parse_int
 from ruleengine.keywords.registry import ArgKind, KeywordSpec, Quotes, Stage, unquote
 from ruleengine.rules.classification import classification, reference_systems
 from ruleengine.rules.errors import KeywordError
@@ -65,7 +66,7 @@ def setup_classtype(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
     if b.rule.classtype is not None:
         raise KeywordError("'classtype' is set twice in this rule", code="duplicate-keyword")
-    b.rule.classtype = value.strip()
+    b.rule.classtype = sys.intern(value.strip())
     if classification(value) is None:
         b.warn(
             f"unknown classtype '{value}' (not in classification.config)",
@@ -99,9 +100,9 @@ def setup_reference(b: RuleBuilder, value: str | None) -> None:
 
 def setup_metadata(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
-    for item, _ in split_args(value):
-        if item:
-            b.rule.metadata.append(item)
+    b.rule.metadata.extend(
+        sys.intern(item) for item in (part.strip() for part in value.split(",")) if item
+    )
 
 
 def setup_target(b: RuleBuilder, value: str | None) -> None:

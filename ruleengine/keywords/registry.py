@@ -91,41 +91,54 @@ class Registry:
 def check_value(spec: KeywordSpec, value: str | None) -> None:
     """The generic checks every keyword gets (Suricata's SIGMATCH_NOOPT,
     SIGMATCH_QUOTES_MANDATORY, ...), so setups never re-check arity or quoting."""
-    if spec.arg is ArgKind.NONE:
-        if value is not None:
-            raise KeywordError(
-                f"'{spec.name}' does not take a value",
-                code="unexpected-value",
-                hint=f"write '{spec.name};'",
-            )
-        return
+    arg = spec.arg
     if value is None or value == "":
-        if spec.arg is ArgKind.REQUIRED:
+        if arg is ArgKind.REQUIRED:
             raise KeywordError(
                 f"'{spec.name}' needs a value",
                 code="missing-value",
                 hint=f"write '{spec.name}:<value>;'",
             )
+        if value is None:
+            return
+    if arg is ArgKind.NONE:
+        raise KeywordError(
+            f"'{spec.name}' does not take a value",
+            code="unexpected-value",
+            hint=f"write '{spec.name};'",
+        )
+    if not value:
         return
-    body = value[1:].lstrip() if spec.negatable and value.startswith("!") else value
-    quoted = len(body) >= 2 and body[0] == '"' and body[-1] == '"'
-    if spec.quotes is Quotes.FORBIDDEN and body.startswith('"'):
-        raise KeywordError(
-            f"quotes on '{spec.name}' keyword that doesn't support them",
-            code="unexpected-quotes",
-            value_range=(0, len(value)),
-        )
-    if spec.quotes is Quotes.MANDATORY and not quoted:
-        raise KeywordError(
-            f"'{spec.name}' value must be enclosed in double quotes",
-            code="missing-quotes",
-            value_range=(0, len(value)),
-        )
-    if not spec.negatable and value.startswith("!") and spec.quotes is not Quotes.FORBIDDEN:
-        if quoted or value[1:].lstrip().startswith('"'):
+    quotes = spec.quotes
+    first = value[0]
+    if first == "!":
+        body = value[1:].lstrip()
+        if not spec.negatable and quotes is not Quotes.FORBIDDEN and body.startswith('"'):
             raise KeywordError(
                 f"'{spec.name}' cannot be negated", code="invalid-negation", value_range=(0, 1)
             )
+        if spec.negatable:
+            first = body[:1]
+            value = body
+    if first == '"':
+        if quotes is Quotes.FORBIDDEN:
+            raise KeywordError(
+                f"quotes on '{spec.name}' keyword that doesn't support them",
+                code="unexpected-quotes",
+                value_range=(0, len(value)),
+            )
+        if quotes is Quotes.MANDATORY and (len(value) < 2 or value[-1] != '"'):
+            raise _missing_quotes(spec, value)
+    elif quotes is Quotes.MANDATORY:
+        raise _missing_quotes(spec, value)
+
+
+def _missing_quotes(spec: KeywordSpec, value: str) -> KeywordError:
+    return KeywordError(
+        f"'{spec.name}' value must be enclosed in double quotes",
+        code="missing-quotes",
+        value_range=(0, len(value)),
+    )
 
 
 def unquote(value: str) -> tuple[str, int]:

@@ -44,9 +44,14 @@ class StickyState:
 @dataclass
 class RuleBuilder:
     rule: Rule
-    # Span of the option being set up (the loader updates it before each setup).
-    option_span: Span
-    value_span: Span | None = None
+    file: str
+    line: int
+    # 0-based [start, end) of the option being set up and of its value (-1: no value);
+    # the parser updates them before each setup. Spans are built only when needed.
+    opt_start: int = 0
+    opt_end: int = 0
+    val_start: int = -1
+    val_end: int = -1
     sticky: StickyState | None = None
     last_content: ContentMatch | None = None
     last_content_buffer: BufferMatch | None = None
@@ -132,9 +137,19 @@ class RuleBuilder:
             )
         return content, buf
 
+    @property
+    def option_span(self) -> Span:
+        return Span(self.file, self.line, self.opt_start + 1, self.opt_end + 1)
+
+    @property
+    def value_span(self) -> Span | None:
+        if self.val_start < 0:
+            return None
+        return Span(self.file, self.line, self.val_start + 1, self.val_end + 1)
+
     def warn(self, message: str, code: str, span: Span | None = None, hint: str | None = None) -> None:
         self.warnings.append(Finding(message, code, span or self.option_span, hint))
 
     def value_subspan(self, start: int, end: int) -> Span:
-        base = self.value_span or self.option_span
-        return Span(base.file, base.line, base.col + start, base.col + end)
+        base = self.val_start if self.val_start >= 0 else self.opt_start
+        return Span(self.file, self.line, base + 1 + start, base + 1 + end)

@@ -21,6 +21,7 @@ from ruleengine.rules.syntax import option_regex
 TCP_PROTOCOLS = frozenset({"tcp", "tcp-pkt", "tcp-stream"})
 _HTTP_OK_APP = frozenset({"http", "http2"})
 _SHORT_FAST_PATTERN = 4
+_PAIRS: dict[tuple[str, str | None], tuple[str, str | None]] = {}
 
 
 def parse_rule_text(
@@ -59,7 +60,7 @@ def parse_rule_text(
         action_scope=header.action_scope,
         app_proto=header.app_proto,
     )
-    builder = RuleBuilder(rule, rule.span)
+    builder = RuleBuilder(rule, file, line)
     _options(builder, text, open_at + 1, close_at, file, line, registry)
     _finalize(builder, Span(file, line, close_at + 1, close_at + 2))
     return rule, builder.warnings
@@ -69,30 +70,35 @@ def _options(
     b: RuleBuilder, text: str, pos: int, close_at: int, file: str, line: int, registry: Registry
 ) -> None:
     match = option_regex().match
-    options = b.rule.options
+    get = registry.get
+    append = b.rule.options.append
     while True:
-        while pos < close_at and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= close_at:
-            return
         m = match(text, pos, close_at)
         if m is None:
-            raise _option_syntax_error(text, pos, close_at, file, line)
+            rest = text[pos:close_at]
+            if rest.strip():
+                pos += len(rest) - len(rest.lstrip())
+                raise _option_syntax_error(text, pos, close_at, file, line)
+            return
         name = m.group("name")
         raw_value = m.group("value")
-        b.option_span = Span(file, line, pos + 1, m.end() + 1)
+        b.opt_start = m.start("name")
+        b.opt_end = m.end()
         value: str | None = None
         if raw_value is not None:
             value = raw_value.strip()
-            vstart = m.start("value") + (len(raw_value) - len(raw_value.lstrip()))
-            b.value_span = Span(file, line, vstart + 1, vstart + 1 + len(value))
+            if value is not raw_value:
+                b.val_start = m.start("value") + (len(raw_value) - len(raw_value.lstrip()))
+            else:
+                b.val_start = m.start("value")
+            b.val_end = b.val_start + len(value)
         else:
-            b.value_span = None
-        spec = registry.get(name) or registry.get(name.lower())
+            b.val_start = b.val_end = -1
+        spec = get(name) or get(name.lower())
         if spec is None:
             raise RuleError(
                 f"unknown rule keyword '{name}'",
-                Span(file, line, pos + 1, pos + 1 + len(name)),
+                Span(file, line, b.opt_start + 1, b.opt_start + 1 + len(name)),
                 code="unknown-keyword",
                 hint=registry.suggest(name),
             )
@@ -102,7 +108,14 @@ def _options(
         except KeywordError as exc:
             _place(exc, b)
             raise
-        options.append((name, value))
+        # Share equal option tuples between rules: less memory, and the warm-load
+        # pickle stores each distinct one once.
+        pair = _PAIRS.get((name, value))
+        if pair is None:
+            pair = (name, value)
+            if value is None or len(value) <= 48:
+                _PAIRS[pair] = pair
+        append(pair)
         pos = m.end()
 
 
