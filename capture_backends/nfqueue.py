@@ -290,6 +290,9 @@ class NfqConfig:
                 notes.append("nfq: batchcount cannot exceed 255, using 255")
                 count = 255
             kwargs["batchcount"] = max(count, 1)
+            if count > 1:
+                notes.append("nfq: batchcount accepted, but verdicts are sent one per packet "
+                             "(the receive side is batched)")
         for key in ("fail-open", "install-rules", "queue-bypass"):
             if section.get(key) is not None:
                 kwargs[key.replace("-", "_")] = _parse_bool(key, section[key])
