@@ -314,6 +314,24 @@ class _BypassTables:
     def table(self, flow: FlowTuple) -> syscall.BpfMap:
         return self.v4 if len(flow.src) == 4 else self.v6
 
+    def insert(self, flow: FlowTuple) -> int:
+        """Add ``flow`` (zeroed counters, only if absent); 0 or the errno (EEXIST: it was
+        already there, E2BIG: the table is full). ValueError for malformed addresses."""
+        key, _reverse = layout.canonical_key(flow)
+        return self.table(flow).update(key, layout.ZERO_COUNTERS, syscall.BPF_NOEXIST)
+
+    def counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """Per-direction counters, ``flow.src`` read as the client (toserver = its packets)."""
+        key, reverse = layout.canonical_key(flow)
+        table = self.table(flow)
+        raw = table.lookup(key)
+        if raw is None:
+            return None
+        c = layout.sum_counters(raw, table.info.value_size)
+        if reverse:  # flow.src is endpoint b
+            return BypassCounters(c.pkts_ba, c.bytes_ba, c.pkts_ab, c.bytes_ab)
+        return BypassCounters(c.pkts_ab, c.bytes_ab, c.pkts_ba, c.bytes_ba)
+
 
 class AfPacketGroup:
     """Everything shared by the workers of one interface: loaded programs and flow tables.
@@ -505,7 +523,7 @@ class AfPacketBackend(BaseBackend):
         if c.promiscuous:
             set_promiscuous(s, g.ifindex)
         if c.threads > 1 or c.cluster_type == "cluster_ebpf":
-            s.setsockopt(SOL_PACKET, PACKET_FANOUT, g.fanout_arg)
+            s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", g.fanout_arg))
             if g.lb_fd is not None:  # every member sets it: the first one may not be index 0
                 s.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, struct.pack("=i", g.lb_fd))
         read_stats(s)  # reset: count from now on
@@ -548,11 +566,10 @@ class AfPacketBackend(BaseBackend):
             return False
         family = 0 if len(flow.src) == 4 else 1
         try:
-            key, _reverse = layout.canonical_key(flow)
+            err = tables.insert(flow)
         except ValueError:
             self._bypass_fail[family] += 1
             return False
-        err = tables.table(flow).update(key, layout.ZERO_COUNTERS, syscall.BPF_NOEXIST)
         if err in (0, errno.EEXIST):
             self._bypass_ok[family] += 1
             return True
@@ -568,17 +585,9 @@ class AfPacketBackend(BaseBackend):
         if tables is None:
             return None
         try:
-            key, reverse = layout.canonical_key(flow)
+            return tables.counters(flow)
         except ValueError:
             return None
-        table = tables.table(flow)
-        raw = table.lookup(key)
-        if raw is None:
-            return None
-        c = layout.sum_counters(raw, table.info.value_size)
-        if reverse:  # flow.src is endpoint b
-            return BypassCounters(c.pkts_ba, c.bytes_ba, c.pkts_ab, c.bytes_ab)
-        return BypassCounters(c.pkts_ab, c.bytes_ab, c.pkts_ba, c.bytes_ba)
 
     def bypassed_last_seen_ns(self, flow: FlowTuple) -> int | None:
         """``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC) of the flow's last bypassed packet."""
