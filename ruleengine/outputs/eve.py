@@ -240,6 +240,29 @@ def eve_stats_counters() -> frozenset[str]:
     return frozenset(str(n) for n in names)
 
 
+_REJECT_TARGETS = {"reject": "to_client", "rejectsrc": "to_client", "rejectdst": "to_server",
+                   "rejectboth": "both"}
+
+
+def verdict_object(action: str, *, ips: bool, proto: int) -> dict[str, Any]:
+    """EVE ``verdict`` for a packet whose final action is ``action`` (the rule action that
+    decided it: ``alert``, ``drop``, ``pass``, ``reject``, ``rejectsrc``, ``rejectdst``,
+    ``rejectboth``), as Suricata's ``EveAddVerdict``."""
+    action = action.lower()
+    target = _REJECT_TARGETS.get(action)
+    if target is not None:
+        return {
+            "action": "drop" if ips else "alert",
+            "reject_target": target,
+            "reject": ["tcp-reset" if proto == 6 else "icmp-prohib"],
+        }
+    if action == "drop" and ips:
+        return {"action": "drop"}
+    if action == "pass":
+        return {"action": "pass"}
+    return {"action": "alert"}
+
+
 def _metadata(rule: Any) -> dict[str, list[str]] | None:
     """Rule ``metadata`` as EVE's ``alert.metadata``: key -> list of values."""
     items = getattr(rule, "metadata", None)
@@ -316,9 +339,11 @@ class EveWriter:
     def alert(self, *, ts: float, flow: FlowLike | None, pkt: PacketLike, rule: RuleLike,
               action: str, to_server: bool, tx: HttpTxLike | None, app_proto: str | None,
               category: str | None, severity: int, tx_id: int | None = None,
-              pcap_cnt: int | None = None) -> None:
+              pcap_cnt: int | None = None, verdict: Mapping[str, Any] | None = None) -> None:
         """One alert. ``action``: ``"allowed"`` or ``"blocked"``. ``tx_id`` defaults to the
-        transaction's own ``tx_id``; ``pcap_cnt`` is the packet's number in the pcap."""
+        transaction's own ``tx_id``; ``pcap_cnt`` is the packet's number in the pcap (None
+        for pseudo packets, e.g. at flow timeout). ``verdict``: the packet's final verdict
+        (``verdict_object``), written when eve-log's ``alert: verdict: yes`` is set."""
         if not self.wants("alert"):
             return
         event = self._header(ts, "alert", flow.flow_id if flow is not None else None, pcap_cnt)
@@ -357,6 +382,8 @@ class EveWriter:
                 flow_obj["src_port"] = int(flow.sport)
                 flow_obj["dest_port"] = int(flow.dport)
             event["flow"] = flow_obj
+        if verdict:
+            event["verdict"] = dict(verdict)
         self._emit(event)
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str) -> None:

@@ -19,6 +19,7 @@ from ruleengine.outputs.eve import (
     format_ts,
     proto_name,
     text,
+    verdict_object,
 )
 from ruleengine.outputs.stats import BASE_COUNTERS, BYPASS_INSERT_COUNTERS, IPS_COUNTERS, Stats
 from tests.outputs.eve_schema import load_schema, stats_counter_names, validate_line
@@ -316,3 +317,26 @@ def test_tcp_object_always_written_for_tcp_flows(tmp_path: Path):
     assert syn_only["tcp"] == {"tcp_flags": "02", "tcp_flags_ts": "02", "tcp_flags_tc": "00",
                                "syn": True}
     assert "tcp" not in udp and udp["proto"] == "UDP" and udp["dest_port"] == 53
+
+
+@pytest.mark.parametrize(("action", "ips", "proto", "expected"), [
+    ("alert", False, 6, {"action": "alert"}),
+    ("drop", False, 6, {"action": "alert"}),
+    ("drop", True, 6, {"action": "drop"}),
+    ("pass", True, 6, {"action": "pass"}),
+    ("reject", True, 6, {"action": "drop", "reject_target": "to_client", "reject": ["tcp-reset"]}),
+    ("rejectdst", False, 17, {"action": "alert", "reject_target": "to_server",
+                              "reject": ["icmp-prohib"]}),
+    ("rejectboth", True, 6, {"action": "drop", "reject_target": "both", "reject": ["tcp-reset"]}),
+])
+def test_alert_verdict(tmp_path: Path, action: str, ips: bool, proto: int,
+                       expected: dict[str, object]):
+    verdict = verdict_object(action, ips=ips, proto=proto)
+    assert verdict == expected
+    path = tmp_path / "eve.json"
+    with EveWriter(path) as eve:
+        eve.alert(ts=1.0, flow=FakeFlow(), pkt=packet(), rule=FakeRule(), action="allowed",
+                  to_server=True, tx=None, app_proto=None, category=None, severity=3,
+                  verdict=verdict)
+    (event,) = read_events(path)
+    assert event["verdict"] == expected
