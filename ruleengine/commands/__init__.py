@@ -1,0 +1,8 @@
+"""Subcommands of ``ruleengine``: each module has ``register(subparsers)`` that adds its
+parser and sets ``func``. Listed explicitly (suricata-update style)."""
+
+from __future__ import annotations
+
+from ruleengine.commands import lint
+
+COMMANDS = (lint,)
