@@ -396,6 +396,18 @@ class _Queue:
         self.feed = _Feed()
 
 
+def _has_net_admin() -> bool:
+    """CAP_NET_ADMIN (bit 12) in the effective set; root without it cannot bind either."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 12))
+    except (OSError, ValueError):
+        pass
+    return os.geteuid() == 0
+
+
 def _load_binding() -> Any:
     try:
         import netfilterqueue
@@ -452,7 +464,7 @@ class NfqBackend(BaseBackend):
 
     # -- set-up ---------------------------------------------------------------------------
     def _open(self) -> None:
-        if os.geteuid() != 0:
+        if not _has_net_admin():
             raise BackendUnavailable("nfq: binding a netfilter queue needs root (CAP_NET_ADMIN)")
         binding = _load_binding()
         with contextlib.suppress(OSError):

@@ -418,3 +418,20 @@ def test_packets_carrying_the_inject_mark_leave_without_being_queued() -> None:
             assert kernel.udp_exchange(marked, rx, 10) == 10
         assert consumer.count(plain.getsockname()[1], 7001) == 10
         assert consumer.count(marked.getsockname()[1], 7001) == 0
+
+
+def test_without_cap_net_admin_the_reason_is_clear() -> None:
+    _require()
+    kernel.require_command("setpriv")
+    code = ("from capture_backends.base import BackendUnavailable\n"
+            "from capture_backends.nfqueue import NfqBackend, NfqConfig\n"
+            "try:\n"
+            "    NfqBackend(NfqConfig(queues=(0,)))\n"
+            "except BackendUnavailable as exc:\n"
+            "    print(exc)\n")
+    env = dict(os.environ, PYTHONPATH=str(kernel.REPO_ROOT))
+    proc = subprocess.run(["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin",
+                           sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=30, check=False)
+    assert proc.stdout.strip() == "nfq: binding a netfilter queue needs root (CAP_NET_ADMIN)", (
+        proc.stdout + proc.stderr)
