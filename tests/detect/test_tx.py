@@ -1,0 +1,185 @@
+"""App-layer (HTTP transaction) rules: once per tx and direction, waiting for buffers,
+multi-buffers, absent, both-direction buffers, urilen."""
+
+from __future__ import annotations
+
+from ruleengine.detect.engine import DetectEngine, Match
+from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply, rule
+
+
+def engine(*texts: str, **kw: object) -> DetectEngine:
+    return DetectEngine([rule(t) for t in texts], **kw)  # type: ignore[arg-type]
+
+
+def sids(matches: list[Match]) -> list[int]:
+    return [m.rule.sid for m in matches]
+
+
+REQ = {
+    "http.method": b"GET",
+    "http.uri": b"/index.php?id=1",
+    "http.uri.raw": b"/index.php?id=%31",
+    "http.host": b"example.com",
+    "http.header": b"Host: example.com\r\nUser-Agent: curl\r\n",
+    "http.user_agent": b"curl",
+    "http.request_header": [b"Host: example.com", b"User-Agent: curl"],
+}
+RESP = {
+    "http.stat_code": b"200",
+    "http.header": b"Server: nginx\r\n",
+    "http.response_body": b"<html>hello</html>",
+    "http.response_header": [b"Server: nginx"],
+}
+
+
+def test_fires_once_per_transaction_and_direction() -> None:
+    e = engine('alert http any any -> any any (http.uri; content:"index.php"; sid:1;)')
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ))
+    first = e.inspect_tx(pkt(), flow, True, tx, False, False)
+    assert sids(first) == [1] and first[0].tx_id == 0
+    assert e.inspect_tx(pkt(), flow, True, tx, True, False) == []
+    assert sids(e.inspect_tx(pkt(), flow, True, FakeTx(1, dict(REQ)), True, False)) == [1]
+
+
+def test_needs_http_flow() -> None:
+    e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
+    tx = FakeTx(0, dict(REQ))
+    assert e.inspect_tx(pkt(), FakeFlow(alproto="failed"), True, tx, True, False) == []
+
+
+def test_request_rules_only_on_to_server_side_response_on_to_client() -> None:
+    e = engine(
+        'alert http any any -> any any (http.method; content:"GET"; sid:1;)',
+        'alert http any any -> any any (http.stat_code; content:"200"; sid:2;)',
+    )
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ), dict(RESP))
+    assert sids(e.inspect_tx(pkt(), flow, True, tx, True, False)) == [1]
+    assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [2]
+
+
+def test_both_direction_buffer_fires_in_each_direction() -> None:
+    e = engine('alert http any any <> any any (http.header; content:"e"; sid:1;)')
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ), dict(RESP))
+    assert sids(e.inspect_tx(pkt(), flow, True, tx, True, False)) == [1]
+    assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [1]
+    assert e.inspect_tx(reply(), flow, False, tx, True, True) == []
+
+
+def test_both_direction_buffer_uses_the_right_side() -> None:
+    e = engine('alert http any any -> any any (http.header; content:"nginx"; sid:1;)')
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ), dict(RESP))
+    assert e.inspect_tx(pkt(), flow, True, tx, True, False) == []
+    assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [1]
+
+
+def test_rule_with_request_and_response_buffers_waits_for_the_response() -> None:
+    e = engine(
+        'alert http any any -> any any (http.uri; content:"index"; '
+        'http.stat_code; content:"200"; sid:1;)'
+    )
+    flow = FakeFlow()
+    tx = FakeTx(0, dict(REQ))
+    assert e.inspect_tx(pkt(), flow, True, tx, True, False) == []
+    tx.response = dict(RESP)
+    out = e.inspect_tx(reply(), flow, False, tx, True, True)
+    assert sids(out) == [1] and out[0].to_server is False
+
+
+def test_multi_buffer_matches_one_header() -> None:
+    e = engine(
+        'alert http any any -> any any (http.request_header; content:"User-Agent: curl"; '
+        "startswith; endswith; sid:1;)",
+        'alert http any any -> any any (http.request_header; content:"Host"; '
+        'content:"curl"; distance:0; sid:2;)',
+    )
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ))
+    assert sids(e.inspect_tx(pkt(), flow, True, tx, True, False)) == [1]
+
+
+def test_absent_buffer() -> None:
+    e = engine(
+        "alert http any any -> any any (http.referer; absent; sid:1;)",
+        'alert http any any -> any any (http.user_agent; absent: or_else; content:"wget"; sid:2;)',
+        "alert http any any -> any any (http.user_agent; absent; sid:3;)",
+    )
+    flow = FakeFlow()
+    tx = FakeTx(0, dict(REQ))
+    # request not complete yet: absence is not final
+    assert e.inspect_tx(pkt(), flow, True, tx, False, False) == []
+    assert sids(e.inspect_tx(pkt(), flow, True, tx, True, False)) == [1]
+    no_ua = {k: v for k, v in REQ.items() if k != "http.user_agent"}
+    assert sids(e.inspect_tx(pkt(), flow, True, FakeTx(1, no_ua), True, False)) == [1, 2, 3]
+    wget = dict(REQ, **{"http.user_agent": b"wget"})
+    assert sids(e.inspect_tx(pkt(), flow, True, FakeTx(2, wget), True, False)) == [1, 2]
+
+
+def test_urilen_norm_and_raw() -> None:
+    e = engine(
+        "alert http any any -> any any (urilen:15; sid:1;)",
+        "alert http any any -> any any (urilen:17,raw; sid:2;)",
+        "alert http any any -> any any (urilen:<5; sid:3;)",
+    )
+    flow = FakeFlow()
+    assert sids(e.inspect_tx(pkt(), flow, True, FakeTx(0, dict(REQ)), True, False)) == [1, 2]
+
+
+def test_body_rule_waits_for_body() -> None:
+    e = engine('alert http any any -> any any (file.data; content:"hello"; sid:1;)')
+    flow = FakeFlow()
+    tx = FakeTx(0, dict(REQ), {"http.stat_code": b"200"})
+    assert e.inspect_tx(reply(), flow, False, tx, True, False) == []
+    tx.response["file.data"] = b"<html>hello</html>"
+    assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [1]
+
+
+def test_tx_drop_applies_to_flow_and_flowbits_work() -> None:
+    e = engine(
+        'alert http any any -> any any (http.uri; content:"index"; flowbits:set,seen; '
+        "noalert; sid:1;)",
+        'drop http any any -> any any (http.stat_code; content:"200"; flowbits:isset,seen; sid:2;)',
+    )
+    flow = FakeFlow()
+    tx = FakeTx(0, dict(REQ), dict(RESP))
+    out = e.inspect_tx(pkt(), flow, True, tx, True, False)
+    assert [(m.rule.sid, m.alert) for m in out] == [(1, False)]
+    out = e.inspect_tx(reply(), flow, False, tx, True, True)
+    assert [(m.rule.sid, m.apply_to_flow) for m in out] == [(2, True)]
+
+
+def test_pass_in_packet_rules_cuts_lower_tx_rules_of_the_same_packet() -> None:
+    e = engine(
+        'pass tcp any any -> any any (content:"GET"; sid:1;)',
+        'alert http any any -> any any (http.uri; content:"index"; sid:2;)',
+    )
+    flow, p = FakeFlow(), pkt(b"GET /index.php")
+    assert sids(e.inspect_packet(p, flow, True)) == [1]
+    assert e.inspect_tx(p, flow, True, FakeTx(0, dict(REQ)), True, False) == []
+
+
+def test_combined_inspect_orders_packet_and_tx_matches() -> None:
+    e = engine(
+        'alert tcp any any -> any any (content:"GET"; sid:1;)',
+        'drop http any any -> any any (http.uri; content:"index"; sid:2;)',
+    )
+    flow, p = FakeFlow(), pkt(b"GET /index.php")
+    out = e.inspect(p, flow, True, None, [(FakeTx(0, dict(REQ)), True, False)])
+    assert sids(out) == [2, 1]
+
+
+def test_header_ports_on_tx_rules() -> None:
+    e = engine(
+        'alert http any any -> any 8080 (http.uri; content:"index"; sid:1;)',
+        'alert http any 80 -> any any (http.stat_code; content:"200"; sid:2;)',
+    )
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ), dict(RESP))
+    assert e.inspect_tx(pkt(), flow, True, tx, True, False) == []
+    assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [2]
+
+
+def test_buggy_transaction_getter_does_not_raise() -> None:
+    class Broken(FakeTx):
+        def buffer(self, name: str, to_server: bool | None = None) -> bytes | None:
+            raise RuntimeError("boom")
+
+    e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
+    assert e.inspect_tx(pkt(), FakeFlow(), True, Broken(0), True, False) == []
