@@ -32,6 +32,8 @@ def _hexval(pair: bytes) -> int:
 
 def path_decode(path: bytes, *, lowercase: bool = False) -> bytes:
     """URL-decode a path the way the IDS personality does (before UTF-8 and dot segments)."""
+    if not lowercase and b"%" not in path and b"\\" not in path and b"//" not in path:
+        return path
     out = bytearray()
     i, n = 0, len(path)
     while i < n:
@@ -67,6 +69,8 @@ def _path_percent(path: bytes, i: int) -> tuple[int, int]:
 
 def query_decode(query: bytes, *, plusspace: bool = False) -> bytes:
     """URL-decode a query string once (libhtp ``decode_uri``)."""
+    if b"%" not in query and not (plusspace and b"+" in query):
+        return query
     out = bytearray()
     i, n = 0, len(query)
     while i < n:
@@ -156,8 +160,8 @@ _START, _DOT, _TWO_DOT, _SLASH, _SLASH_DOT, _SLASH_DOT_DOT, _AFTER_DOT_DOT, _REG
 def remove_dot_segments(path: bytes) -> bytes:
     """RFC 3986 5.2.4 as libhtp's ``normalize_uri_path_inplace`` state machine does it
     (including its quirks, e.g. ``/./`` -> empty)."""
-    if b"." not in path:
-        return path
+    if b"/." not in path and not path.startswith(b"."):
+        return path  # no segment starts with a dot: nothing to remove
     out = bytearray()
     state = _START
     for c in path:

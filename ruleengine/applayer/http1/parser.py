@@ -10,7 +10,9 @@ over ``field-limit``, a gap inside headers) stops quietly with an event.
 from __future__ import annotations
 
 import enum
+import re
 from collections import deque
+from collections.abc import Callable
 
 from ruleengine.applayer.http1 import events as ev
 from ruleengine.applayer.http1.config import HttpConfig
@@ -95,6 +97,16 @@ class HttpParser:
         self._awaiting_response: deque[HttpTransaction] = deque()
         self._awaiting_request: deque[HttpTransaction] = deque()
         self._ts = 0.0
+        self._handlers: dict[_State, Callable[[_Side], bool]] = {
+            _State.IDLE: self._on_idle,
+            _State.HEADERS: self._on_headers,
+            _State.BODY_LENGTH: self._on_body_length,
+            _State.BODY_CLOSE: self._on_body_close,
+            _State.CHUNK_SIZE: self._on_chunk_size,
+            _State.CHUNK_DATA: self._on_chunk_data,
+            _State.CHUNK_END: self._on_chunk_end,
+            _State.TRAILERS: self._on_trailers,
+        }
 
     # ------------------------------------------------------------------ public API
     def feed(self, to_server: bool, data: bytes, ts: float = 0.0) -> None:
@@ -171,16 +183,7 @@ class HttpParser:
 
     # ------------------------------------------------------------------ driver
     def _run(self, side: _Side) -> None:
-        handlers = {
-            _State.IDLE: self._on_idle,
-            _State.HEADERS: self._on_headers,
-            _State.BODY_LENGTH: self._on_body_length,
-            _State.BODY_CLOSE: self._on_body_close,
-            _State.CHUNK_SIZE: self._on_chunk_size,
-            _State.CHUNK_DATA: self._on_chunk_data,
-            _State.CHUNK_END: self._on_chunk_end,
-            _State.TRAILERS: self._on_trailers,
-        }
+        handlers = self._handlers
         while side.available():
             handler = handlers.get(side.state)
             if handler is None:  # IGNORE / STOPPED: drop the rest
@@ -188,6 +191,7 @@ class HttpParser:
                 return
             if not handler(side):
                 return
+
 
     def _read_line(self, side: _Side) -> bytes | None:
         """Next line including its terminator, or None (waiting / over the field limit)."""
@@ -770,11 +774,12 @@ class HttpParser:
             self._complete(side)
 
 
-_TOKEN_EXCLUDED = frozenset(b'()<>@,;:\\"/[]?={} \t')
+_TOKEN = re.compile(rb'[^\x00-\x20\x7f-\xff()<>@,;:\\"/\[\]?={}]+')
 
 
 def _is_token(name: bytes) -> bool:
-    return all(32 < c < 127 and c not in _TOKEN_EXCLUDED for c in name)
+    """RFC 7230 token (libhtp ``is_token``)."""
+    return _TOKEN.fullmatch(name) is not None
 
 
 def _looks_like_header(continuation: bytes) -> bool:
