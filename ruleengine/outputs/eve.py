@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from ruleengine.outputs.stats import nest
 
-EVENT_TYPES = frozenset({"alert", "flow", "stats"})
+EVENT_TYPES = frozenset({"alert", "flow", "http", "stats"})
 
 # IANA protocol names as Suricata prints them (src/util-proto-name.c); others print as numbers.
 PROTO_NAMES: dict[int, str] = {
@@ -386,21 +386,27 @@ class EveWriter:
             event["verdict"] = dict(verdict)
         self._emit(event)
 
+    def http(self, *, ts: float, flow: FlowLike, tx: HttpTxLike, tx_id: int | None = None,
+             pcap_cnt: int | None = None) -> None:
+        """An ``http`` transaction event (addresses in the flow's direction, as Suricata's
+        ``LOG_DIR_FLOW``), written once per completed transaction by the caller."""
+        if not self.wants("http"):
+            return
+        event = self._header(ts, "http", flow.flow_id, pcap_cnt)
+        self._flow_addresses(event, flow)
+        if tx_id is None:
+            tx_id = _as_int(getattr(tx, "tx_id", None))
+        if tx_id is not None:
+            event["tx_id"] = tx_id
+        event["http"] = self._http(tx)
+        self._emit(event)
+
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str) -> None:
         """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``."""
         if not self.wants("flow"):
             return
         event = self._header(flow.last_ts, "flow", flow.flow_id, None)
-        vlan = getattr(flow, "vlan", None)
-        if vlan:
-            event["vlan"] = [int(v) for v in vlan]
-        event["src_ip"] = format_ip(flow.src)
-        if flow.proto in _PORT_PROTOS:
-            event["src_port"] = int(flow.sport)
-        event["dest_ip"] = format_ip(flow.dst)
-        if flow.proto in _PORT_PROTOS:
-            event["dest_port"] = int(flow.dport)
-        event["proto"] = proto_name(flow.proto)
+        self._flow_addresses(event, flow)
         if app_proto:
             event["app_proto"] = app_proto
         body = self._flow_counts(flow)
@@ -445,6 +451,19 @@ class EveWriter:
         if self.host:
             event["host"] = self.host
         return event
+
+    @staticmethod
+    def _flow_addresses(event: dict[str, Any], flow: FlowLike) -> None:
+        vlan = getattr(flow, "vlan", None)
+        if vlan:
+            event["vlan"] = [int(v) for v in vlan]
+        event["src_ip"] = format_ip(flow.src)
+        if flow.proto in _PORT_PROTOS:
+            event["src_port"] = int(flow.sport)
+        event["dest_ip"] = format_ip(flow.dst)
+        if flow.proto in _PORT_PROTOS:
+            event["dest_port"] = int(flow.dport)
+        event["proto"] = proto_name(flow.proto)
 
     @staticmethod
     def _packet_addresses(event: dict[str, Any], pkt: PacketLike) -> None:

@@ -340,3 +340,15 @@ def test_alert_verdict(tmp_path: Path, action: str, ips: bool, proto: int,
                   verdict=verdict)
     (event,) = read_events(path)
     assert event["verdict"] == expected
+
+
+def test_http_event(tmp_path: Path):
+    path = tmp_path / "eve.json"
+    with EveWriter(path) as eve:
+        eve.http(ts=5.0, flow=FakeFlow(), tx=FakeTx(tx_id=2), pcap_cnt=9)
+    with EveWriter(path, types={"alert"}, append=True) as eve:  # http not wanted
+        eve.http(ts=5.0, flow=FakeFlow(), tx=FakeTx(tx_id=2), pcap_cnt=9)
+    (event,) = read_events(path)
+    assert event["event_type"] == "http" and event["tx_id"] == 2 and event["pcap_cnt"] == 9
+    assert (event["src_ip"], event["dest_port"]) == ("10.0.0.1", 80)
+    assert event["http"]["url"] == "/index.html?a=1"  # type: ignore[index]
