@@ -5,6 +5,7 @@ an HTTP server beside it, a client in ``ns_a``. Traffic flows only between the t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -35,10 +36,21 @@ def _require() -> None:
         import netfilterqueue  # noqa: F401
     except ImportError:
         kernel.skip("netfilterqueue binding not installed (pip install '.[nfq]')")
-    try:
-        import ruleengine.cli  # noqa: F401
-    except ImportError as exc:
-        kernel.skip(f"engine CLI not importable yet: {exc}")
+    problem = _engine_problem()
+    if problem:
+        kernel.skip(f"engine CLI has no working `run -q` yet: {problem}")
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_problem() -> str:
+    """Empty when ``ruleengine run --help`` works (the engine and its NFQ option exist)."""
+    env = dict(os.environ, PYTHONPATH=str(kernel.REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-c", _ENGINE, "run", "--help"], capture_output=True,
+                          text=True, env=env, timeout=60, check=False)
+    if proc.returncode != 0 or "--nfq-install-rules" not in proc.stdout:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return lines[-1] if lines else f"exit {proc.returncode}"
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
