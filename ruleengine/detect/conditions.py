@@ -7,6 +7,7 @@ integer comparisons (``ipaddress`` objects are too slow on the hot path).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,8 +21,6 @@ from ruleengine.rules.model import (
     TcpFlags,
 )
 
-Range = tuple[int, int, int]  # (ip version, low, high)
-
 
 class FlowLike(Protocol):
     """What detection reads from a flow (``ruleengine.flow.table.Flow``)."""
@@ -32,7 +31,7 @@ class FlowLike(Protocol):
     alproto: str | None
 
 
-ESTABLISHED_STATES = frozenset({"established", "closing", "closed_wait"})
+ESTABLISHED_STATES = frozenset({"established", "closed"})
 """Flow states in which Suricata sets FLOW_PKT_ESTABLISHED (TCP after the handshake
 until it is torn down; UDP/other once both directions were seen)."""
 
@@ -41,29 +40,54 @@ def flow_established(flow: FlowLike | None) -> bool:
     return flow is not None and flow.state in ESTABLISHED_STATES
 
 
-class CompiledAddresses:
-    """An :class:`AddressSet` as integer ranges."""
+class _Intervals:
+    """Sorted, merged integer intervals of one IP version; membership by bisection
+    (rule address lists can hold thousands of entries)."""
 
-    __slots__ = ("exclude", "include", "is_any")
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for lo, hi in sorted(ranges):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self.starts = [lo for lo, _ in merged]
+        self.ends = [hi for _, hi in merged]
+
+    def __contains__(self, value: int) -> bool:
+        i = bisect_right(self.starts, value) - 1
+        return i >= 0 and value <= self.ends[i]
+
+
+def _by_version(nets: tuple[Any, ...]) -> dict[int, _Intervals]:
+    ranges: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+    for net in nets:
+        lo = int(net.network_address)
+        ranges[net.version].append((lo, lo + net.num_addresses - 1))
+    return {v: _Intervals(r) for v, r in ranges.items()}
+
+
+class CompiledAddresses:
+    """An :class:`AddressSet` as integer intervals."""
+
+    __slots__ = ("exclude", "has_include", "include", "is_any")
 
     def __init__(self, addrs: AddressSet) -> None:
         self.is_any = addrs.is_any
-        self.include = tuple(_net_range(n) for n in addrs.include)
-        self.exclude = tuple(_net_range(n) for n in addrs.exclude)
+        self.has_include = bool(addrs.include)
+        self.include = _by_version(addrs.include)
+        self.exclude = _by_version(addrs.exclude)
 
     def contains(self, version: int, value: int) -> bool:
         if self.is_any:
             return True
-        if self.include and not any(
-            v == version and lo <= value <= hi for v, lo, hi in self.include
-        ):
+        inc = self.include.get(version)
+        if self.has_include and (inc is None or value not in inc):
             return False
-        return not any(v == version and lo <= value <= hi for v, lo, hi in self.exclude)
-
-
-def _net_range(net: Any) -> Range:
-    lo = int(net.network_address)
-    return (net.version, lo, lo + net.num_addresses - 1)
+        exc = self.exclude.get(version)
+        return exc is None or value not in exc
 
 
 def addr_int(packed: bytes) -> int:

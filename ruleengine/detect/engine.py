@@ -232,9 +232,13 @@ class _Group:
     def __init__(self, rules: Sequence[CRule], mpm_backend: str, use_mpm: bool) -> None:
         self.rules = sorted(rules, key=_order_key)
         self.always: list[int] = []
+        self.iponly: list[int] = []  # always candidates, once per flow direction
         self.by_pid: dict[str, dict[int, list[int]]] = {}
         self.mpms: dict[str, Mpm] = {}
         for pos, cr in enumerate(self.rules):
+            if cr.iponly:
+                self.iponly.append(pos)
+                continue
             chosen = self._mpm_for(cr) if use_mpm else None
             if chosen is None:
                 self.always.append(pos)
@@ -257,11 +261,13 @@ class _Group:
             return None
         return chosen[0], chosen[1].mpm_pattern, chosen[1].nocase
 
-    def candidates(self, hits_by_buf: dict[str, set[int]]) -> list[int]:
+    def candidates(self, hits_by_buf: dict[str, set[int]], iponly: bool = False) -> list[int]:
         """Positions (rule order) of the rules to inspect."""
-        if not self.by_pid:
+        if not self.by_pid and not (iponly and self.iponly):
             return self.always
         found: set[int] = set(self.always)
+        if iponly:
+            found.update(self.iponly)
         for bufname, hits in hits_by_buf.items():
             table = self.by_pid.get(bufname)
             if table is None:
@@ -471,10 +477,8 @@ class DetectEngine:
         if state is not None:
             state.iponly_done.add(to_server)
         out: list[_RawMatch] = []
-        for pos in group.candidates(hits):
+        for pos in group.candidates(hits, iponly_ok):
             cr = group.rules[pos]
-            if cr.iponly and not iponly_ok:
-                continue
             if not self._packet_prechecks(cr, ctx, flow, to_server):
                 continue
             matched, on_stream = self._match_payload(cr, payload, stream_chunk, use_stream)
