@@ -621,6 +621,16 @@ class EveSettings:
 
 
 @dataclass(frozen=True)
+class StatsLogSettings:
+    """The ``stats`` output (``stats.log``)."""
+
+    enabled: bool = False
+    filename: str = "stats.log"
+    append: bool = True
+    null_values: bool = False
+
+
+@dataclass(frozen=True)
 class ExceptionPolicies:
     """Resolved exception policies (``src/util-exception-policy.c``)."""
 
@@ -1017,6 +1027,25 @@ class Config:
                 pcap_file=parse_bool(body.get("pcap-file")) is True,
             )
         return EveSettings()
+
+    def stats_log(self) -> StatsLogSettings:
+        """The first ``stats`` output (``outputs: - stats: {enabled, filename, ...}``)."""
+        for item in self.get_list("outputs"):
+            body = item.get("stats") if isinstance(item, dict) else None
+            if isinstance(body, dict):
+                return StatsLogSettings(
+                    enabled=parse_bool(body.get("enabled", True)) is not False,
+                    filename=_scalar_text(body.get("filename") or "stats.log"),
+                    append=parse_bool(body.get("append", True)) is not False,
+                    null_values=parse_bool(body.get("null-values")) is True,
+                )
+        return StatsLogSettings()
+
+    @property
+    def sensor_name(self) -> str | None:
+        """``sensor-name`` (EVE's ``host`` field), None when not set."""
+        value = self.get("sensor-name")
+        return None if value is None else _scalar_text(value)
 
     def stats_enabled(self) -> bool:
         return self.get_bool("stats.enabled", True)

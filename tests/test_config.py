@@ -379,3 +379,14 @@ def test_non_string_keys_and_odd_values(tmp_path: Path):
     assert config.stream().reassembly_depth == 1 << 20
     assert config.address_groups() == {}
     assert len(warnings) == 3
+
+
+def test_stats_log_and_sensor_name():
+    config, _ = Config.load(None, ["sensor-name=probe1"])
+    assert config.stats_log().enabled and config.stats_log().filename == "stats.log"
+    assert config.sensor_name == "probe1"
+    path = VERIFY_DIR / "bug-5464-verdict-05" / "suricata.yaml"
+    if path.is_file():
+        config, _ = Config.load(path)
+        assert config.stats_log().append is True and config.sensor_name is None
+        assert config.eve().type_options["alert"] == {"verdict": True}
