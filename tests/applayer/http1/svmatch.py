@@ -13,7 +13,13 @@ from typing import Any
 import yaml
 
 from ruleengine.applayer.http1 import HttpConfig, HttpTransaction
-from ruleengine.buffers import BUFFERS, LEGACY_MODIFIERS, STICKY_KEYWORDS, BufferDirection
+from ruleengine.buffers import (
+    BUFFERS,
+    LEGACY_MODIFIERS,
+    PCRE_LETTERS,
+    STICKY_KEYWORDS,
+    BufferDirection,
+)
 
 from .pcapfeed import CORPUS, parse_pcap
 
@@ -30,10 +36,77 @@ class Content:
 
 
 @dataclass
+class Pcre:
+    regex: re.Pattern[bytes]
+    buffer: str
+    negated: bool = False
+
+
+@dataclass
+class UriLen:
+    op: str
+    low: int
+    high: int
+    raw: bool
+
+
+@dataclass
 class SimpleRule:
     sid: int
     direction: bool | None = None  # True to_server, False to_client
     contents: list[Content] = field(default_factory=list)
+    pcres: list[Pcre] = field(default_factory=list)
+    urilens: list[UriLen] = field(default_factory=list)
+
+
+def _parse_pcre(value: str) -> Pcre | None:
+    negated = value.startswith("!")
+    value = value.lstrip("!").strip()
+    if value.startswith('"'):
+        value = value[1:-1]
+    end = value.rindex("/")
+    pattern, flags = value[1:end], value[end + 1 :]
+    re_flags = 0
+    buffer = None
+    for letter in flags:
+        if letter == "i":
+            re_flags |= re.IGNORECASE
+        elif letter == "s":
+            re_flags |= re.DOTALL
+        elif letter == "m":
+            re_flags |= re.MULTILINE
+        elif letter in PCRE_LETTERS:
+            buffer = PCRE_LETTERS[letter]
+        else:
+            return None  # relative and other modes are detection's business
+    if buffer is None:
+        return None
+    return Pcre(re.compile(pattern.encode(), re_flags), buffer, negated)
+
+
+def _parse_urilen(value: str) -> UriLen | None:
+    spec, _, mode = value.partition(",")
+    spec, raw = spec.strip(), mode.strip() == "raw"
+    if "<>" in spec:
+        low, high = spec.split("<>")
+        return UriLen("<>", int(low), int(high), raw)
+    if spec[0] in "<>":
+        return UriLen(spec[0], int(spec[1:]), 0, raw)
+    return UriLen("=", int(spec), 0, raw)
+
+
+def _urilen_ok(spec: UriLen, tx: HttpTransaction) -> bool:
+    value = tx.buffer("http.uri.raw" if spec.raw else "http.uri", True)
+    if not isinstance(value, bytes):
+        return False
+    n = len(value)
+    if spec.op == "<>":
+        return spec.low < n < spec.high
+    if spec.op == "<":
+        return n < spec.low
+    if spec.op == ">":
+        return n > spec.low
+    return n == spec.low
 
 
 def _options(text: str) -> list[tuple[str, str | None]]:
@@ -84,6 +157,13 @@ def parse_simple_rule(text: str) -> SimpleRule | None:
             pattern, negated = _decode_content(value)
             buffer = "http.uri" if name == "uricontent" else sticky
             rule.contents.append(Content(pattern, buffer, negated=negated))
+        elif name == "pcre" and value:
+            pcre = _parse_pcre(value)
+            if pcre is None:
+                return None
+            rule.pcres.append(pcre)
+        elif name == "urilen" and value:
+            rule.urilens.append(_parse_urilen(value))
         elif name == "nocase" and rule.contents:
             rule.contents[-1].nocase = True
         elif name in LEGACY_MODIFIERS and value is None and rule.contents and sticky is None:
@@ -92,7 +172,9 @@ def parse_simple_rule(text: str) -> SimpleRule | None:
             sticky = STICKY_KEYWORDS[name]
         else:
             return None
-    if not rule.contents or any(c.buffer is None for c in rule.contents):
+    if not (rule.contents or rule.pcres or rule.urilens):
+        return None
+    if any(c.buffer is None for c in rule.contents):
         return None
     return rule
 
@@ -107,7 +189,12 @@ def _sides(rule: SimpleRule, buffer: str) -> list[bool]:
 
 
 def rule_matches(rule: SimpleRule, tx: HttpTransaction) -> bool:
-    directions = {side for c in rule.contents for side in _sides(rule, c.buffer or "")}
+    if not all(_urilen_ok(spec, tx) for spec in rule.urilens):
+        return False
+    buffers = [c.buffer or "" for c in rule.contents] + [p.buffer for p in rule.pcres]
+    if not buffers:
+        return True
+    directions = {side for name in buffers for side in _sides(rule, name)}
     if rule.direction is not None:
         directions &= {rule.direction}
     return any(_matches_side(rule, tx, side) for side in directions)
@@ -127,6 +214,15 @@ def _matches_side(rule: SimpleRule, tx: HttpTransaction, to_server: bool) -> boo
         pattern = content.pattern.lower() if content.nocase else content.pattern
         found = any(pattern in (b.lower() if content.nocase else b) for b in buffers)
         if found == content.negated:
+            return False
+    for pcre in rule.pcres:
+        if to_server not in _sides(rule, pcre.buffer):
+            return False
+        value = tx.buffer(pcre.buffer, to_server)
+        if value is None:
+            return False
+        values = value if isinstance(value, list) else [value]
+        if any(pcre.regex.search(v) for v in values) == pcre.negated:
             return False
     return True
 
