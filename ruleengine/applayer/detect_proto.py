@@ -33,3 +33,21 @@ def detect_app_proto(data: bytes, to_server: bool) -> str | Literal[False] | Non
         if len(head) < len(pattern) and pattern.startswith(head):
             undecided = True
     return None if undecided else False
+
+
+def detect_app_proto_midstream(
+    data: bytes, to_server: bool
+) -> tuple[str | Literal[False] | None, bool]:
+    """For flows picked up midstream: like :func:`detect_app_proto`, but a message of the
+    other direction (a response in what was taken as the to-server side) is recognised too.
+    Returns ``(result, reversed)``; ``reversed`` means the flow's direction should be swapped
+    (Suricata's ``reverse_flow`` on protocol detection)."""
+    result = detect_app_proto(data, to_server)
+    if result == "http":
+        return result, False
+    other = detect_app_proto(data, not to_server)
+    if other == "http":
+        return other, True
+    if result is None or other is None:
+        return None, False
+    return False, False

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ruleengine.applayer.detect_proto import detect_app_proto
+from ruleengine.applayer.detect_proto import detect_app_proto, detect_app_proto_midstream
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,10 @@ def test_detect_app_proto(data: bytes, to_server: bool, expected: object) -> Non
 def test_detection_ignores_ports_entirely() -> None:
     # the signature has no port argument at all: HTTP is recognised from bytes only
     assert detect_app_proto(b"OPTIONS * HTTP/1.1\r\n", True) == "http"
+
+
+def test_midstream_detection_reports_a_reversed_flow() -> None:
+    assert detect_app_proto_midstream(b"HTTP/1.0 200 OK\r\n", True) == ("http", True)
+    assert detect_app_proto_midstream(b"GET / HTTP/1.1\r\n", True) == ("http", False)
+    assert detect_app_proto_midstream(b"HT", True) == (None, False)
+    assert detect_app_proto_midstream(b"\x16\x03\x01", False) == (False, False)
