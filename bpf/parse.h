@@ -2,7 +2,7 @@
 /* Packet parsing shared by the socket filter, the fanout load balancer and the XDP filter.
  *
  * Builds for libbpf (clang -target bpf, kernel UAPI headers + libbpf's bpf_helpers.h) and for
- * BCC (-DUSE_BCC: BCC injects its own helper declarations; bcc-shim/ stands in for the kernel
+ * BCC (-DUSE_BCC: BCC injects its own helper declarations; minik/ stands in for the kernel
  * headers this machine does not have).
  *
  * Socket programs read the packet relative to the network header (skb->protocol +

@@ -394,7 +394,10 @@ class AfPacketGroup:
     def fanout_arg(self) -> int:
         c = self.config
         flags = 0
-        if c.cluster_type == "cluster_flow" and c.defrag:
+        # Defrag (IPv4 only, in the kernel) before the hash so that every fragment of a
+        # datagram and the flow's other packets hash alike; Suricata sets it for cluster_flow,
+        # we also do for cluster_ebpf (our LB would otherwise hash fragments by address).
+        if c.cluster_type in ("cluster_flow", "cluster_ebpf") and c.defrag:
             flags |= PACKET_FANOUT_FLAG_DEFRAG
         if c.rollover:
             flags |= PACKET_FANOUT_FLAG_ROLLOVER
@@ -540,8 +543,7 @@ class AfPacketBackend(BaseBackend):
                 if block is None:
                     ring.wait(POLL_TIMEOUT_MS)
                     continue
-                for ts, frame in block:
-                    yield ts, frame, 0
+                yield from block
         finally:
             self._iterating = False
             if self._closed:
@@ -557,7 +559,7 @@ class AfPacketBackend(BaseBackend):
         if block is None:
             ring.wait(timeout_ms)
             block = ring.read_block()
-        return [(ts, frame, 0) for ts, frame in block] if block else []
+        return list(block) if block else []
 
     # -- bypass --
     def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:

@@ -111,8 +111,8 @@ class TpacketV3Ring:
         off = self._current * self.block_size
         return bool(_BLOCK_HDR.unpack_from(m, off)[0] & TP_STATUS_USER)
 
-    def read_block(self) -> list[tuple[float, bytes]] | None:
-        """The packets ``(ts, frame)`` of the next ready block, which is handed back to the
+    def read_block(self) -> list[tuple[float, bytes, int]] | None:
+        """The packets ``(ts, frame, 0)`` of the next ready block, which is handed back to the
         kernel before returning (so frames are copies: ``bytes``); None when no block is
         ready. Copying a block's packets at once keeps the ring free while the engine works
         and lets callers keep the data (e.g. for stream reassembly)."""
@@ -123,7 +123,7 @@ class TpacketV3Ring:
         status, num, first = _BLOCK_HDR.unpack_from(m, off + _BLOCK_STATUS_OFF)
         if not status & TP_STATUS_USER:
             return None
-        out: list[tuple[float, bytes]] = []
+        out: list[tuple[float, bytes, int]] = []
         append = out.append
         unpack = _PKT_HDR.unpack_from
         p = off + first
@@ -141,7 +141,7 @@ class TpacketV3Ring:
                     m[start + 12:start + snap]
             else:
                 frame = m[start:start + snap]
-            append((sec + nsec * 1e-9, frame))
+            append((sec + nsec * 1e-9, frame, 0))  # the backends' RawPacket shape
             if not nxt:
                 break
             p += nxt
@@ -149,7 +149,7 @@ class TpacketV3Ring:
         self._current = (self._current + 1) % self.block_nr
         return out
 
-    def packets(self) -> Iterator[tuple[float, bytes]]:
+    def packets(self) -> Iterator[tuple[float, bytes, int]]:
         """Every packet of the blocks ready now (does not wait)."""
         while True:
             block = self.read_block()

@@ -3,7 +3,7 @@ sources at run time with ``-DUSE_BCC``.
 
 BCC's compiler front-end wants kernel headers. This machine (like many containers and VMs)
 has none for its running kernel, so when ``/lib/modules/$(uname -r)/build`` is missing,
-``BCC_KERNEL_SOURCE`` points at ``bpf/bcc-shim``: a few stand-in headers that are enough for
+``BCC_KERNEL_SOURCE`` points at ``bpf/minik``: a few stand-in headers that are enough for
 networking programs. A user's own ``BCC_KERNEL_SOURCE`` is respected.
 """
 
@@ -32,7 +32,7 @@ def _ensure_kernel_headers() -> None:
     release = os.uname().release
     if Path(f"/lib/modules/{release}/build/include").is_dir():
         return
-    os.environ["BCC_KERNEL_SOURCE"] = str(bundled_dir() / "bcc-shim")
+    os.environ["BCC_KERNEL_SOURCE"] = str(bundled_dir() / "minik")
 
 
 _LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
