@@ -747,8 +747,11 @@ class Config:
                 if last:
                     node[index] = value
                     return None
-                if not isinstance(node[index], dict | list):
-                    node[index] = {}
+                item = node[index]
+                if not isinstance(item, dict | list):
+                    # "- http" then --set ...types.3.http.extended=yes: the item becomes
+                    # "- http: {extended: yes}", as in Suricata's config tree
+                    node[index] = {item: {}} if item == segs[i + 1] else {}
                 node = node[index]
             else:
                 if last:

@@ -390,3 +390,10 @@ def test_stats_log_and_sensor_name():
         config, _ = Config.load(path)
         assert config.stats_log().append is True and config.sensor_name is None
         assert config.eve().type_options["alert"] == {"verdict": True}
+
+
+def test_set_below_a_scalar_list_item_keeps_its_name():
+    config, warnings = Config.load(None, ["outputs.1.eve-log.types.3.dns.enabled=no"])
+    assert warnings == []
+    assert config.get("outputs.1.eve-log.types.3") == {"dns": {"enabled": "no"}}
+    assert "dns" not in (config.eve().types or ())
