@@ -352,3 +352,13 @@ def test_http_event(tmp_path: Path):
     assert event["event_type"] == "http" and event["tx_id"] == 2 and event["pcap_cnt"] == 9
     assert (event["src_ip"], event["dest_port"]) == ("10.0.0.1", 80)
     assert event["http"]["url"] == "/index.html?a=1"  # type: ignore[index]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_write_errors_are_counted_not_raised():
+    eve = EveWriter("/dev/full", append=True)
+    eve.flow(FakeFlow(), app_proto=None, alerted=False, reason="timeout")
+    eve.close()
+    assert eve.write_errors == 1 and eve.last_error is not None
+    assert "No space left" in eve.last_error
+    eve.close()  # twice is fine
