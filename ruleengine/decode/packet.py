@@ -25,7 +25,7 @@ IPPROTO_ICMPV6 = 58
 
 
 class Packet:
-    __slots__ = (
+    __slots__ = (  # noqa: RUF023  (grouped by layer, not sorted)
         "ts",  # float seconds
         "pkt_id",  # backend's opaque id (verdict/bypass), 0 offline
         "length",  # captured frame length (bytes)
