@@ -106,6 +106,10 @@ class NfqCounters:
     already_marked: int = 0  # repeat mode: packets carrying the repeat mark, accepted unseen
     verdict_errors: int = 0  # unknown/duplicate packet ids, failed verdicts
     recv_errors: int = 0  # ENOBUFS and other receive failures
+    bypass_v4: int = 0  # bypass() calls taken, by address family
+    bypass_v6: int = 0
+    injected: int = 0  # inject(): packets sent
+    inject_errors: int = 0
 
 
 def _parse_int(key: str, value: object) -> int:
@@ -450,6 +454,7 @@ class NfqBackend(BaseBackend):
         self._busy_thread: int | None = None
         self._rules: Any = None
         self._proc: Any = None  # the namespace's nfnetlink_queue status file, opened at bind
+        self._raw: dict[bool, socket.socket] = {}  # inject(): raw sockets by "is IPv6"
         self._seq = int(time.time()) & 0xFFFF
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -664,15 +669,39 @@ class NfqBackend(BaseBackend):
         if not self._bypass_value or pkt_id not in self._pending:
             return False
         self._bypass_ids.add(pkt_id)
-        if len(flow.src) == 16:
-            self._counts_bypass(v6=True)
-        else:
-            self._counts_bypass(v6=False)
+        self._counts["bypass_v6" if len(flow.src) == 16 else "bypass_v4"] += 1
         return True
 
-    def _counts_bypass(self, *, v6: bool) -> None:
-        key = "bypass_v6" if v6 else "bypass_v4"
-        self._counts[key] = self._counts.get(key, 0) + 1
+    def inject(self, ip_packet: bytes) -> bool:
+        """Send a complete IPv4/IPv6 packet (e.g. the TCP RST or ICMP error of ``reject``)
+        from this host, marked with ``inject_mark`` so the installed rules let it out
+        instead of queueing it back to the engine. False (counted) when it cannot be sent."""
+        if not ip_packet:
+            return False
+        v6 = ip_packet[0] >> 4 == 6
+        try:
+            sock = self._raw_socket(v6)
+            if v6:
+                dst = socket.inet_ntop(socket.AF_INET6, ip_packet[24:40])
+                sock.sendto(ip_packet, (dst, 0))
+            else:
+                sock.sendto(ip_packet, (socket.inet_ntop(socket.AF_INET, ip_packet[16:20]), 0))
+        except (OSError, ValueError):
+            self._counts["inject_errors"] += 1
+            return False
+        self._counts["injected"] += 1
+        return True
+
+    def _raw_socket(self, v6: bool) -> socket.socket:
+        sock = self._raw.get(v6)
+        if sock is None:
+            # IPPROTO_RAW implies "header included" for both families on Linux.
+            family = socket.AF_INET6 if v6 else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            if self.inject_mark:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.inject_mark)
+            self._raw[v6] = sock
+        return sock
 
     @property
     def pending(self) -> int:
@@ -686,8 +715,7 @@ class NfqBackend(BaseBackend):
 
     # -- statistics -----------------------------------------------------------------------
     def counters(self) -> NfqCounters:
-        return NfqCounters(**{k: v for k, v in self._counts.items()
-                              if k in NfqCounters.__dataclass_fields__})
+        return NfqCounters(**self._counts)
 
     def kernel_queue_stats(self) -> dict[int, dict[str, int]]:
         """Per-queue kernel counters from /proc/net/netfilter/nfnetlink_queue:
@@ -719,8 +747,8 @@ class NfqBackend(BaseBackend):
             kernel_packets=self._counts["received"] + self._counts["already_marked"],
             kernel_drops=drops,
             errors=self._counts["recv_errors"] + self._counts["verdict_errors"],
-            bypass_v4_success=self._counts.get("bypass_v4", 0),
-            bypass_v6_success=self._counts.get("bypass_v6", 0),
+            bypass_v4_success=self._counts["bypass_v4"],
+            bypass_v6_success=self._counts["bypass_v6"],
         )
 
     # -- shutdown -------------------------------------------------------------------------
@@ -784,6 +812,9 @@ class NfqBackend(BaseBackend):
             with contextlib.suppress(OSError):
                 self._proc.close()
             self._proc = None
+        for raw in self._raw.values():
+            raw.close()
+        self._raw.clear()
         self._pending.clear()
         self._bypass_ids.clear()
         for fd in (self._wake_r, self._wake_w):

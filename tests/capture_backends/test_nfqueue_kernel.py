@@ -435,3 +435,47 @@ def test_without_cap_net_admin_the_reason_is_clear() -> None:
                           env=env, timeout=30, check=False)
     assert proc.stdout.strip() == "nfq: binding a netfilter queue needs root (CAP_NET_ADMIN)", (
         proc.stdout + proc.stderr)
+
+
+def _udp_packet(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    """A complete IPv4/IPv6 UDP packet (UDP checksum 0 is legal for IPv4 only: compute it)."""
+    v6 = ":" in src
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    s, d = socket.inet_pton(family, src), socket.inet_pton(family, dst)
+    length = 8 + len(payload)
+    pseudo = s + d + (struct.pack("!IxxxB", length, 17) if v6 else struct.pack("!xBH", 17, length))
+    udp = struct.pack("!HHHH", sport, dport, length, 0) + payload
+    data = pseudo + udp + b"\0" * (len(udp) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    udp = udp[:6] + struct.pack("!H", ~total & 0xFFFF or 0xFFFF) + udp[8:]
+    if v6:
+        return struct.pack("!IHBB", 6 << 28, length, 17, 64) + s + d + udp
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, 1, 0, 64, 17, 0, s, d)
+    words = sum(struct.unpack("!10H", header))
+    while words >> 16:
+        words = (words & 0xFFFF) + (words >> 16)
+    return header[:10] + struct.pack("!H", ~words & 0xFFFF) + header[12:] + udp
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_inject_sends_past_the_queue(v6: bool) -> None:
+    _require()
+    with kernel.netns_pair("nfq") as net:
+        def drop_all_udp(_b: NfqBackend, data: bytes, _id: int, _n: int) -> Verdict:
+            return Verdict.DROP if ports(data)[0] == 17 else Verdict.ACCEPT
+
+        a, b = addrs(net, v6)
+        with engine(net, NfqConfig(queues=(0,), install_rules=True), drop_all_udp) as consumer:
+            rx = kernel.udp_socket(net, net.ns_a, a, 7001)
+            rx.settimeout(2)
+            with net.entered(net.ns_b):  # raw sockets are made (lazily) in the engine's namespace
+                sent = [consumer.backend.inject(_udp_packet(b, a, 7777, 7001, b"reset %d" % i))
+                        for i in range(5)]
+            got = [rx.recv(100) for _ in range(5)]
+            counters = consumer.backend.counters()
+        assert sent == [True] * 5
+        assert sorted(got) == [b"reset %d" % i for i in range(5)]
+        assert consumer.count(7777, 7001) == 0
+        assert counters.injected == 5 and counters.inject_errors == 0
