@@ -10,19 +10,28 @@ Fragment: kept raw. Host: decoded, lowercased, port and trailing dots removed.
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from dataclasses import dataclass
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _REPLACEMENT = 0x3F  # '?', libhtp's best-fit replacement byte
 
 
+@functools.lru_cache(maxsize=4096)
 def bestfit(codepoint: int) -> int:
-    """Single byte for a code point: itself below 0x100, fullwidth forms folded to ASCII,
-    anything else the replacement byte (libhtp's map covers more code points; see report)."""
+    """Single byte for a code point, approximating libhtp's Windows-1252 best-fit map: itself
+    below 0x100, fullwidth forms and letters with diacritics folded to their ASCII base
+    (Unicode compatibility decomposition), anything else the replacement byte ``?``."""
     if codepoint < 0x100:
         return codepoint
     if 0xFF01 <= codepoint <= 0xFF5E:
         return codepoint - 0xFEE0
+    if codepoint > 0x10FFFF or 0xD800 <= codepoint <= 0xDFFF:
+        return _REPLACEMENT
+    base = unicodedata.normalize("NFKD", chr(codepoint))[:1]
+    if base and base.isascii() and base.isprintable():
+        return ord(base)
     return _REPLACEMENT
 
 

@@ -116,3 +116,17 @@ def test_remove_dot_segments(raw: bytes, expected: bytes) -> None:
 )
 def test_utf8_bestfit(raw: bytes, expected: bytes) -> None:
     assert utf8_bestfit(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"/%u0100", b"/A"),  # Latin Extended-A folds to its base letter
+        (b"/%u0107", b"/c"),
+        (b"/%u2080", b"/0"),  # subscript digit
+        (b"/%u4e00", b"/?"),  # no best fit
+        (b"/\xc4\x80", b"/A"),  # the same through UTF-8
+    ],
+)
+def test_bestfit_mapping(raw: bytes, expected: bytes) -> None:
+    assert normalize_uri(raw)[0] == expected
