@@ -126,6 +126,13 @@ class AfPacketConfig:
     rollover: bool = False
     promiscuous: bool = True
 
+    def with_loader(self, loader: str) -> AfPacketConfig:
+        """The same config with another eBPF loader ("libbpf" or "bcc"; e.g. from a CLI flag).
+        ValueError for an unknown name."""
+        if loader not in ebpf.LOADERS:
+            raise ValueError(f"unknown eBPF loader {loader!r} (one of {', '.join(ebpf.LOADERS)})")
+        return dataclasses.replace(self, loader=loader)
+
     # -- derived --
     def filter_path(self) -> Path | None:
         """Socket filter to attach: the configured one, else the bundled bypass filter when

@@ -118,3 +118,10 @@ def test_ring_geometry() -> None:
     # odd sizes are rounded to page/frame multiples; at least two blocks
     block_size, block_nr, frame_size, _ = ring_geometry(1, 5000, 1000)
     assert block_size % 4096 == 0 and block_size % frame_size == 0 and block_nr >= 2
+
+
+def test_with_loader() -> None:
+    cfg = AfPacketConfig(interface="x")
+    assert cfg.with_loader("bcc").loader == "bcc" and cfg.loader == "libbpf"
+    with pytest.raises(ValueError, match="unknown eBPF loader"):
+        cfg.with_loader("gcc")
