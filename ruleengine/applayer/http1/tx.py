@@ -132,6 +132,24 @@ class HttpTransaction:
         return int(code)
 
     @property
+    def http_content_type(self) -> str | None:
+        """Response Content-Type without parameters (EVE ``http.http_content_type``)."""
+        value = self.response_header(b"content-type")
+        if value is None:
+            return None
+        return value.split(b";", 1)[0].strip().decode("utf-8", "replace")
+
+    @property
+    def http_refer(self) -> str | None:
+        value = self.request_header(b"referer")
+        return None if value is None else value.decode("utf-8", "replace")
+
+    @property
+    def redirect(self) -> str | None:
+        value = self.response_header(b"location")
+        return None if value is None else value.decode("utf-8", "replace")
+
+    @property
     def length(self) -> int:
         """Response body bytes seen on the wire after dechunking (EVE ``http.length``)."""
         return self.response_message_len

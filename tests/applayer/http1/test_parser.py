@@ -374,3 +374,15 @@ def test_lf_only_line_endings() -> None:
     request = b"GET /lf HTTP/1.1\nHost: h\n\n"
     tx = only_tx(parse(request, b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"))
     assert tx.host == b"h" and tx.response_body == b"ok"
+
+
+def test_eve_helpers_for_optional_fields() -> None:
+    request = b"GET / HTTP/1.1\r\nHost: h\r\nReferer: http://r.example/\r\n\r\n"
+    response = (b"HTTP/1.1 301 Moved\r\nLocation: /new\r\n"
+                b"Content-Type: text/html; charset=utf-8\r\nContent-Length: 0\r\n\r\n")
+    tx = only_tx(parse(request, response))
+    assert (tx.http_refer, tx.redirect, tx.http_content_type) == (
+        "http://r.example/", "/new", "text/html")
+    bare = only_tx(parse(b"GET / HTTP/1.0\r\n\r\n"))
+    assert (bare.hostname, bare.user_agent, bare.status, bare.http_content_type) == (
+        None, None, None, None)
