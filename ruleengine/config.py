@@ -24,9 +24,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # the stages' own config types (imported lazily: they import nothing back)
+    from ruleengine.applayer.http1.config import HttpConfig
+    from ruleengine.flow.table import FlowTimeouts
+    from ruleengine.stream.tcp import StreamConfig
 
 # --- errors and value parsing ------------------------------------------------------------
 
@@ -962,6 +967,30 @@ class Config:
                 [addresses] if addresses is not None else [])
             out.append(_http_settings(str(name), tuple(str(a) for a in addr_list), body, base))
         return out
+
+    # --- the stages' own config objects ---------------------------------------------
+
+    def stream_config(self, *, ips: bool) -> StreamConfig:
+        """``ruleengine.stream.tcp.StreamConfig`` from the ``stream`` section."""
+        from ruleengine.stream.tcp import StreamConfig
+
+        view = self.stream()
+        return StreamConfig(midstream=view.midstream, inline=view.is_inline(ips),
+                            reassembly_depth=view.reassembly_depth,
+                            async_oneside=view.async_oneside, bypass=view.bypass)
+
+    def flow_timeouts_config(self) -> FlowTimeouts:
+        """``ruleengine.flow.table.FlowTimeouts`` from ``flow-timeouts``."""
+        from ruleengine.flow.table import FlowTimeouts
+
+        return FlowTimeouts.from_mapping(self.get_section("flow-timeouts"))
+
+    def http_config(self) -> tuple[HttpConfig, list[str]]:
+        """``ruleengine.applayer.http1.config.HttpConfig`` from libhtp's default-config, with
+        the keys it could not use."""
+        from ruleengine.applayer.http1.config import HttpConfig
+
+        return HttpConfig.from_mapping(self.get_section(_LIBHTP + "default-config"))
 
     def address_groups(self) -> dict[str, str]:
         return {str(k): _scalar_text(v) for k, v in self.get_section(

@@ -397,3 +397,18 @@ def test_set_below_a_scalar_list_item_keeps_its_name():
     assert warnings == []
     assert config.get("outputs.1.eve-log.types.3") == {"dns": {"enabled": "no"}}
     assert "dns" not in (config.eve().types or ())
+
+
+def test_stage_config_objects():
+    tcp = pytest.importorskip("ruleengine.stream.tcp")
+    table = pytest.importorskip("ruleengine.flow.table")
+    http1 = pytest.importorskip("ruleengine.applayer.http1.config")
+    config, _ = Config.load(None, ["stream.midstream=true", "stream.reassembly.depth=64kb",
+                                   "flow-timeouts.tcp.established=42"])
+    stream = config.stream_config(ips=True)
+    assert isinstance(stream, tcp.StreamConfig)
+    assert stream.midstream and stream.inline and stream.reassembly_depth == 64 << 10
+    assert config.stream_config(ips=False).inline is False
+    assert isinstance(config.flow_timeouts_config(), table.FlowTimeouts)
+    http, _problems = config.http_config()
+    assert isinstance(http, http1.HttpConfig)
