@@ -150,6 +150,11 @@ class HttpTransaction:
         return None if value is None else value.decode("utf-8", "replace")
 
     @property
+    def host_port(self) -> int | None:
+        """Port given in the Host header or absolute URI (EVE ``http.http_port``)."""
+        return self.request_port
+
+    @property
     def length(self) -> int:
         """Response body bytes seen on the wire after dechunking (EVE ``http.length``)."""
         return self.response_message_len

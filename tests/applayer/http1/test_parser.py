@@ -246,6 +246,7 @@ def test_absolute_uri_host_wins_over_host_header() -> None:
     parser = parse(request)
     tx = only_tx(parser)
     assert tx.host == b"abs.example.com"
+    assert tx.host_port == 8080
     assert tx.uri_normalized == b"/p?q"
     assert tx.uri_host_raw == b"Abs.Example.COM"
     assert tx.request_port == 8080
