@@ -32,6 +32,7 @@ import contextlib
 import errno
 import os
 import select
+import signal
 import socket
 import struct
 import threading
@@ -412,6 +413,22 @@ def _has_net_admin() -> bool:
     return os.geteuid() == 0
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM (for the calling thread) while the firewall rules are removed and
+    the pending packets get their verdicts: a second Ctrl-C must not leave rules behind. The
+    held signal is delivered when the block ends."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (OSError, ValueError):
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _load_binding() -> Any:
     try:
         import netfilterqueue
@@ -768,7 +785,7 @@ class NfqBackend(BaseBackend):
             self.stop()
             return
         self.stop()
-        with self._lock:
+        with self._lock, _signals_held():
             if self._closed:
                 return
             self._closed = True

@@ -479,3 +479,42 @@ def test_inject_sends_past_the_queue(v6: bool) -> None:
         assert sorted(got) == [b"reset %d" % i for i in range(5)]
         assert consumer.count(7777, 7001) == 0
         assert counters.injected == 5 and counters.inject_errors == 0
+
+
+_HOLDER = """
+import signal
+from capture_backends.nfqueue import NfqBackend, NfqConfig
+backend = NfqBackend(NfqConfig(queues=(0,), install_rules=True))
+signal.signal(signal.SIGTERM, lambda *_: backend.stop())  # what the engine's handler does
+print("ready", flush=True)
+held = [pkt_id for _ts, data, pkt_id in backend.packets() if data]  # no verdicts at all
+backend.close()
+print("held", len(held), "errors", backend.counters().verdict_errors, flush=True)
+"""
+
+
+def test_sigterm_gives_pending_packets_their_verdicts_and_removes_the_rules() -> None:
+    _require()
+    with kernel.netns_pair("nfq") as net:
+        env = dict(os.environ, PYTHONPATH=str(kernel.REPO_ROOT))
+        proc = net.popen(net.ns_b, sys.executable, "-c", _HOLDER, stdout=subprocess.PIPE,
+                         env=env)
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready and proc.stdout.readline().strip() == b"ready"
+        rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 7001)
+        tx = kernel.udp_socket(net, net.ns_a, net.v4_a, 0)
+        assert kernel.udp_exchange(tx, rx, 20) == 0  # held in the queue by the consumer
+
+        def waiting() -> int:
+            status = net.run(net.ns_b, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout
+            return int(status.split()[2]) if status.strip() else 0
+
+        assert kernel.wait_for(lambda: waiting() >= 20)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0
+        assert out.split()[:1] == [b"held"] and int(out.split()[1]) >= 20
+        rx.settimeout(2)
+        assert [rx.recv(2048) for _ in range(20)]  # all 20 delivered after the verdicts
+        assert "ruleengine" not in net.run(net.ns_b, "iptables", "-t", "mangle", "-S").stdout
