@@ -29,6 +29,7 @@ import errno
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -548,7 +549,8 @@ class AfPacketBackend(BaseBackend):
             while not self._closed:
                 block = ring.read_block()
                 if block is None:
-                    ring.wait(POLL_TIMEOUT_MS)
+                    if not ring.wait(POLL_TIMEOUT_MS) and self._socket_failed():
+                        return
                     continue
                 yield from block
         finally:
@@ -564,9 +566,22 @@ class AfPacketBackend(BaseBackend):
             return []
         block = ring.read_block()
         if block is None:
-            ring.wait(timeout_ms)
+            if not ring.wait(timeout_ms):
+                self._socket_failed()
             block = ring.read_block()
         return list(block) if block else []
+
+    def _socket_failed(self) -> bool:
+        """After a socket error: True when the interface is gone (capture cannot resume),
+        else pause one poll period (interface down: the kernel resumes delivery when it
+        comes back up) so that repeated errors cannot spin the CPU."""
+        self._errors += 1
+        try:
+            socket.if_nametoindex(self.group.config.interface)
+        except OSError:
+            return True
+        time.sleep(POLL_TIMEOUT_MS / 1000)
+        return False
 
     # -- bypass --
     def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:

@@ -99,10 +99,17 @@ class TpacketV3Ring:
     def size_bytes(self) -> int:
         return self.block_size * self.block_nr
 
-    def wait(self, timeout_ms: int) -> None:
-        """Sleep until a block is ready (or ``timeout_ms``); EINTR returns early."""
-        if self._map is not None and not self.block_ready():
-            self._poll.poll(timeout_ms)  # PEP 475: EINTR is retried, signal handlers run
+    def wait(self, timeout_ms: int) -> bool:
+        """Sleep until a block is ready (or ``timeout_ms``). Returns False when the socket
+        reported an error instead (e.g. ENETDOWN: the interface went down or away); the
+        error is cleared."""
+        if self._map is None or self.block_ready():
+            return True
+        events = self._poll.poll(timeout_ms)  # PEP 475: EINTR is retried, handlers run
+        if any(mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _fd, mask in events):
+            self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # read = clear
+            return False
+        return True
 
     def block_ready(self) -> bool:
         m = self._map

@@ -326,3 +326,32 @@ def test_unavailable_reasons() -> None:
         assert not _xdp_on(net)
         with capture(net, bypass=True, xdp_filter_file="xdp_filter.o") as (group, _be):
             assert group.xdp_attached
+
+
+def test_interface_down_then_removed() -> None:
+    """Link down: errors are counted, no busy loop, capture resumes when it comes back up.
+    Interface removed: packets() ends instead of spinning."""
+    _require()
+    with kernel.netns_pair() as net, capture(net) as (_g, be):
+        net.run(net.ns_b, "ip", "link", "set", net.if_b, "down")
+        start = time.monotonic()
+        assert be.read_batch(100) == [] and be.read_batch(100) == []
+        assert time.monotonic() - start >= 0.1
+        assert be.stats().errors >= 1
+        net.run(net.ns_b, "ip", "link", "set", net.if_b, "up")
+        assert kernel.wait_for(lambda: "LOWER_UP" in net.run(
+            net.ns_b, "ip", "link", "show", net.if_b).stdout)
+        server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5000)
+        client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
+        kernel.udp_exchange(client, server, 10)
+        assert count_flows(drain(be)).get(flow(net.v4_a, net.v4_b, 6000, 5000)) == 10
+
+        timer = threading.Timer(0.3, lambda: net.run(net.ns_a, "ip", "link", "del", net.if_a))
+        timer.start()
+        try:
+            start = time.monotonic()
+            for _ in be.packets():
+                pass
+            assert time.monotonic() - start < 3.0
+        finally:
+            timer.join()
