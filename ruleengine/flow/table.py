@@ -1,5 +1,8 @@
 """Flow table: symmetric 5-tuple (+ VLAN) key, per-state timeouts, bounded size.
 
+VLAN ids are part of the key unless ``use_vlan`` is off (``vlan.use-for-tracking: no``);
+``flow.vlan`` always records the first packet's tags.
+
 A flow's direction is fixed by its first packet: its sender is the client and
 packets from it are ``to_server``. One exception, as in Suricata's midstream
 handling: when the first packet is a TCP SYN/ACK, its *receiver* is the client.
@@ -250,10 +253,12 @@ class FlowTable:
         *,
         max_flows: int = 1_000_000,
         expire_interval: float = 1.0,
+        use_vlan: bool = True,
     ) -> None:
         self.timeouts = timeouts if timeouts is not None else FlowTimeouts()
         self.max_flows = max(1, max_flows)
         self.expire_interval = expire_interval
+        self.use_vlan = use_vlan  # suricata.yaml vlan.use-for-tracking
         self.flows: dict[FlowKey, Flow] = {}
         self._evicted: list[Flow] = []
         self._next_scan = float("-inf")
@@ -276,10 +281,11 @@ class FlowTable:
         dst = pkt.dst
         sport = pkt.sport
         dport = pkt.dport
+        vlan = pkt.vlan if self.use_vlan else ()
         if (src, sport) <= (dst, dport):
-            key: FlowKey = (src, sport, dst, dport, pkt.proto, pkt.vlan)
+            key: FlowKey = (src, sport, dst, dport, pkt.proto, vlan)
         else:
-            key = (dst, dport, src, sport, pkt.proto, pkt.vlan)
+            key = (dst, dport, src, sport, pkt.proto, vlan)
         flow = self.flows.get(key)
         if flow is None:
             flow = self._create(key, pkt)

@@ -409,6 +409,8 @@ class TcpTracker:
             if not to_server:  # flow created by an earlier non-SYN packet: swap roles
                 ssn.client, ssn.server = ssn.server, ssn.client
                 _swap_flow(flow)
+            if pkt.payload:  # TCP Fast Open: data on the SYN, kept until the SYN/ACK says
+                self._insert(client, 0, pkt.payload, True, upd)
             return
         if not cfg.midstream:
             if flags & TH_FIN:
@@ -460,13 +462,22 @@ class TcpTracker:
             upd.accept = False
             return
         if flags & TH_SYN and flags & TH_ACK:
-            if pkt.ack & _M32 != ssn.client.base:
+            client = ssn.client
+            ack_off = client.offset(pkt.ack)
+            tfo = client.max_end
+            if ack_off != 0 and not (tfo and ack_off == tfo):
                 upd.events.append("stream.3whs_synack_with_wrong_ack")
                 upd.accept = False
                 return
             self.counters["tcp.synack"] += 1
             ssn.server.set_base(pkt.seq + 1)
             ssn.state = S_SYN_RECV
+            if tfo and ack_off == 0:  # the server did not take the SYN's data
+                upd.events.append("stream.3whs_synack_tfo_data_ignored")
+                _discard(client)
+            elif tfo:
+                client.ack_off = ack_off
+                self._deliver_acked(client, True, upd)
             return
         if flags & TH_SYN:
             upd.events.append("stream.3whs_syn_toclient_on_syn_recv")
@@ -734,6 +745,15 @@ class TcpTracker:
         if half.ctg_end < end:
             half.ctg_end = end
         upd.data.append((to_server, out))
+
+
+def _discard(half: _Half) -> None:
+    """Forget everything buffered in ``half`` (data the peer refused)."""
+    half.starts.clear()
+    half.datas.clear()
+    half.buffered = 0
+    half.ctg_end = half.app_off
+    half.max_end = half.app_off
 
 
 def _swap_flow(flow: Flow) -> None:

@@ -57,6 +57,12 @@ class TestLookup:
         )
         assert len(table) == 4
 
+    def test_vlan_not_used_for_tracking(self) -> None:
+        table = FlowTable(use_vlan=False)
+        f1, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2, vlan=7))
+        f2, to_server = table.lookup(_udp("10.0.0.2", "10.0.0.1", 2, 1))
+        assert f1 is f2 and not to_server and f1.vlan == (7,)
+
     def test_icmp_request_and_reply_share_a_flow(self) -> None:
         table = FlowTable()
         req = decode_one(bytes(eth() / IP(src="1.1.1.1", dst="2.2.2.2") / ICMP(type=8)))

@@ -85,6 +85,26 @@ class TestHandshake:
         assert not upd.accept
         assert conn.tracker.counters["tcp.invalid_checksum"] == 1
 
+    def test_tcp_fast_open_data_on_syn(self) -> None:
+        conn = Conn()
+        conn.send("S", conn.isn_c, data=b"GET /tfo", to_server=True)
+        upd = conn.send("SA", conn.isn_s, conn.isn_c + 1 + 8, to_server=False)
+        assert upd.accept and upd.data == [(True, b"GET /tfo")]
+        conn.c("A", 8, ack_off=0)
+        conn.c("PA", 8, b" HTTP/1.0", ack_off=0)
+        conn.s("A", 0, ack_off=17)
+        assert bytes(conn.toserver) == b"GET /tfo HTTP/1.0"
+
+    def test_tcp_fast_open_data_refused(self) -> None:
+        conn = Conn()
+        conn.send("S", conn.isn_c, data=b"early", to_server=True)
+        upd = conn.send("SA", conn.isn_s, conn.isn_c + 1, to_server=False)
+        assert upd.accept and "stream.3whs_synack_tfo_data_ignored" in upd.events
+        conn.c("A", 0, ack_off=0)
+        conn.c("PA", 0, b"again", ack_off=0)
+        conn.s("A", 0, ack_off=5)
+        assert bytes(conn.toserver) == b"again"
+
     def test_rst_without_session(self) -> None:
         conn = Conn()
         upd = conn.c("R", 0)
