@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import time
@@ -171,11 +172,14 @@ class HttpTxLike(Protocol):
 
 
 _ts_cache: tuple[int, str] = (-1, "")
+_YEAR_10000 = 253402300800.0
 
 
 def format_ts(ts: float) -> str:
     """Suricata's EVE timestamp, in UTC: ``2026-11-25T15:42:02.123456+0000``."""
     global _ts_cache
+    if not (math.isfinite(ts) and 0 <= ts < _YEAR_10000):
+        ts = 0.0  # junk from a hostile capture: print the epoch rather than fail
     micros = round(ts * 1_000_000)
     sec, usec = divmod(micros, 1_000_000)
     cached_sec, prefix = _ts_cache
@@ -433,7 +437,8 @@ class EveWriter:
             return
         nested = nest(counters, eve_stats_counters())
         event = self._header(ts, "stats", None, None)
-        event["stats"] = {"uptime": max(0, int(uptime)), **nested}
+        up = int(uptime) if math.isfinite(uptime) else 0
+        event["stats"] = {"uptime": max(0, up), **nested}
         self._emit(event)
 
     # --- pieces --------------------------------------------------------------------

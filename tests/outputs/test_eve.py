@@ -94,6 +94,7 @@ def test_timestamp_format_and_rounding():
     assert format_ts(1764085322.123456) == "2025-11-25T15:42:02.123456+0000"
     # a value that rounds up to the next second must not print 1000000 microseconds
     assert format_ts(1764085322.9999999) == "2025-11-25T15:42:03.000000+0000"
+    assert format_ts(float("nan")) == format_ts(1e300) == "1970-01-01T00:00:00.000000+0000"
 
 
 def test_addresses_as_inet_ntop_prints_them():
