@@ -97,7 +97,7 @@ def addr_int(packed: bytes) -> int:
 class CompiledHeader:
     """Rule header test: protocol number, addresses, ports and direction."""
 
-    __slots__ = ("both", "dport", "dst", "protos", "sport", "src")
+    __slots__ = ("both", "dport", "dst", "hid", "protos", "sport", "src")
 
     def __init__(
         self,
@@ -109,6 +109,7 @@ class CompiledHeader:
         both: bool,
     ) -> None:
         self.protos = frozenset(protos)  # empty = any IP protocol
+        self.hid = 0  # identity for per-packet result caching (set by the engine)
         self.src = CompiledAddresses(src)
         self.dst = CompiledAddresses(dst)
         self.sport = None if sports.is_any else sports

@@ -100,6 +100,27 @@ class _SkipRule(Exception):
     pass
 
 
+class _HeaderTable:
+    """Interns identical rule headers: thousands of rules share a handful of headers
+    (``$HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS``), so a packet tests each once."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[object, ...], CompiledHeader] = {}
+
+    def get(self, rule: Rule) -> CompiledHeader:
+        both = rule.direction is Direction.BOTH
+        protos = PROTO_NUMBERS.get(rule.protocol, ())
+        key = (protos, rule.src, rule.src_ports, rule.dst, rule.dst_ports, both)
+        header = self._by_key.get(key)
+        if header is None:
+            header = CompiledHeader(
+                protos, rule.src, rule.src_ports, rule.dst, rule.dst_ports, both
+            )
+            header.hid = len(self._by_key)
+            self._by_key[key] = header
+        return header
+
+
 class CRule:
     """A rule compiled for evaluation (positions, compiled buffers, flags)."""
 
@@ -109,17 +130,10 @@ class CRule:
         "require_packet", "rule", "transactional", "tx_bufs", "tx_conds", "tx_dirs",
     )  # fmt: skip
 
-    def __init__(self, rule: Rule, idx: int) -> None:
+    def __init__(self, rule: Rule, idx: int, headers: _HeaderTable) -> None:
         self.rule = rule
         self.idx = idx
-        self.header = CompiledHeader(
-            PROTO_NUMBERS.get(rule.protocol, ()),
-            rule.src,
-            rule.src_ports,
-            rule.dst,
-            rule.dst_ports,
-            rule.direction is Direction.BOTH,
-        )
+        self.header = headers.get(rule)
         self.alproto = rule.app_proto
         self.alproto_neg = rule.app_proto_negated
         self.flow: FlowCondition | None = rule.flow
@@ -340,10 +354,11 @@ class _RawMatch(NamedTuple):
 class _PacketCtx:
     """Per-packet values computed once."""
 
-    __slots__ = ("dport", "dst", "pkt", "proto", "sport", "src", "ver")
+    __slots__ = ("dport", "dst", "hcache", "pkt", "proto", "sport", "src", "ver")
 
     def __init__(self, pkt: Any) -> None:
         self.pkt = pkt
+        self.hcache: dict[int, bool] = {}  # header id (~id: reversed) -> result
         self.proto = pkt.proto
         self.ver = pkt.ip_version
         self.src = addr_int(pkt.src)
@@ -364,11 +379,12 @@ class DetectEngine:
         self.skipped: list[tuple[Rule, str]] = []
         self.thresholds = ThresholdTable()
         compiled: list[CRule] = []
+        headers = _HeaderTable()
         for idx, rule in enumerate(rules):
             reason = _skip_reason(rule)
             if reason is None:
                 try:
-                    compiled.append(CRule(rule, idx))
+                    compiled.append(CRule(rule, idx, headers))
                 except (_SkipRule, ci.CompileError, PcreCompileError) as exc:
                     reason = str(exc)
                 except Exception as exc:  # hostile rule data must never escape
@@ -492,7 +508,7 @@ class DetectEngine:
     def _packet_prechecks(
         self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool
     ) -> bool:
-        if not cr.header.matches(ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst, ctx.dport):
+        if not _header_ok(cr.header, ctx, False):
             return False
         if not _alproto_ok(cr, flow):
             return False
@@ -602,11 +618,8 @@ class DetectEngine:
         return hits
 
     def _tx_prechecks(self, cr: CRule, ctx: _PacketCtx, flow: FlowLike, to_server: bool) -> bool:
-        if cr.transactional and not to_server:  # header written client -> server
-            ok = cr.header.matches(ctx.proto, ctx.ver, ctx.dst, ctx.dport, ctx.src, ctx.sport)
-        else:
-            ok = cr.header.matches(ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst, ctx.dport)
-        if not ok:
+        # transactional (=>) rules: the header is written client -> server
+        if not _header_ok(cr.header, ctx, cr.transactional and not to_server):
             return False
         if cr.alproto is not None and not _alproto_ok(cr, flow):
             return False
@@ -693,6 +706,18 @@ def _rule_pos(engine: DetectEngine, rule: Rule) -> int:
         if cr.rule is rule:
             return cr.idx
     return len(engine.rules)
+
+
+def _header_ok(header: CompiledHeader, ctx: _PacketCtx, reverse: bool) -> bool:
+    key = ~header.hid if reverse else header.hid
+    ok = ctx.hcache.get(key)
+    if ok is None:
+        if reverse:
+            ok = header.matches(ctx.proto, ctx.ver, ctx.dst, ctx.dport, ctx.src, ctx.sport)
+        else:
+            ok = header.matches(ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst, ctx.dport)
+        ctx.hcache[key] = ok
+    return ok
 
 
 def _in_proto_group(cr: CRule, key: int) -> bool:
