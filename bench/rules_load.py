@@ -1,0 +1,91 @@
+"""Rule-load throughput: ruleengine (cold and warm) vs idstools and suricataparser.
+
+    .venv/bin/python bench/rules_load.py [RULES_FILE] [--repeat N]
+
+All parsers run in the same process on the same file (default: the ET Open corpus).
+rules/s counts the rules each tool returns: idstools and suricataparser also return
+the commented-out (disabled) rules, ruleengine only the enabled ones it loads, so
+both counts are printed along with the ratio of the wall times for the whole file.
+Cold = no cache (parse + validate + compile every pcre); warm = the cache keyed by
+file content, variables and engine version (``$XDG_CACHE_HOME/ruleengine``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT.parent / "shared" / "corpus" / "rules" / "et-open-suricata-5.0.rules"
+
+
+def best_of(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
+    best, count = float("inf"), 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        count = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, count
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("rules", nargs="?", default=str(DEFAULT))
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    path = Path(args.rules)
+    if not path.is_file():
+        print(f"rules file not found: {path}", file=sys.stderr)
+        return 2
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ruleengine-bench-")
+    sys.path.insert(0, str(ROOT))
+
+    from idstools import rule as idstools_rule
+    from suricataparser import parse_file as surp_parse_file
+
+    from ruleengine.rules.loader import load_rule_files
+    from ruleengine.rules.syntax import parser
+
+    parser()  # grammar construction is a one-off per process; not part of a load
+
+    results: dict[str, tuple[float, int]] = {}
+    results["idstools"] = best_of(args.repeat, lambda: len(idstools_rule.parse_file(str(path))))
+    results["suricataparser"] = best_of(args.repeat, lambda: len(surp_parse_file(str(path))))
+
+    def cold() -> int:
+        return load_rule_files([path], use_cache=False).loaded
+
+    results["ruleengine cold"] = best_of(args.repeat, cold)
+    load_rule_files([path], use_cache=True)  # fill the cache
+
+    def warm() -> int:
+        return load_rule_files([path], use_cache=True).loaded
+
+    results["ruleengine warm"] = best_of(args.repeat, warm)
+
+    enabled = sum(1 for line in path.open(encoding="utf-8", errors="replace")
+                  if line[:1].isalpha())
+    print(f"file: {path} ({enabled} enabled rules)")
+    print(f"{'parser':<18}{'seconds':>9}{'rules':>8}{'rules/s':>10}{'vs idstools (time)':>20}")
+    base_t, base_n = results["idstools"]
+    for name, (secs, count) in results.items():
+        rate = count / secs if secs else 0.0
+        ratio = base_t / secs if secs else 0.0
+        print(f"{name:<18}{secs:>9.3f}{count:>8}{rate:>10.0f}{ratio:>19.2f}x")
+    base_rate = base_n / base_t
+    summary: dict[str, Any] = {
+        name: round((count / secs) / base_rate, 2) for name, (secs, count) in results.items()
+    }
+    print("rules/s relative to idstools:", summary)
+    print("targets: cold >= 1.0x idstools rules/s, warm >= 10x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
