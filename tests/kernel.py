@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import itertools
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -42,6 +44,8 @@ from pathlib import Path
 import pytest
 
 CLONE_NEWNET = 0x40000000
+_SIOCETHTOOL = 0x8946
+_ETHTOOL_STSO, _ETHTOOL_SGSO, _ETHTOOL_SGRO = 0x1F, 0x24, 0x2C
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
@@ -171,10 +175,23 @@ class NetnsPair:
             _ip("-n", ns, "addr", "add", f"{v6}/64", "dev", ifname, "nodad")
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", ifname, "up")
-            if shutil.which("ethtool"):  # MTU-sized frames on the wire (no TSO super-packets)
-                self.run(ns, "ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off",
-                         check=False)
+            self.disable_offloads(ns, ifname)
         self._wait_link_up()
+
+    def disable_offloads(self, ns: str, ifname: str) -> None:
+        """TSO/GSO/GRO off so that captured frames are MTU-sized like on a real wire (veth
+        otherwise hands 64 KiB TCP super-packets to taps). Uses the SIOCETHTOOL ioctl
+        directly: the ethtool binary is not installed everywhere. Best effort."""
+        with self.entered(ns):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for cmd in (_ETHTOOL_STSO, _ETHTOOL_SGSO, _ETHTOOL_SGRO):
+                value = (ctypes.c_uint32 * 2)(cmd, 0)
+                ifreq = struct.pack("16sP16x", ifname.encode(), ctypes.addressof(value))
+                with contextlib.suppress(OSError):
+                    fcntl.ioctl(s.fileno(), _SIOCETHTOOL, ifreq)
+        finally:
+            s.close()
 
     def _wait_link_up(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
