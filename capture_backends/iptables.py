@@ -12,7 +12,8 @@ mark is saved to the connection in later hooks (mangle INPUT and POSTROUTING)::
 
     -m mark --mark MARK/MASK -j CONNMARK --save-mark --nfmask MASK --ctmask MASK
 
-Repeat mode queues only packets without the repeat mark (``-m mark ! --mark R/RM``).
+Repeat mode first accepts packets carrying the repeat mark (``-m mark --mark R/RM -j ACCEPT``,
+the equivalent of Suricata's ``-m mark ! --mark R/RM -j NFQUEUE``), ahead of the restore.
 
 Every rule carries ``-m comment --comment ruleengine-<queue>`` (``ruleengine-<a>-<b>`` for a
 queue range), so removal deletes exactly those rules, and a later start also removes the
@@ -119,14 +120,15 @@ class NfqRules:
             if self.inject_mark and chain == "OUTPUT":  # only the host's own packets
                 inject = f"{self.inject_mark:#x}/{self.inject_mark:#x}"
                 out.append((chain, [*tag, "-m", "mark", "--mark", inject, "-j", "ACCEPT"]))
+            if self.repeat_mask:
+                # Before the restore: a repeated packet keeps the bypass bit its verdict set
+                # (the restore would overwrite it with the not yet saved connmark).
+                repeat = f"{self.repeat_mark:#x}/{self.repeat_mask:#x}"
+                out.append((chain, [*tag, "-m", "mark", "--mark", repeat, "-j", "ACCEPT"]))
             if self.bypass_mask:
                 out.append((chain, [*tag, "-j", "CONNMARK", "--restore-mark", *masks]))
                 out.append((chain, [*tag, *marked, "-j", "ACCEPT"]))
-            queue = [*tag]
-            if self.repeat_mask:
-                repeat = f"{self.repeat_mark:#x}/{self.repeat_mask:#x}"
-                queue += ["-m", "mark", "!", "--mark", repeat]
-            out.append((chain, [*queue, *self._queue_target()]))
+            out.append((chain, [*tag, *self._queue_target()]))
         if self.bypass_mask:
             for chain in SAVE_CHAINS:
                 out.append((chain, [*tag, *marked, "-j", "CONNMARK", "--save-mark", *masks]))

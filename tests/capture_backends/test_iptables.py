@@ -65,8 +65,12 @@ def test_repeat_mode_and_inject_mark() -> None:
     output = [args for chain, args in rules if chain == "OUTPUT"]
     assert output[0][4:] == ["-m", "mark", "--mark", "0x100/0x100", "-j", "ACCEPT"]
     assert len(output) == len(forward) + 1  # the engine's own packets only leave via OUTPUT
-    assert forward[-1][4:] == ["-m", "mark", "!", "--mark", "0x2/0x2", "-j", "NFQUEUE",
-                                   "--queue-num", "0", "--queue-bypass"]
+    assert [args[4:] for args in forward] == [
+        ["-m", "mark", "--mark", "0x2/0x2", "-j", "ACCEPT"],  # repeated: before the restore
+        ["-j", "CONNMARK", "--restore-mark", "--nfmask", "0x1", "--ctmask", "0x1"],
+        ["-m", "mark", "--mark", "0x1/0x1", "-j", "ACCEPT"],
+        ["-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"],
+    ]
 
 
 def test_variant_selects_binary() -> None:

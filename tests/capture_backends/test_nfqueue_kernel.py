@@ -305,18 +305,27 @@ def test_close_accepts_pending_packets_and_removes_rules() -> None:
         assert backend.counters().verdict_errors == 1
 
 
-def test_repeat_mode_reinjects_with_the_repeat_mark() -> None:
+def test_repeat_mode_reinjects_with_the_repeat_mark_and_bypass_still_works() -> None:
     _require()
+    nbytes = 5_000_000
     with kernel.netns_pair("nfq") as net:
+        def policy(backend: NfqBackend, data: bytes, pkt_id: int, nth: int) -> Verdict:
+            if ports(data)[2] == 8002 and nth == 10:
+                backend.bypass(flow_of(data), pkt_id)
+            return Verdict.ACCEPT
+
         config = NfqConfig(queues=(0,), mode="repeat", repeat_mark=0x2, repeat_mask=0x2,
                            bypass_mark=0x1, bypass_mask=0x1, install_rules=True)
-        with engine(net, config) as consumer:
+        with engine(net, config, policy) as consumer:
             rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 7001)
             tx = kernel.udp_socket(net, net.ns_a, net.v4_a, 0)
             assert kernel.udp_exchange(tx, rx, 50) == 50
+            assert tcp_transfer(net, False, 8002, nbytes, 41002) == nbytes
             counters = consumer.backend.counters()
         assert consumer.count(tx.getsockname()[1], 7001) == 50  # each packet queued once
         assert counters.repeated >= 50 and counters.accepted == 0  # (+ IPv6 ND/MLD noise)
+        assert counters.bypass_marked == 1
+        assert consumer.count(41002, 8002) <= 50, consumer.count(41002, 8002)
 
 
 def test_two_queues_in_one_process() -> None:
