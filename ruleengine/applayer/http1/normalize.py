@@ -5,7 +5,9 @@ Path (``rust/htp/src/urlencoded.rs`` ``path_decode_uri``, ``utf8_decoder.rs``, `
 separators decoded, ``//`` compressed, UTF-8 converted to single bytes by best fit (invalid
 sequences -> ``?``), then RFC 3986 dot-segment removal. Lowercasing is off (Suricata).
 Query: decoded once (``%XX``, ``%uXXXX``; ``+`` kept unless ``query-plusspace-decode``).
-Fragment: kept raw. Host: decoded, lowercased, port and trailing dots removed.
+Fragment: kept raw. URI host: decoded, lowercased, port and trailing dots removed; a Host
+header's host is only lowercased and stripped of its port (libhtp ``parse_hostport``; its
+trailing dot stays, see libhtp's ``10-host-in-headers`` test).
 """
 
 from __future__ import annotations

@@ -478,12 +478,15 @@ class HttpParser:
                 self._event(tx, ev.MISSING_HOST_HEADER)
             return
         host, port = split_hostport(header)
+        # libhtp parse_hostport: the Host header's name is only lowercased (no decoding, and
+        # unlike a URI host a trailing dot is kept)
+        host = host.lower()
         if tx.host is not None:
             # the absolute URI's host wins; a different Host header is ambiguous
-            if normalize_host(host) != tx.host:
+            if host.rstrip(b".") != tx.host:
                 self._event(tx, ev.HOST_HEADER_AMBIGUOUS)
             return
-        tx.host = normalize_host(host)
+        tx.host = host
         tx.request_port = _port_number(port)
 
     # ------------------------------------------------------------------ bodies

@@ -258,8 +258,9 @@ def test_absolute_uri_host_wins_over_host_header() -> None:
     [
         (b"WWW.Example.Com", b"www.example.com"),
         (b"example.com:8080", b"example.com"),
-        (b"example.com.", b"example.com"),
+        (b"example.com.", b"example.com."),  # libhtp keeps a Host header's trailing dot
         (b"[::1]:80", b"[::1]"),
+        (b"ex%41mple.com", b"ex%41mple.com"),  # ... and does not URL-decode it
     ],
 )
 def test_host_header_normalisation(header: bytes, host: bytes) -> None:
