@@ -84,6 +84,9 @@ _KNOWN_ICMPV4_TYPES = frozenset(
 )
 _ICMPV6_MAX_KNOWN_ERROR = 4
 
+CHECKSUM_SAMPLE_COUNT = 1000
+CHECKSUM_INVALID_RATIO = 10
+
 COUNTER_NAMES = (
     "decoder.pkts",
     "decoder.bytes",
@@ -130,9 +133,15 @@ class Decoder:
         checksum_validation: bool = True,
         defrag: bool = True,
         defrag_timeout: float = 60.0,
+        checksum_auto: bool = False,
     ) -> None:
         self.linktype = linktype
         self.checksum_validation = checksum_validation
+        # Suricata's ``checksum-checks: auto`` (pcap files): look at the first
+        # CHECKSUM_SAMPLE_COUNT packets; if more than 1 in CHECKSUM_INVALID_RATIO TCP
+        # checksums were wrong, assume checksum offloading and stop validating.
+        self._auto_pending = checksum_auto and checksum_validation
+        self.warnings: list[str] = []
         self.defrag_enabled = defrag
         self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self.defrag = Defragmenter(self.counters, timeout=defrag_timeout)
@@ -175,6 +184,8 @@ class Decoder:
         c["decoder.bytes"] += n
         if n > c["decoder.max_pkt_size"]:
             c["decoder.max_pkt_size"] = n
+        if self._auto_pending and c["decoder.pkts"] > CHECKSUM_SAMPLE_COUNT:
+            self._checksum_auto_decide()
         pkt = Packet(ts, pkt_id, n)
         try:
             self._link(pkt, data, n)
@@ -183,6 +194,17 @@ class Decoder:
         if pkt.frag and pkt.ip_version == 0:
             return None  # fragment held (the flag marks "consumed" until reassembled)
         return pkt
+
+    def _checksum_auto_decide(self) -> None:
+        self._auto_pending = False
+        invalid = self.counters["tcp.invalid_checksum"]
+        if invalid and CHECKSUM_SAMPLE_COUNT // invalid < CHECKSUM_INVALID_RATIO:
+            self.checksum_validation = False
+            self.warnings.append(
+                f"more than 1/{CHECKSUM_INVALID_RATIO}th of the first {CHECKSUM_SAMPLE_COUNT} "
+                f"packets have an invalid TCP checksum ({invalid}); assuming checksum "
+                "offloading and disabling checksum validation (use -k all to keep it)"
+            )
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -275,3 +275,30 @@ def test_counters_bytes_and_max_size() -> None:
     assert d.counters["decoder.pkts"] == 2
     assert d.counters["decoder.bytes"] == sum(map(len, frames))
     assert d.counters["decoder.max_pkt_size"] == max(map(len, frames))
+
+
+class TestChecksumAuto:
+    def _frames(self, bad_every: int) -> list[bytes]:
+        good = bytes(eth() / V4)
+        bad = bytearray(good)
+        bad[-1] ^= 0xFF
+        return [bytes(bad) if i % bad_every == 0 else good for i in range(1200)]
+
+    def test_offloaded_capture_disables_validation(self) -> None:
+        d = Decoder(LINKTYPE_ETHERNET, checksum_auto=True)
+        results = [d.decode(1.0, f) for f in self._frames(bad_every=5)]
+        assert not d.checksum_validation and "offloading" in d.warnings[0]
+        assert all(p is not None and p.checksum_ok for p in results[1001:])
+        assert not results[0].checksum_ok  # validated while sampling
+
+    def test_few_bad_checksums_keep_validation(self) -> None:
+        d = Decoder(LINKTYPE_ETHERNET, checksum_auto=True)
+        results = [d.decode(1.0, f) for f in self._frames(bad_every=50)]
+        assert d.checksum_validation and d.warnings == []
+        assert not results[1150].checksum_ok
+
+    def test_auto_off_by_default(self) -> None:
+        d = Decoder(LINKTYPE_ETHERNET)
+        for f in self._frames(bad_every=2):
+            d.decode(1.0, f)
+        assert d.checksum_validation
