@@ -482,8 +482,12 @@ class HttpParser:
         # unlike a URI host a trailing dot is kept)
         host = host.lower()
         if tx.host is not None:
-            # the absolute URI's host wins; a different Host header is ambiguous
-            if host.rstrip(b".") != tx.host:
+            # the absolute URI's host wins; a different Host header (or port) is ambiguous
+            header_port = _port_number(port)
+            if host.rstrip(b".") != tx.host or (
+                header_port is not None and tx.request_port is not None
+                and header_port != tx.request_port
+            ):
                 self._event(tx, ev.HOST_HEADER_AMBIGUOUS)
             return
         tx.host = host
@@ -500,18 +504,30 @@ class HttpParser:
             self._begin_body(side, tx, chunked=True, length=0)
             return
         if te is not None:
+            # libhtp: a T-E without "chunked" is an invalid request; parsing stops there
             self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_REQUEST)
+            self._stop_request(side)
+            return
         if cl_value is not None:
             length = _content_length(cl_value)
             if length is None:
+                # libhtp: an unusable C-L is an invalid request; parsing stops there
                 self._event(tx, ev.INVALID_CONTENT_LENGTH_FIELD_IN_REQUEST)
-            elif length > 0:
+                self._stop_request(side)
+                return
+            if length > 0:
                 tx.request_content_length = length
                 self._begin_body(side, tx, chunked=False, length=length)
                 return
             else:
                 tx.request_content_length = 0
         self._complete(side)
+
+    def _stop_request(self, side: _Side) -> None:
+        """Give up on the request direction; the transaction keeps its headers."""
+        side.tx = None
+        side.headers = []
+        self._stop(side)
 
     def _response_body_start(self, side: _Side, tx: HttpTransaction) -> None:
         status = tx.status

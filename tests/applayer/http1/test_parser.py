@@ -388,3 +388,41 @@ def test_eve_helpers_for_optional_fields() -> None:
     bare = only_tx(parse(b"GET / HTTP/1.0\r\n\r\n"))
     assert (bare.hostname, bare.user_agent, bare.status, bare.http_content_type) == (
         None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("target", "host", "ambiguous", "hostname", "port"),
+    [  # libhtp's 20-ambiguous-host test
+        (b"http://example.com/1", b"example.com", False, b"example.com", None),
+        (b"http://example.com/2", b"foo.com", True, b"example.com", None),
+        (b"http://www.example.com:8001/3", b"www.example.com:8001", False,
+         b"www.example.com", 8001),
+        (b"http://www.example.com:8002/4", b"www.example.com:8003", True,
+         b"www.example.com", 8002),
+        (b"http://www.example.com:80/5", b"www.example.com", False, b"www.example.com", 80),
+    ],
+)
+def test_ambiguous_host(target: bytes, host: bytes, ambiguous: bool, hostname: bytes,
+                        port: int | None) -> None:
+    parser = parse(b"GET " + target + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    tx = only_tx(parser)
+    assert ("http.host_header_ambiguous" in parser.events) is ambiguous
+    assert (tx.host, tx.request_port) == (hostname, port)
+
+
+@pytest.mark.parametrize(
+    ("header", "event"),
+    [
+        (b"Content-Length: abc", "http.invalid_content_length_field_in_request"),
+        (b"Transfer-Encoding: identity", "http.invalid_transfer_encoding_value_in_request"),
+    ],
+)
+def test_invalid_request_framing_stops_the_request_side(header: bytes, event: str) -> None:
+    parser = HttpParser()
+    parser.feed(True, b"POST / HTTP/1.1\r\nHost: h\r\n" + header + b"\r\n\r\nbody")
+    tx = only_tx(parser)
+    assert event in parser.events
+    assert tx.request_progress == Progress.HEADERS and tx.host == b"h"
+    assert parser.request_state == "stopped"
+    parser.feed(False, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    assert tx.status == 400
