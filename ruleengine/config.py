@@ -168,9 +168,10 @@ _Loader.add_constructor("!include", _construct_include)
 
 def _parse_yaml(text: str, name: str) -> tuple[Any, list[str]]:
     """Parse one YAML document. Raises ConfigError with ``name:line:col`` on a syntax error."""
-    loader = _Loader(text)
-    loader.duplicate_keys = []
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader already rejects non-printable characters
+        loader.duplicate_keys = []
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -181,7 +182,8 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, list[str]]:
     except RecursionError:
         raise ConfigError(f"{name}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     problem = _alias_problem(data)
     if problem:
         raise ConfigError(f"{name}: {problem}")

@@ -412,3 +412,56 @@ def test_stage_config_objects():
     assert isinstance(config.flow_timeouts_config(), table.FlowTimeouts)
     http, _problems = config.http_config()
     assert isinstance(http, http1.HttpConfig)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.text(max_size=200), overrides=st.lists(st.text(max_size=40), max_size=4))
+def test_any_file_and_set_text_never_raises_unexpectedly(body: str, overrides: list[str]):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.yaml"
+        path.write_text(HEADER + body, encoding="utf-8", errors="surrogateescape")
+        try:
+            config, _warnings = Config.load(path, overrides)
+        except ConfigError:
+            return
+        # every view copes with whatever the tree holds
+        config.stream(), config.flow_timeouts(), config.http_default_config()
+        config.http_server_configs(), config.af_packet(), config.nfq(), config.eve()
+        config.exception_policies(ips=True), config.detect(), config.stats_log()
+        config.address_groups(), config.checksum_validation()
+
+
+_KEYS = st.sampled_from([
+    "stream", "reassembly", "depth", "midstream", "inline", "outputs", "eve-log", "types",
+    "alert", "enabled", "filename", "af-packet", "interface", "bypass", "cluster-id", "nfq",
+    "bypass-mark", "flow-timeouts", "tcp", "new", "app-layer", "protocols", "http", "libhtp",
+    "default-config", "server-config", "address", "request-body-limit", "vars",
+    "address-groups", "HOME_NET", "exception-policy", "action-order", "stats", "0", "1",
+])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 1 << 40),
+                     st.floats(allow_nan=False), st.text(max_size=8))
+_TREES = st.recursive(_SCALARS, lambda kids: st.one_of(
+    st.lists(kids, max_size=3), st.dictionaries(_KEYS, kids, max_size=4)), max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tree=st.dictionaries(_KEYS, _TREES, max_size=6))
+def test_any_structure_gives_views_not_exceptions(tree: dict[str, object]):
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.yaml"
+        path.write_text(HEADER + yaml.safe_dump(tree), encoding="utf-8")
+        config, _warnings = Config.load(path, ["stream.inline=auto"])
+    config.stream(), config.flow_timeouts(), config.http_default_config()
+    config.http_server_configs(), config.af_packet(), config.af_packet_for("eth9")
+    config.nfq(), config.eve(), config.exception_policies(ips=False), config.detect()
+    config.stats_log(), config.address_groups(), config.port_groups(), config.runmode

@@ -55,6 +55,8 @@ _TCP_FLAG_NAMES = (
     (0x10, "ack"), (0x20, "urg"), (0x40, "ecn"), (0x80, "cwr"),
 )
 
+_LINE_BREAKERS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
 # A batch is written once it reaches this size or this age (live runs stay timely).
 _BATCH_BYTES = 64 * 1024
 _BATCH_SECONDS = 1.0
@@ -569,7 +571,11 @@ class EveWriter:
     # --- file handling -------------------------------------------------------------
 
     def _emit(self, event: dict[str, Any]) -> None:
-        line = self._dumps(event) + "\n"
+        line = self._dumps(event)
+        if not line.isascii():
+            # JSON allows these raw, but line readers (Python's splitlines, JS) break on them
+            line = line.translate(_LINE_BREAKERS)
+        line += "\n"
         self.events += 1
         self._buf.append(line)
         self._buf_len += len(line)
