@@ -627,8 +627,7 @@ class TcpTracker:
             return
         depth = self._depth
         if depth:
-            if off >= depth:
-                self._depth_reached(half, to_server, upd)
+            if off >= depth:  # beyond depth: never stored (reported when delivery gets there)
                 return
             if end > depth:
                 data = data[: depth - off]
@@ -711,6 +710,11 @@ class TcpTracker:
                 upd.gap_toserver = True
             else:
                 upd.gap_toclient = True
+            depth = self._depth
+            if depth and gap_to >= depth:
+                half.app_off = half.ctg_end = depth
+                self._depth_reached(half, to_server, upd)
+                return
             half.app_off = gap_to
             half.ctg_end = contiguous_end(half.starts, half.datas, gap_to)
             if gap_to >= limit and half.ctg_end <= half.app_off:

@@ -363,3 +363,25 @@ def test_config_from_mapping() -> None:
     assert StreamConfig.from_mapping(None) == StreamConfig()
     assert not StreamConfig.from_mapping({"inline": "no"}, ips_mode=True).inline
     assert StreamConfig.from_mapping({"reassembly": {"depth": "junk"}}).reassembly_depth == 1 << 20
+
+
+def test_depth_reached_across_a_gap() -> None:
+    conn = Conn(StreamConfig(reassembly_depth=10))
+    conn.handshake()
+    conn.c("PA", 0, b"abc", ack_off=0)
+    conn.c("PA", 20, b"later", ack_off=0)  # beyond depth: not stored
+    upd = conn.s("A", 0, ack_off=25)
+    assert upd.data == [(True, b"abc")]
+    assert upd.depth_reached_toserver and upd.gap_toserver
+
+
+def test_data_beyond_depth_arriving_early_does_not_end_delivery() -> None:
+    conn = Conn(StreamConfig(reassembly_depth=10))
+    conn.handshake()
+    conn.c("PA", 12, b"zz", ack_off=0)
+    conn.c("PA", 0, b"0123", ack_off=0)
+    upd = conn.s("A", 0, ack_off=4)
+    assert upd.data == [(True, b"0123")] and not upd.depth_reached_toserver
+    conn.c("PA", 4, b"456789", ack_off=0)
+    upd = conn.s("A", 0, ack_off=14)
+    assert upd.data == [(True, b"456789")] and upd.depth_reached_toserver
