@@ -306,11 +306,12 @@ def test_detect_settings():
 
 
 def _verify_yamls() -> list[Path]:
-    return sorted(VERIFY_DIR.glob("*/suricata.yaml")) if VERIFY_DIR.is_dir() else []
+    return sorted(VERIFY_DIR.rglob("suricata.yaml")) if VERIFY_DIR.is_dir() else []
 
 
 @pytest.mark.skipif(not _verify_yamls(), reason="suricata-verify corpus not found")
-@pytest.mark.parametrize("path", _verify_yamls(), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", _verify_yamls(),
+                         ids=lambda p: str(p.parent.relative_to(VERIFY_DIR)))
 def test_suricata_verify_configs_load_without_warnings(path: Path):
     config, warnings = Config.load(path)
     assert warnings == []
