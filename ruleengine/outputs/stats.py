@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 # Counters every stats event carries even before anything incremented them, so a consumer
 # sees explicit zeros (Suricata registers these at start-up).
@@ -149,3 +150,37 @@ def format_stats_log(counters: Mapping[str, int], *, ts: float, uptime: float,
         if value or null_values:
             lines.append(f"{name:<45} | {'Total':<25} | {value}")
     return "\n".join(lines) + "\n"
+
+
+class StatsLogWriter:
+    """Appends ``format_stats_log`` blocks to ``stats.log`` (Suricata's ``stats`` output).
+
+    Opening raises ``OSError`` (the caller reports it); write errors afterwards are counted
+    in ``write_errors`` instead of raised.
+    """
+
+    def __init__(self, path: str | Path, *, append: bool = True,
+                 null_values: bool = False) -> None:
+        self.path = Path(path)
+        self.null_values = null_values
+        self.write_errors = 0
+        self._file: TextIO | None = open(  # noqa: SIM115 (kept open across stats intervals)
+            self.path, "a" if append else "w", encoding="utf-8")
+
+    def write(self, counters: Mapping[str, int], *, ts: float, uptime: float) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(format_stats_log(counters, ts=ts, uptime=uptime,
+                                              null_values=self.null_values))
+            self._file.flush()
+        except (OSError, ValueError):
+            self.write_errors += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                self.write_errors += 1
+            self._file = None

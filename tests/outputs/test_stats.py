@@ -46,3 +46,18 @@ def test_stats_log_block():
     body = [line.split("|") for line in lines[5:]]
     assert [(c.strip(), v.strip()) for c, _, v in body] == [
         ("capture.bypass.ipv4_success", "1"), ("decoder.pkts", "12")]
+
+
+def test_stats_log_writer_appends_blocks(tmp_path):
+    from ruleengine.outputs.stats import StatsLogWriter
+
+    path = tmp_path / "stats.log"
+    writer = StatsLogWriter(path, append=False)
+    writer.write({"decoder.pkts": 1}, ts=0.0, uptime=1)
+    writer.write({"decoder.pkts": 2}, ts=8.0, uptime=9)
+    writer.close()
+    writer.write({"decoder.pkts": 3}, ts=9.0, uptime=10)  # after close: ignored
+    text = path.read_text()
+    assert text.count("Date: ") == 2 and text.rstrip().endswith("| 2")
+    StatsLogWriter(path).close()  # append keeps the content
+    assert path.read_text() == text
