@@ -228,6 +228,7 @@ class _Half:
         "eof",
         "fin_off",
         "flags",
+        "gap",
         "max_end",
         "starts",
     )
@@ -246,6 +247,7 @@ class _Half:
         self.depth_hit = False
         self.eof = False  # EOF reported to the app layer
         self.flags = 0  # OR of TCP flags sent in this direction
+        self.gap = False  # a hole was skipped in this direction (EVE tcp.ts_gap/tc_gap)
 
     def set_base(self, seq: int) -> None:
         self.base = seq & _M32
@@ -287,6 +289,18 @@ class TcpSession:
     @property
     def tcp_flags_tc(self) -> int:
         return self.server.flags
+
+    @property
+    def tcp_flags(self) -> int:
+        return self.client.flags | self.server.flags
+
+    @property
+    def ts_gap(self) -> bool:
+        return self.client.gap
+
+    @property
+    def tc_gap(self) -> bool:
+        return self.server.gap
 
 
 COUNTER_NAMES = (
@@ -706,6 +720,7 @@ class TcpTracker:
             self.counters["tcp.reassembly_gap"] += 1
             upd.events.append("stream.reassembly_seq_gap")
             upd.gaps.append(len(upd.data))
+            half.gap = True
             if to_server:
                 upd.gap_toserver = True
             else:

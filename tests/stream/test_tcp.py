@@ -19,6 +19,8 @@ class TestHandshake:
         assert conn.flow.tcp.state_name == "syn_recv"
         upd = conn.send("A", conn.isn_c + 1, conn.isn_s + 1, to_server=True)
         assert upd.established and conn.flow.state == "established"
+        assert conn.flow.tcp.tcp_flags_ts == 0x12 and conn.flow.tcp.tcp_flags_tc == 0x12
+        assert conn.flow.tcp.tcp_flags == 0x12
         assert conn.tracker.counters["tcp.sessions"] == 1
 
     def test_synack_with_wrong_ack_is_rejected(self) -> None:
@@ -201,6 +203,8 @@ class TestDeliveryIDS:
         assert upd.gap_toserver and upd.gaps == [1]
         assert "stream.reassembly_seq_gap" in upd.events
         assert conn.tracker.counters["tcp.reassembly_gap"] == 1
+        assert conn.flow is not None and conn.flow.tcp is not None
+        assert conn.flow.tcp.ts_gap and not conn.flow.tcp.tc_gap
 
     def test_fin_ack_is_not_a_gap(self) -> None:
         conn = Conn()
