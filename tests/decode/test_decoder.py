@@ -12,7 +12,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
 )
-from scapy.layers.l2 import CookedLinux, Dot1AD, Dot1Q
+from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q
 from scapy.packet import Raw
 
 from capture_backends.base import (
@@ -82,10 +82,12 @@ class TestLinkTypes:
         assert d.counters["decoder.sll"] == 2
 
     def test_linux_sll2(self) -> None:
-        # SLL2: protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) halen(1) addr(8)
-        hdr = struct.pack("!HHIHBB8s", 0x0800, 0, 3, 1, 0, 6, b"\x02" * 6 + b"\0\0")
-        pkt = decode_one(hdr + bytes(V4), linktype=LINKTYPE_LINUX_SLL2)
-        _assert_v4_tcp(pkt)
+        d = Decoder(LINKTYPE_LINUX_SLL2)
+        _assert_v4_tcp(d.decode(1.0, bytes(CookedLinuxV2(proto=0x0800, ifindex=3) / V4)))
+        _assert_v6_udp(d.decode(1.0, bytes(CookedLinuxV2(proto=0x86DD) / V6)))
+        assert d.counters["decoder.sll2"] == 2
+        short = d.decode(1.0, bytes(CookedLinuxV2(proto=0x0800))[:12])
+        assert short is not None and short.invalid and short.events == ["sll.pkt_too_small"]
 
     @pytest.mark.parametrize("linktype", [LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4, LINKTYPE_IPV6])
     def test_raw_ip(self, linktype: int) -> None:
