@@ -125,7 +125,8 @@ class CRule:
     """A rule compiled for evaluation (positions, compiled buffers, flags)."""
 
     __slots__ = (
-        "alproto", "alproto_neg", "fb_actions", "fb_checks", "fb_noalert", "flow", "header",
+        "alproto", "alproto_conds", "alproto_neg", "fb_actions", "fb_checks", "fb_noalert",
+        "flow", "header",
         "idx", "iponly", "is_tx", "mixed", "mpm", "only_stream", "payload", "pkt_conds",
         "require_packet", "rule", "transactional", "tx_bufs", "tx_conds", "tx_dirs",
     )  # fmt: skip
@@ -136,6 +137,7 @@ class CRule:
         self.header = headers.get(rule)
         self.alproto = rule.app_proto
         self.alproto_neg = rule.app_proto_negated
+        self.alproto_conds = _alproto_conditions(rule)
         self.flow: FlowCondition | None = rule.flow
         self.fb_checks: tuple[Flowbit, ...] = tuple(f for f in rule.flowbits if f.is_check)
         self.fb_actions: tuple[Flowbit, ...] = tuple(
@@ -621,7 +623,7 @@ class DetectEngine:
         # transactional (=>) rules: the header is written client -> server
         if not _header_ok(cr.header, ctx, cr.transactional and not to_server):
             return False
-        if cr.alproto is not None and not _alproto_ok(cr, flow):
+        if cr.alproto_conds and not _alproto_ok(cr, flow):
             return False
         if cr.flow is not None and not flow_condition_matches(
             cr.flow, flow, to_server, bool(ctx.pkt.frag)
@@ -727,16 +729,33 @@ def _in_proto_group(cr: CRule, key: int) -> bool:
     return key in protos
 
 
+def _alproto_conditions(rule: Rule) -> tuple[tuple[str, bool], ...]:
+    """Every ``app-layer-protocol`` the rule requires, as (name, negated); all must hold.
+    The model keeps one ``app_proto``; repeated keywords (``!http; !tls``) come from the
+    ordered options."""
+    conds: list[tuple[str, bool]] = []
+    for name, value in rule.options:
+        if name == "app-layer-protocol" and value:
+            # ",final"/",either"/...: our flows have one (final) protocol
+            text = value.strip().strip('"').split(",")[0].strip()
+            neg = text.startswith("!")
+            conds.append((text.lstrip("!").strip().lower(), neg))
+    if rule.app_proto is not None and (rule.app_proto, rule.app_proto_negated) not in conds:
+        conds.append((rule.app_proto, rule.app_proto_negated))
+    return tuple(conds)
+
+
+def _same_alproto(a: str, b: str) -> bool:
+    return a == b or (a in HTTP_ALPROTOS and b in HTTP_ALPROTOS)
+
+
 def _alproto_ok(cr: CRule, flow: FlowLike | None) -> bool:
-    want = cr.alproto
-    if want is None:
+    if not cr.alproto_conds:
         return True
     have = flow.alproto if flow is not None else None
-    if have is None:
+    if have is None or have in ("failed", "unknown"):
         return False
-    if cr.alproto_neg:
-        return have != want and not (want in HTTP_ALPROTOS and have in HTTP_ALPROTOS)
-    return have == want or (want in HTTP_ALPROTOS and have in HTTP_ALPROTOS)
+    return all(_same_alproto(have, want) != negated for want, negated in cr.alproto_conds)
 
 
 def _skip_reason(rule: Rule) -> str | None:

@@ -128,9 +128,12 @@ def test_pcre(opts: str, data: bytes, expected: bool) -> None:
         ("byte_test:4,=,1,0;", b"\x00\x00\x01", False),
         ('content:"L"; byte_jump:1,0,relative; content:"Z"; within:1;', b"L\x02abZ", True),
         ('content:"L"; byte_jump:1,0,relative; content:"Z"; within:1;', b"L\x01abZ", False),
-        ('content:"L"; byte_jump:1,0,relative,multiplier 2; content:"Z"; within:1;',
-         b"L\x01abZ", True),
-        ("byte_jump:1,0,from_beginning; content:\"Z\"; within:1;", b"\x03abZ", True),
+        (
+            'content:"L"; byte_jump:1,0,relative,multiplier 2; content:"Z"; within:1;',
+            b"L\x01abZ",
+            True,
+        ),
+        ('byte_jump:1,0,from_beginning; content:"Z"; within:1;', b"\x03abZ", True),
         ('byte_jump:1,0,align; content:"Z"; within:1;', b"\x01abcdZ", True),
         ('byte_jump:1,0,post_offset 1; content:"Z"; within:1;', b"\x01aaZ", True),
         ("byte_jump:1,0;", b"\x05ab", False),  # jump beyond the buffer
@@ -141,9 +144,12 @@ def test_pcre(opts: str, data: bytes, expected: bool) -> None:
         ('byte_extract:1,0,n; content:"B"; distance:n; within:1;', b"\x01xB", True),
         ("byte_extract:1,0,v; byte_test:1,=,v,1;", b"\x07\x07", True),
         ("byte_extract:1,0,v; byte_test:1,=,v,1;", b"\x07\x08", False),
-        ('byte_math:bytes 1,offset 0,oper +,rvalue 2,result r; byte_test:1,=,r,1;',
-         b"\x03\x05", True),
-        ('byte_math:bytes 1,offset 0,oper /,rvalue 0,result r;', b"\x03", False),
+        (
+            "byte_math:bytes 1,offset 0,oper +,rvalue 2,result r; byte_test:1,=,r,1;",
+            b"\x03\x05",
+            True,
+        ),
+        ("byte_math:bytes 1,offset 0,oper /,rvalue 0,result r;", b"\x03", False),
     ],
 )
 def test_byte_keywords(opts: str, data: bytes, expected: bool) -> None:
