@@ -15,7 +15,8 @@ _RAW_ISDATAAT = "parser puts relative isdataat after uricontent on the payload l
 KNOWN_FAILING = {
     "alert-max/alert-max-append-higher-priority": "packet alert queue limit (pipeline)",
     "alert-max/alert-max-verdict": "packet alert queue limit (pipeline)",
-    "bug-5825-midstream-exception-policy/exception-policy-ips-midstream-disabled-reject": _MIDSTREAM,
+    "bug-5825-midstream-exception-policy/"
+    "exception-policy-ips-midstream-disabled-reject": _MIDSTREAM,
     "bug-7552/bug-7552-01": "midstream pickup (harness picks the wrong client)",
     "detect-bytetest-02": "raw stream re-inspection at flow end (stream engine)",
     "detect-http-uri/DetectEngineHttpRawUriTest30": _RAW_ISDATAAT,
