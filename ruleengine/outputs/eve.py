@@ -19,11 +19,14 @@ Several worker processes may append to one file: it is opened with ``O_APPEND`` 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import math
 import os
 import socket
+import struct
 import time
 from collections.abc import Mapping
 from functools import cache
@@ -298,6 +301,29 @@ def _header(tx: Any, getter: str, name: bytes, attribute: str) -> Any:
     return getattr(tx, attribute, None)
 
 
+_ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+_ICMP6_PAIRS = {128: 129, 129: 128, 130: 131, 131: 130, 133: 134, 134: 133, 135: 136,
+                136: 135, 139: 140, 140: 139, 144: 145, 145: 144}
+
+
+def community_id(seed: int, src: bytes, dst: bytes, sport: int, dport: int, proto: int,
+                 icmp_type: int = -1, icmp_code: int = -1) -> str:
+    """Community ID v1 (corelight community-id-spec, as Suricata's ``community-id: yes``):
+    ``1:`` + base64(SHA-1(seed, ordered endpoints, proto, ports)). For ICMP the "ports" are
+    the type and its reply type (or the code for one-way messages)."""
+    one_way = False
+    if proto in _ICMP_PROTOS and icmp_type >= 0:
+        pairs = _ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS
+        sport = icmp_type
+        one_way = icmp_type not in pairs
+        dport = max(icmp_code, 0) if one_way else pairs[icmp_type]
+    if not one_way and (src, sport) > (dst, dport):
+        src, dst, sport, dport = dst, src, dport, sport
+    data = struct.pack("!H", seed & 0xFFFF) + src + dst + struct.pack(
+        "!BBHH", proto & 0xFF, 0, sport & 0xFFFF, dport & 0xFFFF)
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
+
+
 def _tcp_flags(flags: int) -> str:
     return f"{flags & 0xFF:02x}"
 
@@ -311,14 +337,16 @@ class EveWriter:
     ``types``: the event types to write (``None``: all). ``append``: keep what the file holds
     (worker processes appending to the parent's file pass True). ``host``: Suricata's
     ``sensor-name``, added as ``host`` to every event. ``in_iface``: the capture interface
-    (live runs). Write errors after opening never raise: they are counted in
-    ``write_errors`` and the first one is kept in ``last_error``.
+    (live runs). ``community_id_seed``: add ``community_id`` to events of a flow (eve-log's
+    ``community-id: yes`` with ``community-id-seed``). Write errors after opening never
+    raise: they are counted in ``write_errors`` and the first one is kept in ``last_error``.
     """
 
     def __init__(self, path: str | Path, *, types: set[str] | frozenset[str] | None = None,
                  append: bool = False, host: str | None = None,
-                 in_iface: str | None = None) -> None:
+                 in_iface: str | None = None, community_id_seed: int | None = None) -> None:
         self.path = Path(path)
+        self.community_id_seed = community_id_seed
         self.types = None if types is None else frozenset(types)
         self.host = host
         self.in_iface = in_iface
@@ -354,6 +382,8 @@ class EveWriter:
             return
         event = self._header(ts, "alert", flow.flow_id if flow is not None else None, pcap_cnt)
         self._packet_addresses(event, pkt)
+        if flow is not None:
+            self._community_id(event, flow, pkt)
         if tx_id is None and tx is not None:
             tx_id = _as_int(getattr(tx, "tx_id", None))
         if tx_id is not None:
@@ -400,6 +430,7 @@ class EveWriter:
             return
         event = self._header(ts, "http", flow.flow_id, pcap_cnt)
         self._flow_addresses(event, flow)
+        self._community_id(event, flow, None)
         if tx_id is None:
             tx_id = _as_int(getattr(tx, "tx_id", None))
         if tx_id is not None:
@@ -413,6 +444,7 @@ class EveWriter:
             return
         event = self._header(flow.last_ts, "flow", flow.flow_id, None)
         self._flow_addresses(event, flow)
+        self._community_id(event, flow, None)
         if app_proto:
             event["app_proto"] = app_proto
         body = self._flow_counts(flow)
@@ -458,6 +490,16 @@ class EveWriter:
         if self.host:
             event["host"] = self.host
         return event
+
+    def _community_id(self, event: dict[str, Any], flow: FlowLike,
+                      pkt: PacketLike | None) -> None:
+        if self.community_id_seed is None:
+            return
+        icmp_type = pkt.icmp_type if pkt is not None else -1
+        icmp_code = pkt.icmp_code if pkt is not None else -1
+        event["community_id"] = community_id(self.community_id_seed, flow.src, flow.dst,
+                                             flow.sport, flow.dport, flow.proto,
+                                             icmp_type, icmp_code)
 
     @staticmethod
     def _flow_addresses(event: dict[str, Any], flow: FlowLike) -> None:

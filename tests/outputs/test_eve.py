@@ -363,3 +363,30 @@ def test_write_errors_are_counted_not_raised():
     assert eve.write_errors == 1 and eve.last_error is not None
     assert "No space left" in eve.last_error
     eve.close()  # twice is fine
+
+
+def test_community_id():
+    from ruleengine.outputs.eve import community_id
+
+    a, b = socket.inet_aton("128.232.110.120"), socket.inet_aton("66.35.250.204")
+    # the example of the Community ID spec / Zeek package
+    assert community_id(0, a, b, 34855, 80, 6) == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+    assert community_id(0, b, a, 80, 34855, 6) == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+    assert community_id(1, a, b, 34855, 80, 6) != community_id(0, a, b, 34855, 80, 6)
+    # ICMP echo and its reply share an id; a one-way message type does not pair
+    assert community_id(0, a, b, 0, 0, 1, 8, 0) == community_id(0, b, a, 0, 0, 1, 0, 0)
+    assert community_id(0, a, b, 0, 0, 1, 3, 1) != community_id(0, b, a, 0, 0, 1, 3, 1)
+
+
+def test_community_id_in_events(tmp_path: Path):
+    path = tmp_path / "eve.json"
+    with EveWriter(path, community_id_seed=0) as eve:
+        eve.alert(ts=1.0, flow=FakeFlow(), pkt=packet(), rule=FakeRule(), action="allowed",
+                  to_server=True, tx=None, app_proto=None, category=None, severity=3)
+        eve.flow(FakeFlow(), app_proto=None, alerted=True, reason="timeout")
+        eve.alert(ts=1.0, flow=None, pkt=packet(), rule=FakeRule(), action="allowed",
+                  to_server=True, tx=None, app_proto=None, category=None, severity=3)
+    alert, flow, flowless = read_events(path)
+    assert alert["community_id"] == flow["community_id"]
+    assert str(alert["community_id"]).startswith("1:")
+    assert "community_id" not in flowless
