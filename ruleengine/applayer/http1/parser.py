@@ -35,6 +35,7 @@ class _State(enum.Enum):
     CHUNK_DATA = "chunk-data"
     CHUNK_END = "chunk-end"
     TRAILERS = "trailers"
+    FINALIZE = "finalize"  # request done; lines that are not a request go to its body
     IGNORE = "ignore"  # after HTTP/0.9, in a tunnel, after close
     STOPPED = "stopped"  # gave up on this direction
 
@@ -106,6 +107,7 @@ class HttpParser:
             _State.CHUNK_DATA: self._on_chunk_data,
             _State.CHUNK_END: self._on_chunk_end,
             _State.TRAILERS: self._on_trailers,
+            _State.FINALIZE: self._on_finalize,
         }
 
     # ------------------------------------------------------------------ public API
@@ -521,7 +523,7 @@ class HttpParser:
                 return
             else:
                 tx.request_content_length = 0
-        self._complete(side)
+        self._finish_message(side)
 
     def _stop_request(self, side: _Side) -> None:
         """Give up on the request direction; the transaction keeps its headers."""
@@ -621,7 +623,7 @@ class HttpParser:
         side.left -= len(data)
         self._body_data(side, data)
         if side.left == 0:
-            self._complete(side)
+            self._finish_message(side)
         return True
 
     def _on_body_close(self, side: _Side) -> bool:
@@ -700,7 +702,35 @@ class HttpParser:
             return True
         self._merged_headers(side, tx.request_headers if side.is_request else tx.response_headers)
         side.headers = []
-        self._complete(side)
+        self._finish_message(side)
+        return True
+
+    def _finish_message(self, side: _Side) -> None:
+        """End of a message. libhtp (``request_finalize``) looks at what follows a request in
+        the same data: lines that do not start with a known method are more request body."""
+        if side.is_request and side.available():
+            side.state = _State.FINALIZE
+        else:
+            self._complete(side)
+
+    def _on_finalize(self, side: _Side) -> bool:
+        end = side.buf.find(b"\n", side.pos)
+        if end == -1:
+            if side.available() > self.config.field_limit:
+                self._complete(side)  # IDLE reports the over-long line
+                return True
+            return False
+        line = bytes(side.buf[side.pos : end + 1])
+        words = line.split(None, 1)
+        if words and words[0] in _KNOWN_METHODS:
+            self._complete(side)  # a new request: IDLE parses it
+            return True
+        tx = side.tx
+        assert tx is not None
+        if words and ev.REQUEST_BODY_UNEXPECTED not in tx.events:
+            self._event(tx, ev.REQUEST_BODY_UNEXPECTED)
+        side.pos = end + 1
+        self._body_data(side, line)
         return True
 
     def _count_message(self, side: _Side, count: int) -> None:
@@ -772,6 +802,14 @@ class HttpParser:
                 self._complete(side)
                 side.state = _State.STOPPED
             return
+        if state == _State.FINALIZE:
+            rest = bytes(side.buf[side.pos :])
+            words = rest.split(None, 1)
+            if rest and not (words and words[0] in _KNOWN_METHODS):
+                side.pos = len(side.buf)
+                self._body_data(side, rest)
+            self._complete(side)
+            state = side.state
         if state == _State.IDLE and side.available():
             # an unterminated start line still counts (libhtp processes it at close)
             side.buf += b"\n"
@@ -808,6 +846,14 @@ def _looks_like_header(continuation: bytes) -> bool:
     if colon <= 0:
         return False
     return _is_token(stripped[:colon].rstrip(b" \t"))
+
+
+# libhtp ``HtpMethod::new``: the methods it knows (exact, case-sensitive)
+_KNOWN_METHODS = frozenset(
+    b"GET PUT POST DELETE CONNECT OPTIONS TRACE PATCH PROPFIND PROPPATCH MKCOL COPY MOVE LOCK "
+    b"UNLOCK VERSION-CONTROL CHECKOUT UNCHECKOUT CHECKIN UPDATE LABEL REPORT MKWORKSPACE "
+    b"MKACTIVITY BASELINE-CONTROL MERGE INVALID HEAD".split()
+)
 
 
 def _mentions_chunked(value: bytes) -> bool:

@@ -426,3 +426,31 @@ def test_invalid_request_framing_stops_the_request_side(header: bytes, event: st
     assert parser.request_state == "stopped"
     parser.feed(False, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
     assert tx.status == 400
+
+
+def test_lines_after_a_request_that_are_not_requests_are_its_body() -> None:
+    # libhtp request_finalize (its 91-request-unexpected-body test)
+    request = (b"POST / HTTP/1.1\r\nHost: h\r\n\r\nname=value\r\n"
+               b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+    parser = parse(request)
+    assert [tx.method_raw for tx in parser.transactions] == [b"POST", b"GET"]
+    assert parser.transactions[0].request_body == b"name=value\r\n"
+    assert parser.transactions[0].request_complete
+    assert "http.request_body_unexpected" in parser.events
+
+
+def test_empty_line_between_requests_belongs_to_the_previous_body() -> None:
+    request = (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab\r\n"
+               b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    parser = parse(request)
+    assert len(parser.transactions) == 2
+    assert parser.transactions[0].request_body == b"ab\r\n"
+    assert parser.transactions[1].uri_raw == b"/2"
+
+
+def test_a_request_ending_a_segment_is_complete_at_once() -> None:
+    parser = HttpParser()
+    parser.feed(True, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert parser.transactions[0].request_complete
+    parser.feed(True, b"garbage\r\n")
+    assert parser.transactions[0].request_body == b""
