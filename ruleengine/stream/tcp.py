@@ -269,7 +269,7 @@ class _Half:
 class TcpSession:
     """TCP state of one flow; ``flow.tcp`` holds it."""
 
-    __slots__ = ("client", "midstream", "oneside", "server", "state")
+    __slots__ = ("client", "midstream", "oneside", "oneside_toserver", "server", "state")
 
     def __init__(self) -> None:
         self.state = S_NONE
@@ -277,6 +277,7 @@ class TcpSession:
         self.server = _Half()
         self.midstream = False
         self.oneside = False  # async-oneside: the peer's ACKs are never seen
+        self.oneside_toserver = True  # the direction that is visible when ``oneside``
 
     @property
     def state_name(self) -> str:
@@ -447,6 +448,9 @@ class TcpTracker:
         sender.set_base(pkt.seq)
         if flags & TH_ACK:
             peer.set_base(pkt.ack)
+        if cfg.async_oneside:  # Suricata flags midstream pick-ups ASYNC with async-oneside
+            ssn.oneside = True
+            ssn.oneside_toserver = to_server
         self._to_established(flow, ssn, upd)
         self._established(flow, ssn, pkt, to_server, upd)
 
@@ -591,6 +595,8 @@ class TcpTracker:
             self._reset(flow, ssn, to_server, upd)
             return
         cfg = self.config
+        if ssn.oneside and to_server != ssn.oneside_toserver:
+            ssn.oneside = False  # the other side shows up after all: back to ACK-driven
         # 1. what this packet ACKs of the other direction (IDS mode delivery)
         if flags & TH_ACK and peer.base_set:
             ack_off = peer.offset(pkt.ack)

@@ -67,6 +67,18 @@ class TestHandshake:
         conn.c("PA", 0, b"one-way", ack_off=0)
         assert bytes(conn.toserver) == b"one-way"  # no ACKs will come: deliver on arrival
 
+    def test_async_oneside_midstream_until_the_other_side_shows_up(self) -> None:
+        conn = Conn(StreamConfig(midstream=True, async_oneside=True))
+        conn.c("PA", 0, b"first", ack_off=0)
+        assert bytes(conn.toserver) == b"first"
+        conn.s("A", 0, ack_off=5)
+        assert conn.flow is not None and conn.flow.tcp is not None
+        assert not conn.flow.tcp.oneside
+        conn.c("PA", 5, b"second", ack_off=0)
+        assert bytes(conn.toserver) == b"first"  # now waits for the ACK
+        conn.s("A", 0, ack_off=11)
+        assert bytes(conn.toserver) == b"firstsecond"
+
     def test_syn_from_server_side_of_an_existing_flow_swaps_roles(self) -> None:
         conn = Conn()
         conn.s("A", 0, ack_off=0)  # a stray packet creates the flow first
