@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gzip
-import io
 import pstats
 import random
 import re
@@ -32,7 +31,8 @@ from ruleengine.detect.engine import DetectEngine  # noqa: E402
 from ruleengine.outputs.eve import EveWriter  # noqa: E402
 from ruleengine.outputs.stats import Stats  # noqa: E402
 from ruleengine.pipeline import Pipeline  # noqa: E402
-from ruleengine.rules.loader import classification, load_rule_files  # noqa: E402
+from ruleengine.rules.classification import classification  # noqa: E402
+from ruleengine.rules.loader import load_rule_files  # noqa: E402
 from ruleengine.settings import EngineSettings  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"

@@ -61,7 +61,7 @@ class RunReport:
 
 
 class _FlowExtra:
-    """Per-flow pipeline state that no stage owns (kept in ``Flow.pipeline``)."""
+    """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
     __slots__ = ("alerted", "decision", "probe_done", "probed_bytes", "tx_progress")
 
@@ -428,11 +428,11 @@ class Pipeline:
 
     @staticmethod
     def _extra(flow: Flow) -> _FlowExtra:
-        extra = flow.pipeline
+        extra = flow.user
         if extra is None:
-            extra = flow.pipeline = _FlowExtra()
-        assert isinstance(extra, _FlowExtra)
-        return extra
+            extra = _FlowExtra()
+            flow.user = extra  # type: ignore[assignment]
+        return extra  # type: ignore[return-value]
 
 
 def _pseudo_packet(flow: Flow) -> Packet:

@@ -28,7 +28,8 @@ from ruleengine.outputs.stats import Stats
 from ruleengine.outputs.summary import render_summary
 from ruleengine.pipeline import Pipeline, RunReport, mpm_choice
 from ruleengine.reject import RejectSender
-from ruleengine.rules.loader import RuleSet, classification, load_rule_files
+from ruleengine.rules.classification import classification
+from ruleengine.rules.loader import RuleSet, load_rule_files
 from ruleengine.settings import EngineSettings
 from ruleengine.workers import run_workers
 
@@ -44,29 +45,80 @@ def register(subparsers: Any) -> None:
         description="Run the detection engine, like `suricata -r/-i/-q`.",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("-r", dest="pcap", metavar="PCAP", help="read packets from a pcap/pcapng file")
-    source.add_argument("--af-packet", "-i", dest="af_packet", metavar="IFACE", nargs="?",
-                        const="", help="capture on an interface with AF_PACKET (default: af-packet config)")
-    source.add_argument("-q", dest="queues", metavar="N", type=int, action="append",
-                        help="inline IPS on NFQUEUE queue N (repeatable)")
-    parser.add_argument("-S", dest="rules", metavar="RULES", action="append", default=[],
-                        help="rule file (exclusive: yaml rule-files are ignored); repeatable")
-    parser.add_argument("-s", dest="extra_rules", metavar="RULES", action="append", default=[],
-                        help="rule file in addition to the yaml's rule-files; repeatable")
-    parser.add_argument("-l", dest="logdir", metavar="LOGDIR", default=".",
-                        help="directory for eve.json (default: current directory)")
+    source.add_argument(
+        "-r", dest="pcap", metavar="PCAP", help="read packets from a pcap/pcapng file"
+    )
+    source.add_argument(
+        "--af-packet",
+        "-i",
+        dest="af_packet",
+        metavar="IFACE",
+        nargs="?",
+        const="",
+        help="capture on an interface with AF_PACKET (default: af-packet config)",
+    )
+    source.add_argument(
+        "-q",
+        dest="queues",
+        metavar="N",
+        type=int,
+        action="append",
+        help="inline IPS on NFQUEUE queue N (repeatable)",
+    )
+    parser.add_argument(
+        "-S",
+        dest="rules",
+        metavar="RULES",
+        action="append",
+        default=[],
+        help="rule file (exclusive: yaml rule-files are ignored); repeatable",
+    )
+    parser.add_argument(
+        "-s",
+        dest="extra_rules",
+        metavar="RULES",
+        action="append",
+        default=[],
+        help="rule file in addition to the yaml's rule-files; repeatable",
+    )
+    parser.add_argument(
+        "-l",
+        dest="logdir",
+        metavar="LOGDIR",
+        default=".",
+        help="directory for eve.json (default: current directory)",
+    )
     parser.add_argument("-c", dest="config", metavar="YAML", help="suricata.yaml")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="override a configuration value (repeatable)")
-    parser.add_argument("-k", dest="checksum", choices=("none", "all"),
-                        help="checksum checks: none disables them, all forces them")
-    parser.add_argument("--simulate-ips", action="store_true",
-                        help="apply drop/reject on a pcap run as an inline IPS would")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a configuration value (repeatable)",
+    )
+    parser.add_argument(
+        "-k",
+        dest="checksum",
+        choices=("none", "all"),
+        help="checksum checks: none disables them, all forces them",
+    )
+    parser.add_argument(
+        "--simulate-ips",
+        action="store_true",
+        help="apply drop/reject on a pcap run as an inline IPS would",
+    )
     parser.add_argument("--runmode", metavar="MODE", help="single | autofp | workers")
-    parser.add_argument("--bpf-loader", choices=("libbpf", "bcc"),
-                        help="eBPF loader for AF_PACKET (default: af-packet.loader or libbpf)")
-    parser.add_argument("--nfq-install-rules", action="store_true",
-                        help="install (and on exit remove) the iptables rules NFQ bypass needs")
+    parser.add_argument(
+        "--bpf-loader",
+        choices=("libbpf", "bcc"),
+        help="eBPF loader for AF_PACKET (default: af-packet.loader or libbpf)",
+    )
+    parser.add_argument(
+        "--nfq-install-rules",
+        action="store_true",
+        help="install (and on exit remove) the iptables rules NFQ bypass needs",
+    )
     parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_command)
@@ -121,13 +173,19 @@ def _load_rules(args: argparse.Namespace, config: Config) -> RuleSet | None:
         _warn(f"rule file {path} not found")
     address_vars = config.get_section("vars.address-groups") or None
     port_vars = config.get_section("vars.port-groups") or None
-    ruleset = load_rule_files([p for p in paths if p not in missing],
-                              address_vars=_str_map(address_vars), port_vars=_str_map(port_vars))
+    ruleset = load_rule_files(
+        [p for p in paths if p not in missing],
+        address_vars=_str_map(address_vars),
+        port_vars=_str_map(port_vars),
+    )
     for diag in ruleset.diagnostics:
         if diag.severity == "error" or args.verbose:
             print(render_text(diag), file=sys.stderr)
-    print(f"{ruleset.files} rule files processed. {ruleset.loaded} rules successfully loaded, "
-          f"{ruleset.failed} rules failed, {ruleset.skipped} rules skipped", file=sys.stderr)
+    print(
+        f"{ruleset.files} rule files processed. {ruleset.loaded} rules successfully loaded, "
+        f"{ruleset.failed} rules failed, {ruleset.skipped} rules skipped",
+        file=sys.stderr,
+    )
     return ruleset
 
 
@@ -137,24 +195,41 @@ def _str_map(section: Any) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in section.items()}
 
 
-def _settings(args: argparse.Namespace, config: Config, *, ips: bool, offline: bool) -> EngineSettings:
+def _settings(
+    args: argparse.Namespace, config: Config, *, ips: bool, offline: bool
+) -> EngineSettings:
     checksum = None if args.checksum is None else args.checksum == "all"
     return EngineSettings.from_config(config, ips=ips, checksum_override=checksum, offline=offline)
 
 
-def _make_pipeline(settings: EngineSettings, ruleset: RuleSet, logdir: Path, *,
-                   live: bool, append: bool = False) -> tuple[Pipeline, EveWriter]:
+def _make_pipeline(
+    settings: EngineSettings, ruleset: RuleSet, logdir: Path, *, live: bool, append: bool = False
+) -> tuple[Pipeline, EveWriter]:
     detect = DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm))
     eve = EveWriter(logdir / "eve.json", append=append)
-    pipeline = Pipeline(settings, detect, eve=eve, stats=Stats(), classify=classification,
-                        reject=RejectSender() if live else None)
+    pipeline = Pipeline(
+        settings,
+        detect,
+        eve=eve,
+        stats=Stats(),
+        classify=classification,
+        reject=RejectSender() if live else None,
+    )
     return pipeline, eve
 
 
-def _print_summary(report: RunReport, ruleset: RuleSet, detect: DetectEngine,
-                   stats: Stats | None = None) -> None:
-    print(render_summary(report=report, ruleset=ruleset, skipped=detect.skipped,
-                         counters=stats.snapshot() if stats else {}), file=sys.stderr)
+def _print_summary(
+    report: RunReport, ruleset: RuleSet, detect: DetectEngine, stats: Stats | None = None
+) -> None:
+    print(
+        render_summary(
+            report=report,
+            ruleset=ruleset,
+            skipped=detect.skipped,
+            counters=stats.snapshot() if stats else {},
+        ),
+        file=sys.stderr,
+    )
 
 
 def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path) -> int:
@@ -169,8 +244,9 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
         with _signals_stop(pipeline):
-            report = pipeline.run(backend, on_packet=lambda: progress.update(
-                getattr(backend, "position", 0)))
+            report = pipeline.run(
+                backend, on_packet=lambda: progress.update(getattr(backend, "position", 0))
+            )
     finally:
         progress.close()
         backend.close()
@@ -189,8 +265,9 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     if not iface:
         _error("--af-packet needs an interface (argument or af-packet: in the yaml)")
         return EXIT_USAGE
-    afp_config, warnings = AfPacketConfig.from_yaml(section if isinstance(section, list) else [],
-                                                    iface)
+    afp_config, warnings = AfPacketConfig.from_yaml(
+        section if isinstance(section, list) else [], iface
+    )
     if args.bpf_loader:
         afp_config = afp_config.with_loader(args.bpf_loader)
     for warning in warnings:
@@ -205,8 +282,9 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         report, counters = run_workers(
             threads=afp_config.threads,
             open_backend=group.open_worker,
-            make_pipeline=lambda: _make_pipeline(settings, ruleset, logdir, live=True,
-                                                 append=True)[0],
+            make_pipeline=lambda: _make_pipeline(settings, ruleset, logdir, live=True, append=True)[
+                0
+            ],
         )
     finally:
         group.close()
