@@ -1,11 +1,21 @@
 """HTTP/1.x: a lenient, bounded, sans-IO parser with libhtp's IDS normalisation.
 
-Public API::
+Modules: ``config`` (libhtp settings from suricata.yaml), ``parser`` (:class:`HttpParser`, one
+per flow), ``tx`` (:class:`HttpTransaction`, what detection and EVE read), ``normalize`` (URI
+and host normalisation), ``decompress`` (gzip/deflate/lzma layers), ``body`` (Suricata's
+inspection windows), ``getters`` (buffer getters referenced by ``ruleengine.buffers``),
+``events`` (anomaly event names).
 
-    from ruleengine.applayer.http1 import HttpConfig, HttpParser, HttpTransaction, Progress
-    parser = HttpParser(HttpConfig.from_mapping(yaml_libhtp_default_config)[0])
-    parser.feed(True, client_bytes); parser.feed(False, server_bytes)
-    for tx in parser.transactions: tx.buffer("http.uri")
+Use::
+
+    config, unknown = HttpConfig.from_mapping(yaml_libhtp_default_config)
+    parser = HttpParser(config)
+    parser.feed(True, client_bytes, ts)      # to_server
+    parser.feed(False, server_bytes, ts)     # to_client
+    parser.gap(True, missing_len)            # stream hole
+    parser.close()                           # EOF (one side: close(True/False))
+    for tx in parser.transactions:           # oldest first; the caller prunes old ones
+        tx.buffer("http.uri"), tx.buffer("http.header", False), tx.request_complete
 """
 
 from ruleengine.applayer.http1.config import HttpConfig
