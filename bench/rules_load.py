@@ -35,7 +35,9 @@ def best_of(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("rules", nargs="?", default=str(DEFAULT))
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
@@ -69,8 +71,7 @@ def main() -> int:
 
     results["ruleengine warm"] = best_of(args.repeat, warm)
 
-    enabled = sum(1 for line in path.open(encoding="utf-8", errors="replace")
-                  if line[:1].isalpha())
+    enabled = sum(1 for line in path.open(encoding="utf-8", errors="replace") if line[:1].isalpha())
     print(f"file: {path} ({enabled} enabled rules)")
     print(f"{'parser':<18}{'seconds':>9}{'rules':>8}{'rules/s':>10}{'vs idstools (time)':>20}")
     base_t, base_n = results["idstools"]

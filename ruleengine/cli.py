@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ruleengine",
         description="A Suricata-compatible signature engine with kernel flow bypass.",
     )
-    parser.add_argument("--version", action="version", version=f"ruleengine {ruleengine.__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"ruleengine {ruleengine.__version__}"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.register(subparsers)

@@ -29,11 +29,15 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories of *.rules")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="rule files or directories of *.rules"
+    )
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     parser.add_argument("--strict", action="store_true", help="warnings also make the exit code 1")
     parser.add_argument(
-        "-c", "--config", metavar="suricata.yaml",
+        "-c",
+        "--config",
+        metavar="suricata.yaml",
         help="read address/port variables from this suricata.yaml 'vars:' section",
     )
     parser.add_argument("--no-cache", action="store_true", help="do not use the parse cache")
@@ -67,7 +71,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         err.write(_summary(ruleset) + "\n")
     else:
         files = [d.file for d in diagnostics]
-        json.dump(to_sarif(diagnostics, tool_version=ruleengine.__version__, artifacts=files), out, indent=2)
+        json.dump(
+            to_sarif(diagnostics, tool_version=ruleengine.__version__, artifacts=files),
+            out,
+            indent=2,
+        )
         out.write("\n")
         err.write(_summary(ruleset) + "\n")
     errors = sum(1 for d in diagnostics if d.is_error)

@@ -65,13 +65,16 @@ _COND_RE = re.compile(
 )
 
 
-def parse_int_condition(text: str, what: str, *, start: int = 0, hi: int | None = None) -> IntCondition:
+def parse_int_condition(
+    text: str, what: str, *, start: int = 0, hi: int | None = None
+) -> IntCondition:
     """Suricata's integer keyword syntax: ``N``, ``=N``, ``!N``, ``<N``, ``<=N``, ``>N``,
     ``>=N``, ``N-M``/``N<>M`` (exclusive range), ``!N-M``, ``&mask[=value]``, ``^mask``."""
     m = _COND_RE.match(text)
     if m is None:
         raise KeywordError(
-            f"{what}: invalid value '{text.strip()}' (expected N, <N, >N, <=N, >=N, !N, N-M or N<>M)",
+            f"{what}: invalid value '{text.strip()}' "
+            "(expected N, <N, >N, <=N, >=N, !N, N-M or N<>M)",
             code="invalid-integer",
             value_range=(start, start + max(len(text), 1)),
         )

@@ -18,13 +18,12 @@ def setup_pkt_data(b: RuleBuilder, value: str | None) -> None:
 
 def setup_absent(b: RuleBuilder, value: str | None) -> None:
     if b.sticky is None:
-        raise KeywordError(
-            "'absent' needs a sticky buffer before it", code="absent-without-buffer"
-        )
+        raise KeywordError("'absent' needs a sticky buffer before it", code="absent-without-buffer")
     if value not in (None, "or_else"):
         raise KeywordError(
             f"absent: expected no value or 'or_else', got '{value}'",
-            code="invalid-keyword-value", value_range=(0, len(value or "")),
+            code="invalid-keyword-value",
+            value_range=(0, len(value or "")),
         )
     b.add_item(Absent(value == "or_else", b.option_span))
 

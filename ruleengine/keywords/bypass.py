@@ -18,7 +18,10 @@ def setup_bypass(b: RuleBuilder, value: str | None) -> None:
 
 SPECS: tuple[KeywordSpec, ...] = (
     KeywordSpec(
-        "bypass", setup_bypass, arg=ArgKind.NONE, stage=Stage.POSTMATCH,
+        "bypass",
+        setup_bypass,
+        arg=ArgKind.NONE,
+        stage=Stage.POSTMATCH,
         doc="bypass the flow after this rule matched",
     ),
 )

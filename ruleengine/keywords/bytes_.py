@@ -19,7 +19,8 @@ _MATH_OPS = ("+", "-", "*", "/", "<<", ">>")
 
 def _bad(what: str, arg: str, at: int) -> KeywordError:
     return KeywordError(
-        f"{what}: unexpected argument '{arg}'", code="invalid-keyword-value",
+        f"{what}: unexpected argument '{arg}'",
+        code="invalid-keyword-value",
         value_range=(at, at + max(len(arg), 1)),
     )
 
@@ -27,7 +28,8 @@ def _bad(what: str, arg: str, at: int) -> KeywordError:
 def _need(args: list[tuple[str, int]], n: int, what: str, usage: str, value: str) -> None:
     if len(args) < n or any(not a for a, _ in args[:n]):
         raise KeywordError(
-            f"{what}: expected {usage}", code="invalid-keyword-value",
+            f"{what}: expected {usage}",
+            code="invalid-keyword-value",
             value_range=(0, len(value)),
         )
 
@@ -100,8 +102,10 @@ def setup_byte_test(b: RuleBuilder, value: str | None) -> None:
         negated, op = True, "="
     if op not in _TEST_OPS:
         raise KeywordError(
-            f"byte_test: invalid operator '{args[1][0]}'", code="invalid-keyword-value",
-            value_range=(op_at, op_at + len(args[1][0])), hint="valid: < > = <= >= & ^ and !",
+            f"byte_test: invalid operator '{args[1][0]}'",
+            code="invalid-keyword-value",
+            value_range=(op_at, op_at + len(args[1][0])),
+            hint="valid: < > = <= >= & ^ and !",
         )
     test_value = parse_int_or_var(args[2][0], "byte_test value", b.variables, start=args[2][1])
     offset = parse_int_or_var(args[3][0], "byte_test offset", b.variables, start=args[3][1])
@@ -114,13 +118,24 @@ def setup_byte_test(b: RuleBuilder, value: str | None) -> None:
     if not common.string and nbytes > 8:
         raise KeywordError(
             f"byte_test: {nbytes} bytes is too many for a binary value (max 8)",
-            code="out-of-range", value_range=(args[0][1], args[0][1] + len(args[0][0])),
+            code="out-of-range",
+            value_range=(args[0][1], args[0][1] + len(args[0][0])),
         )
-    b.add_item(ByteTest(
-        nbytes, op, test_value, offset, negated, common.relative, common.endian,
-        common.string_base if common.string else None, common.dce, common.bitmask,
-        b.option_span,
-    ))
+    b.add_item(
+        ByteTest(
+            nbytes,
+            op,
+            test_value,
+            offset,
+            negated,
+            common.relative,
+            common.endian,
+            common.string_base if common.string else None,
+            common.dce,
+            common.bitmask,
+            b.option_span,
+        )
+    )
 
 
 def setup_byte_jump(b: RuleBuilder, value: str | None) -> None:
@@ -149,7 +164,10 @@ def setup_byte_jump(b: RuleBuilder, value: str | None) -> None:
         else:
             raise _bad("byte_jump", word, at)
     item.relative, item.endian, item.dce, item.bitmask = (
-        common.relative, common.endian, common.dce, common.bitmask
+        common.relative,
+        common.endian,
+        common.dce,
+        common.bitmask,
     )
     item.string_base = common.string_base if common.string else None
     b.add_item(item)
@@ -178,7 +196,10 @@ def setup_byte_extract(b: RuleBuilder, value: str | None) -> None:
         else:
             raise _bad("byte_extract", word, at)
     item.relative, item.endian, item.dce, item.bitmask = (
-        common.relative, common.endian, common.dce, common.bitmask
+        common.relative,
+        common.endian,
+        common.dce,
+        common.bitmask,
     )
     item.string_base = common.string_base if common.string else None
     b.variables.add(name)
@@ -199,24 +220,31 @@ def setup_byte_math(b: RuleBuilder, value: str | None) -> None:
     missing = [k for k in ("bytes", "offset", "oper", "rvalue", "result") if k not in fields]
     if missing:
         raise KeywordError(
-            f"byte_math: missing {', '.join(missing)}", code="invalid-keyword-value",
+            f"byte_math: missing {', '.join(missing)}",
+            code="invalid-keyword-value",
             value_range=(0, len(value)),
         )
     oper = fields["oper"][0]
     if oper not in _MATH_OPS:
         raise KeywordError(
-            f"byte_math: invalid oper '{oper}'", code="invalid-keyword-value",
+            f"byte_math: invalid oper '{oper}'",
+            code="invalid-keyword-value",
             value_range=(fields["oper"][1], fields["oper"][1] + len(oper)),
         )
     item = ByteMath(
         parse_int(fields["bytes"][0], "byte_math bytes", start=fields["bytes"][1], lo=1, hi=10),
         parse_int(fields["offset"][0], "byte_math offset", start=fields["offset"][1]),
         oper,
-        parse_int_or_var(fields["rvalue"][0], "byte_math rvalue", b.variables,
-                         start=fields["rvalue"][1]),
+        parse_int_or_var(
+            fields["rvalue"][0], "byte_math rvalue", b.variables, start=fields["rvalue"][1]
+        ),
         fields["result"][0],
-        common.relative, common.endian, common.string_base if common.string else None,
-        common.dce, common.bitmask, b.option_span,
+        common.relative,
+        common.endian,
+        common.string_base if common.string else None,
+        common.dce,
+        common.bitmask,
+        b.option_span,
     )
     b.variables.add(item.result)
     b.add_item(item)

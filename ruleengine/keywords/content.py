@@ -161,7 +161,9 @@ def _set_position(b: RuleBuilder, keyword: str, value: str | None) -> None:
     amount = parse_int_or_var(value, keyword, b.variables, lo=lo)
     if isinstance(amount, int) and keyword in ("depth", "within"):
         if amount == 0:
-            raise KeywordError(f"'{keyword}' of 0 is invalid", code="out-of-range", value_range=(0, len(value)))
+            raise KeywordError(
+                f"'{keyword}' of 0 is invalid", code="out-of-range", value_range=(0, len(value))
+            )
         if amount < len(content.pattern):
             raise KeywordError(
                 f"{keyword} ({amount}) is smaller than the content length ({len(content.pattern)})",
@@ -258,7 +260,10 @@ SPECS: tuple[KeywordSpec, ...] = (
     KeywordSpec("startswith", setup_startswith, arg=ArgKind.NONE, stage=Stage.MODIFIER),
     KeywordSpec("endswith", setup_endswith, arg=ArgKind.NONE, stage=Stage.MODIFIER),
     KeywordSpec(
-        "fast_pattern", setup_fast_pattern, arg=ArgKind.OPTIONAL, stage=Stage.MODIFIER,
+        "fast_pattern",
+        setup_fast_pattern,
+        arg=ArgKind.OPTIONAL,
+        stage=Stage.MODIFIER,
         quotes=Quotes.FORBIDDEN,
     ),
     _position_spec("depth"),

@@ -49,7 +49,8 @@ def setup_flow(b: RuleBuilder, value: str | None) -> None:
         key = _FIELDS.get(word.lower())
         if key is None:
             raise KeywordError(
-                f"flow: unknown option '{word}'", code="invalid-keyword-value",
+                f"flow: unknown option '{word}'",
+                code="invalid-keyword-value",
                 value_range=(at, at + max(len(word), 1)),
                 hint="valid: " + ", ".join(sorted(_FIELDS)),
             )
@@ -57,7 +58,8 @@ def setup_flow(b: RuleBuilder, value: str | None) -> None:
     for a, c in _CONFLICTS:
         if a in chosen and c in chosen:
             raise KeywordError(
-                f"flow: '{a}' and '{c}' cannot be combined", code="invalid-keyword-value",
+                f"flow: '{a}' and '{c}' cannot be combined",
+                code="invalid-keyword-value",
                 value_range=(0, len(value)),
             )
     b.rule.flow = FlowCondition(**{k: True for k in chosen})

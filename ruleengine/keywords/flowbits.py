@@ -22,14 +22,16 @@ def setup_flowbits(b: RuleBuilder, value: str | None) -> None:
         cmd = FlowbitCmd(cmd_text.strip().lower())
     except ValueError:
         raise KeywordError(
-            f"flowbits: unknown command '{cmd_text.strip()}'", code="invalid-keyword-value",
+            f"flowbits: unknown command '{cmd_text.strip()}'",
+            code="invalid-keyword-value",
             value_range=(0, len(cmd_text)),
             hint="valid: set, unset, toggle, isset, isnotset, noalert",
         ) from None
     if cmd is FlowbitCmd.NOALERT:
         if sep:
             raise KeywordError(
-                "flowbits:noalert takes no name", code="invalid-keyword-value",
+                "flowbits:noalert takes no name",
+                code="invalid-keyword-value",
                 value_range=(len(cmd_text), len(value)),
             )
         b.rule.noalert = True
@@ -38,7 +40,8 @@ def setup_flowbits(b: RuleBuilder, value: str | None) -> None:
     names_text = names_text.strip()
     if not names_text:
         raise KeywordError(
-            f"flowbits:{cmd.value} needs a flowbit name", code="missing-value",
+            f"flowbits:{cmd.value} needs a flowbit name",
+            code="missing-value",
             value_range=(0, len(value)),
         )
     any_of = "&" not in names_text
@@ -47,15 +50,16 @@ def setup_flowbits(b: RuleBuilder, value: str | None) -> None:
     for name in names:
         if not _NAME_RE.match(name):
             raise KeywordError(
-                f"flowbits: invalid name '{name}'", code="invalid-keyword-value",
+                f"flowbits: invalid name '{name}'",
+                code="invalid-keyword-value",
                 value_range=(start, len(value)),
             )
-    if len(names) > 1 and cmd not in (FlowbitCmd.ISSET, FlowbitCmd.ISNOTSET):
-        if "|" in names_text:
-            raise KeywordError(
-                f"flowbits:{cmd.value} does not take an OR list ('|'); only isset/isnotset do",
-                code="invalid-keyword-value", value_range=(start, len(value)),
-            )
+    if len(names) > 1 and cmd not in (FlowbitCmd.ISSET, FlowbitCmd.ISNOTSET) and "|" in names_text:
+        raise KeywordError(
+            f"flowbits:{cmd.value} does not take an OR list ('|'); only isset/isnotset do",
+            code="invalid-keyword-value",
+            value_range=(start, len(value)),
+        )
     b.rule.flowbits.append(Flowbit(cmd, names, any_of))
 
 

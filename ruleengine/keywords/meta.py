@@ -40,7 +40,9 @@ def _positive(b: RuleBuilder, value: str | None, what: str) -> int:
     number = parse_int(value, what, lo=0, hi=0xFFFFFFFF)
     if number == 0:
         raise KeywordError(
-            f"{what} value 0 is invalid", code=f"{what}-zero", value_range=(0, len(value)),
+            f"{what} value 0 is invalid",
+            code=f"{what}-zero",
+            value_range=(0, len(value)),
             hint=f"{what} must be 1 or more",
         )
     return number
@@ -86,7 +88,8 @@ def setup_reference(b: RuleBuilder, value: str | None) -> None:
     system, ident = system.strip(), ident.strip()
     if not sep or not system or not ident:
         raise KeywordError(
-            f"reference: expected '<system>,<id>', got '{value}'", code="invalid-keyword-value",
+            f"reference: expected '<system>,<id>', got '{value}'",
+            code="invalid-keyword-value",
             value_range=(0, len(value)),
         )
     if system.lower() not in reference_systems():
@@ -109,7 +112,8 @@ def setup_target(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
     if value not in ("src_ip", "dest_ip"):
         raise KeywordError(
-            f"target: expected src_ip or dest_ip, got '{value}'", code="invalid-keyword-value",
+            f"target: expected src_ip or dest_ip, got '{value}'",
+            code="invalid-keyword-value",
             value_range=(0, len(value)),
         )
     b.rule.target = value
@@ -130,15 +134,15 @@ def setup_app_layer_protocol(b: RuleBuilder, value: str | None) -> None:
     name = name.split(",")[0].strip().lower()
     if name not in APP_PROTOCOLS and name not in ("failed", "unknown"):
         raise KeywordError(
-            f"app-layer-protocol: unknown protocol '{name}'", code="unknown-protocol",
+            f"app-layer-protocol: unknown protocol '{name}'",
+            code="unknown-protocol",
             value_range=(0, len(value)),
         )
     proto = app_proto_of(name) or name
     header_proto = app_proto_of(b.rule.protocol)
     if not negated and header_proto is not None and header_proto != proto:
         raise KeywordError(
-            f"conflicting alprotos: header says {b.rule.protocol}, "
-            f"app-layer-protocol says {name}",
+            f"conflicting alprotos: header says {b.rule.protocol}, app-layer-protocol says {name}",
             code="conflicting-alproto",
         )
     b.rule.app_proto = proto
@@ -158,7 +162,9 @@ SPECS: tuple[KeywordSpec, ...] = (
     KeywordSpec("noalert", setup_noalert, arg=ArgKind.NONE, stage=Stage.POSTMATCH),
     KeywordSpec("prefilter", setup_prefilter, arg=ArgKind.NONE, stage=Stage.MODIFIER),
     KeywordSpec(
-        "app-layer-protocol", setup_app_layer_protocol, negatable=True,
+        "app-layer-protocol",
+        setup_app_layer_protocol,
+        negatable=True,
         quotes=Quotes.FORBIDDEN,
     ),
 )

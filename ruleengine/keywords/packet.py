@@ -19,10 +19,30 @@ from ruleengine.rules.model import (
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
 
-_MAX = {"dsize": 65535, "ttl": 255, "itype": 255, "icode": 255, "ip_proto": 255,
-        "window": 65535, "ack": 0xFFFFFFFF, "seq": 0xFFFFFFFF}
-_IP_PROTOS = {"ip": 0, "icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47,
-              "esp": 50, "ah": 51, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132}
+_MAX = {
+    "dsize": 65535,
+    "ttl": 255,
+    "itype": 255,
+    "icode": 255,
+    "ip_proto": 255,
+    "window": 65535,
+    "ack": 0xFFFFFFFF,
+    "seq": 0xFFFFFFFF,
+}
+_IP_PROTOS = {
+    "ip": 0,
+    "icmp": 1,
+    "igmp": 2,
+    "tcp": 6,
+    "udp": 17,
+    "ipv6": 41,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+    "ipv6-icmp": 58,
+    "icmpv6": 58,
+    "sctp": 132,
+}
 
 
 def _packet_setup(field: str) -> Setup:
@@ -39,8 +59,18 @@ def _packet_setup(field: str) -> Setup:
     return setup
 
 
-_TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20,
-                  "E": 0x40, "C": 0x80, "1": 0x80, "2": 0x40}
+_TCP_FLAG_BITS = {
+    "F": 0x01,
+    "S": 0x02,
+    "R": 0x04,
+    "P": 0x08,
+    "A": 0x10,
+    "U": 0x20,
+    "E": 0x40,
+    "C": 0x80,
+    "1": 0x80,
+    "2": 0x40,
+}
 
 
 def setup_flags(b: RuleBuilder, value: str | None) -> None:
@@ -59,8 +89,10 @@ def setup_flags(b: RuleBuilder, value: str | None) -> None:
         bit = _TCP_FLAG_BITS.get(ch.upper())
         if bit is None or ch in "12":
             raise KeywordError(
-                f"flags: unknown TCP flag '{ch}'", code="invalid-keyword-value",
-                value_range=(i, i + 1), hint="valid: F S R P A U C E 0 and modifiers + * !",
+                f"flags: unknown TCP flag '{ch}'",
+                code="invalid-keyword-value",
+                value_range=(i, i + 1),
+                hint="valid: F S R P A U C E 0 and modifiers + * !",
             )
         bits |= bit
     ignored = 0
@@ -68,7 +100,8 @@ def setup_flags(b: RuleBuilder, value: str | None) -> None:
         bit = _TCP_FLAG_BITS.get(ch.upper())
         if bit is None:
             raise KeywordError(
-                f"flags: unknown flag '{ch}' in mask", code="invalid-keyword-value",
+                f"flags: unknown flag '{ch}' in mask",
+                code="invalid-keyword-value",
                 value_range=(0, len(value)),
             )
         ignored |= bit
@@ -90,7 +123,8 @@ def setup_urilen(b: RuleBuilder, value: str | None) -> None:
     if kind not in ("", "raw", "norm"):
         raise KeywordError(
             f"urilen: expected 'raw' or 'norm' after the comma, got '{kind}'",
-            code="invalid-keyword-value", value_range=(len(text) + 1, len(value)),
+            code="invalid-keyword-value",
+            value_range=(len(text) + 1, len(value)),
         )
     cond = parse_int_condition(text, "urilen", hi=65535)
     if cond.op in (IntOp.BITMASK_SET, IntOp.BITMASK_NOT):

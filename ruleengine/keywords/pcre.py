@@ -103,20 +103,23 @@ def parse_pcre(value: str) -> tuple[str, str, bool, int]:
         pos = 1
     if not (len(value) - pos >= 2 and value[pos] == '"' and value.endswith('"')):
         raise KeywordError(
-            "pcre value must be enclosed in double quotes", code="missing-quotes",
+            "pcre value must be enclosed in double quotes",
+            code="missing-quotes",
             value_range=(0, len(value)),
         )
     body_start = pos + 1
     body = value[body_start:-1]
     if not body.startswith("/"):
         raise KeywordError(
-            "pcre must start with '/' (\"/regex/flags\")", code="invalid-pcre",
+            "pcre must start with '/' (\"/regex/flags\")",
+            code="invalid-pcre",
             value_range=(body_start, body_start + 1),
         )
     last = body.rfind("/")
     if last == 0:
         raise KeywordError(
-            "pcre is missing its closing '/'", code="invalid-pcre",
+            "pcre is missing its closing '/'",
+            code="invalid-pcre",
             value_range=(body_start, len(value) - 1),
         )
     return body[1:last], body[last + 1 :], negated, body_start + 1
@@ -145,12 +148,14 @@ def setup_pcre(b: RuleBuilder, value: str | None) -> None:
             if buffer is not None and buffer != wanted:
                 raise KeywordError(
                     f"pcre flags select two buffers ({buffer} and {wanted})",
-                    code="invalid-pcre", value_range=(flags_at + i, flags_at + i + 1),
+                    code="invalid-pcre",
+                    value_range=(flags_at + i, flags_at + i + 1),
                 )
             buffer = wanted
         else:
             raise KeywordError(
-                f"unknown pcre flag '{flag}'", code="invalid-pcre",
+                f"unknown pcre flag '{flag}'",
+                code="invalid-pcre",
                 value_range=(flags_at + i, flags_at + i + 1),
                 hint="valid: i m s x A E G R O B and the buffer letters "
                 + " ".join(sorted(PCRE_LETTERS)),
@@ -171,12 +176,17 @@ def setup_pcre(b: RuleBuilder, value: str | None) -> None:
     except pcre2.PatternError as exc:
         where = _error_offset(exc, len(regex))
         raise KeywordError(
-            f"pcre does not compile: {_pcre_message(exc)}", code="pcre-compile",
+            f"pcre does not compile: {_pcre_message(exc)}",
+            code="pcre-compile",
             value_range=(regex_at + where, regex_at + where + 1),
         ) from None
     item = PcreMatch(
-        regex=regex, flags="".join(general), negated=negated, relative=relative,
-        compiled=compiled, span=b.option_span,
+        regex=regex,
+        flags="".join(general),
+        negated=negated,
+        relative=relative,
+        compiled=compiled,
+        span=b.option_span,
     )
     if buffer is not None:
         b.buffer_list(buffer).items.append(item)
@@ -205,7 +215,11 @@ def _pcre_message(exc: Exception) -> str:
 
 SPECS: tuple[KeywordSpec, ...] = (
     KeywordSpec(
-        "pcre", setup_pcre, negatable=True, quotes=Quotes.MANDATORY, stage=Stage.MATCH,
+        "pcre",
+        setup_pcre,
+        negatable=True,
+        quotes=Quotes.MANDATORY,
+        stage=Stage.MATCH,
         doc="PCRE2 regular expression on the active buffer",
     ),
 )

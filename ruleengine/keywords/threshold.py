@@ -21,17 +21,22 @@ def _parse(value: str, what: str, *, with_type: bool) -> Threshold:
     for word, at in split_args(value):
         key, _, rest = word.partition(" ")
         rest = rest.strip()
-        allowed = ("type", "track", "count", "seconds", "multiplier") if with_type else (
-            "track", "count", "seconds", "unique_on")
+        allowed = (
+            ("type", "track", "count", "seconds", "multiplier")
+            if with_type
+            else ("track", "count", "seconds", "unique_on")
+        )
         if key not in allowed or not rest:
             raise KeywordError(
-                f"{what}: unexpected '{word}'", code="invalid-keyword-value",
+                f"{what}: unexpected '{word}'",
+                code="invalid-keyword-value",
                 value_range=(at, at + max(len(word), 1)),
                 hint=f"expected: {', '.join(allowed)} each followed by a value",
             )
         if key in fields:
             raise KeywordError(
-                f"{what}: '{key}' given twice", code="invalid-keyword-value",
+                f"{what}: '{key}' given twice",
+                code="invalid-keyword-value",
                 value_range=(at, at + len(word)),
             )
         fields[key] = (rest, at + len(key) + 1)
@@ -44,30 +49,38 @@ def _parse(value: str, what: str, *, with_type: bool) -> Threshold:
     missing = [k for k in required if k not in fields]
     if missing:
         raise KeywordError(
-            f"{what}: missing {', '.join(missing)}", code="invalid-keyword-value",
+            f"{what}: missing {', '.join(missing)}",
+            code="invalid-keyword-value",
             value_range=(0, len(value)),
         )
     if kind not in _TYPES and with_type:
         at = fields["type"][1]
         raise KeywordError(
-            f"{what}: unknown type '{kind}'", code="invalid-keyword-value",
-            value_range=(at, at + len(kind)), hint="valid: " + ", ".join(_TYPES),
+            f"{what}: unknown type '{kind}'",
+            code="invalid-keyword-value",
+            value_range=(at, at + len(kind)),
+            hint="valid: " + ", ".join(_TYPES),
         )
     track, at = fields["track"]
     if track not in _TRACKS:
         raise KeywordError(
-            f"{what}: unknown track '{track}'", code="invalid-keyword-value",
-            value_range=(at, at + len(track)), hint="valid: " + ", ".join(_TRACKS),
+            f"{what}: unknown track '{track}'",
+            code="invalid-keyword-value",
+            value_range=(at, at + len(track)),
+            hint="valid: " + ", ".join(_TRACKS),
         )
     count = parse_int(fields["count"][0], f"{what} count", start=fields["count"][1], lo=1)
     seconds = (
         parse_int(fields["seconds"][0], f"{what} seconds", start=fields["seconds"][1], lo=1)
-        if "seconds" in fields else 0
+        if "seconds" in fields
+        else 0
     )
     multiplier = (
-        parse_int(fields["multiplier"][0], f"{what} multiplier",
-                  start=fields["multiplier"][1], lo=1)
-        if "multiplier" in fields else 0
+        parse_int(
+            fields["multiplier"][0], f"{what} multiplier", start=fields["multiplier"][1], lo=1
+        )
+        if "multiplier" in fields
+        else 0
     )
     return Threshold(kind, track, count, seconds, multiplier)
 

@@ -147,7 +147,9 @@ class RuleBuilder:
             return None
         return Span(self.file, self.line, self.val_start + 1, self.val_end + 1)
 
-    def warn(self, message: str, code: str, span: Span | None = None, hint: str | None = None) -> None:
+    def warn(
+        self, message: str, code: str, span: Span | None = None, hint: str | None = None
+    ) -> None:
         self.warnings.append(Finding(message, code, span or self.option_span, hint))
 
     def value_subspan(self, start: int, end: int) -> Span:

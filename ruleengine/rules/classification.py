@@ -29,9 +29,11 @@ def classifications() -> dict[str, tuple[str, int]]:
     return parse_classification_config(_data("classification.config"))
 
 
-def classification(classtype: str) -> tuple[str, int] | None:
-    """(description, priority) of a classtype, or None when unknown. The EVE writer uses
-    the description as ``alert.category`` and the priority as ``alert.severity``."""
+def classification(classtype: str | None) -> tuple[str, int] | None:
+    """(description, priority) of a classtype, or None when unknown (or None). The EVE
+    writer uses the description as ``alert.category`` and the priority as ``alert.severity``."""
+    if not classtype:
+        return None
     return classifications().get(classtype.lower())
 
 

@@ -20,16 +20,66 @@ from ruleengine.rules.syntax import parser
 # Suricata --list-rule-protos: decoder protocols, then app-layer protocols.
 PACKET_PROTOCOLS = frozenset(
     {
-        "ip", "ipv4", "ip4", "ipv6", "ip6", "tcp", "udp", "icmp", "icmpv4", "icmpv6", "sctp",
-        "ether", "arp", "pkthdr", "tcp-pkt", "tcp-stream", "igmp",
+        "ip",
+        "ipv4",
+        "ip4",
+        "ipv6",
+        "ip6",
+        "tcp",
+        "udp",
+        "icmp",
+        "icmpv4",
+        "icmpv6",
+        "sctp",
+        "ether",
+        "arp",
+        "pkthdr",
+        "tcp-pkt",
+        "tcp-stream",
+        "igmp",
     }
 )
 APP_PROTOCOLS = frozenset(
     {
-        "http", "http1", "http2", "ftp", "ftp-data", "smtp", "tls", "ssl", "ssh", "imap",
-        "smb", "dcerpc", "dns", "dnp3", "enip", "cip", "nfs", "ntp", "tftp", "ikev2", "ike",
-        "krb5", "dhcp", "snmp", "sip", "rfb", "mqtt", "pgsql", "telnet", "websocket", "ldap",
-        "doh2", "quic", "bittorrent-dht", "modbus", "rdp", "template", "pop3", "mdns",
+        "http",
+        "http1",
+        "http2",
+        "ftp",
+        "ftp-data",
+        "smtp",
+        "tls",
+        "ssl",
+        "ssh",
+        "imap",
+        "smb",
+        "dcerpc",
+        "dns",
+        "dnp3",
+        "enip",
+        "cip",
+        "nfs",
+        "ntp",
+        "tftp",
+        "ikev2",
+        "ike",
+        "krb5",
+        "dhcp",
+        "snmp",
+        "sip",
+        "rfb",
+        "mqtt",
+        "pgsql",
+        "telnet",
+        "websocket",
+        "ldap",
+        "doh2",
+        "quic",
+        "bittorrent-dht",
+        "modbus",
+        "rdp",
+        "template",
+        "pop3",
+        "mdns",
     }
 )
 HTTP_PROTOCOLS = frozenset({"http", "http1"})
@@ -209,7 +259,7 @@ class HeaderParser:
             if "-" in text:
                 lo_s, hi_s = text.split("-", 1)
                 lo, hi = ipaddress.ip_address(lo_s), ipaddress.ip_address(hi_s)
-                nets: list[IPNetwork] = list(ipaddress.summarize_address_range(lo, hi))  # type: ignore[arg-type]
+                nets: list[IPNetwork] = list(ipaddress.summarize_address_range(lo, hi))
                 return _Addr(nets, [], False)
             return _Addr([ipaddress.ip_network(text, strict=False)], [], False)
         except (ValueError, TypeError) as exc:
@@ -330,7 +380,8 @@ def _syntax_error(
             msg = f"unexpected '{tok}' in {what}: expected {_expected(exc.expected)}"
     elif isinstance(exc, UnexpectedCharacters):
         width = 1
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        pos = exc.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
         msg = f"unexpected character {ch!r} in {what}"
     elif isinstance(exc, UnexpectedEOF):
         width = 1

@@ -22,6 +22,7 @@ from ruleengine.diagnostics import ERROR, WARNING, Diagnostic
 from ruleengine.keywords import REGISTRY
 from ruleengine.rules import cache as rule_cache
 from ruleengine.rules.builder import Finding
+from ruleengine.rules.classification import classification
 from ruleengine.rules.errors import RuleError
 from ruleengine.rules.header import HeaderParser
 from ruleengine.rules.model import FlowbitCmd, Rule, Span
@@ -154,7 +155,9 @@ def _load_file(path: Path, headers: HeaderParser, vars_key: bytes, use_cache: bo
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return _FileResult(diagnostics=[_file_diag(name, f"cannot read file: {exc.strerror}", "file-error")])
+        return _FileResult(
+            diagnostics=[_file_diag(name, f"cannot read file: {exc.strerror}", "file-error")]
+        )
     key = ""
     if use_cache:
         key = _cache_key(data, vars_key, name)
@@ -175,9 +178,7 @@ def _parse_file_text(text: str, file: str, headers: HeaderParser) -> _FileResult
     return result
 
 
-def _logical_lines(
-    text: str, file: str, result: _FileResult
-) -> Iterable[tuple[int, str]]:
+def _logical_lines(text: str, file: str, result: _FileResult) -> Iterable[tuple[int, str]]:
     """(first line number, rule text) for each rule; comments and blank lines dropped,
     ``\\`` continuations joined, whitespace-led lines skipped with a warning."""
     pending: list[str] = []
@@ -198,11 +199,17 @@ def _logical_lines(
             if line.strip() and not line.lstrip().startswith("#"):
                 result.diagnostics.append(
                     Diagnostic(
-                        file, idx, 1, len(line) - len(line.lstrip()) + 1, WARNING,
+                        file,
+                        idx,
+                        1,
+                        len(line) - len(line.lstrip()) + 1,
+                        WARNING,
                         "leading-whitespace",
                         "line starts with whitespace: Suricata skips it, so this rule is "
                         "not loaded",
-                        None, line, "remove the leading whitespace",
+                        None,
+                        line,
+                        "remove the leading whitespace",
                     )
                 )
             continue
@@ -224,8 +231,16 @@ def _parse_one(text: str, file: str, line: int, headers: HeaderParser, result: _
         span = exc.span or Span(file, line, 1, 2)
         result.diagnostics.append(
             Diagnostic(
-                file, span.line, span.col, span.end_col, ERROR, exc.code, exc.message,
-                _guess_sid(text), text, exc.hint,
+                file,
+                span.line,
+                span.col,
+                span.end_col,
+                ERROR,
+                exc.code,
+                exc.message,
+                _guess_sid(text),
+                text,
+                exc.hint,
             )
         )
         return
@@ -233,9 +248,15 @@ def _parse_one(text: str, file: str, line: int, headers: HeaderParser, result: _
         result.failed += 1
         result.diagnostics.append(
             Diagnostic(
-                file, line, 1, 2, ERROR, "internal-error",
+                file,
+                line,
+                1,
+                2,
+                ERROR,
+                "internal-error",
                 f"internal error while parsing this rule: {type(exc).__name__}: {exc}",
-                _guess_sid(text), text,
+                _guess_sid(text),
+                text,
             )
         )
         return
@@ -246,14 +267,26 @@ def _parse_one(text: str, file: str, line: int, headers: HeaderParser, result: _
 
 def _finding_diag(f: Finding, rule: Rule, text: str) -> Diagnostic:
     return Diagnostic(
-        f.span.file, f.span.line, f.span.col, f.span.end_col, WARNING, f.code, f.message,
-        rule.sid, text, f.hint,
+        f.span.file,
+        f.span.line,
+        f.span.col,
+        f.span.end_col,
+        WARNING,
+        f.code,
+        f.message,
+        rule.sid,
+        text,
+        f.hint,
     )
 
 
 def _check_text(text: str, file: str, line: int) -> None:
     # A UTF-8 character is at most 4 bytes: short rules need no encoding to check.
-    size = len(text) if len(text) * 4 <= MAX_RULE_BYTES else len(text.encode("utf-8", "surrogateescape"))
+    size = (
+        len(text)
+        if len(text) * 4 <= MAX_RULE_BYTES
+        else len(text.encode("utf-8", "surrogateescape"))
+    )
     if size > MAX_RULE_BYTES:
         raise RuleError(
             f"rule is {size} bytes long; the maximum is {MAX_RULE_BYTES}",
@@ -263,7 +296,8 @@ def _check_text(text: str, file: str, line: int) -> None:
     m = _BAD_UTF8_RE.search(text)
     if m:
         raise RuleError(
-            "rule is not valid UTF-8", Span(file, line, m.start() + 1, m.start() + 2),
+            "rule is not valid UTF-8",
+            Span(file, line, m.start() + 1, m.start() + 2),
             code="invalid-utf8",
         )
     m = _CONTROL_RE.search(text)
@@ -342,8 +376,16 @@ def _dup_diag(rule: Rule, old: Rule, severity: str) -> Diagnostic:
         message = f"duplicate signature: sid {rule.sid} is already loaded ({where}, rev {old.rev})"
         code = "duplicate-sid"
     return Diagnostic(
-        span.file, span.line, span.col, span.end_col, severity, code, message, rule.sid,
-        rule.raw, "give each rule a unique sid, or raise rev to replace the old rule",
+        span.file,
+        span.line,
+        span.col,
+        span.end_col,
+        severity,
+        code,
+        message,
+        rule.sid,
+        rule.raw,
+        "give each rule a unique sid, or raise rev to replace the old rule",
     )
 
 
@@ -364,14 +406,20 @@ def _flowbit_warnings(rules: list[Rule]) -> list[Diagnostic]:
                 col = rule.raw.find(name, rule.raw.find("flowbits")) + 1
                 span = (
                     Span(rule.span.file, rule.span.line, col, col + len(name))
-                    if col > 0 else rule.span
+                    if col > 0
+                    else rule.span
                 )
                 out.append(
                     Diagnostic(
-                        span.file, span.line, span.col, span.end_col, WARNING,
+                        span.file,
+                        span.line,
+                        span.col,
+                        span.end_col,
+                        WARNING,
                         "flowbit-never-set",
                         f"flowbit '{name}' is checked but never set by any loaded rule",
-                        rule.sid, rule.raw,
+                        rule.sid,
+                        rule.raw,
                     )
                 )
     return out
@@ -388,7 +436,11 @@ def cache_dir() -> Path:
 def _cache_key(data: bytes, vars_key: bytes, name: str) -> str:
     h = hashlib.sha256()
     for part in (
-        ruleengine.__version__.encode(), str(CACHE_FORMAT).encode(), name.encode(), vars_key, data,
+        ruleengine.__version__.encode(),
+        str(CACHE_FORMAT).encode(),
+        name.encode(),
+        vars_key,
+        data,
     ):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
@@ -418,3 +470,13 @@ def _cache_put(key: str, result: _FileResult) -> None:
 
 
 _ = (REGISTRY, _ACTION_START)
+
+__all__ = [
+    "MAX_RULE_BYTES",
+    "RuleSet",
+    "cache_dir",
+    "classification",
+    "load_rule_files",
+    "load_rule_text",
+    "parse_rule",
+]

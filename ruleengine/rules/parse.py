@@ -300,8 +300,10 @@ def _analyze(b: RuleBuilder) -> None:
                 content.span,
                 "choose a longer, rarer content as fast_pattern",
             )
-    if rule.protocol in TCP_PROTOCOLS and rule.flow is None and not any(
-        pc.field == "tcp.flags" for pc in rule.packet_conditions
+    if (
+        rule.protocol in TCP_PROTOCOLS
+        and rule.flow is None
+        and not any(pc.field == "tcp.flags" for pc in rule.packet_conditions)
     ):
         col = len(rule.raw) - len(rule.raw.lstrip()) + rule.raw.lstrip().find(rule.protocol)
         b.warn(

@@ -35,4 +35,6 @@ def option_regex() -> re.Pattern[str]:
     expected = r'[^\s;:()"]+[ 	]*(:((\\.)|[^\\;])*)?;'
     if source != expected:  # grammar changed: keep the scanner in step with it
         raise RuntimeError(f"OPTION terminal changed: {source!r}")
-    return re.compile(r'[ \t\r\n]*(?P<name>[^\s;:()"]+)[ \t]*(?::(?P<value>(?:\\.|[^\\;])*))?;', re.S)
+    return re.compile(
+        r'[ \t\r\n]*(?P<name>[^\s;:()"]+)[ \t]*(?::(?P<value>(?:\\.|[^\\;])*))?;', re.S
+    )

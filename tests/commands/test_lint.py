@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from ruleengine.cli import main
 from tests.rules.helpers import CORPUS_RULES, REPO
 
-GOOD = 'alert http any any -> any any (msg:"ok"; flow:to_server; http.uri; content:"/admin"; sid:1; rev:1;)\n'
+GOOD = (
+    'alert http any any -> any any (msg:"ok"; flow:to_server; http.uri; content:"/admin"; '
+    "sid:1; rev:1;)\n"
+)
 BAD = 'alert http any any -> any any (msg:"bad"; flow:to_server; http_urii; content:"/x"; sid:2;)\n'
 WARN = 'alert tcp any any -> any any (msg:"warn"; content:"abcdef"; sid:3;)\n'
 
@@ -48,10 +51,14 @@ def test_text_output_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert lines[1] == "  " + BAD.rstrip("\n")
     assert lines[2] == "  " + " " * (col - 1) + "^" + "~" * 8
     assert lines[3].startswith("  help: did you mean 'http_uri'")
-    assert lines[-1].startswith("1 rule files processed. 1 rules successfully loaded, 1 rules failed, 0 rules skipped")
+    assert lines[-1].startswith(
+        "1 rule files processed. 1 rules successfully loaded, 1 rules failed, 0 rules skipped"
+    )
 
 
-def test_strict_turns_warnings_into_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_strict_turns_warnings_into_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, WARN)
     code, out, _ = run(["lint", str(path)], capsys)
     assert code == 0 and "warning: TCP rule without a flow or flags option [tcp-no-flow]" in out
@@ -68,9 +75,14 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     }
     error = next(r for r in records if r["severity"] == "error")
     assert error == {
-        "file": str(path), "line": 2, "column": BAD.index("http_urii") + 1,
-        "end_column": BAD.index("http_urii") + 10, "severity": "error",
-        "code": "unknown-keyword", "message": "unknown rule keyword 'http_urii'", "sid": 2,
+        "file": str(path),
+        "line": 2,
+        "column": BAD.index("http_urii") + 1,
+        "end_column": BAD.index("http_urii") + 10,
+        "severity": "error",
+        "code": "unknown-keyword",
+        "message": "unknown rule keyword 'http_urii'",
+        "sid": 2,
         "hint": error["hint"],
     }
     assert any(r["code"] == "tcp-no-flow" and r["sid"] == 3 for r in records)
@@ -86,8 +98,11 @@ def test_sarif_output_is_valid_2_1_0(tmp_path: Path, capsys: pytest.CaptureFixtu
     results = log["runs"][0]["results"]
     err = next(r for r in results if r["level"] == "error")
     region = err["locations"][0]["physicalLocation"]["region"]
-    assert region == {"startLine": 2, "startColumn": BAD.index("http_urii") + 1,
-                      "endColumn": BAD.index("http_urii") + 10}
+    assert region == {
+        "startLine": 2,
+        "startColumn": BAD.index("http_urii") + 1,
+        "endColumn": BAD.index("http_urii") + 10,
+    }
     assert err["ruleId"] == "unknown-keyword" and err["properties"] == {"sid": 2}
     rule_ids = {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
     assert {r["ruleId"] for r in results} <= rule_ids
@@ -100,15 +115,24 @@ def validate_sarif(log: dict) -> None:  # type: ignore[type-arg]
     location = {
         "type": "object",
         "required": ["physicalLocation"],
-        "properties": {"physicalLocation": {
-            "type": "object", "required": ["artifactLocation", "region"],
-            "properties": {
-                "artifactLocation": {"type": "object", "required": ["uri"]},
-                "region": {"type": "object", "required": ["startLine"], "properties": {
-                    "startLine": {"type": "integer", "minimum": 1},
-                    "startColumn": {"type": "integer", "minimum": 1},
-                    "endColumn": {"type": "integer", "minimum": 1}}},
-            }}},
+        "properties": {
+            "physicalLocation": {
+                "type": "object",
+                "required": ["artifactLocation", "region"],
+                "properties": {
+                    "artifactLocation": {"type": "object", "required": ["uri"]},
+                    "region": {
+                        "type": "object",
+                        "required": ["startLine"],
+                        "properties": {
+                            "startLine": {"type": "integer", "minimum": 1},
+                            "startColumn": {"type": "integer", "minimum": 1},
+                            "endColumn": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                },
+            }
+        },
     }
     schema = {
         "type": "object",
@@ -116,20 +140,47 @@ def validate_sarif(log: dict) -> None:  # type: ignore[type-arg]
         "properties": {
             "version": {"const": "2.1.0"},
             "$schema": {"type": "string"},
-            "runs": {"type": "array", "items": {
-                "type": "object", "required": ["tool"],
-                "properties": {
-                    "tool": {"type": "object", "required": ["driver"], "properties": {
-                        "driver": {"type": "object", "required": ["name"], "properties": {
-                            "rules": {"type": "array", "items": {"type": "object", "required": ["id"]}}}}}},
-                    "results": {"type": "array", "items": {
-                        "type": "object", "required": ["message"],
-                        "properties": {
-                            "message": {"type": "object", "anyOf": [{"required": ["text"]}, {"required": ["id"]}]},
-                            "level": {"enum": ["none", "note", "warning", "error"]},
-                            "ruleId": {"type": "string"},
-                            "locations": {"type": "array", "items": location}}}},
-                }}},
+            "runs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["tool"],
+                    "properties": {
+                        "tool": {
+                            "type": "object",
+                            "required": ["driver"],
+                            "properties": {
+                                "driver": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "properties": {
+                                        "rules": {
+                                            "type": "array",
+                                            "items": {"type": "object", "required": ["id"]},
+                                        }
+                                    },
+                                }
+                            },
+                        },
+                        "results": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["message"],
+                                "properties": {
+                                    "message": {
+                                        "type": "object",
+                                        "anyOf": [{"required": ["text"]}, {"required": ["id"]}],
+                                    },
+                                    "level": {"enum": ["none", "note", "warning", "error"]},
+                                    "ruleId": {"type": "string"},
+                                    "locations": {"type": "array", "items": location},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
         },
     }
     jsonschema.validate(log, schema)
@@ -157,8 +208,9 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert run([], capsys)[0] == 2
 
 
-def test_internal_error_is_one_line_exit_70(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_internal_error_is_one_line_exit_70(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import ruleengine.commands.lint as lint
 
     def boom(*args: object, **kwargs: object) -> None:
@@ -168,15 +220,21 @@ def test_internal_error_is_one_line_exit_70(monkeypatch: pytest.MonkeyPatch, tmp
     code, out, err = run(["lint", str(write(tmp_path, GOOD))], capsys)
     assert code == 70
     assert err.strip().splitlines() == [
-        "ruleengine: internal error: ValueError: boom (please report this with the command line and input)"
+        "ruleengine: internal error: ValueError: boom "
+        "(please report this with the command line and input)"
     ]
     assert "Traceback" not in out + err
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
-    proc = subprocess.run([sys.executable, "-m", "ruleengine", "lint", "--no-cache", str(path)],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruleengine", "lint", "--no-cache", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "1 rules successfully loaded" in proc.stdout
 
@@ -198,9 +256,13 @@ def test_corpus_lints_with_zero_errors(capsys: pytest.CaptureFixture[str]) -> No
     assert " 0 rules failed," in summary and "; 0 error(s)," in summary
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
-def test_fuzz_lint_cli_never_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+def test_fuzz_lint_cli_never_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
     path = tmp_path / "fuzz.rules"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     for fmt in ("text", "json", "sarif"):

@@ -55,7 +55,9 @@ def test_content_value_errors(value: str, code: str, where: tuple[int, int]) -> 
 
 
 def test_modifiers_apply_to_previous_content() -> None:
-    a, b = contents('content:"abc"; nocase; offset:2; depth:10; content:"de"; distance:1; within:5;')
+    a, b = contents(
+        'content:"abc"; nocase; offset:2; depth:10; content:"de"; distance:1; within:5;'
+    )
     assert (a.nocase, a.offset, a.depth, a.relative) == (True, 2, 10, False)
     assert (b.nocase, b.distance, b.within, b.relative) == (False, 1, 5, True)
 
@@ -117,8 +119,10 @@ def test_fast_pattern_explicit_only_and_chop() -> None:
 
 
 def test_fast_pattern_default_choice_longest_non_negated() -> None:
-    rule = one_rule(H + 'content:!"a very long negated pattern"; content:"mid-size"; '
-                    'content:"longest-positive"; content:"x"; sid:1;)')
+    rule = one_rule(
+        H + 'content:!"a very long negated pattern"; content:"mid-size"; '
+        'content:"longest-positive"; content:"x"; sid:1;)'
+    )
     assert rule.fast_pattern is not None
     assert rule.fast_pattern[1].pattern == b"longest-positive"
     assert not rule.fast_pattern[1].fast_pattern  # chosen, not written
@@ -135,7 +139,9 @@ def test_content_cannot_be_unquoted_when_negated_keyword_does_not_allow() -> Non
 
 
 def test_uricontent_goes_to_http_uri() -> None:
-    rule = one_rule('alert http any any -> any any (flow:to_server; uricontent:"/admin"; nocase; sid:1;)')
+    rule = one_rule(
+        'alert http any any -> any any (flow:to_server; uricontent:"/admin"; nocase; sid:1;)'
+    )
     buf = rule.buffer("http.uri")
     assert buf is not None
     (c,) = buf.items

@@ -39,7 +39,10 @@ def test_flow() -> None:
 
 
 def test_flowbits() -> None:
-    r = rule_with("flow:to_server; flowbits:set,a; flowbits:isset,b|c; flowbits:isnotset,d&e; flowbits:noalert;")
+    r = rule_with(
+        "flow:to_server; flowbits:set,a; flowbits:isset,b|c; flowbits:isnotset,d&e; "
+        "flowbits:noalert;"
+    )
     cmds = [(f.cmd, f.names, f.any_of) for f in r.flowbits]
     assert cmds == [
         (FlowbitCmd.SET, ("a",), True),
@@ -76,8 +79,11 @@ def test_dsize_errors() -> None:
 
 
 def test_bsize_and_urilen() -> None:
-    r = one_rule('alert http any any -> any any (flow:to_server; http.uri; content:"/a"; bsize:>3; urilen:5<>10,raw; sid:1;)')
-    (c, bs) = r.buffer("http.uri").items  # type: ignore[union-attr]
+    r = one_rule(
+        'alert http any any -> any any (flow:to_server; http.uri; content:"/a"; bsize:>3; '
+        "urilen:5<>10,raw; sid:1;)"
+    )
+    (_, bs) = r.buffer("http.uri").items  # type: ignore[union-attr]
     assert isinstance(bs, BufferSize) and bs.cond == IntCondition(IntOp.GT, 3)
     (ul,) = r.buffer("http.uri.raw").items  # type: ignore[union-attr]
     assert isinstance(ul, BufferSize) and ul.cond == IntCondition(IntOp.RANGE, 5, 10)
@@ -109,7 +115,13 @@ def test_byte_keywords() -> None:
     bt, bj, be, bm = items[1:]
     assert isinstance(bt, ByteTest)
     assert (bt.nbytes, bt.operator, bt.negated, bt.value, bt.endian, bt.string_base) == (
-        4, ">", True, 1000, Endian.LITTLE, 16)
+        4,
+        ">",
+        True,
+        1000,
+        Endian.LITTLE,
+        16,
+    )
     assert isinstance(bj, ByteJump) and (bj.multiplier, bj.post_offset, bj.align) == (2, -3, True)
     assert isinstance(be, ByteExtract) and be.name == "len" and be.relative
     assert isinstance(bm, ByteMath) and (bm.oper, bm.rvalue, bm.result) == ("+", "len", "total")
@@ -123,20 +135,30 @@ def test_byte_keyword_errors() -> None:
 
 
 def test_threshold_and_detection_filter() -> None:
-    r = rule_with("flow:to_server; threshold:type both, track by_src, count 5, seconds 60; "
-                  "detection_filter:track by_dst, count 3, seconds 10;")
-    assert r.threshold is not None and (r.threshold.kind, r.threshold.track, r.threshold.count,
-                                        r.threshold.seconds) == ("both", "by_src", 5, 60)
+    r = rule_with(
+        "flow:to_server; threshold:type both, track by_src, count 5, seconds 60; "
+        "detection_filter:track by_dst, count 3, seconds 10;"
+    )
+    assert r.threshold is not None and (
+        r.threshold.kind,
+        r.threshold.track,
+        r.threshold.count,
+        r.threshold.seconds,
+    ) == ("both", "by_src", 5, 60)
     assert r.detection_filter is not None and r.detection_filter.track == "by_dst"
     d = one_error(H + "threshold:type often, track by_src, count 1, seconds 1; sid:1;)")
     assert d.code == "invalid-keyword-value" and d.message == "threshold: unknown type 'often'"
-    assert one_error(H + "threshold:type limit, track by_src; sid:1;)").code == "invalid-keyword-value"
+    assert (
+        one_error(H + "threshold:type limit, track by_src; sid:1;)").code == "invalid-keyword-value"
+    )
 
 
 def test_meta_keywords() -> None:
-    r = one_rule(H + 'msg:"hello \\"world\\""; flow:to_server; sid:42; rev:3; gid:2; '
-                 "classtype:web-application-attack; reference:cve,2024-1234; "
-                 "metadata:created_at 2024_01_01, tag x; target:dest_ip; noalert;)")
+    r = one_rule(
+        H + 'msg:"hello \\"world\\""; flow:to_server; sid:42; rev:3; gid:2; '
+        "classtype:web-application-attack; reference:cve,2024-1234; "
+        "metadata:created_at 2024_01_01, tag x; target:dest_ip; noalert;)"
+    )
     assert (r.msg, r.sid, r.rev, r.gid, r.priority) == ('hello "world"', 42, 3, 2, 1)
     assert r.references == [("cve", "2024-1234")]
     assert r.metadata == ["created_at 2024_01_01", "tag x"]
@@ -163,7 +185,10 @@ def test_app_layer_protocol() -> None:
 
 
 def test_bypass() -> None:
-    r = one_rule('alert http any any -> any any (flow:to_server; http.host; content:"cdn.example"; bypass; sid:1;)')
+    r = one_rule(
+        'alert http any any -> any any (flow:to_server; http.host; content:"cdn.example"; '
+        "bypass; sid:1;)"
+    )
     assert r.bypass
 
 

@@ -73,7 +73,7 @@ def test_pcre_compile_error_position() -> None:
     d = one_error(r)
     assert d.code == "pcre-compile"
     assert d.message.startswith("pcre does not compile: ")
-    assert r.index('a(b') + 1 <= d.column <= r.index('a(b') + 4
+    assert r.index("a(b") + 1 <= d.column <= r.index("a(b") + 4
 
 
 def test_unknown_flag() -> None:

@@ -61,12 +61,23 @@ def test_bad_action_scope() -> None:
 
 @pytest.mark.parametrize(
     ("proto", "app"),
-    [("ip", None), ("tcp", None), ("udp", None), ("icmp", None), ("pkthdr", None),
-     ("tcp-pkt", None), ("http", "http"), ("http1", "http"), ("tls", "tls"), ("dns", "dns"),
-     ("smb", "smb"), ("HTTP", "http")],
+    [
+        ("ip", None),
+        ("tcp", None),
+        ("udp", None),
+        ("icmp", None),
+        ("pkthdr", None),
+        ("tcp-pkt", None),
+        ("http", "http"),
+        ("http1", "http"),
+        ("tls", "tls"),
+        ("dns", "dns"),
+        ("smb", "smb"),
+        ("HTTP", "http"),
+    ],
 )
 def test_protocols(proto: str, app: str | None) -> None:
-    rule = one_rule(f"alert {proto} any any -> any any (msg:\"x\"; flow:to_server; sid:1;)")
+    rule = one_rule(f'alert {proto} any any -> any any (msg:"x"; flow:to_server; sid:1;)')
     assert rule.protocol == proto.lower()
     assert rule.app_proto == app
 
@@ -113,7 +124,9 @@ def test_address_netmask_and_negated_list() -> None:
         ("any", (), ()),
     ],
 )
-def test_ports(ports: str, include: tuple[tuple[int, int], ...], exclude: tuple[tuple[int, int], ...]) -> None:
+def test_ports(
+    ports: str, include: tuple[tuple[int, int], ...], exclude: tuple[tuple[int, int], ...]
+) -> None:
     rule = one_rule(f"alert tcp any any -> any {ports} (flow:to_server; sid:1;)")
     assert rule.dst_ports.include == include
     assert rule.dst_ports.exclude == exclude
@@ -154,14 +167,16 @@ def test_undefined_address_variable_hint() -> None:
     assert d.hint == "did you mean 'HOME_NET'?"
 
 
-@pytest.mark.parametrize(("arrow", "direction"), [("->", Direction.ONE_WAY), ("<>", Direction.BOTH)])
+@pytest.mark.parametrize(
+    ("arrow", "direction"), [("->", Direction.ONE_WAY), ("<>", Direction.BOTH)]
+)
 def test_directions(arrow: str, direction: Direction) -> None:
     rule = one_rule(f"alert udp 1.1.1.1 53 {arrow} any any {OPTS}")
     assert rule.direction is direction
 
 
 def test_both_directions_loads_one_rule() -> None:
-    rule = one_rule(f"alert tcp 1.1.1.1 any <> 2.2.2.2 80 (flow:established; sid:7;)")
+    rule = one_rule("alert tcp 1.1.1.1 any <> 2.2.2.2 80 (flow:established; sid:7;)")
     assert rule.direction is Direction.BOTH
     assert rule.src.include == (net("1.1.1.1/32"),) and rule.dst_ports.include == ((80, 80),)
 
@@ -169,15 +184,27 @@ def test_both_directions_loads_one_rule() -> None:
 @pytest.mark.parametrize(
     ("text", "code", "column", "message"),
     [
-        ("alert tcp any any -> any (sid:1;)", "syntax-error", 25,
-         "incomplete rule header: expected '!' or '[' or a port"),
+        (
+            "alert tcp any any -> any (sid:1;)",
+            "syntax-error",
+            25,
+            "incomplete rule header: expected '!' or '[' or a port",
+        ),
         ("alert tcp any any any any (sid:1;)", "syntax-error", 19, None),
         ("alrt tcp any any -> any any (sid:1;)", "syntax-error", 1, None),
-        ("alert tcp any any -> any any", "syntax-error", 29,
-         "no option list: expected '(' after the rule header"),
+        (
+            "alert tcp any any -> any any",
+            "syntax-error",
+            29,
+            "no option list: expected '(' after the rule header",
+        ),
         ("alert tcp any any -> any any (sid:1;", "syntax-error", 37, "rule does not end with ')'"),
-        ('alert tcp any any -> any any (msg:"x"; sid:1)', "missing-semicolon", 40,
-         "no terminating ';' found for option 'sid'"),
+        (
+            'alert tcp any any -> any any (msg:"x"; sid:1)',
+            "missing-semicolon",
+            40,
+            "no terminating ';' found for option 'sid'",
+        ),
     ],
 )
 def test_syntax_errors(text: str, code: str, column: int, message: str | None) -> None:
@@ -203,7 +230,7 @@ def test_option_regex_matches_grammar_terminal() -> None:
 
 def test_parse_rule_api_raises_rule_error() -> None:
     with pytest.raises(RuleError) as info:
-        parse_rule("alert tcp any any -> any any (msg:\"x\";)", file="f.rules", line=3)
+        parse_rule('alert tcp any any -> any any (msg:"x";)', file="f.rules", line=3)
     assert info.value.code == "missing-sid"
     assert info.value.span is not None and info.value.span.line == 3
     rule = parse_rule("alert tcp any any -> any any (sid:9;)")

@@ -13,7 +13,9 @@ from ruleengine.rules.model import PcreMatch
 from ruleengine.rules.vars import VarsError, vars_from_yaml
 from tests.rules.helpers import CORPUS_RULES, codes, load
 
-RULE = 'alert tcp any any -> any 80 (msg:"m"; flow:to_server; content:"abcd"; sid:{sid}; rev:{rev};)'
+RULE = (
+    'alert tcp any any -> any 80 (msg:"m"; flow:to_server; content:"abcd"; sid:{sid}; rev:{rev};)'
+)
 
 
 def rule(sid: int, rev: int = 1) -> str:
@@ -78,7 +80,9 @@ def test_control_characters_and_bad_utf8() -> None:
     rs = load('alert tcp any any -> any any (msg:"a\x01b"; sid:1;)')
     assert codes(rs) == ["control-character"]
     assert rs.errors[0].column == 37
-    rs = load(b'alert tcp any any -> any any (msg:"\xff"; sid:1;)'.decode("utf-8", "surrogateescape"))
+    rs = load(
+        b'alert tcp any any -> any any (msg:"\xff"; sid:1;)'.decode("utf-8", "surrogateescape")
+    )
     assert codes(rs) == ["invalid-utf8"]
 
 
@@ -117,13 +121,16 @@ def test_duplicate_across_files(tmp_path: Path) -> None:
 
 
 def test_loading_continues_after_bad_rules_and_counts() -> None:
-    text = "\n".join([
-        rule(1),
-        "alert tcp any any -> any any (msg:\"bad\"; nocase; sid:2;)",
-        "garbage line",
-        'alert http any any -> any any (msg:"u"; flow:to_server; dns.query; content:"x"; sid:3;)',
-        rule(4),
-    ])
+    text = "\n".join(
+        [
+            rule(1),
+            'alert tcp any any -> any any (msg:"bad"; nocase; sid:2;)',
+            "garbage line",
+            'alert http any any -> any any (msg:"u"; flow:to_server; dns.query; content:"x"; '
+            "sid:3;)",
+            rule(4),
+        ]
+    )
     rs = load(text)
     assert [r.sid for r in rs.rules] == [1, 3, 4]
     assert (rs.loaded, rs.failed, rs.skipped) == (3, 2, 1)
@@ -133,8 +140,10 @@ def test_loading_continues_after_bad_rules_and_counts() -> None:
 
 
 def test_unsupported_keyword_warns_and_is_recorded() -> None:
-    text = ('alert dns any any -> any any (msg:"d"; dns.query; content:"evil"; nocase; '
-            "dotprefix; ja3.hash; content:\"abcd\"; sid:1;)")
+    text = (
+        'alert dns any any -> any any (msg:"d"; dns.query; content:"evil"; nocase; '
+        'dotprefix; ja3.hash; content:"abcd"; sid:1;)'
+    )
     rs = load(text)
     (r,) = rs.rules
     assert r.unsupported == ["dns.query", "dotprefix", "ja3.hash"]
@@ -147,8 +156,8 @@ def test_unsupported_keyword_warns_and_is_recorded() -> None:
 def test_vars_from_suricata_yaml(tmp_path: Path) -> None:
     yaml_path = tmp_path / "suricata.yaml"
     yaml_path.write_text(
-        "%YAML 1.1\n---\nvars:\n  address-groups:\n    HOME_NET: \"[10.10.0.0/16]\"\n"
-        "    CUSTOM_NET: \"1.2.3.0/24\"\n  port-groups:\n    HTTP_PORTS: \"[80,8080]\"\n"
+        '%YAML 1.1\n---\nvars:\n  address-groups:\n    HOME_NET: "[10.10.0.0/16]"\n'
+        '    CUSTOM_NET: "1.2.3.0/24"\n  port-groups:\n    HTTP_PORTS: "[80,8080]"\n'
     )
     addresses, ports = vars_from_yaml(yaml_path)
     rules = tmp_path / "x.rules"
@@ -178,27 +187,35 @@ def test_vars_yaml_errors(tmp_path: Path) -> None:
 def test_variable_loop_is_an_error() -> None:
     from ruleengine.rules.loader import load_rule_text
 
-    rs = load_rule_text("alert tcp $A any -> any any (sid:1;)", address_vars={"A": "$B", "B": "[$A]"})
+    rs = load_rule_text(
+        "alert tcp $A any -> any any (sid:1;)", address_vars={"A": "$B", "B": "[$A]"}
+    )
     assert codes(rs) == ["variable-loop"]
 
 
 def test_classtype_priority_and_classification() -> None:
-    rs = load('alert tcp any any -> any any (flow:to_server; classtype:trojan-activity; sid:1;)')
+    rs = load("alert tcp any any -> any any (flow:to_server; classtype:trojan-activity; sid:1;)")
     assert rs.rules[0].priority == 1
-    rs = load('alert tcp any any -> any any (flow:to_server; classtype:trojan-activity; priority:3; sid:1;)')
+    rs = load(
+        "alert tcp any any -> any any (flow:to_server; classtype:trojan-activity; priority:3; "
+        "sid:1;)"
+    )
     assert rs.rules[0].priority == 3
     assert classification("web-application-attack") == ("Web Application Attack", 1)
     assert classification("nope") is None
-    rs = load('alert tcp any any -> any any (flow:to_server; classtype:made-up; sid:1;)')
+    rs = load("alert tcp any any -> any any (flow:to_server; classtype:made-up; sid:1;)")
     assert codes(rs) == ["unknown-classtype"]
 
 
 def test_flowbit_checked_but_never_set() -> None:
-    text = "\n".join([
-        'alert tcp any any -> any any (flow:to_server; flowbits:set,seen; flowbits:noalert; sid:1;)',
-        'alert tcp any any -> any any (flow:to_server; flowbits:isset,seen; sid:2;)',
-        'alert tcp any any -> any any (flow:to_server; flowbits:isset,ghost; sid:3;)',
-    ])
+    text = "\n".join(
+        [
+            "alert tcp any any -> any any (flow:to_server; flowbits:set,seen; flowbits:noalert; "
+            "sid:1;)",
+            "alert tcp any any -> any any (flow:to_server; flowbits:isset,seen; sid:2;)",
+            "alert tcp any any -> any any (flow:to_server; flowbits:isset,ghost; sid:3;)",
+        ]
+    )
     rs = load(text)
     (d,) = rs.diagnostics
     assert d.code == "flowbit-never-set" and d.sid == 3 and d.line == 3
@@ -231,7 +248,9 @@ def test_warm_cache_roundtrip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert isinstance(pcre, PcreMatch)
     assert pcre.compiled.search(b"/x123") is not None and pcre.compiled.search(b"/y") is None
     # Different variables -> different cache entry -> parsed again.
-    monkeypatch.setattr(loader, "_parse_file_text", lambda *a: calls.append("parsed") or original(*a))
+    monkeypatch.setattr(
+        loader, "_parse_file_text", lambda *a: calls.append("parsed") or original(*a)
+    )
     other = load_rule_files([rules], address_vars={"HOME_NET": "10.0.0.0/8"})
     assert other.loaded == 1 and calls == ["parsed"]
 
@@ -260,8 +279,9 @@ def test_corpus_rules_load_without_errors() -> None:
 def test_every_et_pcre_compiles() -> None:
     et = CORPUS_RULES / "et-open-suricata-5.0.rules"
     rs = load_rule_files([et], use_cache=False)
-    expected = sum(line.count("pcre:") for line in et.read_text().splitlines()
-                   if line[:1].isalpha())
+    expected = sum(
+        line.count("pcre:") for line in et.read_text().splitlines() if line[:1].isalpha()
+    )
     pcres = [i for r in rs.rules for b in r.buffers for i in b.items if isinstance(i, PcreMatch)]
     assert len(pcres) == expected > 1000
     for p in pcres:

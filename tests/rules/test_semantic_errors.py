@@ -180,7 +180,7 @@ def test_rev_zero() -> None:
 
 def test_priority_out_of_range() -> None:
     for value in ("0", "256"):
-        r = H + f"(msg:\"x\"; priority:{value}; sid:1;)"
+        r = H + f'(msg:"x"; priority:{value}; sid:1;)'
         d = one_error(r)
         assert d.code == "out-of-range"
         assert d.message == f"priority: {value} is outside the allowed range 1-255"
