@@ -11,7 +11,10 @@ it does not need:
 * a packet is ``(ts, data, pkt_id)``: capture time in seconds (float, wall clock),
   the frame bytes starting at the link header given by ``backend.linktype``, and an
   opaque id the engine passes back to ``verdict``/``bypass`` (``0`` when the backend
-  is not inline);
+  is not inline); live backends yield an *idle tick* ``(now, b"", 0)`` at least every
+  few hundred milliseconds while no packets arrive, so the engine can run its timers
+  (flow timeouts, bypassed-flow polling, stats) and notice a stop request; idle ticks
+  get no verdict;
 * a flow is a ``FlowTuple``: the 5-tuple of the packet that triggered the bypass,
   in that packet's direction. Backends canonicalise it themselves (one kernel map
   entry covers both directions).
