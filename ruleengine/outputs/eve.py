@@ -100,10 +100,12 @@ class PacketLike(Protocol):
 class FlowLike(Protocol):
     """The fields of ``ruleengine.flow.table.Flow`` the writer uses.
 
-    ``src``/``sport`` is the flow's initiator (the client). ``pkts_*``/``bytes_*`` count the
-    packets the engine handled itself; ``bypassed_*`` (optional attributes) count packets of a
-    bypassed flow that were not inspected: seen-but-skipped ones for a local bypass, the
-    kernel's counters for a capture bypass. EVE totals are the sum, as Suricata logs them.
+    ``src``/``sport`` is the flow's initiator (the client). ``pkts_*``/``bytes_*`` are the
+    flow's totals, bypassed traffic included (the flow table counts every packet it sees and
+    ``ruleengine.bypass`` adds the kernel's counters of a capture-bypassed flow when it ends).
+    ``bypassed_*`` (optional attributes) are the part of those totals that was bypassed:
+    seen-but-not-inspected packets for a local bypass (``Flow.count_bypassed``), the
+    kernel's counters for a capture bypass.
     ``bypass``: 0 none, 1 local, 2 capture. Optional: ``tcp_flags_ts``, ``tcp_flags_tc``
     (OR of TCP flags seen per direction), ``tcp_state`` (Suricata's TCP state name).
     """
@@ -532,23 +534,19 @@ class EveWriter:
 
     @staticmethod
     def _flow_counts(flow: FlowLike) -> dict[str, Any]:
-        """Packet/byte totals including bypassed traffic, plus ``bypassed{}`` when bypassed."""
-        b_ts_pkts = int(getattr(flow, "bypassed_pkts_toserver", 0) or 0)
-        b_tc_pkts = int(getattr(flow, "bypassed_pkts_toclient", 0) or 0)
-        b_ts_bytes = int(getattr(flow, "bypassed_bytes_toserver", 0) or 0)
-        b_tc_bytes = int(getattr(flow, "bypassed_bytes_toclient", 0) or 0)
+        """Packet/byte totals (bypassed traffic included), plus ``bypassed{}`` when bypassed."""
         body: dict[str, Any] = {
-            "pkts_toserver": int(flow.pkts_toserver) + b_ts_pkts,
-            "pkts_toclient": int(flow.pkts_toclient) + b_tc_pkts,
-            "bytes_toserver": int(flow.bytes_toserver) + b_ts_bytes,
-            "bytes_toclient": int(flow.bytes_toclient) + b_tc_bytes,
+            "pkts_toserver": int(flow.pkts_toserver),
+            "pkts_toclient": int(flow.pkts_toclient),
+            "bytes_toserver": int(flow.bytes_toserver),
+            "bytes_toclient": int(flow.bytes_toclient),
         }
         if flow.bypass:
             body["bypassed"] = {
-                "pkts_toserver": b_ts_pkts,
-                "pkts_toclient": b_tc_pkts,
-                "bytes_toserver": b_ts_bytes,
-                "bytes_toclient": b_tc_bytes,
+                "pkts_toserver": int(getattr(flow, "bypassed_pkts_toserver", 0) or 0),
+                "pkts_toclient": int(getattr(flow, "bypassed_pkts_toclient", 0) or 0),
+                "bytes_toserver": int(getattr(flow, "bypassed_bytes_toserver", 0) or 0),
+                "bytes_toclient": int(getattr(flow, "bypassed_bytes_toclient", 0) or 0),
             }
         return body
 

@@ -215,7 +215,9 @@ def test_flow_event(tmp_path: Path):
 @pytest.mark.parametrize(("bypass", "name"), [(1, "local"), (2, "capture")])
 def test_bypassed_flow_event(tmp_path: Path, bypass: int, name: str):
     path = tmp_path / "eve.json"
-    flow = FakeFlow(bypass=bypass, state="established", bypassed_pkts_toserver=100,
+    # totals include the bypassed part (the flow table and ruleengine.bypass keep them so)
+    flow = FakeFlow(bypass=bypass, state="established", pkts_toserver=105, pkts_toclient=204,
+                    bytes_toserver=10_600, bytes_toclient=302_400, bypassed_pkts_toserver=100,
                     bypassed_pkts_toclient=200, bypassed_bytes_toserver=10_000,
                     bypassed_bytes_toclient=300_000, src=V6_CLIENT, dst=V6_SERVER)
     with EveWriter(path) as eve:
@@ -227,7 +229,6 @@ def test_bypassed_flow_event(tmp_path: Path, bypass: int, name: str):
     assert body["state"] == "bypassed" and body["bypass"] == name  # type: ignore[index]
     assert body["bypassed"] == {"pkts_toserver": 100, "pkts_toclient": 200,  # type: ignore[index]
                                 "bytes_toserver": 10_000, "bytes_toclient": 300_000}
-    # totals include the bypassed traffic
     assert body["pkts_toserver"] == 105 and body["bytes_toclient"] == 302_400  # type: ignore[index]
     assert alert_event["flow"]["bypassed"]["pkts_toclient"] == 200  # type: ignore[index]
 

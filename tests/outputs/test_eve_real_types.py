@@ -82,8 +82,15 @@ def test_alert_and_flow_from_real_objects(tmp_path: Path):
 def test_bypassed_real_flow(tmp_path: Path):
     flow = make_flow()
     flow.set_bypassed(table.BYPASS_LOCAL, 1764085324.0)
-    flow.count_bypassed(True, 1000)
-    flow.count_bypassed(False, 500)
+    # the flow table counts every packet; the pipeline marks the skipped ones as bypassed
+    for to_server, nbytes in ((True, 1000), (False, 500)):
+        if to_server:
+            flow.pkts_toserver += 1
+            flow.bytes_toserver += nbytes
+        else:
+            flow.pkts_toclient += 1
+            flow.bytes_toclient += nbytes
+        flow.count_bypassed(to_server, nbytes)
     path = tmp_path / "eve.json"
     with EveWriter(path) as eve:
         eve.flow(flow, app_proto="http", alerted=False, reason="timeout")
