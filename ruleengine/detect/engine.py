@@ -71,10 +71,12 @@ class Match(NamedTuple):
     """One matched rule, in firing order.
 
     ``alert``: False when the rule matched but must not be logged (``noalert``,
-    ``flowbits:noalert``, a threshold that keeps the action but silences the alert);
-    drop/reject/pass still apply. ``apply_to_flow``: a drop or pass that Suricata applies
-    to the whole flow (IP-only rules, stream and app-layer matches). ``stream``: matched
-    on reassembled stream data.
+    ``flowbits:noalert``, a threshold that keeps the action but silences the alert, and
+    always for ``pass``, which Suricata never logs); drop/reject/pass still apply. A pass
+    match is the last of the list (lower-order rules are cut off).
+    ``apply_to_flow``: a drop or pass that Suricata applies to the whole flow (IP-only and
+    app-layer rules, stream and transaction matches). ``stream``: matched on reassembled
+    stream data.
     """
 
     rule: Rule
@@ -211,7 +213,9 @@ class CRule:
 
     @property
     def applies_to_flow(self) -> bool:
-        return self.iponly or (self.alproto is not None and self.payload is None and not self.is_tx)
+        """drop/pass on the whole flow: IP-only and app-layer rules (SIG_FLAG_IPONLY,
+        SIG_FLAG_APPLAYER); stream and tx matches are added by the caller."""
+        return self.iponly or self.is_tx or any(not neg for _, neg in self.alproto_conds)
 
 
 def _order_key(cr: CRule) -> tuple[int, int, int, int]:
@@ -488,7 +492,8 @@ class DetectEngine:
         mpm = group.mpms.get(PAYLOAD)
         if mpm is not None:
             hits[PAYLOAD] = mpm.scan(payload)
-            if use_stream and stream_chunk:
+            # stream rules look at the chunk; it is usually this very payload
+            if use_stream and stream_chunk and stream_chunk != payload:
                 hits[PAYLOAD] = hits[PAYLOAD] | mpm.scan(stream_chunk)
         state = _flow_state(flow)
         iponly_ok = state is None or to_server not in state.iponly_done
@@ -693,7 +698,13 @@ class DetectEngine:
                 result = max(result, r)
             if result == 0:
                 continue
-            alert = result == 1 and not rule.noalert and not cr.fb_noalert
+            # a pass match is never logged (PacketAlertFinalize stops before counting it)
+            alert = (
+                result == 1
+                and not rule.noalert
+                and not cr.fb_noalert
+                and rule.action is not Action.PASS
+            )
             to_flow = rule.action in (Action.DROP, Action.PASS) and (
                 cr.applies_to_flow or m.stream or m.tx_id is not None
             )
