@@ -119,19 +119,23 @@ def _bypass_lines(report: Any, counters: Mapping[str, int]) -> list[str]:
                c("capture.bypass.ipv6_success"), c("capture.bypass.ipv6_fail")]
     if not (local_flows or capture_flows or any(figures)):
         return []
-    return [
-        f"Bypass: {local_flows:,} flows local, {capture_flows:,} flows in the kernel",
-        f"  local: {c('flow_bypassed.local_pkts'):,} pkts "
-        f"({_human_bytes(c('flow_bypassed.local_bytes'))}) not inspected",
-        f"  capture: {c('flow_bypassed.local_capture_pkts'):,} pkts "
-        f"({_human_bytes(c('flow_bypassed.local_capture_bytes'))}) seen before the kernel "
-        f"took over; {c('flow_bypassed.pkts'):,} pkts "
-        f"({_human_bytes(c('flow_bypassed.bytes'))}) dropped in the kernel; "
-        f"{c('flow_bypassed.closed'):,} flows closed",
-        f"  kernel inserts: IPv4 {c('capture.bypass.ipv4_success'):,} ok / "
-        f"{c('capture.bypass.ipv4_fail'):,} failed, IPv6 {c('capture.bypass.ipv6_success'):,} "
-        f"ok / {c('capture.bypass.ipv6_fail'):,} failed",
-    ]
+    lines = [f"Bypass: {local_flows:,} flows local, {capture_flows:,} flows in the kernel"]
+    if local_flows or c("flow_bypassed.local_pkts"):
+        lines.append(f"  local: {c('flow_bypassed.local_pkts'):,} pkts "
+                     f"({_human_bytes(c('flow_bypassed.local_bytes'))}) not inspected")
+    inserts = figures[4:]
+    if capture_flows or any(figures[1:4]) or any(inserts):
+        lines.append(
+            f"  capture: {c('flow_bypassed.local_capture_pkts'):,} pkts "
+            f"({_human_bytes(c('flow_bypassed.local_capture_bytes'))}) seen before the kernel "
+            f"took over; {c('flow_bypassed.pkts'):,} pkts "
+            f"({_human_bytes(c('flow_bypassed.bytes'))}) dropped in the kernel; "
+            f"{c('flow_bypassed.closed'):,} flows closed")
+        lines.append(
+            f"  kernel inserts: IPv4 {c('capture.bypass.ipv4_success'):,} ok / "
+            f"{c('capture.bypass.ipv4_fail'):,} failed, IPv6 "
+            f"{c('capture.bypass.ipv6_success'):,} ok / {c('capture.bypass.ipv6_fail'):,} failed")
+    return lines
 
 
 def render_summary(*, report: Any = None, ruleset: Any = None, skipped: Any = None,

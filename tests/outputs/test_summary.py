@@ -83,3 +83,12 @@ def test_many_alerting_rules_are_cut_and_nothing_raises():
     assert "Packets: 0" in render_summary(report=object(), ruleset=object(), skipped=42)
     assert "Packets: 3 (1.0 KiB)" in render_summary(counters={"decoder.pkts": 3,
                                                               "decoder.bytes": 1024})
+
+
+def test_local_bypass_only_shows_local_line():
+    text = render_summary(report=report(bypassed_flows_local=1),
+                          counters={"flow_bypassed.local_pkts": 1,
+                                    "flow_bypassed.local_bytes": 128})
+    assert "Bypass: 1 flows local, 0 flows in the kernel" in text
+    assert "local: 1 pkts (128 B) not inspected" in text
+    assert "capture:" not in text and "kernel inserts" not in text
