@@ -51,6 +51,9 @@ _WRAP = 0x100000000
 
 # Offsets further than this from the current contiguous end are out of window.
 _MAX_AHEAD = 1 << 26
+# Window assumed for RST validation (window scaling is not tracked): a RST must carry a
+# sequence number between what the peer ACKed and this much beyond the highest data.
+_RST_WINDOW = 1 << 20
 
 # Session states (Suricata names, collapsed where this tracker does not distinguish).
 S_NONE = 0
@@ -588,7 +591,9 @@ class TcpTracker:
             sender.set_base(pkt.seq)
         if flags & TH_RST:
             off = sender.offset(pkt.seq)
-            if off < sender.app_off - 1 or off > max(sender.max_end, sender.ack_off) + _MAX_AHEAD:
+            low = min(sender.app_off, sender.ack_off if sender.ack_off >= 0 else sender.app_off)
+            high = max(sender.max_end, sender.ack_off) + _RST_WINDOW
+            if off < low - 1 or off > high:
                 upd.events.append("stream.suspected_rst_inject")
                 upd.accept = False
                 return
