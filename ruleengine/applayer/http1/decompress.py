@@ -156,23 +156,39 @@ def _coding_by_substring(token: bytes) -> str | None:
     return None
 
 
-def parse_content_encoding(value: bytes, *, lzma_enabled: bool) -> tuple[list[str], bool]:
-    """Codings in the order they must be undone (last applied first), and whether the header
-    carried something unknown. ``identity``/``none`` are skipped."""
+def parse_content_encoding(
+    value: bytes, *, lzma_enabled: bool, layer_limit: int = 0
+) -> tuple[list[str], bool, bool]:
+    """``(codings, abnormal, too_many)`` for a Content-Encoding value, libhtp style.
+
+    Tokens are separated by commas and/or spaces; NUL bytes are ignored. Every token counts
+    as a layer; past ``layer_limit`` (0 = none) the rest is ignored and ``too_many`` is set.
+    A token containing ``gzip``/``deflate``/``lzma`` selects that coding (``abnormal`` when
+    it is not the exact name); ``identity``/``none`` and unknown tokens decode nothing.
+    The codings come back in the order they must be undone (last applied first).
+    """
     codings: list[str] = []
-    abnormal = False
-    # libhtp compares ignoring NUL bytes; tokens are separated by commas and/or spaces
+    abnormal = too_many = False
+    layers = 0
     for token in value.replace(b"\x00", b"").replace(b" ", b",").split(b","):
         name = token.strip(b" \t").lower()
-        if not name or name in (b"identity", b"none"):
+        if not name:
             continue
-        kind = _CODINGS.get(name) or _coding_by_substring(name)
-        if kind is None or (kind == "lzma" and not lzma_enabled):
+        layers += 1
+        if layer_limit and layers > layer_limit:
+            too_many = True
+            break
+        if name in (b"identity", b"none"):
+            continue
+        kind = _CODINGS.get(name)
+        if kind is None:
             abnormal = True
+            kind = _coding_by_substring(name)
+        if kind is None or (kind == "lzma" and not lzma_enabled):
             continue
         codings.append(kind)
     codings.reverse()
-    return codings, abnormal
+    return codings, abnormal, too_many
 
 
 class Decompressor:

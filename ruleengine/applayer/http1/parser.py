@@ -594,13 +594,15 @@ class HttpParser:
         ce = _lookup(headers, b"content-encoding")
         side.decomp = None
         if ce is not None and (not side.is_request or cfg.request_decompression):
-            codings, abnormal = parse_content_encoding(ce, lzma_enabled=cfg.lzma_enabled)
+            codings, abnormal, too_many = parse_content_encoding(
+                ce,
+                lzma_enabled=cfg.lzma_enabled,
+                layer_limit=cfg.response_body_decompress_layer_limit,
+            )
             if abnormal:
                 self._event(tx, ev.ABNORMAL_CE_HEADER)
-            limit = cfg.response_body_decompress_layer_limit
-            if limit and len(codings) > limit:
+            if too_many:
                 self._event(tx, ev.TOO_MANY_ENCODING_LAYERS)
-                codings = codings[:limit]
             if codings:
                 side.decomp = Decompressor(codings, cfg.compression_bomb_limit)
         if side.is_request:
