@@ -78,57 +78,70 @@ def _exchange(rng: random.Random) -> tuple[bytes, bytes]:
     return request, response
 
 
+class _Connection:
+    """One TCP connection being written to the pcap (sequence numbers tracked)."""
+
+    def __init__(self, writer: object, conv: int, rng: random.Random, clock: list[float]) -> None:
+        from scapy.all import Ether  # type: ignore[import-untyped]
+
+        self.writer = writer
+        self.client = f"10.{conv // 60000 % 250}.{conv // 250 % 240}.{conv % 250 + 1}"
+        self.server = f"172.16.{conv % 16}.{conv % 200 + 1}"
+        self.sport = 20000 + conv % 40000
+        self.cseq, self.sseq = rng.randrange(1 << 31), rng.randrange(1 << 31)
+        self.eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        self.clock = clock
+        self.written = 0
+
+    def emit(self, from_client: bool, flags: str, payload: bytes = b"") -> None:
+        from scapy.all import IP, TCP  # type: ignore[import-untyped]
+
+        self.clock[0] += 0.0002
+        ts = self.clock[0]
+        if from_client:
+            pkt = self.eth / IP(src=self.client, dst=self.server) / TCP(
+                sport=self.sport, dport=80, flags=flags, seq=self.cseq, ack=self.sseq) / payload
+        else:
+            pkt = self.eth / IP(src=self.server, dst=self.client) / TCP(
+                sport=80, dport=self.sport, flags=flags, seq=self.sseq, ack=self.cseq) / payload
+        raw = bytes(pkt)
+        self.writer.write_packet(raw, sec=int(ts), usec=int(ts % 1 * 1e6))  # type: ignore[attr-defined]
+        self.written += len(raw)
+        step = len(payload) + (1 if "S" in flags or "F" in flags else 0)
+        if from_client:
+            self.cseq = (self.cseq + step) & 0xFFFFFFFF
+        else:
+            self.sseq = (self.sseq + step) & 0xFFFFFFFF
+
+
 def generate(path: Path, size_mb: int, seed: int = 1) -> None:
-    from scapy.all import IP, TCP, Ether  # type: ignore[import-untyped]
     from scapy.utils import PcapWriter  # type: ignore[import-untyped]
 
     rng = random.Random(seed)
     target = size_mb * 1_000_000
     written = 0
-    ts = 1_760_000_000.0
+    clock = [1_760_000_000.0]
     tmp = path.with_suffix(".tmp")
     writer = PcapWriter(str(tmp), linktype=1, sync=False)
     conv = 0
     while written < target:
         conv += 1
-        client = f"10.{conv // 60000 % 250}.{conv // 250 % 240}.{conv % 250 + 1}"
-        server = f"172.16.{conv % 16}.{conv % 200 + 1}"
-        sport = 20000 + conv % 40000
-        cseq, sseq = rng.randrange(1 << 31), rng.randrange(1 << 31)
-        eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-
-        def emit(from_client: bool, flags: str, payload: bytes = b"") -> None:
-            nonlocal written, ts, cseq, sseq
-            ts += 0.0002
-            if from_client:
-                pkt = eth / IP(src=client, dst=server) / TCP(
-                    sport=sport, dport=80, flags=flags, seq=cseq, ack=sseq) / payload
-            else:
-                pkt = eth / IP(src=server, dst=client) / TCP(
-                    sport=80, dport=sport, flags=flags, seq=sseq, ack=cseq) / payload
-            raw = bytes(pkt)
-            writer.write_packet(raw, sec=int(ts), usec=int(ts % 1 * 1e6))
-            written += len(raw)
-            step = len(payload) + (1 if "S" in flags or "F" in flags else 0)
-            if from_client:
-                cseq = (cseq + step) & 0xFFFFFFFF
-            else:
-                sseq = (sseq + step) & 0xFFFFFFFF
-
-        emit(True, "S")
-        emit(False, "SA")
-        emit(True, "A")
+        c = _Connection(writer, conv, rng, clock)
+        c.emit(True, "S")
+        c.emit(False, "SA")
+        c.emit(True, "A")
         for _ in range(rng.randint(1, 3)):  # keep-alive: several requests per connection
             request, response = _exchange(rng)
-            emit(True, "PA", request)
+            c.emit(True, "PA", request)
             for n, i in enumerate(range(0, len(response), MSS)):
-                emit(False, "PA" if i + MSS >= len(response) else "A", response[i:i + MSS])
+                c.emit(False, "PA" if i + MSS >= len(response) else "A", response[i:i + MSS])
                 if n % 2:
-                    emit(True, "A")  # delayed ACK: one per two segments
-            emit(True, "A")
-        emit(True, "FA")
-        emit(False, "FA")
-        emit(True, "A")
+                    c.emit(True, "A")  # delayed ACK: one per two segments
+            c.emit(True, "A")
+        c.emit(True, "FA")
+        c.emit(False, "FA")
+        c.emit(True, "A")
+        written += c.written
     writer.close()
     tmp.rename(path)
 
@@ -138,7 +151,8 @@ def http_rules(limit: int | None) -> Path:
     http_kw = re.compile(r"\b(http[._]\w+|file[._]data|uricontent|urilen)\b")
     selected = []
     for line in ET_RULES.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("alert http ") or (line.startswith("alert tcp ") and http_kw.search(line)):
+        is_tcp_http = line.startswith("alert tcp ") and http_kw.search(line)
+        if line.startswith("alert http ") or is_tcp_http:
             selected.append(line)
     if limit is not None:
         selected = selected[:limit]

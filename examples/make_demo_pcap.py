@@ -88,7 +88,8 @@ def build() -> list[object]:
 
 
 def main() -> int:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "pcaps" / "http-demo.pcap"
+    default = Path(__file__).parent / "pcaps" / "http-demo.pcap"
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else default
     out.parent.mkdir(parents=True, exist_ok=True)
     wrpcap(str(out), build())
     print(f"wrote {out}")

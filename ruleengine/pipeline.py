@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from capture_backends.base import Capability, CaptureBackend, FlowTuple, Verdict
 from ruleengine.applayer.detect_proto import detect_app_proto
@@ -110,7 +110,8 @@ class Pipeline:
         """Ask ``run`` to return after the current packet (signal handlers call this)."""
         self._stop = True
 
-    def run(self, backend: CaptureBackend, *, on_packet: Callable[[], None] | None = None) -> RunReport:
+    def run(self, backend: CaptureBackend, *,
+            on_packet: Callable[[], None] | None = None) -> RunReport:
         """Process every packet of ``backend`` until it ends or ``stop()`` is called."""
         self._backend = backend
         self._decoder = Decoder(backend.linktype,
@@ -428,11 +429,12 @@ class Pipeline:
 
     @staticmethod
     def _extra(flow: Flow) -> _FlowExtra:
-        extra = flow.user
-        if extra is None:
+        stored = flow.user
+        if stored is None:
             extra = _FlowExtra()
-            flow.user = extra  # type: ignore[assignment]
-        return extra  # type: ignore[return-value]
+            flow.user = cast(Any, extra)
+            return extra
+        return cast(_FlowExtra, stored)
 
 
 def _pseudo_packet(flow: Flow) -> Packet:

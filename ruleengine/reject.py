@@ -21,7 +21,7 @@ def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071)."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -99,7 +99,8 @@ class RejectSender:
         if version == 4:
             if self._sock4 is None:
                 self._sock4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-            self._sock4.sendto(ipv4_packet(src, dst, proto, l4), (socket.inet_ntop(socket.AF_INET, dst), 0))
+            address = (socket.inet_ntop(socket.AF_INET, dst), 0)
+            self._sock4.sendto(ipv4_packet(src, dst, proto, l4), address)
             return
         sock = self._sock6.get(proto)
         if sock is None:

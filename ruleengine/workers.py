@@ -8,6 +8,7 @@ and counters, which they send back over a pipe when they finish.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -75,10 +76,8 @@ def _run_one(index: int, open_backend: OpenBackend,
 def _wait_children(children: dict[int, int]) -> tuple[RunReport, dict[str, int]]:
     def forward(signum: int, frame: Any) -> None:
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     total = RunReport()

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capture_backends import BACKENDS
 from capture_backends.base import BackendUnavailable, CaptureBackend
+from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.diagnostics import render_text
@@ -233,11 +233,10 @@ def _print_summary(
 
 
 def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path) -> int:
-    backend_cls = BACKENDS["pcap"]()
     try:
-        backend = backend_cls(args.pcap)
-    except (OSError, ValueError) as exc:
-        _error(f"{args.pcap}: {exc}")
+        backend = PcapFileBackend(args.pcap)
+    except (OSError, ValueError, PcapError) as exc:
+        _error(f"{exc}")
         return EXIT_FAILURE
     settings = _settings(args, config, ips=args.simulate_ips, offline=True)
     pipeline, eve = _make_pipeline(settings, ruleset, logdir, live=False)

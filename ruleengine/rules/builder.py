@@ -7,6 +7,7 @@ the final validation needs (fast_pattern, spans of modifiers for positioned erro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ruleengine.buffers import BUFFERS
@@ -46,12 +47,9 @@ class RuleBuilder:
     rule: Rule
     file: str
     line: int
-    # 0-based [start, end) of the option being set up and of its value (-1: no value);
-    # the parser updates them before each setup. Spans are built only when needed.
-    opt_start: int = 0
-    opt_end: int = 0
-    val_start: int = -1
-    val_end: int = -1
+    # The option being set up (the parser's match, groups "name" and "value"); positions
+    # and spans are derived from it only when a keyword needs them.
+    match: re.Match[str] | None = None
     sticky: StickyState | None = None
     last_content: ContentMatch | None = None
     last_content_buffer: BufferMatch | None = None
@@ -136,6 +134,30 @@ class RuleBuilder:
                 hint="content modifiers apply to the content option before them",
             )
         return content, buf
+
+    @property
+    def opt_start(self) -> int:
+        return self.match.start("name") if self.match is not None else 0
+
+    @property
+    def opt_end(self) -> int:
+        return self.match.end() if self.match is not None else 0
+
+    @property
+    def val_start(self) -> int:
+        """0-based start of the stripped value, -1 when the option has no value."""
+        m = self.match
+        if m is None or m.group("value") is None:
+            return -1
+        raw = m.group("value")
+        return m.start("value") + len(raw) - len(raw.lstrip())
+
+    @property
+    def val_end(self) -> int:
+        m = self.match
+        if m is None or m.group("value") is None:
+            return -1
+        return self.val_start + len(m.group("value").strip())
 
     @property
     def option_span(self) -> Span:

@@ -80,25 +80,15 @@ def _options(
                 pos += len(rest) - len(rest.lstrip())
                 raise _option_syntax_error(text, pos, close_at, file, line)
             return
-        name = m.group("name")
-        raw_value = m.group("value")
-        b.opt_start = m.start("name")
-        b.opt_end = m.end()
-        value: str | None = None
-        if raw_value is not None:
-            value = raw_value.strip()
-            if value is not raw_value:
-                b.val_start = m.start("value") + (len(raw_value) - len(raw_value.lstrip()))
-            else:
-                b.val_start = m.start("value")
-            b.val_end = b.val_start + len(value)
-        else:
-            b.val_start = b.val_end = -1
+        name, value = m.group("name", "value")
+        if value is not None:
+            value = value.strip()
+        b.match = m
         spec = get(name) or get(name.lower())
         if spec is None:
             raise RuleError(
                 f"unknown rule keyword '{name}'",
-                Span(file, line, b.opt_start + 1, b.opt_start + 1 + len(name)),
+                Span(file, line, m.start("name") + 1, m.start("name") + 1 + len(name)),
                 code="unknown-keyword",
                 hint=registry.suggest(name),
             )

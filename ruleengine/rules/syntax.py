@@ -35,6 +35,10 @@ def option_regex() -> re.Pattern[str]:
     expected = r'[^\s;:()"]+[ 	]*(:((\\.)|[^\\;])*)?;'
     if source != expected:  # grammar changed: keep the scanner in step with it
         raise RuntimeError(f"OPTION terminal changed: {source!r}")
+    # Same language as the terminal; the value loop is unrolled ("normal* (escaped normal*)*")
+    # because the plain alternation steps through its group once per character.
     return re.compile(
-        r'[ \t\r\n]*(?P<name>[^\s;:()"]+)[ \t]*(?::(?P<value>(?:\\.|[^\\;])*))?;', re.S
+        r'[ \t\r\n]*(?P<name>[^\s;:()"]+)[ \t]*'
+        r"(?::(?P<value>[^\\;]*(?:\\.[^\\;]*)*))?;",
+        re.S,
     )
