@@ -90,9 +90,8 @@ def get_host(tx: HttpTransaction) -> bytes | None:
 
 
 def get_host_raw(tx: HttpTransaction) -> bytes | None:
-    if tx.uri_host_raw is not None:
-        return tx.uri_host_raw
-    return tx.request_header(b"host")
+    """The absolute URI's host as sent, else the Host header value (with its port)."""
+    return tx.host_raw
 
 
 def get_request_protocol(tx: HttpTransaction) -> bytes | None:

@@ -317,7 +317,7 @@ class HttpParser:
         tx.uri_normalized = uri_norm
         tx.uri_path = parsed.path
         if parsed.hostname is not None:
-            tx.uri_host_raw = parsed.hostname
+            tx.uri_host_raw = tx.host_raw = parsed.hostname
             tx.host = normalize_host(parsed.hostname)
             tx.request_port = _port_number(parsed.port)
             if parsed.port is not None and tx.request_port is None:
@@ -475,6 +475,8 @@ class HttpParser:
 
     def _request_host(self, tx: HttpTransaction) -> None:
         header = tx.request_header(b"host")
+        if tx.host_raw is None:
+            tx.host_raw = header
         if header is None:
             if tx.host is None and (tx.request_protocol_number or 0) >= 1.1:
                 self._event(tx, ev.MISSING_HOST_HEADER)

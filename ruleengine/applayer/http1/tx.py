@@ -39,8 +39,8 @@ class HttpTransaction:
     is_http09: bool = False
     uri_normalized: bytes | None = None
     uri_path: bytes | None = None
-    host: bytes | None = None
-    host_raw: bytes | None = None
+    host: bytes | None = None  # http.host: normalised (URI host wins over the Host header)
+    host_raw: bytes | None = None  # http.host.raw: URI host as sent, else the Host header
     uri_host_raw: bytes | None = None
     request_port: int | None = None
     request_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
