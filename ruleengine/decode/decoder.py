@@ -640,9 +640,40 @@ class Decoder:
         pkt.payload = bytes(buf[off + 8 : end])
         if itype not in _KNOWN_ICMPV4_TYPES:
             self._event(pkt, "icmpv4.unknown_type")
+        elif itype == 3:
+            self._icmp_embedded_v4(pkt, buf, off + 8, end)
         if self.checksum_validation and _sum16(buf[off:end]):
             pkt.checksum_ok = False
             self.counters["icmp.invalid_checksum"] += 1
+
+    def _icmp_embedded_v4(self, pkt: Packet, buf: Buffer, p: int, end: int) -> None:
+        """Destination unreachable quotes the offending IPv4 header + 8 bytes."""
+        if end - p < 20:
+            self._event(pkt, "icmpv4.ipv4_trunc_pkt")
+            return
+        vhl, _tos, _len, _id, _frag, _ttl, proto, _csum, src, dst = _IPV4.unpack_from(buf, p)
+        if vhl >> 4 != 4:
+            self._event(pkt, "icmpv4.ipv4_unknown_ver")
+            return
+        hlen = (vhl & 0x0F) << 2
+        if hlen < 20 or p + hlen > end:
+            self._event(pkt, "icmpv4.ipv4_trunc_pkt")
+            return
+        ports = _quoted_ports(buf, p + hlen, end, proto)
+        if ports is not None:
+            pkt.icmp_emb = (src, dst, ports[0], ports[1], proto)
+
+    def _icmp_embedded_v6(self, pkt: Packet, buf: Buffer, p: int, end: int) -> None:
+        if end - p < 40:
+            self._event(pkt, "icmpv6.ipv6_trunc_pkt")
+            return
+        vtcfl, _plen, nh, _hlim, src, dst = _IPV6.unpack_from(buf, p)
+        if vtcfl >> 28 != 6:
+            self._event(pkt, "icmpv6.ipv6_unknown_version")
+            return
+        ports = _quoted_ports(buf, p + 40, end, nh)
+        if ports is not None:
+            pkt.icmp_emb = (src, dst, ports[0], ports[1], nh)
 
     def _icmpv6(self, pkt: Packet, buf: Buffer, off: int, end: int, pseudo: int) -> None:
         self.counters["decoder.icmpv6"] += 1
@@ -657,9 +688,18 @@ class Decoder:
         pkt.payload = bytes(buf[off + hdr : end])
         if itype == 0 or (_ICMPV6_MAX_KNOWN_ERROR < itype < 100):
             self._event(pkt, "icmpv6.unknown_type")
+        elif itype == 1:
+            self._icmp_embedded_v6(pkt, buf, off + 8, end)
         if self.checksum_validation and (pseudo + _sum16(buf[off:end])) % 0xFFFF:
             pkt.checksum_ok = False
             self.counters["icmp.invalid_checksum"] += 1
+
+
+def _quoted_ports(buf: Buffer, p: int, end: int, proto: int) -> tuple[int, int] | None:
+    if proto in (IPPROTO_TCP, IPPROTO_UDP) and end - p >= 4:
+        sport, dport = _VLAN.unpack_from(buf, p)  # two u16, same layout as a VLAN tag
+        return sport, dport
+    return None
 
 
 _DUPL_EVENTS = {

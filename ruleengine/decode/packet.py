@@ -52,6 +52,9 @@ class Packet:
         "frag",  # True for a packet reassembled from IP fragments
         "ip_header",  # bytes of the IP header (for ip-only keywords), b"" if none
         "l4_header",  # bytes of the TCP/UDP/ICMP header
+        # ICMP destination-unreachable only: the quoted packet's
+        # (src, dst, sport, dport, proto), used to attach the error to that flow
+        "icmp_emb",
     )
 
     def __init__(
@@ -93,6 +96,7 @@ class Packet:
         self.frag = False
         self.ip_header = b""
         self.l4_header = b""
+        self.icmp_emb: tuple[bytes, bytes, int, int, int] | None = None
 
     def add_event(self, name: str) -> None:
         if self.events is None:

@@ -286,6 +286,10 @@ class FlowTable:
             key: FlowKey = (src, sport, dst, dport, pkt.proto, vlan)
         else:
             key = (dst, dport, src, sport, pkt.proto, vlan)
+        if pkt.icmp_emb is not None:
+            quoted = self._quoted_flow(pkt, pkt.icmp_emb)
+            if quoted is not None:
+                return quoted
         flow = self.flows.get(key)
         if flow is None:
             flow = self._create(key, pkt)
@@ -301,6 +305,30 @@ class FlowTable:
             flow.bytes_toclient += n
             if flow.state == STATE_NEW and flow.proto != IPPROTO_TCP:
                 flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
+        flow.last_ts = pkt.ts
+        return flow, to_server
+
+    def _quoted_flow(
+        self, pkt: Packet, emb: tuple[bytes, bytes, int, int, int]
+    ) -> tuple[Flow, bool] | None:
+        """An ICMP destination-unreachable belongs to the flow of the packet it quotes
+        (Suricata's ``ICMPV4_DEST_UNREACH_IS_VALID`` lookup); direction by address."""
+        src, dst, sport, dport, proto = emb
+        vlan = pkt.vlan if self.use_vlan else ()
+        if (src, sport) <= (dst, dport):
+            key: FlowKey = (src, sport, dst, dport, proto, vlan)
+        else:
+            key = (dst, dport, src, sport, proto, vlan)
+        flow = self.flows.get(key)
+        if flow is None:
+            return None
+        to_server = pkt.src == flow.src
+        if to_server:
+            flow.pkts_toserver += 1
+            flow.bytes_toserver += pkt.length
+        else:
+            flow.pkts_toclient += 1
+            flow.bytes_toclient += pkt.length
         flow.last_ts = pkt.ts
         return flow, to_server
 

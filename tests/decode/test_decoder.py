@@ -304,3 +304,12 @@ class TestChecksumAuto:
         for f in self._frames(bad_every=2):
             d.decode(1.0, f)
         assert d.checksum_validation
+
+
+def test_icmpv6_unreachable_quotes_the_flow() -> None:
+    from scapy.layers.inet6 import ICMPv6DestUnreach
+
+    quoted = IPv6(src="2001:db8::1", dst="2001:db8::2") / TCP(sport=1234, dport=443)
+    pkt = decode_one(bytes(eth() / IPv6(src="2001:db8::ff") / ICMPv6DestUnreach() / quoted))
+    assert pkt.icmp_type == 1 and pkt.checksum_ok
+    assert pkt.icmp_emb is not None and pkt.icmp_emb[2:] == (1234, 443, 6)

@@ -177,3 +177,32 @@ def test_ipv6_flows(proto_frame: str) -> None:
     f1, _ = table.lookup(p1)
     f2, to_server = table.lookup(p2)
     assert f1 is f2 and not to_server and f1.ip_version == 6
+
+
+def test_icmp_unreachable_joins_the_quoted_flow() -> None:
+    table = FlowTable()
+    udp = _udp("10.0.0.1", "10.0.0.2", 5000, 53)
+    flow, _ = table.lookup(udp)
+    quoted = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=53)
+    err = decode_one(
+        bytes(eth() / IP(src="10.0.0.254", dst="10.0.0.1") / ICMP(type=3, code=3) / quoted)
+    )
+    assert err.icmp_emb is not None and err.icmp_emb[2:] == (5000, 53, 17)
+    got, to_server = table.lookup(err)
+    assert got is flow and not to_server and flow.pkts_toclient == 1
+    assert len(table) == 1
+
+
+def test_icmp_unreachable_without_known_flow_is_an_icmp_flow() -> None:
+    table = FlowTable()
+    quoted = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=53)
+    err = decode_one(bytes(eth() / IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=3) / quoted))
+    flow, _ = table.lookup(err)
+    assert flow.proto == 1
+
+
+def test_icmp_quoted_packet_anomalies() -> None:
+    err = decode_one(bytes(eth() / IP() / ICMP(type=3) / Raw(b"\x45" + b"\0" * 10)))
+    assert err.icmp_emb is None and err.events == ["icmpv4.ipv4_trunc_pkt"]
+    err = decode_one(bytes(eth() / IP() / ICMP(type=3) / Raw(b"\x55" + b"\0" * 30)))
+    assert err.events == ["icmpv4.ipv4_unknown_ver"]
