@@ -302,9 +302,12 @@ class _Group:
 class _FlowState:
     """Per-flow detection state kept in ``flow.detect``."""
 
-    __slots__ = ("fired", "iponly_done", "mpm_cache", "pass_cut")
+    __slots__ = ("fired", "iponly_done", "mpm_cache", "pass_cut", "raw")
 
     def __init__(self) -> None:
+        # recent raw stream bytes per direction (index: to_server), for the payload part
+        # of app-layer rules (Suricata's stream inspect engine of tx rules)
+        self.raw: tuple[bytearray, bytearray] = (bytearray(), bytearray())
         self.fired: dict[tuple[int, bool], set[int]] = {}
         self.mpm_cache: dict[tuple[int, bool, str], tuple[object, set[int]]] = {}
         self.iponly_done: set[bool] = set()
@@ -405,6 +408,7 @@ class DetectEngine:
         for key in _GROUP_KEYS:
             members = [cr for cr in pkt_rules if _in_proto_group(cr, key)]
             self._pkt_groups[key] = _Group(members, self.mpm_backend, prefilter)
+        self._keep_raw_stream = any(cr.is_tx and cr.payload is not None for cr in self.rules)
         self._tx_groups: dict[bool, _Group] = {
             d: _Group([cr for cr in self.rules if cr.is_tx and d in cr.tx_dirs],
                       self.mpm_backend, prefilter)
@@ -496,6 +500,8 @@ class DetectEngine:
             if use_stream and stream_chunk and stream_chunk != payload:
                 hits[PAYLOAD] = hits[PAYLOAD] | mpm.scan(stream_chunk)
         state = _flow_state(flow)
+        if state is not None and self._keep_raw_stream and ctx.proto == TCP:
+            _append_raw(state.raw[to_server], payload if stream_chunk is None else stream_chunk)
         iponly_ok = state is None or to_server not in state.iponly_done
         if state is not None:
             state.iponly_done.add(to_server)
@@ -589,7 +595,9 @@ class DetectEngine:
                 continue
             if not self._tx_prechecks(cr, ctx, flow, to_server):
                 continue
-            if cr.payload is not None and not ci.inspect(cr.payload, pkt.payload, {}):
+            if cr.payload is not None and not ci.inspect(
+                cr.payload, bytes(state.raw[to_server]) or pkt.payload, {}
+            ):
                 continue
             if not self._tx_buffers_match(cr, to_server, fetch, done_ts, done_tc):
                 continue
@@ -712,6 +720,16 @@ class DetectEngine:
             if rule.action is Action.PASS:
                 break
         return out
+
+
+RAW_STREAM_WINDOW = 16384
+
+
+def _append_raw(window: bytearray, data: bytes) -> None:
+    if data:
+        window += data
+        if len(window) > RAW_STREAM_WINDOW:
+            del window[: len(window) - RAW_STREAM_WINDOW]
 
 
 def _rule_pos(engine: DetectEngine, rule: Rule) -> int:

@@ -183,3 +183,16 @@ def test_buggy_transaction_getter_does_not_raise() -> None:
 
     e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
     assert e.inspect_tx(pkt(), FakeFlow(), True, Broken(0), True, False) == []
+
+
+def test_payload_part_of_tx_rule_sees_earlier_stream_data() -> None:
+    e = engine(
+        'alert http any any -> any any (content:"GET /x"; http.request_body; content:"pw="; '
+        "sid:1;)"
+    )
+    flow = FakeFlow()
+    first, second = pkt(b"GET /x HTTP/1.1\r\n\r\n"), pkt(b"pw=1")
+    assert e.inspect_packet(first, flow, True, first.payload) == []
+    tx = FakeTx(0, dict(REQ, **{"http.request_body": b"pw=1"}))
+    assert e.inspect_packet(second, flow, True, second.payload) == []
+    assert sids(e.inspect_tx(second, flow, True, tx, True, False)) == [1]
