@@ -316,6 +316,16 @@ class HttpParser:
         )
         tx.uri_normalized = uri_norm
         tx.uri_path = parsed.path
+        if cfg.double_decode_path or cfg.double_decode_query:
+            single, _ = normalize_uri(
+                tx.uri_raw or b"",
+                method=tx.method_raw or b"",
+                plusspace=cfg.query_plusspace_decode,
+                lowercase=cfg.path_convert_lowercase,
+                include_all=cfg.uri_include_all,
+            )
+            if single != uri_norm:
+                self._event(tx, ev.DOUBLE_ENCODED_URI)
         if parsed.hostname is not None:
             tx.uri_host_raw = tx.host_raw = parsed.hostname
             tx.host = normalize_host(parsed.hostname)
@@ -549,7 +559,9 @@ class HttpParser:
         te = tx.response_header(b"transfer-encoding")
         if te is not None and _mentions_chunked(te):
             if te.strip().lower() != b"chunked":
-                self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_RESPONSE)
+                self._event(tx, ev.RESPONSE_ABNORMAL_TRANSFER_ENCODING)
+            if (_protocol_number(tx.response_protocol) or 0.0) < 1.1:
+                self._event(tx, ev.RESPONSE_CHUNKED_OLD_PROTO)
             tx.response_chunked = True
             self._begin_body(side, tx, chunked=True, length=0)
             return
@@ -645,8 +657,10 @@ class HttpParser:
         if not line.strip(_CHUNK_CTL):
             return True  # tolerate empty lines before a chunk size
         size, extension = _chunk_length(line)
-        if extension and side.is_request:
-            self._event(side.tx, ev.REQUEST_CHUNK_EXTENSION)
+        if extension:
+            name = ev.REQUEST_CHUNK_EXTENSION if side.is_request else ev.RESPONSE_CHUNK_EXTENSION
+            if side.tx is not None and name not in side.tx.events:
+                self._event(side.tx, name)
         if size is None:
             return self._invalid_chunk_len(side, line)
         if size == 0:

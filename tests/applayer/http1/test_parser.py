@@ -454,3 +454,23 @@ def test_a_request_ending_a_segment_is_complete_at_once() -> None:
     assert parser.transactions[0].request_complete
     parser.feed(True, b"garbage\r\n")
     assert parser.transactions[0].request_body == b""
+
+
+def test_response_transfer_encoding_anomalies() -> None:
+    response = (b"HTTP/1.0 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n"
+                b"3;ext=1\r\nabc\r\n0\r\n\r\n")
+    parser = parse(GET, response)
+    assert only_tx(parser).response_body == b"abc"
+    for event in ("http.response_abnormal_transfer_encoding", "http.response_chunked_old_proto",
+                  "http.response_chunk_extension"):
+        assert event in parser.events
+
+
+def test_double_encoded_uri_event_only_when_double_decoding() -> None:
+    request = b"GET /a%252fb HTTP/1.1\r\nHost: h\r\n\r\n"
+    plain = parse(request)
+    assert only_tx(plain).uri_normalized == b"/a%2fb"
+    assert "http.double_encoded_uri" not in plain.events
+    double = parse(request, config=HttpConfig(double_decode_path=True))
+    assert only_tx(double).uri_normalized == b"/a/b"
+    assert "http.double_encoded_uri" in double.events
