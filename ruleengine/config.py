@@ -120,8 +120,11 @@ def parse_float(value: Any) -> float | None:
 
 # --- YAML loading with Suricata's include rules --------------------------------------------
 
-_INCLUDES = "\x00include"  # where a mapping's ``include:`` values wait to be resolved
+_INCLUDES = "\x00include"  # (position, file name) of the top-level ``include:`` keys
+_ORDER = "\x00order"  # position of each top-level key's last definition
 _MAX_INCLUDE_DEPTH = 8
+# Suricata keeps "_" in the names of these sections' children; elsewhere "_" becomes "-".
+_NO_MANGLE_PARENTS = frozenset({"address-groups", "port-groups"})
 
 
 @dataclass(frozen=True)
@@ -132,29 +135,46 @@ class _IncludeRef:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 (PyYAML's dialect), keys as strings, repeated ``include`` keys collected."""
+    """YAML 1.1 (PyYAML's dialect) read like Suricata's ``conf-yaml-loader.c``: keys are
+    strings, ``_`` in a key becomes ``-`` (with a deprecation warning), a key given twice
+    keeps its last definition, top-level ``include`` keys are collected in order."""
 
-    duplicate_keys: list[str]
+    notes: list[str]
+    parents: list[str]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
     loader.flatten_mapping(node)
     result: dict[str, Any] = {}
-    includes: list[Any] = []
-    for key_node, value_node in node.value:
+    top_level = not loader.parents
+    parent = loader.parents[-1] if loader.parents else ""
+    includes: list[tuple[int, Any]] = []
+    order: dict[str, int] = {}
+    for position, (key_node, value_node) in enumerate(node.value):
         key_obj = loader.construct_object(key_node, deep=True)
         key = "" if key_obj is None else str(key_obj)
-        value = loader.construct_object(value_node, deep=True)
-        if key == "include":
-            includes.extend(value if isinstance(value, list) else [value])
+        line = key_node.start_mark.line + 1
+        if top_level and key == "include":
+            value = loader.construct_object(value_node, deep=True)
+            includes.extend((position, v) for v in (value if isinstance(value, list) else [value]))
             continue
+        if "_" in key and parent not in _NO_MANGLE_PARENTS:
+            mangled = key.replace("_", "-")
+            loader.notes.append(f"line {line}: '{key}' is deprecated, use '{mangled}'")
+            key = mangled
+        loader.parents.append(key)
+        try:
+            value = loader.construct_object(value_node, deep=True)
+        finally:
+            loader.parents.pop()
         if key in result:
-            mark = key_node.start_mark
-            loader.duplicate_keys.append(f"line {mark.line + 1}: key '{key}' given twice; "
-                                         "the last value is used")
+            loader.notes.append(f"line {line}: '{key}' defined again; the new definition "
+                                "replaces the earlier one")
         result[key] = value
-    if includes:
+        order[key] = position
+    if top_level and includes:
         result[_INCLUDES] = includes
+        result[_ORDER] = order
     return result
 
 
@@ -171,7 +191,8 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, list[str]]:
     loader: _Loader | None = None
     try:
         loader = _Loader(text)  # the reader already rejects non-printable characters
-        loader.duplicate_keys = []
+        loader.notes = []
+        loader.parents = []
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -187,7 +208,7 @@ def _parse_yaml(text: str, name: str) -> tuple[Any, list[str]]:
     problem = _alias_problem(data)
     if problem:
         raise ConfigError(f"{name}: {problem}")
-    return data, [f"{name}: {w}" for w in loader.duplicate_keys]
+    return data, [f"{name}: {w}" for w in loader.notes]
 
 
 _MAX_NODES = 1_000_000
@@ -239,16 +260,6 @@ def _has_suricata_header(text: str) -> bool:
     return len(lines) >= 2 and lines[0].startswith("%YAML 1.1") and lines[1].startswith("---")
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
-    """Deep-merge ``extra`` into ``base``: mappings merge, anything else is replaced."""
-    for key, value in extra.items():
-        old = base.get(key)
-        if isinstance(old, dict) and isinstance(value, dict):
-            _merge(old, value)
-        else:
-            base[key] = value
-
-
 class _IncludeResolver:
     def __init__(self, warnings: list[str]) -> None:
         self.warnings = warnings
@@ -274,15 +285,19 @@ class _IncludeResolver:
             return [self.resolve(item, base_dir, depth) for item in node]
         if not isinstance(node, dict):
             return node
-        includes = node.pop(_INCLUDES, None)
+        includes: list[tuple[int, Any]] = node.pop(_INCLUDES, None) or []
+        order: dict[str, int] = node.pop(_ORDER, None) or {}
         for key in list(node):
             node[key] = self.resolve(node[key], base_dir, depth)
-        for name in includes or ():
+        for position, name in includes:
             included = self._include(name, base_dir, depth)
             if isinstance(included, dict):
-                # Suricata reads an included file as if it were written where the include
-                # key is; includes usually come last, so they override what precedes them.
-                _merge(node, included)
+                # Suricata reads an included file as if its keys were written where the
+                # include is: they replace keys defined before it, not those defined after.
+                for key, value in included.items():
+                    if order.get(key, -1) < position:
+                        node[key] = value
+                        order[key] = position
             elif included is not None:
                 self.warnings.append(f"include {name}: not a mapping; ignored")
         return node
@@ -336,7 +351,7 @@ class KeyCatalogue:
         if i == len(segs):
             return prefix or node.terminal
         seg = segs[i]
-        for name in (seg, seg.replace("_", "-"), "*"):
+        for name in (seg, "*"):
             child = node.children.get(name)
             if child is not None and (name != "*" or seg != "#") and self._walk(
                     segs, i + 1, child, prefix):
@@ -357,7 +372,7 @@ class KeyCatalogue:
         for seg in segs[:-1]:
             nxt: list[_Trie] = []
             for node in nodes:
-                for name in (seg, seg.replace("_", "-"), "*"):
+                for name in (seg, "*"):
                     child = node.children.get(name)
                     if child is not None:
                         nxt.append(child)

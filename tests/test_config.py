@@ -125,10 +125,39 @@ def test_include_key_and_tag(tmp_path: Path):
                  "include: sub/vars.yaml\n"
                  "include: missing.yaml\n")
     config, warnings = Config.load(path)
-    assert config.get("vars.address-groups.HOME_NET") == "[10.0.0.0/8]"  # the include overrides
-    assert config.get("vars.address-groups.EXTERNAL_NET") == "any"  # merged, not replaced
+    # as in Suricata, the included "vars" replaces the one defined before the include
+    assert config.get("vars.address-groups.HOME_NET") == "[10.0.0.0/8]"
+    assert config.get("vars.address-groups.EXTERNAL_NET") is None
     assert config.eve().types == frozenset({"alert"})
     assert len(warnings) == 1 and "missing.yaml" in warnings[0] and "cannot read" in warnings[0]
+
+
+def test_include_position_decides(tmp_path: Path):
+    write(tmp_path / "inc.yaml", "stream:\n  midstream: yes\nflow:\n  memcap: 1mb\n")
+    path = write(tmp_path / "main.yaml", "flow:\n  memcap: 2mb\ninclude: inc.yaml\n"
+                 "stream:\n  midstream: no\n")
+    config, warnings = Config.load(path)
+    assert warnings == []
+    assert config.get("flow.memcap") == "1mb"  # defined before the include: replaced
+    assert config.stream().midstream is False  # defined after the include: kept
+
+
+def test_include_key_only_at_top_level(tmp_path: Path):
+    path = write(tmp_path / "main.yaml", "stream:\n  include: other.yaml\n")
+    _config, warnings = Config.load(path)
+    assert warnings == ["unknown configuration key 'stream.include'; ignored"]
+
+
+def test_underscores_become_dashes_except_in_variable_names(tmp_path: Path):
+    path = write(tmp_path / "s.yaml", "stream:\n  reassembly:\n    toserver_chunk_size: 4kb\n"
+                 "vars:\n  address-groups:\n    MY_NET: any\n  port-groups:\n"
+                 "    MY_PORTS: '80'\n")
+    config, warnings = Config.load(path)
+    assert config.stream().toserver_chunk_size == 4096
+    assert config.address_groups() == {"MY_NET": "any"}
+    assert config.port_groups() == {"MY_PORTS": "80"}
+    assert len(warnings) == 1
+    assert "'toserver_chunk_size' is deprecated, use 'toserver-chunk-size'" in warnings[0]
 
 
 def test_include_loop_is_cut(tmp_path: Path):
@@ -143,7 +172,7 @@ def test_duplicate_key_warning(tmp_path: Path):
     path = write(tmp_path / "s.yaml", "stream:\n  midstream: no\nstream:\n  midstream: yes\n")
     config, warnings = Config.load(path)
     assert config.stream().midstream is True
-    assert len(warnings) == 1 and "given twice" in warnings[0]
+    assert len(warnings) == 1 and "defined again" in warnings[0]
 
 
 # --- --set -----------------------------------------------------------------------------------
@@ -466,3 +495,11 @@ def test_any_structure_gives_views_not_exceptions(tree: dict[str, object]):
     config.http_server_configs(), config.af_packet(), config.af_packet_for("eth9")
     config.nfq(), config.eve(), config.exception_policies(ips=False), config.detect()
     config.stats_log(), config.address_groups(), config.port_groups(), config.runmode
+
+
+def test_set_names_are_not_mangled():
+    # Suricata does not rewrite --set names: stream.async_oneside would set nothing it reads
+    config, warnings = Config.load(None, ["stream.async_oneside=true"])
+    assert warnings == ["unknown configuration key 'stream.async_oneside' "
+                        "(did you mean 'stream.async-oneside'?); ignored"]
+    assert config.stream().async_oneside is False
