@@ -296,7 +296,7 @@ class HttpParser:
         if len(parts) > 1 and stripped[len(tx.method_raw) : len(tx.method_raw) + 1] != b" ":
             self._event(tx, ev.METHOD_DELIM_NON_COMPLIANT)
         uri_parts = rest.split(None, 1)
-        tx.uri_raw = uri_parts[0] if uri_parts else b""
+        tx.uri_raw = uri_parts[0] if uri_parts else None
         if len(uri_parts) > 1:
             proto = uri_parts[1].strip(b" \t")
             tx.request_protocol = proto or None
@@ -305,6 +305,8 @@ class HttpParser:
 
     def _normalize_request_target(self, tx: HttpTransaction) -> None:
         cfg = self.config
+        if tx.uri_raw is None:
+            return
         uri_norm, parsed = normalize_uri(
             tx.uri_raw or b"",
             method=tx.method_raw or b"",

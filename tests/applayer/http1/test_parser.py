@@ -474,3 +474,12 @@ def test_double_encoded_uri_event_only_when_double_decoding() -> None:
     double = parse(request, config=HttpConfig(double_decode_path=True))
     assert only_tx(double).uri_normalized == b"/a/b"
     assert "http.double_encoded_uri" in double.events
+
+
+def test_method_only_request_is_http09_without_uri() -> None:
+    parser = HttpParser()
+    parser.feed(True, b"HELLO\r\n")
+    tx = only_tx(parser)
+    assert (tx.method_raw, tx.uri_raw, tx.uri_normalized) == (b"HELLO", None, None)
+    assert tx.is_http09 and tx.request_complete
+    assert tx.buffer("http.uri") is None and tx.url == ""
