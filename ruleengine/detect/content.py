@@ -272,6 +272,8 @@ def _content(ops: tuple[Op, ...], i: int, op: Op, buf: bytes, st: InspectState) 
             depth += offset
         if prev_offset != 0:
             offset = prev_offset
+        offset &= _U32  # Suricata's offsets are uint32: a negative one wraps past the end
+        depth &= _U32
         if depth > blen:
             depth = blen
         if offset > depth or depth == 0:

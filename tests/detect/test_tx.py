@@ -187,8 +187,7 @@ def test_buggy_transaction_getter_does_not_raise() -> None:
 
 def test_payload_part_of_tx_rule_sees_earlier_stream_data() -> None:
     e = engine(
-        'alert http any any -> any any (content:"GET /x"; http.request_body; content:"pw="; '
-        "sid:1;)"
+        'alert http any any -> any any (content:"GET /x"; http.request_body; content:"pw="; sid:1;)'
     )
     flow = FakeFlow()
     first, second = pkt(b"GET /x HTTP/1.1\r\n\r\n"), pkt(b"pw=1")
