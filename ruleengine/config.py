@@ -1,9 +1,11 @@
 """Suricata-compatible configuration: ``suricata.yaml`` plus ``--set key=value`` overrides.
 
-``Config.load(path, overrides)`` reads a YAML 1.1 file the way Suricata does (``%YAML 1.1`` /
-``---`` header, ``include:`` keys and ``!include`` values resolved relative to the file),
-applies ``--set`` overrides (dotted names, list items by index: ``outputs.1.eve-log.enabled``)
-and returns the config with a list of warnings. Keys Suricata's own suricata.yaml does not know
+``Config.load(path, overrides)`` reads a YAML 1.1 file the way Suricata's
+``conf-yaml-loader.c`` does (``%YAML 1.1`` / ``---`` header; top-level ``include:`` keys and
+``!include`` values resolved relative to the file; ``_`` in key names read as ``-``; a key
+defined again replaces the earlier definition), applies ``--set`` overrides (dotted names,
+list items by index: ``outputs.1.eve-log.enabled``) and returns the config with a list of
+warnings. Keys Suricata's own suricata.yaml does not know
 (catalogue: ``data/suricata-default.yaml`` + ``data/suricata-known-keys.yaml``) and values of
 the wrong kind are warned about, never fatal.
 
