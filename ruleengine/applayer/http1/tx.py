@@ -127,9 +127,10 @@ class HttpTransaction:
     @property
     def status(self) -> int | None:
         code = self.status_code
-        if code is None or not code.isdigit():
-            return None
-        return int(code)
+        if code is None or len(code) != 3 or not code.isdigit():
+            return None  # libhtp: not a valid status number (100-999)
+        value = int(code)
+        return value if value >= 100 else None
 
     @property
     def http_content_type(self) -> str | None:
