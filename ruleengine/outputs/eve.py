@@ -641,6 +641,24 @@ class EveWriter:
             if self.last_error is None:
                 self.last_error = f"writing {self.path}: {exc.strerror}"
 
+    def reopen(self) -> None:
+        """Flush and open the path again in append mode (after logrotate moved the file;
+        Suricata does this on SIGHUP). An error keeps the old descriptor and is counted."""
+        if self._fd is None:
+            return
+        self.flush()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            new_fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            self.write_errors += 1
+            if self.last_error is None:
+                self.last_error = f"reopening {self.path}: {exc.strerror}"
+            return
+        old_fd, self._fd = self._fd, new_fd
+        with contextlib.suppress(OSError):
+            os.close(old_fd)
+
     def close(self) -> None:
         if self._fd is None:
             return

@@ -63,9 +63,12 @@ class Progress:
         bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
         rate = self.packets / elapsed if elapsed > 0 else 0.0
         label = f"{self.label} " if self.label else ""
+        eta = ""
+        if 0 < fraction < 1 and elapsed >= 1.0:
+            eta = f"  ETA {elapsed * (1 - fraction) / fraction:.0f}s"
         return (f"{label}[{bar}] {fraction * 100:5.1f}%  "
                 f"{_human_bytes(self.position)}/{_human_bytes(self.total)}  "
-                f"{self.packets:,} pkts  {rate:,.0f} pkt/s  {elapsed:.1f}s")
+                f"{self.packets:,} pkts  {rate:,.0f} pkt/s  {elapsed:.1f}s{eta}")
 
     def _draw(self, now: float) -> None:
         try:

@@ -391,3 +391,17 @@ def test_community_id_in_events(tmp_path: Path):
     assert alert["community_id"] == flow["community_id"]
     assert str(alert["community_id"]).startswith("1:")
     assert "community_id" not in flowless
+
+
+def test_reopen_after_rotation(tmp_path: Path):
+    path = tmp_path / "eve.json"
+    eve = EveWriter(path)
+    eve.flow(FakeFlow(flow_id=1), app_proto=None, alerted=False, reason="timeout")
+    eve.flush()
+    path.rename(tmp_path / "eve.json.1")  # logrotate
+    eve.flow(FakeFlow(flow_id=2), app_proto=None, alerted=False, reason="timeout")
+    eve.reopen()  # the buffered event still goes to the old file
+    eve.flow(FakeFlow(flow_id=3), app_proto=None, alerted=False, reason="timeout")
+    eve.close()
+    assert [e["flow_id"] for e in read_events(tmp_path / "eve.json.1")] == [1, 2]
+    assert [e["flow_id"] for e in read_events(path)] == [3]

@@ -55,3 +55,11 @@ def test_closed_stream_stops_drawing_without_raising():
     progress.update(50)
     progress.close()
     assert not progress.active
+
+
+def test_eta_once_a_second_has_passed():
+    progress = Progress(total=1000, stream=FakeTty())
+    progress.position = 250
+    start = progress._started
+    assert "ETA" not in progress.render(start + 0.5)
+    assert progress.render(start + 2.0).endswith("ETA 6s")
