@@ -164,3 +164,13 @@ def test_absent_buffers_are_none() -> None:
 def test_buffer_default_side_for_one_direction_buffers(tx: HttpTransaction) -> None:
     assert tx.buffer("http.uri") == b"/b c?x=A"
     assert tx.buffer("http.stat_code") == b"302"
+
+
+def test_header_buffer_drops_only_the_cookie_header_of_its_direction() -> None:
+    parser = HttpParser()
+    parser.feed(True, b"GET / HTTP/1.1\r\nSet-Cookie: odd\r\nCookie: c=1\r\n\r\n")
+    parser.feed(False, b"HTTP/1.1 200 OK\r\nCookie: odd\r\nSet-Cookie: s=2\r\n"
+                       b"Content-Length: 0\r\n\r\n")
+    tx = parser.transactions[0]
+    assert tx.buffer("http.header", True) == b"Set-Cookie: odd\r\n"
+    assert tx.buffer("http.header", False) == b"Cookie: odd\r\nContent-Length: 0\r\n"

@@ -13,15 +13,13 @@ if TYPE_CHECKING:
 Headers = list[tuple[bytes, bytes]]
 TxGetter = Callable[["HttpTransaction"], "bytes | list[bytes] | None"]
 
-_COOKIE_NAMES = (b"cookie", b"set-cookie")
-
-
-def header_buffer(headers: Headers) -> bytes | None:
-    """``http.header``: ``Name: value\\r\\n`` per header, Cookie/Set-Cookie left out."""
+def header_buffer(headers: Headers, skip: bytes) -> bytes | None:
+    """``http.header``: ``Name: value\\r\\n`` per header, without the cookie header of that
+    direction (``skip``: Cookie to server, Set-Cookie to client; ``detect-http-header.c``)."""
     parts = [
         name + b": " + value + b"\r\n"
         for name, value in headers
-        if name.lower() not in _COOKIE_NAMES
+        if name.lower() != skip
     ]
     return b"".join(parts) if parts else None
 
@@ -66,7 +64,7 @@ def get_request_body(tx: HttpTransaction) -> bytes | None:
 
 
 def get_request_header(tx: HttpTransaction) -> bytes | None:
-    return header_buffer(tx.request_headers)
+    return header_buffer(tx.request_headers, b"cookie")
 
 
 def get_request_header_raw(tx: HttpTransaction) -> bytes | None:
@@ -116,7 +114,7 @@ def get_response_body(tx: HttpTransaction) -> bytes | None:
 
 
 def get_response_header(tx: HttpTransaction) -> bytes | None:
-    return header_buffer(tx.response_headers)
+    return header_buffer(tx.response_headers, b"set-cookie")
 
 
 def get_response_header_raw(tx: HttpTransaction) -> bytes | None:
