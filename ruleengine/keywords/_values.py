@@ -21,6 +21,10 @@ def parse_int(
 ) -> int:
     """An integer (decimal or 0x hex) with optional bounds; ``start`` is the offset of
     ``text`` in the option value (for the error span)."""
+    if text.isdigit() and text.isascii():  # the common case: a plain decimal
+        value = int(text)
+        if (lo is None or value >= lo) and (hi is None or value <= hi):
+            return value
     stripped = text.strip()
     lead = start + (len(text) - len(text.lstrip()))
     if not _INT_RE.match(stripped):

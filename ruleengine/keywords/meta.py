@@ -103,9 +103,8 @@ def setup_reference(b: RuleBuilder, value: str | None) -> None:
 
 def setup_metadata(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
-    b.rule.metadata.extend(
-        sys.intern(item) for item in (part.strip() for part in value.split(",")) if item
-    )
+    items = [sys.intern(part.strip()) for part in value.split(",")]
+    b.rule.metadata.extend([item for item in items if item] if "" in items else items)
 
 
 def setup_target(b: RuleBuilder, value: str | None) -> None:

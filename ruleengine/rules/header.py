@@ -7,6 +7,7 @@ so ``HeaderParser`` caches each distinct header text with its (variable-expanded
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,7 +212,14 @@ class HeaderParser:
         return PortSet(tuple(ports.include), tuple(ports.exclude))
 
     def _addr(self, node: Tree[Token] | Token, depth: int, var_tok: Token | None) -> _Addr:
-        assert isinstance(node, Tree)
+        if isinstance(node, Token):  # ADDRESS_RUN: "a,b,c" inside a list
+            out = _Addr([], [], False)
+            for tok in _split_run(node):
+                part = self._addr_atom(tok, depth, var_tok or tok)
+                out.include += part.include
+                out.exclude += part.exclude
+                out.any = out.any or part.any
+            return out
         kind = node.data
         if kind == "addr_atom":
             tok = node.children[0]
@@ -255,6 +263,9 @@ class HeaderParser:
         if text.startswith("$"):
             tree = self._expand(text[1:], self.address_vars, "addresses", depth, span_tok)
             return self._addr(tree, depth + 1, span_tok)
+        net = _fast_ipv4(text)
+        if net is not None:
+            return _Addr([net], [], False)
         try:
             if "-" in text:
                 lo_s, hi_s = text.split("-", 1)
@@ -268,7 +279,14 @@ class HeaderParser:
             ) from None
 
     def _ports(self, node: Tree[Token] | Token, depth: int, var_tok: Token | None) -> _Ports:
-        assert isinstance(node, Tree)
+        if isinstance(node, Token):  # PORT_RUN: "80,81,82" inside a list
+            out = _Ports([], [], False)
+            for tok in _split_run(node):
+                part = self._port_atom(tok, depth, var_tok or tok)
+                out.include += part.include
+                out.exclude += part.exclude
+                out.any = out.any or part.any
+            return out
         kind = node.data
         if kind == "port_atom":
             tok = node.children[0]
@@ -356,6 +374,43 @@ class HeaderParser:
             self._var_cache[key] = tree
         assert isinstance(tree, Tree)
         return tree
+
+
+class _Atom(str):
+    """One element of a *_RUN token: text plus its column (what spans need of a Token)."""
+
+    column: int
+
+
+def _split_run(run: Token) -> list[Token]:
+    """The atoms of a *_RUN token, each with its own column."""
+    out = []
+    col = run.column or 1
+    for part in str(run).split(","):
+        atom = _Atom(part)
+        atom.column = col
+        out.append(atom)
+        col += len(part) + 1
+    return out  # type: ignore[return-value]  # duck-typed: str + column
+
+
+_IPV4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?\Z")
+
+
+def _fast_ipv4(text: str) -> ipaddress.IPv4Network | None:
+    """Plain dotted-quad[/prefix] without the generic parser (reputation lists have
+    thousands); anything unusual returns None and takes the full path."""
+    m = _IPV4_RE.match(text)
+    if m is None:
+        return None
+    a, b, c, d, prefix = m.groups()
+    octets = (int(a), int(b), int(c), int(d))
+    plen = int(prefix) if prefix is not None else 32
+    if max(octets) > 255 or plen > 32 or any(len(o) > 1 and o[0] == "0" for o in (a, b, c, d)):
+        return None
+    addr = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+    mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+    return ipaddress.IPv4Network((addr & mask, plen))
 
 
 def _did_you_mean(word: str, choices: Any) -> str | None:
