@@ -5,6 +5,7 @@ a response split in MSS-sized segments with delayed ACKs, FIN — writes them to
 temporary pcap and times each stage separately over the whole file.
 
 Usage: python bench/decode_throughput.py [--flows 300] [--response-kb 64] [--repeat 3]
+       [--no-checksum]
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main() -> None:
     ap.add_argument("--flows", type=int, default=300)
     ap.add_argument("--response-kb", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-checksum", action="store_true", help="decode as with -k none")
     args = ap.parse_args()
 
     frames: list[bytes] = []
@@ -89,7 +91,7 @@ def main() -> None:
             t0 = time.perf_counter()
             raw = list(PcapFileBackend(path).packets())
             t1 = time.perf_counter()
-            decoder = Decoder(1)
+            decoder = Decoder(1, checksum_validation=not args.no_checksum)
             decoded = [decoder.decode(ts, data) for ts, data, _ in raw]
             t2 = time.perf_counter()
             table = FlowTable()

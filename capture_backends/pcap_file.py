@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,8 @@ class PcapFileBackend(BaseBackend):
         self._mm: mmap.mmap | None = None
         self._closed = False
         try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                raise PcapError(f"{self.path}: not a regular file")
             fd = os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             raise PcapError(f"{self.path}: cannot open: {exc.strerror or exc}") from None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -250,8 +251,14 @@ class TestDamagedFiles:
         assert issubclass(PcapError, ValueError)  # the CLI catches ValueError/OSError
 
     def test_directory(self, tmp_path: Path) -> None:
-        with pytest.raises(PcapError):
+        with pytest.raises(PcapError, match="not a regular file"):
             PcapFileBackend(tmp_path)
+
+    def test_fifo_is_refused_without_blocking(self, tmp_path: Path) -> None:
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        with pytest.raises(PcapError, match="not a regular file"):
+            PcapFileBackend(fifo)
 
     def test_close_stops_iteration(self, tmp_path: Path) -> None:
         backend = PcapFileBackend(_write(tmp_path, _pcap([(1.0, FRAME)] * 5)))
