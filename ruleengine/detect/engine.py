@@ -52,6 +52,7 @@ HTTP_ALPROTOS = frozenset({"http", "http1"})
 TCP = 6
 _GROUP_KEYS = (6, 17, 1, 58, -1)  # -1: any other IP protocol
 _MAX_TX_STATE = 64  # per flow: transactions remembered for "fired once" and MPM caches
+_TX_DONE = -1  # marker in a (tx, direction) "fired" set: inspection finished
 
 
 class TxLike(Protocol):
@@ -572,6 +573,8 @@ class DetectEngine:
         assert state is not None
         tx_id = tx.tx_id
         fired = state.fired.setdefault((tx_id, to_server), set())
+        if _TX_DONE in fired:
+            return []
         state.forget_old(tx_id)
         bufs: dict[tuple[str, bool], bytes | list[bytes] | None] = {}
 
@@ -605,6 +608,10 @@ class DetectEngine:
             if cr.fb_actions:
                 apply_actions(cr.fb_actions, flow.flowbits)
             out.append(_RawMatch(cr, tx_id, to_server, False))
+        if done_ts if to_server else done_tc:
+            # this side of the transaction is complete and was fully inspected: like
+            # Suricata, it is not inspected again (later flowbits changes do not count)
+            fired.add(_TX_DONE)
         return out
 
     @staticmethod

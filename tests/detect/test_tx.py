@@ -195,3 +195,14 @@ def test_payload_part_of_tx_rule_sees_earlier_stream_data() -> None:
     tx = FakeTx(0, dict(REQ, **{"http.request_body": b"pw=1"}))
     assert e.inspect_packet(second, flow, True, second.payload) == []
     assert sids(e.inspect_tx(second, flow, True, tx, True, False)) == [1]
+
+
+def test_completed_side_is_not_inspected_again() -> None:
+    e = engine(
+        'alert http any any -> any any (http.uri; content:"index"; flowbits:isset,late; sid:1;)'
+    )
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ))
+    assert e.inspect_tx(pkt(), flow, True, tx, True, False) == []
+    flow.flowbits.add("late")
+    assert e.inspect_tx(pkt(), flow, True, tx, True, True) == []
+    assert sids(e.inspect_tx(pkt(), flow, True, FakeTx(1, dict(REQ)), False, False)) == [1]
