@@ -88,7 +88,8 @@ def get_host(tx: HttpTransaction) -> bytes | None:
 
 
 def get_host_raw(tx: HttpTransaction) -> bytes | None:
-    """The absolute URI's host as sent, else the Host header value (with its port)."""
+    """The absolute URI's host (libhtp's parsed_uri: normalised, no port), else the Host
+    header value as sent (with its port); ``src/detect-http-host.c`` GetRawData."""
     return tx.host_raw
 
 

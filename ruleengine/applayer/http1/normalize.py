@@ -324,8 +324,7 @@ def normalize_uri(
             out += query_decode(user) + b":" + query_decode(password) + b"@"
         if parsed.hostname is not None:
             out += normalize_host(parsed.hostname)
-        if parsed.port is not None:
-            out += b":" + parsed.port
+        # libhtp's normalised URI keeps only the port number, so no ":port" here
     if parsed.path is not None:
         path = path_decode(parsed.path, lowercase=lowercase)
         path = utf8_bestfit(path)

@@ -329,8 +329,9 @@ class HttpParser:
             if single != uri_norm:
                 self._event(tx, ev.DOUBLE_ENCODED_URI)
         if parsed.hostname is not None:
-            tx.uri_host_raw = tx.host_raw = parsed.hostname
-            tx.host = normalize_host(parsed.hostname)
+            tx.uri_host_raw = parsed.hostname
+            # Suricata's http.host.raw reads libhtp's parsed_uri, whose host is normalised
+            tx.host = tx.host_raw = normalize_host(parsed.hostname)
             tx.request_port = _port_number(parsed.port)
             if parsed.port is not None and tx.request_port is None:
                 self._event(tx, ev.INVALID_AUTHORITY_PORT)
@@ -500,7 +501,7 @@ class HttpParser:
         if tx.host is not None:
             # the absolute URI's host wins; a different Host header (or port) is ambiguous
             header_port = _port_number(port)
-            if host.rstrip(b".") != tx.host or (
+            if host != tx.host or (
                 header_port is not None and tx.request_port is not None
                 and header_port != tx.request_port
             ):

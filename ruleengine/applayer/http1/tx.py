@@ -40,7 +40,7 @@ class HttpTransaction:
     uri_normalized: bytes | None = None
     uri_path: bytes | None = None
     host: bytes | None = None  # http.host: normalised (URI host wins over the Host header)
-    host_raw: bytes | None = None  # http.host.raw: URI host as sent, else the Host header
+    host_raw: bytes | None = None  # http.host.raw: URI host (normalised) else the Host header
     uri_host_raw: bytes | None = None
     request_port: int | None = None
     request_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
