@@ -354,6 +354,17 @@ def get_buffer(tx: Any, name: str, to_server: bool) -> bytes | list[bytes] | Non
     return tx.buffer(name)  # type: ignore[no-any-return]
 
 
+def _as_buffer(value: object) -> bytes | list[bytes] | None:
+    """Only bytes (or a list of bytes for multi-buffers) are inspected."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, list):
+        return [bytes(v) for v in value if isinstance(v, bytes | bytearray | memoryview)]
+    return None
+
+
 class _RawMatch(NamedTuple):
     cr: CRule
     tx_id: int | None
@@ -388,6 +399,8 @@ class DetectEngine:
         self.mpm_backend = resolve_backend(mpm)
         self.skipped: list[tuple[Rule, str]] = []
         self.thresholds = ThresholdTable()
+        self.errors = 0  # internal errors caught while inspecting (should stay 0)
+        self.last_error: str | None = None
         compiled: list[CRule] = []
         headers = _HeaderTable()
         for idx, rule in enumerate(rules):
@@ -431,8 +444,12 @@ class DetectEngine:
         (no fallback to the packet payload, like Suricata's PKT_STREAM_ADD)."""
         if getattr(pkt, "invalid", False):
             return []
-        raw = self._packet_raw(_PacketCtx(pkt), flow, to_server, stream_chunk)
-        out = self._finalize(raw, pkt, flow)
+        try:
+            raw = self._packet_raw(_PacketCtx(pkt), flow, to_server, stream_chunk)
+            out = self._finalize(raw, pkt, flow)
+        except Exception as exc:  # never let a detection bug take the pipeline down
+            self._internal_error(exc)
+            return []
         state = _flow_state(flow)
         if state is not None:
             cut = next((m for m in out if m.rule.action is Action.PASS), None)
@@ -451,14 +468,18 @@ class DetectEngine:
         """App-layer (HTTP) rules on one transaction, for the direction of ``pkt``.
         Each rule fires at most once per (transaction, direction); rules whose buffers
         are not available yet are tried again on later calls."""
-        raw = self._tx_raw(
-            _PacketCtx(pkt), flow, to_server, tx, tx_complete_toserver, tx_complete_toclient
-        )
-        state = _flow_state(flow)
-        if state is not None and state.pass_cut is not None and state.pass_cut[0] is pkt:
-            limit = state.pass_cut[1]  # a pass in this packet's packet rules
-            raw = [m for m in raw if m.cr.idx < limit]
-        return self._finalize(raw, pkt, flow)
+        try:
+            raw = self._tx_raw(
+                _PacketCtx(pkt), flow, to_server, tx, tx_complete_toserver, tx_complete_toclient
+            )
+            state = _flow_state(flow)
+            if state is not None and state.pass_cut is not None and state.pass_cut[0] is pkt:
+                limit = state.pass_cut[1]  # a pass in this packet's packet rules
+                raw = [m for m in raw if m.cr.idx < limit]
+            return self._finalize(raw, pkt, flow)
+        except Exception as exc:
+            self._internal_error(exc)
+            return []
 
     def inspect(
         self,
@@ -472,13 +493,22 @@ class DetectEngine:
         in one pass, so ``pass`` and rule order apply across both (preferred)."""
         if getattr(pkt, "invalid", False):
             return []
-        ctx = _PacketCtx(pkt)
-        raw = self._packet_raw(ctx, flow, to_server, stream_chunk)
-        if flow is not None:
-            for tx, done_ts, done_tc in txs:
-                raw.extend(self._tx_raw(ctx, flow, to_server, tx, done_ts, done_tc))
-        raw.sort(key=lambda m: m.cr.idx)
-        return self._finalize(raw, pkt, flow)
+        try:
+            ctx = _PacketCtx(pkt)
+            raw = self._packet_raw(ctx, flow, to_server, stream_chunk)
+            if flow is not None:
+                for tx, done_ts, done_tc in txs:
+                    raw.extend(self._tx_raw(ctx, flow, to_server, tx, done_ts, done_tc))
+            raw.sort(key=lambda m: m.cr.idx)
+            return self._finalize(raw, pkt, flow)
+        except Exception as exc:
+            self._internal_error(exc)
+            return []
+
+    def _internal_error(self, exc: Exception) -> None:
+        """Counted (``errors``) and remembered for diagnostics; the packet gets no match."""
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
 
     # ------------------------------------------------------------------ packet rules
 
@@ -582,7 +612,7 @@ class DetectEngine:
             key = (name, side)
             if key not in bufs:
                 try:
-                    bufs[key] = get_buffer(tx, name, side)
+                    bufs[key] = _as_buffer(get_buffer(tx, name, side))
                 except Exception:  # a buggy getter must not take detection down
                     bufs[key] = None
             return bufs[key]

@@ -206,3 +206,13 @@ def test_completed_side_is_not_inspected_again() -> None:
     flow.flowbits.add("late")
     assert e.inspect_tx(pkt(), flow, True, tx, True, True) == []
     assert sids(e.inspect_tx(pkt(), flow, True, FakeTx(1, dict(REQ)), False, False)) == [1]
+
+
+def test_non_bytes_buffers_are_ignored_and_internal_errors_are_counted() -> None:
+    e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
+    tx = FakeTx(0, {"http.uri": "/index"})  # a str is not a buffer
+    assert e.inspect_tx(pkt(), FakeFlow(), True, tx, True, False) == []
+    tx = FakeTx(1, {"http.uri": bytearray(b"/index")})
+    assert sids(e.inspect_tx(pkt(), FakeFlow(), True, tx, True, False)) == [1]
+    assert e.inspect_tx(pkt(), object(), True, tx, True, False) == []  # type: ignore[arg-type]
+    assert e.errors == 1 and e.last_error
