@@ -174,3 +174,30 @@ def test_header_buffer_drops_only_the_cookie_header_of_its_direction() -> None:
     tx = parser.transactions[0]
     assert tx.buffer("http.header", True) == b"Set-Cookie: odd\r\n"
     assert tx.buffer("http.header", False) == b"Cookie: odd\r\nContent-Length: 0\r\n"
+
+
+def _request(head: bytes, body: bytes) -> HttpTransaction:
+    parser = HttpParser()
+    parser.feed(True, head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    return parser.transactions[0]
+
+
+def test_request_file_data_follows_suricata_file_tracking() -> None:
+    put = _request(b"PUT /f HTTP/1.1\r\nHost: h\r\n", b"file bytes")
+    assert put.buffer("file.data", True) == b"file bytes"
+    post = _request(b"POST /f HTTP/1.1\r\nHost: h\r\n", b"a=1&b=2")
+    assert post.buffer("file.data", True) == b"a=1&b=2"
+    assert post.buffer("http.request_body", True) == b"a=1&b=2"
+    patch = _request(b"PATCH /f HTTP/1.1\r\nHost: h\r\n", b"delta")
+    assert patch.buffer("file.data", True) is None
+    assert patch.buffer("http.request_body", True) == b"delta"
+
+
+def test_multipart_file_data_is_the_file_parts_only() -> None:
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"field\"\r\n\r\nplain value\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"up\"; filename=\"a.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\nfile content\r\n--XyZ--\r\n")
+    tx = _request(b"POST /u HTTP/1.1\r\nHost: h\r\n"
+                  b"Content-Type: multipart/form-data; boundary=XyZ\r\n", body)
+    assert tx.buffer("file.data", True) == b"file content"
+    assert tx.buffer("http.request_body", True) == body

@@ -171,13 +171,64 @@ get_location = _response_header_getter(b"location")
 get_server = _response_header_getter(b"server")
 
 
+# ------------------------------------------------------------------ request files (file.data)
+def get_request_file_data(tx: HttpTransaction) -> bytes | None:
+    """``file.data`` to server: Suricata only tracks files in requests for POST and PUT. A PUT
+    or non-multipart POST body is one file; a multipart/form-data POST holds the contents of
+    its parts that carry a ``filename`` (``src/app-layer-htp.c`` request body handling).
+    Several files are concatenated here."""
+    if not tx.request_body_len_seen:
+        return None
+    method = (tx.method_raw or b"").upper()
+    if method == b"PUT":
+        return tx.request_body
+    if method != b"POST":
+        return None
+    boundary = multipart_boundary(tx.request_header(b"content-type"))
+    if boundary is None:
+        return tx.request_body
+    files = multipart_files(tx.request_body, boundary)
+    return b"".join(files) if files else None
+
+
+def multipart_boundary(content_type: bytes | None) -> bytes | None:
+    """The boundary of a ``multipart/form-data`` Content-Type, or None."""
+    if content_type is None or not content_type.lower().lstrip().startswith(b"multipart/"):
+        return None
+    for param in content_type.split(b";")[1:]:
+        key, _, value = param.strip().partition(b"=")
+        if key.strip().lower() == b"boundary" and value.strip():
+            return value.strip().strip(b'"')
+    return None
+
+
+def multipart_files(body: bytes, boundary: bytes) -> list[bytes]:
+    """Contents of the parts with a filename (possibly the incomplete last one)."""
+    delimiter = b"--" + boundary
+    files: list[bytes] = []
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break  # closing delimiter
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, content = part.partition(b"\n\n")
+        if not sep or b"filename" not in head.lower():
+            continue
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        elif content.endswith(b"\n"):
+            content = content[:-1]
+        files.append(content)
+    return files
+
+
 TOSERVER: dict[str, TxGetter] = {
     "http.uri": get_uri,
     "http.uri.raw": get_uri_raw,
     "http.method": get_method,
     "http.request_line": get_request_line,
     "http.request_body": get_request_body,
-    "file.data": get_request_body,
+    "file.data": get_request_file_data,
     "http.header": get_request_header,
     "http.header.raw": get_request_header_raw,
     "http.header_names": get_request_header_names,
