@@ -13,8 +13,10 @@ Reassembly:
 * Retransmissions of data already delivered are dropped (``stream.pkt_retransmission``),
   never delivered twice.
 * Out-of-order segments are buffered until the hole is filled, bounded per direction by
-  ``StreamConfig.max_buffered`` bytes / ``max_segments`` ranges
-  (``tcp.segment_memcap_drop`` when exceeded).
+  ``StreamConfig.max_buffered`` bytes / ``max_segments`` ranges, and all buffered bytes
+  of all sessions by ``StreamConfig.memcap`` (``stream.reassembly.memcap``): at the cap,
+  in-order data is handed out early and out-of-order data dropped
+  (``tcp.segment_memcap_drop``).
 * Delivery to the app layer follows Suricata: in IDS mode data goes out when the other
   side ACKs it (processed on the ACKing packet, before that packet's own data); in
   inline mode (``stream.inline``/IPS) contiguous data goes out on arrival. When the peer
@@ -37,6 +39,7 @@ RST acceptance only checks that the sequence number is plausible.
 
 from __future__ import annotations
 
+import weakref
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -133,6 +136,7 @@ class StreamConfig:
     max_buffered: int = 4 << 20  # out-of-order bytes kept per direction
     max_segments: int = 4096  # out-of-order ranges kept per direction
     max_unacked: int = 1 << 20  # contiguous bytes waiting for an ACK before forced delivery
+    memcap: int = 256 << 20  # all buffered stream bytes (stream.reassembly.memcap)
 
     @classmethod
     def from_mapping(
@@ -149,17 +153,22 @@ class StreamConfig:
         else:
             inline = _truthy(inline_raw, ips_mode)
         depth = cls.reassembly_depth
+        memcap = cls.memcap
         reassembly = section.get("reassembly")
         if isinstance(reassembly, Mapping):
             parsed = parse_size(reassembly.get("depth"))
             if parsed is not None:
                 depth = parsed
+            parsed = parse_size(reassembly.get("memcap"))
+            if parsed:
+                memcap = parsed
         return cls(
             midstream=_truthy(section.get("midstream"), False),
             inline=inline,
             reassembly_depth=depth,
             async_oneside=_truthy(section.get("async-oneside"), False),
             bypass=_truthy(section.get("bypass"), False),
+            memcap=memcap,
         )
 
 
@@ -272,7 +281,15 @@ class _Half:
 class TcpSession:
     """TCP state of one flow; ``flow.tcp`` holds it."""
 
-    __slots__ = ("client", "midstream", "oneside", "oneside_toserver", "server", "state")
+    __slots__ = (
+        "__weakref__",
+        "client",
+        "midstream",
+        "oneside",
+        "oneside_toserver",
+        "server",
+        "state",
+    )
 
     def __init__(self) -> None:
         self.state = S_NONE
@@ -335,6 +352,10 @@ class TcpTracker:
         self.config = config if config is not None else StreamConfig()
         self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self._depth = self.config.reassembly_depth
+        # Bytes buffered across all sessions. Sessions of flows that ended without a
+        # flush() are garbage-collected; ``_reclaim`` recounts from the live ones.
+        self.memuse = 0
+        self._sessions: weakref.WeakSet[TcpSession] = weakref.WeakSet()
 
     # -- public -----------------------------------------------------------------------
 
@@ -406,6 +427,7 @@ class TcpTracker:
 
     def _new_session(self, flow: Flow) -> TcpSession:
         ssn = TcpSession()
+        self._sessions.add(ssn)
         flow.tcp = ssn
         self.counters["tcp.sessions"] += 1
         return ssn
@@ -495,7 +517,7 @@ class TcpTracker:
             ssn.state = S_SYN_RECV
             if tfo and ack_off == 0:  # the server did not take the SYN's data
                 upd.events.append("stream.3whs_synack_tfo_data_ignored")
-                _discard(client)
+                self.memuse -= _discard(client)
             elif tfo:
                 client.ack_off = ack_off
                 self._deliver_acked(client, True, upd)
@@ -663,8 +685,14 @@ class TcpTracker:
         ):
             c["tcp.segment_memcap_drop"] += 1
             return
+        if self.memuse + len(data) > self.config.memcap and not self._make_room(
+            half, off, len(data), to_server, upd
+        ):
+            c["tcp.segment_memcap_drop"] += 1
+            return
         res = insert_first_wins(half.starts, half.datas, off, data)
         half.buffered += res.added
+        self.memuse += res.added
         if res.overlap:
             c["tcp.overlap"] += 1
             if res.different:
@@ -677,6 +705,27 @@ class TcpTracker:
             half.max_end = end
         if off <= half.ctg_end < end:
             half.ctg_end = contiguous_end(half.starts, half.datas, half.ctg_end)
+
+    def _make_room(
+        self, half: _Half, off: int, size: int, to_server: bool, upd: StreamUpdate
+    ) -> bool:
+        """Memcap reached: recount, then hand out this side's contiguous data early."""
+        self._reclaim()
+        if self.memuse + size <= self.config.memcap:
+            return True
+        if off <= half.ctg_end and half.ctg_end > half.app_off:
+            self.counters["tcp.forced_flush"] += 1
+            self._deliver(half, half.ctg_end, to_server, upd)
+        return self.memuse + size <= self.config.memcap
+
+    def _reclaim(self) -> None:
+        self.memuse = sum(s.client.buffered + s.server.buffered for s in self._sessions)
+
+    def release(self, flow: Flow) -> None:
+        """Drop a session's buffers without delivering them (e.g. a bypassed flow)."""
+        ssn = flow.tcp
+        if ssn is not None:
+            self.memuse -= _discard(ssn.client) + _discard(ssn.server)
 
     def _depth_reached(self, half: _Half, to_server: bool, upd: StreamUpdate) -> None:
         if half.depth_hit:
@@ -771,19 +820,22 @@ class TcpTracker:
         del datas[:k]
         out = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         half.buffered -= len(out)
+        self.memuse -= len(out)
         half.app_off = end
         if half.ctg_end < end:
             half.ctg_end = end
         upd.data.append((to_server, out))
 
 
-def _discard(half: _Half) -> None:
-    """Forget everything buffered in ``half`` (data the peer refused)."""
+def _discard(half: _Half) -> int:
+    """Forget everything buffered in ``half``; return the bytes freed."""
+    freed = half.buffered
     half.starts.clear()
     half.datas.clear()
     half.buffered = 0
     half.ctg_end = half.app_off
     half.max_end = half.app_off
+    return freed
 
 
 def _swap_flow(flow: Flow) -> None:

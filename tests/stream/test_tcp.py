@@ -401,3 +401,42 @@ def test_data_beyond_depth_arriving_early_does_not_end_delivery() -> None:
     conn.c("PA", 4, b"456789", ack_off=0)
     upd = conn.s("A", 0, ack_off=14)
     assert upd.data == [(True, b"456789")] and upd.depth_reached_toserver
+
+
+class TestMemcap:
+    def test_in_order_data_is_handed_out_at_the_cap(self) -> None:
+        conn = Conn(StreamConfig(memcap=10))
+        conn.handshake()
+        conn.c("PA", 0, b"0123456", ack_off=0)
+        upd = conn.c("PA", 7, b"789abc", ack_off=0)  # would exceed 10 buffered bytes
+        assert upd.data == [(True, b"0123456")]
+        assert conn.tracker.counters["tcp.forced_flush"] == 1
+        conn.s("A", 0, ack_off=13)
+        assert bytes(conn.toserver) == b"0123456789abc"
+        assert conn.tracker.memuse == 0
+
+    def test_out_of_order_data_is_dropped_at_the_cap(self) -> None:
+        conn = Conn(StreamConfig(memcap=8))
+        conn.handshake()
+        conn.c("PA", 10, b"later", ack_off=0)
+        conn.c("PA", 20, b"toomuch", ack_off=0)
+        assert conn.tracker.counters["tcp.segment_memcap_drop"] == 1
+        assert conn.tracker.memuse == 5
+
+    def test_release_and_reclaim(self) -> None:
+        conn = Conn(StreamConfig(memcap=100))
+        conn.handshake()
+        conn.c("PA", 0, b"x" * 40, ack_off=0)
+        assert conn.tracker.memuse == 40
+        assert conn.flow is not None
+        conn.tracker.release(conn.flow)
+        assert conn.tracker.memuse == 0
+        conn.c("PA", 40, b"y" * 40, ack_off=0)
+        conn.flow.tcp = None  # the flow dropped its session without flush()
+        conn.tracker._reclaim()
+        assert conn.tracker.memuse == 0
+
+
+def test_memcap_from_mapping() -> None:
+    cfg = StreamConfig.from_mapping({"reassembly": {"memcap": "64mb"}})
+    assert cfg.memcap == 64 << 20
