@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import struct
 import sys
@@ -69,6 +70,7 @@ print(time.perf_counter() - start, flush=True)
 
 PORT, CLIENT_PORT = 9100, 45000
 BYPASS_AFTER = 10
+TIME_LIMIT_S = 120
 
 
 def run_mode(mode: str, mb: int, loader: str) -> dict[str, float]:
@@ -90,7 +92,10 @@ def run_mode(mode: str, mb: int, loader: str) -> dict[str, float]:
         captured = flow_packets = 0
         bypassed = False
         unpack_ports = struct.Struct("!HH").unpack_from
+        deadline = time.monotonic() + TIME_LIMIT_S
         while client.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transfer did not finish in {TIME_LIMIT_S} s")
             for _ts, data, _id in backend.read_batch(50):
                 captured += 1
                 if mode == "bypass" and not bypassed and len(data) > 38 and \
@@ -128,6 +133,8 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=200, help="bytes to transfer (MiB)")
     parser.add_argument("--loader", choices=("libbpf", "bcc"), default="libbpf")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C so the namespaces are always removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if not kernel.commands_available(["ip"]):
         print("needs iproute2", file=sys.stderr)
         return 1
