@@ -534,7 +534,12 @@ class AfPacketBackend(BaseBackend):
         if c.promiscuous:
             set_promiscuous(s, g.ifindex)
         if c.threads > 1 or c.cluster_type == "cluster_ebpf":
-            s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", g.fanout_arg))
+            try:
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", g.fanout_arg))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot join fanout group cluster-id {c.cluster_id} "
+                              f"({exc.strerror}; is another capture in this network namespace "
+                              f"using that cluster-id with other settings?)") from exc
             if g.lb_fd is not None:  # every member sets it: the first one may not be index 0
                 s.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, struct.pack("=i", g.lb_fd))
         read_stats(s)  # reset: count from now on

@@ -86,7 +86,9 @@ def require_bpf() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     # union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries (4 x u32)
     attr = (ctypes.c_uint32 * 32)(1, 4, 4, 1)  # BPF_MAP_TYPE_HASH
-    nr_bpf = 321  # x86_64
+    nr_bpf = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
+    if nr_bpf is None:
+        skip(f"bpf() syscall number unknown for {os.uname().machine}")
     fd = libc.syscall(nr_bpf, 0, ctypes.byref(attr), ctypes.sizeof(attr))
     if fd < 0:
         err = ctypes.get_errno()

@@ -213,9 +213,11 @@ def test_map_full_bypass_returns_false(loader: str) -> None:
         assert be.bypass(flows[2], 0) is True
 
 
-def test_percpu_hash_counters_are_summed() -> None:
-    _require()
-    with kernel.netns_pair() as net, capture(net, bypass=True, use_percpu_hash=True) as (g, be):
+@pytest.mark.parametrize("loader", LOADERS)
+def test_percpu_hash_counters_are_summed(loader: str) -> None:
+    _require(loader)
+    with kernel.netns_pair() as net, capture(net, bypass=True, use_percpu_hash=True,
+                                             loader=loader) as (g, be):
         assert g.tables is not None and g.tables.v4.percpu
         server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5000)
         client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
@@ -246,6 +248,17 @@ def test_xdp_bypass(loader: str, mode: str) -> None:
             assert seen.get(f, 0) == 0
             assert seen.get(flow(net.v4_a, net.v4_b, 6000, 5001)) == 30
             assert be.bypassed_flow_counters(f) == (60, 60 * UDP4_FRAME, 0, 0)
+            # XDP sees VLAN tags and IPv6 extension headers in the frame itself
+            tagged = flow("fd00:1::1", "fd00:1::2", 1111, 53, vlan=(42,))
+            assert be.bypass(tagged, 0)
+            frame = udp_frame(net.mac(net.ns_a, net.if_a), net.mac(net.ns_b, net.if_b),
+                              "fd00:1::1", "fd00:1::2", 1111, 53, b"v" * PAYLOAD, (42,), (0, 44))
+            tx = net.raw_socket(net.ns_a, net.if_a)
+            for _ in range(5):
+                tx.send(frame)
+            tx.close()
+            assert count_flows(drain(be)).get(tagged, 0) == 0
+            assert be.bypassed_flow_counters(tagged) == (5, 5 * len(frame), 0, 0)
         assert not _xdp_on(net), "XDP program left attached after close()"
 
 
