@@ -187,7 +187,7 @@ def setup_nocase(b: RuleBuilder, value: str | None) -> None:
     if content.nocase:
         raise KeywordError("'nocase' is set twice for the same content", code="duplicate-modifier")
     content.nocase = True
-    b.nocase_spans[id(content)] = b.option_span
+    b.nocase_spans[id(content)] = b.match
 
 
 def setup_rawbytes(b: RuleBuilder, value: str | None) -> None:
@@ -242,7 +242,7 @@ def setup_fast_pattern(b: RuleBuilder, value: str | None) -> None:
     content.fast_pattern = True
     content.fast_pattern_only = value == "only"
     b.explicit_fast_pattern = (buf.buffer, content, b.option_span)
-    b.fast_pattern_spans[id(content)] = b.option_span
+    b.fast_pattern_spans[id(content)] = b.match
 
 
 def _position_spec(name: str) -> KeywordSpec:

@@ -37,7 +37,7 @@ class Finding:
 @dataclass(slots=True)
 class StickyState:
     name: str
-    span: Span
+    match: re.Match[str] | None  # the sticky keyword's option (span built on error only)
     items_at_set: int
     supported: bool
 
@@ -55,7 +55,7 @@ class RuleBuilder:
     last_content_buffer: BufferMatch | None = None
     explicit_fast_pattern: tuple[str, ContentMatch, Span] | None = None
     # Spans of modifiers, for errors found after the fact (id(content) -> span).
-    nocase_spans: dict[int, Span] = field(default_factory=dict)
+    nocase_spans: dict[int, re.Match[str] | None] = field(default_factory=dict)
     moved: set[int] = field(default_factory=set)
     seen: dict[str, Span] = field(default_factory=dict)
     warnings: list[Finding] = field(default_factory=list)
@@ -65,8 +65,8 @@ class RuleBuilder:
     variables: set[str] = field(default_factory=set)
     bypass_span: Span | None = None
     filestore_span: Span | None = None
-    fast_pattern_spans: dict[int, Span] = field(default_factory=dict)
-    first_http_span: Span | None = None
+    fast_pattern_spans: dict[int, re.Match[str] | None] = field(default_factory=dict)
+    first_http_match: re.Match[str] | None = None
 
     # --- buffers --------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ class RuleBuilder:
         self.rule.buffers.append(buf)
         if name in BUFFERS and name != "file.data" and not self.uses_http_buffers:
             self.uses_http_buffers = True
-            self.first_http_span = self.option_span
+            self.first_http_match = self.match
         return buf
 
     def current_list(self) -> BufferMatch:
@@ -100,7 +100,7 @@ class RuleBuilder:
             self.sticky = None
             return
         buf = self.buffer_list(name)
-        self.sticky = StickyState(name, self.option_span, len(buf.items), supported)
+        self.sticky = StickyState(name, self.match, len(buf.items), supported)
 
     def check_sticky_used(self) -> None:
         """Suricata: "setup buffer %s but didn't add matches to it"."""
@@ -111,7 +111,7 @@ class RuleBuilder:
         if len(buf.items) == st.items_at_set:
             raise RuleError(
                 f"sticky buffer '{st.name}' is set but no match was added to it",
-                st.span,
+                self.span_of(st.match),
                 code="empty-sticky-buffer",
                 hint="add a content/pcre/bsize after the buffer keyword, or remove it",
             )
@@ -158,6 +158,17 @@ class RuleBuilder:
         if m is None or m.group("value") is None:
             return -1
         return self.val_start + len(m.group("value").strip())
+
+    def span_of(self, match: re.Match[str] | None) -> Span:
+        """The span of an option from its parser match (kept instead of a Span so the
+        common, error-free path allocates nothing)."""
+        if match is None:
+            return self.rule.span
+        return Span(self.file, self.line, match.start("name") + 1, match.end() + 1)
+
+    @property
+    def first_http_span(self) -> Span | None:
+        return self.span_of(self.first_http_match) if self.first_http_match else None
 
     @property
     def option_span(self) -> Span:

@@ -193,7 +193,7 @@ def _check_buffer_contents(b: RuleBuilder) -> None:
                     raise RuleError(
                         f"{buf.buffer} is normalized to lowercase: 'nocase' is not allowed "
                         "on its contents",
-                        b.nocase_spans.get(id(item), span),
+                        b.span_of(b.nocase_spans[id(item)]) if id(item) in b.nocase_spans else span,
                         code="nocase-on-lowercase-buffer",
                         hint="remove 'nocase' and write the pattern in lowercase",
                     )
