@@ -144,6 +144,8 @@ class HttpParser:
                 return
         elif side.available() == 0 and side.state == _State.BODY_CLOSE:
             return
+        elif side.state == _State.FINALIZE:
+            self._complete(side)  # libhtp: a gap ends a finished request
         self._event(side.tx, ev.DATA_GAP)
         self._stop(side)
 
@@ -193,7 +195,6 @@ class HttpParser:
                 return
             if not handler(side):
                 return
-
 
     def _read_line(self, side: _Side) -> bytes | None:
         """Next line including its terminator, or None (waiting / over the field limit)."""

@@ -484,3 +484,13 @@ def test_method_only_request_is_http09_without_uri() -> None:
     assert (tx.method_raw, tx.uri_raw, tx.uri_normalized) == (b"HELLO", None, None)
     assert tx.is_http09 and tx.request_complete
     assert tx.buffer("http.uri") is None and tx.url == ""
+
+
+def test_gap_right_after_a_request_completes_it() -> None:
+    parser = HttpParser()
+    parser.feed(True, b"GET / HTTP/1.1\r\nHost: h\r\n\r\npartial")
+    tx = parser.transactions[0]
+    assert not tx.request_complete  # waiting to see whether "partial" is body
+    parser.gap(True, 10)
+    assert tx.request_complete
+    assert "http.data_gap" in parser.events
