@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from ruleengine.outputs.stats import nest
 
-EVENT_TYPES = frozenset({"alert", "flow", "http", "stats"})
+EVENT_TYPES = frozenset({"alert", "drop", "flow", "http", "stats"})
 
 # IANA protocol names as Suricata prints them (src/util-proto-name.c); others print as numbers.
 PROTO_NAMES: dict[int, str] = {
@@ -326,6 +326,48 @@ def community_id(seed: int, src: bytes, dst: bytes, sport: int, dport: int, prot
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
 
 
+def _drop_fields(pkt: Any) -> dict[str, Any]:
+    """The ``drop`` object's header fields from a ``Packet`` (missing fields are skipped)."""
+    body: dict[str, Any] = {}
+
+    def num(name: str) -> int | None:
+        value = getattr(pkt, name, None)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    ip_len, ttl = num("ip_len"), num("ttl")
+    if getattr(pkt, "ip_version", 0) == 6:
+        if ip_len is not None:
+            body["len"] = max(ip_len - 40, 0)  # IPv6 payload length
+        if ttl is not None:
+            body["hoplimit"] = ttl
+    else:
+        if ip_len is not None:
+            body["len"] = ip_len
+        if ttl is not None:
+            body["ttl"] = ttl
+        ip_id = num("ip_id")
+        if ip_id is not None:
+            body["ipid"] = ip_id
+    proto = getattr(pkt, "proto", 0)
+    if proto == 6:
+        for field_name, key in (("seq", "tcpseq"), ("ack", "tcpack"), ("window", "tcpwin")):
+            value = num(field_name)
+            if value is not None:
+                body[key] = value
+        flags = num("tcp_flags") or 0
+        for bit, name in _TCP_FLAG_NAMES[:6]:
+            body[name] = bool(flags & bit)
+        header = getattr(pkt, "l4_header", b"")
+        if isinstance(header, bytes | bytearray) and len(header) >= 20:
+            body["tcpres"] = header[12] & 0x0F
+            body["tcpurgp"] = int.from_bytes(header[18:20], "big")
+    elif proto == 17:
+        header = getattr(pkt, "l4_header", b"")
+        if isinstance(header, bytes | bytearray) and len(header) >= 8:
+            body["udplen"] = int.from_bytes(header[4:6], "big")
+    return body
+
+
 def _tcp_flags(flags: int) -> str:
     return f"{flags & 0xFF:02x}"
 
@@ -438,6 +480,35 @@ class EveWriter:
         if tx_id is not None:
             event["tx_id"] = tx_id
         event["http"] = self._http(tx)
+        self._emit(event)
+
+    def drop(self, *, ts: float, flow: FlowLike | None, pkt: Any, to_server: bool,
+             reason: str | None = None, rule: RuleLike | None = None,
+             category: str | None = None, severity: int = 3, pcap_cnt: int | None = None,
+             verdict: Mapping[str, Any] | None = None) -> None:
+        """A dropped packet (IPS), as Suricata's ``drop`` event (``output-json-drop.c``):
+        IP and TCP/UDP header fields, ``reason`` (Suricata's drop reason text, e.g.
+        ``"rules"``, ``"stream midstream"``) and, with ``rule``, the alert that dropped it.
+        ``pkt`` is a ``Packet`` (header fields are read when present)."""
+        if not self.wants("drop"):
+            return
+        event = self._header(ts, "drop", flow.flow_id if flow is not None else None, pcap_cnt)
+        self._packet_addresses(event, pkt)
+        if flow is not None:
+            self._community_id(event, flow, pkt)
+            event["direction"] = "to_server" if to_server else "to_client"
+        body = _drop_fields(pkt)
+        if reason:
+            body["reason"] = reason
+        if verdict:
+            body["verdict"] = dict(verdict)
+        event["drop"] = body
+        if rule is not None:
+            event["alert"] = {
+                "action": "blocked", "gid": int(rule.gid), "signature_id": int(rule.sid),
+                "rev": int(rule.rev), "signature": rule.msg or "", "category": category or "",
+                "severity": int(severity),
+            }
         self._emit(event)
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str) -> None:

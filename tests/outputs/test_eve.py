@@ -405,3 +405,30 @@ def test_reopen_after_rotation(tmp_path: Path):
     eve.close()
     assert [e["flow_id"] for e in read_events(tmp_path / "eve.json.1")] == [1, 2]
     assert [e["flow_id"] for e in read_events(path)] == [3]
+
+
+def test_drop_event(tmp_path: Path):
+    pkt = packet()
+    pkt.ip_len, pkt.ttl, pkt.ip_id = 140, 64, 4321
+    pkt.seq, pkt.ack, pkt.window, pkt.tcp_flags = 1000, 2000, 512, 0x18
+    pkt.l4_header = bytes(12) + bytes([0x50, 0x18]) + bytes(4) + b"\x00\x07"
+    udp = packet(proto=17, sport=5353, dport=53)
+    udp.l4_header = b"\x14\xe9\x00\x35\x00\x1c\x00\x00"
+    v6 = packet(V6_CLIENT, V6_SERVER, 6)
+    v6.ip_len, v6.ttl = 100, 32
+    path = tmp_path / "eve.json"
+    with EveWriter(path) as eve:
+        eve.drop(ts=1.0, flow=FakeFlow(), pkt=pkt, to_server=True, reason="rules",
+                 rule=FakeRule(), category="x", severity=1, pcap_cnt=3,
+                 verdict=verdict_object("drop", ips=True, proto=6))
+        eve.drop(ts=1.0, flow=None, pkt=udp, to_server=True)
+        eve.drop(ts=1.0, flow=None, pkt=v6, to_server=True, reason="stream midstream")
+    tcp_event, udp_event, v6_event = read_events(path)
+    assert tcp_event["drop"] == {
+        "len": 140, "ttl": 64, "ipid": 4321, "tcpseq": 1000, "tcpack": 2000, "tcpwin": 512,
+        "fin": False, "syn": False, "rst": False, "psh": True, "ack": True, "urg": False,
+        "tcpres": 0, "tcpurgp": 7, "reason": "rules", "verdict": {"action": "drop"}}
+    assert tcp_event["alert"]["action"] == "blocked"  # type: ignore[index]
+    assert tcp_event["direction"] == "to_server" and tcp_event["pcap_cnt"] == 3
+    assert udp_event["drop"]["udplen"] == 28  # type: ignore[index]
+    assert v6_event["drop"]["len"] == 60 and v6_event["drop"]["hoplimit"] == 32  # type: ignore[index]
