@@ -37,6 +37,7 @@ from ruleengine.detect.prefilter import Mpm, resolve_backend
 from ruleengine.detect.threshold import ThresholdTable, track_key
 from ruleengine.rules.model import (
     PAYLOAD,
+    Absent,
     Action,
     ContentMatch,
     Direction,
@@ -182,7 +183,7 @@ class CRule:
             and not self.pkt_conds
             and fc is None
             and not self.fb_checks
-            and self.alproto is None
+            and not self.alproto_conds
             and rule.src_ports.is_any
             and rule.dst_ports.is_any
         )
@@ -233,7 +234,7 @@ def _choose_fast_pattern(cr: CRule, names: Iterable[str]) -> tuple[str, ContentM
     for bm in cr.rule.buffers:
         if bm.buffer not in allowed:
             continue
-        if any(type(it).__name__ == "Absent" for it in bm.items):
+        if any(isinstance(it, Absent) for it in bm.items):
             continue
         usable.extend((bm.buffer, it) for it in bm.items if isinstance(it, ContentMatch))
     usable = [(b, c) for b, c in usable if not c.negated]
