@@ -11,7 +11,11 @@ One JSON object per line. Every event validates against Suricata's own schema
   ``flow{pkts_*, bytes_*, [bypassed{...}], start, end, age, state, [bypass], reason,
   alerted}`` and ``tcp{...}`` when the flow knows its TCP flags;
 - stats: ``stats{uptime, <counter groups>}``, restricted to counters Suricata's EVE knows
-  (``ruleengine/data/eve-stats-counters.json``, taken from the schema).
+  (``ruleengine/data/eve-stats-counters.json``, taken from the schema);
+- http (one per transaction) and drop (IPS) events, when the caller writes them.
+
+Optional, as in Suricata's eve-log: ``verdict{}`` on alerts and drops, ``community_id``,
+``host`` (sensor-name), ``in_iface``.
 
 Several worker processes may append to one file: it is opened with ``O_APPEND`` and every
 ``write()`` carries whole lines only, so lines never interleave.
