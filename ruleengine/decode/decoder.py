@@ -69,6 +69,9 @@ _TCP = struct.Struct("!HHIIBBHHH")
 _UDP = struct.Struct("!HHHH")
 _ICMP = struct.Struct("!BBH")
 
+# RR, QS, TS, SEC, LSRR, E-SEC, CIPSO, SID, SSRR, RTRALT (Suricata's known IPv4 options)
+_IPV4_KNOWN_OPTIONS = frozenset((7, 25, 68, 130, 131, 133, 134, 136, 137, 148))
+
 # IPv6 extension headers that are skipped with their generic length field.
 _EXT_HOP = 0
 _EXT_ROUTING = 43
@@ -340,6 +343,8 @@ class Decoder:
             return
         l4 = off + hlen
         end = off + tot_len
+        if hlen > 20 and not self._ipv4_options(pkt, buf, off + 20, l4):
+            return
         if frag & 0x3FFF and self.defrag_enabled:
             self._defrag4(pkt, buf, off, l4, end, frag, ip_id, proto, src, dst)
             return
@@ -364,6 +369,31 @@ class Decoder:
             if proto == IPPROTO_ICMPV6:
                 self._event(pkt, "ipv4.icmpv6")
             pkt.payload = bytes(buf[l4:end])
+
+    def _ipv4_options(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
+        """Option sanity as in Suricata's DecodeIPV4Options; False when invalid."""
+        seen: set[int] = set()
+        while p < end:
+            kind = buf[p]
+            if kind == 0:  # end of option list
+                break
+            if kind == 1:  # NOP
+                p += 1
+                continue
+            if end - p < 2:
+                self._event(pkt, "ipv4.opt_eol_required")
+                return True
+            olen = buf[p + 1]
+            if olen < 2 or olen > end - p:
+                self._invalid(pkt, "ipv4.opt_invalid_len")
+                return False
+            if kind not in _IPV4_KNOWN_OPTIONS:
+                self._event(pkt, "ipv4.opt_unknown")
+            elif kind in seen:
+                self._event(pkt, "ipv4.opt_duplicate")
+            seen.add(kind)
+            p += olen
+        return True
 
     def _pseudo4(self, src: bytes, dst: bytes, proto: int, length: int) -> int:
         if not self.checksum_validation:

@@ -313,3 +313,35 @@ def test_icmpv6_unreachable_quotes_the_flow() -> None:
     pkt = decode_one(bytes(eth() / IPv6(src="2001:db8::ff") / ICMPv6DestUnreach() / quoted))
     assert pkt.icmp_type == 1 and pkt.checksum_ok
     assert pkt.icmp_emb is not None and pkt.icmp_emb[2:] == (1234, 443, 6)
+
+
+class TestIPv4Options:
+    def _frame(self, options: bytes) -> bytes:
+        raw = bytearray(bytes(eth() / IP(options=[]) / UDP() / Raw(b"x")))
+        ip = bytes(raw[14:34])
+        hl = 20 + len(options)
+        assert hl % 4 == 0
+        head = bytearray(ip)
+        head[0] = 0x40 | (hl // 4)
+        head[2:4] = struct.pack("!H", hl + 9)
+        return bytes(raw[:14]) + bytes(head) + options + bytes(raw[34:])
+
+    def test_valid_options(self) -> None:
+        pkt = decode_one(self._frame(b"\x94\x04\x00\x00"), checksum_validation=False)
+        assert not pkt.invalid and pkt.events is None and pkt.payload == b"x"
+        assert len(pkt.ip_header) == 24
+
+    def test_unknown_and_duplicate(self) -> None:
+        pkt = decode_one(self._frame(b"\x94\x04\x00\x00" * 2 + b"\x1f\x02\x01\x00"))
+        assert pkt.events == ["ipv4.opt_duplicate", "ipv4.opt_unknown"]
+        assert not pkt.invalid
+
+    def test_invalid_length(self) -> None:
+        pkt = decode_one(self._frame(b"\x44\x09\x00\x00"))
+        assert pkt.invalid and pkt.events == ["ipv4.opt_invalid_len"]
+        pkt = decode_one(self._frame(b"\x44\x00\x00\x00"))
+        assert pkt.invalid
+
+    def test_eol_required(self) -> None:
+        pkt = decode_one(self._frame(b"\x01\x01\x01\x44"))
+        assert pkt.events == ["ipv4.opt_eol_required"] and not pkt.invalid
