@@ -4,8 +4,10 @@ VLAN ids are part of the key unless ``use_vlan`` is off (``vlan.use-for-tracking
 ``flow.vlan`` always records the first packet's tags.
 
 A flow's direction is fixed by its first packet: its sender is the client and
-packets from it are ``to_server``. One exception, as in Suricata's midstream
-handling: when the first packet is a TCP SYN/ACK, its *receiver* is the client.
+packets from it are ``to_server``. Exceptions for TCP: when the first packet is a
+SYN/ACK its *receiver* is the client (as in Suricata's midstream handling), and a SYN
+from the "server" side of a flow that has no TCP session yet (a stray packet came
+first) makes the SYN sender the client.
 
 Timeouts follow Suricata's ``flow-timeouts`` (state-dependent: ``new`` until both
 sides were seen or the TCP handshake completed, ``established``, ``closed`` for TCP
@@ -41,6 +43,7 @@ STATE_CLOSED = "closed"
 STATE_BYPASSED = "bypassed"
 
 _TH_SYN_ACK = 0x12
+_TH_SYN = 0x02
 _SCAN_RATE = 100_000  # flows per second of capture time the expiry scan may look at
 
 FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...]]
@@ -235,6 +238,13 @@ class Flow:
             self.bypassed_pkts_toclient += 1
             self.bypassed_bytes_toclient += nbytes
 
+    def reverse(self) -> None:
+        """Swap client and server (and the per-direction counters)."""
+        self.src, self.dst = self.dst, self.src
+        self.sport, self.dport = self.dport, self.sport
+        self.pkts_toserver, self.pkts_toclient = self.pkts_toclient, self.pkts_toserver
+        self.bytes_toserver, self.bytes_toclient = self.bytes_toclient, self.bytes_toserver
+
     def tuple_toserver(self) -> tuple[bytes, bytes, int, int, int]:
         return (self.src, self.dst, self.sport, self.dport, self.proto)
 
@@ -298,6 +308,16 @@ class FlowTable:
         to_server = src == flow.src and sport == flow.sport
         if src == dst and sport == dport:
             to_server = True  # a flow to itself: no way to tell, call it client→server
+        elif (
+            not to_server
+            and flow.tcp is None
+            and pkt.proto == IPPROTO_TCP
+            and pkt.tcp_flags & _TH_SYN_ACK == _TH_SYN
+        ):
+            # a SYN from the side a stray first packet made the "server": the SYN
+            # sender is the client (no TCP session exists yet to contradict it)
+            flow.reverse()
+            to_server = True
         n = pkt.length
         if to_server:
             flow.pkts_toserver += 1

@@ -446,9 +446,9 @@ class TcpTracker:
             client.set_base(pkt.seq + 1)
             client.flags |= flags
             ssn.state = S_SYN_SENT
-            if not to_server:  # flow created by an earlier non-SYN packet: swap roles
+            if not to_server:  # FlowTable.lookup normally swapped already; other tables
                 ssn.client, ssn.server = ssn.server, ssn.client
-                _swap_flow(flow)
+                flow.reverse()
             if pkt.payload:  # TCP Fast Open: data on the SYN, kept until the SYN/ACK says
                 self._insert(client, 0, pkt.payload, True, upd)
             return
@@ -836,11 +836,3 @@ def _discard(half: _Half) -> int:
     half.ctg_end = half.app_off
     half.max_end = half.app_off
     return freed
-
-
-def _swap_flow(flow: Flow) -> None:
-    """Reverse a flow's client/server roles (its first packet was not the SYN)."""
-    flow.src, flow.dst = flow.dst, flow.src
-    flow.sport, flow.dport = flow.dport, flow.sport
-    flow.pkts_toserver, flow.pkts_toclient = flow.pkts_toclient, flow.pkts_toserver
-    flow.bytes_toserver, flow.bytes_toclient = flow.bytes_toclient, flow.bytes_toserver

@@ -47,6 +47,15 @@ class TestLookup:
         assert flow.sport == 40000 and flow.dport == 80
         assert flow.pkts_toclient == 1 and flow.pkts_toserver == 0
 
+    def test_syn_after_a_stray_packet_makes_the_syn_sender_the_client(self) -> None:
+        table = FlowTable()
+        flow, to_server = table.lookup(decode_one(tcp_frame("A", 9, 9, to_server=False)))
+        assert to_server and flow.sport == 80  # stray server packet came first
+        again, to_server = table.lookup(decode_one(tcp_frame("S", 1)))
+        assert again is flow and to_server
+        assert flow.sport == 40000 and flow.dport == 80
+        assert (flow.pkts_toserver, flow.pkts_toclient) == (1, 1)
+
     def test_different_ports_vlans_protocols_are_different_flows(self) -> None:
         table = FlowTable()
         table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2))
