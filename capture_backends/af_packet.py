@@ -326,7 +326,10 @@ class _BypassTables:
         """Add ``flow`` (zeroed counters, only if absent); 0 or the errno (EEXIST: it was
         already there, E2BIG: the table is full). ValueError for malformed addresses."""
         key, _reverse = layout.canonical_key(flow)
-        return self.table(flow).update(key, layout.ZERO_COUNTERS, syscall.BPF_NOEXIST)
+        # last_ns starts at the insert time (same clock as bpf_ktime_get_ns) so that an
+        # entry whose flow never sends again still ages out in expire_idle()
+        value = layout.COUNTERS.pack(0, 0, 0, 0, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+        return self.table(flow).update(key, value, syscall.BPF_NOEXIST)
 
     def counters(self, flow: FlowTuple) -> BypassCounters | None:
         """Per-direction counters, ``flow.src`` read as the client (toserver = its packets)."""
@@ -433,6 +436,24 @@ class AfPacketGroup:
                     out.append((layout.unpack_key(key),
                                 layout.sum_counters(raw, table.info.value_size)))
         return out
+
+    def expire_idle(self, idle_s: float) -> list[tuple[FlowTuple, layout.FlowCounters]]:
+        """Remove the kernel entries of flows idle for more than ``idle_s`` seconds (no
+        packet since, or since their insertion) and return them with their final counters.
+        For a periodic sweep in the parent: entries outlive the worker that inserted them."""
+        if self.tables is None:
+            return []
+        limit = time.clock_gettime_ns(time.CLOCK_MONOTONIC) - int(idle_s * 1e9)
+        expired = []
+        for table in (self.tables.v4, self.tables.v6):
+            for key in list(table.keys()):
+                raw = table.lookup(key)
+                if raw is None:
+                    continue
+                counters = layout.sum_counters(raw, table.info.value_size)
+                if counters.last_ns < limit and table.delete(key):
+                    expired.append((layout.unpack_key(key), counters))
+        return expired
 
     def release_in_worker(self) -> None:
         """In a forked worker: drop the inherited XDP link copy so that the parent's close()

@@ -383,3 +383,20 @@ def test_kernel_drops_are_counted_when_the_ring_is_full() -> None:
         assert stats.kernel_packets >= 300  # tp_packets counts the dropped ones too
         captured = len(drain(be))
         assert 0 < captured < 300
+
+
+def test_expire_idle_removes_quiet_flows_only() -> None:
+    _require()
+    with kernel.netns_pair() as net, capture(net, bypass=True) as (group, be):
+        server = kernel.udp_socket(net, net.ns_b, net.v4_b, 5000)
+        client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
+        quiet = flow(net.v4_a, net.v4_b, 6001, 5001)
+        busy = flow(net.v4_a, net.v4_b, 6000, 5000)
+        assert be.bypass(quiet, 0) and be.bypass(busy, 0)
+        time.sleep(0.3)
+        kernel.udp_exchange(client, server, 5)
+        assert group.expire_idle(10.0) == []
+        expired = group.expire_idle(0.2)
+        assert [f for f, _ in expired] == [quiet]
+        assert be.bypassed_flow_counters(quiet) is None
+        assert be.bypassed_flow_counters(busy) == (5, 5 * (UDP4_FRAME), 0, 0)
