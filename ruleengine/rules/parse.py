@@ -170,6 +170,7 @@ def _finalize(b: RuleBuilder, close_span: Span) -> None:
             hint="a bypassed flow is no longer inspected, so no file would be stored",
         )
     _check_buffer_contents(b)
+    _check_raw_header_direction(b)
     _check_app_proto(b)
     if rule.priority is None and rule.classtype is not None:
         cls = classification(rule.classtype)
@@ -212,6 +213,22 @@ def _check_buffer_contents(b: RuleBuilder) -> None:
                     code="space-in-pattern",
                     hint=f"the {buf.buffer} buffer never contains spaces",
                 )
+
+
+def _check_raw_header_direction(b: RuleBuilder) -> None:
+    """Suricata: http.header.raw holds request *or* response headers, so the rule must say
+    which (DetectHttpRawHeaderValidateCallback)."""
+    rule = b.rule
+    if rule.buffer("http.header.raw") is None:
+        return
+    flow = rule.flow
+    if flow is None or flow.to_server == flow.to_client:
+        raise RuleError(
+            "http.header.raw without a flow direction",
+            rule.span,
+            code="raw-header-without-direction",
+            hint="add flow:to_server (request headers) or flow:to_client (response headers)",
+        )
 
 
 def _check_app_proto(b: RuleBuilder) -> None:

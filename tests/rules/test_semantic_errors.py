@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.rules.helpers import col_of, one_error
+from tests.rules.helpers import col_of, one_error, one_rule
 
 H = "alert http any any -> any any "
 
@@ -239,3 +239,14 @@ def test_invalid_hex_char_in_content() -> None:
     d = one_error(r)
     assert d.code == "bad-hex"
     assert d.column == col_of(r, "g|")
+
+
+def test_raw_header_needs_flow_direction() -> None:
+    r = H + '(http.header.raw; content:"X-Forwarded"; sid:1;)'
+    d = one_error(r)
+    assert d.code == "raw-header-without-direction"
+    assert d.message == "http.header.raw without a flow direction"
+    assert d.column == 1
+    r = H + '(flow:established; content:"X-A"; http_raw_header; sid:1;)'
+    assert one_error(r).code == "raw-header-without-direction"
+    assert one_rule(H + '(flow:to_client; http.header.raw; content:"X-A"; sid:1;)').sid == 1
