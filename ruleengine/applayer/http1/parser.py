@@ -287,20 +287,36 @@ class HttpParser:
         return True
 
     def _parse_request_line(self, tx: HttpTransaction, line: bytes) -> None:
+        """libhtp's generic request-line parser (IDS personality: leading whitespace ignored;
+        the URI ends at the first SP, other whitespace only when no SP follows)."""
         tx.request_line = line
-        stripped = line.lstrip(b" \t")
-        if stripped != line:
+        n = len(line)
+        pos = _skip_space(line, 0)
+        if pos:
             self._event(tx, ev.REQUEST_LINE_LEADING_WHITESPACE)
-        parts = stripped.split(None, 1)
-        tx.method_raw = parts[0] if parts else b""
-        rest = parts[1] if len(parts) > 1 else b""
-        if len(parts) > 1 and stripped[len(tx.method_raw) : len(tx.method_raw) + 1] != b" ":
-            self._event(tx, ev.METHOD_DELIM_NON_COMPLIANT)
-        uri_parts = rest.split(None, 1)
-        tx.uri_raw = uri_parts[0] if uri_parts else None
-        if len(uri_parts) > 1:
-            proto = uri_parts[1].strip(b" \t")
-            tx.request_protocol = proto or None
+        start = pos
+        while pos < n and line[pos] not in _SPACE:
+            pos += 1
+        tx.method_raw = line[start:pos]
+        delim_start = pos
+        pos = _skip_space(line, pos)
+        if pos - delim_start != 1 or line[delim_start : pos] != b" ":
+            if pos < n:
+                self._event(tx, ev.METHOD_DELIM_NON_COMPLIANT)
+        start = pos
+        space = line.find(b" ", start)
+        end = n if space == -1 else space
+        if any(c in _SPACE for c in line[start:end]):
+            self._event(tx, ev.URI_DELIM_NON_COMPLIANT)
+            if space == -1:  # no SP at all: other whitespace delimits the URI
+                end = start
+                while end < n and line[end] not in _SPACE:
+                    end += 1
+        tx.uri_raw = line[start:end] if end > start or start < n else None
+        pos = _skip_space(line, end)
+        if pos < n:
+            proto = line[pos:]
+            tx.request_protocol = proto
             tx.request_protocol_number = _protocol_number(proto)
         self._normalize_request_target(tx)
 
@@ -851,6 +867,15 @@ class HttpParser:
                                          else side.tx.response_headers)
         if side.tx is not None:
             self._complete(side)
+
+
+_SPACE = frozenset(b" \t\r\n\x0b\x0c")  # libhtp is_space
+
+
+def _skip_space(data: bytes, pos: int) -> int:
+    while pos < len(data) and data[pos] in _SPACE:
+        pos += 1
+    return pos
 
 
 _TOKEN = re.compile(rb'[^\x00-\x20\x7f-\xff()<>@,;:\\"/\[\]?={}]+')
