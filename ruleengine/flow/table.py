@@ -16,8 +16,10 @@ once per ``expire_interval`` seconds of capture time, and on tables larger than 
 flows once per ``len/100k`` seconds (like Suricata's flow manager, a flow may outlive
 its timeout by up to that interval).
 
-When ``max_flows`` is reached the oldest flow is evicted (``end_reason`` "forced")
-and handed out by the next ``expire``/``flush`` call, so no flow is lost for logging.
+When ``max_flows`` is reached the oldest flow is evicted (``end_reason`` "forced"), and
+a SYN with a new ISN on a closed TCP flow replaces it (``end_reason`` "tcp_reuse");
+such flows are handed out by the next ``expire``/``flush`` call, so none is lost for
+logging.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ STATE_BYPASSED = "bypassed"
 
 _TH_SYN_ACK = 0x12
 _TH_SYN = 0x02
+_TH_SYN_ACK_RST = 0x16
 _SCAN_RATE = 100_000  # flows per second of capture time the expiry scan may look at
 
 FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...]]
@@ -281,6 +284,7 @@ class FlowTable:
             "flow.icmpv4": 0,
             "flow.icmpv6": 0,
             "flow.end.forced": 0,
+            "flow.tcp_reuse": 0,
             "flow.timeouts": 0,
         }
 
@@ -305,6 +309,8 @@ class FlowTable:
         flow = self.flows.get(key)
         if flow is None:
             flow = self._create(key, pkt)
+        elif flow.state == STATE_CLOSED and pkt.tcp_flags & _TH_SYN_ACK_RST == _TH_SYN:
+            flow = self._maybe_reuse(flow, key, pkt)
         to_server = src == flow.src and sport == flow.sport
         if src == dst and sport == dport:
             to_server = True  # a flow to itself: no way to tell, call it client→server
@@ -329,6 +335,21 @@ class FlowTable:
                 flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
         flow.last_ts = pkt.ts
         return flow, to_server
+
+    def _maybe_reuse(self, flow: Flow, key: FlowKey, pkt: Packet) -> Flow:
+        """A SYN with a new ISN on a closed TCP flow starts a new flow (Suricata's TCP
+        session reuse); the old one ends with reason ``tcp_reuse``."""
+        ssn = flow.tcp
+        if pkt.proto != IPPROTO_TCP or ssn is None:
+            return flow
+        client = ssn.client if pkt.src == flow.src else ssn.server
+        if client.base_set and (pkt.seq + 1) & 0xFFFFFFFF == client.base:
+            return flow  # a retransmitted SYN of the old connection
+        del self.flows[key]
+        flow.end_reason = "tcp_reuse"
+        self.counters["flow.tcp_reuse"] += 1
+        self._evicted.append(flow)
+        return self._create(key, pkt)
 
     def _quoted_flow(
         self, pkt: Packet, emb: tuple[bytes, bytes, int, int, int]

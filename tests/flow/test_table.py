@@ -215,3 +215,28 @@ def test_icmp_quoted_packet_anomalies() -> None:
     assert err.icmp_emb is None and err.events == ["icmpv4.ipv4_trunc_pkt"]
     err = decode_one(bytes(eth() / IP() / ICMP(type=3) / Raw(b"\x55" + b"\0" * 30)))
     assert err.events == ["icmpv4.ipv4_unknown_ver"]
+
+
+def test_tcp_port_reuse_starts_a_new_flow() -> None:
+    from ruleengine.stream.tcp import TcpTracker
+
+    table = FlowTable()
+    tracker = TcpTracker()
+
+    def feed(frame: bytes):
+        pkt = decode_one(frame)
+        flow, to_server = table.lookup(pkt)
+        tracker.process(flow, pkt, to_server)
+        return flow
+
+    old = feed(tcp_frame("S", 100))
+    feed(tcp_frame("SA", 500, 101, to_server=False))
+    feed(tcp_frame("A", 101, 501))
+    feed(tcp_frame("RA", 101, 501))
+    assert old.state == "closed"
+    assert feed(tcp_frame("S", 100)) is old  # same ISN: a retransmission, same flow
+    new = feed(tcp_frame("S", 90000))
+    assert new is not old and new.state == "new" and new.tcp is not None
+    assert old.end_reason == "tcp_reuse" and table.counters["flow.tcp_reuse"] == 1
+    assert table.expire(0.0) == [old]
+    assert len(table) == 1

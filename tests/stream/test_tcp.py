@@ -274,10 +274,16 @@ class TestDeliveryIDS:
         conn = Conn()
         conn.handshake()
         conn.c("RA", 0, ack_off=0)
-        assert conn.flow is not None and conn.flow.state == "closed"
-        conn.send("S", 90000, to_server=True)
-        assert conn.tracker.counters["tcp.ssn_reuse"] == 1
+        old = conn.flow
+        assert old is not None and old.state == "closed"
+        conn.send("S", 90000, to_server=True)  # the flow table starts a new flow
+        assert conn.flow is not old and conn.flow is not None
         assert conn.flow.tcp is not None and conn.flow.tcp.state_name == "syn_sent"
+        # fed the old flow directly, the tracker resets the session itself
+        pkt = decode_one(tcp_frame("S", 123456))
+        conn.tracker.process(old, pkt, True)
+        assert conn.tracker.counters["tcp.ssn_reuse"] == 1
+        assert old.tcp is not None and old.tcp.state_name == "syn_sent"
 
 
 class TestDepth:
