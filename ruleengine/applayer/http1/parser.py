@@ -300,9 +300,8 @@ class HttpParser:
         tx.method_raw = line[start:pos]
         delim_start = pos
         pos = _skip_space(line, pos)
-        if pos - delim_start != 1 or line[delim_start : pos] != b" ":
-            if pos < n:
-                self._event(tx, ev.METHOD_DELIM_NON_COMPLIANT)
+        if pos < n and line[delim_start:pos] != b" ":
+            self._event(tx, ev.METHOD_DELIM_NON_COMPLIANT)
         start = pos
         space = line.find(b" ", start)
         end = n if space == -1 else space

@@ -494,3 +494,22 @@ def test_gap_right_after_a_request_completes_it() -> None:
     parser.gap(True, 10)
     assert tx.request_complete
     assert "http.data_gap" in parser.events
+
+
+@pytest.mark.parametrize(
+    ("line", "method", "uri", "protocol", "event"),
+    [  # libhtp's generic request-line parser
+        (b"GET /a\tb HTTP/1.1", b"GET", b"/a\tb", b"HTTP/1.1", "http.uri_delim_non_compliant"),
+        (b"GET\t/x\tHTTP/1.0", b"GET", b"/x", b"HTTP/1.0", "http.method_delim_non_compliant"),
+        (b"  GET /y HTTP/1.1", b"GET", b"/y", b"HTTP/1.1", "http.request_line_leading_whitespace"),
+        (b"GET /a b HTTP/1.1", b"GET", b"/a", b"b HTTP/1.1", None),
+    ],
+)
+def test_request_line_parsing(line: bytes, method: bytes, uri: bytes, protocol: bytes,
+                              event: str | None) -> None:
+    parser = parse(line + b"\r\nHost: h\r\n\r\n")
+    tx = only_tx(parser)
+    assert (tx.method_raw, tx.uri_raw, tx.request_protocol) == (method, uri, protocol)
+    assert tx.request_line == line
+    if event:
+        assert event in parser.events
