@@ -57,14 +57,18 @@ class BypassManager:
         flow.bypass_ts = ts
         self._stats.incr("flow_bypassed.local")
 
-    def count_packet(self, flow: Flow, length: int) -> None:
-        """A packet of a bypassed flow reached user space anyway."""
+    def count_packet(self, flow: Flow, length: int, to_server: bool | None = None) -> None:
+        """A packet of a bypassed flow reached user space anyway. For a local bypass it is
+        also the flow's bypassed traffic (EVE ``flow.bypassed``); a capture bypass's
+        bypassed traffic is what the kernel counted, added when the flow ends."""
         if flow.bypass == BYPASS_CAPTURE:
             self._stats.incr("flow_bypassed.local_capture_pkts")
             self._stats.incr("flow_bypassed.local_capture_bytes", length)
         else:
             self._stats.incr("flow_bypassed.local_pkts")
             self._stats.incr("flow_bypassed.local_bytes", length)
+            if to_server is not None:
+                flow.count_bypassed(to_server, length)
 
     def poll(self, now: float) -> None:
         """Keep capture-bypassed flows alive while the kernel still counts packets for them."""
@@ -93,10 +97,12 @@ class BypassManager:
         self._stats.incr("flow_bypassed.closed")
         if counters is None:
             return
-        flow.bypassed_pkts_toserver = counters.pkts_toserver
-        flow.bypassed_pkts_toclient = counters.pkts_toclient
-        flow.bypassed_bytes_toserver = counters.bytes_toserver
-        flow.bypassed_bytes_toclient = counters.bytes_toclient
+        # Packets that were in flight when the bypass was set were counted by the flow table
+        # already (and in bypassed_* by the pipeline); the kernel's counts come on top.
+        flow.bypassed_pkts_toserver += counters.pkts_toserver
+        flow.bypassed_pkts_toclient += counters.pkts_toclient
+        flow.bypassed_bytes_toserver += counters.bytes_toserver
+        flow.bypassed_bytes_toclient += counters.bytes_toclient
         flow.pkts_toserver += counters.pkts_toserver
         flow.pkts_toclient += counters.pkts_toclient
         flow.bytes_toserver += counters.bytes_toserver

@@ -102,6 +102,7 @@ class Pipeline:
         self._next_stats = 0.0
         self._started = time.time()
         self._pcap_cnt = 0
+        self._last_ts = 0.0
         self._stop = False
 
     # --- driving -------------------------------------------------------------------
@@ -127,6 +128,10 @@ class Pipeline:
                         backend.verdict(pkt_id, verdict)
                     if on_packet is not None:
                         on_packet()
+                elif self.eve is not None:
+                    # idle tick of a live capture: write what is buffered, so eve.json
+                    # shows alerts now rather than after the next busy period
+                    self.eve.flush()
                 self._timers(ts)
                 if self._stop:
                     self.report.interrupted = True
@@ -144,6 +149,7 @@ class Pipeline:
         self.report.packets += 1
         self.report.bytes += len(data)
         self._pcap_cnt += 1
+        self._last_ts = ts
         pkt = self._decoder.decode(ts, data, pkt_id)
         if pkt is None:  # a fragment held for reassembly
             return Verdict.ACCEPT
@@ -155,7 +161,7 @@ class Pipeline:
         flow, to_server = self.flows.lookup(pkt)
         extra = self._extra(flow)
         if flow.bypass:
-            self._count_bypassed_packet(flow, pkt)
+            self._count_bypassed_packet(flow, pkt, to_server)
             return Verdict.ACCEPT
         if extra.decision == FLOW_DROP:
             self._count_drop(pkt)
@@ -298,7 +304,7 @@ class Pipeline:
             action="blocked" if blocked else "allowed",
             to_server=to_server, tx=tx, tx_id=match.tx_id,
             app_proto=flow.alproto, category=category, severity=severity,
-            pcap_cnt=self._pcap_cnt if self.settings.pcap_cnt else None,
+            pcap_cnt=self._pcap_cnt if self.settings.pcap_cnt and pkt.length else None,
         )
 
     def _classification(self, rule: Rule) -> tuple[str | None, int]:
@@ -328,9 +334,9 @@ class Pipeline:
         else:
             self.report.bypassed_flows_local += 1
 
-    def _count_bypassed_packet(self, flow: Flow, pkt: Packet) -> None:
+    def _count_bypassed_packet(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
         assert self.bypass_mgr is not None
-        self.bypass_mgr.count_packet(flow, pkt.length)
+        self.bypass_mgr.count_packet(flow, pkt.length, to_server)
 
     # --- exception policy ------------------------------------------------------------
 
@@ -401,7 +407,8 @@ class Pipeline:
         if self._backend is None:
             return
         self._end_flows(self.flows.flush())
-        now = time.time()
+        # Offline runs stamp the last stats event with capture time, as Suricata does.
+        now = self._last_ts if self.settings.pcap_cnt and self._last_ts else time.time()
         self.write_stats(now)
         if self.eve is not None:
             self.eve.flush()
