@@ -365,7 +365,8 @@ class HttpParser:
         parts = content.lstrip(b" \t").split(None, 2) or [b""]
         tx.response_protocol = parts[0]
         tx.status_code = parts[1] if len(parts) > 1 else None
-        tx.status_msg = parts[2].strip(b" \t") if len(parts) > 2 else None
+        # libhtp: the message runs to the end of the line (trailing whitespace kept)
+        tx.status_msg = parts[2] if len(parts) > 2 else None
         if tx.status_code is None or not (
             len(tx.status_code) == 3 and tx.status_code.isdigit()
         ):
