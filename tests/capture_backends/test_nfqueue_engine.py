@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,7 +211,7 @@ def stop_engine(proc: subprocess.Popen[bytes], tmp: Path) -> None:
     assert code == 0, (tmp / "engine.out").read_text()
 
 
-def alerts(tmp: Path) -> list[dict[str, object]]:
+def alerts(tmp: Path) -> list[dict[str, Any]]:
     events = []
     eve = tmp / "log" / "eve.json"
     for line in eve.read_text().splitlines():
@@ -244,7 +245,7 @@ def test_drop_rule_blocks_the_request_and_other_flows_pass(v6: bool, tmp_path: P
     assert ok.status == 200 and ok.body_bytes == 100000, ok
     assert again.status == 200 and again.body_bytes == 5000, again
     assert blocked.status is None and blocked.error is not None, blocked
-    by_sid = {a["alert"]["signature_id"]: a["alert"] for a in alerts(tmp_path)}  # type: ignore[index]
+    by_sid = {a["alert"]["signature_id"]: a["alert"] for a in alerts(tmp_path)}
     assert by_sid[1001]["action"] == "blocked"
     assert by_sid[1002]["action"] == "allowed"
 
@@ -269,7 +270,7 @@ def test_reject_sends_a_tcp_reset(tmp_path: Path) -> None:
     assert rejected.error == "ConnectionResetError", rejected
     assert rejected.seconds < 3.0, rejected  # the RST arrived; no timeout
     assert ok.status == 200, ok
-    assert [a["alert"]["action"] for a in alerts(tmp_path)] == ["blocked"]  # type: ignore[index]
+    assert [a["alert"]["action"] for a in alerts(tmp_path)] == ["blocked"]
 
 
 BYPASS_YAML = "nfq:\n  mode: accept\n  bypass-mark: 1\n  bypass-mask: 1\n"
