@@ -51,3 +51,42 @@ def detect_app_proto_midstream(
     if result is None or other is None:
         return None, False
     return False, False
+
+
+class AppProtoProbe:
+    """Per-flow protocol detection over both directions, as Suricata does it: a direction
+    that is definitely not HTTP does not end detection while the other one may still say
+    HTTP (e.g. garbage from the client, a real ``HTTP/1.1 400`` from the server); detection
+    fails only when both directions failed, or a direction probed ``max_bytes`` without an
+    answer. With ``midstream`` a message of the opposite direction is accepted too and
+    ``reversed`` is set (the flow was picked up with its sides swapped).
+
+    ``probe`` returns ``"http"`` (stays so), None (undecided) or False (failed for good).
+    """
+
+    __slots__ = ("_failed", "_seen", "max_bytes", "midstream", "result", "reversed")
+
+    def __init__(self, *, max_bytes: int = 4096, midstream: bool = False) -> None:
+        self.max_bytes = max_bytes
+        self.midstream = midstream
+        self.result: str | Literal[False] | None = None
+        self.reversed = False
+        self._seen = {True: b"", False: b""}
+        self._failed = {True: False, False: False}
+
+    def probe(self, data: bytes, to_server: bool) -> str | Literal[False] | None:
+        if self.result is not None or self._failed[to_server] or not data:
+            return self.result
+        seen = (self._seen[to_server] + bytes(data))[:24]  # patterns are short
+        self._seen[to_server] = seen
+        if self.midstream:
+            answer, swapped = detect_app_proto_midstream(seen, to_server)
+        else:
+            answer, swapped = detect_app_proto(seen, to_server), False
+        if answer == "http":
+            self.result, self.reversed = answer, swapped
+        elif answer is False or len(seen) >= self.max_bytes:
+            self._failed[to_server] = True
+            if self._failed[not to_server]:
+                self.result = False
+        return self.result

@@ -39,3 +39,31 @@ def test_midstream_detection_reports_a_reversed_flow() -> None:
     assert detect_app_proto_midstream(b"GET / HTTP/1.1\r\n", True) == ("http", False)
     assert detect_app_proto_midstream(b"HT", True) == (None, False)
     assert detect_app_proto_midstream(b"\x16\x03\x01", False) == (False, False)
+
+
+def test_probe_waits_for_the_other_direction_when_one_fails() -> None:
+    from ruleengine.applayer.detect_proto import AppProtoProbe
+
+    probe = AppProtoProbe()
+    assert probe.probe(b"\x85\x00\x00garbage", True) is None  # client garbage: not over yet
+    assert probe.probe(b"HTTP/1.1 400 Bad Request\r\n", False) == "http"
+    assert probe.result == "http" and not probe.reversed
+
+
+def test_probe_fails_when_both_directions_fail_and_accumulates_small_pieces() -> None:
+    from ruleengine.applayer.detect_proto import AppProtoProbe
+
+    probe = AppProtoProbe()
+    assert probe.probe(b"SSH-2.0", True) is None
+    assert probe.probe(b"SSH-2.0", False) is False
+    split = AppProtoProbe()
+    assert split.probe(b"GE", True) is None
+    assert split.probe(b"T / HTTP/1.1\r\n", True) == "http"
+
+
+def test_probe_midstream_reversal() -> None:
+    from ruleengine.applayer.detect_proto import AppProtoProbe
+
+    probe = AppProtoProbe(midstream=True)
+    assert probe.probe(b"HTTP/1.0 200 OK\r\n", True) == "http"
+    assert probe.reversed
