@@ -57,17 +57,17 @@ class AppProtoProbe:
     """Per-flow protocol detection over both directions, as Suricata does it: a direction
     that is definitely not HTTP does not end detection while the other one may still say
     HTTP (e.g. garbage from the client, a real ``HTTP/1.1 400`` from the server); detection
-    fails only when both directions failed, or a direction probed ``max_bytes`` without an
-    answer. With ``midstream`` a message of the opposite direction is accepted too and
-    ``reversed`` is set (the flow was picked up with its sides swapped).
+    fails only when both directions failed (the patterns are short, so every direction
+    decides within its first 17 bytes). With ``midstream`` a message of the opposite
+    direction is accepted too and ``reversed`` is set (the flow was picked up with its sides
+    swapped).
 
     ``probe`` returns ``"http"`` (stays so), None (undecided) or False (failed for good).
     """
 
-    __slots__ = ("_failed", "_seen", "max_bytes", "midstream", "result", "reversed")
+    __slots__ = ("_failed", "_seen", "midstream", "result", "reversed")
 
-    def __init__(self, *, max_bytes: int = 4096, midstream: bool = False) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, *, midstream: bool = False) -> None:
         self.midstream = midstream
         self.result: str | Literal[False] | None = None
         self.reversed = False
@@ -85,7 +85,7 @@ class AppProtoProbe:
             answer, swapped = detect_app_proto(seen, to_server), False
         if answer == "http":
             self.result, self.reversed = answer, swapped
-        elif answer is False or len(seen) >= self.max_bytes:
+        elif answer is False:
             self._failed[to_server] = True
             if self._failed[not to_server]:
                 self.result = False
