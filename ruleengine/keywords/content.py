@@ -128,6 +128,7 @@ def setup_uricontent(b: RuleBuilder, value: str | None) -> None:
     buf = b.buffer_list("http.uri")
     buf.items.append(content)
     b.last_content, b.last_content_buffer = content, buf
+    b.last_match_buffer = buf
 
 
 # --- modifiers ---------------------------------------------------------------------

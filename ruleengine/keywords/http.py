@@ -48,6 +48,7 @@ def _modifier_setup(keyword: str, buffer: str) -> Setup:
         target = b.buffer_list(buffer)
         target.items.append(content)
         b.last_content_buffer = target
+        b.last_match_buffer = target
         b.moved.add(id(content))
         if not current.items:
             b.rule.buffers.remove(current)

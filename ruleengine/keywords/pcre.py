@@ -189,7 +189,9 @@ def setup_pcre(b: RuleBuilder, value: str | None) -> None:
         span=b.option_span,
     )
     if buffer is not None:
-        b.buffer_list(buffer).items.append(item)
+        target = b.buffer_list(buffer)
+        target.items.append(item)
+        b.last_match_buffer = target
     else:
         b.add_item(item)
 

@@ -17,6 +17,7 @@ from ruleengine.rules.model import (
     BufferMatch,
     ContentMatch,
     InspectItem,
+    PcreMatch,
     Rule,
     Span,
 )
@@ -53,6 +54,9 @@ class RuleBuilder:
     sticky: StickyState | None = None
     last_content: ContentMatch | None = None
     last_content_buffer: BufferMatch | None = None
+    # The list of the last content/pcre: where a relative isdataat/byte_*/pcre goes when no
+    # sticky buffer is active (Suricata's DetectGetLastSMFromLists).
+    last_match_buffer: BufferMatch | None = None
     explicit_fast_pattern: tuple[str, ContentMatch, Span] | None = None
     # Spans of modifiers, for errors found after the fact (id(content) -> span).
     nocase_spans: dict[int, re.Match[str] | None] = field(default_factory=dict)
@@ -86,11 +90,22 @@ class RuleBuilder:
         return self.buffer_list(self.sticky.name if self.sticky else PAYLOAD)
 
     def add_item(self, item: InspectItem) -> BufferMatch:
-        buf = self.current_list()
+        if (
+            self.sticky is None
+            and self.last_match_buffer is not None
+            and not isinstance(item, ContentMatch)
+            and getattr(item, "relative", False)
+        ):
+            buf = self.last_match_buffer  # relative to a content moved by http_uri etc.
+        else:
+            buf = self.current_list()
         buf.items.append(item)
         if isinstance(item, ContentMatch):
             self.last_content = item
             self.last_content_buffer = buf
+            self.last_match_buffer = buf
+        elif isinstance(item, PcreMatch):
+            self.last_match_buffer = buf
         return buf
 
     def set_sticky(self, name: str, *, supported: bool = True) -> None:

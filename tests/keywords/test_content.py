@@ -146,3 +146,19 @@ def test_uricontent_goes_to_http_uri() -> None:
     assert buf is not None
     (c,) = buf.items
     assert isinstance(c, ContentMatch) and c.pattern == b"/admin" and c.nocase
+
+
+def test_relative_keywords_follow_a_moved_content() -> None:
+    # Suricata puts relative isdataat/byte_*/pcre R in the list of the previous match.
+    rule = one_rule(
+        'alert tcp any any -> any any (flow:to_server; uricontent:"this"; '
+        'byte_extract:1,2,one,string,dec,relative; uricontent:"ring"; distance:one; '
+        'content:"/c/"; http_raw_uri; isdataat:4,relative; content:"body"; '
+        'pcre:"/x/R"; isdataat:1; sid:1;)'
+    )
+    uri = [type(i).__name__ for i in rule.buffer("http.uri").items]  # type: ignore[union-attr]
+    raw = [type(i).__name__ for i in rule.buffer("http.uri.raw").items]  # type: ignore[union-attr]
+    payload = [type(i).__name__ for i in rule.buffer(PAYLOAD).items]  # type: ignore[union-attr]
+    assert uri == ["ContentMatch", "ByteExtract", "ContentMatch"]
+    assert raw == ["ContentMatch", "IsDataAt"]
+    assert payload == ["ContentMatch", "PcreMatch", "IsDataAt"]
