@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,8 @@ class Fetch:
     seconds: float
 
 
-def http_get(net: kernel.NetnsPair, v6: bool, path: str, timeout: float = 3.0) -> Fetch:
+def http_get(net: kernel.NetnsPair, v6: bool, path: str, timeout: float = 3.0,
+             progress: Callable[[int], None] | None = None) -> Fetch:
     family = socket.AF_INET6 if v6 else socket.AF_INET
     with net.entered(net.ns_a):
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -145,6 +146,8 @@ def http_get(net: kernel.NetnsPair, v6: bool, path: str, timeout: float = 3.0) -
             if not n:
                 break
             received += n
+            if progress is not None:
+                progress(received)
         return Fetch(status, received, None, time.monotonic() - t0)
     except OSError as exc:
         return Fetch(status, received, type(exc).__name__, time.monotonic() - t0)
@@ -317,3 +320,30 @@ def test_stream_bypass_at_depth_1mib_keeps_the_rest_out_of_the_queue(tmp_path: P
     # reach the queue (~70k packets without bypass)
     print(f"stream.bypass: {queued} packets of a {size} byte download reached the queue")
     assert queued <= 2000, queued
+
+
+def test_engine_killed_mid_transfer_the_download_completes(tmp_path: Path) -> None:
+    """SIGKILL: no clean-up runs; the kernel drops the queue with the process, and the
+    --queue-bypass rule lets the rest of the flow through."""
+    _require()
+    size = 50 * 1000 * 1000
+    rules = 'alert http any any -> any any (msg:"dl"; http.uri; content:"/dl"; sid:5001;)\n'
+    with kernel.netns_pair("nfe") as net:
+        server = HttpServer(net, False)
+        try:
+            with running_engine(net, tmp_path, rules) as proc:
+                queued_at_kill: list[int] = []
+
+                def kill_midway(received: int) -> None:
+                    if received > 2_000_000 and not queued_at_kill:
+                        queued_at_kill.append(queue_sequence(net))
+                        proc.send_signal(signal.SIGKILL)
+
+                download = http_get(net, False, f"/dl?size={size}", timeout=20,
+                                    progress=kill_midway)
+                assert proc.wait(5) == -signal.SIGKILL
+        finally:
+            server.close()
+        assert "--queue-bypass" in mangle_rules(net)  # left behind, and harmless
+    assert queued_at_kill and queued_at_kill[0] > 1000  # it went through the engine
+    assert download.status == 200 and download.body_bytes == size, download
