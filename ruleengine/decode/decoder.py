@@ -345,8 +345,11 @@ class Decoder:
         end = off + tot_len
         if hlen > 20 and not self._ipv4_options(pkt, buf, off + 20, l4):
             return
-        if frag & 0x3FFF and self.defrag_enabled:
-            self._defrag4(pkt, buf, off, l4, end, frag, ip_id, proto, src, dst)
+        if (
+            frag & 0x3FFF
+            and self.defrag_enabled
+            and self._defrag4(pkt, buf, off, l4, end, frag, ip_id, proto, src, dst)
+        ):
             return
         pkt.ip_version = 4
         pkt.src = src
@@ -412,7 +415,8 @@ class Decoder:
         proto: int,
         src: bytes,
         dst: bytes,
-    ) -> None:
+    ) -> bool:
+        """Hand a fragment to defrag; False when defrag refused it (decode it as is)."""
         foff = (frag & 0x1FFF) << 3
         more = bool(frag & 0x2000)
         key = (4, src, dst, ip_id, proto, pkt.vlan)
@@ -423,12 +427,15 @@ class Decoder:
         for name in events:
             self._event(pkt, name)
         if whole is None:
+            if "ipv4.frag_pkt_too_large" in events:
+                return False
             pkt.frag = True  # held; decode() returns None
-            return
+            return True
         self._add_held_events(pkt, events)
         self._ipv4(pkt, whole, 0, len(whole))
         pkt.frag = True
         pkt.length = len(whole)
+        return True
 
     def _add_held_events(self, pkt: Packet, current: list[str]) -> None:
         """Anomalies of earlier (held) fragments also go on the reassembled packet."""
@@ -493,8 +500,13 @@ class Decoder:
                 seen |= 1 << _EXT_FRAG
                 foff = fo & 0xFFF8
                 more = bool(fo & 1)
-                if (foff or more) and self.defrag_enabled:
-                    self._defrag6(pkt, buf, off, p, nh_off, end, nxt, foff, more, ident, src, dst)
+                if (
+                    (foff or more)
+                    and self.defrag_enabled
+                    and self._defrag6(
+                        pkt, buf, off, p, nh_off, end, nxt, foff, more, ident, src, dst
+                    )
+                ):
                     return
                 if not (foff or more):
                     self._event(pkt, "ipv6.exthdr_useless_fh")
@@ -558,7 +570,7 @@ class Decoder:
         ident: int,
         src: bytes,
         dst: bytes,
-    ) -> None:
+    ) -> bool:
         key = (6, src, dst, ident, 0, pkt.vlan)
         events: list[str] = []
         whole = self.defrag.add_v6(
@@ -575,12 +587,15 @@ class Decoder:
         for name in events:
             self._event(pkt, name)
         if whole is None:
+            if "ipv6.frag_pkt_too_large" in events:
+                return False
             pkt.frag = True
-            return
+            return True
         self._add_held_events(pkt, events)
         self._ipv6(pkt, whole, 0, len(whole))
         pkt.frag = True
         pkt.length = len(whole)
+        return True
 
     # -- transport --------------------------------------------------------------------
 

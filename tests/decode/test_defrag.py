@@ -75,7 +75,9 @@ class TestIPv4:
         d = Decoder(1)
         hdr = IP(src="192.0.2.1", dst="192.0.2.2", id=5, flags=0, frag=8180, proto=17)
         pkt = d.decode(1.0, bytes(eth() / hdr / Raw(b"x" * 200)))
-        assert pkt is None
+        # not held: inspected as an unreassembled fragment carrying the event
+        assert pkt is not None and pkt.ip_version == 4 and pkt.sport == 0
+        assert pkt.events == ["ipv4.frag_pkt_too_large"] and not pkt.frag
         assert d.counters["decoder.event.ipv4.frag_pkt_too_large"] == 1
         assert len(d.defrag) == 0
 
@@ -134,6 +136,13 @@ class TestIPv6:
         _, done = _feed(d, [frames[0], frames[0][:-8] + b"\xee" * 8, *frames[1:]])
         assert len(done) == 1 and done[0].payload == PAYLOAD
         assert "ipv6.frag_overlap" in (done[0].events or [])
+
+    def test_too_large_is_decoded_as_a_fragment(self) -> None:
+        d = Decoder(1)
+        frag = IPv6() / IPv6ExtHdrFragment(id=1, m=0, offset=8180, nh=17) / Raw(b"x" * 200)
+        pkt = d.decode(1.0, bytes(eth() / frag))
+        assert pkt is not None and pkt.ip_version == 6 and pkt.proto == 44
+        assert pkt.events == ["ipv6.frag_pkt_too_large"]
 
     def test_invalid_length_event(self) -> None:
         d = Decoder(1)
