@@ -222,9 +222,9 @@ class HeaderParser:
             return out
         kind = node.data
         if kind == "addr_atom":
-            tok = node.children[0]
-            assert isinstance(tok, Token)
-            return self._addr_atom(tok, depth, var_tok or tok)
+            atom = node.children[0]
+            assert isinstance(atom, Token)
+            return self._addr_atom(atom, depth, var_tok or atom)
         if kind == "addr_not":
             inner = self._addr(node.children[0], depth, var_tok)
             if inner.any and not inner.exclude:
@@ -289,9 +289,9 @@ class HeaderParser:
             return out
         kind = node.data
         if kind == "port_atom":
-            tok = node.children[0]
-            assert isinstance(tok, Token)
-            return self._port_atom(tok, depth, var_tok or tok)
+            atom = node.children[0]
+            assert isinstance(atom, Token)
+            return self._port_atom(atom, depth, var_tok or atom)
         if kind == "port_not":
             inner = self._ports(node.children[0], depth, var_tok)
             if inner.any and not inner.exclude:
