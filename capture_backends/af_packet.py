@@ -414,6 +414,25 @@ class AfPacketGroup:
             flags |= PACKET_FANOUT_FLAG_ROLLOVER
         return (c.cluster_id & 0xFFFF) | ((CLUSTER_TYPES[c.cluster_type] | flags) << 16)
 
+    def summary(self) -> str:
+        """One line for the start-up log: what was loaded and how packets are spread."""
+        c = self.config
+        parts = [f"af-packet on {c.interface}: {c.threads} worker(s), {c.cluster_type}"
+                 f" (cluster-id {c.cluster_id})"]
+        if self.lb_fd is not None:
+            parts.append(f"eBPF load balancer {c.lb_path()}")
+        if self._xdp_link_fd is not None:
+            parts.append(f"XDP {c.xdp_mode} mode {c.xdp_path()}")
+        if self.filter_fd is not None:
+            parts.append(f"socket filter {c.filter_path()}")
+        if self.tables is not None:
+            kind = "per-CPU " if self.tables.v4.percpu else ""
+            parts.append(f"kernel bypass: {kind}tables of {self.tables.v4.info.max_entries} "
+                         f"flows, loader {c.loader}")
+        else:
+            parts.append("no kernel bypass")
+        return "; ".join(parts)
+
     @property
     def xdp_attached(self) -> bool:
         return self._xdp_link_fd is not None

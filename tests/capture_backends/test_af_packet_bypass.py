@@ -99,6 +99,7 @@ def test_udp_v4_bypass_both_directions(loader: str) -> None:
         stats = be.stats()
         assert (stats.bypass_v4_success, stats.bypass_v4_fail) == (2, 0)
         assert [f for f, _ in group.bypassed_flows()] == [bypassed]
+        assert "kernel bypass: tables of 32768 flows, loader " + loader in group.summary()
 
         # forgetting the flow brings its packets back
         be.forget_bypassed(bypassed)
