@@ -41,8 +41,9 @@ class HttpConfig:
     query_plusspace_decode: bool = False
     # ``path-convert-lowercase`` is forced off by Suricata for the IDS personality.
     path_convert_lowercase: bool = False
-    # libhtp field limit: longest line (request/status line, header line) kept while
-    # waiting for its end. Over it the direction stops with ``*_field_too_long``.
+    # libhtp field limit (``meta-field-limit``): longest line (request/status line, header
+    # line) kept while waiting for its end. Over it the direction stops with
+    # ``*_field_too_long``.
     field_limit: int = 18000
     # Bound of the raw header block (``http.header.raw``) and of the header count.
     max_header_block: int = 64 * _KIB
@@ -62,9 +63,9 @@ class HttpConfig:
         problems: list[str] = []
         known = {f.name: f for f in fields(cls)}
         for key, raw in libhtp_default_config.items():
-            name = str(key).replace("-", "_")
-            if name == "personality":
-                continue  # only IDS is modelled; other personalities are accepted silently
+            name = _ALIASES.get(str(key), str(key).replace("-", "_"))
+            if name in _ACCEPTED_UNMODELLED:
+                continue  # valid Suricata keys whose effect this engine does not model
             if name not in known:
                 problems.append(str(key))
                 continue
@@ -74,6 +75,19 @@ class HttpConfig:
             except ValueError:
                 problems.append(f"{key}: invalid value {raw!r}")
         return cls(**values), problems
+
+
+# suricata.yaml spelling -> field name, where they differ
+_ALIASES = {"meta-field-limit": "field_limit", "headers-limit": "headers_limit"}
+
+# Valid libhtp default-config keys that are accepted without effect: the personality (only
+# IDS is modelled), inline body handling, SWF decompression, inspection-size randomisation
+# (sizes are used as configured, for reproducible results) and decompression time/memory
+# limits (the bomb limit bounds the work instead).
+_ACCEPTED_UNMODELLED = frozenset({
+    "personality", "http_body_inline", "swf_decompression", "randomize_inspection_sizes",
+    "randomize_inspection_range", "decompression_time_limit", "lzma_memlimit",
+})
 
 
 def _parse_bool(raw: Any) -> bool:

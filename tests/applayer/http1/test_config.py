@@ -44,3 +44,23 @@ def test_from_mapping_reports_unknown_and_invalid_keys() -> None:
     assert any(p.startswith("request-body-limit") for p in problems)
     assert any(p.startswith("double-decode-path") for p in problems)
     assert cfg.request_body_limit == HttpConfig().request_body_limit
+
+
+def test_suricata_keys_without_effect_are_accepted_and_aliases_mapped() -> None:
+    cfg, problems = HttpConfig.from_mapping(
+        {
+            "http-body-inline": "auto",
+            "swf-decompression": {"enabled": False},
+            "randomize-inspection-sizes": "yes",
+            "randomize-inspection-range": 10,
+            "meta-field-limit": 1000,
+            "lzma-enabled": True,
+            "compression-bomb-limit": "2mb",
+            "max-tx": 100,
+        }
+    )
+    assert problems == []
+    assert cfg.field_limit == 1000
+    assert cfg.lzma_enabled is True
+    assert cfg.compression_bomb_limit == 2 * 1024 * 1024
+    assert cfg.max_tx == 100
