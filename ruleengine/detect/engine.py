@@ -129,10 +129,30 @@ class CRule:
     """A rule compiled for evaluation (positions, compiled buffers, flags)."""
 
     __slots__ = (
-        "alproto", "alproto_conds", "alproto_neg", "fb_actions", "fb_checks", "fb_noalert",
-        "flow", "header",
-        "idx", "iponly", "is_tx", "mixed", "mpm", "only_stream", "payload", "pkt_conds",
-        "require_packet", "rule", "transactional", "tx_bufs", "tx_conds", "tx_dirs",
+        "alproto",
+        "alproto_conds",
+        "alproto_neg",
+        "fb_actions",
+        "fb_checks",
+        "fb_noalert",
+        "flow",
+        "header",
+        "idx",
+        "iponly",
+        "is_tx",
+        "mixed",
+        "mpm",
+        "only_stream",
+        "payload",
+        "pkt_conds",
+        "quick",
+        "require_packet",
+        "rule",
+        "transactional",
+        "tx_alproto_check",
+        "tx_bufs",
+        "tx_conds",
+        "tx_dirs",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, idx: int, headers: _HeaderTable) -> None:
@@ -142,6 +162,9 @@ class CRule:
         self.alproto = rule.app_proto
         self.alproto_neg = rule.app_proto_negated
         self.alproto_conds = _alproto_conditions(rule)
+        self.tx_alproto_check = any(
+            neg or name not in HTTP_ALPROTOS for name, neg in self.alproto_conds
+        )
         self.flow: FlowCondition | None = rule.flow
         self.fb_checks: tuple[Flowbit, ...] = tuple(f for f in rule.flowbits if f.is_check)
         self.fb_actions: tuple[Flowbit, ...] = tuple(
@@ -188,6 +211,26 @@ class CRule:
             and rule.dst_ports.is_any
         )
         self.mpm: tuple[str, bytes, bool] | None = None
+        # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
+        self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
+
+    def _quick_checks(self) -> tuple[tuple[str, bool | None, bytes, bool], ...]:
+        if not self.is_tx or self.mixed:
+            return ()
+        sides = {cb.name: d for cb, d, _ in self.tx_bufs}
+        out = []
+        for bm in self.rule.buffers:
+            spec = sides.get(bm.buffer)
+            if spec is None or any(isinstance(it, Absent) for it in bm.items):
+                continue
+            side = {BufferDirection.TO_SERVER: True, BufferDirection.TO_CLIENT: False}.get(spec)
+            for it in bm.items:
+                if isinstance(it, ContentMatch) and not it.negated:
+                    pattern = it.pattern.lower() if it.nocase else it.pattern
+                    out.append((bm.buffer, side, pattern, it.nocase))
+        # longest first: the rarest patterns reject soonest
+        out.sort(key=lambda q: -len(q[2]))
+        return tuple(out)
 
     def _tx_directions(self) -> tuple[tuple[bool, ...], bool]:
         """Directions (to_server flags) in which the tx rule is evaluated, and whether it
@@ -376,10 +419,11 @@ class _RawMatch(NamedTuple):
 class _PacketCtx:
     """Per-packet values computed once."""
 
-    __slots__ = ("dport", "dst", "hcache", "pkt", "proto", "sport", "src", "ver")
+    __slots__ = ("dport", "dst", "fcache", "hcache", "pkt", "proto", "sport", "src", "ver")
 
     def __init__(self, pkt: Any) -> None:
         self.pkt = pkt
+        self.fcache: dict[FlowCondition, bool] = {}  # flow keyword results (tx rules)
         self.hcache: dict[int, bool] = {}  # header id (~id: reversed) -> result
         self.proto = pkt.proto
         self.ver = pkt.ip_version
@@ -618,6 +662,7 @@ class DetectEngine:
                     bufs[key] = None
             return bufs[key]
 
+        lowered: dict[tuple[str, bool], list[bytes]] = {}
         hits: dict[str, set[int]] = {}
         for name, mpm in group.mpms.items():
             hits[name] = self._tx_scan(state, mpm, tx_id, to_server, name, fetch(name, to_server))
@@ -632,6 +677,8 @@ class DetectEngine:
             if cr.payload is not None and not ci.inspect(
                 cr.payload, bytes(state.raw[to_server]) or pkt.payload, {}
             ):
+                continue
+            if cr.quick and not _quick_ok(cr, to_server, fetch, lowered):
                 continue
             if not self._tx_buffers_match(cr, to_server, fetch, done_ts, done_tc):
                 continue
@@ -674,12 +721,18 @@ class DetectEngine:
         # transactional (=>) rules: the header is written client -> server
         if not _header_ok(cr.header, ctx, cr.transactional and not to_server):
             return False
-        if cr.alproto_conds and not _alproto_ok(cr, flow):
+        # the flow is HTTP here: only other app-layer-protocol conditions need a test
+        if cr.tx_alproto_check and not _alproto_ok(cr, flow):
             return False
-        if cr.flow is not None and not flow_condition_matches(
-            cr.flow, flow, to_server, bool(ctx.pkt.frag)
-        ):
-            return False
+        fc = cr.flow
+        if fc is not None:
+            ok = ctx.fcache.get(fc)
+            if ok is None:
+                ok = ctx.fcache[fc] = flow_condition_matches(
+                    fc, flow, to_server, bool(ctx.pkt.frag)
+                )
+            if not ok:
+                return False
         for cond in cr.pkt_conds:
             if not packet_condition_matches(cond, ctx.pkt):
                 return False
@@ -775,6 +828,33 @@ def _rule_pos(engine: DetectEngine, rule: Rule) -> int:
         if cr.rule is rule:
             return cr.idx
     return len(engine.rules)
+
+
+def _quick_ok(
+    cr: CRule, to_server: bool, fetch: Any, lowered: dict[tuple[str, bool], list[bytes]]
+) -> bool:
+    """Every required content of the rule occurs somewhere in its buffer (necessary for a
+    match; a plain substring test is far cheaper than the inspection engine)."""
+    for name, side, pattern, nocase in cr.quick:
+        s = to_server if side is None else side
+        buf = fetch(name, s)
+        if buf is None:
+            return False
+        if nocase:
+            key = (name, s)
+            low = lowered.get(key)
+            if low is None:
+                low = lowered[key] = (
+                    [b.lower() for b in buf] if isinstance(buf, list) else [buf.lower()]
+                )
+            if not any(pattern in b for b in low):
+                return False
+        elif isinstance(buf, list):
+            if not any(pattern in b for b in buf):
+                return False
+        elif pattern not in buf:
+            return False
+    return True
 
 
 def _header_ok(header: CompiledHeader, ctx: _PacketCtx, reverse: bool) -> bool:
