@@ -214,14 +214,25 @@ def stop_engine(proc: subprocess.Popen[bytes], tmp: Path) -> None:
     assert code == 0, (tmp / "engine.out").read_text()
 
 
-def alerts(tmp: Path) -> list[dict[str, Any]]:
-    events = []
+def events(tmp: Path, event_type: str) -> list[dict[str, Any]]:
+    found = []
     eve = tmp / "log" / "eve.json"
     for line in eve.read_text().splitlines():
         event = json.loads(line)
-        if event.get("event_type") == "alert":
-            events.append(event)
-    return events
+        if event.get("event_type") == event_type:
+            found.append(event)
+    return found
+
+
+def alerts(tmp: Path) -> list[dict[str, Any]]:
+    return events(tmp, "alert")
+
+
+def assert_bypassed_flow_logged(tmp: Path) -> None:
+    """The download's flow is logged as a capture-bypassed flow (Suricata's EVE flow)."""
+    flows = [e["flow"] for e in events(tmp, "flow") if e.get("dest_port") == PORT
+             and e["flow"].get("bypass") == "capture"]
+    assert flows and flows[0]["state"] == "bypassed", events(tmp, "flow")
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +306,7 @@ def test_bypass_rule_keeps_a_100mb_transfer_out_of_the_queue(tmp_path: Path) -> 
         finally:
             server.close()
     assert big.status == 200 and big.body_bytes == size, big
+    assert_bypassed_flow_logged(tmp_path)
     print(f"bypass rule: {queued} packets of a {size} byte download reached the queue")
     assert queued <= 50, queued
 
@@ -316,6 +328,7 @@ def test_stream_bypass_at_depth_1mib_keeps_the_rest_out_of_the_queue(tmp_path: P
         finally:
             server.close()
     assert big.status == 200 and big.body_bytes == size, big
+    assert_bypassed_flow_logged(tmp_path)
     # 1 MiB of response is ~725 full-size segments plus the ACKs; the other ~99 MB never
     # reach the queue (~70k packets without bypass)
     print(f"stream.bypass: {queued} packets of a {size} byte download reached the queue")
