@@ -62,3 +62,50 @@ def test_random_packets_never_break_the_tracker(packets, midstream: bool) -> Non
         conn.flush()
     assert "stream.internal_error" not in conn.events()
     assert len(conn.toserver) <= 200 and len(conn.toclient) <= 200
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)))),
+        max_size=20,
+    )
+)
+def test_mutated_frames_through_decoder_table_and_tracker(mutations) -> None:
+    """Bit-flipped frames of a real conversation through the whole hot path."""
+    from ruleengine.decode.decoder import Decoder
+    from ruleengine.flow.table import FlowTable
+    from ruleengine.stream.tcp import TcpTracker
+    from tests.decode.frames import tcp_frame
+
+    base = [
+        tcp_frame("S", 1),
+        tcp_frame("SA", 9, 2, to_server=False),
+        tcp_frame("A", 2, 10),
+        tcp_frame("PA", 2, 10, b"GET / HTTP/1.1\r\n\r\n"),
+        tcp_frame("PA", 10, 20, b"HTTP/1.1 200 OK\r\n\r\n", to_server=False),
+        tcp_frame("FA", 20, 30),
+        tcp_frame("FA", 30, 21, to_server=False),
+        tcp_frame("R", 21),
+        tcp_frame("S", 7777),
+        tcp_frame("A", 5, 5, b"junk", to_server=False),
+    ]
+    decoder = Decoder(1, checksum_validation=False)
+    table = FlowTable(expire_interval=0)
+    tracker = TcpTracker(StreamConfig(midstream=True, reassembly_depth=64))
+    ts = 0.0
+    for index, flips in mutations:
+        raw = bytearray(base[index])
+        for pos, value in flips:
+            raw[pos % len(raw)] = value
+        ts += 1.0
+        pkt = decoder.decode(ts, bytes(raw))
+        if pkt is None or pkt.invalid or not pkt.ip_version:
+            continue
+        flow, to_server = table.lookup(pkt)
+        if pkt.proto == 6:
+            upd = tracker.process(flow, pkt, to_server)
+            assert "stream.internal_error" not in upd.events
+    for flow in table.flush():
+        assert "stream.internal_error" not in tracker.flush(flow).events
+    assert "decoder.event.decoder.internal_error" not in decoder.counters
