@@ -179,47 +179,51 @@ def _parse_file_text(text: str, file: str, headers: HeaderParser) -> _FileResult
 
 
 def _logical_lines(text: str, file: str, result: _FileResult) -> Iterable[tuple[int, str]]:
-    """(first line number, rule text) for each rule; comments and blank lines dropped,
-    ``\\`` continuations joined, whitespace-led lines skipped with a warning."""
+    """(first line number, rule text) for each rule. As Suricata's loader: ``\\``
+    continuations are joined first, then comments and blank lines are dropped and
+    whitespace-led lines skipped (with a warning here)."""
     pending: list[str] = []
     start = 0
     for idx, raw in enumerate(text.split("\n"), start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
-        if pending:
-            if line.endswith("\\"):
-                pending.append(line[:-1])
-                continue
-            pending.append(line)
-            yield start, "".join(pending)
-            pending = []
-            continue
-        if not line or line[0] == "#":
-            continue
-        if line[0] in " \t\v\f":
-            if line.strip() and not line.lstrip().startswith("#"):
-                result.diagnostics.append(
-                    Diagnostic(
-                        file,
-                        idx,
-                        1,
-                        len(line) - len(line.lstrip()) + 1,
-                        WARNING,
-                        "leading-whitespace",
-                        "line starts with whitespace: Suricata skips it, so this rule is "
-                        "not loaded",
-                        None,
-                        line,
-                        "remove the leading whitespace",
-                    )
-                )
-            continue
+        if not pending:
+            start = idx
         if line.endswith("\\"):
             pending.append(line[:-1])
-            start = idx
             continue
-        yield idx, line
+        pending.append(line)
+        joined = "".join(pending) if len(pending) > 1 else line
+        pending = []
+        if _is_rule_line(joined, file, start, result):
+            yield start, joined
     if pending:
-        yield start, "".join(pending)
+        joined = "".join(pending)
+        if _is_rule_line(joined, file, start, result):
+            yield start, joined
+
+
+def _is_rule_line(line: str, file: str, line_no: int, result: _FileResult) -> bool:
+    if not line or line[0] == "#":
+        return False
+    if line[0] in " \t\v\f":
+        stripped = line.lstrip()
+        if stripped and not stripped.startswith("#"):
+            result.diagnostics.append(
+                Diagnostic(
+                    file,
+                    line_no,
+                    1,
+                    len(line) - len(stripped) + 1,
+                    WARNING,
+                    "leading-whitespace",
+                    "line starts with whitespace: Suricata skips it, so this rule is not loaded",
+                    None,
+                    line,
+                    "remove the leading whitespace",
+                )
+            )
+        return False
+    return True
 
 
 def _parse_one(text: str, file: str, line: int, headers: HeaderParser, result: _FileResult) -> None:

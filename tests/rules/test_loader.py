@@ -286,3 +286,16 @@ def test_every_et_pcre_compiles() -> None:
     assert len(pcres) == expected > 1000
     for p in pcres:
         assert p.compiled is not None and p.compiled.code is not None
+
+
+def test_commented_out_multiline_rule_is_skipped_entirely() -> None:
+    text = f'#alert tcp any any -> any 80 (msg:"old"; \\\ncontent:"abcd"; sid:9;)\n{rule(1)}\n'
+    rs = load(text)
+    assert [r.sid for r in rs.rules] == [1]
+    assert rs.rules[0].span.line == 3
+    assert not rs.diagnostics
+
+
+def test_trailing_backslash_at_end_of_file() -> None:
+    rs = load(rule(1)[:-1] + "\\\n")
+    assert rs.failed == 1  # ")" missing: the rule text ends at the continuation
