@@ -360,3 +360,29 @@ def test_engine_killed_mid_transfer_the_download_completes(tmp_path: Path) -> No
         assert "--queue-bypass" in mangle_rules(net)  # left behind, and harmless
     assert queued_at_kill and queued_at_kill[0] > 1000  # it went through the engine
     assert download.status == 200 and download.body_bytes == size, download
+
+
+def test_bypassed_flow_times_out_by_the_bypassed_timeout(tmp_path: Path) -> None:
+    """NFQ has no kernel counters: a capture-bypassed flow ends after
+    flow-timeouts.tcp.bypassed, and is then logged."""
+    _require()
+    yaml_text = BYPASS_YAML + "flow-timeouts:\n  tcp:\n    bypassed: 1\n"
+    rules = ('alert http any any -> any any (msg:"bypass"; flow:to_server; http.uri; '
+             'content:"/big"; bypass; sid:6001; rev:1;)\n')
+    with kernel.netns_pair("nfe") as net:
+        server = HttpServer(net, False)
+        try:
+            with running_engine(net, tmp_path, rules, yaml_text) as proc:
+                big = http_get(net, False, "/big?size=1000000", timeout=10)
+                eve = tmp_path / "log" / "eve.json"
+                logged = kernel.wait_for(
+                    lambda: eve.exists() and f'"dest_port":{PORT}' in eve.read_text() and
+                    any(e.get("dest_port") == PORT for e in events(tmp_path, "flow")),
+                    timeout=8, interval=0.2)
+                stop_engine(proc, tmp_path)
+        finally:
+            server.close()
+    assert big.body_bytes == 1000000, big
+    assert logged, "the bypassed flow was not logged while the engine ran"
+    flow = next(e["flow"] for e in events(tmp_path, "flow") if e.get("dest_port") == PORT)
+    assert (flow["state"], flow["bypass"], flow["reason"]) == ("bypassed", "capture", "timeout")
