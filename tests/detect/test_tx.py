@@ -216,3 +216,14 @@ def test_non_bytes_buffers_are_ignored_and_internal_errors_are_counted() -> None
     assert sids(e.inspect_tx(pkt(), FakeFlow(), True, tx, True, False)) == [1]
     assert e.inspect_tx(pkt(), object(), True, tx, True, False) == []  # type: ignore[arg-type]
     assert e.errors == 1 and e.last_error
+
+
+def test_transactional_rule_header_is_client_to_server() -> None:
+    e = engine(
+        'alert http 10.0.0.1 any => 10.0.0.2 80 (http.uri; content:"index"; '
+        'http.stat_code; content:"200"; sid:1;)'
+    )
+    flow, tx = FakeFlow(), FakeTx(0, dict(REQ), dict(RESP))
+    assert e.inspect_tx(pkt(), flow, True, tx, True, False) == []
+    out = e.inspect_tx(reply(), flow, False, tx, True, True)
+    assert sids(out) == [1]
