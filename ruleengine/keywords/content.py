@@ -113,9 +113,17 @@ def _hex_block(body: str, start: int, end: int, base: int) -> bytes:
     return bytes(out)
 
 
+_PARSED: dict[str, tuple[bytes, bool]] = {}
+
+
 def _new_content(b: RuleBuilder, value: str | None) -> ContentMatch:
     assert value is not None
-    pattern, negated = parse_content_value(value)
+    parsed = _PARSED.get(value)
+    if parsed is None:
+        parsed = parse_content_value(value)
+        if len(_PARSED) < 65536:  # the same values recur a lot ("POST", "|0d 0a|", ...)
+            _PARSED[value] = parsed
+    pattern, negated = parsed
     return ContentMatch(pattern=pattern, negated=negated, span=b.option_span)
 
 

@@ -6,6 +6,7 @@ B (no-op), and the HTTP buffer letters of ``ruleengine.buffers.PCRE_LETTERS``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -39,21 +40,27 @@ GENERAL_FLAGS = frozenset("imsxAEGO")
 
 
 class CompiledPcre:
-    """A PCRE2 pattern that pickles as its source and recompiles on first use
-    (the rule cache stores rules without compiled code)."""
+    """A PCRE2 pattern, compiled at load time (so a bad regex is a load error), JIT-compiled
+    on first use (most rules never reach their pcre), and pickled as its source (the rule
+    cache stores no compiled code; it is recompiled on first use)."""
 
-    __slots__ = ("_code", "options", "pattern")
+    __slots__ = ("_code", "_jitted", "options", "pattern")
 
     def __init__(self, pattern: bytes, options: int, *, compile_now: bool = True) -> None:
         self.pattern = pattern
         self.options = options
+        self._jitted = False
         self._code: Any = _compile(pattern, options) if compile_now else None
 
     @property
     def code(self) -> Any:
-        """The ``pcre2.Pattern`` (JIT-compiled when the library supports it)."""
+        """The ``pcre2.Pattern``, JIT-compiled when the library supports it."""
         if self._code is None:
             self._code = _compile(self.pattern, self.options)
+        if not self._jitted:
+            self._jitted = True
+            with contextlib.suppress(Exception):  # no JIT on this platform: interpret
+                self._code.jit_compile()
         return self._code
 
     def search(self, subject: bytes, pos: int = 0, endpos: int = sys.maxsize) -> Any:
@@ -68,17 +75,14 @@ class CompiledPcre:
     def __setstate__(self, state: tuple[bytes, int]) -> None:
         self.pattern, self.options = state
         self._code = None
+        self._jitted = False
 
     def __repr__(self) -> str:
         return f"CompiledPcre({self.pattern!r}, {self.options:#x})"
 
 
 def _compile(pattern: bytes, options: int) -> Any:
-    flags = pcre2.RegexFlag(options)
-    try:
-        return pcre2.compile(pattern, flags, jit=True)
-    except pcre2.LibraryError:  # JIT unavailable on this platform
-        return pcre2.compile(pattern, flags, jit=False)
+    return pcre2.compile(pattern, pcre2.RegexFlag(options), jit=False)
 
 
 def _anchored(regex: bytes, extended: bool) -> bytes:

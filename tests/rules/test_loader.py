@@ -285,7 +285,7 @@ def test_every_et_pcre_compiles() -> None:
     pcres = [i for r in rs.rules for b in r.buffers for i in b.items if isinstance(i, PcreMatch)]
     assert len(pcres) == expected > 1000
     for p in pcres:
-        assert p.compiled is not None and p.compiled.code is not None
+        assert p.compiled is not None and p.compiled.code is not None and p.compiled.code.jit
 
 
 def test_commented_out_multiline_rule_is_skipped_entirely() -> None:
