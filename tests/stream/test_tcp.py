@@ -446,3 +446,16 @@ class TestMemcap:
 def test_memcap_from_mapping() -> None:
     cfg = StreamConfig.from_mapping({"reassembly": {"memcap": "64mb"}})
     assert cfg.memcap == 64 << 20
+
+
+def test_per_direction_out_of_order_bounds() -> None:
+    conn = Conn(StreamConfig(max_segments=3, max_buffered=1000))
+    conn.handshake()
+    for i in range(1, 6):  # five holes: only three ranges are kept
+        conn.c("PA", i * 10, b"z", ack_off=0)
+    assert conn.tracker.counters["tcp.segment_memcap_drop"] == 2
+    conn.c("PA", 100, b"y" * 2000, ack_off=0)  # too big for the out-of-order budget
+    assert conn.tracker.counters["tcp.segment_memcap_drop"] == 3
+    conn.c("PA", 0, b"0123456789", ack_off=0)  # in-order data is always accepted
+    conn.s("A", 0, ack_off=11)
+    assert bytes(conn.toserver) == b"0123456789z"
