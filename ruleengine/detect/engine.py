@@ -347,9 +347,12 @@ class _Group:
 class _FlowState:
     """Per-flow detection state kept in ``flow.detect``."""
 
-    __slots__ = ("fired", "iponly_done", "mpm_cache", "pass_cut", "raw")
+    __slots__ = ("data_seen", "fired", "iponly_done", "mpm_cache", "pass_cut", "raw")
 
     def __init__(self) -> None:
+        # directions that carried data: Suricata knows a flow's app-layer protocol per
+        # direction (alproto_ts / alproto_tc), once that direction's data was parsed
+        self.data_seen: set[bool] = set()
         # recent raw stream bytes per direction (index: to_server), for the payload part
         # of app-layer rules (Suricata's stream inspect engine of tx rules)
         self.raw: tuple[bytearray, bytearray] = (bytearray(), bytearray())
@@ -576,6 +579,8 @@ class DetectEngine:
             if use_stream and stream_chunk and stream_chunk != payload:
                 hits[PAYLOAD] = hits[PAYLOAD] | mpm.scan(stream_chunk)
         state = _flow_state(flow)
+        if state is not None and (payload or stream_chunk):
+            state.data_seen.add(to_server)
         if state is not None and self._keep_raw_stream and ctx.proto == TCP:
             _append_raw(state.raw[to_server], payload if stream_chunk is None else stream_chunk)
         iponly_ok = state is None or to_server not in state.iponly_done
@@ -599,7 +604,7 @@ class DetectEngine:
     ) -> bool:
         if not _header_ok(cr.header, ctx, False):
             return False
-        if not _alproto_ok(cr, flow):
+        if cr.alproto_conds and not _alproto_known_ok(cr, flow, to_server):
             return False
         pkt = ctx.pkt
         if cr.flow is not None and not flow_condition_matches(
@@ -890,6 +895,13 @@ def _alproto_conditions(rule: Rule) -> tuple[tuple[str, bool], ...]:
     if rule.app_proto is not None and (rule.app_proto, rule.app_proto_negated) not in conds:
         conds.append((rule.app_proto, rule.app_proto_negated))
     return tuple(conds)
+
+
+def _alproto_known_ok(cr: CRule, flow: FlowLike | None, to_server: bool) -> bool:
+    """Packet-level app-layer-protocol test: the protocol of this direction must be
+    known (its data seen) and satisfy every condition."""
+    state = _flow_state(flow)
+    return state is not None and to_server in state.data_seen and _alproto_ok(cr, flow)
 
 
 def _same_alproto(a: str, b: str) -> bool:

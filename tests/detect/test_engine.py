@@ -236,3 +236,12 @@ def test_invalid_packet_is_not_inspected() -> None:
 def test_action_values() -> None:
     e = engine('reject tcp any any -> any any (content:"x"; sid:1;)')
     assert e.inspect_packet(pkt(b"x"), None, True)[0].rule.action is Action.REJECT
+
+
+def test_app_layer_protocol_is_known_per_direction() -> None:
+    e = engine("alert http any any -> any any (sid:1;)")
+    flow = FakeFlow(alproto="http")
+    assert sids(e.inspect_packet(pkt(b"GET / HTTP/1.1\r\n\r\n"), flow, True)) == [1]
+    assert e.inspect_packet(reply(b"", flags=0x10), flow, False) == []  # server ACK
+    assert sids(e.inspect_packet(reply(b"HTTP/1.1 200 OK\r\n"), flow, False)) == [1]
+    assert sids(e.inspect_packet(reply(b"", flags=0x10), flow, False)) == [1]

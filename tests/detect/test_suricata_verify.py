@@ -23,7 +23,6 @@ KNOWN_FAILING = {
     "detect-http-uri/UriTestSig28": "parser puts relative byte_extract on the payload list",
     "detect-http-uri/UriTestSig29": "parser puts relative byte_extract on the payload list",
     "detect-http-uri/UriTestSig30": "parser puts relative byte_extract on the payload list",
-    "exception-policy-default-02": "exception policies (stream engine)",
     "exception-policy-master-switch/exception-policy-master-switch-01": "exception policies",
     "exception-policy-master-switch/exception-policy-master-switch-02": "exception policies",
     "exception-policy-midstream-01": "midstream exception policy",
