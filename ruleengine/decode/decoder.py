@@ -232,7 +232,11 @@ class Decoder:
         if n < 14:
             self._invalid(pkt, "ethernet.pkt_too_small")
             return
-        self._ethertype(pkt, buf, 14, n, _U16.unpack_from(buf, 12)[0])
+        etype = _U16.unpack_from(buf, 12)[0]
+        if etype == ETHERTYPE_IPV4:  # the common case without the extra dispatch call
+            self._ipv4(pkt, buf, 14, n)
+        else:
+            self._ethertype(pkt, buf, 14, n, etype)
 
     def _ethertype(self, pkt: Packet, buf: Buffer, off: int, n: int, etype: int) -> None:
         if etype == ETHERTYPE_IPV4:
@@ -363,7 +367,10 @@ class Decoder:
             pkt.payload = bytes(buf[l4:end])
             return
         if proto == IPPROTO_TCP:
-            self._tcp(pkt, buf, l4, end, self._pseudo4(src, dst, proto, end - l4))
+            pseudo = 0
+            if self.checksum_validation:
+                pseudo = int.from_bytes(src + dst, "big") + proto + end - l4
+            self._tcp(pkt, buf, l4, end, pseudo)
         elif proto == IPPROTO_UDP:
             self._udp(pkt, buf, l4, end, self._pseudo4(src, dst, proto, end - l4), 4)
         elif proto == IPPROTO_ICMP:
