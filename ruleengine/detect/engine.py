@@ -12,6 +12,17 @@ Flow of one packet (``inspect_packet``) or one HTTP transaction (``inspect_tx``)
 
 Ordering follows ``src/detect-engine-sigorder.c``: action (pass, drop, reject, alert),
 flowbits (setters before checkers), priority, then load order.
+
+Use per packet (after stream reassembly and HTTP parsing)::
+
+    matches = engine.inspect_packet(pkt, flow, to_server, stream_chunk)
+    for tx in changed_transactions:
+        matches += engine.inspect_tx(pkt, flow, to_server, tx, req_done, resp_done)
+    for m in matches:   # firing order; m.alert False -> act but do not log
+        ...             # m.apply_to_flow -> drop/pass the rest of the flow
+
+or ``engine.inspect(pkt, flow, to_server, stream_chunk, [(tx, req_done, resp_done)])``
+for both in one ordered list. Per-flow state lives in ``flow.detect``.
 """
 
 from __future__ import annotations
