@@ -10,17 +10,16 @@ over ``field-limit``, a gap inside headers) stops quietly with an event.
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 from collections.abc import Callable
 
 from ruleengine.applayer.http1 import events as ev
+from ruleengine.applayer.http1 import lexical as lex
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.http1.decompress import Decompressor, parse_content_encoding
 from ruleengine.applayer.http1.normalize import normalize_host, normalize_uri, split_hostport
 from ruleengine.applayer.http1.tx import HttpTransaction, Progress
 
-_WS = b" \t"
 _VALUE_WS = b" \t\r\n\x0b\x0c"
 _MAX_REPETITIONS = 64
 _MAX_TX_EVENTS = 32
@@ -246,12 +245,12 @@ class HttpParser:
         if not side.is_request and side.tx is None:
             # a response with no status line at all (HTTP/0.9 style) is all body
             rest = bytes(side.buf[side.pos : side.pos + 16]).lstrip(b" \t\r\n")
-            if rest and not _could_be_http(rest):
+            if rest and not lex.could_be_http(rest):
                 return self._response_as_body(side)
         line = self._read_line(side)
         if line is None:
             return False
-        content = _chomp(line)
+        content = lex.chomp(line)
         if not content.strip(b" \t\r\n\x0b\x0c"):
             return True  # empty lines between messages are ignored
         if side.is_request:
@@ -291,32 +290,32 @@ class HttpParser:
         the URI ends at the first SP, other whitespace only when no SP follows)."""
         tx.request_line = line
         n = len(line)
-        pos = _skip_space(line, 0)
+        pos = lex.skip_space(line, 0)
         if pos:
             self._event(tx, ev.REQUEST_LINE_LEADING_WHITESPACE)
         start = pos
-        while pos < n and line[pos] not in _SPACE:
+        while pos < n and line[pos] not in lex.SPACE:
             pos += 1
         tx.method_raw = line[start:pos]
         delim_start = pos
-        pos = _skip_space(line, pos)
+        pos = lex.skip_space(line, pos)
         if pos < n and line[delim_start:pos] != b" ":
             self._event(tx, ev.METHOD_DELIM_NON_COMPLIANT)
         start = pos
         space = line.find(b" ", start)
         end = n if space == -1 else space
-        if any(c in _SPACE for c in line[start:end]):
+        if any(c in lex.SPACE for c in line[start:end]):
             self._event(tx, ev.URI_DELIM_NON_COMPLIANT)
             if space == -1:  # no SP at all: other whitespace delimits the URI
                 end = start
-                while end < n and line[end] not in _SPACE:
+                while end < n and line[end] not in lex.SPACE:
                     end += 1
         tx.uri_raw = line[start:end] if end > start or start < n else None
-        pos = _skip_space(line, end)
+        pos = lex.skip_space(line, end)
         if pos < n:
             proto = line[pos:]
             tx.request_protocol = proto
-            tx.request_protocol_number = _protocol_number(proto)
+            tx.request_protocol_number = lex.protocol_number(proto)
         self._normalize_request_target(tx)
 
     def _normalize_request_target(self, tx: HttpTransaction) -> None:
@@ -348,7 +347,7 @@ class HttpParser:
             tx.uri_host_raw = parsed.hostname
             # Suricata's http.host.raw reads libhtp's parsed_uri, whose host is normalised
             tx.host = tx.host_raw = normalize_host(parsed.hostname)
-            tx.request_port = _port_number(parsed.port)
+            tx.request_port = lex.port_number(parsed.port)
             if parsed.port is not None and tx.request_port is None:
                 self._event(tx, ev.INVALID_AUTHORITY_PORT)
 
@@ -357,7 +356,7 @@ class HttpParser:
         if tx is None:
             return False
         side.tx = tx
-        if not _could_be_http(content.lstrip(b" \t")):
+        if not lex.could_be_http(content.lstrip(b" \t")):
             # not a status line: libhtp treats the response as body (HTTP/0.9 style)
             side.pos -= len(line)
             return self._response_as_body(side)
@@ -371,7 +370,7 @@ class HttpParser:
             len(tx.status_code) == 3 and tx.status_code.isdigit()
         ):
             self._event(tx, ev.RESPONSE_INVALID_STATUS)
-        if _protocol_number(tx.response_protocol) is None:
+        if lex.protocol_number(tx.response_protocol) is None:
             self._event(tx, ev.RESPONSE_INVALID_PROTOCOL)
         tx.response_progress = Progress.LINE
         self._reset_headers(side)
@@ -401,7 +400,7 @@ class HttpParser:
         if line is None:
             return False
         self._append_raw(side, line)
-        content = _chomp(line)
+        content = lex.chomp(line)
         if not content:
             self._headers_done(side)
             return True
@@ -419,7 +418,7 @@ class HttpParser:
         like ``token:`` is a new header with leading whitespace, not a fold (libhtp)."""
         tx = side.tx
         if content[:1] in (b" ", b"\t", b"\x00"):
-            new_header = not side.is_request and _looks_like_header(content)
+            new_header = not side.is_request and lex.looks_like_header(content)
             if side.headers and not new_header:
                 side.headers[-1] += content
                 return
@@ -451,7 +450,7 @@ class HttpParser:
         raw_name = line[:colon]
         # trailing whitespace and NULs are not part of the name (libhtp trims them)
         header_name = raw_name.rstrip(_VALUE_WS + b"\x00")
-        if header_name != raw_name or not header_name or not _is_token(header_name):
+        if header_name != raw_name or not header_name or not lex.is_token(header_name):
             name = ev.REQUEST_HEADER_INVALID if side.is_request else ev.RESPONSE_HEADER_INVALID
             self._event(tx, name)
         return header_name, line[colon + 1 :].strip(_VALUE_WS)
@@ -479,8 +478,8 @@ class HttpParser:
                 continue
             old_name, old_value = into[pos]
             if key == b"content-length":
-                if _content_length(old_value) != _content_length(value) or (
-                    _content_length(value) is None
+                if lex.content_length(old_value) != lex.content_length(value) or (
+                    lex.content_length(value) is None
                 ):
                     self._event(side.tx, ev.DUPLICATE_CONTENT_LENGTH_FIELD_IN_REQUEST
                                 if side.is_request
@@ -517,7 +516,7 @@ class HttpParser:
         host = host.lower()
         if tx.host is not None:
             # the absolute URI's host wins; a different Host header (or port) is ambiguous
-            header_port = _port_number(port)
+            header_port = lex.port_number(port)
             if host != tx.host or (
                 header_port is not None and tx.request_port is not None
                 and header_port != tx.request_port
@@ -525,13 +524,13 @@ class HttpParser:
                 self._event(tx, ev.HOST_HEADER_AMBIGUOUS)
             return
         tx.host = host
-        tx.request_port = _port_number(port)
+        tx.request_port = lex.port_number(port)
 
     # ------------------------------------------------------------------ bodies
     def _request_body_start(self, side: _Side, tx: HttpTransaction) -> None:
         te = tx.request_header(b"transfer-encoding")
         cl_value = tx.request_header(b"content-length")
-        if te is not None and _mentions_chunked(te):
+        if te is not None and lex.mentions_chunked(te):
             if te.strip().lower() != b"chunked":
                 self._event(tx, ev.INVALID_TRANSFER_ENCODING_VALUE_IN_REQUEST)
             tx.request_chunked = True
@@ -543,7 +542,7 @@ class HttpParser:
             self._stop_request(side)
             return
         if cl_value is not None:
-            length = _content_length(cl_value)
+            length = lex.content_length(cl_value)
             if length is None:
                 # libhtp: an unusable C-L is an invalid request; parsing stops there
                 self._event(tx, ev.INVALID_CONTENT_LENGTH_FIELD_IN_REQUEST)
@@ -577,17 +576,17 @@ class HttpParser:
             self._complete(side)
             return
         te = tx.response_header(b"transfer-encoding")
-        if te is not None and _mentions_chunked(te):
+        if te is not None and lex.mentions_chunked(te):
             if te.strip().lower() != b"chunked":
                 self._event(tx, ev.RESPONSE_ABNORMAL_TRANSFER_ENCODING)
-            if (_protocol_number(tx.response_protocol) or 0.0) < 1.1:
+            if (lex.protocol_number(tx.response_protocol) or 0.0) < 1.1:
                 self._event(tx, ev.RESPONSE_CHUNKED_OLD_PROTO)
             tx.response_chunked = True
             self._begin_body(side, tx, chunked=True, length=0)
             return
         cl_value = tx.response_header(b"content-length")
         if cl_value is not None:
-            length = _content_length(cl_value)
+            length = lex.content_length(cl_value)
             if length is not None:
                 tx.response_content_length = length
                 if length == 0:
@@ -625,7 +624,7 @@ class HttpParser:
     def _begin_body(self, side: _Side, tx: HttpTransaction, *, chunked: bool, length: int) -> None:
         cfg = self.config
         headers = tx.request_headers if side.is_request else tx.response_headers
-        ce = _lookup(headers, b"content-encoding")
+        ce = lex.lookup(headers, b"content-encoding")
         side.decomp = None
         if ce is not None and (not side.is_request or cfg.request_decompression):
             codings, abnormal, too_many = parse_content_encoding(
@@ -667,16 +666,16 @@ class HttpParser:
         return False
 
     def _on_chunk_size(self, side: _Side) -> bool:
-        if side.buf.find(b"\n", side.pos) == -1 and not _valid_chunk_start(
+        if side.buf.find(b"\n", side.pos) == -1 and not lex.valid_chunk_start(
             bytes(side.buf[side.pos :])
         ):
             return self._invalid_chunk_len(side, None)
         line = self._read_line(side)
         if line is None:
             return False
-        if not line.strip(_CHUNK_CTL):
+        if not line.strip(lex.CHUNK_CTL):
             return True  # tolerate empty lines before a chunk size
-        size, extension = _chunk_length(line)
+        size, extension = lex.chunk_length(line)
         if extension:
             name = ev.REQUEST_CHUNK_EXTENSION if side.is_request else ev.RESPONSE_CHUNK_EXTENSION
             if side.tx is not None and name not in side.tx.events:
@@ -717,7 +716,7 @@ class HttpParser:
         if line is None:
             return False
         side.state = _State.CHUNK_SIZE
-        if _chomp(line):
+        if lex.chomp(line):
             # data past the declared chunk size: treat the line as the next size line
             side.pos -= len(line)
         return True
@@ -728,7 +727,7 @@ class HttpParser:
             return False
         tx = side.tx
         assert tx is not None
-        content = _chomp(line)
+        content = lex.chomp(line)
         room = self.config.max_header_block
         if side.is_request:
             if len(tx.request_header_raw) < room:
@@ -760,7 +759,7 @@ class HttpParser:
             return False
         line = bytes(side.buf[side.pos : end + 1])
         words = line.split(None, 1)
-        if words and words[0] in _KNOWN_METHODS:
+        if words and words[0] in lex.KNOWN_METHODS:
             self._complete(side)  # a new request: IDLE parses it
             return True
         tx = side.tx
@@ -843,7 +842,7 @@ class HttpParser:
         if state == _State.FINALIZE:
             rest = bytes(side.buf[side.pos :])
             words = rest.split(None, 1)
-            if rest and not (words and words[0] in _KNOWN_METHODS):
+            if rest and not (words and words[0] in lex.KNOWN_METHODS):
                 side.pos = len(side.buf)
                 self._body_data(side, rest)
             self._complete(side)
@@ -867,121 +866,3 @@ class HttpParser:
                                          else side.tx.response_headers)
         if side.tx is not None:
             self._complete(side)
-
-
-_SPACE = frozenset(b" \t\r\n\x0b\x0c")  # libhtp is_space
-
-
-def _skip_space(data: bytes, pos: int) -> int:
-    while pos < len(data) and data[pos] in _SPACE:
-        pos += 1
-    return pos
-
-
-_TOKEN = re.compile(rb'[^\x00-\x20\x7f-\xff()<>@,;:\\"/\[\]?={}]+')
-
-
-def _is_token(name: bytes) -> bool:
-    """RFC 7230 token (libhtp ``is_token``)."""
-    return _TOKEN.fullmatch(name) is not None
-
-
-def _looks_like_header(continuation: bytes) -> bool:
-    """libhtp's response-side peek: optional spaces, a non-empty token, optional spaces, ':'."""
-    stripped = continuation.lstrip(b" \t")
-    colon = stripped.find(b":")
-    if colon <= 0:
-        return False
-    return _is_token(stripped[:colon].rstrip(b" \t"))
-
-
-# libhtp ``HtpMethod::new``: the methods it knows (exact, case-sensitive)
-_KNOWN_METHODS = frozenset(
-    b"GET PUT POST DELETE CONNECT OPTIONS TRACE PATCH PROPFIND PROPPATCH MKCOL COPY MOVE LOCK "
-    b"UNLOCK VERSION-CONTROL CHECKOUT UNCHECKOUT CHECKIN UPDATE LABEL REPORT MKWORKSPACE "
-    b"MKACTIVITY BASELINE-CONTROL MERGE INVALID HEAD".split()
-)
-
-
-def _mentions_chunked(value: bytes) -> bool:
-    """libhtp ``index_of_nocase_nozero("chunked")``: NUL bytes are skipped while matching."""
-    return b"chunked" in value.replace(b"\x00", b"").lower()
-
-
-def _chomp(line: bytes) -> bytes:
-    """libhtp ``chomp``: every trailing CR and LF goes."""
-    return line.rstrip(b"\r\n")
-
-
-def _could_be_http(data: bytes) -> bool:
-    """Does a response start like a status line ("HTTP", case-insensitively)?"""
-    head = data[:4].upper()
-    return b"HTTP".startswith(head) if len(head) < 4 else head == b"HTTP"
-
-
-def _protocol_number(proto: bytes | None) -> float | None:
-    if proto is None:
-        return None
-    text = proto.strip(b" \t").upper()
-    if not text.startswith(b"HTTP/"):
-        return None
-    version = text[5:].strip(b" \t")
-    major, dot, minor = version.partition(b".")
-    if not (major.isdigit() and dot and minor.isdigit()):
-        return None
-    return int(major) + int(minor[:1]) / 10
-
-
-def _content_length(value: bytes) -> int | None:
-    """libhtp ``parse_content_length``: the first run of digits; junk before or after is
-    tolerated (libhtp only warns)."""
-    start = 0
-    while start < len(value) and not 0x30 <= value[start] <= 0x39:
-        start += 1
-    end = start
-    while end < len(value) and 0x30 <= value[end] <= 0x39:
-        end += 1
-    if end == start or end - start > 18:
-        return None
-    return int(value[start:end])
-
-
-_CHUNK_CTL = b"\r\n \t\x0b\x0c"
-_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
-
-
-def _valid_chunk_start(data: bytes) -> bool:
-    """libhtp ``is_valid_chunked_length_data``: after control characters comes a hex digit
-    (or nothing yet)."""
-    rest = data.lstrip(_CHUNK_CTL)
-    return not rest or rest[0] in _HEXDIGITS
-
-
-def _chunk_length(line: bytes) -> tuple[int | None, bool]:
-    """libhtp ``parse_chunked_length``: control chars, hex digits, anything after; returns
-    (length or None if invalid, has extension)."""
-    rest = line.lstrip(_CHUNK_CTL)
-    end = 0
-    while end < len(rest) and rest[end] in _HEXDIGITS:
-        end += 1
-    if end == 0 or end > 16:
-        return None, False
-    value = int(rest[:end], 16)
-    if value > 0x7FFFFFFF:
-        return None, False
-    return value, b";" in rest[end:]
-
-
-def _port_number(port: bytes | None) -> int | None:
-    if port is None or not port.strip().isdigit():
-        return None
-    value = int(port.strip())
-    return value if 0 < value < 65536 else None
-
-
-def _lookup(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """libhtp ``get_nocase_nozero``: case-insensitive, NUL bytes in the name ignored."""
-    for key, value in headers:
-        if key.replace(b"\x00", b"").lower() == name:
-            return value
-    return None
