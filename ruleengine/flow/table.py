@@ -242,11 +242,19 @@ class Flow:
             self.bypassed_bytes_toclient += nbytes
 
     def reverse(self) -> None:
-        """Swap client and server (and the per-direction counters)."""
+        """Swap client and server: addresses, ports, per-direction counters and the TCP
+        session's halves. For Suricata's app-layer "reverse flow" on a midstream pick-up
+        (e.g. the first data seen was an HTTP response); later ``lookup`` results follow."""
         self.src, self.dst = self.dst, self.src
         self.sport, self.dport = self.dport, self.sport
         self.pkts_toserver, self.pkts_toclient = self.pkts_toclient, self.pkts_toserver
         self.bytes_toserver, self.bytes_toclient = self.bytes_toclient, self.bytes_toserver
+        b = (self.bypassed_pkts_toserver, self.bypassed_bytes_toserver)
+        self.bypassed_pkts_toserver = self.bypassed_pkts_toclient
+        self.bypassed_bytes_toserver = self.bypassed_bytes_toclient
+        self.bypassed_pkts_toclient, self.bypassed_bytes_toclient = b
+        if self.tcp is not None:
+            self.tcp.reverse()
 
     def tuple_toserver(self) -> tuple[bytes, bytes, int, int, int]:
         return (self.src, self.dst, self.sport, self.dport, self.proto)

@@ -299,6 +299,11 @@ class TcpSession:
         self.oneside = False  # async-oneside: the peer's ACKs are never seen
         self.oneside_toserver = True  # the direction that is visible when ``oneside``
 
+    def reverse(self) -> None:
+        """Swap the client and server halves (``Flow.reverse`` calls this)."""
+        self.client, self.server = self.server, self.client
+        self.oneside_toserver = not self.oneside_toserver
+
     @property
     def state_name(self) -> str:
         return STATE_NAMES[self.state]
@@ -447,8 +452,7 @@ class TcpTracker:
             client.flags |= flags
             ssn.state = S_SYN_SENT
             if not to_server:  # FlowTable.lookup normally swapped already; other tables
-                ssn.client, ssn.server = ssn.server, ssn.client
-                flow.reverse()
+                flow.reverse()  # also swaps the session halves
             if pkt.payload:  # TCP Fast Open: data on the SYN, kept until the SYN/ACK says
                 self._insert(client, 0, pkt.payload, True, upd)
             return

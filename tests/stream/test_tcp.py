@@ -459,3 +459,19 @@ def test_per_direction_out_of_order_bounds() -> None:
     conn.c("PA", 0, b"0123456789", ack_off=0)  # in-order data is always accepted
     conn.s("A", 0, ack_off=11)
     assert bytes(conn.toserver) == b"0123456789z"
+
+
+def test_flow_reverse_swaps_session_halves() -> None:
+    conn = Conn(StreamConfig(midstream=True, inline=True))
+    conn.s("PA", 0, b"HTTP/1.1 200 OK\r\n\r\n", ack_off=0)  # first packet: a response
+    flow = conn.flow
+    assert flow is not None and flow.tcp is not None and flow.sport == 80
+    assert conn.toserver == b"HTTP/1.1 200 OK\r\n\r\n"
+    responder = flow.tcp.client
+    flow.reverse()  # the app layer saw a response going "to server": swap
+    assert flow.sport == 40000 and flow.dport == 80
+    assert flow.tcp.server is responder
+    assert (flow.pkts_toserver, flow.pkts_toclient) == (0, 1)
+    upd = conn.c("PA", 0, b"GET / HTTP/1.1\r\n\r\n", ack_off=19)
+    assert upd.data == [(True, b"GET / HTTP/1.1\r\n\r\n")]
+    assert conn.table.lookup(decode_one(tcp_frame("A", 18, 19)))[1] is True
