@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ruleengine.buffers import BUFFERS
 from ruleengine.keywords import REGISTRY
-from ruleengine.keywords.registry import Registry, check_value
+from ruleengine.keywords.registry import ArgKind, Registry, check_value
 from ruleengine.rules.builder import Finding, RuleBuilder
 from ruleengine.rules.classification import classification
 from ruleengine.rules.errors import KeywordError, RuleError, RuleSyntaxError
@@ -93,7 +93,8 @@ def _options(
                 hint=registry.suggest(name),
             )
         try:
-            check_value(spec, value)
+            if value is not None or spec.arg is ArgKind.REQUIRED:
+                check_value(spec, value)  # a missing value is fine for NONE/OPTIONAL
             spec.setup(b, value)
         except KeywordError as exc:
             _place(exc, b)
