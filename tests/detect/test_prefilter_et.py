@@ -55,3 +55,39 @@ def test_et_http_rules_same_alerts_with_and_without_prefilter() -> None:
         assert all(r == results[0] for r in results[1:]), rule.raw
         fired += len(results[0])
     assert fired > 25
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ET.exists(), reason="ET corpus not found")
+def test_et_packet_rules_same_alerts_with_and_without_prefilter() -> None:
+    rules = [
+        r
+        for r in load_rule_files([ET]).rules
+        if r.protocol in ("tcp", "udp") and all(b.buffer == "payload" for b in r.buffers)
+    ]
+    backends = ["ac", "hs"] if hyperscan_available() else ["ac"]
+    engines = [DetectEngine(rules, prefilter=False)] + [
+        DetectEngine(rules, mpm=b) for b in backends
+    ]
+    with_payload = [cr.rule for cr in engines[0].rules if cr.payload is not None]
+    rng = random.Random(11)
+    fired = 0
+    for rule in rng.sample(with_payload, 200):
+        bm = rule.buffers[0]
+        data = b"".join(
+            it.pattern for it in bm.items if isinstance(it, ContentMatch) and not it.negated
+        )
+        results = []
+        for e in engines:
+            flow = FakeFlow(alproto=None)
+            p = pkt(data, dst="93.184.216.34", dport=rule_port(rule))
+            out = e.inspect_packet(p, flow, True, data)
+            results.append(sorted(m.rule.sid for m in out))
+        assert all(r == results[0] for r in results[1:]), rule.raw
+        fired += len(results[0])
+    assert fired > 25
+
+
+def rule_port(rule: Rule) -> int:
+    ports = rule.dst_ports.include
+    return ports[0][0] if ports else 80
