@@ -207,13 +207,28 @@ def _check_buffer_contents(b: RuleBuilder) -> None:
                         code="uppercase-on-lowercase-buffer",
                         hint="write the pattern in lowercase",
                     )
-            if spec.no_spaces and b" " in item.pattern:
-                raise RuleError(
-                    f"a {buf.buffer} pattern cannot contain a space",
-                    span,
-                    code="space-in-pattern",
-                    hint=f"the {buf.buffer} buffer never contains spaces",
-                )
+            if spec.no_spaces:
+                problem = _space_problem(buf.buffer, item.pattern)
+                if problem:
+                    raise RuleError(
+                        f"{buf.buffer} pattern {problem}",
+                        span,
+                        code="space-in-pattern",
+                        hint=f"the {buf.buffer} buffer never contains that whitespace",
+                    )
+
+
+def _space_problem(buffer: str, pattern: bytes) -> str | None:
+    """Suricata's validate callbacks: http.method rejects leading/trailing space or tab
+    (DetectHttpMethodValidateCallback), http.protocol any space."""
+    if buffer != "http.method":
+        return "contains a space" if b" " in pattern else None
+    for byte, name in ((0x20, "space"), (0x09, "tab")):
+        if pattern[:1] == bytes([byte]):
+            return f"with leading {name}"
+        if pattern[-1:] == bytes([byte]):
+            return f"with trailing {name}"
+    return None
 
 
 def _check_raw_header_direction(b: RuleBuilder) -> None:

@@ -89,15 +89,17 @@ def test_space_in_http_method() -> None:
     r = H + '(http.method; content:"GET "; sid:1;)'
     d = one_error(r)
     assert d.code == "space-in-pattern"
-    assert d.message == "a http.method pattern cannot contain a space"
+    assert d.message == "http.method pattern with trailing space"
     assert d.column == col_of(r, "content")
+    d = one_error(H + '(http.method; content:"\tGET"; sid:1;)')
+    assert d.message == "http.method pattern with leading tab"
 
 
 def test_space_in_http_protocol() -> None:
     r = H + '(http.protocol; content:"HTTP/1.1 "; sid:1;)'
     d = one_error(r)
     assert d.code == "space-in-pattern"
-    assert d.message == "a http.protocol pattern cannot contain a space"
+    assert d.message == "http.protocol pattern contains a space"
 
 
 def test_modifier_without_content() -> None:
