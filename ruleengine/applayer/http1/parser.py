@@ -13,6 +13,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 
+from ruleengine.applayer.detect_proto import detect_app_proto
 from ruleengine.applayer.http1 import events as ev
 from ruleengine.applayer.http1 import lexical as lex
 from ruleengine.applayer.http1.config import HttpConfig
@@ -35,6 +36,8 @@ class _State(enum.Enum):
     CHUNK_END = "chunk-end"
     TRAILERS = "trailers"
     FINALIZE = "finalize"  # request done; lines that are not a request go to its body
+    CONNECT_WAIT = "connect-wait"  # after CONNECT: hold client data until the response
+    CONNECT_PROBE = "connect-probe"  # CONNECT accepted: is the tunnel HTTP again?
     IGNORE = "ignore"  # after HTTP/0.9, in a tunnel, after close
     STOPPED = "stopped"  # gave up on this direction
 
@@ -97,6 +100,7 @@ class HttpParser:
         self._awaiting_response: deque[HttpTransaction] = deque()
         self._awaiting_request: deque[HttpTransaction] = deque()
         self._ts = 0.0
+        self._connect_tx: HttpTransaction | None = None
         self._handlers: dict[_State, Callable[[_Side], bool]] = {
             _State.IDLE: self._on_idle,
             _State.HEADERS: self._on_headers,
@@ -107,6 +111,8 @@ class HttpParser:
             _State.CHUNK_END: self._on_chunk_end,
             _State.TRAILERS: self._on_trailers,
             _State.FINALIZE: self._on_finalize,
+            _State.CONNECT_WAIT: self._on_connect_wait,
+            _State.CONNECT_PROBE: self._on_connect_probe,
         }
 
     # ------------------------------------------------------------------ public API
@@ -554,7 +560,51 @@ class HttpParser:
                 return
             else:
                 tx.request_content_length = 0
+        if tx.method_raw == b"CONNECT":
+            self._complete(side)
+            self._connect_wait(tx)
+            return
         self._finish_message(side)
+
+    # ------------------------------------------------------------------ CONNECT
+    def _connect_wait(self, tx: HttpTransaction) -> None:
+        """libhtp holds the client's data after a CONNECT until the response says whether a
+        tunnel was opened (REQ_CONNECT_WAIT_RESPONSE)."""
+        if tx.response_progress >= Progress.HEADERS:
+            self._connect_decided(tx)
+        else:
+            self._connect_tx = tx
+            self._req.state = _State.CONNECT_WAIT
+
+    def _on_connect_wait(self, side: _Side) -> bool:
+        if side.available() > self.config.field_limit:
+            self._tunnel()  # no answer and a lot of client data: treat it as tunnelled
+        return False
+
+    def _connect_decided(self, tx: HttpTransaction) -> None:
+        """The CONNECT response is known: resume HTTP parsing of the client side, or probe
+        the tunnel (2xx) and stop if it does not carry HTTP."""
+        self._connect_tx = None
+        status = tx.status
+        req = self._req
+        if req.state in (_State.STOPPED, _State.IGNORE):
+            return
+        if status is not None and 200 <= status < 300:
+            req.state = _State.CONNECT_PROBE
+        else:
+            req.state = _State.IDLE
+        self._run(req)
+        req.compact()
+
+    def _on_connect_probe(self, side: _Side) -> bool:
+        verdict = detect_app_proto(bytes(side.buf[side.pos : side.pos + 24]), True)
+        if verdict is None:
+            return False
+        if verdict == "http":
+            side.state = _State.IDLE  # HTTP inside the tunnel (libhtp REQ_CONNECT_PROBE_DATA)
+            return True
+        self._tunnel()
+        return False
 
     def _stop_request(self, side: _Side) -> None:
         """Give up on the request direction; the transaction keeps its headers."""
@@ -568,9 +618,15 @@ class HttpParser:
             self._interim_response(side, tx)
             return
         method = (tx.method_raw or b"").upper()
-        if status == 101 or (method == b"CONNECT" and status is not None and 200 <= status < 300):
+        if status == 101:
             self._complete(side)
             self._tunnel()
+            return
+        if method == b"CONNECT":
+            # no body either way; the client side waits for this verdict
+            self._complete(side)
+            if self._connect_tx is tx:
+                self._connect_decided(tx)
             return
         if method == b"HEAD" or status in (204, 304):
             self._complete(side)

@@ -513,3 +513,27 @@ def test_request_line_parsing(line: bytes, method: bytes, uri: bytes, protocol: 
     assert tx.request_line == line
     if event:
         assert event in parser.events
+
+
+CONNECT = b"CONNECT www.example.com:80 HTTP/1.1\r\nHost: www.example.com:80\r\n\r\n"
+
+
+def test_connect_holds_client_data_until_the_response() -> None:
+    parser = HttpParser()
+    parser.feed(True, CONNECT + b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+    assert len(parser.transactions) == 1  # the GET waits for the CONNECT verdict
+    assert parser.request_state == "connect-wait"
+    parser.feed(False, b"HTTP/1.1 200 Connection established\r\n\r\n")
+    # libhtp probes the tunnel: it carries HTTP, so parsing goes on (106-tunnelled-1)
+    assert [tx.method_raw for tx in parser.transactions] == [b"CONNECT", b"GET"]
+    parser.feed(False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert parser.transactions[1].response_body == b"ok"
+
+
+def test_refused_connect_goes_on_with_http() -> None:
+    parser = HttpParser()
+    parser.feed(True, CONNECT)
+    parser.feed(True, b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+    parser.feed(False, b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+    assert [tx.uri_raw for tx in parser.transactions] == [b"www.example.com:80", b"/after"]
+    assert parser.transactions[0].status == 407
