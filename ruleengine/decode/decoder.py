@@ -72,6 +72,9 @@ _ICMP = struct.Struct("!BBH")
 # RR, QS, TS, SEC, LSRR, E-SEC, CIPSO, SID, SSRR, RTRALT (Suricata's known IPv4 options)
 _IPV4_KNOWN_OPTIONS = frozenset((7, 25, 68, 130, 131, 133, 134, 136, 137, 148))
 
+# Router alert, jumbo payload, home address (options Suricata knows besides padding)
+_IPV6_KNOWN_OPTIONS = frozenset((0x05, 0xC2, 0xC9))
+
 # IPv6 extension headers that are skipped with their generic length field.
 _EXT_HOP = 0
 _EXT_ROUTING = 43
@@ -487,7 +490,9 @@ class Decoder:
                 if seen & bit and nh != _EXT_DEST:
                     self._event(pkt, _DUPL_EVENTS.get(nh, "ipv6.exthdr_dupl_eh"))
                 seen |= bit
-                if nh == _EXT_ROUTING:
+                if nh in (_EXT_HOP, _EXT_DEST):
+                    self._ipv6_tlv_options(pkt, buf, p + 2, p + elen, nh == _EXT_HOP)
+                elif nh == _EXT_ROUTING:
                     final = self._routing_final_dst(pkt, buf, p, elen)
                     if final is not None:
                         dst_pseudo = final
@@ -543,6 +548,38 @@ class Decoder:
             elif nh == IPPROTO_ICMP:
                 self._event(pkt, "ipv6.icmpv4")
             pkt.payload = bytes(buf[p:end])
+
+    def _ipv6_tlv_options(
+        self, pkt: Packet, buf: Buffer, p: int, end: int, hop_by_hop: bool
+    ) -> None:
+        """Hop-by-hop / destination option TLVs (Suricata's DecodeIPV6ExtHdrs checks)."""
+        padn = 0
+        other = 0
+        while p < end:
+            kind = buf[p]
+            if kind == 0:  # Pad1
+                p += 1
+                continue
+            if p + 1 >= end or p + 2 + buf[p + 1] > end:
+                self._event(pkt, "ipv6.exthdr_invalid_optlen")
+                return
+            olen = buf[p + 1]
+            if kind == 1:  # PadN
+                padn += 1
+                if olen == 0:
+                    self._event(pkt, "ipv6.zero_len_padn")
+            elif kind not in _IPV6_KNOWN_OPTIONS:
+                self._event(
+                    pkt, "ipv6.hopopts_unknown_opt" if hop_by_hop else "ipv6.dstopts_unknown_opt"
+                )
+                other += 1
+            else:
+                other += 1
+            p += olen + 2
+        if padn and not other:
+            self._event(
+                pkt, "ipv6.hopopts_only_padding" if hop_by_hop else "ipv6.dstopts_only_padding"
+            )
 
     def _routing_final_dst(self, pkt: Packet, buf: Buffer, p: int, elen: int) -> bytes | None:
         """Final destination named by a routing header (RFC 8200 §8.1 pseudo-header)."""

@@ -225,8 +225,23 @@ class TestIPv6ExtensionHeaders:
         pkt = decode_one(frame)
         assert pkt.proto == 6 and (pkt.sport, pkt.dport) == (1, 2)
         assert pkt.payload == b"data" and pkt.checksum_ok
-        assert pkt.events is None
+        # scapy pads empty option headers with PadN: Suricata flags "only padding"
+        assert pkt.events == ["ipv6.hopopts_only_padding", "ipv6.dstopts_only_padding"]
         assert len(pkt.ip_header) == 40 + 8 + 24 + 8
+
+    def test_option_tlvs(self) -> None:
+        from scapy.layers.inet6 import HBHOptUnknown, Pad1, PadN, RouterAlert
+
+        ok = IPv6ExtHdrHopByHop(options=[RouterAlert(), PadN(optdata=b"")])
+        pkt = decode_one(bytes(eth() / IPv6() / ok / UDP()), checksum_validation=False)
+        assert pkt.events == ["ipv6.zero_len_padn"]
+        odd = IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x3E, optdata=b"ab"), Pad1()])
+        pkt = decode_one(bytes(eth() / IPv6() / odd / UDP()), checksum_validation=False)
+        assert "ipv6.dstopts_unknown_opt" in pkt.events
+        raw = bytearray(bytes(eth() / IPv6() / IPv6ExtHdrHopByHop() / UDP()))
+        raw[14 + 40 + 2 : 14 + 40 + 4] = b"\x01\x09"  # PadN longer than the header
+        pkt = decode_one(bytes(raw), checksum_validation=False)
+        assert "ipv6.exthdr_invalid_optlen" in pkt.events
 
     def test_routing_type_0_and_duplicates(self) -> None:
         frame = bytes(
