@@ -50,8 +50,6 @@ def _modifier_setup(keyword: str, buffer: str) -> Setup:
         b.last_content_buffer = target
         b.last_match_buffer = target
         b.moved.add(id(content))
-        if not current.items:
-            b.rule.buffers.remove(current)
 
     return setup
 

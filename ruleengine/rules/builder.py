@@ -61,7 +61,7 @@ class RuleBuilder:
     # Spans of modifiers, for errors found after the fact (id(content) -> span).
     nocase_spans: dict[int, re.Match[str] | None] = field(default_factory=dict)
     moved: set[int] = field(default_factory=set)
-    seen: dict[str, Span] = field(default_factory=dict)
+    lists: dict[str, BufferMatch] = field(default_factory=dict)  # rule.buffers by name
     warnings: list[Finding] = field(default_factory=list)
     uses_http_buffers: bool = False
     sid_seen: bool = False
@@ -75,10 +75,10 @@ class RuleBuilder:
     # --- buffers --------------------------------------------------------------------
 
     def buffer_list(self, name: str) -> BufferMatch:
-        for buf in self.rule.buffers:
-            if buf.buffer == name:
-                return buf
-        buf = BufferMatch(name)
+        buf = self.lists.get(name)
+        if buf is not None:
+            return buf
+        buf = self.lists[name] = BufferMatch(name)
         self.rule.buffers.append(buf)
         if name in BUFFERS and name != "file.data" and not self.uses_http_buffers:
             self.uses_http_buffers = True

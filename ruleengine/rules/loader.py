@@ -31,9 +31,9 @@ from ruleengine.rules.vars import merged_vars
 
 MAX_RULE_BYTES = 8192
 CACHE_FORMAT = 1
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ACTION_START = re.compile(r"[a-z]")
-_BAD_UTF8_RE = re.compile("[\udc80-\udcff]")  # surrogateescape'd bytes
+# Control characters other than TAB/CR/LF, and surrogateescape'd (non-UTF-8) bytes.
+_BAD_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\udc80-\udcff]")
 
 
 @dataclass
@@ -297,17 +297,17 @@ def _check_text(text: str, file: str, line: int) -> None:
             Span(file, line, 1, 2),
             code="rule-too-long",
         )
-    m = _BAD_UTF8_RE.search(text)
-    if m:
+    m = _BAD_CHAR_RE.search(text)
+    if m is None:
+        return
+    if "\udc80" <= m.group() <= "\udcff":
         raise RuleError(
             "rule is not valid UTF-8",
             Span(file, line, m.start() + 1, m.start() + 2),
             code="invalid-utf8",
         )
-    m = _CONTROL_RE.search(text)
-    if m:
-        raise RuleError(
-            f"control character {m.group()!r} in rule (only TAB, CR and LF are allowed)",
+    raise RuleError(
+        f"control character {m.group()!r} in rule (only TAB, CR and LF are allowed)",
             Span(file, line, m.start() + 1, m.start() + 2),
             code="control-character",
         )

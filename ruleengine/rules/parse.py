@@ -156,6 +156,8 @@ def _option_syntax_error(
 def _finalize(b: RuleBuilder, close_span: Span) -> None:
     rule = b.rule
     b.check_sticky_used()
+    if any(not buf.items for buf in rule.buffers):  # e.g. payload emptied by http_uri
+        rule.buffers[:] = [buf for buf in rule.buffers if buf.items]
     if not b.sid_seen:
         raise RuleError(
             "signature is missing required value 'sid'",
