@@ -594,11 +594,12 @@ class AfPacketBackend(BaseBackend):
             while not self._closed:
                 block = ring.read_block()
                 if block is None:
-                    if not ring.wait(POLL_TIMEOUT_MS):
-                        if self._socket_failed():
-                            return
-                        # Idle tick (empty frame): lets the engine run its timers and notice
-                        # a stop request while no packets arrive (bypassed flows!).
+                    if not ring.wait(POLL_TIMEOUT_MS) and self._socket_failed():
+                        return
+                    if not ring.block_ready():
+                        # Idle tick (empty frame) after a quiet poll period: lets the engine
+                        # run its timers, flush its logs and notice a stop request while no
+                        # packets arrive (bypassed flows!).
                         yield (time.time(), b"", 0)
                     continue
                 yield from block
