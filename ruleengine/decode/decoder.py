@@ -89,6 +89,22 @@ _KNOWN_ICMPV4_TYPES = frozenset(
     (0, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 40, 42, 43)
 )
 _ICMPV6_MAX_KNOWN_ERROR = 4
+# highest valid code per ICMPv4 type (as checked by Suricata's DecodeICMPV4)
+_ICMPV4_MAX_CODE = {
+    0: 0,
+    3: 15,
+    4: 0,
+    5: 3,
+    8: 0,
+    11: 1,
+    12: 0,
+    13: 0,
+    14: 0,
+    15: 0,
+    16: 0,
+    17: 0,
+    18: 0,
+}
 
 CHECKSUM_SAMPLE_COUNT = 1000
 CHECKSUM_INVALID_RATIO = 10
@@ -729,7 +745,9 @@ class Decoder:
         pkt.payload = bytes(buf[off + 8 : end])
         if itype not in _KNOWN_ICMPV4_TYPES:
             self._event(pkt, "icmpv4.unknown_type")
-        elif itype == 3:
+        elif icode > _ICMPV4_MAX_CODE.get(itype, 255):
+            self._event(pkt, "icmpv4.unknown_code")
+        if itype == 3:
             self._icmp_embedded_v4(pkt, buf, off + 8, end)
         if self.checksum_validation and _sum16(buf[off:end]):
             pkt.checksum_ok = False

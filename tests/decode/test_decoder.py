@@ -360,3 +360,11 @@ class TestIPv4Options:
     def test_eol_required(self) -> None:
         pkt = decode_one(self._frame(b"\x01\x01\x01\x44"))
         assert pkt.events == ["ipv4.opt_eol_required"] and not pkt.invalid
+
+
+def test_icmpv4_type_and_code_events() -> None:
+    assert decode_one(bytes(eth() / IP() / ICMP(type=8, code=0))).events is None
+    assert decode_one(bytes(eth() / IP() / ICMP(type=8, code=3))).events == [
+        "icmpv4.unknown_code"
+    ]
+    assert decode_one(bytes(eth() / IP() / ICMP(type=99))).events == ["icmpv4.unknown_type"]
