@@ -1,4 +1,4 @@
-"""Streaming Content-Encoding decoders (gzip, deflate as zlib or raw, optional lzma).
+"""Streaming Content-Encoding decoders (gzip, deflate as zlib or raw, br, optional lzma).
 
 Like libhtp, each layer sniffs the data rather than trusting the header: ``gzip`` that is
 really zlib/raw deflate (and the reverse) is still decoded; data that cannot be decoded is
@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import lzma
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
+
+try:  # Brotli is a declared dependency; without it "br" is left undecoded, as unknown
+    import brotli as _brotli
+except ImportError:  # pragma: no cover - environment without the wheel
+    _brotli = None
+
+_BROTLI_ERROR: type[Exception] = _brotli.error if _brotli is not None else ValueError
 
 _AUTO_WBITS = 47  # zlib or gzip header, auto-detected
 _RAW_WBITS = -15
@@ -47,8 +54,8 @@ class Layer:
             self._decoder = self._new_decoder(data)
         try:
             return self._run(data, limit)
-        except (zlib.error, lzma.LZMAError, EOFError, ValueError):
-            if self._first and self._kind != "lzma":
+        except (zlib.error, lzma.LZMAError, EOFError, ValueError, _BROTLI_ERROR):
+            if self._first and self._kind in ("gzip", "deflate"):
                 # wrong guess on the very first bytes: retry as raw deflate
                 self._decoder = zlib.decompressobj(_RAW_WBITS)
                 try:
@@ -67,7 +74,7 @@ class Layer:
         self._decoder = self._new_decoder(data)
         try:
             return self._run(data, 0)
-        except (zlib.error, lzma.LZMAError, EOFError, ValueError):
+        except (zlib.error, lzma.LZMAError, EOFError, ValueError, _BROTLI_ERROR):
             self.failed = True
             return data
 
@@ -80,11 +87,36 @@ class Layer:
     def _new_decoder(self, data: bytes) -> _Stream:
         if self._kind == "lzma":
             return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=1 << 20)
+        if self._kind == "br":
+            return _BrotliStream()
         if data[:2] == b"\x1f\x8b":
             return _GzipStream()
         if _looks_zlib(data):
             return zlib.decompressobj(_AUTO_WBITS)
         return zlib.decompressobj(_RAW_WBITS)
+
+
+class _BrotliStream:
+    """Brotli through the ``brotli`` module's streaming decompressor (output bounded by
+    feeding the input in slices while the caller's limit is not reached)."""
+
+    __slots__ = ("_dec",)
+
+    def __init__(self) -> None:
+        assert _brotli is not None
+        self._dec: Any = _brotli.Decompressor()
+
+    def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+        if self._dec.is_finished():
+            return b""
+        if not max_length:
+            return bytes(self._dec.process(data))
+        out = bytearray()
+        for i in range(0, len(data), 1024):
+            out += self._dec.process(data[i : i + 1024])
+            if len(out) >= max_length or self._dec.is_finished():
+                break
+        return bytes(out[:max_length])
 
 
 class _GzipStream:
@@ -140,6 +172,7 @@ def _looks_zlib(data: bytes) -> bool:
 
 
 _CODINGS = {
+    b"br": "br",
     b"gzip": "gzip",
     b"x-gzip": "gzip",
     b"deflate": "deflate",
@@ -185,6 +218,9 @@ def parse_content_encoding(
             abnormal = True
             kind = _coding_by_substring(name)
         if kind is None or (kind == "lzma" and not lzma_enabled):
+            continue
+        if kind == "br" and _brotli is None:
+            abnormal = True
             continue
         codings.append(kind)
     codings.reverse()

@@ -20,7 +20,8 @@ from ruleengine.applayer.http1.decompress import Decompressor, parse_content_enc
         (b"identity", 2, ([], False, False)),
         (b"gz\x00ip", 2, (["gzip"], False, False)),  # NULs ignored
         (b"deflate\xa0", 2, (["deflate"], True, False)),  # contains the name: abnormal
-        (b"br", 2, ([], True, False)),
+        (b"br", 2, (["br"], False, False)),
+        (b"compress", 2, ([], True, False)),  # unknown coding: left as is
         (b"lzma", 2, ([], False, False)),  # lzma off by default
     ],
 )
@@ -62,3 +63,16 @@ def test_undecodable_data_passes_through_once_with_an_event() -> None:
         b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\xff\xff garbage")
     assert dec.events == ["http.gzip_decompression_failed"]
     assert dec.feed(b"rest") == b"rest"
+
+
+def test_brotli_alone_and_layered() -> None:
+    brotli = pytest.importorskip("brotli")
+    data = brotli.compress(b"brotli body " * 100)
+    dec = Decompressor(["br"], 0)
+    out = b"".join(dec.feed(data[i : i + 7]) for i in range(0, len(data), 7))
+    assert out + dec.flush() == b"brotli body " * 100
+    layered = gzip.compress(brotli.compress(b"inner"))  # Content-Encoding: br, gzip
+    codings, _, _ = parse_content_encoding(b"br, gzip", lzma_enabled=False)
+    assert Decompressor(codings, 0).feed(layered) == b"inner"
+    bounded = Decompressor(["br"], 100)
+    assert len(bounded.feed(brotli.compress(b"z" * 100_000))) == 100
