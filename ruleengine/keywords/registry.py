@@ -111,6 +111,7 @@ def check_value(spec: KeywordSpec, value: str | None) -> None:
         return
     quotes = spec.quotes
     first = value[0]
+    base = 0  # offset of ``value`` in the option value as written (after a "!")
     if first == "!":
         body = value[1:].lstrip()
         if not spec.negatable and quotes is not Quotes.FORBIDDEN and body.startswith('"'):
@@ -119,8 +120,11 @@ def check_value(spec: KeywordSpec, value: str | None) -> None:
             )
         if spec.negatable:
             first = body[:1]
+            base = len(value) - len(body)
             value = body
     if first == '"':
+        if value[-1] != '"' or len(value) < 2:
+            _check_text_after_quote(spec, value, base)
         if quotes is Quotes.FORBIDDEN:
             raise KeywordError(
                 f"quotes on '{spec.name}' keyword that doesn't support them",
@@ -131,6 +135,30 @@ def check_value(spec: KeywordSpec, value: str | None) -> None:
             raise _missing_quotes(spec, value)
     elif quotes is Quotes.MANDATORY:
         raise _missing_quotes(spec, value)
+
+
+def _check_text_after_quote(spec: KeywordSpec, value: str, base: int) -> None:
+    """``msg:"x" sid:1;``: the closing quote is followed by more text, almost always a
+    forgotten ';' (Suricata: "bad option value formatting (possible missing semicolon)")."""
+    i = 1
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            rest = value[i + 1 :]
+            if rest.strip():
+                start = i + 1 + len(rest) - len(rest.lstrip())
+                raise KeywordError(
+                    f"unexpected text after the closing quote of '{spec.name}' "
+                    "(possible missing semicolon)",
+                    code="missing-semicolon",
+                    value_range=(base + start, base + len(value)),
+                    hint="end each option with ';'",
+                )
+            return
+        i += 1
 
 
 def _missing_quotes(spec: KeywordSpec, value: str) -> KeywordError:

@@ -235,3 +235,17 @@ def test_parse_rule_api_raises_rule_error() -> None:
     assert info.value.span is not None and info.value.span.line == 3
     rule = parse_rule("alert tcp any any -> any any (sid:9;)")
     assert rule.sid == 9 and rule.span.file == "<string>"
+
+
+def test_missing_semicolon_after_quoted_value() -> None:
+    r = 'alert tcp any any -> any any (msg:"x" sid:1;)'
+    d = one_error(r)
+    assert d.code == "missing-semicolon"
+    assert (
+        d.message == "unexpected text after the closing quote of 'msg' (possible missing semicolon)"
+    )
+    assert (d.column, d.end_column) == (r.index("sid") + 1, r.index(";)") + 1)
+    r = 'alert tcp any any -> any any (content:"abc" nocase; sid:1;)'
+    assert one_error(r).column == r.index("nocase") + 1
+    r = 'alert tcp any any -> any any (content:! "abc" nocase; sid:1;)'
+    assert one_error(r).column == r.index("nocase") + 1
