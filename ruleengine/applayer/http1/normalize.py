@@ -4,8 +4,8 @@ Path (``rust/htp/src/urlencoded.rs`` ``path_decode_uri``, ``utf8_decoder.rs``, `
 ``%XX`` and ``%uXXXX`` decoded (invalid encodings keep the ``%``), ``\\`` -> ``/``, encoded
 separators decoded, ``//`` compressed, UTF-8 converted to single bytes by best fit (invalid
 sequences -> ``?``), then RFC 3986 dot-segment removal. Lowercasing is off (Suricata).
-Query: decoded once (``%XX``, ``%uXXXX``; ``+`` kept unless ``query-plusspace-decode``).
-Fragment: kept raw. URI host: decoded, lowercased, port and trailing dots removed; a Host
+Query and fragment: decoded once (``%XX``, ``%uXXXX``; ``+`` kept unless
+``query-plusspace-decode``). URI host: decoded, lowercased, port and trailing dots removed; a Host
 header's host is only lowercased and stripped of its port (libhtp ``parse_hostport``; its
 trailing dot stays, see libhtp's ``10-host-in-headers`` test).
 """
@@ -338,7 +338,8 @@ def normalize_uri(
             query = query_decode(query, plusspace=plusspace)
         out += b"?" + query
     if parsed.fragment is not None:
-        out += b"#" + parsed.fragment
+        # libhtp normalises the fragment with the same decoder as the query
+        out += b"#" + query_decode(parsed.fragment, plusspace=plusspace)
     if not out:
         return None, parsed
     return bytes(out), parsed

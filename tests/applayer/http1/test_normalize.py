@@ -36,7 +36,7 @@ from ruleengine.applayer.http1.normalize import (
         (b"/%c0%af", b"//"),  # overlong UTF-8 for "/" decoded after separator compression
         (b"/x?a=%41+b&c=%u0044", b"/x?a=A+b&c=D"),  # query decoded once, '+' kept
         (b"/x?a=%2541", b"/x?a=%41"),  # ... and only once
-        (b"/x?q#frag%41", b"/x?q#frag%41"),  # fragment kept raw
+        (b"/x?q#frag%41", b"/x?q#fragA"),  # fragment decoded like the query
         (b"http://Host.Example:8080/p?x=1", b"/p?x=1"),  # absolute URI: path part only
         (b"*", b"*"),
     ],
