@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ruleengine.keywords.content import parse_content_value
 from ruleengine.rules.errors import KeywordError
@@ -162,3 +164,26 @@ def test_relative_keywords_follow_a_moved_content() -> None:
     assert uri == ["ContentMatch", "ByteExtract", "ContentMatch"]
     assert raw == ["ContentMatch", "IsDataAt"]
     assert payload == ["ContentMatch", "PcreMatch", "IsDataAt"]
+
+
+def _encode_content(data: bytes) -> str:
+    """Bytes -> a content value as a rule writer would: printable ASCII as text (escaping
+    the four escapable characters), everything else as |hex|."""
+    out = []
+    for byte in data:
+        ch = chr(byte)
+        if ch in '";\\:':
+            out.append("\\" + ch)
+        elif 0x20 <= byte < 0x7F and ch != "|":
+            out.append(ch)
+        else:
+            out.append(f"|{byte:02x}|")
+    return '"' + "".join(out) + '"'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=40))
+def test_content_roundtrip(data: bytes) -> None:
+    assert parse_content_value(_encode_content(data)) == (data, False)
+    rule = one_rule(H + f"content:{_encode_content(data)}; sid:1;)")
+    assert rule.buffer(PAYLOAD).items[0].pattern == data  # type: ignore[union-attr]
