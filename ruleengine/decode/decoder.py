@@ -131,9 +131,6 @@ COUNTER_NAMES = (
     "decoder.icmpv6",
     "decoder.max_pkt_size",
     "decoder.ipv4_in_ipv6",
-    "tcp.invalid_checksum",
-    "udp.invalid_checksum",
-    "icmp.invalid_checksum",
 )
 
 
@@ -166,6 +163,10 @@ class Decoder:
         self.warnings: list[str] = []
         self.defrag_enabled = defrag
         self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        # Checksum failures per protocol. Not stats counters: Suricata counts TCP ones in
+        # the stream engine (``tcp.invalid_checksum``, see TcpTracker) and has none for
+        # UDP/ICMP (their checksums are only looked at by rule keywords).
+        self.checksum_errors: dict[str, int] = {"tcp": 0, "udp": 0, "icmp": 0}
         self.defrag = Defragmenter(self.counters, timeout=defrag_timeout)
         links: dict[int, Callable[[Packet, Buffer, int], None]] = {
             LINKTYPE_ETHERNET: self._ethernet,
@@ -219,7 +220,7 @@ class Decoder:
 
     def _checksum_auto_decide(self) -> None:
         self._auto_pending = False
-        invalid = self.counters["tcp.invalid_checksum"]
+        invalid = self.checksum_errors["tcp"]
         if invalid and CHECKSUM_SAMPLE_COUNT // invalid < CHECKSUM_INVALID_RATIO:
             self.checksum_validation = False
             self.warnings.append(
@@ -682,7 +683,7 @@ class Decoder:
         pkt.payload = bytes(buf[off + hlen : end])
         if self.checksum_validation and (pseudo + _sum16(buf[off:end])) % 0xFFFF:
             pkt.checksum_ok = False
-            self.counters["tcp.invalid_checksum"] += 1
+            self.checksum_errors["tcp"] += 1
 
     def _tcp_options(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
         """Walk TCP options for length sanity (Suricata's tcp.opt_* events)."""
@@ -731,7 +732,7 @@ class Decoder:
             csum == 0 or (pseudo - length + ulen + _sum16(buf[off : off + ulen])) % 0xFFFF
         ):
             pkt.checksum_ok = False
-            self.counters["udp.invalid_checksum"] += 1
+            self.checksum_errors["udp"] += 1
 
     def _icmpv4(self, pkt: Packet, buf: Buffer, off: int, end: int) -> None:
         self.counters["decoder.icmpv4"] += 1
@@ -751,7 +752,7 @@ class Decoder:
             self._icmp_embedded_v4(pkt, buf, off + 8, end)
         if self.checksum_validation and _sum16(buf[off:end]):
             pkt.checksum_ok = False
-            self.counters["icmp.invalid_checksum"] += 1
+            self.checksum_errors["icmp"] += 1
 
     def _icmp_embedded_v4(self, pkt: Packet, buf: Buffer, p: int, end: int) -> None:
         """Destination unreachable quotes the offending IPv4 header + 8 bytes."""
@@ -799,7 +800,7 @@ class Decoder:
             self._icmp_embedded_v6(pkt, buf, off + 8, end)
         if self.checksum_validation and (pseudo + _sum16(buf[off:end])) % 0xFFFF:
             pkt.checksum_ok = False
-            self.counters["icmp.invalid_checksum"] += 1
+            self.checksum_errors["icmp"] += 1
 
 
 def _quoted_ports(buf: Buffer, p: int, end: int, proto: int) -> tuple[int, int] | None:

@@ -4,7 +4,8 @@ Trackers are keyed by ``(version, src, dst, id, proto, vlan)`` and live at most
 ``timeout`` seconds of capture time after their first fragment (Suricata's
 ``defrag.timeout``, default 60). Memory is bounded by a tracker count and a byte
 memcap; when either is exceeded the oldest tracker is dropped and
-``defrag.max_trackers_reached`` / ``defrag.memcap_exceeded`` counted.
+``defrag.max_trackers_reached`` / ``defrag.tracker_hard_reuse`` counted (Suricata's
+stats names).
 
 Overlapping fragments keep the data that arrived first (see ``segments``); an overlap
 is reported as ``ipv4.frag_overlap`` / ``ipv6.frag_overlap``. A datagram that would
@@ -81,8 +82,9 @@ class Defragmenter:
             "defrag.ipv6.fragments",
             "defrag.ipv6.reassembled",
             "defrag.max_trackers_reached",
-            "defrag.memcap_exceeded",
-            "defrag.timeouts",
+            "defrag.tracker_hard_reuse",
+            "defrag.ipv4.timeouts",
+            "defrag.ipv6.timeouts",
         ):
             counters.setdefault(name, 0)
 
@@ -164,7 +166,7 @@ class Defragmenter:
         tr = self.trackers.get(key)
         if tr is not None and ts - tr.first_ts > self.timeout:
             self._drop(key)
-            self.counters["defrag.timeouts"] += 1
+            self.counters[f"defrag.ipv{key[0]}.timeouts"] += 1
             tr = None
         if tr is None:
             if len(self.trackers) >= self.max_trackers:
@@ -200,7 +202,7 @@ class Defragmenter:
                 oldest = next(iter(self.trackers))
                 if oldest == key:
                     break
-                self.counters["defrag.memcap_exceeded"] += 1
+                self.counters["defrag.tracker_hard_reuse"] += 1
                 self._drop(oldest)
             res = insert_first_wins(tr.starts, tr.datas, foff, data)
             if res.overlap:
@@ -232,4 +234,4 @@ class Defragmenter:
         stale = [k for k, t in self.trackers.items() if t.first_ts < limit]
         for k in stale:
             self._drop(k)
-        self.counters["defrag.timeouts"] += len(stale)
+            self.counters[f"defrag.ipv{k[0]}.timeouts"] += 1

@@ -179,13 +179,13 @@ class TestChecksums:
         d = Decoder(LINKTYPE_ETHERNET)
         pkt = d.decode(1.0, self._corrupt_last_byte(bytes(eth() / V4)))
         assert pkt is not None and not pkt.checksum_ok and not pkt.invalid
-        assert d.counters["tcp.invalid_checksum"] == 1
+        assert d.checksum_errors["tcp"] == 1
 
     def test_tcp_bad_checksum_ignored_without_validation(self) -> None:
         d = Decoder(LINKTYPE_ETHERNET, checksum_validation=False)
         pkt = d.decode(1.0, self._corrupt_last_byte(bytes(eth() / V4)))
         assert pkt is not None and pkt.checksum_ok
-        assert d.counters["tcp.invalid_checksum"] == 0
+        assert d.checksum_errors["tcp"] == 0
 
     def test_odd_length_segments(self) -> None:
         for n in range(0, 8):
@@ -364,7 +364,5 @@ class TestIPv4Options:
 
 def test_icmpv4_type_and_code_events() -> None:
     assert decode_one(bytes(eth() / IP() / ICMP(type=8, code=0))).events is None
-    assert decode_one(bytes(eth() / IP() / ICMP(type=8, code=3))).events == [
-        "icmpv4.unknown_code"
-    ]
+    assert decode_one(bytes(eth() / IP() / ICMP(type=8, code=3))).events == ["icmpv4.unknown_code"]
     assert decode_one(bytes(eth() / IP() / ICMP(type=99))).events == ["icmpv4.unknown_type"]

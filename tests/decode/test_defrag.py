@@ -68,7 +68,7 @@ class TestIPv4:
         d.decode(1.0, frames[0])
         for f in frames[1:]:
             assert d.decode(100.0, f) is None  # first fragment expired: incomplete
-        assert d.counters["defrag.timeouts"] >= 1
+        assert d.counters["defrag.ipv4.timeouts"] >= 1
         assert d.counters["defrag.ipv4.reassembled"] == 0
 
     def test_too_large(self) -> None:
