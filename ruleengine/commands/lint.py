@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import ruleengine
 from ruleengine.diagnostics import Diagnostic, render_text, to_sarif
+from ruleengine.keywords import REGISTRY, Stage
 from ruleengine.rules.loader import RuleSet, load_rule_files
 from ruleengine.rules.vars import VarsError, vars_from_yaml
 
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "paths", nargs="+", metavar="PATH", help="rule files or directories of *.rules"
+        "paths", nargs="*", metavar="PATH", help="rule files or directories of *.rules"
     )
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     parser.add_argument("--strict", action="store_true", help="warnings also make the exit code 1")
@@ -41,6 +42,11 @@ def register(subparsers: Any) -> None:
         help="read address/port variables from this suricata.yaml 'vars:' section",
     )
     parser.add_argument("--no-cache", action="store_true", help="do not use the parse cache")
+    parser.add_argument(
+        "--list-keywords",
+        action="store_true",
+        help="list the rule keywords this engine knows (like suricata --list-keywords)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -49,6 +55,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
     out = out or sys.stdout
     err = err or sys.stderr
+    if args.list_keywords:
+        _list_keywords(out)
+        return 0
+    if not args.paths:
+        raise UsageError("lint: at least one PATH is required")
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UsageError(f"no such file or directory: {', '.join(missing)}")
@@ -83,6 +94,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if errors or (args.strict and warnings):
         return 1
     return 0
+
+
+def _list_keywords(out: TextIO) -> None:
+    """One line per keyword, generated from the registry: name, aliases, value, stage."""
+    for spec in sorted(REGISTRY.specs, key=lambda s: s.name):
+        aliases = ",".join(spec.aliases) or "-"
+        support = "unsupported" if spec.stage is Stage.UNSUPPORTED else "supported"
+        out.write(f"{spec.name};{aliases};{spec.arg.value};{spec.stage.value};{support}\n")
 
 
 def _summary(ruleset: RuleSet) -> str:

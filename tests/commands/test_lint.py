@@ -272,3 +272,14 @@ def test_fuzz_lint_cli_never_tracebacks(
         assert "Traceback" not in out + err and "internal error" not in err
         if fmt != "text":
             json.loads(out)
+
+
+def test_list_keywords(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["lint", "--list-keywords"], capsys)
+    assert code == 0
+    rows = {line.split(";")[0]: line.split(";") for line in out.splitlines()}
+    assert rows["content"][2:] == ["required", "match", "supported"]
+    assert rows["bypass"][2:] == ["none", "postmatch", "supported"]
+    assert rows["http.uri"][1] == "-" and rows["http.uri"][3] == "sticky"
+    assert rows["file.data"][1] == "file_data"
+    assert rows["dns.query"][1:] == ["dns_query", "optional", "unsupported", "unsupported"]
