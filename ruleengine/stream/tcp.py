@@ -384,6 +384,13 @@ class TcpTracker:
             upd.accept = False
         return upd
 
+    def snapshot(self) -> dict[str, int]:
+        """Counters plus the gauges of Suricata's ``tcp`` stats section."""
+        out = dict(self.counters)
+        out["tcp.reassembly_memuse"] = self.memuse
+        out["tcp.active_sessions"] = len(self._sessions)
+        return out
+
     def flush(self, flow: Flow) -> StreamUpdate:
         """Deliver everything still buffered (flow end): to-server first, gaps skipped."""
         upd = StreamUpdate()

@@ -417,9 +417,12 @@ class TestMemcap:
         upd = conn.c("PA", 7, b"789abc", ack_off=0)  # would exceed 10 buffered bytes
         assert upd.data == [(True, b"0123456")]
         assert conn.tracker.counters["tcp.forced_flush"] == 1
+        assert conn.tracker.snapshot()["tcp.reassembly_memuse"] == 6
         conn.s("A", 0, ack_off=13)
         assert bytes(conn.toserver) == b"0123456789abc"
         assert conn.tracker.memuse == 0
+        snap = conn.tracker.snapshot()
+        assert snap["tcp.active_sessions"] == 1 and snap["tcp.sessions"] == 1
 
     def test_out_of_order_data_is_dropped_at_the_cap(self) -> None:
         conn = Conn(StreamConfig(memcap=8))
