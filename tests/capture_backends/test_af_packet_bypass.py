@@ -19,7 +19,12 @@ from contextlib import contextmanager
 import pytest
 
 from capture_backends.af_packet import AfPacketBackend, AfPacketConfig, AfPacketGroup
-from capture_backends.base import BackendUnavailable, Capability
+from capture_backends.base import (
+    LINKTYPE_ETHERNET,
+    BackendUnavailable,
+    Capability,
+    CaptureBackend,
+)
 from tests import kernel
 from tests.capture_backends.afp_helpers import count_flows, drain, flow, parse_flow, udp_frame
 
@@ -294,6 +299,8 @@ def test_crash_leaves_no_state_and_restart_works() -> None:
 def test_close_from_signal_handler_ends_packets() -> None:
     _require()
     with kernel.netns_pair() as net, capture(net) as (_g, be):
+        assert isinstance(be, CaptureBackend)
+        assert be.name == "af-packet" and be.linktype == LINKTYPE_ETHERNET
         assert not be.capabilities & Capability.BYPASS  # no filter loaded without bypass
         assert be.bypass(flow(net.v4_a, net.v4_b, 1, 2), 0) is False
         old = signal.signal(signal.SIGALRM, lambda *_: be.close())
