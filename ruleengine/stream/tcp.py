@@ -347,6 +347,7 @@ COUNTER_NAMES = (
     "tcp.forced_flush",
     "tcp.ssn_reuse",
     "tcp.out_of_window",
+    "tcp.keepalive",
 )
 
 
@@ -646,7 +647,10 @@ class TcpTracker:
         # 2. this packet's own data
         payload = pkt.payload
         seg_off = sender.offset(pkt.seq)
-        if payload:
+        if payload and len(payload) == 1 and seg_off == sender.max_end - 1 and not flags & TH_FIN:
+            # keep-alive probe (one old byte at next_seq - 1): not data, not a retransmission
+            self.counters["tcp.keepalive"] += 1
+        elif payload:
             self._insert(sender, seg_off, payload, to_server, upd)
             if cfg.inline or ssn.oneside:
                 self._deliver(sender, sender.ctg_end, to_server, upd)

@@ -167,6 +167,16 @@ class TestDeliveryIDS:
         assert bytes(conn.toserver) == b"request"
         assert conn.tracker.counters["tcp.pkt_retransmission"] == 1
 
+    def test_keepalive_is_not_a_retransmission(self) -> None:
+        conn = Conn()
+        conn.handshake()
+        conn.c("PA", 0, b"hello", ack_off=0)
+        conn.s("A", 0, ack_off=5)
+        upd = conn.c("A", 4, b"\x00", ack_off=0)  # keep-alive: seq = next - 1, one byte
+        assert upd.events == [] and upd.data == []
+        assert conn.tracker.counters["tcp.keepalive"] == 1
+        assert bytes(conn.toserver) == b"hello"
+
     def test_retransmission_of_buffered_data(self) -> None:
         conn = Conn()
         conn.handshake()
