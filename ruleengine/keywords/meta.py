@@ -3,6 +3,7 @@ target, noalert, app-layer-protocol, prefilter."""
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -15,23 +16,15 @@ from ruleengine.rules.header import APP_PROTOCOLS, app_proto_of
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
 
-_MSG_ESCAPES = {'\\"': '"', "\\;": ";", "\\\\": "\\", "\\:": ":"}
+_MSG_ESCAPE_RE = re.compile(r"\\(.)", re.S)
 
 
 def setup_msg(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
     text, _ = unquote(value)
     if "\\" in text:
-        out, i = [], 0
-        while i < len(text):
-            pair = text[i : i + 2]
-            if pair in _MSG_ESCAPES:
-                out.append(_MSG_ESCAPES[pair])
-                i += 2
-            else:
-                out.append(text[i])
-                i += 1
-        text = "".join(out)
+        # Suricata drops the backslash of every escape (not only \" \; \\ \:), like Snort.
+        text = _MSG_ESCAPE_RE.sub(r"\1", text)
     b.rule.msg = text
 
 

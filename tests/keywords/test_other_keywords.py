@@ -216,3 +216,8 @@ def test_every_registered_keyword_has_a_stage_and_setup() -> None:
     for name in REGISTRY.names():
         spec = REGISTRY.get(name)
         assert spec is not None and callable(spec.setup)
+
+
+def test_msg_escapes_like_suricata() -> None:
+    r = one_rule(H + 'msg:"msg escape tests \\w\\x\\y\\\'\\"\\\\\\;\\:"; flow:to_server; sid:1;)')
+    assert r.msg == "msg escape tests wxy'\"\\;:"
