@@ -180,7 +180,10 @@ class StreamUpdate:
     a hole was skipped in that chunk's direction (``len(data)`` when the gap comes after
     the last chunk); ``gap_toserver``/``gap_toclient`` summarise them.
     ``accept``: False when the packet is not part of a tracked stream (inspect it as a
-    packet only). ``midstream_rejected``: the packet would start a session mid-stream but
+    packet only). ``invalid``: the stream engine judged the packet invalid (wrong ACK in
+    the handshake, out-of-window data, implausible RST, SYN on an established session):
+    with ``stream.drop-invalid`` (Suricata's default) an IPS drops it.
+    ``midstream_rejected``: the packet would start a session mid-stream but
     ``stream.midstream`` is off (Suricata's midstream exception policy applies).
     ``closed_toserver``/``closed_toclient``: that direction ended (FIN delivered, RST or
     flow end) and everything before it has been delivered: the app layer may see EOF.
@@ -200,11 +203,13 @@ class StreamUpdate:
         "gap_toclient",
         "gap_toserver",
         "gaps",
+        "invalid",
         "midstream_rejected",
     )
 
     def __init__(self) -> None:
         self.accept = True
+        self.invalid = False
         self.midstream_rejected = False
         self.data: list[tuple[bool, bytes]] = []
         self.gaps: list[int] = []
@@ -523,6 +528,7 @@ class TcpTracker:
             if ack_off != 0 and not (tfo and ack_off == tfo):
                 upd.events.append("stream.3whs_synack_with_wrong_ack")
                 upd.accept = False
+                upd.invalid = True
                 return
             self.counters["tcp.synack"] += 1
             ssn.server.set_base(pkt.seq + 1)
@@ -555,6 +561,7 @@ class TcpTracker:
             else:
                 upd.events.append("stream.3whs_synack_in_wrong_direction")
                 upd.accept = False
+                upd.invalid = True
             return
         if not flags & TH_ACK:
             upd.accept = False
@@ -563,12 +570,14 @@ class TcpTracker:
             if pkt.ack & _M32 != ssn.server.base:
                 upd.events.append("stream.3whs_wrong_seq_wrong_ack")
                 upd.accept = False
+                upd.invalid = True
                 return
         elif pkt.ack & _M32 != ssn.client.base:
             # server talks before we saw the client's ACK; only trust it if it ACKs
             # exactly the client's ISN + 1
             upd.events.append("stream.3whs_ack_in_wrong_dir")
             upd.accept = False
+            upd.invalid = True
             return
         self._to_established(flow, ssn, upd)
         self._established(flow, ssn, pkt, to_server, upd)
@@ -620,6 +629,7 @@ class TcpTracker:
                     "stream.est_syn_toclient" if not to_server else "stream.est_synack_toserver"
                 )
             upd.accept = False
+            upd.invalid = True
             return
         if not sender.base_set:  # midstream: first packet of this side
             sender.set_base(pkt.seq)
@@ -630,6 +640,7 @@ class TcpTracker:
             if off < low - 1 or off > high:
                 upd.events.append("stream.suspected_rst_inject")
                 upd.accept = False
+                upd.invalid = True
                 return
             self._reset(flow, ssn, to_server, upd)
             return
@@ -641,6 +652,7 @@ class TcpTracker:
             ack_off = peer.offset(pkt.ack)
             if ack_off > peer.max_end + _MAX_AHEAD:
                 upd.events.append("stream.pkt_invalid_ack")
+                upd.invalid = True
             elif ack_off > peer.ack_off:
                 peer.ack_off = ack_off
                 self._deliver_acked(peer, not to_server, upd)
@@ -686,6 +698,7 @@ class TcpTracker:
         if off > half.ctg_end + _MAX_AHEAD:
             c["tcp.out_of_window"] += 1
             upd.events.append("stream.est_packet_out_of_window")
+            upd.invalid = True
             return
         depth = self._depth
         if depth:

@@ -28,6 +28,7 @@ class TestHandshake:
         conn.send("S", conn.isn_c, to_server=True)
         upd = conn.send("SA", conn.isn_s, conn.isn_c + 77, to_server=False)
         assert not upd.accept and "stream.3whs_synack_with_wrong_ack" in upd.events
+        assert upd.invalid
         assert conn.flow is not None and conn.flow.tcp is not None
         assert conn.flow.tcp.state_name == "syn_sent"
 
@@ -35,6 +36,7 @@ class TestHandshake:
         conn = Conn()
         upd = conn.c("PA", 0, b"GET / HTTP/1.0\r\n\r\n", ack_off=0)
         assert not upd.accept and upd.midstream_rejected and upd.data == []
+        assert not upd.invalid  # not tracked is not invalid
         assert conn.flow is not None and conn.flow.tcp is None and conn.flow.state == "new"
 
     def test_midstream_pickup(self) -> None:
@@ -261,7 +263,7 @@ class TestDeliveryIDS:
         conn = Conn()
         conn.handshake()
         upd = conn.send("R", conn.isn_s + 1 + (1 << 30), 0, to_server=False)
-        assert not upd.accept and "stream.suspected_rst_inject" in upd.events
+        assert not upd.accept and upd.invalid and "stream.suspected_rst_inject" in upd.events
         assert conn.flow is not None and conn.flow.state == "established"
 
     def test_flush_at_flow_end(self) -> None:
