@@ -113,8 +113,6 @@ def setup_byte_test(b: RuleBuilder, value: str | None) -> None:
     for i in range(4, len(args)):
         if not common.take(args[i][0], args, i, "byte_test"):
             raise _bad("byte_test", *args[i])
-    if common.string and nbytes > 10 and common.string_base != 16:
-        pass  # Suricata allows up to 23 string bytes; nothing to check beyond the bound
     if not common.string and nbytes > 8:
         raise KeywordError(
             f"byte_test: {nbytes} bytes is too many for a binary value (max 8)",

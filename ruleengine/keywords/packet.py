@@ -10,7 +10,6 @@ from ruleengine.keywords.registry import KeywordSpec, Quotes, Setup
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import (
     BufferSize,
-    IntCondition,
     IntOp,
     PacketCondition,
     TcpFlags,
@@ -140,8 +139,6 @@ def setup_dsize(b: RuleBuilder, value: str | None) -> None:
         raise KeywordError("'dsize' is used more than once in this rule", code="duplicate-keyword")
     b.rule.packet_conditions.append(PacketCondition("dsize", cond, b.option_span))
 
-
-_ = IntCondition  # re-exported type for keyword authors
 
 SPECS: tuple[KeywordSpec, ...] = (
     KeywordSpec("dsize", setup_dsize, quotes=Quotes.FORBIDDEN),

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import ruleengine
 from ruleengine.diagnostics import ERROR, WARNING, Diagnostic
-from ruleengine.keywords import REGISTRY
 from ruleengine.rules import cache as rule_cache
 from ruleengine.rules.builder import Finding
 from ruleengine.rules.classification import classification
@@ -31,7 +30,6 @@ from ruleengine.rules.vars import merged_vars
 
 MAX_RULE_BYTES = 8192
 CACHE_FORMAT = 1
-_ACTION_START = re.compile(r"[a-z]")
 # Control characters other than TAB/CR/LF, and surrogateescape'd (non-UTF-8) bytes.
 _BAD_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\udc80-\udcff]")
 
@@ -308,9 +306,9 @@ def _check_text(text: str, file: str, line: int) -> None:
         )
     raise RuleError(
         f"control character {m.group()!r} in rule (only TAB, CR and LF are allowed)",
-            Span(file, line, m.start() + 1, m.start() + 2),
-            code="control-character",
-        )
+        Span(file, line, m.start() + 1, m.start() + 2),
+        code="control-character",
+    )
 
 
 _SID_RE = re.compile(r"[;(]\s*sid\s*:\s*(\d+)\s*;")
@@ -472,8 +470,6 @@ def _cache_put(key: str, result: _FileResult) -> None:
     except Exception:  # a read-only home must not break loading
         return
 
-
-_ = (REGISTRY, _ACTION_START)
 
 __all__ = [
     "MAX_RULE_BYTES",

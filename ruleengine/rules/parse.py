@@ -10,7 +10,6 @@ from ruleengine.rules.classification import classification
 from ruleengine.rules.errors import KeywordError, RuleError, RuleSyntaxError
 from ruleengine.rules.header import HTTP_PROTOCOLS, HeaderParser
 from ruleengine.rules.model import (
-    PAYLOAD,
     ContentMatch,
     PcreMatch,
     Rule,
@@ -343,4 +342,3 @@ def _analyze(b: RuleBuilder) -> None:
             "http-keyword-non-http-rule",
             b.first_http_span,
         )
-    _ = PAYLOAD
