@@ -12,8 +12,10 @@ reported as one-line messages and the run goes on where Suricata's would.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from ruleengine.detect.engine import DetectEngine
 from ruleengine.diagnostics import render_text
 from ruleengine.outputs.eve import EveWriter
 from ruleengine.outputs.progress import Progress
-from ruleengine.outputs.stats import Stats
+from ruleengine.outputs.stats import Stats, StatsLogWriter
 from ruleengine.outputs.summary import render_summary
 from ruleengine.pipeline import Pipeline, RunReport, mpm_choice
 from ruleengine.reject import RejectSender
@@ -277,6 +279,8 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         _error(str(exc))
         return EXIT_FAILURE
     settings = _settings(args, config, ips=False, offline=False)
+    if args.checksum is None and not _afp_checksum_checks(section, iface):
+        settings = dataclasses.replace(settings, checksum_validation=False)
     try:
         report, counters = run_workers(
             threads=afp_config.threads,
@@ -289,8 +293,41 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         group.close()
     stats = Stats()
     stats.merge(counters)
+    _write_stats_log(config, logdir, counters, report.duration)
     _print_summary(report, ruleset, DetectEngine([], mpm="ac"), stats)
     return EXIT_OK
+
+
+def _afp_checksum_checks(section: Any, iface: str) -> bool:
+    """af-packet ``checksum-checks`` for ``iface`` (its entry, else ``interface: default``).
+
+    Suricata's default ``kernel`` trusts the kernel: frames the host itself sends, and
+    frames a veth or an offloading NIC hands over, carry checksums that are only filled in
+    later (TP_STATUS_CSUMNOTREADY), so validating them would mark a whole TCP session
+    invalid. Without the per-frame status we follow ``kernel``/``no``/``auto`` by not
+    validating; only ``yes`` validates. ``-k all`` still forces validation."""
+    entries = [e for e in section if isinstance(e, dict)] if isinstance(section, list) else []
+    own = next((e for e in entries if str(e.get("interface")) == iface), {})
+    default = next((e for e in entries if str(e.get("interface")) == "default"), {})
+    value = own.get("checksum-checks", default.get("checksum-checks", "kernel"))
+    return str(value).strip().lower() in ("yes", "true", "on", "1")
+
+
+def _write_stats_log(config: Config, logdir: Path, counters: dict[str, int],
+                     uptime: float) -> None:
+    """Suricata's ``stats`` output: one block with the run's merged counters (all workers),
+    including those EVE's stats schema has no place for (bypass inserts)."""
+    options = config.stats_log()
+    if not options.enabled:
+        return
+    try:
+        writer = StatsLogWriter(logdir / options.filename, append=options.append,
+                                null_values=options.null_values)
+    except OSError as exc:
+        _warn(f"stats.log: cannot open {logdir / options.filename}: {exc.strerror}")
+        return
+    writer.write(counters, ts=time.time(), uptime=uptime)
+    writer.close()
 
 
 def _first_interface(section: Any) -> str | None:

@@ -1,0 +1,311 @@
+"""Bypass end to end: ``ruleengine run --af-packet`` on the real kernel.
+
+The engine runs as a subprocess in namespace B capturing on B's veth end; HTTP/UDP traffic
+flows between namespaces A and B. Each test stops the engine with SIGTERM and judges the run
+by its EVE events and its final counters (``stats.log``) against what the traffic generator
+sent and what the veth itself counted.
+
+"Seen after the bypass" is ``flow_bypassed.local_capture_pkts`` (packets of a capture-bypassed
+flow that still reached the engine); "counted by the kernel" is ``flow_bypassed.pkts`` (the
+map counters folded in when the flow ends).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import kernel
+from tests.integration import afp_engine as ae
+
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
+
+RULES = ae.DATA / "bypass_http.rules"
+SID_HTTP_BYPASS, SID_HTTP_INSPECT, SID_HTTP_RESPONSE = 9100001, 9100002, 9100003
+SID_UDP_BYPASS, SID_UDP_INSPECT, SID_UDP_QUIET, SID_UDP_SECOND = 9100011, 9100012, 9100013, 9100014
+HTTP_PORT = 8080
+DEPTH = 1 << 20  # stream.reassembly.depth for the stream.bypass test
+PAUSE_AT = DEPTH + (64 << 10)  # bytes of upload before its pause: just past the depth
+BYPASSED_TIMEOUT = 2  # flow-timeouts.*.bypassed: the kernel counters must stay still this long
+LEAK_RATIO = 0.001  # at most 0.1 % of a bypassed flow's later packets may reach user space
+
+
+def _require(loader: str = "libbpf") -> None:
+    kernel.require_netns()
+    kernel.require_bpf()
+    from capture_backends import ebpf
+
+    reason = ebpf.loader_unavailable(loader)
+    if reason:
+        kernel.skip(reason)
+
+
+def _start(net: kernel.NetnsPair, tmp_path: Path, *, loader: str = "libbpf", workers: int = 1,
+           **config: Any) -> ae.Engine:
+    cfg = ae.write_config(tmp_path / "suricata.yaml", threads=workers,
+                          bypassed_timeout=BYPASSED_TIMEOUT, **config)
+    engine = ae.Engine(net, net.ns_b, net.if_b, RULES, tmp_path / "log", cfg, loader=loader)
+    engine.expect_workers(workers).wait_ready(net, net.ns_b, net.if_b)
+    return engine
+
+
+def _stop(engine: ae.Engine) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    assert engine.stop() == 0, engine.stderr()
+    assert "Traceback" not in engine.stderr(), engine.stderr()
+    return engine.events(), engine.final_stats()
+
+
+def _only(events: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(events) == 1, events
+    return events[0]
+
+
+def _pkts(flow: dict[str, Any]) -> int:
+    return int(flow["pkts_toserver"]) + int(flow["pkts_toclient"])
+
+
+def _bypassed_pkts(flow: dict[str, Any]) -> int:
+    b = flow["bypassed"]
+    return int(b["pkts_toserver"]) + int(b["pkts_toclient"])
+
+
+# --------------------------------------------------------------------------------------------
+# a bypass rule on HTTP: the kernel takes the flow, other flows are still inspected
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loader", ["libbpf", "bcc"])
+def test_bypass_rule_http_flow_leaves_user_space(loader: str, tmp_path: Path) -> None:
+    _require(loader)
+    size = 20_000_000
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, loader=loader)
+        server = ae.HttpServer(net, net.ns_b, net.v4_b, HTTP_PORT)
+        rx0, tx0 = ae.link_packets(net, net.ns_b, net.if_b)
+        # the response comes 0.5 s after the request: the engine has matched by then, so
+        # everything after the match is the flow's "later packets"
+        bypassed = ae.start_client(net, net.ns_a, (net.v4_b, HTTP_PORT), (net.v4_a, 40001),
+                                   f"/bypass-me?size={size}&delay=0.5")
+        inspected = ae.start_client(net, net.ns_a, (net.v4_b, HTTP_PORT), (net.v4_a, 40002),
+                                    "/inspect-me?size=300000&delay=0.6")
+        got_bypassed = ae.finish_client(bypassed)
+        got_inspected = ae.finish_client(inspected)
+        assert got_bypassed.received > size and got_inspected.received > 300_000
+        rx1, tx1 = ae.link_packets(net, net.ns_b, net.if_b)
+        time.sleep(BYPASSED_TIMEOUT + 2.5)  # kernel counters still -> the flow times out
+        events, stats = _stop(engine)
+        server.close()
+
+    alerts = ae.alerts_by_sid(events)
+    # the bypass rule alerted (bypass runs after the match), once
+    assert [a["src_port"] for a in alerts[SID_HTTP_BYPASS]] == [40001]
+    # the other flow was inspected both ways; the bypassed one's response was not
+    assert [a["src_port"] for a in alerts[SID_HTTP_INSPECT]] == [40002]
+    assert [a["dest_port"] for a in alerts.get(SID_HTTP_RESPONSE, [])] == [40002]
+
+    assert stats["capture.bypass.ipv4_success"] == 1
+    assert stats.get("capture.bypass.ipv4_fail", 0) == 0
+    assert stats["flow_bypassed.closed"] == 1
+    kernel_pkts = stats["flow_bypassed.pkts"]
+    leaked = stats.get("flow_bypassed.local_capture_pkts", 0)
+    assert kernel_pkts > size // 1500, stats
+    assert leaked <= LEAK_RATIO * kernel_pkts, (leaked, kernel_pkts)
+
+    flow = _only(ae.flow_events_for(events, 40001, HTTP_PORT))
+    body = flow["flow"]
+    assert body["state"] == "bypassed" and body["bypass"] == "capture"
+    assert body["reason"] == "timeout"
+    assert flow["app_proto"] == "http" and body["alerted"] is True
+    assert _bypassed_pkts(body) == kernel_pkts
+    assert body["bypassed"]["bytes_toclient"] > size - (1 << 20)
+    # totals include the bypassed part: together with the inspected flow they are what the
+    # veth carried (a few IPv6 neighbour/router packets aside)
+    other = _only(ae.flow_events_for(events, 40002, HTTP_PORT))["flow"]
+    assert other.get("bypass") is None and other["state"] != "bypassed"
+    link_total = (rx1 - rx0) + (tx1 - tx0)
+    assert 0 <= link_total - _pkts(body) - _pkts(other) <= 20, (link_total, body, other)
+    assert body["bytes_toclient"] > got_bypassed.received
+
+
+# --------------------------------------------------------------------------------------------
+# stream.bypass: depth reached -> the kernel takes the rest, both directions, IPv6
+# --------------------------------------------------------------------------------------------
+
+
+def test_stream_depth_bypass_ipv6_both_directions(tmp_path: Path) -> None:
+    _require()
+    up, down = 25_000_000, 25_000_000  # 50 MB in total, 1 MiB depth
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, stream_bypass=True, depth="1mb")
+        server = ae.HttpServer(net, net.ns_b, net.v6_b, HTTP_PORT)
+        rx0, tx0 = ae.link_packets(net, net.ns_b, net.if_b)
+        # the upload pauses just past the depth: the engine decides while little is in
+        # flight (the Python engine needs the depth-reaching packet before it can decide)
+        got = ae.http_client(net, net.ns_a, (net.v6_b, HTTP_PORT), (net.v6_a, 40010),
+                             f"/upload?size={down}", upload=up, pause_at=PAUSE_AT, pause=0.5)
+        rx1, tx1 = ae.link_packets(net, net.ns_b, net.if_b)
+        time.sleep(BYPASSED_TIMEOUT + 2.5)
+        events, stats = _stop(engine)
+        server.close()
+
+    assert got.sent > up and got.received > down
+    flow = _only(ae.flow_events_for(events, 40010, HTTP_PORT))
+    body = flow["flow"]
+    assert flow["src_ip"] == net.v6_a and flow["dest_ip"] == net.v6_b
+    assert body["state"] == "bypassed" and body["bypass"] == "capture"
+    assert body["reason"] == "timeout"
+    assert stats["capture.bypass.ipv6_success"] == 1
+    assert stats["flow_bypassed.closed"] == 1
+    bypassed = body["bypassed"]
+    # the upload passed the depth first: the rest of it and the whole download went by the
+    # kernel; the engine saw the upload up to the pause
+    # (frame bytes: payload plus about 6 % of Ethernet/IPv6/TCP headers)
+    assert up - PAUSE_AT < bypassed["bytes_toserver"] < (up - DEPTH) * 1.1, body
+    assert bypassed["bytes_toclient"] > down - (1 << 20), body
+    assert _bypassed_pkts(body) == stats["flow_bypassed.pkts"]
+    leaked = stats.get("flow_bypassed.local_capture_pkts", 0)
+    # totals (inspected + in flight + kernel) are every packet the veth carried for the flow
+    link_total = (rx1 - rx0) + (tx1 - tx0)
+    assert 0 <= link_total - _pkts(body) <= 20, (link_total, body)
+    assert body["bytes_toserver"] >= got.sent and body["bytes_toclient"] >= got.received
+    assert body["bytes_toserver"] < got.sent * 1.1 + 100_000
+    # what reached the engine after its decision is what was in flight when it decided:
+    # at most the upload between the depth and the pause, and the ACKs for it
+    assert leaked <= 2 * (PAUSE_AT - DEPTH) // 1000 + 100, (leaked, body)
+
+
+# --------------------------------------------------------------------------------------------
+# two workers with the eBPF load balancer: each flow, both directions, on one worker
+# --------------------------------------------------------------------------------------------
+
+
+def test_fanout_ebpf_two_workers_keep_flows_whole(tmp_path: Path) -> None:
+    _require()
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, workers=2, cluster_type="cluster_ebpf")
+        servers = [ae.HttpServer(net, net.ns_b, net.v4_b, HTTP_PORT),
+                   ae.HttpServer(net, net.ns_b, net.v6_b, HTTP_PORT)]
+        clients = []
+        ports = list(range(41000, 41012))
+        for i, port in enumerate(ports):
+            v6 = i % 2 == 1
+            server = (net.v6_b if v6 else net.v4_b, HTTP_PORT)
+            local = (net.v6_a if v6 else net.v4_a, port)
+            path = "/bypass-me?size=2000000&delay=0.5" if port == ports[-1] else \
+                f"/inspect-me?size={50_000 + 1000 * i}"
+            clients.append(ae.start_client(net, net.ns_a, server, local, path))
+        for proc in clients:
+            ae.finish_client(proc)
+        time.sleep(BYPASSED_TIMEOUT + 2.5)
+        events, stats = _stop(engine)
+        for server in servers:
+            server.close()
+
+    alerts = ae.alerts_by_sid(events)
+    inspected = ports[:-1]
+    # each flow was parsed by one worker that saw the request and the response
+    assert sorted(a["src_port"] for a in alerts[SID_HTTP_INSPECT]) == inspected
+    assert sorted(a["dest_port"] for a in alerts[SID_HTTP_RESPONSE]) == inspected
+    assert [a["src_port"] for a in alerts[SID_HTTP_BYPASS]] == [ports[-1]]
+    for port in ports:
+        flow = _only(ae.flow_events_for(events, port, HTTP_PORT))  # not split in two
+        body = flow["flow"]
+        assert body["pkts_toserver"] > 0 and body["pkts_toclient"] > 0, flow
+        if port != ports[-1]:
+            assert body["state"] == "closed", flow
+            assert flow["tcp"]["syn"] and flow["tcp"]["fin"], flow
+    # no worker picked up a flow in the middle (that would be a second flow record)
+    tcp_flows = [e for e in events if e.get("event_type") == "flow" and e.get("proto") == "TCP"]
+    assert len(tcp_flows) == len(ports)
+    bypassed = _only(ae.flow_events_for(events, ports[-1], HTTP_PORT))["flow"]
+    assert bypassed["bypass"] == "capture" and _bypassed_pkts(bypassed) > 1000
+    assert stats["capture.bypass.ipv6_success"] == 1  # ports[-1] is an IPv6 flow
+    assert stats["flow_bypassed.closed"] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# XDP mode (UDP: XDP_DROP drops for the whole host, so the flow must not need replies)
+# --------------------------------------------------------------------------------------------
+
+
+def _udp_burst(net: kernel.NetnsPair, engine: ae.Engine, dport: int, sport: int,
+               payload: bytes, count: int, *, first_sid: int | None) -> None:
+    """One datagram, wait until the engine has decided on it, then ``count - 1`` more."""
+    rx = kernel.udp_socket(net, net.ns_b, net.v4_b, dport)
+    tx = kernel.udp_socket(net, net.ns_a, net.v4_a, sport)
+    try:
+        tx.sendto(payload, (net.v4_b, dport))
+        if first_sid is not None:
+            assert ae.wait_for_alert(engine, first_sid), engine.stderr()
+        else:
+            time.sleep(0.5)
+        for i in range(count - 1):
+            tx.sendto(payload, (net.v4_b, dport))
+            if i % 50 == 49:
+                time.sleep(0.001)  # veth queues are short
+    finally:
+        rx.close()
+        tx.close()
+
+
+@pytest.mark.parametrize("loader", ["libbpf", "bcc"])
+def test_xdp_bypass_udp(loader: str, tmp_path: Path) -> None:
+    _require(loader)
+    count = 2000
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, loader=loader, xdp=True)
+        assert "xdp" in net.run(net.ns_b, "ip", "link", "show", net.if_b).stdout
+        _udp_burst(net, engine, 7000, 50000, b"bypass-me" * 10, count, first_sid=SID_UDP_BYPASS)
+        _udp_burst(net, engine, 7002, 50002, b"bypass-me" * 10, count, first_sid=None)
+        _udp_burst(net, engine, 7001, 50001, b"inspect-me" * 10, 50, first_sid=SID_UDP_INSPECT)
+        time.sleep(BYPASSED_TIMEOUT + 2.5)
+        events, stats = _stop(engine)
+        assert "xdp" not in net.run(net.ns_b, "ip", "link", "show", net.if_b).stdout
+
+    alerts = ae.alerts_by_sid(events)
+    assert len(alerts[SID_UDP_BYPASS]) == 1  # alerted once, then never inspected again
+    assert SID_UDP_QUIET not in alerts  # noalert: bypassed without an alert
+    assert len(alerts[SID_UDP_INSPECT]) == 50  # the other flow: every packet inspected
+    assert stats["capture.bypass.ipv4_success"] == 2
+    for sport, dport in ((50000, 7000), (50002, 7002)):
+        body = _only(ae.flow_events_for(events, sport, dport, "UDP"))["flow"]
+        assert body["bypass"] == "capture" and body["reason"] == "timeout"
+        assert body["pkts_toserver"] == count, body  # every datagram is accounted for
+        assert body["bypassed"]["pkts_toserver"] >= count - 1 - count * LEAK_RATIO, body
+    leaked = stats.get("flow_bypassed.local_capture_pkts", 0)
+    assert leaked <= LEAK_RATIO * stats["flow_bypassed.pkts"], stats
+
+
+# --------------------------------------------------------------------------------------------
+# map full: the insert fails (E2BIG), the flow is bypassed locally, counted
+# --------------------------------------------------------------------------------------------
+
+
+def test_map_full_falls_back_to_local_bypass(tmp_path: Path) -> None:
+    _require()
+    count = 500
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, map_entries=1)
+        _udp_burst(net, engine, 7000, 50000, b"bypass-me" * 10, count, first_sid=SID_UDP_BYPASS)
+        _udp_burst(net, engine, 7003, 50003, b"bypass-me" * 10, count, first_sid=SID_UDP_SECOND)
+        time.sleep(BYPASSED_TIMEOUT + 2.5)
+        events, stats = _stop(engine)
+
+    assert stats["capture.bypass.ipv4_success"] == 1
+    assert stats["capture.bypass.ipv4_fail"] == 1
+    assert stats["flow_bypassed.capture_fail"] == 1
+    assert stats["flow_bypassed.local"] == 1
+    # the local flow's packets still reach user space, counted but not inspected
+    assert stats["flow_bypassed.local_pkts"] == count - 1
+    assert stats["flow_bypassed.local_bytes"] == (count - 1) * (14 + 20 + 8 + 90)
+    assert len(ae.alerts_by_sid(events)[SID_UDP_SECOND]) == 1
+    capture = _only(ae.flow_events_for(events, 50000, 7000, "UDP"))["flow"]
+    local = _only(ae.flow_events_for(events, 50003, 7003, "UDP"))["flow"]
+    assert capture["bypass"] == "capture" and capture["pkts_toserver"] == count
+    assert local["bypass"] == "local" and local["state"] == "bypassed"
+    assert local["reason"] == "timeout"
+    assert local["pkts_toserver"] == count
+    assert local["bypassed"]["pkts_toserver"] == count - 1
