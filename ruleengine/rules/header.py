@@ -142,6 +142,7 @@ class HeaderParser:
         if hit is not None:
             return hit
         self._file, self._line, self._col0 = file, line, col0
+        _check_nesting(text, file, line, col0)
         try:
             tree = parser().parse(text, start="header")
         except UnexpectedInput as exc:
@@ -380,6 +381,36 @@ class _Atom(str):
     """One element of a *_RUN token: text plus its column (what spans need of a Token)."""
 
     column: int
+
+
+MAX_LIST_NESTING = 32
+_BANG_RUN_RE = re.compile(rf"(?:![ \t]*){{{MAX_LIST_NESTING + 1},}}")
+
+
+def _check_nesting(text: str, file: str, line: int, col0: int) -> None:
+    """Bound ``[[[...]]]`` nesting and ``!!!`` runs before walking the tree recursively."""
+    if text.count("!") > MAX_LIST_NESTING:
+        m = _BANG_RUN_RE.search(text)
+        if m is not None:
+            raise RuleError(
+                f"more than {MAX_LIST_NESTING} '!' in a row",
+                Span(file, line, col0 + m.start() + 1, col0 + m.end() + 1),
+                code="nesting-too-deep",
+            )
+    if text.count("[") <= MAX_LIST_NESTING:
+        return
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+            if depth > MAX_LIST_NESTING:
+                raise RuleError(
+                    f"address/port lists nested more than {MAX_LIST_NESTING} levels deep",
+                    Span(file, line, col0 + i + 1, col0 + i + 2),
+                    code="nesting-too-deep",
+                )
+        elif ch == "]":
+            depth = max(depth - 1, 0)
 
 
 def _split_run(run: Token) -> list[Token]:

@@ -249,3 +249,14 @@ def test_missing_semicolon_after_quoted_value() -> None:
     assert one_error(r).column == r.index("nocase") + 1
     r = 'alert tcp any any -> any any (content:! "abc" nocase; sid:1;)'
     assert one_error(r).column == r.index("nocase") + 1
+
+
+def test_deeply_nested_lists_are_an_error_not_a_crash() -> None:
+    r = "alert tcp " + "[" * 40 + "1.1.1.1" + "]" * 40 + " any -> any any (sid:1;)"
+    d = one_error(r)
+    assert d.code == "nesting-too-deep" and d.column == 11 + 32
+    assert one_error("alert tcp " + "!" * 40 + "1.1.1.1 any -> any any (sid:1;)").code == (
+        "nesting-too-deep"
+    )
+    ok = "alert tcp " + "[" * 30 + "1.1.1.1" + "]" * 30 + " any -> any any (flow:to_server; sid:1;)"
+    assert one_rule(ok).src.include == (net("1.1.1.1/32"),)
