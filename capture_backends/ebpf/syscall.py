@@ -22,6 +22,7 @@ BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
 BPF_MAP_DELETE_ELEM = 3
 BPF_MAP_GET_NEXT_KEY = 4
+BPF_PROG_TEST_RUN = 10
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_LINK_CREATE = 28
 
@@ -54,6 +55,16 @@ class _MapInfo(ctypes.Structure):
                 ("key_size", ctypes.c_uint32), ("value_size", ctypes.c_uint32),
                 ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
                 ("name", ctypes.c_char * 16)]
+
+
+class _TestRunAttr(ctypes.Structure):
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("retval", ctypes.c_uint32),
+                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+                ("data_in", ctypes.c_uint64), ("data_out", ctypes.c_uint64),
+                ("repeat", ctypes.c_uint32), ("duration", ctypes.c_uint32),
+                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+                ("ctx_in", ctypes.c_uint64), ("ctx_out", ctypes.c_uint64),
+                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32)]
 
 
 class _LinkCreateAttr(ctypes.Structure):
@@ -178,3 +189,18 @@ def xdp_link_create(prog_fd: int, ifindex: int, flags: int) -> int:
     if ret < 0:
         raise OSError(-ret, f"XDP attach (BPF_LINK_CREATE): {os.strerror(-ret)}")
     return ret
+
+
+def prog_test_run(prog_fd: int, frame: bytes) -> int:
+    """Run a loaded program once on ``frame`` (an Ethernet frame) with BPF_PROG_TEST_RUN and
+    return its return value. The kernel builds the skb (or xdp_buff) itself; socket
+    programs see the frame as received (network header after the Ethernet header; VLAN
+    tags stay in the data). For tests and diagnostics: no interface or traffic needed."""
+    data = ctypes.create_string_buffer(frame, len(frame))
+    out = ctypes.create_string_buffer(len(frame) + 256)
+    attr = _TestRunAttr(prog_fd, 0, len(frame), len(out), ctypes.addressof(data),
+                        ctypes.addressof(out), 1)
+    ret = bpf(BPF_PROG_TEST_RUN, attr)
+    if ret < 0:
+        raise OSError(-ret, f"BPF_PROG_TEST_RUN: {os.strerror(-ret)}")
+    return int(attr.retval)
