@@ -364,9 +364,13 @@ class HeaderParser:
         key = (start, name)
         tree = self._var_cache.get(key)
         if tree is None:
+            # Bounded nesting keeps the recursive walk safe on hostile configuration.
+            too_deep = value.count("[") > MAX_LIST_NESTING or value.count("!") > MAX_LIST_NESTING
             try:
-                tree = parser().parse(value, start=start)
+                tree = None if too_deep else parser().parse(value, start=start)
             except UnexpectedInput:
+                tree = None
+            if tree is None:
                 raise RuleError(
                     f"{kind} variable '${name}' has an invalid value '{value}'",
                     self._span(span_tok),
