@@ -426,6 +426,14 @@ class HttpParser:
         if content[:1] in (b" ", b"\t", b"\x00"):
             new_header = not side.is_request and lex.looks_like_header(content)
             if side.headers and not new_header:
+                if len(side.headers[-1]) + len(content) > self.config.field_limit:
+                    # a folded header stays bounded like any line (libhtp field limit)
+                    name = ev.REQUEST_FIELD_TOO_LONG if side.is_request else (
+                        ev.RESPONSE_FIELD_TOO_LONG
+                    )
+                    if side.tx is not None and name not in side.tx.events:
+                        self._event(side.tx, name)
+                    return
                 side.headers[-1] += content
                 return
             if not side.headers:

@@ -537,3 +537,14 @@ def test_refused_connect_goes_on_with_http() -> None:
     parser.feed(False, b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
     assert [tx.uri_raw for tx in parser.transactions] == [b"www.example.com:80", b"/after"]
     assert parser.transactions[0].status == 407
+
+
+def test_endless_folding_stays_bounded() -> None:
+    parser = HttpParser(HttpConfig(field_limit=1000))
+    parser.feed(True, b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n" + b" more folded text\r\n" * 5000)
+    parser.feed(True, b"\r\n")
+    tx = only_tx(parser)
+    value = tx.request_header(b"x")
+    assert value is not None and len(value) <= 1000
+    assert "http.request_field_too_long" in parser.events
+    assert tx.request_complete
