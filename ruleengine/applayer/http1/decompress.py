@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - environment without the wheel
 
 _BROTLI_ERROR: type[Exception] = _brotli.error if _brotli is not None else ValueError
 
+_MAX_GZIP_HEADER = 64 * 1024  # unterminated FNAME/FCOMMENT must not buffer forever
 _AUTO_WBITS = 47  # zlib or gzip header, auto-detected
 _RAW_WBITS = -15
 
@@ -134,6 +135,8 @@ class _GzipStream:
             self._header += data
             size = _gzip_header_size(self._header)
             if size is None:
+                if len(self._header) > _MAX_GZIP_HEADER:
+                    raise ValueError("gzip header too long")  # -> pass-through, with an event
                 return b""  # header not complete yet
             data = self._header[size:]
             self._header = b""

@@ -76,3 +76,11 @@ def test_brotli_alone_and_layered() -> None:
     assert Decompressor(codings, 0).feed(layered) == b"inner"
     bounded = Decompressor(["br"], 100)
     assert len(bounded.feed(brotli.compress(b"z" * 100_000))) == 100
+
+
+def test_unterminated_gzip_header_does_not_buffer_forever() -> None:
+    dec = Decompressor(["gzip"], 0)
+    header = b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\x03"  # FNAME set, never terminated
+    out = dec.feed(header) + b"".join(dec.feed(b"n" * 4096) for _ in range(20))
+    assert dec.events == ["http.gzip_decompression_failed"]
+    assert out  # the data passes through once the header is given up on
