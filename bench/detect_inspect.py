@@ -58,7 +58,7 @@ SMALL = "\n".join(
 
 
 def _packet(to_server: bool, payload: bytes) -> Packet:
-    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    a, b = b"\x0a\x00\x00\x01", b"\x5d\xb8\xd8\x22"  # 10.0.0.1 (HOME_NET) -> 93.184.216.34
     src, dst, sport, dport = (a, b, 40000, 80) if to_server else (b, a, 80, 40000)
     p = Packet(0.0, 0, len(payload) + 54, 4, src, dst, IPPROTO_TCP, sport, dport, payload)
     p.tcp_flags = 0x18
@@ -107,10 +107,106 @@ def _run_packets(engine: DetectEngine, iterations: int) -> float:
     return (time.perf_counter() - start) / iterations * 1e6
 
 
+class _Conversation:
+    """Frames of one TCP connection with tracked sequence numbers."""
+
+    def __init__(self, conv: int, frames: list[Any], clock: list[float]) -> None:
+        self.cli, self.srv = f"10.0.{conv // 250}.{conv % 250 + 1}", "93.184.216.34"
+        self.sport = 20000 + conv
+        self.seq = {True: 1000, False: 5000}
+        self.frames, self.clock = frames, clock
+
+    def add(self, from_client: bool, flags: str, payload: bytes = b"") -> None:
+        from scapy.all import IP, TCP, Ether  # type: ignore[import-untyped]
+
+        self.clock[0] += 0.0001
+        src, dst = (self.cli, self.srv) if from_client else (self.srv, self.cli)
+        sport, dport = (self.sport, 80) if from_client else (80, self.sport)
+        tcp = TCP(
+            sport=sport,
+            dport=dport,
+            flags=flags,
+            seq=self.seq[from_client],
+            ack=self.seq[not from_client],
+        )
+        frame = Ether() / IP(src=src, dst=dst) / tcp / payload
+        frame.time = self.clock[0]
+        self.frames.append(frame)
+        self.seq[from_client] += len(payload) + (1 if ("S" in flags or "F" in flags) else 0)
+
+
+def _write_pcap(path: Path, conversations: int) -> None:
+    """HTTP/1.1 conversations (handshake, request, 1448-byte response segments, ACKs,
+    FIN) written with scapy, for the end-to-end comparison."""
+    from scapy.all import wrpcap
+
+    frames: list[Any] = []
+    clock = [1_700_000_000.0]
+    body = b"lorem ipsum dolor sit amet consectetur adipiscing elit " * 300
+    for conv in range(conversations):
+        req, resp = EXCHANGES[conv % len(EXCHANGES)]
+        resp = resp + body[: (conv * 997) % len(body)]
+        c = _Conversation(conv, frames, clock)
+        c.add(True, "S")
+        c.add(False, "SA")
+        c.add(True, "A")
+        c.add(True, "PA", req)
+        c.add(False, "A")
+        for off in range(0, len(resp), 1448):
+            c.add(False, "PA", resp[off : off + 1448])
+            c.add(True, "A")
+        c.add(True, "FA")
+        c.add(False, "FA")
+        c.add(True, "A")
+    wrpcap(str(path), frames)
+
+
+def _pipeline_seconds(pcap: Path, rules: list[Rule]) -> float:
+    from capture_backends.pcap_file import PcapFileBackend
+    from ruleengine.outputs.stats import Stats
+    from ruleengine.pipeline import Pipeline
+    from ruleengine.rules.loader import classification
+    from ruleengine.settings import EngineSettings
+
+    engine = DetectEngine(rules)
+    pipeline = Pipeline(
+        EngineSettings(checksum_validation=False),
+        engine,
+        eve=None,
+        stats=Stats(),
+        classify=classification,
+    )
+    start = time.perf_counter()
+    pipeline.run(PcapFileBackend(pcap))
+    return time.perf_counter() - start
+
+
+def pipeline_ratio(conversations: int, http_rules: list[Rule], small: list[Rule]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pcap = Path(tmp) / "http.pcap"
+        _write_pcap(pcap, conversations)
+        size = pcap.stat().st_size
+        t_small = _pipeline_seconds(pcap, small)
+        t_big = _pipeline_seconds(pcap, http_rules)
+    print(f"pipeline, {conversations} conversations, {size / 1e6:.1f} MB:")
+    print(f"  10 rules:    {t_small:6.2f} s  ({size * 8 / t_small / 1e6:6.1f} Mbit/s)")
+    print(f"  all ET HTTP: {t_big:6.2f} s  ({size * 8 / t_big / 1e6:6.1f} Mbit/s)")
+    print(f"  ratio:       {t_big / t_small:6.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mpm", default="auto")
     ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument(
+        "--pipeline",
+        type=int,
+        metavar="N",
+        default=0,
+        help="also run the whole pipeline on N generated conversations (end-to-end ratio)",
+    )
     args = ap.parse_args()
     et_rules: list[Rule] = load_rule_files([ET]).rules
     http_rules = [
@@ -138,6 +234,8 @@ def main() -> None:
     p_small = _run_packets(small_engine, args.iterations * 50)
     p_big = _run_packets(big_engine, args.iterations * 50)
     print(f"data packet:  {p_small:8.2f} us (10 rules)  {p_big:8.2f} us (all ET HTTP)")
+    if args.pipeline:
+        pipeline_ratio(args.pipeline, http_rules, small)
 
 
 if __name__ == "__main__":
