@@ -144,8 +144,12 @@ def _write_pcap(path: Path, conversations: int) -> None:
     clock = [1_700_000_000.0]
     body = b"lorem ipsum dolor sit amet consectetur adipiscing elit " * 300
     for conv in range(conversations):
-        req, resp = EXCHANGES[conv % len(EXCHANGES)]
-        resp = resp + body[: (conv * 997) % len(body)]
+        req = EXCHANGES[conv % len(EXCHANGES)][0]
+        data = body[: 200 + (conv * 997) % len(body)]
+        resp = (
+            b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(data)
+        ) + data
         c = _Conversation(conv, frames, clock)
         c.add(True, "S")
         c.add(False, "SA")
