@@ -76,6 +76,11 @@ class Registry:
     def get(self, name: str) -> KeywordSpec | None:
         return self._by_name.get(name)
 
+    @property
+    def lookup(self) -> Callable[[str], KeywordSpec | None]:
+        """``get`` as the bound ``dict.get`` (the parser calls it once per option)."""
+        return self._by_name.get
+
     def names(self) -> list[str]:
         return sorted(self._by_name)
 

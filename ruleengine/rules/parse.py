@@ -68,17 +68,15 @@ def parse_rule_text(
 def _options(
     b: RuleBuilder, text: str, pos: int, close_at: int, file: str, line: int, registry: Registry
 ) -> None:
-    match = option_regex().match
-    get = registry.get
+    get = registry.lookup
     append = b.rule.options.append
-    while True:
-        m = match(text, pos, close_at)
-        if m is None:
-            rest = text[pos:close_at]
-            if rest.strip():
-                pos += len(rest) - len(rest.lstrip())
-                raise _option_syntax_error(text, pos, close_at, file, line)
-            return
+    pairs = _PAIRS
+    required = ArgKind.REQUIRED
+    # finditer skips over garbage between options: each match must start where the
+    # previous one ended (the pattern consumes leading whitespace), else it is an error.
+    for m in option_regex().finditer(text, pos, close_at):
+        if m.start() != pos:
+            break
         name, value = m.group("name", "value")
         if value is not None:
             value = value.strip()
@@ -92,7 +90,7 @@ def _options(
                 hint=registry.suggest(name),
             )
         try:
-            if value is not None or spec.arg is ArgKind.REQUIRED:
+            if value is not None or spec.arg is required:
                 check_value(spec, value)  # a missing value is fine for NONE/OPTIONAL
             spec.setup(b, value)
         except KeywordError as exc:
@@ -100,13 +98,17 @@ def _options(
             raise
         # Share equal option tuples between rules: less memory, and the warm-load
         # pickle stores each distinct one once.
-        pair = _PAIRS.get((name, value))
+        pair = pairs.get((name, value))
         if pair is None:
             pair = (name, value)
             if value is None or len(value) <= 48:
-                _PAIRS[pair] = pair
+                pairs[pair] = pair
         append(pair)
         pos = m.end()
+    rest = text[pos:close_at]
+    if rest.strip():
+        pos += len(rest) - len(rest.lstrip())
+        raise _option_syntax_error(text, pos, close_at, file, line)
 
 
 def _place(exc: KeywordError, b: RuleBuilder) -> None:
