@@ -41,6 +41,7 @@ class StickyState:
     match: re.Match[str] | None  # the sticky keyword's option (span built on error only)
     items_at_set: int
     supported: bool
+    buf: BufferMatch
 
 
 @dataclass
@@ -87,7 +88,8 @@ class RuleBuilder:
 
     def current_list(self) -> BufferMatch:
         """Where a new match goes: the active sticky buffer, else the payload."""
-        return self.buffer_list(self.sticky.name if self.sticky else PAYLOAD)
+        sticky = self.sticky
+        return sticky.buf if sticky is not None else self.buffer_list(PAYLOAD)
 
     def add_item(self, item: InspectItem) -> BufferMatch:
         if (
@@ -115,15 +117,14 @@ class RuleBuilder:
             self.sticky = None
             return
         buf = self.buffer_list(name)
-        self.sticky = StickyState(name, self.match, len(buf.items), supported)
+        self.sticky = StickyState(name, self.match, len(buf.items), supported, buf)
 
     def check_sticky_used(self) -> None:
         """Suricata: "setup buffer %s but didn't add matches to it"."""
         st = self.sticky
         if st is None:
             return
-        buf = self.buffer_list(st.name)
-        if len(buf.items) == st.items_at_set:
+        if len(st.buf.items) == st.items_at_set:
             raise RuleError(
                 f"sticky buffer '{st.name}' is set but no match was added to it",
                 self.span_of(st.match),
@@ -136,7 +137,7 @@ class RuleBuilder:
         or the most recent content when no sticky buffer is set."""
         content, buf = self.last_content, self.last_content_buffer
         if self.sticky is not None:
-            active = self.buffer_list(self.sticky.name)
+            active = self.sticky.buf
             if buf is not active:
                 content = next(
                     (i for i in reversed(active.items) if isinstance(i, ContentMatch)), None
