@@ -358,9 +358,10 @@ class _Group:
 class _FlowState:
     """Per-flow detection state kept in ``flow.detect``."""
 
-    __slots__ = ("data_seen", "fired", "iponly_done", "mpm_cache", "pass_cut", "raw")
+    __slots__ = ("alerted", "data_seen", "fired", "iponly_done", "mpm_cache", "pass_cut", "raw")
 
     def __init__(self) -> None:
+        self.alerted: tuple[object, int] | None = None  # (packet, alerts logged for it)
         # directions that carried data: Suricata knows a flow's app-layer protocol per
         # direction (alproto_ts / alproto_tc), once that direction's data was parsed
         self.data_seen: set[bool] = set()
@@ -452,10 +453,20 @@ class DetectEngine:
 
     ``mpm``: ``"auto"`` (hyperscan if importable, else Aho-Corasick), ``"hs"``, ``"ac"``.
     ``prefilter=False`` inspects every rule of the group (reference mode for tests).
+    ``packet_alert_max``: alerts logged per packet (Suricata's ``packet-alert-max``, 15).
     """
 
-    def __init__(self, rules: Sequence[Rule], *, mpm: str = "auto", prefilter: bool = True) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        mpm: str = "auto",
+        prefilter: bool = True,
+        packet_alert_max: int = 15,
+    ) -> None:
         self.mpm_backend = resolve_backend(mpm)
+        self.packet_alert_max = packet_alert_max  # suricata.yaml packet-alert-max
+        self.alerts_discarded = 0  # matches over the limit: acted on, not logged
         self.skipped: list[tuple[Rule, str]] = []
         self.thresholds = ThresholdTable()
         self.errors = 0  # internal errors caught while inspecting (should stay 0)
@@ -794,8 +805,13 @@ class DetectEngine:
     # ------------------------------------------------------------------ finalize
 
     def _finalize(self, raw: Sequence[_RawMatch], pkt: Any, flow: FlowLike | None) -> list[Match]:
-        """Thresholds, noalert and the pass cut-off (``PacketAlertFinalize``)."""
+        """Thresholds, noalert, the per-packet alert limit and the pass cut-off
+        (``PacketAlertFinalize``)."""
         out: list[Match] = []
+        state = _flow_state(flow)
+        logged = 0  # alerts already logged for this packet (inspect_packet, then inspect_tx)
+        if state is not None and state.alerted is not None and state.alerted[0] is pkt:
+            logged = state.alerted[1]
         for m in raw:
             cr = m.cr
             rule = cr.rule
@@ -820,12 +836,20 @@ class DetectEngine:
                 and not cr.fb_noalert
                 and rule.action is not Action.PASS
             )
+            if alert:
+                if logged >= self.packet_alert_max:  # packet-alert-max: discarded, acted on
+                    alert = False
+                    self.alerts_discarded += 1
+                else:
+                    logged += 1
             to_flow = rule.action in (Action.DROP, Action.PASS) and (
                 cr.applies_to_flow or m.stream or m.tx_id is not None
             )
             out.append(Match(rule, m.tx_id, m.to_server, alert, to_flow, m.stream))
             if rule.action is Action.PASS:
                 break
+        if state is not None:
+            state.alerted = (pkt, logged)
         return out
 
 

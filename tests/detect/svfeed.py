@@ -152,6 +152,16 @@ def replay(engine: DetectEngine, pcap: Path) -> Counter[int]:
     return counts
 
 
+def _packet_alert_max(entry: dict[str, Any]) -> int:
+    """``packet-alert-max`` from the test's suricata.yaml (default 15)."""
+    yaml_path = entry.get("suricata_yaml")
+    if yaml_path and (CORPUS / yaml_path).exists():
+        for line in (CORPUS / yaml_path).read_text(errors="replace").splitlines():
+            if line.startswith("packet-alert-max:"):
+                return int(line.split(":", 1)[1].strip())
+    return 15
+
+
 def load_index() -> list[dict[str, Any]]:
     path = CORPUS / "index.json"
     return list(json.loads(path.read_text())["tests"]) if path.exists() else []
@@ -160,7 +170,7 @@ def load_index() -> list[dict[str, Any]]:
 def evaluate(entry: dict[str, Any]) -> tuple[dict[int, tuple[int, int]], list[int]]:
     """(sid -> (expected, got) for evaluated rules, sids the engine skipped)."""
     rules = load_rule_files([CORPUS / f for f in entry["rules"]]).rules
-    engine = DetectEngine(rules)
+    engine = DetectEngine(rules, packet_alert_max=_packet_alert_max(entry))
     counts: Counter[int] = Counter()
     for pcap in entry["pcaps"]:
         counts.update(replay(engine, CORPUS / pcap["path"]))

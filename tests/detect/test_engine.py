@@ -245,3 +245,13 @@ def test_app_layer_protocol_is_known_per_direction() -> None:
     assert e.inspect_packet(reply(b"", flags=0x10), flow, False) == []  # server ACK
     assert sids(e.inspect_packet(reply(b"HTTP/1.1 200 OK\r\n"), flow, False)) == [1]
     assert sids(e.inspect_packet(reply(b"", flags=0x10), flow, False)) == [1]
+
+
+def test_packet_alert_max_keeps_the_first_alerts_in_order() -> None:
+    texts = [f'alert tcp any any -> any any (content:"a"; sid:{i};)' for i in range(1, 6)]
+    e = DetectEngine([rule(t) for t in texts], packet_alert_max=2)
+    out = e.inspect_packet(pkt(b"a"), FakeFlow(), True)
+    assert [(m.rule.sid, m.alert) for m in out] == [
+        (1, True), (2, True), (3, False), (4, False), (5, False)
+    ]  # fmt: skip
+    assert e.alerts_discarded == 3

@@ -13,8 +13,7 @@ _MIDSTREAM = "midstream exception policy (stream engine)"
 _RAW_ISDATAAT = "parser puts relative isdataat after uricontent on the payload list"
 # name -> why this harness (not the detection engine) cannot reproduce Suricata
 KNOWN_FAILING = {
-    "alert-max/alert-max-append-higher-priority": "packet alert queue limit (pipeline)",
-    "alert-max/alert-max-verdict": "packet alert queue limit (pipeline)",
+    "alert-max/alert-max-append-higher-priority": "unacked request reaches the app layer only at flow end in Suricata (other packet)",
     "bug-5825-midstream-exception-policy/"
     "exception-policy-ips-midstream-disabled-reject": _MIDSTREAM,
     "bug-7552/bug-7552-01": "midstream pickup (harness picks the wrong client)",
