@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from capture_backends.base import Capability, CaptureBackend, FlowTuple, Verdict
-from ruleengine.applayer.detect_proto import detect_app_proto
+from ruleengine.applayer.detect_proto import AppProtoProbe
 from ruleengine.applayer.http1.parser import HttpParser
 from ruleengine.bypass import BypassManager
 from ruleengine.decode.decoder import Decoder
@@ -36,9 +36,6 @@ from ruleengine.stream.tcp import TcpTracker
 FLOW_INSPECT = 0
 FLOW_PASS = 1  # a pass rule matched on the flow, or an exception policy said pass-flow
 FLOW_DROP = 2  # drop (IPS): every later packet of the flow is dropped
-
-# App-layer probing gives up after this many bytes per direction without a verdict.
-_PROBE_LIMIT = 4096
 
 Classifier = Callable[[str | None], "tuple[str, int] | None"]
 
@@ -63,14 +60,18 @@ class RunReport:
 class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
-    __slots__ = ("alerted", "decision", "probe_done", "probed_bytes", "tx_progress")
+    __slots__ = ("alerted", "decision", "inspected", "pending", "probe")
 
-    def __init__(self) -> None:
+    def __init__(self, midstream: bool) -> None:
         self.alerted = False
         self.decision = FLOW_INSPECT
-        self.probe_done = False
-        self.probed_bytes = 0
-        self.tx_progress: dict[int, tuple[int, int]] = {}
+        self.probe: AppProtoProbe | None = AppProtoProbe(midstream=midstream)
+        # Reassembled stream data of a direction, waiting for that direction's next packet
+        # (IDS mode delivers data when the other side ACKs it; Suricata inspects a
+        # direction's stream on that direction's packets).
+        self.pending: dict[bool, list[bytes]] = {True: [], False: []}
+        # (tx_id, to_server) -> (request_progress, response_progress) last inspected
+        self.inspected: dict[tuple[int, bool], tuple[int, int]] = {}
 
 
 class Pipeline:
@@ -92,7 +93,7 @@ class Pipeline:
         self.stats = stats
         self.classify = classify
         self.reject = reject
-        self.flows = FlowTable(settings.timeouts)
+        self.flows = FlowTable(settings.timeouts, use_vlan=settings.use_vlan)
         self.tcp = TcpTracker(settings.stream)
         self.report = RunReport()
         self._backend: CaptureBackend | None = None
@@ -116,7 +117,8 @@ class Pipeline:
         """Process every packet of ``backend`` until it ends or ``stop()`` is called."""
         self._backend = backend
         self._decoder = Decoder(backend.linktype,
-                                checksum_validation=self.settings.checksum_validation)
+                                checksum_validation=self.settings.checksum_validation,
+                                checksum_auto=self.settings.checksum_auto)
         self.bypass_mgr = BypassManager(backend, self.stats, self.settings.timeouts)
         t0 = time.perf_counter()
         inline = bool(backend.capabilities & Capability.INLINE)
@@ -174,19 +176,35 @@ class Pipeline:
     def _inspect(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool) -> Verdict:
         chunks: list[tuple[bool, bytes]] = []
         depth_reached = False
+        stream_chunk: bytes | None = None
+        eof = (False, False)
         if pkt.proto == IPPROTO_TCP:
             upd = self.tcp.process(flow, pkt, to_server)
-            chunks = upd.data
-            depth_reached = upd.depth_reached_toserver or upd.depth_reached_toclient
             if upd.midstream_rejected and self._midstream_policy(flow, extra, pkt):
                 return Verdict.DROP if extra.decision == FLOW_DROP else Verdict.ACCEPT
-            if upd.closed_toserver or upd.closed_toclient:
-                self._app_eof(flow, upd.closed_toserver, upd.closed_toclient)
+            chunks = upd.data
+            depth_reached = upd.depth_reached_toserver or upd.depth_reached_toclient
+            eof = (upd.closed_toserver, upd.closed_toclient)
+            if upd.accept:
+                stream_chunk = b""  # the payload belongs to the stream: inspect it as stream
         elif pkt.proto == IPPROTO_UDP and pkt.payload:
             chunks = [(to_server, bytes(pkt.payload))]
-        for chunk_to_server, chunk in chunks:
-            self._app_feed(flow, extra, chunk_to_server, chunk, pkt.ts)
-        matches = self._detect(flow, extra, pkt, to_server, chunks)
+        for i, (chunk_to_server, chunk) in enumerate(chunks):
+            if self._app_feed(flow, extra, chunk_to_server, chunk, pkt.ts):
+                # the app layer found the flow's sides swapped (midstream pick-up)
+                chunks = [(not d, c) for d, c in chunks]
+                to_server = not to_server
+                eof = (eof[1], eof[0])
+                self._app_feed_rest(flow, chunks[i + 1:], pkt.ts)
+                break
+        self._app_eof(flow, *eof)
+        if pkt.proto == IPPROTO_TCP:
+            for chunk_to_server, chunk in chunks:
+                extra.pending[chunk_to_server].append(chunk)
+            if extra.pending[to_server]:
+                stream_chunk = b"".join(extra.pending[to_server])
+                extra.pending[to_server].clear()
+        matches = self._detect(flow, extra, pkt, to_server, stream_chunk)
         verdict = self._act(flow, extra, pkt, to_server, matches)
         if depth_reached and self.settings.stream_bypass and not flow.bypass:
             self._bypass(flow, pkt)
@@ -200,20 +218,32 @@ class Pipeline:
     # --- app layer -----------------------------------------------------------------
 
     def _app_feed(self, flow: Flow, extra: _FlowExtra, to_server: bool, data: bytes,
-                  ts: float) -> None:
-        if flow.app is None and not extra.probe_done:
-            proto = detect_app_proto(data, to_server)
-            extra.probed_bytes += len(data)
-            if proto == "http":
+                  ts: float) -> bool:
+        """Probe (until decided) and parse one chunk. True when probing found the flow
+        reversed: the flow was swapped and this chunk was fed with its corrected side."""
+        probe = extra.probe
+        if probe is not None:
+            result = probe.probe(data, to_server)
+            if result == "http":
+                extra.probe = None
                 flow.alproto = "http"
                 flow.app = HttpParser(self.settings.http)
-                extra.probe_done = True
-            elif proto is False or extra.probed_bytes > _PROBE_LIMIT:
-                extra.probe_done = True
-                if flow.alproto is None:
-                    flow.alproto = "failed"
+                if probe.reversed:
+                    flow.reverse()
+                    extra.pending = {True: extra.pending[False], False: extra.pending[True]}
+                    flow.app.feed(not to_server, data, ts)
+                    return True
+            elif result is False:
+                extra.probe = None
+                flow.alproto = "failed"
         if isinstance(flow.app, HttpParser):
             flow.app.feed(to_server, data, ts)
+        return False
+
+    def _app_feed_rest(self, flow: Flow, chunks: list[tuple[bool, bytes]], ts: float) -> None:
+        if isinstance(flow.app, HttpParser):
+            for chunk_to_server, chunk in chunks:
+                flow.app.feed(chunk_to_server, chunk, ts)
 
     def _app_eof(self, flow: Flow, toserver: bool, toclient: bool) -> None:
         if isinstance(flow.app, HttpParser):
@@ -225,37 +255,40 @@ class Pipeline:
     # --- detection -----------------------------------------------------------------
 
     def _detect(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
-                chunks: list[tuple[bool, bytes]]) -> list[Match]:
-        stream_chunk = None
-        for chunk_to_server, chunk in chunks:
-            if chunk_to_server == to_server:
-                stream_chunk = chunk if stream_chunk is None else stream_chunk + chunk
-        matches = self.detect.inspect_packet(pkt, flow, to_server, stream_chunk)
+                stream_chunk: bytes | None) -> list[Match]:
+        """Packet/stream rules and the transactions that progressed since this direction
+        last looked at them, in one ordered pass (``pass`` and rule order span both)."""
+        txs: list[tuple[Any, bool, bool]] = []
         if isinstance(flow.app, HttpParser):
-            matches.extend(self._detect_txs(flow, extra, pkt, to_server))
-        return matches
+            txs = self._changed_txs(flow.app, extra, to_server)
+        return self.detect.inspect(pkt, flow, to_server, stream_chunk, txs)
 
-    def _detect_txs(self, flow: Flow, extra: _FlowExtra, pkt: Packet,
-                    to_server: bool) -> list[Match]:
-        parser = flow.app
-        assert isinstance(parser, HttpParser)
-        matches: list[Match] = []
+    def _changed_txs(self, parser: HttpParser, extra: _FlowExtra,
+                     to_server: bool) -> list[tuple[Any, bool, bool]]:
+        changed = []
         for tx in parser.transactions:
             progress = (tx.request_progress, tx.response_progress)
-            if extra.tx_progress.get(tx.tx_id) == progress:
-                continue
-            extra.tx_progress[tx.tx_id] = progress
-            matches.extend(self.detect.inspect_tx(
-                pkt, flow, to_server, tx, tx.request_complete, tx.response_complete))
+            key = (tx.tx_id, to_server)
+            if extra.inspected.get(key) != progress:
+                extra.inspected[key] = progress
+                changed.append((tx, tx.request_complete, tx.response_complete))
         self._prune_txs(parser, extra)
-        return matches
+        return changed
 
     @staticmethod
     def _prune_txs(parser: HttpParser, extra: _FlowExtra) -> None:
-        """Forget transactions that are complete both ways and were inspected."""
+        """Forget transactions complete both ways and inspected so in both directions."""
         txs = parser.transactions
-        while len(txs) > 1 and txs[0].request_complete and txs[0].response_complete:
-            extra.tx_progress.pop(txs[0].tx_id, None)
+        while len(txs) > 1:
+            tx = txs[0]
+            if not (tx.request_complete and tx.response_complete):
+                break
+            progress = (tx.request_progress, tx.response_progress)
+            if (extra.inspected.get((tx.tx_id, True)) != progress
+                    or extra.inspected.get((tx.tx_id, False)) != progress):
+                break
+            extra.inspected.pop((tx.tx_id, True), None)
+            extra.inspected.pop((tx.tx_id, False), None)
             del txs[0]
 
     # --- actions -------------------------------------------------------------------
@@ -267,16 +300,17 @@ class Pipeline:
             rule = match.rule
             action = rule.action
             if action is Action.PASS:
-                if match.tx_id is not None or rule.app_proto is not None or flow.tcp is not None:
+                if match.apply_to_flow:
                     extra.decision = FLOW_PASS
                 break
             blocked = self.settings.ips and (action is Action.DROP or action.is_reject)
-            if not rule.noalert:
+            if match.alert:
                 self._alert(flow, extra, pkt, to_server, match, blocked)
             if blocked:
                 verdict = Verdict.DROP
-                extra.decision = FLOW_DROP
-            if action.is_reject and self.reject is not None:
+                if match.apply_to_flow or action.is_reject:
+                    extra.decision = FLOW_DROP
+            if action.is_reject and self.reject is not None and pkt.length:
                 self.reject.send(pkt, action.value)
                 self.stats.incr("ips.rejected")
             if rule.bypass and not flow.bypass:
@@ -304,7 +338,7 @@ class Pipeline:
             action="blocked" if blocked else "allowed",
             to_server=to_server, tx=tx, tx_id=match.tx_id,
             app_proto=flow.alproto, category=category, severity=severity,
-            pcap_cnt=self._pcap_cnt if self.settings.pcap_cnt and pkt.length else None,
+            pcap_cnt=self._pcap_cnt if self.settings.offline and pkt.length else None,
         )
 
     def _classification(self, rule: Rule) -> tuple[str | None, int]:
@@ -329,6 +363,8 @@ class Pipeline:
             return
         # Always the client->server tuple, so the backend's "toserver" counters are the flow's.
         tup = FlowTuple(flow.src, flow.dst, flow.sport, flow.dport, flow.proto, flow.vlan)
+        if flow.tcp is not None:
+            self.tcp.release(flow)  # no more reassembly for a bypassed flow: free its buffers
         if self.bypass_mgr.bypass_capture(flow, tup, pkt.pkt_id, pkt.ts):
             self.report.bypassed_flows_capture += 1
         else:
@@ -364,7 +400,7 @@ class Pipeline:
             if self.bypass_mgr is not None:
                 self.bypass_mgr.poll(now)
             self._end_flows(self.flows.expire(now))
-        if not self.settings.pcap_cnt and now >= self._next_stats:
+        if not self.settings.offline and now >= self._next_stats:
             self._next_stats = now + self.settings.stats_interval
             self.write_stats(now)
 
@@ -374,9 +410,10 @@ class Pipeline:
 
     def _end_flow(self, flow: Flow) -> None:
         extra = self._extra(flow)
-        if isinstance(flow.app, HttpParser) and not flow.bypass and extra.decision == FLOW_INSPECT:
-            flow.app.close(None)
+        if not flow.bypass and extra.decision == FLOW_INSPECT:
             self._final_inspection(flow, extra)
+        if flow.tcp is not None:
+            self.tcp.release(flow)
         if flow.bypass and self.bypass_mgr is not None:
             self.bypass_mgr.flow_ended(flow)
         self.report.flows += 1
@@ -386,21 +423,23 @@ class Pipeline:
                           reason=flow.end_reason)
 
     def _final_inspection(self, flow: Flow, extra: _FlowExtra) -> None:
-        """Inspect transactions the end of the flow completed (e.g. a body ended by close)."""
-        parser = flow.app
-        assert isinstance(parser, HttpParser)
-        last = _pseudo_packet(flow)
-        matches = []
-        for tx in parser.transactions:
-            progress = (tx.request_progress, tx.response_progress)
-            if extra.tx_progress.get(tx.tx_id) == progress:
-                continue
-            extra.tx_progress[tx.tx_id] = progress
-            to_server = not tx.response_progress
-            matches.extend(self.detect.inspect_tx(last, flow, to_server, tx,
-                                                  tx.request_complete, tx.response_complete))
-        if matches:
-            self._act(flow, extra, last, False, matches)
+        """Flow end: deliver what the stream still holds (data never ACKed before the
+        capture ended), close the app layer, and inspect what is left in both directions
+        with pseudo packets, as Suricata does."""
+        if flow.tcp is not None:
+            for chunk_to_server, chunk in self.tcp.flush(flow).data:
+                self._app_feed(flow, extra, chunk_to_server, chunk, flow.last_ts)
+                extra.pending[chunk_to_server].append(chunk)
+        if isinstance(flow.app, HttpParser):
+            flow.app.close(None)
+        for to_server in (True, False):
+            pending = extra.pending[to_server]
+            stream_chunk = b"".join(pending) if pending else None
+            pending.clear()
+            pseudo = _pseudo_packet(flow, to_server)
+            matches = self._detect(flow, extra, pseudo, to_server, stream_chunk)
+            if matches:
+                self._act(flow, extra, pseudo, to_server, matches)
 
     def finish(self) -> None:
         """End of input: close every flow, write the last stats event."""
@@ -408,7 +447,7 @@ class Pipeline:
             return
         self._end_flows(self.flows.flush())
         # Offline runs stamp the last stats event with capture time, as Suricata does.
-        now = self._last_ts if self.settings.pcap_cnt and self._last_ts else time.time()
+        now = self._last_ts if self.settings.offline and self._last_ts else time.time()
         self.write_stats(now)
         if self.eve is not None:
             self.eve.flush()
@@ -434,21 +473,22 @@ class Pipeline:
             self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
         self.stats.set("flow.active", len(self.flows))
 
-    @staticmethod
-    def _extra(flow: Flow) -> _FlowExtra:
+    def _extra(self, flow: Flow) -> _FlowExtra:
         stored = flow.user
         if stored is None:
-            extra = _FlowExtra()
+            extra = _FlowExtra(self.settings.stream.midstream)
             flow.user = cast(Any, extra)
             return extra
         return cast(_FlowExtra, stored)
 
 
-def _pseudo_packet(flow: Flow) -> Packet:
-    """Suricata inspects a flow's end with a pseudo packet in the to-client direction."""
-    pkt = Packet(flow.last_ts, 0, 0, flow.ip_version, flow.dst, flow.src, flow.proto,
-                 flow.dport, flow.sport, b"")
-    return pkt
+def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:
+    """A payload-less packet standing for the flow at its end (Suricata's pseudo packet)."""
+    if to_server:
+        return Packet(flow.last_ts, 0, 0, flow.ip_version, flow.src, flow.dst, flow.proto,
+                      flow.sport, flow.dport, b"")
+    return Packet(flow.last_ts, 0, 0, flow.ip_version, flow.dst, flow.src, flow.proto,
+                  flow.dport, flow.sport, b"")
 
 
 def mpm_choice(value: Any) -> str:

@@ -200,8 +200,11 @@ def _str_map(section: Any) -> dict[str, str] | None:
 def _settings(
     args: argparse.Namespace, config: Config, *, ips: bool, offline: bool
 ) -> EngineSettings:
-    checksum = None if args.checksum is None else args.checksum == "all"
-    return EngineSettings.from_config(config, ips=ips, checksum_override=checksum, offline=offline)
+    settings, warnings = EngineSettings.from_config(config, ips=ips, k_option=args.checksum,
+                                                    offline=offline)
+    for warning in warnings:
+        _warn(warning)
+    return settings
 
 
 def _make_pipeline(
