@@ -10,10 +10,11 @@ import pytest
 from tests.detect.svfeed import evaluate, load_index
 
 _MIDSTREAM = "midstream exception policy (stream engine)"
+_UNACKED = "Suricata parses the unacked request at flow end (another packet)"
 _RAW_ISDATAAT = "parser puts relative isdataat after uricontent on the payload list"
 # name -> why this harness (not the detection engine) cannot reproduce Suricata
 KNOWN_FAILING = {
-    "alert-max/alert-max-append-higher-priority": "unacked request reaches the app layer only at flow end in Suricata (other packet)",
+    "alert-max/alert-max-append-higher-priority": _UNACKED,
     "bug-5825-midstream-exception-policy/"
     "exception-policy-ips-midstream-disabled-reject": _MIDSTREAM,
     "bug-7552/bug-7552-01": "midstream pickup (harness picks the wrong client)",
