@@ -33,9 +33,9 @@ DATA = Path(__file__).resolve().parent / "data"
 ENGINE = [str(REPO / ".venv" / "bin" / "python"), "-m", "ruleengine"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# The server answers "GET|POST /<name>?size=N[&delay=S]": headers at once, then, S seconds
-# later, N body bytes starting with "BODY-START" (a POST body is read fully first:
-# Content-Length). One request per connection, then close.
+# The server answers "GET|POST /<name>?size=N[&delay=S][&rate=R]": headers at once, then,
+# S seconds later, N body bytes starting with "BODY-START", paced to R bytes/s if given
+# (a POST body is read fully first: Content-Length). One request per connection, then close.
 SERVER_CODE = r"""
 import socket, sys, threading, time
 from urllib.parse import parse_qs, urlsplit
@@ -59,6 +59,7 @@ def serve(conn):
         query = parse_qs(urlsplit(lines[0].split(" ")[1]).query)
         size = int(query.get("size", ["0"])[0])
         delay = float(query.get("delay", ["0"])[0])
+        rate = float(query.get("rate", ["0"])[0])  # bytes/s of the body, 0: as fast as possible
         length = 0
         for line in lines[1:]:
             if line.lower().startswith("content-length:"):
@@ -77,10 +78,16 @@ def serve(conn):
         marker = MARKER[:size]
         conn.sendall(marker)
         left = size - len(marker)
+        start, sent = time.monotonic(), 0
         while left > 0:
             n = min(left, len(CHUNK))
             conn.sendall(CHUNK[:n])
             left -= n
+            sent += n
+            if rate:
+                ahead = sent / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
         conn.shutdown(socket.SHUT_WR)
         while conn.recv(65536):
             pass
