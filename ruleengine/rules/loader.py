@@ -129,16 +129,24 @@ def expand_paths(paths: Iterable[str | Path], problems: list[_FileResult]) -> li
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.glob("*.rules") if p.is_file()))
+            found = sorted(p for p in path.glob("*.rules") if p.is_file())
+            if not found:
+                problems.append(_FileResult(diagnostics=[_no_rules_diag(str(path))]))
+            out.extend(found)
         elif path.is_file():
             out.append(path)
         else:
-            problems.append(
-                _FileResult(
-                    diagnostics=[_file_diag(str(path), "no such file or directory", "file-error")]
-                )
+            what = (
+                "not a regular file or directory" if path.exists() else "no such file or directory"
             )
+            problems.append(_FileResult(diagnostics=[_file_diag(str(path), what, "file-error")]))
     return out
+
+
+def _no_rules_diag(directory: str) -> Diagnostic:
+    return Diagnostic(
+        directory, 1, 1, 2, WARNING, "no-rule-files", "directory contains no *.rules files"
+    )
 
 
 def _file_diag(file: str, message: str, code: str) -> Diagnostic:

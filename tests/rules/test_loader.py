@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -299,3 +300,14 @@ def test_commented_out_multiline_rule_is_skipped_entirely() -> None:
 def test_trailing_backslash_at_end_of_file() -> None:
     rs = load(rule(1)[:-1] + "\\\n")
     assert rs.failed == 1  # ")" missing: the rule text ends at the continuation
+
+
+def test_empty_directory_and_special_files_are_reported(tmp_path: Path) -> None:
+    rs = load_rule_files([tmp_path], use_cache=False)
+    assert codes(rs) == ["no-rule-files"] and rs.diagnostics[0].severity == "warning"
+    fifo = tmp_path / "pipe.rules"
+    os.mkfifo(fifo)
+    rs = load_rule_files([fifo], use_cache=False)
+    assert [(d.code, d.message) for d in rs.diagnostics] == [
+        ("file-error", "not a regular file or directory")
+    ]
