@@ -60,10 +60,11 @@ class RunReport:
 class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
-    __slots__ = ("alerted", "decision", "inspected", "pending", "probe")
+    __slots__ = ("alerted", "decision", "inspected", "midstream_seen", "pending", "probe")
 
     def __init__(self, midstream: bool) -> None:
         self.alerted = False
+        self.midstream_seen = False
         self.decision = FLOW_INSPECT
         self.probe: AppProtoProbe | None = AppProtoProbe(midstream=midstream)
         # Reassembled stream data of a direction, waiting for that direction's next packet
@@ -180,7 +181,8 @@ class Pipeline:
         eof = (False, False)
         if pkt.proto == IPPROTO_TCP:
             upd = self.tcp.process(flow, pkt, to_server)
-            if upd.midstream_rejected and self._midstream_policy(flow, extra, pkt):
+            if self._midstream_exception(flow, extra, upd.midstream_rejected) and \
+                    self._midstream_policy(flow, extra, pkt):
                 return Verdict.DROP if extra.decision == FLOW_DROP else Verdict.ACCEPT
             chunks = upd.data
             depth_reached = upd.depth_reached_toserver or upd.depth_reached_toclient
@@ -376,9 +378,19 @@ class Pipeline:
 
     # --- exception policy ------------------------------------------------------------
 
+    @staticmethod
+    def _midstream_exception(flow: Flow, extra: _FlowExtra, rejected: bool) -> bool:
+        """A midstream packet was refused, or a session was just picked up midstream:
+        both are Suricata's midstream exception (checked once per flow for pick-ups)."""
+        if rejected:
+            return True
+        if flow.tcp is not None and flow.tcp.midstream and not extra.midstream_seen:
+            extra.midstream_seen = True
+            return True
+        return False
+
     def _midstream_policy(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> bool:
-        """Apply stream.midstream-policy to a midstream packet the tracker refused.
-        Returns True when the policy decided the packet's fate."""
+        """Apply the resolved stream.midstream-policy. True when it decided the packet's fate."""
         policy = self.settings.midstream_policy
         if policy == "pass-flow":
             extra.decision = FLOW_PASS
@@ -389,6 +401,12 @@ class Pipeline:
             return True
         if policy == "bypass":
             self._bypass(flow, pkt)
+            return True
+        if policy == "reject" and self.settings.ips:
+            extra.decision = FLOW_DROP
+            if self.reject is not None:
+                self.reject.send(pkt, "reject")
+            self._count_drop(pkt)
             return True
         return False
 

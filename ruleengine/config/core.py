@@ -490,9 +490,7 @@ class Config:
                 value = "ignore"
             return value
 
-        midstream = resolve("stream.midstream-policy")
-        if self.get_bool("stream.midstream", False):
-            midstream = "ignore"  # midstream pick-up enabled: there is no exception
+        midstream = self._midstream_policy(ips, master)
         return ExceptionPolicies(
             stream_memcap=resolve("stream.memcap-policy"),
             stream_midstream=midstream,
@@ -501,6 +499,30 @@ class Config:
             defrag_memcap=resolve("defrag.memcap-policy", packet_level=True),
             app_layer_error=resolve("app-layer.error-policy"),
         )
+
+    def _midstream_policy(self, ips: bool, master: str) -> str:
+        """``ExceptionPolicyMidstreamParse``: with midstream pick-up enabled the policy still
+        applies to picked-up sessions, but only ``pass-flow`` (or ``ignore``) may be set
+        directly; the master switch is taken as is (``bypass`` included); ``auto`` and the
+        built-in default mean drop-flow only in IPS mode without midstream pick-up."""
+        midstream = self.get_bool("stream.midstream", False)
+        auto = "drop-flow" if ips and not midstream else "ignore"
+        direct = self.get_str("stream.midstream-policy", "").lower()
+        if direct in EXCEPTION_POLICIES and direct != "not-set":
+            if direct == "auto":
+                return auto
+            if midstream and direct not in ("ignore", "pass-flow"):
+                return "ignore"  # Suricata refuses this combination at start-up
+            if not ips and direct.startswith(("drop", "reject")):
+                return "ignore"
+            return direct
+        if self.get("exception-policy") is not None:
+            if master == "auto":
+                return auto
+            if not ips and master.startswith(("drop", "reject")):
+                return "ignore"
+            return master if master in EXCEPTION_POLICIES else "ignore"
+        return auto
 
     def detect(self) -> DetectSettings:
         order = [str(a).lower() for a in self.get_list("action-order")]
