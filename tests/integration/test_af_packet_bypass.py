@@ -309,3 +309,56 @@ def test_map_full_falls_back_to_local_bypass(tmp_path: Path) -> None:
     assert local["reason"] == "timeout"
     assert local["pkts_toserver"] == count
     assert local["bypassed"]["pkts_toserver"] == count - 1
+
+
+# --------------------------------------------------------------------------------------------
+# the bypassed-flow manager: moving kernel counters keep a flow; still ones end it
+# --------------------------------------------------------------------------------------------
+
+
+def test_bypassed_flow_kept_while_counting_then_entry_deleted(tmp_path: Path) -> None:
+    _require()
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path)
+        rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 7000)
+        tx = kernel.udp_socket(net, net.ns_a, net.v4_a, 50000)
+        try:
+            tx.sendto(b"bypass-me", (net.v4_b, 7000))
+            assert ae.wait_for_alert(engine, SID_UDP_BYPASS), engine.stderr()
+            # a trickle longer than the bypassed timeout: the kernel counters keep moving,
+            # so the flow must stay one flow
+            trickle = 0
+            end = time.monotonic() + BYPASSED_TIMEOUT * 1.75
+            while time.monotonic() < end:
+                tx.sendto(b"bypass-me", (net.v4_b, 7000))
+                trickle += 1
+                time.sleep(0.1)
+            time.sleep(BYPASSED_TIMEOUT + 2.5)  # now still: timeout, kernel entry deleted
+            assert ae.wait_for_event(engine, lambda e: e.get("event_type") == "flow"
+                                     and e.get("src_port") == 50000)
+            # the same 5-tuple again: user space sees it (no stale entry), a new flow
+            tx.sendto(b"bypass-me", (net.v4_b, 7000))
+            assert ae.wait_for_event(
+                engine, lambda e: e.get("event_type") == "alert"
+                and e["alert"]["signature_id"] == SID_UDP_BYPASS
+                and e["timestamp"] != first_alert_ts(engine))
+        finally:
+            rx.close()
+            tx.close()
+        events, stats = _stop(engine)
+
+    assert len(ae.alerts_by_sid(events)[SID_UDP_BYPASS]) == 2
+    first, second = ae.flow_events_for(events, 50000, 7000, "UDP")
+    assert first["flow"]["reason"] == "timeout" and first["flow"]["bypass"] == "capture"
+    assert first["flow"]["pkts_toserver"] == 1 + trickle
+    assert first["flow"]["bypassed"]["pkts_toserver"] == trickle
+    assert first["flow"]["age"] >= BYPASSED_TIMEOUT * 1.5
+    assert second["flow"]["reason"] == "shutdown" and second["flow"]["pkts_toserver"] == 1
+    assert stats["capture.bypass.ipv4_success"] == 2
+    assert stats["flow_bypassed.closed"] == 2
+    assert stats["flow_bypassed.pkts"] == trickle
+
+
+def first_alert_ts(engine: ae.Engine) -> str | None:
+    alerts = engine.events("alert")
+    return alerts[0]["timestamp"] if alerts else None
