@@ -10,6 +10,7 @@ from ruleengine.rules.classification import classification
 from ruleengine.rules.errors import KeywordError, RuleError, RuleSyntaxError
 from ruleengine.rules.header import HTTP_PROTOCOLS, HeaderParser
 from ruleengine.rules.model import (
+    PAYLOAD,
     ContentMatch,
     PcreMatch,
     Rule,
@@ -265,19 +266,49 @@ def _check_app_proto(b: RuleBuilder) -> None:
         )
 
 
+# MPM priority per buffer (lower number = higher priority): application-layer buffers
+# beat the payload; http.method, http.stat_code and http.stat_msg rank with the payload
+# (doc/userguide/rules/fast-pattern-explained.rst).
+_LOW_PRIORITY_BUFFERS = frozenset({PAYLOAD, "http.method", "http.stat_code", "http.stat_msg"})
+
+
+def pattern_strength(pattern: bytes) -> int:
+    """Suricata's PatternStrength: character diversity, used to break length ties."""
+    seen: set[int] = set()
+    score = 0
+    for byte in pattern:
+        if byte in seen:
+            score += 1
+            continue
+        seen.add(byte)
+        if 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A:
+            score += 3
+        elif 0x20 <= byte <= 0x7E or byte in (0x00, 0x01, 0xFF):
+            score += 4
+        else:
+            score += 6
+    return score
+
+
 def _choose_fast_pattern(b: RuleBuilder) -> None:
-    """Suricata's choice: an explicit fast_pattern, else the longest content (non-negated
-    preferred) of the highest-priority buffer; the first one wins ties."""
+    """Suricata's choice: an explicit fast_pattern; else, among the non-negated contents
+    (all contents if every one is negated), those of the highest-priority buffers, the
+    longest, then the strongest; the first one in the rule wins remaining ties."""
     rule = b.rule
     if b.explicit_fast_pattern is not None:
         buf_name, content, _ = b.explicit_fast_pattern
         rule.fast_pattern = (buf_name, content)
         return
-    best: tuple[bool, int] | None = None
+    best: tuple[bool, int, int, int] | None = None
     for buf in rule.buffers:
+        priority = 3 if buf.buffer in _LOW_PRIORITY_BUFFERS else 2
         for item in buf.items:
             if type(item) is ContentMatch:
-                key = (not item.negated, len(item.pattern))
+                pattern = item.pattern
+                key = (not item.negated, -priority, len(pattern), 0)
+                if best is not None and key[:3] < best[:3]:
+                    continue
+                key = (*key[:3], pattern_strength(pattern))
                 if best is None or key > best:
                     best = key
                     rule.fast_pattern = (buf.buffer, item)

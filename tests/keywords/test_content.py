@@ -187,3 +187,21 @@ def test_content_roundtrip(data: bytes) -> None:
     assert parse_content_value(_encode_content(data)) == (data, False)
     rule = one_rule(H + f"content:{_encode_content(data)}; sid:1;)")
     assert rule.buffer(PAYLOAD).items[0].pattern == data  # type: ignore[union-attr]
+
+
+def test_fast_pattern_prefers_http_buffers_over_payload_and_method() -> None:
+    rule = one_rule(
+        'alert http any any -> any any (flow:to_server; http.method; content:"POSTPOSTPOST"; '
+        'content:"a long payload pattern"; http.uri; content:"/short"; sid:1;)'
+    )
+    assert rule.fast_pattern is not None
+    assert rule.fast_pattern[0] == "http.uri" and rule.fast_pattern[1].pattern == b"/short"
+
+
+def test_fast_pattern_strength_breaks_length_ties() -> None:
+    from ruleengine.rules.parse import pattern_strength
+
+    assert pattern_strength(b"aaaa") == 3 + 1 + 1 + 1
+    assert pattern_strength(b"a1|\xfe") == 3 + 4 + 4 + 6
+    rule = one_rule(H + 'content:"aaaaaa"; content:"abc123"; sid:1;)')
+    assert rule.fast_pattern is not None and rule.fast_pattern[1].pattern == b"abc123"
