@@ -298,6 +298,7 @@ class Pipeline:
     def _act(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
              matches: list[Match]) -> Verdict:
         verdict = Verdict.ACCEPT
+        logged = 0
         for match in matches:
             rule = match.rule
             action = rule.action
@@ -306,7 +307,10 @@ class Pipeline:
                     extra.decision = FLOW_PASS
                 break
             blocked = self.settings.ips and (action is Action.DROP or action.is_reject)
-            if match.alert:
+            # Matches come in rule order (action, priority): beyond packet-alert-max the
+            # lower-priority alerts are discarded, as Suricata does.
+            if match.alert and logged < self.settings.packet_alert_max:
+                logged += 1
                 self._alert(flow, extra, pkt, to_server, match, blocked)
             if blocked:
                 verdict = Verdict.DROP
@@ -455,7 +459,11 @@ class Pipeline:
             stream_chunk = b"".join(pending) if pending else None
             pending.clear()
             pseudo = _pseudo_packet(flow, to_server)
-            matches = self._detect(flow, extra, pseudo, to_server, stream_chunk)
+            txs = self._changed_txs(flow.app, extra, to_server) \
+                if isinstance(flow.app, HttpParser) else []
+            if stream_chunk is None and not txs:
+                continue  # nothing new for this direction: no pseudo packet
+            matches = self.detect.inspect(pseudo, flow, to_server, stream_chunk, txs)
             if matches:
                 self._act(flow, extra, pseudo, to_server, matches)
 
@@ -503,10 +511,13 @@ class Pipeline:
 def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:
     """A payload-less packet standing for the flow at its end (Suricata's pseudo packet)."""
     if to_server:
-        return Packet(flow.last_ts, 0, 0, flow.ip_version, flow.src, flow.dst, flow.proto,
-                      flow.sport, flow.dport, b"")
-    return Packet(flow.last_ts, 0, 0, flow.ip_version, flow.dst, flow.src, flow.proto,
-                  flow.dport, flow.sport, b"")
+        pkt = Packet(flow.last_ts, 0, 0, flow.ip_version, flow.src, flow.dst, flow.proto,
+                     flow.sport, flow.dport, b"")
+    else:
+        pkt = Packet(flow.last_ts, 0, 0, flow.ip_version, flow.dst, flow.src, flow.proto,
+                     flow.dport, flow.sport, b"")
+    pkt.pseudo = True
+    return pkt
 
 
 def mpm_choice(value: Any) -> str:

@@ -31,6 +31,7 @@ class EngineSettings:
     stats_interval: float = 8.0  # seconds between stats events in live runs
     flow_manager_interval: float = 1.0  # seconds between flow expiry passes (capture time)
     mpm: str = "auto"
+    packet_alert_max: int = 15  # alerts logged per packet at most (packet-alert-max)
     offline: bool = True  # pcap run: pcap_cnt in events, capture-time stats
 
     @property
@@ -58,6 +59,7 @@ class EngineSettings:
             http=http,
             stats_interval=float(config.stats_interval()),
             mpm=config.detect().mpm_algo,
+            packet_alert_max=max(1, config.detect().packet_alert_max),
             offline=offline,
         )
         return settings, warnings

@@ -55,6 +55,7 @@ class Packet:
         # ICMP destination-unreachable only: the quoted packet's
         # (src, dst, sport, dport, proto), used to attach the error to that flow
         "icmp_emb",
+        "pseudo",  # True: a flow-end pseudo packet (no wire packet; packet keywords skip it)
     )
 
     def __init__(
@@ -97,6 +98,7 @@ class Packet:
         self.ip_header = b""
         self.l4_header = b""
         self.icmp_emb: tuple[bytes, bytes, int, int, int] | None = None
+        self.pseudo = False
 
     def add_event(self, name: str) -> None:
         if self.events is None:

@@ -358,9 +358,16 @@ class _Group:
 class _FlowState:
     """Per-flow detection state kept in ``flow.detect``."""
 
-    __slots__ = ("alerted", "data_seen", "fired", "iponly_done", "mpm_cache", "pass_cut", "raw")
+    __slots__ = (
+        "alerted", "buffers", "data_seen", "fired", "iponly_done", "mpm_cache", "pass_cut", "raw",
+    )  # fmt: skip
 
     def __init__(self) -> None:
+        # (tx_id, side) -> (progress of that side, fetched buffers): getters run once per
+        # progress step
+        self.buffers: dict[
+            tuple[int, bool], tuple[int | None, dict[tuple[str, bool], bytes | list[bytes] | None]]
+        ] = {}
         self.alerted: tuple[object, int] | None = None  # (packet, alerts logged for it)
         # directions that carried data: Suricata knows a flow's app-layer protocol per
         # direction (alproto_ts / alproto_tc), once that direction's data was parsed
@@ -379,6 +386,7 @@ class _FlowState:
         floor = tx_id - _MAX_TX_STATE
         self.fired = {k: v for k, v in self.fired.items() if k[0] >= floor}
         self.mpm_cache = {k: v for k, v in self.mpm_cache.items() if k[0] >= floor}
+        self.buffers = {k: v for k, v in self.buffers.items() if k[0] >= floor}
 
 
 def _flow_state(flow: FlowLike | None) -> _FlowState | None:
@@ -411,6 +419,12 @@ def get_buffer(tx: Any, name: str, to_server: bool) -> bytes | list[bytes] | Non
     if two:
         return tx.buffer(name, to_server)  # type: ignore[no-any-return]
     return tx.buffer(name)  # type: ignore[no-any-return]
+
+
+def _side_progress(tx: Any, to_server: bool) -> int | None:
+    """``request_progress`` / ``response_progress`` of the transaction (None: unknown)."""
+    value = getattr(tx, "request_progress" if to_server else "response_progress", None)
+    return int(value) if isinstance(value, int) else None
 
 
 def _as_buffer(value: object) -> bytes | list[bytes] | None:
@@ -624,6 +638,10 @@ class DetectEngine:
     def _packet_prechecks(
         self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool
     ) -> bool:
+        if getattr(ctx.pkt, "pseudo", False) and cr.pkt_conds:
+            # A flow-end pseudo packet is no wire packet: packet keywords (dsize, ...) never
+            # match it (Suricata's PKT_IS_PSEUDOPKT checks).
+            return False
         if not _header_ok(cr.header, ctx, False):
             return False
         if cr.alproto_conds and not _alproto_known_ok(cr, flow, to_server):
@@ -677,16 +695,30 @@ class DetectEngine:
         fired = state.fired.setdefault((tx_id, to_server), set())
         if _TX_DONE in fired:
             return []
+        progress = _side_progress(tx, to_server)
+        if progress == 0 and not (done_ts if to_server else done_tc):
+            return []  # nothing of this side parsed yet: no buffer, no possible match
         state.forget_old(tx_id)
+        # buffers fetched earlier at the same progress of their side are reused
+        cached = {side: state.buffers.get((tx_id, side)) for side in (True, False)}
+        views = {side: _side_progress(tx, side) for side in (True, False)}
         bufs: dict[tuple[str, bool], bytes | list[bytes] | None] = {}
+        for side in (True, False):
+            entry = cached[side]
+            if entry is not None and views[side] is not None and entry[0] == views[side]:
+                bufs.update(entry[1])
+            else:
+                state.buffers[(tx_id, side)] = (views[side], {})
 
         def fetch(name: str, side: bool) -> bytes | list[bytes] | None:
             key = (name, side)
             if key not in bufs:
                 try:
-                    bufs[key] = _as_buffer(get_buffer(tx, name, side))
+                    value = _as_buffer(get_buffer(tx, name, side))
                 except Exception:  # a buggy getter must not take detection down
-                    bufs[key] = None
+                    value = None
+                bufs[key] = value
+                state.buffers[(tx_id, side)][1][key] = value
             return bufs[key]
 
         lowered: dict[tuple[str, bool], list[bytes]] = {}
