@@ -296,8 +296,12 @@ def _choose_fast_pattern(b: RuleBuilder) -> None:
     longest, then the strongest; the first one in the rule wins remaining ties."""
     rule = b.rule
     if b.explicit_fast_pattern is not None:
-        buf_name, content, _ = b.explicit_fast_pattern
-        rule.fast_pattern = (buf_name, content)
+        _, content, _ = b.explicit_fast_pattern
+        # Look the buffer up now: "content:..; fast_pattern; http_uri;" moves it afterwards.
+        for buf in rule.buffers:
+            if any(item is content for item in buf.items):
+                rule.fast_pattern = (buf.buffer, content)
+                return
         return
     best: tuple[bool, int, int, int] | None = None
     for buf in rule.buffers:

@@ -101,3 +101,9 @@ def test_absent() -> None:
     assert rule.buffer("http.referer") is not None
     d = one_error(H + "absent; sid:1;)")
     assert d.code == "absent-without-buffer"
+
+
+def test_fast_pattern_before_legacy_modifier_follows_the_move() -> None:
+    rule = one_rule(H + 'content:"/admin"; fast_pattern; http_uri; content:"xyz"; sid:1;)')
+    assert rule.fast_pattern is not None
+    assert rule.fast_pattern[0] == "http.uri" and rule.fast_pattern[1].pattern == b"/admin"
