@@ -227,3 +227,20 @@ def test_transactional_rule_header_is_client_to_server() -> None:
     assert e.inspect_tx(pkt(), flow, True, tx, True, False) == []
     out = e.inspect_tx(reply(), flow, False, tx, True, True)
     assert sids(out) == [1]
+
+
+class ProgressTx(FakeTx):
+    request_progress: int = 0
+    response_progress: int = 0
+
+
+def test_buffers_are_refetched_when_the_side_progresses() -> None:
+    e = engine('alert http any any -> any any (file.data; content:"needle"; sid:1;)')
+    flow = FakeFlow()
+    tx = ProgressTx(0, dict(REQ))
+    tx.request_progress = 4
+    assert e.inspect_tx(reply(), flow, False, tx, True, False) == []  # nothing parsed yet
+    tx.response_progress, tx.response = 3, {"file.data": b"hay"}
+    assert e.inspect_tx(reply(), flow, False, tx, True, False) == []
+    tx.response_progress, tx.response = 4, {"file.data": b"hay needle"}
+    assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [1]
