@@ -43,6 +43,7 @@ class Mpm:
         self._always: set[int] = set()
         self._db: Any = None
         self._ac: Any = None
+        self.fallback_reason: str | None = None
 
     def add(self, pattern: bytes, nocase: bool) -> int:
         key = (pattern.lower() if nocase else pattern, nocase)
@@ -62,9 +63,13 @@ class Mpm:
         if not pats:
             return
         if self.backend == "hs":
-            self._build_hs(pats)
-        else:
-            self._build_ac(pats)
+            try:
+                self._build_hs(pats)
+                return
+            except Exception as exc:  # same results with Aho-Corasick, just slower
+                self.fallback_reason = f"hyperscan compile failed: {exc}"
+                self.backend = "ac"
+        self._build_ac(pats)
 
     def _build_hs(self, pats: list[tuple[tuple[bytes, bool], int]]) -> None:
         assert _hs is not None

@@ -144,3 +144,18 @@ def test_mpm_backends_agree_with_naive_search(
             ids[mpm.add(pat, nocase)] = (pat.lower() if nocase else pat, nocase)
         mpm.build()
         assert {ids[pid] for pid in mpm.scan(data)} == expected
+
+
+def test_hyperscan_compile_failure_falls_back_to_aho_corasick(monkeypatch) -> None:
+    if not hyperscan_available():
+        pytest.skip("hyperscan not installed")
+    mpm = Mpm("hs")
+    pid = mpm.add(b"abc", False)
+
+    def broken(self: Mpm, pats: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Mpm, "_build_hs", broken)
+    mpm.build()
+    assert mpm.backend == "ac" and mpm.fallback_reason
+    assert mpm.scan(b"xxabc") == {pid}
