@@ -97,7 +97,7 @@ def addr_int(packed: bytes) -> int:
 class CompiledHeader:
     """Rule header test: protocol number, addresses, ports and direction."""
 
-    __slots__ = ("both", "dport", "dst", "hid", "protos", "sport", "src")
+    __slots__ = ("both", "dport", "dst", "hid", "ip_version", "protos", "sport", "src")
 
     def __init__(
         self,
@@ -109,6 +109,7 @@ class CompiledHeader:
         both: bool,
     ) -> None:
         self.protos = frozenset(protos)  # empty = any IP protocol
+        self.ip_version = 0  # 4 or 6 for the ip4/ip6 header protocols
         self.hid = 0  # identity for per-packet result caching (set by the engine)
         self.src = CompiledAddresses(src)
         self.dst = CompiledAddresses(dst)
@@ -126,6 +127,8 @@ class CompiledHeader:
     def matches(self, proto: int, ver: int, s: int, sp: int, d: int, dp: int) -> bool:
         if self.protos and proto not in self.protos:
             return False
+        if self.ip_version and ver != self.ip_version:
+            return False
         if self._one_way(ver, s, sp, d, dp):
             return True
         return self.both and self._one_way(ver, d, dp, s, sp)
@@ -139,6 +142,9 @@ PROTO_NUMBERS: dict[str, tuple[int, ...]] = {
     "icmpv6": (IPPROTO_ICMPV6,), "http": _TCP, "http1": _TCP,
 }  # fmt: skip
 """Header protocol -> IP protocols it covers (empty: any)."""
+
+IP_VERSIONS: dict[str, int] = {"ipv4": 4, "ip4": 4, "ipv6": 6, "ip6": 6, "icmpv6": 6}
+"""Header protocols that also fix the IP version."""
 
 
 def flow_condition_matches(

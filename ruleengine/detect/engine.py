@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Protocol
 from ruleengine.buffers import BUFFERS, BufferDirection
 from ruleengine.detect import content as ci
 from ruleengine.detect.conditions import (
+    IP_VERSIONS,
     PROTO_NUMBERS,
     TX_FIELDS,
     CompiledHeader,
@@ -125,13 +126,15 @@ class _HeaderTable:
     def get(self, rule: Rule) -> CompiledHeader:
         both = rule.direction is Direction.BOTH
         protos = PROTO_NUMBERS.get(rule.protocol, ())
-        key = (protos, rule.src, rule.src_ports, rule.dst, rule.dst_ports, both)
+        version = IP_VERSIONS.get(rule.protocol, 0)
+        key = (protos, version, rule.src, rule.src_ports, rule.dst, rule.dst_ports, both)
         header = self._by_key.get(key)
         if header is None:
             header = CompiledHeader(
                 protos, rule.src, rule.src_ports, rule.dst, rule.dst_ports, both
             )
             header.hid = len(self._by_key)
+            header.ip_version = IP_VERSIONS.get(rule.protocol, 0)
             self._by_key[key] = header
         return header
 

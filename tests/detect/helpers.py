@@ -46,10 +46,9 @@ def pkt(
     flags: int = 0x18,
     ts: float = 1.0,
 ) -> Packet:
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     p = Packet(
-        ts, 0, 60 + len(payload), 4,
-        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed,
-        proto, sport, dport, payload,
+        ts, 0, 60 + len(payload), s.version, s.packed, d.packed, proto, sport, dport, payload,
     )  # fmt: skip
     if proto == IPPROTO_TCP:
         p.tcp_flags = flags

@@ -255,3 +255,14 @@ def test_packet_alert_max_keeps_the_first_alerts_in_order() -> None:
         (1, True), (2, True), (3, False), (4, False), (5, False)
     ]  # fmt: skip
     assert e.alerts_discarded == 3
+
+
+def test_ip4_ip6_header_protocols() -> None:
+    e = engine(
+        'alert ip4 any any -> any any (content:"v"; sid:1;)',
+        'alert ip6 any any -> any any (content:"v"; sid:2;)',
+    )
+    assert sids(e.inspect_packet(pkt(b"v"), None, True)) == [1]
+    assert sids(e.inspect_packet(pkt(b"v", src="2001:db8::1", dst="2001:db8::2"), None, True)) == [
+        2
+    ]
