@@ -59,9 +59,15 @@ def icmp_unreachable(pkt: Packet, quoted: bytes) -> tuple[int, bytes]:
 
 
 class RejectSender:
-    """Sends rejects on raw sockets, opened lazily (needs CAP_NET_RAW)."""
+    """Sends rejects on raw sockets, opened lazily (needs CAP_NET_RAW).
 
-    def __init__(self) -> None:
+    ``mark``: SO_MARK for the forged packets. Inline (NFQ) firewalls let packets with this
+    mark out instead of queueing them back to the engine, which would drop them with the
+    rest of the rejected flow.
+    """
+
+    def __init__(self, mark: int = 0) -> None:
+        self._mark = mark
         self._sock4: socket.socket | None = None
         self._sock6: dict[int, socket.socket] = {}
         self.sent = 0
@@ -98,16 +104,22 @@ class RejectSender:
     def _send(self, version: int, src: bytes, dst: bytes, proto: int, l4: bytes) -> None:
         if version == 4:
             if self._sock4 is None:
-                self._sock4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                self._sock4 = self._open(socket.AF_INET, socket.IPPROTO_RAW)
             address = (socket.inet_ntop(socket.AF_INET, dst), 0)
             self._sock4.sendto(ipv4_packet(src, dst, proto, l4), address)
             return
         sock = self._sock6.get(proto)
         if sock is None:
-            sock = self._sock6[proto] = socket.socket(socket.AF_INET6, socket.SOCK_RAW, proto)
+            sock = self._sock6[proto] = self._open(socket.AF_INET6, proto)
         # The kernel fills in the IPv6 header (source chosen by routing; equals ``src`` on the
         # path the offending packet took).
         sock.sendto(l4, (socket.inet_ntop(socket.AF_INET6, dst), 0))
+
+    def _open(self, family: int, proto: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_RAW, proto)
+        if self._mark:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self._mark)
+        return sock
 
     def close(self) -> None:
         for sock in [self._sock4, *self._sock6.values()]:

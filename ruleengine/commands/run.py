@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from capture_backends.base import BackendUnavailable, CaptureBackend
+from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
@@ -208,7 +208,8 @@ def _settings(
 
 
 def _make_pipeline(
-    settings: EngineSettings, ruleset: RuleSet, logdir: Path, *, live: bool, append: bool = False
+    settings: EngineSettings, ruleset: RuleSet, logdir: Path, *, live: bool, append: bool = False,
+    reject_mark: int = 0,
 ) -> tuple[Pipeline, EveWriter]:
     detect = DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm))
     eve = EveWriter(logdir / "eve.json", append=append)
@@ -218,7 +219,7 @@ def _make_pipeline(
         eve=eve,
         stats=Stats(),
         classify=classification,
-        reject=RejectSender() if live else None,
+        reject=RejectSender(mark=reject_mark) if live else None,
     )
     return pipeline, eve
 
@@ -354,12 +355,13 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     for warning in warnings:
         _warn(warning)
     try:
-        backend: CaptureBackend = NfqBackend(nfq_config)
+        backend = NfqBackend(nfq_config)
     except BackendUnavailable as exc:
         _error(str(exc))
         return EXIT_FAILURE
     settings = _settings(args, config, ips=True, offline=False)
-    pipeline, eve = _make_pipeline(settings, ruleset, logdir, live=True)
+    pipeline, eve = _make_pipeline(settings, ruleset, logdir, live=True,
+                                   reject_mark=backend.inject_mark)
     try:
         with _signals_stop(pipeline):
             report = pipeline.run(backend)

@@ -264,10 +264,6 @@ def test_drop_rule_blocks_the_request_and_other_flows_pass(v6: bool, tmp_path: P
     assert by_sid[1002]["action"] == "allowed"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ruleengine/reject.py must mark its raw sockets with SO_MARK = NfqBackend.inject_mark "
-    "(or send through NfqBackend.inject()): otherwise the RST it sends is queued back to the "
-    "engine, which drops it with the rest of the rejected flow"))
 def test_reject_sends_a_tcp_reset(tmp_path: Path) -> None:
     _require()
     rules = ('reject http any any -> any any (msg:"reject path"; flow:to_server; '
