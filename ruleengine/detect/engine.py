@@ -383,6 +383,12 @@ class _FlowState:
         self.iponly_done: set[bool] = set()
         self.pass_cut: tuple[object, int] | None = None
 
+    def release(self, tx_id: int, side: bool) -> None:
+        """Drop the cached buffers and scans of a finished (transaction, side)."""
+        self.buffers.pop((tx_id, side), None)
+        for key in [k for k in self.mpm_cache if k[0] == tx_id and k[1] == side]:
+            del self.mpm_cache[key]
+
     def forget_old(self, tx_id: int) -> None:
         if len(self.fired) <= 2 * _MAX_TX_STATE:
             return
@@ -752,6 +758,7 @@ class DetectEngine:
             # this side of the transaction is complete and was fully inspected: like
             # Suricata, it is not inspected again (later flowbits changes do not count)
             fired.add(_TX_DONE)
+            state.release(tx_id, to_server)
         return out
 
     @staticmethod
