@@ -143,9 +143,7 @@ class CRule:
     """A rule compiled for evaluation (positions, compiled buffers, flags)."""
 
     __slots__ = (
-        "alproto",
         "alproto_conds",
-        "alproto_neg",
         "fb_actions",
         "fb_checks",
         "fb_noalert",
@@ -155,7 +153,6 @@ class CRule:
         "iponly",
         "is_tx",
         "mixed",
-        "mpm",
         "only_stream",
         "payload",
         "pkt_conds",
@@ -173,8 +170,6 @@ class CRule:
         self.rule = rule
         self.idx = idx
         self.header = headers.get(rule)
-        self.alproto = rule.app_proto
-        self.alproto_neg = rule.app_proto_negated
         self.alproto_conds = _alproto_conditions(rule)
         self.tx_alproto_check = any(
             neg or name not in HTTP_ALPROTOS for name, neg in self.alproto_conds
@@ -224,7 +219,6 @@ class CRule:
             and rule.src_ports.is_any
             and rule.dst_ports.is_any
         )
-        self.mpm: tuple[str, bytes, bool] | None = None
         # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
         self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
 
