@@ -266,3 +266,15 @@ def test_ip4_ip6_header_protocols() -> None:
     assert sids(e.inspect_packet(pkt(b"v", src="2001:db8::1", dst="2001:db8::2"), None, True)) == [
         2
     ]
+
+
+def test_prefilter_keyword_and_fast_pattern_chop() -> None:
+    e = engine(
+        "alert tcp any any -> any any (flags:S; prefilter; sid:1;)",
+        'alert tcp any any -> any any (content:"abcdefgh"; fast_pattern:2,3; sid:2;)',
+        'alert tcp any any -> any any (content:"zz"; content:"cde"; fast_pattern; sid:3;)',
+    )
+    assert sids(e.inspect_packet(pkt(b"", flags=0x02), None, True)) == [1]
+    assert sids(e.inspect_packet(pkt(b"xxabcdefghxx"), None, True)) == [2]
+    assert sids(e.inspect_packet(pkt(b"xxcdexx"), None, True)) == []  # chop found, rule not
+    assert sids(e.inspect_packet(pkt(b"cde zz"), None, True)) == [3]
