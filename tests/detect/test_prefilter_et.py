@@ -55,6 +55,7 @@ def test_et_http_rules_same_alerts_with_and_without_prefilter() -> None:
         assert all(r == results[0] for r in results[1:]), rule.raw
         fired += len(results[0])
     assert fired > 25
+    assert all(e.errors == 0 for e in engines), [e.last_error for e in engines]
 
 
 @pytest.mark.slow
@@ -86,6 +87,7 @@ def test_et_packet_rules_same_alerts_with_and_without_prefilter() -> None:
         assert all(r == results[0] for r in results[1:]), rule.raw
         fired += len(results[0])
     assert fired > 25
+    assert all(e.errors == 0 for e in engines), [e.last_error for e in engines]
 
 
 def rule_port(rule: Rule) -> int:
