@@ -38,6 +38,8 @@ FLOW_PASS = 1  # a pass rule matched on the flow, or an exception policy said pa
 FLOW_DROP = 2  # drop (IPS): every later packet of the flow is dropped
 
 Classifier = Callable[[str | None], "tuple[str, int] | None"]
+# (timestamp, uptime, counters): where a worker's stats go instead of its own EVE stats event
+StatsSink = Callable[[float, float, dict[str, int]], None]
 
 
 @dataclass
@@ -100,6 +102,9 @@ class Pipeline:
         self._backend: CaptureBackend | None = None
         self._decoder: Decoder | None = None
         self.bypass_mgr: BypassManager | None = None
+        # Set by the worker runner when several workers share one EVE log: their stats
+        # snapshots go to the parent, which writes one merged stats event (Suricata's totals).
+        self.stats_sink: StatsSink | None = None
         self._next_flow_pass = 0.0
         self._next_stats = 0.0
         self._started = time.time()
@@ -480,7 +485,9 @@ class Pipeline:
 
     def write_stats(self, now: float) -> None:
         self.collect_counters()
-        if self.eve is not None:
+        if self.stats_sink is not None:  # one of several workers: the parent merges
+            self.stats_sink(now, now - self._started, self.stats.snapshot())
+        elif self.eve is not None:
             self.eve.stats(now, now - self._started, self.stats.snapshot())
 
     def collect_counters(self) -> None:

@@ -3,7 +3,11 @@
 Each worker is a forked process with its own capture socket (all in one fanout
 group, so a flow always lands on the same worker) and its own pipeline and flow
 table. The parent forwards SIGINT/SIGTERM, waits, and merges the workers' reports
-and counters, which they send back over a pipe when they finish.
+and counters. Workers talk to the parent over a pipe in framed messages (4-byte
+length + pickle): a ``stats`` snapshot at every stats interval, and their ``result``
+(report and final counters) when they finish. Stats events in the shared EVE log are
+the totals of all workers, as Suricata's are: the parent writes them (``write_stats``)
+once every running worker has sent a fresh snapshot, and once more at the end.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
+import struct
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,14 +28,21 @@ from ruleengine.pipeline import Pipeline, RunReport
 
 OpenBackend = Callable[[int], CaptureBackend]
 MakePipeline = Callable[[], Pipeline]
+# (timestamp, uptime seconds, merged counters) -> write one stats event
+WriteStats = Callable[[float, float, dict[str, int]], None]
+
+_FRAME = struct.Struct("=I")
 
 
-def run_workers(*, threads: int, open_backend: OpenBackend,
-                make_pipeline: MakePipeline) -> tuple[RunReport, dict[str, int]]:
-    """Run ``threads`` workers until the capture stops or a signal arrives."""
+def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
+                write_stats: WriteStats | None = None) -> tuple[RunReport, dict[str, int]]:
+    """Run ``threads`` workers until the capture stops or a signal arrives.
+
+    With one worker its pipeline writes its own stats events; with several, their merged
+    counters go to ``write_stats`` (called in this process), if given."""
     if threads <= 1:
-        return _run_one(0, open_backend, make_pipeline)
-    children: dict[int, int] = {}  # pid -> read end of its result pipe
+        return _run_one(0, open_backend, make_pipeline, None)
+    children: dict[int, int] = {}  # read end of its message pipe -> pid
     for index in range(threads):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -36,18 +50,26 @@ def run_workers(*, threads: int, open_backend: OpenBackend,
             os.close(read_fd)
             _child_main(index, write_fd, open_backend, make_pipeline)
         os.close(write_fd)
-        children[pid] = read_fd
-    return _wait_children(children)
+        children[read_fd] = pid
+    return _wait_children(children, write_stats)
+
+
+def _send(fd: int, kind: str, payload: Any) -> None:
+    data = pickle.dumps((kind, payload))
+    view = memoryview(_FRAME.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
                 make_pipeline: MakePipeline) -> None:
     code = 0
     try:
-        result = _run_one(index, open_backend, make_pipeline)
-        payload = pickle.dumps(result)
-        with os.fdopen(write_fd, "wb") as out:
-            out.write(payload)
+        def sink(now: float, uptime: float, counters: dict[str, int]) -> None:
+            _send(write_fd, "stats", counters)
+
+        result = _run_one(index, open_backend, make_pipeline, sink)
+        _send(write_fd, "result", result)
     except BaseException as exc:  # a worker must never unwind into the parent's code
         print(f"error: worker {index}: {exc}", file=sys.stderr)
         code = 1
@@ -55,9 +77,11 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
         os._exit(code)
 
 
-def _run_one(index: int, open_backend: OpenBackend,
-             make_pipeline: MakePipeline) -> tuple[RunReport, dict[str, int]]:
+def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
+             sink: Callable[[float, float, dict[str, int]], None] | None
+             ) -> tuple[RunReport, dict[str, int]]:
     pipeline = make_pipeline()
+    pipeline.stats_sink = sink
     backend = open_backend(index)
     old = {sig: signal.signal(sig, lambda *_: pipeline.stop())
            for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -73,29 +97,83 @@ def _run_one(index: int, open_backend: OpenBackend,
     return report, pipeline.stats.snapshot()
 
 
-def _wait_children(children: dict[int, int]) -> tuple[RunReport, dict[str, int]]:
+class _Inbox:
+    """Reassembles one worker's framed messages from its pipe."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[str, Any]]:
+        self.buf += data
+        out = []
+        while len(self.buf) >= _FRAME.size:
+            (size,) = _FRAME.unpack_from(self.buf)
+            if len(self.buf) < _FRAME.size + size:
+                break
+            blob = bytes(self.buf[_FRAME.size:_FRAME.size + size])
+            del self.buf[:_FRAME.size + size]
+            try:
+                out.append(pickle.loads(blob))
+            except Exception:  # a worker died mid-write: its numbers are lost, not ours
+                continue
+        return out
+
+
+def _sum(snapshots: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counters in snapshots:
+        for name, value in counters.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def _wait_children(children: dict[int, int], write_stats: WriteStats | None
+                   ) -> tuple[RunReport, dict[str, int]]:
     def forward(signum: int, frame: Any) -> None:
-        for pid in children:
+        for pid in children.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    total = RunReport()
-    counters: dict[str, int] = {}
+    started = time.time()
+    inboxes = {fd: _Inbox() for fd in children}
+    latest: dict[int, dict[str, int]] = {}  # fd -> last stats snapshot of that worker
+    fresh: set[int] = set()  # workers that sent a snapshot since the last merged event
+    results: dict[int, tuple[RunReport, dict[str, int]]] = {}
+    open_fds = set(children)
     try:
-        for pid, read_fd in children.items():
-            with os.fdopen(read_fd, "rb") as pipe:
-                payload = pipe.read()
-            os.waitpid(pid, 0)
-            if not payload:
-                continue
-            report, worker_counters = pickle.loads(payload)
-            _merge_report(total, report)
-            for name, value in worker_counters.items():
-                counters[name] = counters.get(name, 0) + value
+        while open_fds:
+            ready, _, _ = select.select(sorted(open_fds), [], [])
+            for fd in ready:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    open_fds.discard(fd)
+                    os.close(fd)
+                    os.waitpid(children[fd], 0)
+                    continue
+                for kind, payload in inboxes[fd].feed(data):
+                    if kind == "stats":
+                        latest[fd] = payload
+                        fresh.add(fd)
+                    elif kind == "result":
+                        results[fd] = payload
+                        latest[fd] = payload[1]
+            running = open_fds - set(results)
+            if write_stats is not None and running and fresh >= running:
+                # a round: every worker still running has reported since the last event
+                now = time.time()
+                write_stats(now, now - started, _sum(latest.values()))
+                fresh.clear()
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    total = RunReport()
+    for report, _counters in results.values():
+        _merge_report(total, report)
+    counters = _sum(c for _r, c in results.values())
+    if write_stats is not None and results:
+        now = time.time()
+        write_stats(now, now - started, counters)
     return total, counters
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.diagnostics import render_text
-from ruleengine.outputs.eve import EveWriter
+from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.progress import Progress
 from ruleengine.outputs.stats import Stats, StatsLogWriter
 from ruleengine.outputs.summary import render_summary
@@ -292,6 +293,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
             make_pipeline=lambda: _make_pipeline(settings, ruleset, logdir, live=True, append=True)[
                 0
             ],
+            write_stats=_merged_stats_writer(logdir),
         )
     finally:
         group.close()
@@ -300,6 +302,22 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     _write_stats_log(config, logdir, counters, report.duration)
     _print_summary(report, ruleset, DetectEngine([], mpm="ac"), stats)
     return EXIT_OK
+
+
+def _merged_stats_writer(logdir: Path) -> Callable[[float, float, dict[str, int]], None]:
+    """With several workers: EVE stats events with the totals of all of them (opened on
+    first use, in the parent, after the workers were forked)."""
+
+    def write(now: float, uptime: float, counters: dict[str, int]) -> None:
+        try:
+            eve = EveWriter(logdir / "eve.json", append=True)
+        except OutputError as exc:
+            _warn(str(exc))
+            return
+        eve.stats(now, uptime, counters)
+        eve.close()
+
+    return write
 
 
 def _afp_checksum_checks(section: Any, iface: str) -> bool:

@@ -114,6 +114,11 @@ def test_bypass_rule_http_flow_leaves_user_space(loader: str, tmp_path: Path) ->
     assert kernel_pkts > size // 1500, stats
     assert leaked <= LEAK_RATIO * kernel_pkts, (leaked, kernel_pkts)
 
+    last = [e["stats"] for e in events if e.get("event_type") == "stats"][-1]
+    assert last["flow_bypassed"]["pkts"] == kernel_pkts
+    assert last["flow_bypassed"]["closed"] == 1
+    assert last["capture"]["kernel_packets"] == stats["capture.kernel_packets"]
+
     flow = _only(ae.flow_events_for(events, 40001, HTTP_PORT))
     body = flow["flow"]
     assert body["state"] == "bypassed" and body["bypass"] == "capture"
@@ -224,6 +229,14 @@ def test_fanout_ebpf_two_workers_keep_flows_whole(tmp_path: Path) -> None:
     assert bypassed["bypass"] == "capture" and _bypassed_pkts(bypassed) > 1000
     assert stats["capture.bypass.ipv6_success"] == 1  # ports[-1] is an IPv6 flow
     assert stats["flow_bypassed.closed"] == 1
+    # EVE's stats events are the totals of both workers (Suricata's), the last one final
+    series = [e["stats"] for e in events if e.get("event_type") == "stats"]
+    kernel_packets = [s["capture"]["kernel_packets"] for s in series]
+    assert kernel_packets == sorted(kernel_packets), kernel_packets  # no one-worker events
+    last = series[-1]
+    assert last["capture"]["kernel_packets"] == stats["capture.kernel_packets"]
+    assert last["flow_bypassed"]["closed"] == 1
+    assert last["flow_bypassed"]["pkts"] == stats["flow_bypassed.pkts"] > 1000
 
 
 # --------------------------------------------------------------------------------------------
