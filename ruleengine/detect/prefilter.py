@@ -44,6 +44,7 @@ class Mpm:
         self._db: Any = None
         self._ac: Any = None
         self.fallback_reason: str | None = None
+        self._short: list[tuple[int, bytes, bool]] = []  # (pid, pattern, nocase), AC only
 
     def add(self, pattern: bytes, nocase: bool) -> int:
         key = (pattern.lower() if nocase else pattern, nocase)
@@ -91,9 +92,16 @@ class Mpm:
     def _build_ac(self, pats: list[tuple[tuple[bytes, bool], int]]) -> None:
         # One automaton over lower-cased keys; case-sensitive patterns are verified on
         # the original bytes at each reported position.
+        # Very short patterns occur everywhere: one C-level substring test each is much
+        # cheaper than walking their many automaton hits in Python.
         groups: dict[bytes, list[tuple[int, bytes | None]]] = {}
         for (pattern, nocase), pid in pats:
+            if len(pattern) <= _AC_SHORT:
+                self._short.append((pid, pattern, nocase))
+                continue
             groups.setdefault(pattern.lower(), []).append((pid, None if nocase else pattern))
+        if not groups:
+            return
         # pyahocorasick works on str: latin-1 maps each byte to one code point.
         automaton = ahocorasick.Automaton()
         for key, entries in groups.items():
@@ -107,13 +115,20 @@ class Mpm:
             return hits
         if self._db is not None:
             self._db.scan(data, match_event_handler=_hs_collect, context=hits)
-        elif self._ac is not None:
-            lower = data.lower().decode("latin-1")
-            for end, (klen, entries) in self._ac.iter(lower):
+            return hits
+        low = data.lower()
+        for pid, pattern, nocase in self._short:
+            if pattern in (low if nocase else data):
+                hits.add(pid)
+        if self._ac is not None:
+            for end, (klen, entries) in self._ac.iter(low.decode("latin-1")):
                 for pid, exact in entries:
                     if exact is None or data[end - klen + 1 : end + 1] == exact:
                         hits.add(pid)
         return hits
+
+
+_AC_SHORT = 3
 
 
 def _escape(pattern: bytes) -> bytes:
