@@ -264,12 +264,13 @@ def _udp_burst(net: kernel.NetnsPair, engine: ae.Engine, dport: int, sport: int,
         tx.close()
 
 
-@pytest.mark.parametrize("loader", ["libbpf", "bcc"])
-def test_xdp_bypass_udp(loader: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("loader", "workers"), [("libbpf", 1), ("bcc", 1), ("libbpf", 2)])
+def test_xdp_bypass_udp(loader: str, workers: int, tmp_path: Path) -> None:
     _require(loader)
     count = 2000
     with kernel.netns_pair("e2e") as net:
-        engine = _start(net, tmp_path, loader=loader, xdp=True)
+        engine = _start(net, tmp_path, loader=loader, xdp=True, workers=workers,
+                        cluster_type="cluster_ebpf" if workers > 1 else "cluster_flow")
         assert "xdp" in net.run(net.ns_b, "ip", "link", "show", net.if_b).stdout
         _udp_burst(net, engine, 7000, 50000, b"bypass-me" * 10, count, first_sid=SID_UDP_BYPASS)
         _udp_burst(net, engine, 7002, 50002, b"bypass-me" * 10, count, first_sid=None)
