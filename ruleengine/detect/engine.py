@@ -592,6 +592,15 @@ class DetectEngine:
             self._internal_error(exc)
             return []
 
+    def counters(self) -> dict[str, int]:
+        """Detection counters for the stats output."""
+        return {
+            "detect.rules_loaded": len(self.rules),
+            "detect.rules_skipped": len(self.skipped),
+            "detect.alerts_discarded": self.alerts_discarded,
+            "detect.internal_errors": self.errors,
+        }
+
     def _internal_error(self, exc: Exception) -> None:
         """Counted (``errors``) and remembered for diagnostics; the packet gets no match."""
         self.errors += 1

@@ -278,3 +278,16 @@ def test_prefilter_keyword_and_fast_pattern_chop() -> None:
     assert sids(e.inspect_packet(pkt(b"xxabcdefghxx"), None, True)) == [2]
     assert sids(e.inspect_packet(pkt(b"xxcdexx"), None, True)) == []  # chop found, rule not
     assert sids(e.inspect_packet(pkt(b"cde zz"), None, True)) == [3]
+
+
+def test_counters() -> None:
+    e = engine(
+        'alert tcp any any -> any any (content:"x"; sid:1;)',
+        'alert dns any any -> any any (dns.query; content:"x"; sid:2;)',
+    )
+    assert e.counters() == {
+        "detect.rules_loaded": 1,
+        "detect.rules_skipped": 1,
+        "detect.alerts_discarded": 0,
+        "detect.internal_errors": 0,
+    }
