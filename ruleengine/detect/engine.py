@@ -266,9 +266,18 @@ class CRule:
 
     @property
     def applies_to_flow(self) -> bool:
-        """drop/pass on the whole flow: IP-only and app-layer rules (SIG_FLAG_IPONLY,
-        SIG_FLAG_APPLAYER); stream and tx matches are added by the caller."""
-        return self.iponly or self.is_tx or any(not neg for _, neg in self.alproto_conds)
+        """drop/pass on the whole flow: IP-only, protocol-detection-only and app-layer
+        rules (SIG_FLAG_IPONLY, SIG_FLAG_PDONLY, SIG_FLAG_APPLAYER = a sticky buffer);
+        stream and tx matches are added by the caller. ``drop http ... (dsize:0;)`` is a
+        packet rule: it drops packets, not the flow."""
+        pd_only = (
+            any(not neg for _, neg in self.alproto_conds)
+            and self.payload is None
+            and not self.pkt_conds
+            and self.flow is None
+            and not self.fb_checks
+        )
+        return self.iponly or self.is_tx or pd_only
 
 
 def _order_key(cr: CRule) -> tuple[int, int, int, int]:

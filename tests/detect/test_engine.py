@@ -291,3 +291,15 @@ def test_counters() -> None:
         "detect.alerts_discarded": 0,
         "detect.internal_errors": 0,
     }
+
+
+def test_packet_keyword_drop_on_http_rule_does_not_drop_the_flow() -> None:
+    e = engine(
+        "drop http any any -> any any (dsize:0; sid:1;)",
+        "drop http any any -> any any (sid:2;)",
+    )
+    flow = FakeFlow()
+    flow.detect = None
+    e.inspect_packet(pkt(b"GET /"), flow, True)
+    out = e.inspect_packet(pkt(b"", flags=0x10), flow, True)
+    assert [(m.rule.sid, m.apply_to_flow) for m in out] == [(1, False), (2, True)]
