@@ -278,7 +278,10 @@ class Absent:
     span: Span | None = None
 
 
-InspectItem = ContentMatch | PcreMatch | ByteTest | ByteJump | ByteExtract | ByteMath | IsDataAt | BufferSize | Absent
+InspectItem = (
+    ContentMatch | PcreMatch | ByteTest | ByteJump | ByteExtract | ByteMath | IsDataAt
+    | BufferSize | Absent
+)
 
 
 @dataclass(slots=True)
