@@ -123,6 +123,7 @@ def generate(path: Path, size_mb: int, seed: int = 1) -> None:
     clock = [1_760_000_000.0]
     tmp = path.with_suffix(".tmp")
     writer = PcapWriter(str(tmp), linktype=1, sync=False)
+    writer.write_header(None)  # write_packet() alone never writes the global header
     conv = 0
     while written < target:
         conv += 1
