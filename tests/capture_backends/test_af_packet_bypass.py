@@ -355,10 +355,14 @@ def test_interface_down_then_removed() -> None:
     _require()
     with kernel.netns_pair() as net, capture(net) as (_g, be):
         net.run(net.ns_b, "ip", "link", "set", net.if_b, "down")
-        start = time.monotonic()
-        assert be.read_batch(100) == [] and be.read_batch(100) == []
-        assert time.monotonic() - start >= 0.1
+        deadline = time.monotonic() + 3
+        while be.stats().errors == 0 and time.monotonic() < deadline:
+            be.read_batch(100)  # drains what was queued before (IPv6 MLD/ND reports...)
         assert be.stats().errors >= 1
+        start = time.monotonic()
+        for _ in range(3):
+            assert be.read_batch(100) == []
+        assert time.monotonic() - start >= 0.25  # waited in poll(), did not spin
         net.run(net.ns_b, "ip", "link", "set", net.if_b, "up")
         assert kernel.wait_for(lambda: "LOWER_UP" in net.run(
             net.ns_b, "ip", "link", "show", net.if_b).stdout)
@@ -401,10 +405,10 @@ def test_expire_idle_removes_quiet_flows_only() -> None:
         quiet = flow(net.v4_a, net.v4_b, 6001, 5001)
         busy = flow(net.v4_a, net.v4_b, 6000, 5000)
         assert be.bypass(quiet, 0) and be.bypass(busy, 0)
-        time.sleep(0.3)
+        time.sleep(1.0)
         kernel.udp_exchange(client, server, 5)
         assert group.expire_idle(10.0) == []
-        expired = group.expire_idle(0.2)
+        expired = group.expire_idle(0.6)
         assert [f for f, _ in expired] == [quiet]
         assert be.bypassed_flow_counters(quiet) is None
         assert be.bypassed_flow_counters(busy) == (5, 5 * (UDP4_FRAME), 0, 0)
