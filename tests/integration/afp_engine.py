@@ -228,8 +228,9 @@ class Engine:
 
     def __init__(self, net: kernel.NetnsPair, ns: str, ifname: str, rules: Path,
                  logdir: Path, config: Path, *, loader: str | None = None,
-                 overrides: tuple[str, ...] = ()) -> None:
+                 overrides: tuple[str, ...] = (), workers: int = 1) -> None:
         self.logdir = logdir
+        self.workers = workers  # capture sockets to wait for (the config's threads)
         logdir.mkdir(parents=True, exist_ok=True)
         cmd = [*ENGINE, "run", "--af-packet", ifname, "-S", str(rules), "-l", str(logdir),
                "-c", str(config), "--no-progress"]
@@ -254,20 +255,11 @@ class Engine:
             if self.proc.poll() is not None:
                 raise AssertionError(f"engine exited {self.proc.returncode}: {self.stderr()}")
             sockets = net.run(ns, "cat", "/proc/net/packet").stdout.strip().splitlines()[1:]
-            if sockets and self._workers_ready(len(sockets)):
+            if len(sockets) >= self.workers:
                 time.sleep(0.3)  # fanout join and the first poll
                 return
             time.sleep(0.05)
         raise AssertionError(f"engine not capturing after {timeout}s: {self.stderr()}")
-
-    def _workers_ready(self, sockets: int) -> bool:
-        return sockets >= self._expected_sockets
-
-    _expected_sockets = 1
-
-    def expect_workers(self, n: int) -> Engine:
-        self._expected_sockets = n
-        return self
 
     def _cpu_of_tree(self) -> float:
         """CPU seconds (user + system) of the engine process and its workers so far,

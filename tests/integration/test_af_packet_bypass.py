@@ -47,8 +47,9 @@ def _start(net: kernel.NetnsPair, tmp_path: Path, *, loader: str = "libbpf", wor
            **config: Any) -> ae.Engine:
     cfg = ae.write_config(tmp_path / "suricata.yaml", threads=workers,
                           bypassed_timeout=BYPASSED_TIMEOUT, **config)
-    engine = ae.Engine(net, net.ns_b, net.if_b, RULES, tmp_path / "log", cfg, loader=loader)
-    engine.expect_workers(workers).wait_ready(net, net.ns_b, net.if_b)
+    engine = ae.Engine(net, net.ns_b, net.if_b, RULES, tmp_path / "log", cfg, loader=loader,
+                       workers=workers)
+    engine.wait_ready(net, net.ns_b, net.if_b)
     return engine
 
 
@@ -376,3 +377,21 @@ def test_bypassed_flow_kept_while_counting_then_entry_deleted(tmp_path: Path) ->
 def first_alert_ts(engine: ae.Engine) -> str | None:
     alerts = engine.events("alert")
     return alerts[0]["timestamp"] if alerts else None
+
+
+def test_capture_without_bypass_support_bypasses_locally(tmp_path: Path) -> None:
+    _require()
+    count = 300
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, bypass=False)  # af-packet bypass: no -> no kernel table
+        _udp_burst(net, engine, 7000, 50000, b"bypass-me" * 10, count, first_sid=SID_UDP_BYPASS)
+        time.sleep(BYPASSED_TIMEOUT + 2.5)
+        events, stats = _stop(engine)
+
+    assert len(ae.alerts_by_sid(events)[SID_UDP_BYPASS]) == 1  # the rest was not inspected
+    assert stats["flow_bypassed.local"] == 1
+    assert "flow_bypassed.capture" not in stats and "flow_bypassed.pkts" not in stats
+    assert stats["flow_bypassed.local_pkts"] == count - 1
+    body = _only(ae.flow_events_for(events, 50000, 7000, "UDP"))["flow"]
+    assert body["bypass"] == "local" and body["reason"] == "timeout"
+    assert body["pkts_toserver"] == count and body["bypassed"]["pkts_toserver"] == count - 1
