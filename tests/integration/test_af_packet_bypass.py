@@ -198,11 +198,11 @@ def test_fanout_ebpf_two_workers_keep_flows_whole(tmp_path: Path) -> None:
         ports = list(range(41000, 41012))
         for i, port in enumerate(ports):
             v6 = i % 2 == 1
-            server = (net.v6_b if v6 else net.v4_b, HTTP_PORT)
+            target = (net.v6_b if v6 else net.v4_b, HTTP_PORT)
             local = (net.v6_a if v6 else net.v4_a, port)
             path = "/bypass-me?size=2000000&delay=0.5" if port == ports[-1] else \
                 f"/inspect-me?size={50_000 + 1000 * i}"
-            clients.append(ae.start_client(net, net.ns_a, server, local, path))
+            clients.append(ae.start_client(net, net.ns_a, target, local, path))
         for proc in clients:
             ae.finish_client(proc)
         time.sleep(BYPASSED_TIMEOUT + 2.5)
