@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from capture_backends.base import CaptureBackend
+from capture_backends.base import BackendUnavailable, CaptureBackend
 from ruleengine.pipeline import Pipeline, RunReport
 
 OpenBackend = Callable[[int], CaptureBackend]
@@ -39,7 +39,9 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
     """Run ``threads`` workers until the capture stops or a signal arrives.
 
     With one worker its pipeline writes its own stats events; with several, their merged
-    counters go to ``write_stats`` (called in this process), if given."""
+    counters go to ``write_stats`` (called in this process), if given. Raises
+    ``BackendUnavailable`` when the capture cannot be opened (one worker) or no worker
+    ran (several: each one's error is printed on stderr)."""
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, None)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
@@ -167,6 +169,8 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    if not results:
+        raise BackendUnavailable(f"no worker of {len(children)} ran (see the errors above)")
     total = RunReport()
     for report, _counters in results.values():
         _merge_report(total, report)

@@ -295,6 +295,9 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
             ],
             write_stats=_merged_stats_writer(logdir),
         )
+    except (BackendUnavailable, OutputError) as exc:  # a worker could not start
+        _error(str(exc))
+        return EXIT_FAILURE
     finally:
         group.close()
     stats = Stats()

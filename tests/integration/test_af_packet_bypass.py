@@ -12,6 +12,8 @@ map counters folded in when the flow ends).
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ HTTP_PORT = 8080
 DEPTH = 1 << 20  # stream.reassembly.depth for the stream.bypass test
 PAUSE_AT = DEPTH + (64 << 10)  # bytes of upload before its pause: just past the depth
 BYPASSED_TIMEOUT = 2  # flow-timeouts.*.bypassed: the kernel counters must stay still this long
+ETH_P_ALL, SOL_PACKET, PACKET_FANOUT = 0x0003, 263, 18
 LEAK_RATIO = 0.001  # at most 0.1 % of a bypassed flow's later packets may reach user space
 
 
@@ -395,3 +398,31 @@ def test_capture_without_bypass_support_bypasses_locally(tmp_path: Path) -> None
     body = _only(ae.flow_events_for(events, 50000, 7000, "UDP"))["flow"]
     assert body["bypass"] == "local" and body["reason"] == "timeout"
     assert body["pkts_toserver"] == count and body["bypassed"]["pkts_toserver"] == count - 1
+
+
+# --------------------------------------------------------------------------------------------
+# a capture that cannot start is an error message and exit status 1, never a traceback
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_that_cannot_join_the_fanout_group_fail_cleanly(workers: int,
+                                                                tmp_path: Path) -> None:
+    _require()
+    with kernel.netns_pair("e2e") as net:
+        # another program already holds fanout group 77 on this interface, in another mode
+        with net.entered(net.ns_b):
+            squatter = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
+            squatter.bind((net.if_b, ETH_P_ALL))
+            squatter.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", 77 | (1 << 16)))
+            cfg = ae.write_config(tmp_path / "suricata.yaml", threads=workers,
+                                  cluster_type="cluster_ebpf")
+            engine = ae.Engine(net, net.ns_b, net.if_b, RULES, tmp_path / "log", cfg,
+                               workers=workers)
+            assert engine.proc.wait(timeout=30) == 1
+        finally:
+            squatter.close()
+    err = engine.stderr()
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert "error: " in err, err
