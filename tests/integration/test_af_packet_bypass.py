@@ -22,6 +22,7 @@ import pytest
 
 from tests import kernel
 from tests.integration import afp_engine as ae
+from tests.outputs.eve_schema import validate_line
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
@@ -57,8 +58,11 @@ def _start(net: kernel.NetnsPair, tmp_path: Path, *, loader: str = "libbpf", wor
 
 
 def _stop(engine: ae.Engine) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """SIGTERM, clean exit; every EVE line valid against Suricata's EVE schema."""
     assert engine.stop() == 0, engine.stderr()
     assert "Traceback" not in engine.stderr(), engine.stderr()
+    for line in (engine.logdir / "eve.json").read_text().splitlines():
+        validate_line(line)
     return engine.events(), engine.final_stats()
 
 
