@@ -23,7 +23,9 @@ int lb_symmetric(struct __sk_buff *skb)
     struct pkt_info pi = {};
     if (parse_packet(skb, 0, skb->protocol, skb->vlan_present, skb->vlan_tci, &pi) != 0)
         return 0;
-    __u32 h = pi.proto ^ ((__u32)pi.vlan0 << 8) ^ ((__u32)pi.vlan1 << 20);
+    __u32 h = pi.proto;
+    if (VLAN_IN_KEY)
+        h ^= ((__u32)pi.vlan0 << 8) ^ ((__u32)pi.vlan1 << 20);
 #pragma unroll
     for (int i = 0; i < 4; i++)
         h ^= pi.src[i] ^ pi.dst[i];          /* IPv4 leaves words 1-3 zero */

@@ -34,6 +34,18 @@
 #define NET32(x) ((__u32)(x))
 #endif
 
+/* VLAN ids in the flow key and in the load-balancer hash (suricata.yaml
+ * vlan.use-for-tracking). libbpf: a read-only global the loader sets before loading, so the
+ * verifier sees a constant and prunes the dead branch; BCC: -DVLAN_IN_KEY=0|1. */
+#ifdef USE_BCC
+#ifndef VLAN_IN_KEY
+#define VLAN_IN_KEY 1
+#endif
+#else
+const volatile __u32 vlan_in_key = 1;
+#define VLAN_IN_KEY vlan_in_key
+#endif
+
 #define ETH_HEADER_LEN 14
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86DD
@@ -223,8 +235,10 @@ static __always_inline int make_key_v4(const struct pkt_info *pi, struct flow_ke
     k->b_ip = rev ? pi->src[0] : pi->dst[0];
     k->a_port = rev ? pi->dport : pi->sport;
     k->b_port = rev ? pi->sport : pi->dport;
-    k->vlan0 = pi->vlan0;
-    k->vlan1 = pi->vlan1;
+    if (VLAN_IN_KEY) {
+        k->vlan0 = pi->vlan0;
+        k->vlan1 = pi->vlan1;
+    }
     k->proto = pi->proto;
     return rev;
 }
@@ -243,8 +257,10 @@ static __always_inline int make_key_v6(const struct pkt_info *pi, struct flow_ke
         k->a_port = pi->sport;
         k->b_port = pi->dport;
     }
-    k->vlan0 = pi->vlan0;
-    k->vlan1 = pi->vlan1;
+    if (VLAN_IN_KEY) {
+        k->vlan0 = pi->vlan0;
+        k->vlan1 = pi->vlan1;
+    }
     k->proto = pi->proto;
     return rev;
 }

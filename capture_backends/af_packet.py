@@ -126,6 +126,7 @@ class AfPacketConfig:
     defrag: bool = True
     rollover: bool = False
     promiscuous: bool = True
+    vlan_in_key: bool = True  # suricata.yaml vlan.use-for-tracking (a global, not af-packet:)
 
     def with_loader(self, loader: str) -> AfPacketConfig:
         """The same config with another eBPF loader ("libbpf" or "bcc"; e.g. from a CLI flag).
@@ -133,6 +134,11 @@ class AfPacketConfig:
         if loader not in ebpf.LOADERS:
             raise ValueError(f"unknown eBPF loader {loader!r} (one of {', '.join(ebpf.LOADERS)})")
         return dataclasses.replace(self, loader=loader)
+
+    def with_vlan_tracking(self, use_vlan: bool) -> AfPacketConfig:
+        """Apply ``vlan.use-for-tracking``: with False, VLAN ids are left out of the kernel
+        flow keys and of the eBPF load-balancer hash, as the engine's flow table does."""
+        return dataclasses.replace(self, vlan_in_key=use_vlan)
 
     # -- derived --
     def filter_path(self) -> Path | None:
@@ -302,7 +308,8 @@ def _build_config(iface: str, raw: Mapping[str, Any], warnings: list[str]) -> Af
 class _BypassTables:
     """The v4/v6 flow tables the bypass program uses, with the layout checked."""
 
-    def __init__(self, obj: ebpf.BpfObject, source: Path) -> None:
+    def __init__(self, obj: ebpf.BpfObject, source: Path, vlan_in_key: bool = True) -> None:
+        self.vlan_in_key = vlan_in_key
         maps: dict[str, syscall.BpfMap] = {}
         for name, key_layout in ((layout.MAP_V4, layout.KEY_V4), (layout.MAP_V6, layout.KEY_V6)):
             fd = obj.map_fd(name)
@@ -325,7 +332,7 @@ class _BypassTables:
     def insert(self, flow: FlowTuple) -> int:
         """Add ``flow`` (zeroed counters, only if absent); 0 or the errno (EEXIST: it was
         already there, E2BIG: the table is full). ValueError for malformed addresses."""
-        key, _reverse = layout.canonical_key(flow)
+        key, _reverse = layout.canonical_key(flow, self.vlan_in_key)
         # last_ns starts at the insert time (same clock as bpf_ktime_get_ns) so that an
         # entry whose flow never sends again still ages out in expire_idle()
         value = layout.COUNTERS.pack(0, 0, 0, 0, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
@@ -333,7 +340,7 @@ class _BypassTables:
 
     def counters(self, flow: FlowTuple) -> BypassCounters | None:
         """Per-direction counters, ``flow.src`` read as the client (toserver = its packets)."""
-        key, reverse = layout.canonical_key(flow)
+        key, reverse = layout.canonical_key(flow, self.vlan_in_key)
         table = self.table(flow)
         raw = table.lookup(key)
         if raw is None:
@@ -377,7 +384,8 @@ class AfPacketGroup:
         c = self.config
         tables = (layout.MAP_V4, layout.MAP_V6) if with_tables else ()
         obj = ebpf.open_object(c.loader, path, kind=kind, tables=tables,
-                               map_entries=c.map_entries, percpu=c.use_percpu_hash)
+                               map_entries=c.map_entries, percpu=c.use_percpu_hash,
+                               vlan_in_key=c.vlan_in_key)
         self._objects.append(obj)
         return obj
 
@@ -389,12 +397,12 @@ class AfPacketGroup:
             self.filter_fd = obj.program_fd(_program_name(c, filter_path,
                                                           ebpf.SOCKET_FILTER_PROGRAM))
             if c.bypass and xdp_path is None:
-                self.tables = _BypassTables(obj, filter_path)
+                self.tables = _BypassTables(obj, filter_path, c.vlan_in_key)
         if xdp_path is not None:
             obj = self._open(xdp_path, "xdp", with_tables=True)
             prog = obj.program_fd(_program_name(c, xdp_path, ebpf.XDP_FILTER_PROGRAM))
             if c.bypass:
-                self.tables = _BypassTables(obj, xdp_path)
+                self.tables = _BypassTables(obj, xdp_path, c.vlan_in_key)
             self._xdp_link_fd = syscall.xdp_link_create(prog, self.ifindex,
                                                         XDP_MODES[c.xdp_mode])
         if lb_path is not None:
@@ -669,7 +677,7 @@ class AfPacketBackend(BaseBackend):
         if tables is None:
             return None
         try:
-            key, _ = layout.canonical_key(flow)
+            key, _ = layout.canonical_key(flow, tables.vlan_in_key)
         except ValueError:
             return None
         table = tables.table(flow)
@@ -681,7 +689,7 @@ class AfPacketBackend(BaseBackend):
         if tables is None:
             return
         try:
-            key, _ = layout.canonical_key(flow)
+            key, _ = layout.canonical_key(flow, tables.vlan_in_key)
         except ValueError:
             return
         tables.table(flow).delete(key)

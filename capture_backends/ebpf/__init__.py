@@ -55,17 +55,20 @@ def loader_unavailable(loader: str) -> str | None:
 
 def open_object(loader: str, path: str | os.PathLike[str], *, kind: str = "socket",
                 tables: tuple[str, ...] = (), map_entries: int | None = None,
-                percpu: bool = False) -> BpfObject:
+                percpu: bool = False, vlan_in_key: bool = True) -> BpfObject:
     """Load a BPF object with ``loader`` ("libbpf": the .o file; "bcc": the .c beside it).
     ``kind`` is "socket" (socket filter / fanout program) or "xdp". Maps named in ``tables``
-    get ``map_entries`` entries and become per-CPU when ``percpu``. Raises OSError."""
+    get ``map_entries`` entries and become per-CPU when ``percpu``. ``vlan_in_key`` False
+    leaves VLAN ids out of flow keys and of the load-balancer hash. Raises OSError."""
     reason = loader_unavailable(loader)
     if reason:
         raise OSError(2, reason)
     if loader == "libbpf":
         from capture_backends.ebpf.libbpf import LibbpfObject
 
-        return LibbpfObject(path, resize=tables, map_entries=map_entries, percpu=percpu)
+        return LibbpfObject(path, resize=tables, map_entries=map_entries, percpu=percpu,
+                            vlan_in_key=vlan_in_key)
     from capture_backends.ebpf.bcc_loader import BccObject
 
-    return BccObject(path, map_entries=map_entries, percpu=percpu, kind=kind)
+    return BccObject(path, map_entries=map_entries, percpu=percpu, kind=kind,
+                     vlan_in_key=vlan_in_key)

@@ -66,7 +66,7 @@ class BccObject:
     """One C source compiled and loaded by BCC; same surface as ``LibbpfObject``."""
 
     def __init__(self, path: str | os.PathLike[str], *, map_entries: int | None = None,
-                 percpu: bool = False, kind: str = "socket") -> None:
+                 percpu: bool = False, kind: str = "socket", vlan_in_key: bool = True) -> None:
         self.path = source_for(path)
         if not self.path.is_file():
             raise OSError(2, f"BPF source {self.path} not found (BCC compiles the .c file)")
@@ -81,6 +81,7 @@ class BccObject:
             cflags.append(f"-DMAP_ENTRIES={int(map_entries)}")
         if percpu:
             cflags.append("-DUSE_PERCPU")
+        cflags.append(f"-DVLAN_IN_KEY={int(vlan_in_key)}")
         self._kind = BPF.XDP if kind == "xdp" else BPF.SOCKET_FILTER
         try:
             text = inline_local_includes(self.path)

@@ -47,17 +47,19 @@ class FlowCounters(NamedTuple):
 ZERO_COUNTERS = COUNTERS.pack(0, 0, 0, 0, 0)
 
 
-def canonical_key(flow: FlowTuple) -> tuple[bytes, bool]:
+def canonical_key(flow: FlowTuple, vlan_in_key: bool = True) -> tuple[bytes, bool]:
     """The map key of ``flow`` and whether ``flow.src`` is endpoint *b*.
 
     Raises ValueError for addresses that are neither 4 nor 16 bytes or that differ in
-    length. VLAN ids beyond the second are not part of the key (the programs read two)."""
+    length. VLAN ids beyond the second are not part of the key (the programs read two);
+    with ``vlan_in_key`` False none are (programs loaded the same way)."""
     src, dst = flow.src, flow.dst
     if len(src) != len(dst) or len(src) not in (4, 16):
         raise ValueError(f"flow addresses must both be 4 or 16 bytes, got {len(src)}/{len(dst)}")
     sport, dport = flow.sport & 0xFFFF, flow.dport & 0xFFFF
-    vlan0 = flow.vlan[0] & VLAN_ID_MASK if len(flow.vlan) > 0 else 0
-    vlan1 = flow.vlan[1] & VLAN_ID_MASK if len(flow.vlan) > 1 else 0
+    vlan = flow.vlan if vlan_in_key else ()
+    vlan0 = vlan[0] & VLAN_ID_MASK if len(vlan) > 0 else 0
+    vlan1 = vlan[1] & VLAN_ID_MASK if len(vlan) > 1 else 0
     # bytes compare lexicographically == numerically for big-endian values of equal length
     reverse = (src, sport) > (dst, dport)
     if reverse:

@@ -37,6 +37,7 @@ def _library() -> ctypes.CDLL:
             "bpf_map__set_max_entries": (ci, [vp, cu]),
             "bpf_map__set_type": (ci, [vp, ci]),
             "libbpf_get_error": (ctypes.c_long, [vp]),
+            "bpf_map__initial_value": (vp, [vp, ctypes.POINTER(ctypes.c_size_t)]),
         }
         for name, (restype, argtypes) in signatures.items():
             fn = getattr(lib, name)
@@ -60,7 +61,8 @@ class LibbpfObject:
     become per-CPU hashes when ``percpu``; programs are verified and loaded at construction."""
 
     def __init__(self, path: str | os.PathLike[str], *, resize: tuple[str, ...] = (),
-                 map_entries: int | None = None, percpu: bool = False) -> None:
+                 map_entries: int | None = None, percpu: bool = False,
+                 vlan_in_key: bool = True) -> None:
         self.path = Path(path)
         lib = _library()
         self._lib = lib
@@ -74,6 +76,7 @@ class LibbpfObject:
         try:
             for name in resize:
                 self._configure_map(name, map_entries, percpu)
+            self._set_vlan_in_key(vlan_in_key)
             rc = lib.bpf_object__load(obj)
             if rc != 0:
                 raise OSError(-rc, f"loading {self.path.name} into the kernel failed: "
@@ -94,6 +97,22 @@ class LibbpfObject:
         rc = self._lib.bpf_map__set_type(m, map_type)
         if rc != 0:
             raise OSError(-rc, f"map {name}: cannot set type {map_type}")
+
+    def _set_vlan_in_key(self, enabled: bool) -> None:
+        """Our programs' only read-only global is ``__u32 vlan_in_key`` (.rodata, 4 bytes);
+        it is written into the map's initial image before loading."""
+        m = self._lib.bpf_object__find_map_by_name(self._obj, b".rodata")
+        if not m:
+            if not enabled:
+                raise OSError(22, f"{self.path.name} has no vlan_in_key setting")
+            return
+        size = ctypes.c_size_t(0)
+        image = self._lib.bpf_map__initial_value(m, ctypes.byref(size))
+        if not image or size.value != 4:
+            if not enabled:
+                raise OSError(22, f"{self.path.name}: unexpected .rodata ({size.value} bytes)")
+            return
+        ctypes.c_uint32.from_address(image).value = int(enabled)
 
     def program_fd(self, name: str | None = None) -> int:
         """fd of the program called ``name``; with None, of the object's first program."""

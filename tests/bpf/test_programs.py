@@ -24,13 +24,13 @@ XDP_DROP, XDP_PASS = 1, 2
 
 
 def _load(loader: str, name: str, kind: str = "socket",
-          tables: tuple[str, ...] = ()) -> ebpf.BpfObject:
+          tables: tuple[str, ...] = (), vlan_in_key: bool = True) -> ebpf.BpfObject:
     kernel.require_root()
     kernel.require_bpf()
     if reason := ebpf.loader_unavailable(loader):
         kernel.skip(reason)
     return ebpf.open_object(loader, ebpf.bundled_path(name), kind=kind, tables=tables,
-                            map_entries=1024)
+                            map_entries=1024, vlan_in_key=vlan_in_key)
 
 
 @pytest.fixture(params=LOADERS)
@@ -135,3 +135,30 @@ def test_filters_match_exactly_the_flows_in_the_tables(loader: str, xdp: bool) -
             assert syscall.prog_test_run(prog, junk) == miss, junk.hex()
     finally:
         obj.close()
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_without_vlan_tracking_vlan_ids_are_ignored(loader: str) -> None:
+    """vlan.use-for-tracking: no. A flow whose two directions travel on different VLANs is
+    one flow for the filters and for the load balancer; with tracking on it is not."""
+    a, b = "10.3.0.1", "10.3.0.2"
+    request = udp_frame(MAC_A, MAC_B, a, b, 4000, 53, b"q", (10,))
+    reply = udp_frame(MAC_B, MAC_A, b, a, 53, 4000, b"r", (20, 30))
+    untagged = udp_frame(MAC_A, MAC_B, a, b, 4000, 53, b"u")
+    for vlan_in_key in (False, True):
+        lb_obj = _load(loader, "lb.o", vlan_in_key=vlan_in_key)
+        filt = _load(loader, "bypass_filter.o", tables=(layout.MAP_V4, layout.MAP_V6),
+                     vlan_in_key=vlan_in_key)
+        try:
+            lb_fd = lb_obj.program_fd(ebpf.LB_PROGRAM)
+            hashes = {syscall.prog_test_run(lb_fd, f) for f in (request, reply, untagged)}
+            assert (len(hashes) == 1) is (not vlan_in_key)
+            prog = filt.program_fd(ebpf.SOCKET_FILTER_PROGRAM)
+            table = syscall.BpfMap(filt.map_fd(layout.MAP_V4) or -1)
+            key, _ = layout.canonical_key(flow(a, b, 4000, 53, vlan=(10,)), vlan_in_key)
+            assert table.update(key, layout.ZERO_COUNTERS) == 0
+            verdicts = [syscall.prog_test_run(prog, f) for f in (request, reply, untagged)]
+            assert verdicts == ([0, 0, 0] if not vlan_in_key else [0, DELIVER, DELIVER])
+        finally:
+            lb_obj.close()
+            filt.close()

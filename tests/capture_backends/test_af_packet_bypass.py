@@ -492,3 +492,34 @@ def test_kernel_and_python_keys_agree_on_random_flows(loader: str, xdp: bool) ->
             c = be.bypassed_flow_counters(f)
             assert c is not None
             assert (c.pkts_toserver, c.pkts_toclient) == ((0, 1) if reverse else (1, 0)), f
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_asymmetric_vlans_without_vlan_tracking(loader: str) -> None:
+    """vlan.use-for-tracking: no (with_vlan_tracking(False)): the request on VLAN 10 and the
+    reply on VLAN 20 are one flow, bypassed by one key without VLAN ids."""
+    _require(loader)
+    with kernel.netns_pair() as net:
+        config = AfPacketConfig(interface=net.if_b, bypass=True, loader=loader)
+        config = config.with_vlan_tracking(False)
+        with net.entered(net.ns_b):
+            group = AfPacketGroup(config)
+            be = group.open_worker(0)
+        try:
+            mac_a, mac_b = net.mac(net.ns_a, net.if_a), net.mac(net.ns_b, net.if_b)
+            tx = net.raw_socket(net.ns_a, net.if_a)
+            f = flow("10.7.0.1", "10.7.0.2", 4000, 53, vlan=(10,))
+            assert be.bypass(f, 0)
+            request = udp_frame(mac_a, mac_b, "10.7.0.1", "10.7.0.2", 4000, 53, b"q" * 20, (10,))
+            reply = udp_frame(mac_a, mac_b, "10.7.0.2", "10.7.0.1", 53, 4000, b"r" * 20, (20,))
+            other = udp_frame(mac_a, mac_b, "10.7.0.1", "10.7.0.2", 4001, 53, b"o" * 20, (10,))
+            for frame in (request, reply, reply, other):
+                tx.send(frame)
+            tx.close()
+            seen = count_flows(drain(be))
+            assert seen == {flow("10.7.0.1", "10.7.0.2", 4001, 53, vlan=(10,)): 1}
+            assert be.bypassed_flow_counters(flow("10.7.0.1", "10.7.0.2", 4000, 53)) == (
+                1, len(request) - 4, 2, 2 * (len(reply) - 4))
+        finally:
+            be.close()
+            group.close()

@@ -57,3 +57,9 @@ def test_bad_addresses_raise_value_error(flow: FlowTuple) -> None:
 def test_percpu_values_are_summed() -> None:
     per_cpu = layout.COUNTERS.pack(1, 100, 2, 200, 50) + layout.COUNTERS.pack(3, 300, 4, 400, 70)
     assert layout.sum_counters(per_cpu) == layout.FlowCounters(4, 400, 6, 600, 70)
+
+
+def test_vlan_left_out_without_vlan_tracking() -> None:
+    plain, _ = layout.canonical_key(FlowTuple(A4, B4, 1, 2, 6))
+    tagged, _ = layout.canonical_key(FlowTuple(A4, B4, 1, 2, 6, (100, 7)), vlan_in_key=False)
+    assert plain == tagged
