@@ -38,12 +38,13 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
                 write_stats: WriteStats | None = None) -> tuple[RunReport, dict[str, int]]:
     """Run ``threads`` workers until the capture stops or a signal arrives.
 
-    With one worker its pipeline writes its own stats events; with several, their merged
-    counters go to ``write_stats`` (called in this process), if given. Raises
+    Stats snapshots go to ``write_stats`` (called in this process) if given, else each
+    pipeline writes its own EVE stats events; with several workers they are merged (a
+    round: every running worker sent one) before ``write_stats`` sees them. Raises
     ``BackendUnavailable`` when the capture cannot be opened (one worker) or no worker
     ran (several: each one's error is printed on stderr)."""
     if threads <= 1:
-        return _run_one(0, open_backend, make_pipeline, None)
+        return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
     for index in range(threads):
         read_fd, write_fd = os.pipe()
@@ -80,10 +81,10 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
 
 
 def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
-             sink: Callable[[float, float, dict[str, int]], None] | None
-             ) -> tuple[RunReport, dict[str, int]]:
+             sink: WriteStats | None) -> tuple[RunReport, dict[str, int]]:
     pipeline = make_pipeline()
-    pipeline.stats_sink = sink
+    if sink is not None:
+        pipeline.stats_sink = sink
     backend = open_backend(index)
     old = {sig: signal.signal(sig, lambda *_: pipeline.stop())
            for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -15,8 +15,6 @@ import argparse
 import dataclasses
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +284,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     settings = _settings(args, config, ips=False, offline=False)
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
+    stats_outputs = _StatsOutputs(config, logdir)
     try:
         report, counters = run_workers(
             threads=afp_config.threads,
@@ -293,34 +292,61 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
             make_pipeline=lambda: _make_pipeline(settings, ruleset, logdir, live=True, append=True)[
                 0
             ],
-            write_stats=_merged_stats_writer(logdir),
+            write_stats=stats_outputs.write,
         )
     except (BackendUnavailable, OutputError) as exc:  # a worker could not start
         _error(str(exc))
         return EXIT_FAILURE
     finally:
         group.close()
+        stats_outputs.close()
     stats = Stats()
     stats.merge(counters)
-    _write_stats_log(config, logdir, counters, report.duration)
     _print_summary(report, ruleset, DetectEngine([], mpm="ac"), stats)
     return EXIT_OK
 
 
-def _merged_stats_writer(logdir: Path) -> Callable[[float, float, dict[str, int]], None]:
-    """With several workers: EVE stats events with the totals of all of them (opened on
-    first use, in the parent, after the workers were forked)."""
+class _StatsOutputs:
+    """Live capture stats: an EVE stats event and a ``stats.log`` block (when the ``stats``
+    output is enabled) at every stats interval and at the end, from the counters of all
+    workers (``run_workers`` merges them). Files are opened on first use, i.e. in the
+    process that writes (after the workers were forked); errors are one-line warnings."""
 
-    def write(now: float, uptime: float, counters: dict[str, int]) -> None:
+    def __init__(self, config: Config, logdir: Path) -> None:
+        self._logdir = logdir
+        self._options = config.stats_log()
+        self._opened = False
+        self._eve: EveWriter | None = None
+        self._log: StatsLogWriter | None = None
+
+    def _open(self) -> None:
+        self._opened = True
         try:
-            eve = EveWriter(logdir / "eve.json", append=True)
+            self._eve = EveWriter(self._logdir / "eve.json", append=True)
         except OutputError as exc:
             _warn(str(exc))
-            return
-        eve.stats(now, uptime, counters)
-        eve.close()
+        if self._options.enabled:
+            path = self._logdir / self._options.filename
+            try:
+                self._log = StatsLogWriter(path, append=self._options.append,
+                                           null_values=self._options.null_values)
+            except OSError as exc:
+                _warn(f"stats.log: cannot open {path}: {exc.strerror}")
 
-    return write
+    def write(self, now: float, uptime: float, counters: dict[str, int]) -> None:
+        if not self._opened:
+            self._open()
+        if self._eve is not None:
+            self._eve.stats(now, uptime, counters)
+            self._eve.flush()
+        if self._log is not None:
+            self._log.write(counters, ts=now, uptime=uptime)
+
+    def close(self) -> None:
+        if self._eve is not None:
+            self._eve.close()
+        if self._log is not None:
+            self._log.close()
 
 
 def _afp_checksum_checks(section: Any, iface: str) -> bool:
@@ -336,23 +362,6 @@ def _afp_checksum_checks(section: Any, iface: str) -> bool:
     default = next((e for e in entries if str(e.get("interface")) == "default"), {})
     value = own.get("checksum-checks", default.get("checksum-checks", "kernel"))
     return str(value).strip().lower() in ("yes", "true", "on", "1")
-
-
-def _write_stats_log(config: Config, logdir: Path, counters: dict[str, int],
-                     uptime: float) -> None:
-    """Suricata's ``stats`` output: one block with the run's merged counters (all workers),
-    including those EVE's stats schema has no place for (bypass inserts)."""
-    options = config.stats_log()
-    if not options.enabled:
-        return
-    try:
-        writer = StatsLogWriter(logdir / options.filename, append=options.append,
-                                null_values=options.null_values)
-    except OSError as exc:
-        _warn(f"stats.log: cannot open {logdir / options.filename}: {exc.strerror}")
-        return
-    writer.write(counters, ts=time.time(), uptime=uptime)
-    writer.close()
 
 
 def _first_interface(section: Any) -> str | None:
