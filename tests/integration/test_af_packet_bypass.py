@@ -430,3 +430,25 @@ def test_workers_that_cannot_join_the_fanout_group_fail_cleanly(workers: int,
     err = engine.stderr()
     assert "Traceback" not in err and "internal error" not in err, err
     assert "error: " in err, err
+
+
+def test_sigterm_under_load_exits_cleanly_with_flow_and_stats_events(tmp_path: Path) -> None:
+    _require()
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, workers=2, cluster_type="cluster_ebpf")
+        server = ae.HttpServer(net, net.ns_b, net.v4_b, HTTP_PORT)
+        client = ae.start_client(net, net.ns_a, (net.v4_b, HTTP_PORT), (net.v4_a, 43000),
+                                 "/inspect-me?size=400000000&rate=50000000")  # 8 s at 400 Mbit/s
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        events, stats = _stop(engine)  # while the engine is busy with the transfer
+        stop_seconds = time.monotonic() - t0
+        client.kill()
+        server.close()
+
+    assert stop_seconds < 10, stop_seconds
+    flow = _only(ae.flow_events_for(events, 43000, HTTP_PORT))
+    assert flow["flow"]["reason"] == "shutdown" and flow["flow"]["pkts_toclient"] > 1000
+    assert [a["src_port"] for a in ae.alerts_by_sid(events)[SID_HTTP_INSPECT]] == [43000]
+    assert stats["capture.kernel_packets"] > 1000
+    assert [e for e in events if e.get("event_type") == "stats"]
