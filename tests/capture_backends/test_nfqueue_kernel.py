@@ -527,3 +527,24 @@ def test_sigterm_gives_pending_packets_their_verdicts_and_removes_the_rules() ->
         rx.settimeout(2)
         assert [rx.recv(2048) for _ in range(20)]  # all 20 delivered after the verdicts
         assert "ruleengine" not in net.run(net.ns_b, "iptables", "-t", "mangle", "-S").stdout
+
+
+def test_batchcount_accepts_in_batches_and_drops_stay_dropped() -> None:
+    _require()
+    with kernel.netns_pair("nfq") as net:
+        def policy(_b: NfqBackend, data: bytes, _id: int, _n: int) -> Verdict:
+            return Verdict.DROP if ports(data)[2] == 7002 else Verdict.ACCEPT
+
+        config = NfqConfig(queues=(0,), batchcount=16, install_rules=True)
+        with engine(net, config, policy) as consumer:
+            rx_ok = kernel.udp_socket(net, net.ns_b, net.v4_b, 7001)
+            rx_drop = kernel.udp_socket(net, net.ns_b, net.v4_b, 7002)
+            tx = kernel.udp_socket(net, net.ns_a, net.v4_a, 0)
+            for _ in range(3):  # interleaved accepts and drops
+                assert kernel.udp_exchange(tx, rx_ok, 40, pace_every=0) == 40
+                assert kernel.udp_exchange(tx, rx_drop, 10, pace_every=0) == 0
+            assert kernel.udp_exchange(tx, rx_ok, 3) == 3  # a short burst is flushed at once
+            counters = consumer.backend.counters()
+        assert counters.dropped == 30 and counters.accepted >= 123
+        assert 0 < counters.verdict_batches < counters.accepted
+        assert counters.verdict_errors == 0
