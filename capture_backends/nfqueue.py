@@ -85,6 +85,7 @@ COPY_RANGE_MAX = 0xFFFF
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid (host order)
 _NFGENMSG = struct.Struct("!BBH")  # family, version, res_id (queue number, big endian)
 _NLATTR = struct.Struct("=HH")
+_ERROR_TYPE = struct.pack("=H", NLMSG_ERROR)
 _RECV_SIZE = 65536 + 4096  # one queued packet (<= 64 KiB) plus its netlink attributes
 _BATCH = 64  # messages read per queue before the engine gets them
 _POLL_MS = 250  # idle tick period: the engine's timers and stop flag run at least this often
@@ -661,7 +662,13 @@ class NfqBackend(BaseBackend):
         if not messages:
             return
         feed = queue.feed
-        feed.reset([m for m in messages if len(m) >= 6 and m[4] != NLMSG_ERROR])
+        packets = []
+        for message in messages:
+            if message[4:6] == _ERROR_TYPE:  # the kernel refused a verdict (no ACK asked)
+                self._counts["verdict_errors"] += 1
+            elif len(message) > _NLMSGHDR.size:
+                packets.append(message)
+        feed.reset(packets)
         try:
             queue.handle.run_socket(feed)
         except Exception:  # a malformed message: the binding gave up on this batch

@@ -548,3 +548,14 @@ def test_batchcount_accepts_in_batches_and_drops_stay_dropped() -> None:
         assert counters.dropped == 30 and counters.accepted >= 123
         assert 0 < counters.verdict_batches < counters.accepted
         assert counters.verdict_errors == 0
+
+
+def test_verdicts_the_kernel_refuses_are_counted() -> None:
+    _require()
+    from capture_backends.nfqueue import build_batch_verdict
+
+    with kernel.netns_pair("nfq") as net, engine(net, NfqConfig(queues=(4,))) as consumer:
+        # an accept for packets that do not exist: the kernel answers ENOENT
+        consumer.backend._queues[0].sock.send(build_batch_verdict(4, 77, 1))
+        assert kernel.wait_for(lambda: consumer.backend.counters().verdict_errors == 1)
+        assert consumer.backend.stats().errors == 1
