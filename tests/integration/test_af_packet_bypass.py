@@ -253,18 +253,22 @@ def test_fanout_ebpf_two_workers_keep_flows_whole(tmp_path: Path) -> None:
 
 
 def _udp_burst(net: kernel.NetnsPair, engine: ae.Engine, dport: int, sport: int,
-               payload: bytes, count: int, *, first_sid: int | None) -> None:
-    """One datagram, wait until the engine has decided on it, then ``count - 1`` more."""
-    rx = kernel.udp_socket(net, net.ns_b, net.v4_b, dport)
-    tx = kernel.udp_socket(net, net.ns_a, net.v4_a, sport)
+               payload: bytes, count: int, *, first_sid: int | None, v6: bool = False) -> None:
+    """One datagram, wait until the engine has decided on it (its alert ``first_sid``), then
+    ``count - 1`` more."""
+    server, client = (net.v6_b, net.v6_a) if v6 else (net.v4_b, net.v4_a)
+    rx = kernel.udp_socket(net, net.ns_b, server, dport)
+    tx = kernel.udp_socket(net, net.ns_a, client, sport)
     try:
-        tx.sendto(payload, (net.v4_b, dport))
+        tx.sendto(payload, (server, dport))
         if first_sid is not None:
-            assert ae.wait_for_alert(engine, first_sid), engine.stderr()
+            assert ae.wait_for_event(engine, lambda e: e.get("event_type") == "alert"
+                                     and e["alert"]["signature_id"] == first_sid
+                                     and e["src_port"] == sport), engine.stderr()
         else:
             time.sleep(0.5)
         for i in range(count - 1):
-            tx.sendto(payload, (net.v4_b, dport))
+            tx.sendto(payload, (server, dport))
             if i % 50 == 49:
                 time.sleep(0.001)  # veth queues are short
     finally:
@@ -313,17 +317,28 @@ def test_map_full_falls_back_to_local_bypass(tmp_path: Path) -> None:
         engine = _start(net, tmp_path, map_entries=1)
         _udp_burst(net, engine, 7000, 50000, b"bypass-me" * 10, count, first_sid=SID_UDP_BYPASS)
         _udp_burst(net, engine, 7003, 50003, b"bypass-me" * 10, count, first_sid=SID_UDP_SECOND)
+        # the IPv6 table has its own single entry
+        for dport, sid in ((7000, SID_UDP_BYPASS), (7003, SID_UDP_SECOND)):
+            _udp_burst(net, engine, dport, dport + 43010, b"bypass-me" * 10, count,
+                       first_sid=sid, v6=True)
         time.sleep(BYPASSED_TIMEOUT + 2.5)
         events, stats = _stop(engine)
 
     assert stats["capture.bypass.ipv4_success"] == 1
     assert stats["capture.bypass.ipv4_fail"] == 1
-    assert stats["flow_bypassed.capture_fail"] == 1
-    assert stats["flow_bypassed.local"] == 1
-    # the local flow's packets still reach user space, counted but not inspected
-    assert stats["flow_bypassed.local_pkts"] == count - 1
-    assert stats["flow_bypassed.local_bytes"] == (count - 1) * (14 + 20 + 8 + 90)
-    assert len(ae.alerts_by_sid(events)[SID_UDP_SECOND]) == 1
+    assert stats["capture.bypass.ipv6_success"] == 1
+    assert stats["capture.bypass.ipv6_fail"] == 1
+    assert stats["flow_bypassed.capture_fail"] == 2
+    assert stats["flow_bypassed.local"] == 2
+    # the local flows' packets still reach user space, counted but not inspected
+    assert stats["flow_bypassed.local_pkts"] == 2 * (count - 1)
+    assert stats["flow_bypassed.local_bytes"] == (count - 1) * ((14 + 20 + 8 + 90)
+                                                                + (14 + 40 + 8 + 90))
+    assert len(ae.alerts_by_sid(events)[SID_UDP_SECOND]) == 2
+    v6_local = _only(ae.flow_events_for(events, 50013, 7003, "UDP"))["flow"]
+    assert v6_local["bypass"] == "local" and v6_local["bypassed"]["pkts_toserver"] == count - 1
+    v6_capture = _only(ae.flow_events_for(events, 50010, 7000, "UDP"))["flow"]
+    assert v6_capture["bypass"] == "capture" and v6_capture["pkts_toserver"] == count
     capture = _only(ae.flow_events_for(events, 50000, 7000, "UDP"))["flow"]
     local = _only(ae.flow_events_for(events, 50003, 7003, "UDP"))["flow"]
     assert capture["bypass"] == "capture" and capture["pkts_toserver"] == count
