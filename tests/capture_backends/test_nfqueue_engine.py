@@ -264,16 +264,17 @@ def test_drop_rule_blocks_the_request_and_other_flows_pass(v6: bool, tmp_path: P
     assert by_sid[1002]["action"] == "allowed"
 
 
-def test_reject_sends_a_tcp_reset(tmp_path: Path) -> None:
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_reject_sends_a_tcp_reset(v6: bool, tmp_path: Path) -> None:
     _require()
     rules = ('reject http any any -> any any (msg:"reject path"; flow:to_server; '
              'http.uri; content:"/reject"; sid:2001; rev:1;)\n')
     with kernel.netns_pair("nfe") as net:
-        server = HttpServer(net, False)
+        server = HttpServer(net, v6)
         try:
             with running_engine(net, tmp_path, rules) as proc:
-                rejected = http_get(net, False, "/reject", timeout=5.0)
-                ok = http_get(net, False, "/fine")
+                rejected = http_get(net, v6, "/reject", timeout=5.0)
+                ok = http_get(net, v6, "/fine")
                 stop_engine(proc, tmp_path)
         finally:
             server.close()
@@ -281,6 +282,34 @@ def test_reject_sends_a_tcp_reset(tmp_path: Path) -> None:
     assert rejected.seconds < 3.0, rejected  # the RST arrived; no timeout
     assert ok.status == 200, ok
     assert [a["alert"]["action"] for a in alerts(tmp_path)] == ["blocked"]
+
+
+def test_reject_of_udp_sends_icmp_port_unreachable(tmp_path: Path) -> None:
+    _require()
+    rules = ('reject udp any any -> any 7009 (msg:"reject udp"; content:"knock"; '
+             'sid:2101; rev:1;)\n')
+    with kernel.netns_pair("nfe") as net:
+        rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 7009)
+        with net.entered(net.ns_a):
+            tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tx.connect((net.v4_b, 7009))  # a connected UDP socket reports ICMP errors
+        tx.settimeout(3)
+        with running_engine(net, tmp_path, rules) as proc:
+            tx.send(b"knock knock")
+            try:
+                tx.recv(100)
+                outcome = "answer"
+            except ConnectionRefusedError:
+                outcome = "refused"
+            except TimeoutError:
+                outcome = "timeout"
+            stop_engine(proc, tmp_path)
+        rx.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            rx.recv(100)  # the datagram itself was dropped
+        tx.close()
+        rx.close()
+    assert outcome == "refused"
 
 
 BYPASS_YAML = "nfq:\n  mode: accept\n  bypass-mark: 1\n  bypass-mask: 1\n"
