@@ -207,9 +207,10 @@ def running_engine(net: kernel.NetnsPair, tmp: Path, rules: str,
         out.close()
 
 
-def stop_engine(proc: subprocess.Popen[bytes], tmp: Path) -> None:
-    """SIGTERM: the engine must give every pending packet its verdict and exit cleanly."""
-    proc.send_signal(signal.SIGTERM)
+def stop_engine(proc: subprocess.Popen[bytes], tmp: Path, sig: int = signal.SIGTERM) -> None:
+    """SIGTERM/SIGINT: the engine must give every pending packet its verdict and exit
+    cleanly (removing the rules it installed)."""
+    proc.send_signal(sig)
     code = proc.wait(20)
     assert code == 0, (tmp / "engine.out").read_text()
 
@@ -349,9 +350,10 @@ def test_stream_bypass_at_depth_1mib_keeps_the_rest_out_of_the_queue(tmp_path: P
                 before = queue_sequence(net)
                 big = http_get(net, False, f"/data?size={size}", timeout=30)
                 queued = queue_sequence(net) - before
-                stop_engine(proc, tmp_path)
+                stop_engine(proc, tmp_path, signal.SIGINT)
         finally:
             server.close()
+        assert "ruleengine" not in mangle_rules(net)
     assert big.status == 200 and big.body_bytes == size, big
     assert_bypassed_flow_logged(tmp_path)
     # 1 MiB of response is ~725 full-size segments plus the ACKs; the other ~99 MB never
