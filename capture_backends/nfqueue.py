@@ -24,6 +24,21 @@ later packets, which are then accepted before they reach the queue.
 
 ``pkt_id`` is ``(queue index << 32) | kernel packet id``: ids are per queue, so the index keeps
 them unique when several queues are bound.
+
+Use::
+
+    config, warnings = NfqConfig.from_yaml(yaml.get("nfq") or {}, queues=[0])
+    backend = NfqBackend(config.with_install_rules(True))   # BackendUnavailable: message
+    for ts, ip_packet, pkt_id in backend.packets():         # (now, b"", 0) = idle tick
+        if ip_packet:
+            if want_bypass:
+                backend.bypass(flow_tuple, pkt_id)           # before the verdict
+            backend.verdict(pkt_id, Verdict.ACCEPT)          # exactly once per packet
+    backend.close()   # rules removed, packets still waiting accepted, queues unbound
+
+Signal handlers call ``backend.stop()`` (or only stop the engine loop, which sees the idle
+ticks). Packets the engine sends itself (reject) carry ``backend.inject_mark`` (SO_MARK) or
+go through ``backend.inject(ip_packet)``, so the installed OUTPUT rule lets them out.
 """
 
 from __future__ import annotations
