@@ -168,3 +168,21 @@ def test_cli_prints_the_rules_and_reports_bad_masks(capsys: pytest.CaptureFixtur
     assert len(out) == 18 and out[2].endswith("-j NFQUEUE --queue-num 0 --queue-bypass")
     assert main(["-q", "0", "--mode", "repeat", "--bypass-mark", "1", "--bypass-mask", "1"]) == 2
     assert "overlaps repeat-mask" in capsys.readouterr().err
+
+
+@pytest.mark.kernel
+def test_legacy_flavour_installs_with_the_legacy_binaries() -> None:
+    kernel.require_root()
+    kernel.require_command("iptables-legacy", "ip6tables-legacy")
+    with kernel.netns_pair("ipt") as net:  # a fresh namespace: no nft rules to mix with
+        rules = NfqRules.from_config(NfqConfig(queues=(3,), bypass_mark=1, bypass_mask=1,
+                                               iptables="legacy"))
+        with net.entered(net.ns_b):
+            rules.install()
+        listing = net.run(net.ns_b, "iptables-legacy", "-t", "mangle", "-S").stdout
+        assert listing.count("ruleengine-3") == 9
+        assert "ruleengine" not in net.run(net.ns_b, "iptables-nft", "-t", "mangle", "-S").stdout
+        with net.entered(net.ns_b):
+            assert rules.remove() == 18
+        assert "ruleengine" not in net.run(net.ns_b, "ip6tables-legacy", "-t", "mangle",
+                                           "-S").stdout
