@@ -562,8 +562,13 @@ class AfPacketBackend(BaseBackend):
         self._bypass_fail = [0, 0]
         if os.getpid() != group.owner_pid:
             group.release_in_worker()
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         self._ring: TpacketV3Ring | None = None
+        try:
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except OSError as exc:
+            self._closed = True
+            raise BackendUnavailable(f"af-packet: worker {index}: cannot open a packet socket: "
+                                     f"{_describe(exc)}") from exc
         try:
             self._setup_socket(c)
         except OSError as exc:
@@ -622,12 +627,18 @@ class AfPacketBackend(BaseBackend):
         ring = self._ring
         if ring is None or self._closed:
             return []
-        block = ring.read_block()
-        if block is None:
-            if not ring.wait(timeout_ms):
-                self._socket_failed()
+        self._iterating = True  # a close() meanwhile (signal, other thread) defers release
+        try:
             block = ring.read_block()
-        return list(block) if block else []
+            if block is None:
+                if not ring.wait(timeout_ms):
+                    self._socket_failed()
+                block = ring.read_block()
+            return list(block) if block else []
+        finally:
+            self._iterating = False
+            if self._closed:
+                self._release()
 
     def _socket_failed(self) -> bool:
         """After a socket error: True when the interface is gone (capture cannot resume),

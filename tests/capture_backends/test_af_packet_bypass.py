@@ -523,3 +523,17 @@ def test_asymmetric_vlans_without_vlan_tracking(loader: str) -> None:
         finally:
             be.close()
             group.close()
+
+
+def test_close_from_another_thread_during_read_batch() -> None:
+    _require()
+    with kernel.netns_pair() as net, capture(net) as (_g, be):
+        timer = threading.Timer(0.1, be.close)
+        timer.start()
+        try:
+            start = time.monotonic()
+            assert be.read_batch(500) == []  # the ring is released only after it returns
+            assert time.monotonic() - start < 2.0
+        finally:
+            timer.join()
+        assert be.read_batch(10) == [] and list(be.packets()) == []
