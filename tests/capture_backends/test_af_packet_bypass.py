@@ -532,7 +532,8 @@ def test_close_from_another_thread_during_read_batch() -> None:
         timer.start()
         try:
             start = time.monotonic()
-            assert be.read_batch(500) == []  # the ring is released only after it returns
+            while time.monotonic() - start < 2.0 and be.read_batch(500):
+                pass  # (IPv6 MLD/ND frames may be queued) the ring is released after return
             assert time.monotonic() - start < 2.0
         finally:
             timer.join()
