@@ -105,14 +105,19 @@ def parse_pcre(value: str) -> tuple[str, str, bool, int]:
     if value.startswith("!"):
         negated = True
         pos = 1
-    if not (len(value) - pos >= 2 and value[pos] == '"' and value.endswith('"')):
+    # Suricata takes the pattern quoted or bare (SIGMATCH_QUOTES_OPTIONAL): pcre:/a/U;
+    if len(value) - pos >= 2 and value[pos] == '"' and value.endswith('"'):
+        body_start = pos + 1
+        body = value[body_start:-1]
+    elif '"' in value[pos:]:
         raise KeywordError(
-            "pcre value must be enclosed in double quotes",
+            "pcre value has an unbalanced double quote",
             code="missing-quotes",
             value_range=(0, len(value)),
         )
-    body_start = pos + 1
-    body = value[body_start:-1]
+    else:
+        body_start = pos
+        body = value[body_start:]
     if not body.startswith("/"):
         raise KeywordError(
             "pcre must start with '/' (\"/regex/flags\")",
@@ -224,7 +229,7 @@ SPECS: tuple[KeywordSpec, ...] = (
         "pcre",
         setup_pcre,
         negatable=True,
-        quotes=Quotes.MANDATORY,
+        quotes=Quotes.OPTIONAL,
         stage=Stage.MATCH,
         doc="PCRE2 regular expression on the active buffer",
     ),

@@ -83,10 +83,17 @@ def test_unknown_flag() -> None:
     assert d.column == r.index("iq") + 2
 
 
-@pytest.mark.parametrize("value", ['"abc"', "/abc/", '"/abc"'])
+@pytest.mark.parametrize("value", ['"abc"', '"/abc"', '/abc/"', "abc"])
 def test_malformed_pcre(value: str) -> None:
     d = one_error(H + f"pcre:{value}; sid:1;)")
     assert d.code in ("invalid-pcre", "missing-quotes")
+
+
+def test_pcre_without_quotes_is_accepted_like_suricata() -> None:
+    rule = one_rule(H + "pcre:/super/U; sid:1;)")
+    item = rule.buffers[0].items[0]
+    assert rule.buffers[0].buffer == "http.uri"
+    assert isinstance(item, PcreMatch) and item.regex == "super"
 
 
 def test_pcre_without_content_warns() -> None:
