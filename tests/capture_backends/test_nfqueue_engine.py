@@ -160,12 +160,12 @@ def http_get(net: kernel.NetnsPair, v6: bool, path: str, timeout: float = 3.0,
 # --------------------------------------------------------------------------------------------
 
 
-def queue_sequence(net: kernel.NetnsPair) -> int:
-    """Packets queued so far on QUEUE in ns_b (the kernel's id_sequence); 0 when unbound."""
+def queue_sequence(net: kernel.NetnsPair, queue: int = QUEUE) -> int:
+    """Packets queued so far on ``queue`` in ns_b (the kernel's id_sequence); 0 when unbound."""
     text = net.run(net.ns_b, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout
     for line in text.splitlines():
         fields = line.split()
-        if fields and fields[0] == str(QUEUE):
+        if fields and fields[0] == str(queue):
             return int(fields[7])
     return 0
 
@@ -175,14 +175,16 @@ def mangle_rules(net: kernel.NetnsPair) -> str:
 
 
 @contextlib.contextmanager
-def running_engine(net: kernel.NetnsPair, tmp: Path, rules: str,
-                   yaml_text: str = "") -> Iterator[subprocess.Popen[bytes]]:
+def running_engine(net: kernel.NetnsPair, tmp: Path, rules: str, yaml_text: str = "",
+                   queues: tuple[int, ...] = (QUEUE,)) -> Iterator[subprocess.Popen[bytes]]:
     rule_file = tmp / "test.rules"
     rule_file.write_text(rules)
     logdir = tmp / "log"
     logdir.mkdir(exist_ok=True)
-    cmd = [sys.executable, "-c", _ENGINE, "run", "-q", str(QUEUE), "-S", str(rule_file),
-           "-l", str(logdir), "--nfq-install-rules"]
+    cmd = [sys.executable, "-c", _ENGINE, "run", "-S", str(rule_file), "-l", str(logdir),
+           "--nfq-install-rules"]
+    for queue in queues:
+        cmd += ["-q", str(queue)]
     if yaml_text:
         (tmp / "suricata.yaml").write_text("%YAML 1.1\n---\n" + yaml_text)
         cmd += ["-c", str(tmp / "suricata.yaml")]
@@ -191,7 +193,7 @@ def running_engine(net: kernel.NetnsPair, tmp: Path, rules: str,
     proc = net.popen(net.ns_b, *cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         ready = kernel.wait_for(lambda: proc.poll() is not None or
-                                f"ruleengine-{QUEUE}" in mangle_rules(net), timeout=30,
+                                f"ruleengine-{min(queues)}" in mangle_rules(net), timeout=30,
                                 interval=0.1)
         if not ready or proc.poll() is not None:
             raise AssertionError("engine did not start:\n" + (tmp / "engine.out").read_text())
@@ -413,3 +415,65 @@ def test_bypassed_flow_times_out_by_the_bypassed_timeout(tmp_path: Path) -> None
     assert logged, "the bypassed flow was not logged while the engine ran"
     flow = next(e["flow"] for e in events(tmp_path, "flow") if e.get("dest_port") == PORT)
     assert (flow["state"], flow["bypass"], flow["reason"]) == ("bypassed", "capture", "timeout")
+
+
+def test_two_queues_one_engine(tmp_path: Path) -> None:
+    """-q 0 -q 1: --queue-balance spreads flows (by address) over both queues; one engine
+    inspects both and drops by rule on each."""
+    _require()
+    rules = ('drop http any any -> any any (msg:"blocked"; flow:to_server; http.uri; '
+             'content:"/blocked"; sid:7001; rev:1;)\n')
+    with kernel.netns_pair("nfe") as net:
+        prefix = net.v4_a.rsplit(".", 1)[0]
+        sources = [f"{prefix}.{100 + i}" for i in range(12)]
+        for src in sources:
+            net.run(net.ns_a, "ip", "addr", "add", f"{src}/24", "dev", net.if_a)
+        server = HttpServer(net, False)
+        try:
+            with running_engine(net, tmp_path, rules, queues=(0, 1)) as proc:
+                assert "--queue-balance 0:1" in mangle_rules(net)
+                ok = [_get_from(net, src, "/ok") for src in sources]
+                by_queue = _queue_of_each_source(net, sources)
+                # one blocked request per queue (each takes its timeout)
+                blocked = [_get_from(net, by_queue[q], "/blocked", timeout=0.7)
+                           for q in sorted(by_queue)]
+                per_queue = [queue_sequence(net, 0), queue_sequence(net, 1)]
+                stop_engine(proc, tmp_path)
+        finally:
+            server.close()
+        assert "ruleengine" not in mangle_rules(net)
+    assert ok == [200] * len(sources)
+    assert min(per_queue) > 0, per_queue  # both queues carried flows
+    assert blocked == [None, None]
+    assert len(alerts(tmp_path)) == 2
+
+
+def _queue_of_each_source(net: kernel.NetnsPair, sources: list[str]) -> dict[int, str]:
+    """Queue number -> one source address whose flows land on it (probed one by one)."""
+    found: dict[int, str] = {}
+    for src in sources:
+        before = (queue_sequence(net, 0), queue_sequence(net, 1))
+        _get_from(net, src, "/probe")
+        after = (queue_sequence(net, 0), queue_sequence(net, 1))
+        queue = 0 if after[0] - before[0] > after[1] - before[1] else 1
+        found.setdefault(queue, src)
+        if len(found) == 2:
+            break
+    return found
+
+
+def _get_from(net: kernel.NetnsPair, src: str, path: str, timeout: float = 3.0) -> int | None:
+    """Status of GET ``path`` from source address ``src`` (None when it fails)."""
+    with net.entered(net.ns_a):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.bind((src, 0))
+        sock.connect((net.v4_b, PORT))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        head = sock.recv(4096)
+        return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else None
+    except OSError:
+        return None
+    finally:
+        sock.close()
