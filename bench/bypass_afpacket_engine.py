@@ -1,12 +1,12 @@
 """Engine CPU with and without stream-depth bypass on AF_PACKET: elephant TCP flows.
 
 Two network namespaces joined by a veth pair (offloads off: MTU-sized frames). The engine
-runs for real (``ruleengine run --af-packet VETH``, one worker, TPACKET_V3 ring, socket
-filter bypass) in namespace B; ``--flows`` HTTP downloads of ``--mb`` MiB each (>= 1 GiB in
-total by default) run at once from A to B's server, paced by the server to ``--rate-mbit``
-in total (default 1 Gbit/s, a busy uplink; unpaced, veth runs at several Gbit/s and the
-whole transfer is over before one Python worker has read its first MiB).
-``stream.reassembly.depth`` is 1 MiB:
+runs for real (``ruleengine run --af-packet VETH``: one worker by default, ``--workers N``
+behind the eBPF balancer; TPACKET_V3 ring, socket filter bypass) in namespace B.
+``--flows`` HTTP downloads of ``--mb`` MiB each (>= 1 GiB in total by default) run at once
+from A to B's server, paced by the server to ``--rate-mbit`` in total (default 1 Gbit/s, a
+busy uplink; unpaced, veth runs at several Gbit/s and the whole transfer is over before
+one Python worker has read its first MiB). ``stream.reassembly.depth`` is 1 MiB:
 
 * ``bypass on``   ``stream.bypass: yes``: when a flow reaches the depth the engine inserts it
                   into the kernel table; the socket filter then counts its packets there;
@@ -15,11 +15,13 @@ whole transfer is over before one Python worker has read its first MiB).
 
 Prints per mode: transfer time and rate, engine CPU seconds while the traffic ran (from
 /proc, start-up excluded) and for the whole run (rusage), packets the engine got from the
-kernel (``capture.kernel_packets``), kernel drops, packets the bypass map counted, packets
-the veth carried; then the CPU ratio off/on. Needs root; traffic stays between the two
+kernel (``capture.kernel_packets`` minus drops), kernel drops, packets the bypass map
+counted, packets of bypassed flows that still reached the engine, packets the veth
+carried; then the CPU ratio off/on. Needs root; traffic stays between the two
 namespaces, which are removed at exit.
 
-Usage: python bench/bypass_afpacket_engine.py [--flows 4] [--mb 256] [--loader libbpf|bcc]
+Usage: python bench/bypass_afpacket_engine.py [--flows 4] [--mb 256] [--rate-mbit 1000]
+                                              [--loader libbpf|bcc] [--workers 1]
 """
 
 from __future__ import annotations
@@ -70,14 +72,17 @@ def _wait_drained(engine: ae.Engine, limit: float = 120.0) -> float:
     return last
 
 
-def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str,
+def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str, workers: int,
              workdir: Path) -> Result:
     logdir = workdir / ("on" if bypass else "off")
     with kernel.netns_pair("bench") as net:
         cfg = ae.write_config(workdir / f"suricata-{'on' if bypass else 'off'}.yaml",
                               stream_bypass=bypass, depth="1mb", bypassed_timeout=2,
+                              threads=workers,
+                              cluster_type="cluster_ebpf" if workers > 1 else "cluster_flow",
                               extra_afp={"ring-size": 65536, "block-size": 1 << 22})
-        engine = ae.Engine(net, net.ns_b, net.if_b, RULES, logdir, cfg, loader=loader)
+        engine = ae.Engine(net, net.ns_b, net.if_b, RULES, logdir, cfg, loader=loader,
+                           workers=workers)
         engine.wait_ready(net, net.ns_b, net.if_b, timeout=30)
         server = ae.HttpServer(net, net.ns_b, net.v4_b, PORT)
         rx0, tx0 = ae.link_packets(net, net.ns_b, net.if_b)
@@ -132,6 +137,8 @@ def main() -> int:
                         help="total sending rate of the flows, Mbit/s (0: as fast as the veth "
                              "goes, several Gbit/s, far beyond what one Python worker reads)")
     parser.add_argument("--loader", choices=("libbpf", "bcc"), default="libbpf")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="engine workers (more than 1: eBPF load balancer fanout)")
     args = parser.parse_args()
     if os.geteuid() != 0 or not kernel.commands_available(["ip"]):
         print("needs root and iproute2 (network namespaces, AF_PACKET, eBPF)", file=sys.stderr)
@@ -139,12 +146,12 @@ def main() -> int:
     total = args.flows * args.mb
     rate = f"{args.rate_mbit:g} Mbit/s in total" if args.rate_mbit else "unpaced"
     print(f"{args.flows} TCP flows x {args.mb} MiB = {total / 1024:.2f} GiB over veth ({rate}), "
-          f"stream depth 1 MiB, loader {args.loader}, 1 engine worker")
+          f"stream depth 1 MiB, loader {args.loader}, {args.workers} engine worker(s)")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-afp-") as tmp:
         for bypass in (True, False):
             results.append(run_mode(bypass, args.flows, args.mb, args.rate_mbit, args.loader,
-                                    Path(tmp)))
+                                    args.workers, Path(tmp)))
             print(_table(results[-1:]).splitlines()[-1], flush=True)
     print()
     print(_table(results))
