@@ -22,6 +22,7 @@ leftovers of a run that crashed. Use one iptables flavour (nft or legacy) per na
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -89,6 +90,8 @@ class NfqRules:
             chains=config.chains,
             queue_bypass=config.queue_bypass,
             variant=config.iptables,
+            # A kernel without IPv6 has no ip6tables either (and no IPv6 traffic to queue).
+            families=("ipv4", "ipv6") if os.path.exists("/proc/net/if_inet6") else ("ipv4",),
         )
 
     # -- what the rules are -------------------------------------------------------------
