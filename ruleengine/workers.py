@@ -30,19 +30,24 @@ OpenBackend = Callable[[int], CaptureBackend]
 MakePipeline = Callable[[], Pipeline]
 # (timestamp, uptime seconds, merged counters) -> write one stats event
 WriteStats = Callable[[float, float, dict[str, int]], None]
+# periodic work in the parent while workers run; returns counters to add to the totals
+Housekeeping = Callable[[], dict[str, int]]
 
 _FRAME = struct.Struct("=I")
 
 
 def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
-                write_stats: WriteStats | None = None) -> tuple[RunReport, dict[str, int]]:
+                write_stats: WriteStats | None = None, housekeeping: Housekeeping | None = None,
+                housekeeping_interval: float = 5.0) -> tuple[RunReport, dict[str, int]]:
     """Run ``threads`` workers until the capture stops or a signal arrives.
 
     Stats snapshots go to ``write_stats`` (called in this process) if given, else each
     pipeline writes its own EVE stats events; with several workers they are merged (a
     round: every running worker sent one) before ``write_stats`` sees them. Raises
     ``BackendUnavailable`` when the capture cannot be opened (one worker) or no worker
-    ran (several: each one's error is printed on stderr)."""
+    ran (several: each one's error is printed on stderr). With several workers the parent
+    runs ``housekeeping`` every ``housekeeping_interval`` seconds (e.g. sweeping kernel
+    bypass entries a dead worker left behind)."""
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
@@ -54,7 +59,7 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
             _child_main(index, write_fd, open_backend, make_pipeline)
         os.close(write_fd)
         children[read_fd] = pid
-    return _wait_children(children, write_stats)
+    return _wait_children(children, write_stats, housekeeping, housekeeping_interval)
 
 
 def _send(fd: int, kind: str, payload: Any) -> None:
@@ -130,7 +135,8 @@ def _sum(snapshots: Any) -> dict[str, int]:
     return total
 
 
-def _wait_children(children: dict[int, int], write_stats: WriteStats | None
+def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
+                   housekeeping: Housekeeping | None, interval: float
                    ) -> tuple[RunReport, dict[str, int]]:
     def forward(signum: int, frame: Any) -> None:
         for pid in children.values():
@@ -144,9 +150,15 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None
     fresh: set[int] = set()  # workers that sent a snapshot since the last merged event
     results: dict[int, tuple[RunReport, dict[str, int]]] = {}
     open_fds = set(children)
+    own: dict[str, int] = {}  # the parent's counters (housekeeping)
+    next_housekeeping = time.monotonic() + interval
     try:
         while open_fds:
-            ready, _, _ = select.select(sorted(open_fds), [], [])
+            wait = max(0.0, next_housekeeping - time.monotonic()) if housekeeping else None
+            ready, _, _ = select.select(sorted(open_fds), [], [], wait)
+            if housekeeping is not None and time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + interval
+                own = _sum([own, housekeeping()])
             for fd in ready:
                 data = os.read(fd, 1 << 16)
                 if not data:
@@ -165,7 +177,7 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None
             if write_stats is not None and running and fresh >= running:
                 # a round: every worker still running has reported since the last event
                 now = time.time()
-                write_stats(now, now - started, _sum(latest.values()))
+                write_stats(now, now - started, _sum([*latest.values(), own]))
                 fresh.clear()
     finally:
         for sig, handler in old.items():
@@ -175,7 +187,7 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None
     total = RunReport()
     for report, _counters in results.values():
         _merge_report(total, report)
-    counters = _sum(c for _r, c in results.values())
+    counters = _sum([*(c for _r, c in results.values()), own])
     if write_stats is not None and results:
         now = time.time()
         write_stats(now, now - started, counters)

@@ -15,8 +15,9 @@ import argparse
 import dataclasses
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
@@ -33,6 +34,9 @@ from ruleengine.rules.classification import classification
 from ruleengine.rules.loader import RuleSet, load_rule_files
 from ruleengine.settings import EngineSettings
 from ruleengine.workers import run_workers
+
+if TYPE_CHECKING:  # imported lazily at run time: only AF_PACKET runs need it
+    from capture_backends.af_packet import AfPacketGroup
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -293,6 +297,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
                 0
             ],
             write_stats=stats_outputs.write,
+            housekeeping=_orphan_sweep(group, settings),
         )
     except (BackendUnavailable, OutputError) as exc:  # a worker could not start
         _error(str(exc))
@@ -304,6 +309,26 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     stats.merge(counters)
     _print_summary(report, ruleset, DetectEngine([], mpm="ac"), stats)
     return EXIT_OK
+
+
+def _orphan_sweep(group: AfPacketGroup, settings: EngineSettings
+                  ) -> Callable[[], dict[str, int]]:
+    """Parent housekeeping with several workers: delete kernel bypass entries that no
+    worker looks after any more (their worker died). A live worker deletes its entries
+    within its ``bypassed`` timeout plus two flow-manager passes of the last packet, so an
+    entry idle for twice the longest such timeout (plus margin) is an orphan."""
+    timeouts = settings.timeouts  # the kernel tables hold TCP and UDP flows only
+    longest = max(timeouts.tcp.bypassed, timeouts.udp.bypassed)
+    idle = 2 * longest + 2 * settings.flow_manager_interval + 1
+
+    def sweep() -> dict[str, int]:
+        try:
+            expired = group.expire_idle(idle)
+        except OSError:
+            return {"flow_bypassed.orphans_failed": 1}
+        return {"flow_bypassed.orphans_expired": len(expired)}
+
+    return sweep
 
 
 class _StatsOutputs:

@@ -12,6 +12,8 @@ map counters folded in when the flow ends).
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import struct
 import time
@@ -474,3 +476,48 @@ def test_sigterm_under_load_exits_cleanly_with_flow_and_stats_events(tmp_path: P
     assert [a["src_port"] for a in ae.alerts_by_sid(events)[SID_HTTP_INSPECT]] == [43000]
     assert stats["capture.kernel_packets"] > 1000
     assert [e for e in events if e.get("event_type") == "stats"]
+
+
+# --------------------------------------------------------------------------------------------
+# a worker dies: the parent sweeps the kernel entries nobody looks after any more
+# --------------------------------------------------------------------------------------------
+
+
+def test_entries_of_a_dead_worker_are_swept_by_the_parent(tmp_path: Path) -> None:
+    _require()
+    flows = 8
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, workers=2, cluster_type="cluster_ebpf")
+        rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 7000)
+        senders = [kernel.udp_socket(net, net.ns_a, net.v4_a, 50100 + i) for i in range(flows)]
+        try:
+            def send_all(times: int) -> None:
+                for _ in range(times):
+                    for tx in senders:
+                        tx.sendto(b"bypass-me", (net.v4_b, 7000))
+                    time.sleep(0.002)
+
+            def alerts() -> int:
+                return len(ae.alerts_by_sid(engine.events()).get(SID_UDP_BYPASS, []))
+
+            send_all(1)
+            assert kernel.wait_for(lambda: alerts() == flows, timeout=5), engine.stderr()
+            send_all(20)  # now counted in the kernel table, by whichever worker owns the flow
+            victim = int(Path(f"/proc/{engine.proc.pid}/task/{engine.proc.pid}/children")
+                         .read_text().split()[0])
+            os.kill(victim, signal.SIGKILL)  # its flows' entries stay in the kernel
+            # live worker: its entries go after the bypassed timeout; the dead one's are
+            # orphans, swept when idle for 2 x 2 s + 2 x 1 s + 1 s (every 5 s)
+            time.sleep(13)
+            send_all(1)  # every flow reaches user space again: alerted again
+            assert kernel.wait_for(lambda: alerts() == 2 * flows, timeout=5), alerts()
+        finally:
+            rx.close()
+            for tx in senders:
+                tx.close()
+        _events, stats = _stop(engine)
+
+    # each first-round flow was either closed by the surviving worker or swept as an
+    # orphan; the second round is closed at shutdown by the surviving worker
+    orphans = stats.get("flow_bypassed.orphans_expired", 0)
+    assert stats["flow_bypassed.closed"] + orphans == 2 * flows, stats
