@@ -280,12 +280,14 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         afp_config = afp_config.with_loader(args.bpf_loader)
     for warning in warnings:
         _warn(warning)
+    settings = _settings(args, config, ips=False, offline=False)
+    # The kernel map key must agree with the flow table on whether VLAN ids count.
+    afp_config = afp_config.with_vlan_tracking(settings.use_vlan)
     try:
         group = AfPacketGroup(afp_config)
     except BackendUnavailable as exc:
         _error(str(exc))
         return EXIT_FAILURE
-    settings = _settings(args, config, ips=False, offline=False)
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
     stats_outputs = _StatsOutputs(config, logdir)
