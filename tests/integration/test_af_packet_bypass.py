@@ -96,10 +96,10 @@ def test_bypass_rule_http_flow_leaves_user_space(loader: str, tmp_path: Path) ->
         engine = _start(net, tmp_path, loader=loader)
         server = ae.HttpServer(net, net.ns_b, net.v4_b, HTTP_PORT)
         rx0, tx0 = ae.link_packets(net, net.ns_b, net.if_b)
-        # the response comes 0.5 s after the request: the engine has matched by then, so
+        # the response body comes 1 s after the request: the engine has matched by then, so
         # everything after the match is the flow's "later packets"
         bypassed = ae.start_client(net, net.ns_a, (net.v4_b, HTTP_PORT), (net.v4_a, 40001),
-                                   f"/bypass-me?size={size}&delay=0.5")
+                                   f"/bypass-me?size={size}&delay=1.0")
         inspected = ae.start_client(net, net.ns_a, (net.v4_b, HTTP_PORT), (net.v4_a, 40002),
                                     "/inspect-me?size=300000&delay=0.6")
         # a bypass rule whose first content matches but whose second does not: no bypass
@@ -216,7 +216,7 @@ def test_fanout_ebpf_two_workers_keep_flows_whole(tmp_path: Path) -> None:
             v6 = i % 2 == 1
             target = (net.v6_b if v6 else net.v4_b, HTTP_PORT)
             local = (net.v6_a if v6 else net.v4_a, port)
-            path = "/bypass-me?size=2000000&delay=0.5" if port == ports[-1] else \
+            path = "/bypass-me?size=2000000&delay=1.0" if port == ports[-1] else \
                 f"/inspect-me?size={50_000 + 1000 * i}"
             clients.append(ae.start_client(net, net.ns_a, target, local, path))
         for proc in clients:
