@@ -51,11 +51,11 @@ def _require(loader: str = "libbpf") -> None:
 
 
 def _start(net: kernel.NetnsPair, tmp_path: Path, *, loader: str = "libbpf", workers: int = 1,
-           **config: Any) -> ae.Engine:
+           overrides: tuple[str, ...] = (), **config: Any) -> ae.Engine:
     cfg = ae.write_config(tmp_path / "suricata.yaml", threads=workers,
                           bypassed_timeout=BYPASSED_TIMEOUT, **config)
     engine = ae.Engine(net, net.ns_b, net.if_b, RULES, tmp_path / "log", cfg, loader=loader,
-                       workers=workers)
+                       workers=workers, overrides=overrides)
     engine.wait_ready(net, net.ns_b, net.if_b)
     return engine
 
@@ -414,7 +414,8 @@ def test_capture_without_bypass_support_bypasses_locally(tmp_path: Path) -> None
     _require()
     count = 300
     with kernel.netns_pair("e2e") as net:
-        engine = _start(net, tmp_path, bypass=False)  # af-packet bypass: no -> no kernel table
+        # af-packet bypass: no (from the command line) -> no kernel table
+        engine = _start(net, tmp_path, overrides=("af-packet.0.bypass=no",))
         _udp_burst(net, engine, 7000, 50000, b"bypass-me" * 10, count, first_sid=SID_UDP_BYPASS)
         time.sleep(BYPASSED_TIMEOUT + 2.5)
         events, stats = _stop(engine)
