@@ -9,6 +9,10 @@
   whose counters moved is kept alive (its ``last_ts`` advances); one that stayed
   still ages out through the flow table's ``bypassed`` timeout, and ``flow_ended``
   then deletes its kernel entry and folds the kernel counters into the flow's totals.
+* A capture-bypassed flow whose packets still reach user space more than
+  ``CAPTURE_DOWNGRADE_S`` after the kernel last counted one for it (the capture layer is
+  evidently not taking it, e.g. XDP sees only one direction) is downgraded to a local
+  bypass, as Suricata's ``FlowHandlePacketUpdate`` does.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 from capture_backends.base import BypassCounters, Capability, CaptureBackend, FlowTuple
 from ruleengine.flow.table import BYPASS_CAPTURE, BYPASS_LOCAL, Flow, FlowTimeouts
 from ruleengine.outputs.stats import Stats
+
+# Suricata: FLOW_BYPASSED_TIMEOUT / 2 (flow-private.h: 6 s)
+CAPTURE_DOWNGRADE_S = 3.0
 
 
 class BypassManager:
@@ -27,6 +34,8 @@ class BypassManager:
         self._has_counters = bool(backend.capabilities & Capability.BYPASS_COUNTERS)
         # flow_id -> (flow, tuple given to the backend, last counters seen)
         self._captured: dict[int, tuple[Flow, FlowTuple, BypassCounters | None]] = {}
+        # flow_id -> when the kernel last counted a packet of it (the bypass time at first)
+        self._moved: dict[int, float] = {}
 
     def __len__(self) -> int:
         return len(self._captured)
@@ -48,6 +57,7 @@ class BypassManager:
         flow.state = "bypassed"
         flow.bypass_ts = ts
         self._captured[flow.flow_id] = (flow, tup, None)
+        self._moved[flow.flow_id] = ts
         self._stats.incr("flow_bypassed.capture")
         return True
 
@@ -57,10 +67,17 @@ class BypassManager:
         flow.bypass_ts = ts
         self._stats.incr("flow_bypassed.local")
 
-    def count_packet(self, flow: Flow, length: int, to_server: bool | None = None) -> None:
+    def count_packet(self, flow: Flow, length: int, to_server: bool | None = None,
+                     ts: float | None = None) -> None:
         """A packet of a bypassed flow reached user space anyway. For a local bypass it is
         also the flow's bypassed traffic (EVE ``flow.bypassed``); a capture bypass's
-        bypassed traffic is what the kernel counted, added when the flow ends."""
+        bypassed traffic is what the kernel counted, added when the flow ends. With ``ts``,
+        a capture bypass that the kernel has not honoured for ``CAPTURE_DOWNGRADE_S``
+        becomes a local one (its kernel entry is still removed when the flow ends)."""
+        if flow.bypass == BYPASS_CAPTURE and ts is not None and \
+                ts - self._moved.get(flow.flow_id, flow.bypass_ts) > CAPTURE_DOWNGRADE_S:
+            flow.bypass = BYPASS_LOCAL
+            self._stats.incr("flow_bypassed.capture_downgraded")
         if flow.bypass == BYPASS_CAPTURE:
             self._stats.incr("flow_bypassed.local_capture_pkts")
             self._stats.incr("flow_bypassed.local_capture_bytes", length)
@@ -81,11 +98,14 @@ class BypassManager:
             if counters != last:
                 if last is None or _total_pkts(counters) != _total_pkts(last):
                     flow.last_ts = max(flow.last_ts, now)
+                if _total_pkts(counters) != (_total_pkts(last) if last else 0):
+                    self._moved[flow_id] = now
                 self._captured[flow_id] = (flow, tup, counters)
 
     def flow_ended(self, flow: Flow) -> None:
         """The flow timed out or the run ended: remove kernel state, account its counters."""
         entry = self._captured.pop(flow.flow_id, None)
+        self._moved.pop(flow.flow_id, None)
         if entry is None:
             return
         _, tup, last = entry

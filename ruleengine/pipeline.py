@@ -383,7 +383,7 @@ class Pipeline:
 
     def _count_bypassed_packet(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
         assert self.bypass_mgr is not None
-        self.bypass_mgr.count_packet(flow, pkt.length, to_server)
+        self.bypass_mgr.count_packet(flow, pkt.length, to_server, pkt.ts)
 
     # --- exception policy ------------------------------------------------------------
 

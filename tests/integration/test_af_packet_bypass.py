@@ -522,3 +522,39 @@ def test_entries_of_a_dead_worker_are_swept_by_the_parent(tmp_path: Path) -> Non
     # orphan; the second round is closed at shutdown by the surviving worker
     orphans = stats.get("flow_bypassed.orphans_expired", 0)
     assert stats["flow_bypassed.closed"] + orphans == 2 * flows, stats
+
+
+def test_capture_bypass_the_kernel_does_not_honour_is_downgraded_to_local(tmp_path: Path
+                                                                          ) -> None:
+    # XDP sees only what the interface receives: the answers the server sends back are not
+    # counted in the kernel and keep reaching user space. Suricata (FlowHandlePacketUpdate)
+    # downgrades such a flow to a local bypass after FLOW_BYPASSED_TIMEOUT / 2 = 3 s.
+    _require()
+    answers = 50
+    with kernel.netns_pair("e2e") as net:
+        engine = _start(net, tmp_path, xdp=True)
+        server = kernel.udp_socket(net, net.ns_b, net.v4_b, 7000)
+        client = kernel.udp_socket(net, net.ns_a, net.v4_a, 50000)
+        try:
+            client.sendto(b"bypass-me", (net.v4_b, 7000))
+            assert ae.wait_for_alert(engine, SID_UDP_BYPASS), engine.stderr()
+            for _ in range(answers):  # 5 s of answers, none counted by XDP
+                server.sendto(b"answer", (net.v4_a, 50000))
+                time.sleep(0.1)
+        finally:
+            server.close()
+            client.close()
+        time.sleep(BYPASSED_TIMEOUT + 2.5)
+        events, stats = _stop(engine)
+
+    assert stats["capture.bypass.ipv4_success"] == 1
+    assert stats["flow_bypassed.capture_downgraded"] == 1
+    body = _only(ae.flow_events_for(events, 50000, 7000, "UDP"))["flow"]
+    assert body["bypass"] == "local" and body["state"] == "bypassed", body
+    assert body["pkts_toserver"] == 1 and body["pkts_toclient"] == answers
+    seen_as_capture = stats["flow_bypassed.local_capture_pkts"]
+    # about 3 s of answers as "capture bypassed", the rest as local bypass
+    assert 20 <= seen_as_capture <= 40, stats
+    assert body["bypassed"]["pkts_toclient"] == answers - seen_as_capture
+    assert stats["flow_bypassed.local_pkts"] == answers - seen_as_capture
+    assert stats["flow_bypassed.closed"] == 1  # its kernel entry was still removed
