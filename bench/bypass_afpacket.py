@@ -1,152 +1,165 @@
-"""AF_PACKET capture cost with and without eBPF bypass, on the real kernel.
+"""Engine CPU with and without stream-depth bypass on AF_PACKET: elephant TCP flows.
 
-Two network namespaces joined by a veth pair (offloads off, MTU-sized frames). A bulk TCP
-transfer runs between them in separate processes while this process captures on the
-receiving side with one AfPacketBackend worker (TPACKET_V3 ring):
+Two network namespaces joined by a veth pair (offloads off: MTU-sized frames). The engine
+runs for real (``ruleengine run --af-packet VETH``: one worker by default, ``--workers N``
+behind the eBPF balancer; TPACKET_V3 ring, socket filter bypass) in namespace B.
+``--flows`` HTTP downloads of ``--mb`` MiB each (>= 1 GiB in total by default) run at once
+from A to B's server, paced by the server to ``--rate-mbit`` in total (default 1 Gbit/s, a
+busy uplink; unpaced, veth runs at several Gbit/s and the whole transfer is over before
+one Python worker has read its first MiB). ``stream.reassembly.depth`` is 1 MiB:
 
-* ``capture``  every packet reaches user space (the loop only parses the 5-tuple);
-* ``bypass``   the flow is inserted into the kernel table after its first 10 packets,
-               as the engine does when a ``bypass`` rule matches; the socket filter then
-               counts the flow in the map instead.
+* ``bypass on``   ``stream.bypass: yes``: when a flow reaches the depth the engine inserts it
+                  into the kernel table; the socket filter then counts its packets there;
+* ``bypass off``  every packet of every flow reaches the engine (as far as the ring allows:
+                  what does not fit is a kernel drop).
 
-XDP bypass is not benchmarked here: XDP_DROP drops for the whole host, so on this setup
-(capturing on an endpoint, not a mirror port) it would cut the transfer itself.
+Prints per mode: transfer time and rate, engine CPU seconds while the traffic ran (from
+/proc, start-up excluded) and for the whole run (rusage), packets the engine got from the
+kernel (``capture.kernel_packets`` minus drops), kernel drops, packets the bypass map
+counted, packets of bypassed flows that still reached the engine, packets the veth
+carried; then the CPU ratio off/on. Needs root; traffic stays between the two
+namespaces, which are removed at exit.
 
-Prints, per mode: transfer rate, packets captured, kernel packets/drops (PACKET_STATISTICS),
-packets/bytes counted by the bypass map, and the CPU time the capture process used.
-Needs root. Traffic stays between the two namespaces; everything is removed at exit.
-
-Usage: python bench/bypass_afpacket.py [--mb 200] [--loader libbpf|bcc]
+Usage: python bench/bypass_afpacket.py [--flows 4] [--mb 256] [--rate-mbit 1000]
+                                              [--loader libbpf|bcc] [--workers 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import struct
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from capture_backends.af_packet import AfPacketConfig, AfPacketGroup  # noqa: E402
-from capture_backends.base import FlowTuple  # noqa: E402
 from tests import kernel  # noqa: E402
+from tests.integration import afp_engine as ae  # noqa: E402
 
-SERVER = """
-import socket, sys
-srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
-print("ready", flush=True)
-conn, _ = srv.accept()
-total = 0
-while True:
-    data = conn.recv(1 << 20)
-    if not data:
-        break
-    total += len(data)
-print(total, flush=True)
-"""
-
-CLIENT = """
-import socket, sys, time
-size = int(sys.argv[4]) << 20
-c = socket.socket()
-c.bind((sys.argv[3], int(sys.argv[5])))
-c.connect((sys.argv[1], int(sys.argv[2])))
-chunk = b"x" * (1 << 16)
-start = time.perf_counter()
-sent = 0
-while sent < size:
-    c.sendall(chunk)
-    sent += len(chunk)
-c.shutdown(socket.SHUT_WR)
-c.recv(1)
-print(time.perf_counter() - start, flush=True)
-"""
-
-PORT, CLIENT_PORT = 9100, 45000
-BYPASS_AFTER = 10
-TIME_LIMIT_S = 120
+PORT = 8080
+RULES = ae.DATA / "bypass_http.rules"
 
 
-def run_mode(mode: str, mb: int, loader: str) -> dict[str, float]:
+@dataclass
+class Result:
+    mode: str
+    transfer_s: float
+    gbit_s: float
+    cpu_traffic_s: float
+    cpu_total_s: float
+    user_pkts: int
+    kernel_drops: int
+    map_pkts: int
+    leaked_pkts: int
+    link_pkts: int
+    bypassed_flows: int
+
+
+def _wait_drained(engine: ae.Engine, limit: float = 120.0) -> float:
+    """Wait until the engine stops using CPU (its ring is empty); returns its CPU so far."""
+    deadline = time.monotonic() + limit
+    last = engine.cpu_now()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = engine.cpu_now()
+        if now - last < 0.02:
+            return now
+        last = now
+    return last
+
+
+def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str, workers: int,
+             workdir: Path) -> Result:
+    logdir = workdir / ("on" if bypass else "off")
     with kernel.netns_pair("bench") as net:
-        config = AfPacketConfig(interface=net.if_b, bypass=True, loader=loader,
-                                ring_size=32768, block_size=1 << 20)
-        with net.entered(net.ns_b):
-            group = AfPacketGroup(config)
-            backend = group.open_worker(0)
-        flow = FlowTuple(socket.inet_aton(net.v4_a), socket.inet_aton(net.v4_b),
-                         CLIENT_PORT, PORT, 6)
-        server = net.popen(net.ns_b, sys.executable, "-c", SERVER, net.v4_b, str(PORT),
-                           stdout=-1)
-        assert server.stdout is not None
-        server.stdout.readline()
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        client = net.popen(net.ns_a, sys.executable, "-c", CLIENT, net.v4_b, str(PORT),
-                           net.v4_a, str(mb), str(CLIENT_PORT), stdout=-1)
-        captured = flow_packets = 0
-        bypassed = False
-        unpack_ports = struct.Struct("!HH").unpack_from
-        deadline = time.monotonic() + TIME_LIMIT_S
-        while client.poll() is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"transfer did not finish in {TIME_LIMIT_S} s")
-            for _ts, data, _id in backend.read_batch(50):
-                captured += 1
-                if mode == "bypass" and not bypassed and len(data) > 38 and \
-                        data[12:14] == b"\x08\x00" and data[23] == 6:
-                    sport, _dport = unpack_ports(data, 34)
-                    if sport in (CLIENT_PORT, PORT):
-                        flow_packets += 1
-                        if flow_packets >= BYPASS_AFTER:
-                            bypassed = backend.bypass(flow, 0)
-        while backend.read_batch(50):
-            pass
-        cpu = time.process_time() - cpu0
-        wall = time.perf_counter() - wall0
-        assert client.stdout is not None
-        transfer_s = float(client.stdout.read().strip() or "nan")
-        stats = backend.stats()
-        counters = backend.bypassed_flow_counters(flow)
-        backend.close()
-        group.close()
-        server.kill()
-        return {
-            "MB": mb, "transfer_s": transfer_s, "Mbit/s": mb * 8 * 1.048576 / transfer_s,
-            "captured": captured, "kernel_packets": stats.kernel_packets,
-            "kernel_drops": stats.kernel_drops,
-            "map_pkts": (counters.pkts_toserver + counters.pkts_toclient) if counters else 0,
-            "map_MB": ((counters.bytes_toserver + counters.bytes_toclient) / 1e6
-                       if counters else 0.0),
-            "capture_cpu_s": cpu, "wall_s": wall,
-            "cpu_us_per_captured_pkt": cpu / captured * 1e6 if captured else 0.0,
-        }
+        cfg = ae.write_config(workdir / f"suricata-{'on' if bypass else 'off'}.yaml",
+                              stream_bypass=bypass, depth="1mb", bypassed_timeout=2,
+                              threads=workers,
+                              cluster_type="cluster_ebpf" if workers > 1 else "cluster_flow",
+                              extra_afp={"ring-size": 65536, "block-size": 1 << 22})
+        engine = ae.Engine(net, net.ns_b, net.if_b, RULES, logdir, cfg, loader=loader,
+                           workers=workers)
+        engine.wait_ready(net, net.ns_b, net.if_b, timeout=30)
+        server = ae.HttpServer(net, net.ns_b, net.v4_b, PORT)
+        rx0, tx0 = ae.link_packets(net, net.ns_b, net.if_b)
+        cpu0 = engine.cpu_now()
+        t0 = time.perf_counter()
+        rate = int(rate_mbit * 1e6 / 8 / flows)  # bytes/s per flow, 0: unpaced
+        clients = [ae.start_client(net, net.ns_a, (net.v4_b, PORT), (net.v4_a, 42000 + i),
+                                   f"/elephant-{i}?size={mb << 20}&rate={rate}")
+                   for i in range(flows)]
+        received = sum(ae.finish_client(c, timeout=600).received for c in clients)
+        transfer = time.perf_counter() - t0
+        rx1, tx1 = ae.link_packets(net, net.ns_b, net.if_b)
+        cpu_traffic = _wait_drained(engine) - cpu0
+        time.sleep(3.5)  # bypassed flows time out: their kernel counters are read
+        if engine.stop() != 0:
+            print(engine.stderr(), file=sys.stderr)
+        server.close()
+    stats = engine.final_stats()
+    return Result(
+        mode="bypass on" if bypass else "bypass off",
+        transfer_s=transfer, gbit_s=received * 8 / transfer / 1e9,
+        cpu_traffic_s=cpu_traffic, cpu_total_s=engine.cpu_seconds,
+        # PACKET_STATISTICS' tp_packets (capture.kernel_packets) includes the drops
+        user_pkts=stats.get("capture.kernel_packets", 0) - stats.get("capture.kernel_drops", 0),
+        kernel_drops=stats.get("capture.kernel_drops", 0),
+        map_pkts=stats.get("flow_bypassed.pkts", 0),
+        leaked_pkts=stats.get("flow_bypassed.local_capture_pkts", 0),
+        link_pkts=(rx1 - rx0) + (tx1 - tx0),
+        bypassed_flows=stats.get("flow_bypassed.capture", 0),
+    )
+
+
+def _table(results: list[Result]) -> str:
+    head = (f"{'mode':<11} {'xfer s':>7} {'Gbit/s':>7} {'CPU s':>7} {'CPU s':>7} "
+            f"{'user pkts':>10} {'drops':>9} {'map pkts':>10} {'leaked':>7} {'veth pkts':>10}"
+            f" {'kflows':>6}")
+    sub = f"{'':<11} {'':>7} {'':>7} {'traffic':>7} {'total':>7}"
+    rows = [head, sub]
+    for r in results:
+        rows.append(f"{r.mode:<11} {r.transfer_s:7.2f} {r.gbit_s:7.2f} {r.cpu_traffic_s:7.2f} "
+                    f"{r.cpu_total_s:7.2f} {r.user_pkts:10,} {r.kernel_drops:9,} "
+                    f"{r.map_pkts:10,} {r.leaked_pkts:7,} {r.link_pkts:10,} "
+                    f"{r.bypassed_flows:6}")
+    return "\n".join(rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mb", type=int, default=200, help="bytes to transfer (MiB)")
+    parser.add_argument("--flows", type=int, default=4, help="concurrent elephant flows")
+    parser.add_argument("--mb", type=int, default=256, help="MiB per flow (server -> client)")
+    parser.add_argument("--rate-mbit", type=float, default=1000,
+                        help="total sending rate of the flows, Mbit/s (0: as fast as the veth "
+                             "goes, several Gbit/s, far beyond what one Python worker reads)")
     parser.add_argument("--loader", choices=("libbpf", "bcc"), default="libbpf")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="engine workers (more than 1: eBPF load balancer fanout)")
     args = parser.parse_args()
-    # SIGTERM unwinds like Ctrl-C so the namespaces are always removed
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    if not kernel.commands_available(["ip"]):
-        print("needs iproute2", file=sys.stderr)
+    if os.geteuid() != 0 or not kernel.commands_available(["ip"]):
+        print("needs root and iproute2 (network namespaces, AF_PACKET, eBPF)", file=sys.stderr)
         return 1
-    if os.geteuid() != 0:
-        print("needs root", file=sys.stderr)
-        return 1
-    print(f"bulk TCP {args.mb} MiB over veth, loader={args.loader}, socket filter bypass")
-    for mode in ("capture", "bypass"):
-        result = run_mode(mode, args.mb, args.loader)
-        cells = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in result.items())
-        print(f"{mode:8s} {cells}")
+    total = args.flows * args.mb
+    rate = f"{args.rate_mbit:g} Mbit/s in total" if args.rate_mbit else "unpaced"
+    print(f"{args.flows} TCP flows x {args.mb} MiB = {total / 1024:.2f} GiB over veth ({rate}), "
+          f"stream depth 1 MiB, loader {args.loader}, {args.workers} engine worker(s)")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-afp-") as tmp:
+        for bypass in (True, False):
+            results.append(run_mode(bypass, args.flows, args.mb, args.rate_mbit, args.loader,
+                                    args.workers, Path(tmp)))
+            print(_table(results[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(_table(results))
+    on, off = results
+    ratio = off.cpu_traffic_s / on.cpu_traffic_s if on.cpu_traffic_s > 0 else float("inf")
+    ratio_total = off.cpu_total_s / on.cpu_total_s if on.cpu_total_s > 0 else float("inf")
+    print(f"\nengine CPU off/on: {ratio:.1f}x while the traffic ran, {ratio_total:.1f}x for the "
+          f"whole run (start-up included); kernel drops with bypass on: {on.kernel_drops}")
     return 0
 
 
