@@ -35,8 +35,8 @@ from tests import kernel  # noqa: E402
 from tests.capture_backends.test_nfqueue_engine import (  # noqa: E402
     HttpServer,
     http_get,
-    mangle_rules,
     queue_sequence,
+    rules_installed,
 )
 
 RULE = ('alert http any any -> any any (msg:"big download"; flow:to_server; http.uri; '
@@ -104,7 +104,7 @@ def run_once(bypass: bool, size: int, consumer: str, workdir: Path) -> Result:
         server = HttpServer(net, v6=False)
         try:
             if not kernel.wait_for(lambda: proc.poll() is not None or
-                                   "ruleengine-0" in mangle_rules(net), timeout=60,
+                                   rules_installed(net, 0), timeout=60,
                                    interval=0.1) or proc.poll() is not None:
                 raise SystemExit("consumer did not start:\n" +
                                  (workdir / "consumer.out").read_text())

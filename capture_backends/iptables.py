@@ -40,15 +40,17 @@ TAG_PREFIX = "ruleengine-"
 SAVE_CHAINS = ("INPUT", "POSTROUTING")
 _TAG_RE = re.compile(r"^ruleengine-(\d+)(?:-(\d+))?$")
 
-Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+# runs one command with optional standard input (tests pass a fake)
+Runner = Callable[[Sequence[str], "str | None"], "subprocess.CompletedProcess[str]"]
 
 
 class IptablesError(RuntimeError):
     """An iptables command failed or is missing (the message has the command and stderr)."""
 
 
-def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=30, check=False)
+def _run(cmd: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), input=stdin, capture_output=True, text=True, timeout=30,
+                          check=False)
 
 
 def _tag_queues(tag: str) -> set[int] | None:
@@ -147,28 +149,41 @@ class NfqRules:
         return "\n".join(lines) + "\n"
 
     # -- doing it -------------------------------------------------------------------------
-    def _exec(self, cmd: Sequence[str], runner: Runner) -> str:
+    def restore_binary(self, family: str) -> str:
+        base = "iptables" if family == "ipv4" else "ip6tables"
+        return f"{base}-restore" if self.variant == "auto" else f"{base}-{self.variant}-restore"
+
+    def _exec(self, cmd: Sequence[str], runner: Runner, stdin: str | None = None) -> str:
         if shutil.which(cmd[0]) is None:
             raise IptablesError(f"{cmd[0]} not found (install the iptables package)")
         try:
-            proc = runner(cmd)
+            proc = runner(cmd, stdin)
         except (OSError, subprocess.SubprocessError) as exc:
             raise IptablesError(f"{shlex.join(cmd)}: {exc}") from None
         if proc.returncode != 0:
             raise IptablesError(f"{shlex.join(cmd)}: {(proc.stderr or '').strip()}")
         return proc.stdout or ""
 
+    def _transaction(self, family: str, lines: list[str], runner: Runner) -> None:
+        """Apply ``lines`` to our table in one iptables-restore transaction (all or nothing),
+        keeping every other rule (--noflush)."""
+        text = f"*{self.table}\n" + "".join(line + "\n" for line in lines) + "COMMIT\n"
+        self._exec([self.restore_binary(family), "-w", "5", "--noflush"], runner, text)
+
     def install(self, runner: Runner = _run) -> None:
-        """Remove leftovers for these queues, then insert our rules at the top of each chain.
-        On failure everything added is removed again and IptablesError is raised."""
+        """Remove leftovers for these queues, then insert our rules at the top of each chain,
+        atomically per family: a packet never meets half of them (say the restore and accept
+        rules but not yet the queue rule). On failure everything added is removed again and
+        IptablesError is raised."""
         self.remove(runner)
+        lines: list[str] = []
+        position: dict[str, int] = {}
+        for chain, args in self.rules():
+            position[chain] = position.get(chain, 0) + 1
+            lines.append(shlex.join(["-I", chain, str(position[chain]), *args]))
         try:
             for family in self.families:
-                position: dict[str, int] = {}
-                for chain, args in self.rules():
-                    position[chain] = position.get(chain, 0) + 1
-                    self._exec([self.binary(family), "-w", "5", "-t", self.table, "-I", chain,
-                                str(position[chain]), *args], runner)
+                self._transaction(family, lines, runner)
         except IptablesError:
             self.remove(runner)
             raise
@@ -196,16 +211,28 @@ class NfqRules:
         return found
 
     def remove(self, runner: Runner = _run) -> int:
-        """Delete every rule tagged for our queues; returns how many were deleted."""
+        """Delete every rule tagged for our queues (one transaction per family, rule by rule
+        if that fails, e.g. because a rule vanished meanwhile); returns how many were deleted."""
         removed = 0
         errors: list[str] = []
-        for family, tokens in self.installed(runner):
-            cmd = [self.binary(family), "-w", "5", "-t", self.table, "-D", *tokens[1:]]
+        found = self.installed(runner)
+        for family in self.families:
+            rules = [tokens[1:] for fam, tokens in found if fam == family]
+            if not rules:
+                continue
             try:
-                self._exec(cmd, runner)
-                removed += 1
-            except IptablesError as exc:
-                errors.append(str(exc))
+                self._transaction(family, [shlex.join(["-D", *r]) for r in rules], runner)
+                removed += len(rules)
+                continue
+            except IptablesError:
+                pass
+            for rule in rules:
+                cmd = [self.binary(family), "-w", "5", "-t", self.table, "-D", *rule]
+                try:
+                    self._exec(cmd, runner)
+                    removed += 1
+                except IptablesError as exc:
+                    errors.append(str(exc))
         if errors:
             raise IptablesError("; ".join(errors))
         return removed

@@ -82,20 +82,26 @@ def test_variant_selects_binary() -> None:
 def test_failed_command_reports_it_and_rolls_back() -> None:
     calls: list[list[str]] = []
 
-    def runner(cmd: object) -> subprocess.CompletedProcess[str]:
+    inputs: list[str] = []
+
+    def runner(cmd: object, stdin: str | None) -> subprocess.CompletedProcess[str]:
         argv = list(cmd)  # type: ignore[call-overload]
         calls.append(argv)
         if "-S" in argv:
             return subprocess.CompletedProcess(argv, 0, "-P INPUT ACCEPT\n", "")
-        if argv[0] == "ip6tables":
-            return subprocess.CompletedProcess(argv, 1, "", "ip6tables: Table does not exist")
+        if argv[0] == "ip6tables-restore":
+            return subprocess.CompletedProcess(argv, 1, "", "ip6tables-restore: line 2 failed")
+        inputs.append(stdin or "")
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    kernel.require_command("iptables", "ip6tables")
-    with pytest.raises(IptablesError, match="Table does not exist"):
+    kernel.require_command("iptables-restore", "ip6tables-restore")
+    with pytest.raises(IptablesError, match="line 2 failed"):
         _bypass_rules().install(runner)
     # the cleanup pass after the failure listed the chains again
     assert sum(1 for c in calls if "-S" in c) == 4
+    # one transaction for all of the IPv4 rules
+    assert inputs[0].startswith("*mangle\n-I PREROUTING 1 -m comment --comment ruleengine-5")
+    assert inputs[0].endswith("COMMIT\n") and inputs[0].count("\n-I ") == 9
 
 
 # --------------------------------------------------------------------------------------------

@@ -170,8 +170,14 @@ def queue_sequence(net: kernel.NetnsPair, queue: int = QUEUE) -> int:
     return 0
 
 
-def mangle_rules(net: kernel.NetnsPair) -> str:
-    return net.run(net.ns_b, "iptables", "-t", "mangle", "-S").stdout
+def mangle_rules(net: kernel.NetnsPair, binary: str = "iptables") -> str:
+    return net.run(net.ns_b, binary, "-t", "mangle", "-S").stdout
+
+
+def rules_installed(net: kernel.NetnsPair, queue: int) -> bool:
+    """The engine's rules are in place for both families (installed IPv4 first, each family
+    in one transaction), so the queue sees every packet of a connection from its start."""
+    return f"ruleengine-{queue}" in mangle_rules(net, "ip6tables")
 
 
 @contextlib.contextmanager
@@ -193,8 +199,7 @@ def running_engine(net: kernel.NetnsPair, tmp: Path, rules: str, yaml_text: str 
     proc = net.popen(net.ns_b, *cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         ready = kernel.wait_for(lambda: proc.poll() is not None or
-                                f"ruleengine-{min(queues)}" in mangle_rules(net), timeout=30,
-                                interval=0.1)
+                                rules_installed(net, min(queues)), timeout=30, interval=0.1)
         if not ready or proc.poll() is not None:
             raise AssertionError("engine did not start:\n" + (tmp / "engine.out").read_text())
         yield proc
