@@ -8,8 +8,10 @@ the new one has a higher rev, which then replaces the old one (with a warning).
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
+import importlib.util
 import os
 import re
 import tempfile
@@ -443,10 +445,32 @@ def cache_dir() -> Path:
     return Path(base) / "ruleengine"
 
 
+@functools.cache
+def _parser_fingerprint() -> bytes:
+    """Identifies the rule-parsing code itself (name, size, mtime of every source file
+    that shapes a parsed rule), so a cached parse never outlives a change of the code
+    that produced it, even within one version (editable installs, upgrades in place)."""
+    root = Path(ruleengine.__file__).parent
+    # the grammar ships as package ruleengine.grammar (top-level grammar/ in the repo)
+    spec = importlib.util.find_spec("ruleengine.grammar")
+    grammar = Path(spec.origin).parent if spec is not None and spec.origin else root
+    files = [root / "buffers.py", *sorted((root / "rules").glob("*.py")),
+             *sorted((root / "keywords").glob("*.py")), *sorted(grammar.glob("*.lark"))]
+    h = hashlib.sha256()
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.digest()
+
+
 def _cache_key(data: bytes, vars_key: bytes, name: str) -> str:
     h = hashlib.sha256()
     for part in (
         ruleengine.__version__.encode(),
+        _parser_fingerprint(),
         str(CACHE_FORMAT).encode(),
         name.encode(),
         vars_key,
