@@ -260,7 +260,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         eve.close()
     for warning in getattr(backend, "warnings", []):
-        _warn(f"{args.pcap}: {warning}")
+        _warn(str(warning))
     _print_summary(report, ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
 
