@@ -11,7 +11,6 @@ from tests.detect.svfeed import evaluate, load_index
 
 _MIDSTREAM = "midstream exception policy (stream engine)"
 _UNACKED = "Suricata parses the unacked request at flow end (another packet)"
-_RAW_ISDATAAT = "parser puts relative isdataat after uricontent on the payload list"
 # name -> why this harness (not the detection engine) cannot reproduce Suricata
 KNOWN_FAILING = {
     "alert-max/alert-max-append-higher-priority": _UNACKED,
@@ -19,10 +18,6 @@ KNOWN_FAILING = {
     "exception-policy-ips-midstream-disabled-reject": _MIDSTREAM,
     "bug-7552/bug-7552-01": "midstream pickup (harness picks the wrong client)",
     "detect-bytetest-02": "raw stream re-inspection at flow end (stream engine)",
-    "detect-http-uri/DetectEngineHttpRawUriTest30": _RAW_ISDATAAT,
-    "detect-http-uri/UriTestSig28": "parser puts relative byte_extract on the payload list",
-    "detect-http-uri/UriTestSig29": "parser puts relative byte_extract on the payload list",
-    "detect-http-uri/UriTestSig30": "parser puts relative byte_extract on the payload list",
     "exception-policy-master-switch/exception-policy-master-switch-01": "exception policies",
     "exception-policy-master-switch/exception-policy-master-switch-02": "exception policies",
     "exception-policy-midstream-01": "midstream exception policy",
