@@ -84,6 +84,26 @@ def _locate(buf_len: int, cur: int, offset: int, relative: bool) -> tuple[int, i
     return offset, buf_len - offset
 
 
+def _read_number(
+    buf: bytes, cur: int, offset: int, relative: bool, nbytes: int, endian: Endian,
+    base: int | None,
+) -> tuple[int, int, int] | None:
+    """(value, position, bytes used) of the number the keyword points at, or None when it
+    is not fully inside the buffer (or not a number, for string forms)."""
+    if not buf:
+        return None
+    loc = _locate(len(buf), cur, offset, relative)
+    if loc is None:
+        return None
+    pos, remaining = loc
+    if pos < 0 or nbytes > remaining:
+        return None
+    val, used = extract(buf, pos, nbytes, endian, base)
+    if used <= 0:
+        return None
+    return val, pos, used
+
+
 def byte_test(
     buf: bytes,
     cur: int,
@@ -98,17 +118,10 @@ def byte_test(
     base: int | None,
     bitmask: int | None,
 ) -> bool:
-    if not buf:
+    read = _read_number(buf, cur, offset, relative, nbytes, endian, base)
+    if read is None:
         return False
-    loc = _locate(len(buf), cur, offset, relative)
-    if loc is None:
-        return False
-    pos, remaining = loc
-    if pos < 0 or nbytes > remaining:
-        return False
-    val, used = extract(buf, pos, nbytes, endian, base)
-    if used <= 0:
-        return False
+    val = read[0]
     val = _apply_bitmask(val, bitmask)
     if operator == "=":
         hit = val == value
@@ -189,17 +202,10 @@ def byte_extract(
     bitmask: int | None,
 ) -> tuple[int, int] | None:
     """(value, new position) or None."""
-    if not buf:
+    read = _read_number(buf, cur, offset, relative, nbytes, endian, base)
+    if read is None:
         return None
-    loc = _locate(len(buf), cur, offset, relative)
-    if loc is None:
-        return None
-    pos, remaining = loc
-    if pos < 0 or nbytes > remaining:
-        return None
-    val, used = extract(buf, pos, nbytes, endian, base)
-    if used <= 0:
-        return None
+    val, pos, used = read
     val = _apply_bitmask(val, bitmask)
     val = (val * multiplier) & U64
     if align and val % align:
@@ -221,17 +227,10 @@ def byte_math(
     bitmask: int | None,
 ) -> tuple[int, int] | None:
     """(result, new position) or None."""
-    if not buf:
+    read = _read_number(buf, cur, offset, relative, nbytes, endian, base)
+    if read is None:
         return None
-    loc = _locate(len(buf), cur, offset, relative)
-    if loc is None:
-        return None
-    pos, remaining = loc
-    if pos < 0 or nbytes > remaining:
-        return None
-    val, used = extract(buf, pos, nbytes, endian, base)
-    if used <= 0:
-        return None
+    val, pos, used = read
     if oper == "+":
         val += rvalue
     elif oper == "-":
