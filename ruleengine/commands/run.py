@@ -210,11 +210,14 @@ def _settings(
     return settings
 
 
+def _detect_engine(settings: EngineSettings, ruleset: RuleSet) -> DetectEngine:
+    return DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm))
+
+
 def _make_pipeline(
-    settings: EngineSettings, ruleset: RuleSet, logdir: Path, *, live: bool, append: bool = False,
-    reject_mark: int = 0,
+    settings: EngineSettings, detect: DetectEngine, logdir: Path, *, live: bool,
+    append: bool = False, reject_mark: int = 0,
 ) -> tuple[Pipeline, EveWriter]:
-    detect = DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm))
     eve = EveWriter(logdir / "eve.json", append=append)
     pipeline = Pipeline(
         settings,
@@ -248,7 +251,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         _error(f"{exc}")
         return EXIT_FAILURE
     settings = _settings(args, config, ips=args.simulate_ips, offline=True)
-    pipeline, eve = _make_pipeline(settings, ruleset, logdir, live=False)
+    pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
+                                   live=False)
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
         with _signals_stop(pipeline):
@@ -291,13 +295,14 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
     stats_outputs = _StatsOutputs(config, logdir)
+    # Built once here: forked workers inherit it instead of each compiling the prefilter.
+    detect = _detect_engine(settings, ruleset)
     try:
         report, counters = run_workers(
             threads=afp_config.threads,
             open_backend=group.open_worker,
-            make_pipeline=lambda: _make_pipeline(settings, ruleset, logdir, live=True, append=True)[
-                0
-            ],
+            make_pipeline=lambda: _make_pipeline(settings, detect, logdir, live=True,
+                                                 append=True)[0],
             write_stats=stats_outputs.write,
             housekeeping=_orphan_sweep(group, settings),
         )
@@ -309,7 +314,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         stats_outputs.close()
     stats = Stats()
     stats.merge(counters)
-    _print_summary(report, ruleset, DetectEngine([], mpm="ac"), stats)
+    _print_summary(report, ruleset, detect, stats)
     return EXIT_OK
 
 
@@ -417,7 +422,8 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
         _error(str(exc))
         return EXIT_FAILURE
     settings = _settings(args, config, ips=True, offline=False)
-    pipeline, eve = _make_pipeline(settings, ruleset, logdir, live=True,
+    pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
+                                   live=True,
                                    reject_mark=backend.inject_mark)
     try:
         with _signals_stop(pipeline):
