@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from ruleengine.decode.defrag import ipv4_header_checksum
 from ruleengine.decode.packet import IPPROTO_TCP, TH_ACK, TH_RST, Packet
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
@@ -18,13 +19,8 @@ _TCP = struct.Struct("!HHIIBBHHH")
 
 
 def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    """The Internet checksum (RFC 1071) of ``data``, odd lengths padded with a zero byte."""
+    return ipv4_header_checksum(data + b"\0" if len(data) % 2 else data)
 
 
 def _pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
