@@ -2,7 +2,7 @@
 
 Data flows one way::
 
-    backend.packets() -> Decoder -> FlowTable -> TcpTracker -> HttpParser
+    backend.packets() -> Decoder -> FlowTable -> TcpTracker -> app-layer parser (registry)
         -> DetectEngine (prefilter + inspection) -> actions (alert/drop/reject/pass/bypass)
         -> outputs (EVE, stats)
 
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from capture_backends.base import Capability, CaptureBackend, FlowTuple, Verdict
-from ruleengine.applayer.detect_proto import AppProtoProbe
-from ruleengine.applayer.http1.parser import HttpParser
+from ruleengine.applayer import registry
+from ruleengine.applayer.base import AppParser
+from ruleengine.applayer.probing import AppProtoProbe
 from ruleengine.bypass import BypassManager
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
@@ -62,13 +63,18 @@ class RunReport:
 class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
-    __slots__ = ("alerted", "decision", "inspected", "midstream_seen", "pending", "probe")
+    __slots__ = ("alerted", "decision", "encrypted", "inspected", "logged", "midstream_seen",
+                 "pending", "probe")
 
-    def __init__(self, midstream: bool) -> None:
+    def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
         self.midstream_seen = False
         self.decision = FLOW_INSPECT
-        self.probe: AppProtoProbe | None = AppProtoProbe(midstream=midstream)
+        self.probe: AppProtoProbe | None = probe
+        # the app layer reported its handshake done both ways (encryption-handling)
+        self.encrypted = False
+        # tx ids whose EVE event was written
+        self.logged: set[int] = set()
         # Reassembled stream data of a direction, waiting for that direction's next packet
         # (IDS mode delivers data when the other side ACKs it; Suricata inspects a
         # direction's stream on that direction's packets).
@@ -196,6 +202,8 @@ class Pipeline:
                 stream_chunk = b""  # the payload belongs to the stream: inspect it as stream
         elif pkt.proto == IPPROTO_UDP and pkt.payload:
             chunks = [(to_server, bytes(pkt.payload))]
+        if extra.encrypted:
+            chunks = []  # encryption-handling default: the encrypted rest is not inspected
         for i, (chunk_to_server, chunk) in enumerate(chunks):
             if self._app_feed(flow, extra, chunk_to_server, chunk, pkt.ts):
                 # the app layer found the flow's sides swapped (midstream pick-up)
@@ -211,11 +219,27 @@ class Pipeline:
             if extra.pending[to_server]:
                 stream_chunk = b"".join(extra.pending[to_server])
                 extra.pending[to_server].clear()
+        if extra.encrypted and pkt.proto == IPPROTO_TCP:
+            stream_chunk = b""
         matches = self._detect(flow, extra, pkt, to_server, stream_chunk)
         verdict = self._act(flow, extra, pkt, to_server, matches)
         if depth_reached and self.settings.stream_bypass and not flow.bypass:
-            self._bypass(flow, pkt)
+            self._bypass(flow, pkt, "stream-depth")
+        if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
+            self._encrypted(flow, extra, pkt)
         return verdict
+
+    def _encrypted(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> None:
+        """The handshake is done both ways: Suricata's ``encryption-handling``. ``bypass``
+        hands the flow to the capture bypass; ``default`` stops inspecting its content
+        (packet rules still run on headers); ``full`` inspects everything."""
+        handling = registry.encryption_handling(flow.alproto or "", self.settings.applayer)
+        if handling == "full":
+            return
+        extra.encrypted = True
+        self.stats.incr(f"app_layer.{flow.alproto}.encrypted")
+        if handling == "bypass" and not flow.bypass:
+            self._bypass(flow, pkt, "encryption")
 
     def _track_only(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
         """A passed flow still needs TCP state so it closes and times out correctly."""
@@ -231,33 +255,35 @@ class Pipeline:
         probe = extra.probe
         if probe is not None:
             result = probe.probe(data, to_server)
-            if result == "http":
+            if result:
                 extra.probe = None
-                flow.alproto = "http"
-                flow.app = HttpParser(self.settings.http)
+                flow.alproto = result
+                flow.app = registry.make_parser(result, self.settings.applayer, flow.proto)
+                if flow.app is None:  # detection-only protocol
+                    return False
                 if probe.reversed:
                     flow.reverse()
                     extra.pending = {True: extra.pending[False], False: extra.pending[True]}
-                    flow.app.feed(not to_server, data, ts)
+                    _parser(flow).feed(not to_server, data, ts)
                     return True
             elif result is False:
                 extra.probe = None
                 flow.alproto = "failed"
-        if isinstance(flow.app, HttpParser):
-            flow.app.feed(to_server, data, ts)
+        if flow.app is not None:
+            _parser(flow).feed(to_server, data, ts)
         return False
 
     def _app_feed_rest(self, flow: Flow, chunks: list[tuple[bool, bytes]], ts: float) -> None:
-        if isinstance(flow.app, HttpParser):
+        if flow.app is not None:
             for chunk_to_server, chunk in chunks:
-                flow.app.feed(chunk_to_server, chunk, ts)
+                _parser(flow).feed(chunk_to_server, chunk, ts)
 
     def _app_eof(self, flow: Flow, toserver: bool, toclient: bool) -> None:
-        if isinstance(flow.app, HttpParser):
+        if flow.app is not None:
             if toserver:
-                flow.app.close(True)
+                _parser(flow).close(True)
             if toclient:
-                flow.app.close(False)
+                _parser(flow).close(False)
 
     # --- detection -----------------------------------------------------------------
 
@@ -266,11 +292,14 @@ class Pipeline:
         """Packet/stream rules and the transactions that progressed since this direction
         last looked at them, in one ordered pass (``pass`` and rule order span both)."""
         txs: list[tuple[Any, bool, bool]] = []
-        if isinstance(flow.app, HttpParser):
-            txs = self._changed_txs(flow.app, extra, to_server)
-        return self.detect.inspect(pkt, flow, to_server, stream_chunk, txs)
+        if flow.app is not None:
+            txs = self._changed_txs(_parser(flow), extra, to_server)
+        matches = self.detect.inspect(pkt, flow, to_server, stream_chunk, txs)
+        if flow.app is not None and txs:
+            self._log_txs(flow, extra, [tx for tx, _, _ in txs], pkt)
+        return matches
 
-    def _changed_txs(self, parser: HttpParser, extra: _FlowExtra,
+    def _changed_txs(self, parser: AppParser, extra: _FlowExtra,
                      to_server: bool) -> list[tuple[Any, bool, bool]]:
         changed = []
         for tx in parser.transactions:
@@ -282,8 +311,25 @@ class Pipeline:
         self._prune_txs(parser, extra)
         return changed
 
+    def _log_txs(self, flow: Flow, extra: _FlowExtra, txs: list[Any], pkt: Packet | None,
+                 *, flow_end: bool = False) -> None:
+        """The protocol's EVE event of each transaction, once, when it is complete both
+        ways (or at flow end), as Suricata's tx loggers run on completed transactions."""
+        if self.eve is None or not flow.alproto or not self.eve.wants(flow.alproto):
+            return
+        for tx in txs:
+            if tx.tx_id in extra.logged:
+                continue
+            if not flow_end and not (tx.request_complete and tx.response_complete):
+                continue
+            ts = pkt.ts if pkt is not None else flow.last_ts
+            if self.eve.app_tx(flow.alproto, ts=ts, flow=flow, tx=tx, flow_end=flow_end):
+                extra.logged.add(tx.tx_id)
+                if len(extra.logged) > 4096:  # bounded: ids are increasing
+                    extra.logged = {i for i in extra.logged if i >= tx.tx_id - 1024}
+
     @staticmethod
-    def _prune_txs(parser: HttpParser, extra: _FlowExtra) -> None:
+    def _prune_txs(parser: AppParser, extra: _FlowExtra) -> None:
         """Forget transactions complete both ways and inspected so in both directions."""
         txs = parser.transactions
         while len(txs) > 1:
@@ -325,7 +371,7 @@ class Pipeline:
                 self.reject.send(pkt, action.value)
                 self.stats.incr("ips.rejected")
             if rule.bypass and not flow.bypass:
-                self._bypass(flow, pkt)
+                self._bypass(flow, pkt, f"rule:{rule.sid}")
         if verdict is Verdict.DROP:
             self._count_drop(pkt)
         return verdict
@@ -342,8 +388,8 @@ class Pipeline:
             return
         category, severity = self._classification(rule)
         tx = None
-        if match.tx_id is not None and isinstance(flow.app, HttpParser):
-            tx = next((t for t in flow.app.transactions if t.tx_id == match.tx_id), None)
+        if match.tx_id is not None and flow.app is not None:
+            tx = next((t for t in _parser(flow).transactions if t.tx_id == match.tx_id), None)
         self.eve.alert(
             ts=pkt.ts, flow=flow, pkt=pkt, rule=rule,
             action="blocked" if blocked else "allowed",
@@ -365,9 +411,13 @@ class Pipeline:
 
     # --- bypass --------------------------------------------------------------------
 
-    def _bypass(self, flow: Flow, pkt: Packet) -> None:
-        """Suricata's PacketBypassCallback: capture bypass if the backend takes it, else local."""
+    def _bypass(self, flow: Flow, pkt: Packet, reason: str) -> None:
+        """Suricata's PacketBypassCallback: capture bypass if the backend takes it, else local.
+        ``reason``: ``rule:<sid>``, ``stream-depth``, ``encryption`` or an exception policy;
+        kept on the flow for its EVE record and counted."""
         assert self._backend is not None and self.bypass_mgr is not None
+        flow.bypass_reason = reason
+        self.stats.incr("flow_bypassed.reason." + reason.split(":", 1)[0])
         if flow.proto not in (IPPROTO_TCP, IPPROTO_UDP):
             self.bypass_mgr.bypass_local(flow, pkt.ts)
             self.report.bypassed_flows_local += 1
@@ -409,7 +459,7 @@ class Pipeline:
             self._count_drop(pkt)
             return True
         if policy == "bypass":
-            self._bypass(flow, pkt)
+            self._bypass(flow, pkt, "exception-policy")
             return True
         if policy == "reject" and self.settings.ips:
             extra.decision = FLOW_DROP
@@ -439,6 +489,8 @@ class Pipeline:
         extra = self._extra(flow)
         if not flow.bypass and extra.decision == FLOW_INSPECT:
             self._final_inspection(flow, extra)
+        if flow.app is not None:
+            self._log_txs(flow, extra, list(_parser(flow).transactions), None, flow_end=True)
         if flow.tcp is not None:
             self.tcp.release(flow)
         if flow.bypass and self.bypass_mgr is not None:
@@ -447,7 +499,7 @@ class Pipeline:
         self.stats.incr("flow.end")
         if self.eve is not None:
             self.eve.flow(flow, app_proto=flow.alproto, alerted=extra.alerted,
-                          reason=flow.end_reason)
+                          reason=flow.end_reason, bypass_reason=flow.bypass_reason)
 
     def _final_inspection(self, flow: Flow, extra: _FlowExtra) -> None:
         """Flow end: deliver what the stream still holds (data never ACKed before the
@@ -457,15 +509,15 @@ class Pipeline:
             for chunk_to_server, chunk in self.tcp.flush(flow).data:
                 self._app_feed(flow, extra, chunk_to_server, chunk, flow.last_ts)
                 extra.pending[chunk_to_server].append(chunk)
-        if isinstance(flow.app, HttpParser):
-            flow.app.close(None)
+        if flow.app is not None:
+            _parser(flow).close(None)
         for to_server in (True, False):
             pending = extra.pending[to_server]
             stream_chunk = b"".join(pending) if pending else None
             pending.clear()
             pseudo = _pseudo_packet(flow, to_server)
-            txs = self._changed_txs(flow.app, extra, to_server) \
-                if isinstance(flow.app, HttpParser) else []
+            txs = self._changed_txs(_parser(flow), extra, to_server) \
+                if flow.app is not None else []
             if stream_chunk is None and not txs:
                 continue  # nothing new for this direction: no pseudo packet
             matches = self.detect.inspect(pseudo, flow, to_server, stream_chunk, txs)
@@ -509,10 +561,18 @@ class Pipeline:
     def _extra(self, flow: Flow) -> _FlowExtra:
         stored = flow.user
         if stored is None:
-            extra = _FlowExtra(self.settings.stream.midstream)
+            extra = _FlowExtra(AppProtoProbe(
+                midstream=self.settings.stream.midstream, ipproto=flow.proto,
+                ports=(flow.sport, flow.dport), enabled=self.settings.applayer.enabled))
             flow.user = cast(Any, extra)
             return extra
         return cast(_FlowExtra, stored)
+
+
+def _parser(flow: Flow) -> AppParser:
+    """The flow's app-layer parser (the flow table stores it untyped, below the app layer);
+    callers check ``flow.app is not None`` first."""
+    return cast(AppParser, flow.app)
 
 
 def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:

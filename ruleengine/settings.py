@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ruleengine.applayer.http1.config import HttpConfig
+from ruleengine.applayer.registry import AppLayerSettings, default_settings, load_settings
 from ruleengine.config import Config
 from ruleengine.flow.table import FlowTimeouts
 from ruleengine.stream.tcp import StreamConfig
@@ -28,11 +29,18 @@ class EngineSettings:
     timeouts: FlowTimeouts = field(default_factory=FlowTimeouts)
     use_vlan: bool = True  # vlan.use-for-tracking
     http: HttpConfig = field(default_factory=HttpConfig)
+    # app-layer.protocols: each registered protocol's settings and which are enabled
+    applayer: AppLayerSettings = field(default_factory=default_settings)
     stats_interval: float = 8.0  # seconds between stats events in live runs
     flow_manager_interval: float = 1.0  # seconds between flow expiry passes (capture time)
     mpm: str = "auto"
     packet_alert_max: int = 15  # alerts logged per packet at most (packet-alert-max)
     offline: bool = True  # pcap run: pcap_cnt in events, capture-time stats
+
+    def __post_init__(self) -> None:
+        # ``http`` given on its own (tests, older callers) is the HTTP parser's config
+        if self.applayer.config("http") is not self.http:
+            object.__setattr__(self, "applayer", self.applayer.with_config("http", self.http))
 
     @property
     def stream_bypass(self) -> bool:
@@ -44,9 +52,9 @@ class EngineSettings:
                     offline: bool = True) -> tuple[EngineSettings, list[str]]:
         """Settings from a loaded Config, plus warnings for values that could not be used."""
         warnings: list[str] = []
-        http, unknown = config.http_config()
-        warnings.extend(f"app-layer.protocols.http.libhtp.default-config: {key}: not supported"
-                        for key in unknown if key not in _KNOWN_UNUSED_LIBHTP)
+        applayer, problems = load_settings(config.get_section("app-layer.protocols"))
+        warnings.extend(problems)
+        http = applayer.config("http")
         checks = str(config.get("pcap-file.checksum-checks", "auto") or "auto").lower()
         settings = cls(
             checksum_validation=config.checksum_validation(k_option),
@@ -57,14 +65,10 @@ class EngineSettings:
             timeouts=config.flow_timeouts_config(),
             use_vlan=config.get_bool("vlan.use-for-tracking", True),
             http=http,
+            applayer=applayer,
             stats_interval=float(config.stats_interval()),
             mpm=config.detect().mpm_algo,
             packet_alert_max=max(1, config.detect().packet_alert_max),
             offline=offline,
         )
         return settings, warnings
-
-
-# Real libhtp keys the HTTP layer has no use for (no Flash decompression, body inline
-# decided by the IPS mode): accepted silently.
-_KNOWN_UNUSED_LIBHTP = frozenset({"http-body-inline", "swf-decompression"})

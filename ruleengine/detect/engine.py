@@ -30,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from ruleengine.buffers import BUFFERS, BufferDirection
+from ruleengine.applayer import registry
+from ruleengine.applayer.base import TxMatchContext
+from ruleengine.buffers import BUFFERS, BufferDirection, getter_for
 from ruleengine.detect import content as ci
 from ruleengine.detect.conditions import (
     IP_VERSIONS,
@@ -47,6 +49,7 @@ from ruleengine.detect.flowbits import apply_actions, checks_pass, order_class
 from ruleengine.detect.pcre import PcreCompileError
 from ruleengine.detect.prefilter import Mpm, resolve_backend
 from ruleengine.detect.threshold import ThresholdTable, track_key
+from ruleengine.keywords.applayer import APP_LAYER_EVENT
 from ruleengine.rules.model import (
     PAYLOAD,
     Absent,
@@ -59,9 +62,20 @@ from ruleengine.rules.model import (
     IntCondition,
     PacketCondition,
     Rule,
+    TxCondition,
 )
 
 HTTP_ALPROTOS = frozenset({"http", "http1"})
+_DIRS = {"toserver": BufferDirection.TO_SERVER, "toclient": BufferDirection.TO_CLIENT,
+         "both": BufferDirection.BOTH}
+
+
+def canonical_alproto(name: str | None) -> str | None:
+    """A rule's or flow's protocol name in registry terms (``ssl`` -> ``tls``); names the
+    registry does not know are kept as they are (``failed``, unparsed protocols)."""
+    if name is None:
+        return None
+    return registry.canonical(name) or name
 TCP = 6
 _GROUP_KEYS = (6, 17, 1, 58, -1)  # -1: any other IP protocol
 _MAX_TX_STATE = 64  # per flow: transactions remembered for "fired once" and MPM caches
@@ -143,6 +157,7 @@ class CRule:
     """A rule compiled for evaluation (positions, compiled buffers, flags)."""
 
     __slots__ = (
+        "alproto",
         "alproto_conds",
         "fb_actions",
         "fb_checks",
@@ -164,6 +179,7 @@ class CRule:
         "tx_bufs",
         "tx_conds",
         "tx_dirs",
+        "tx_keywords",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, idx: int, headers: _HeaderTable) -> None:
@@ -171,9 +187,6 @@ class CRule:
         self.idx = idx
         self.header = headers.get(rule)
         self.alproto_conds = _alproto_conditions(rule)
-        self.tx_alproto_check = any(
-            neg or name not in HTTP_ALPROTOS for name, neg in self.alproto_conds
-        )
         self.flow: FlowCondition | None = rule.flow
         self.fb_checks: tuple[Flowbit, ...] = tuple(f for f in rule.flowbits if f.is_check)
         self.fb_actions: tuple[Flowbit, ...] = tuple(
@@ -190,6 +203,7 @@ class CRule:
         )
         self.payload: ci.CompiledBuffer | None = None
         self.tx_bufs: list[tuple[ci.CompiledBuffer, BufferDirection, bool]] = []
+        buffer_protos: list[str] = []
         for bm in rule.buffers:
             cb = ci.compile_buffer(bm)
             if bm.buffer == PAYLOAD:
@@ -199,7 +213,16 @@ class CRule:
             if spec is None:
                 raise _SkipRule(f"buffer {bm.buffer} is not supported")
             self.tx_bufs.append((cb, spec.direction, spec.multi))
-        self.is_tx = bool(self.tx_bufs or self.tx_conds)
+            buffer_protos.append(spec.alproto)
+        self.tx_keywords: tuple[tuple[TxCondition, Any], ...] = tuple(
+            (cond, _tx_matcher(cond)) for cond in rule.tx_conditions
+        )
+        self.is_tx = bool(self.tx_bufs or self.tx_conds or self.tx_keywords)
+        # the protocol whose transactions this rule inspects (tx rules)
+        self.alproto = _rule_alproto(rule, buffer_protos, self.tx_conds) if self.is_tx else ""
+        self.tx_alproto_check = any(
+            neg or canonical_alproto(name) != self.alproto for name, neg in self.alproto_conds
+        )
         fc = self.flow
         self.only_stream = bool(fc and fc.only_stream) or rule.protocol == "tcp-stream"
         self.require_packet = (
@@ -251,6 +274,9 @@ class CRule:
             tc |= direction is BufferDirection.TO_CLIENT
         if self.tx_conds:
             ts = True
+        for cond, _ in self.tx_keywords:
+            ts |= cond.direction == "toserver"
+            tc |= cond.direction == "toclient"
         if (ts and tc) or self.transactional:
             return (False,), True
         fc = self.flow
@@ -418,6 +444,9 @@ def get_buffer(tx: Any, name: str, to_server: bool) -> bytes | list[bytes] | Non
     """``tx.buffer(name, to_server)``; falls back to ``tx.buffer(name)`` for
     transaction types whose ``buffer`` takes only the name (learnt once per type)."""
     kind = type(tx)
+    if not hasattr(kind, "buffer"):
+        getter = getter_for(name, to_server) if name in BUFFERS else None
+        return None if getter is None else getter(tx)
     two = _BUFFER_TWO_ARGS.get(kind)
     if two is None:
         try:
@@ -519,11 +548,15 @@ class DetectEngine:
             members = [cr for cr in pkt_rules if _in_proto_group(cr, key)]
             self._pkt_groups[key] = _Group(members, self.mpm_backend, prefilter)
         self._keep_raw_stream = any(cr.is_tx and cr.payload is not None for cr in self.rules)
-        self._tx_groups: dict[bool, _Group] = {
-            d: _Group([cr for cr in self.rules if cr.is_tx and d in cr.tx_dirs],
-                      self.mpm_backend, prefilter)
-            for d in (True, False)
-        }  # fmt: skip
+        # tx rules per (app-layer protocol, direction): a transaction only meets the rules
+        # of its own protocol (Suricata's per-alproto inspect engines)
+        self._tx_groups: dict[tuple[str, bool], _Group] = {}
+        for alproto in sorted({cr.alproto for cr in self.rules if cr.is_tx}):
+            for d in (True, False):
+                members = [cr for cr in self.rules
+                           if cr.is_tx and cr.alproto == alproto and d in cr.tx_dirs]
+                if members:
+                    self._tx_groups[(alproto, d)] = _Group(members, self.mpm_backend, prefilter)
 
     # ------------------------------------------------------------------ public API
 
@@ -707,8 +740,8 @@ class DetectEngine:
         done_ts: bool,
         done_tc: bool,
     ) -> list[_RawMatch]:
-        group = self._tx_groups[to_server]
-        if not group.rules or flow.alproto not in HTTP_ALPROTOS:
+        group = self._tx_groups.get((canonical_alproto(flow.alproto) or "", to_server))
+        if group is None:
             return []
         state = _flow_state(flow)
         assert state is not None
@@ -734,10 +767,7 @@ class DetectEngine:
         def fetch(name: str, side: bool) -> bytes | list[bytes] | None:
             key = (name, side)
             if key not in bufs:
-                try:
-                    value = _as_buffer(get_buffer(tx, name, side))
-                except Exception:  # a buggy getter must not take detection down
-                    value = None
+                value = _as_buffer(get_buffer(tx, name, side))
                 bufs[key] = value
                 state.buffers[(tx_id, side)][1][key] = value
             return bufs[key]
@@ -761,6 +791,8 @@ class DetectEngine:
             if cr.quick and not _quick_ok(cr, to_server, fetch, lowered):
                 continue
             if not self._tx_buffers_match(cr, to_server, fetch, done_ts, done_tc):
+                continue
+            if cr.tx_keywords and not _tx_keywords_match(cr, tx, flow, to_server):
                 continue
             fired.add(cr.idx)
             if cr.fb_actions:
@@ -994,7 +1026,7 @@ def _alproto_known_ok(cr: CRule, flow: FlowLike | None, to_server: bool) -> bool
 
 
 def _same_alproto(a: str, b: str) -> bool:
-    return a == b or (a in HTTP_ALPROTOS and b in HTTP_ALPROTOS)
+    return a == b or canonical_alproto(a) == canonical_alproto(b)
 
 
 def _alproto_ok(cr: CRule, flow: FlowLike | None) -> bool:
@@ -1012,7 +1044,8 @@ def _skip_reason(rule: Rule) -> str | None:
     if rule.action is Action.CONFIG or rule.action not in _ACTION_RANK:
         return f"action {rule.action.value} is not evaluated by detection"
     alproto = rule.app_proto
-    if alproto is not None and not rule.app_proto_negated and alproto not in HTTP_ALPROTOS:
+    if alproto is not None and not rule.app_proto_negated \
+            and registry.canonical(alproto) is None:
         return f"app-layer protocol {alproto} is not supported"
     if rule.protocol not in PROTO_NUMBERS:
         return f"protocol {rule.protocol} is not supported"
@@ -1020,3 +1053,51 @@ def _skip_reason(rule: Rule) -> str | None:
         if not packet_condition_supported(cond):
             return f"keyword {cond.field} is not supported"
     return None
+
+
+def _rule_alproto(rule: Rule, buffer_protos: list[str],
+                  tx_conds: tuple[PacketCondition, ...]) -> str:
+    """The protocol of a tx rule: its buffers' and keywords' (all must agree), else the
+    header's; urilen and rules without app keywords are HTTP's."""
+    protos = {p for p in buffer_protos if p}
+    protos.update(c.alproto for c in rule.tx_conditions if c.alproto)
+    if tx_conds:
+        protos.add("http")
+    if len(protos) > 1 and "http" in protos and "file.data" in {b.buffer for b in rule.buffers}:
+        protos.discard("http")  # file.data belongs to whichever protocol the rule names
+    if len(protos) > 1:
+        raise _SkipRule("buffers of several app-layer protocols: " + ", ".join(sorted(protos)))
+    if protos:
+        return protos.pop()
+    return canonical_alproto(rule.app_proto) or "http"
+
+
+def _tx_matcher(cond: TxCondition) -> Any:
+    """The match function of a protocol keyword (None for app-layer-event)."""
+    if cond.keyword == APP_LAYER_EVENT:
+        return None
+    entry = registry.tx_keywords().get(cond.keyword)
+    if entry is None:
+        raise _SkipRule(f"keyword {cond.keyword} is not registered")
+    return entry.keyword.match
+
+
+def _tx_keywords_match(cr: CRule, tx: Any, flow: FlowLike, to_server: bool) -> bool:
+    """Every protocol keyword of the rule holds on the transaction. A keyword that cannot
+    tell yet (None) is a non-match now; the transaction is inspected again later."""
+    ctx = TxMatchContext(to_server, getattr(flow, "src", b""), getattr(flow, "dst", b""))
+    for cond, match in cr.tx_keywords:
+        if match is None:
+            if not _has_event(cond, tx):
+                return False
+            continue
+        if match(cond.arg, tx, ctx) is not True:
+            return False
+    return True
+
+
+def _has_event(cond: TxCondition, tx: Any) -> bool:
+    name, negated = cond.arg
+    events = getattr(tx, "events", None) or ()
+    found = name in events or f"{cond.alproto}.{name}" in events
+    return bool(found != negated)

@@ -141,6 +141,7 @@ class Flow:
         "alproto",
         "app",
         "bypass",
+        "bypass_reason",
         "bypass_ts",
         "bypassed_bytes_toclient",
         "bypassed_bytes_toserver",
@@ -206,6 +207,7 @@ class Flow:
         self.detect: object | None = None
         self.bypass = BYPASS_NONE
         self.bypass_ts = 0.0
+        self.bypass_reason: str | None = None  # rule:<sid>, stream-depth, encryption, ...
         self.bypassed_pkts_toserver = 0
         self.bypassed_pkts_toclient = 0
         self.bypassed_bytes_toserver = 0

@@ -7,6 +7,7 @@ keyword = a module exporting ``SPECS`` + one line in ``_MODULES``.
 from __future__ import annotations
 
 from ruleengine.keywords import (
+    applayer,
     buffers,
     bypass,
     bytes_,
@@ -34,6 +35,7 @@ _MODULES = (
     bytes_,
     threshold,
     bypass,
+    applayer,
     unsupported,
 )
 

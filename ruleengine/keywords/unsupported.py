@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ruleengine.applayer import registry
+from ruleengine.buffers import STICKY_KEYWORDS
 from ruleengine.keywords.registry import ArgKind, KeywordSpec, Setup, Stage
 
 if TYPE_CHECKING:
@@ -261,20 +263,31 @@ def _other(name: str) -> Setup:
     return setup
 
 
+def _implemented() -> frozenset[str]:
+    """Names a registered protocol implements (its buffers and keywords): they are not
+    unsupported any more."""
+    names = set(STICKY_KEYWORDS)
+    names.update(registry.tx_keywords())
+    names.add("app-layer-event")
+    return frozenset(names)
+
+
 def _specs() -> tuple[KeywordSpec, ...]:
+    done = _implemented()
     specs = [
         KeywordSpec(
-            name, _sticky(name), aliases=aliases, arg=ArgKind.OPTIONAL, stage=Stage.UNSUPPORTED
+            name, _sticky(name), aliases=tuple(a for a in aliases if a not in done),
+            arg=ArgKind.OPTIONAL, stage=Stage.UNSUPPORTED,
         )
-        for name, aliases in UNSUPPORTED_STICKY
+        for name, aliases in UNSUPPORTED_STICKY if name not in done
     ]
     specs += [
         KeywordSpec(name, _other(name), arg=ArgKind.OPTIONAL, stage=Stage.UNSUPPORTED)
-        for name in TRANSFORMS
+        for name in TRANSFORMS if name not in done
     ]
     seen: set[str] = set()
     for name in UNSUPPORTED_OTHER:
-        if name not in seen:
+        if name not in seen and name not in done:
             seen.add(name)
             specs.append(
                 KeywordSpec(name, _other(name), arg=ArgKind.OPTIONAL, stage=Stage.UNSUPPORTED)

@@ -38,6 +38,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+from ruleengine.applayer import registry
+from ruleengine.applayer.jsontext import as_int
+from ruleengine.applayer.jsontext import text as _text
 from ruleengine.outputs.stats import nest
 
 EVENT_TYPES = frozenset({"alert", "drop", "flow", "http", "stats"})
@@ -186,6 +189,19 @@ _ts_cache: tuple[int, str] = (-1, "")
 _YEAR_10000 = 253402300800.0
 
 
+def app_object(alproto: str, tx: Any, options: Mapping[str, Any] | None = None,
+               *, alert: bool = False) -> dict[str, Any] | None:
+    """The protocol's EVE object for a transaction (``"tls": {...}``), from its logger in
+    the app-layer registry; None when it has none or nothing to log yet."""
+    spec = registry.by_name().get(alproto)
+    if spec is None:
+        return None
+    logger = (spec.alert_logger or spec.eve_logger) if alert else spec.eve_logger
+    if logger is None:
+        return None
+    return logger(tx, options or {})
+
+
 def format_ts(ts: float) -> str:
     """Suricata's EVE timestamp, in UTC: ``2026-11-25T15:42:02.123456+0000``."""
     global _ts_cache
@@ -220,31 +236,8 @@ def proto_name(proto: int) -> str:
     return PROTO_NAMES.get(proto, str(proto))
 
 
-def text(value: Any) -> str | None:
-    """A header or URI value as EVE text: UTF-8 when valid, else ASCII with ``\\xNN`` escapes
-    for the other bytes (Suricata's jsonbuilder does the same)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "".join(chr(b) if b < 0x80 else f"\\x{b:02x}" for b in raw)
-    return str(value)
-
-
-def _as_int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(text(value) or "")
-    except ValueError:
-        return None
+text = _text
+_as_int = as_int
 
 
 @cache
@@ -293,18 +286,6 @@ def _metadata(rule: Any) -> dict[str, list[str]] | None:
         if key:
             out.setdefault(key, []).append(value)
     return out or None
-
-
-def _header(tx: Any, getter: str, name: bytes, attribute: str) -> Any:
-    """A header through the transaction's ``request_header``/``response_header`` method,
-    or a plain attribute of that name."""
-    method = getattr(tx, getter, None)
-    if callable(method):
-        try:
-            return method(name)
-        except Exception:  # a foreign transaction type: treat as absent
-            return None
-    return getattr(tx, attribute, None)
 
 
 _ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
@@ -392,8 +373,11 @@ class EveWriter:
 
     def __init__(self, path: str | Path, *, types: set[str] | frozenset[str] | None = None,
                  append: bool = False, host: str | None = None,
-                 in_iface: str | None = None, community_id_seed: int | None = None) -> None:
+                 in_iface: str | None = None, community_id_seed: int | None = None,
+                 type_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.path = Path(path)
+        # per event type, its options from outputs.eve-log.types (``tls: {extended: yes}``)
+        self.type_options: Mapping[str, Mapping[str, Any]] = dict(type_options or {})
         self.community_id_seed = community_id_seed
         self.types = None if types is None else frozenset(types)
         self.host = host
@@ -450,9 +434,10 @@ class EveWriter:
             alert["metadata"] = metadata
         event["alert"] = alert
         if tx is not None:
-            http = self._http(tx)
-            if http:
-                event["http"] = http
+            obj = app_object(app_proto or "http", tx, self.type_options.get(app_proto or ""),
+                             alert=True) if (app_proto or "http") != "failed" else None
+            if obj:
+                event[registry.canonical(app_proto or "http") or "http"] = obj
         if flow is not None:
             # as output-json-alert.c: app_proto, direction and flow{} only for packets of a flow
             if app_proto:
@@ -515,7 +500,28 @@ class EveWriter:
             }
         self._emit(event)
 
-    def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str) -> None:
+    def app_tx(self, alproto: str, *, ts: float, flow: FlowLike, tx: Any,
+               flow_end: bool = False, pcap_cnt: int | None = None) -> bool:
+        """The protocol's transaction event (``tls``, ``dns``, ``http``...) from its
+        registry logger. False when the logger has nothing to log yet (retried later)."""
+        name = registry.canonical(alproto) or alproto
+        if not self.wants(name):
+            return True
+        obj = app_object(name, tx, self.type_options.get(name))
+        if not obj:
+            return flow_end
+        event = self._header(ts, name, flow.flow_id, pcap_cnt)
+        self._flow_addresses(event, flow)
+        self._community_id(event, flow, None)
+        tx_id = _as_int(getattr(tx, "tx_id", None))
+        if tx_id is not None:
+            event["tx_id"] = tx_id
+        event[name] = obj
+        self._emit(event)
+        return True
+
+    def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str,
+             bypass_reason: str | None = None) -> None:
         """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``."""
         if not self.wants("flow"):
             return
@@ -532,6 +538,9 @@ class EveWriter:
         if bypass:
             body["bypass"] = "capture" if bypass == BYPASS_CAPTURE else "local"
             body["state"] = "bypassed"
+            if bypass_reason:
+                # the flow schema has no field for it: a flowvar, as rules' vars are logged
+                event["metadata"] = {"flowvars": [{"bypass_reason": bypass_reason}]}
         else:
             body["state"] = flow.state or "new"
         body["reason"] = reason or "unknown"
@@ -655,33 +664,7 @@ class EveWriter:
 
     @staticmethod
     def _http(tx: HttpTxLike) -> dict[str, Any]:
-        http: dict[str, Any] = {}
-
-        def put(key: str, value: Any) -> None:
-            value = text(value)
-            if value:  # absent or empty: Suricata leaves the field out
-                http[key] = value
-
-        put("hostname", tx.hostname)
-        port = _as_int(getattr(tx, "host_port", None))
-        if port is not None:
-            http["http_port"] = port
-        put("url", tx.url)
-        put("http_user_agent", tx.user_agent)
-        content_type = text(_header(tx, "response_header", b"content-type", "content_type"))
-        if content_type:
-            # Suricata logs the media type only, without parameters
-            put("http_content_type", content_type.split(";", 1)[0].strip())
-        put("http_refer", _header(tx, "request_header", b"referer", "referer"))
-        put("http_method", tx.method)
-        put("protocol", tx.protocol)
-        status = _as_int(tx.status)
-        if status is not None:
-            http["status"] = status
-        length = _as_int(tx.length)
-        if length is not None:
-            http["length"] = length
-        return http
+        return app_object("http", tx) or {}
 
     # --- file handling -------------------------------------------------------------
 

@@ -64,7 +64,9 @@ class RuleBuilder:
     moved: set[int] = field(default_factory=set)
     lists: dict[str, BufferMatch] = field(default_factory=dict)  # rule.buffers by name
     warnings: list[Finding] = field(default_factory=list)
+    # an app-layer buffer or keyword was used (historic name), and its protocol
     uses_http_buffers: bool = False
+    keyword_alproto: str | None = None
     sid_seen: bool = False
     # byte_extract / byte_math result names usable by later offset/depth/... values.
     variables: set[str] = field(default_factory=set)
@@ -81,10 +83,18 @@ class RuleBuilder:
             return buf
         buf = self.lists[name] = BufferMatch(name)
         self.rule.buffers.append(buf)
-        if name in BUFFERS and name != "file.data" and not self.uses_http_buffers:
-            self.uses_http_buffers = True
-            self.first_http_match = self.match
+        spec = BUFFERS.get(name)
+        if spec is not None and name != "file.data" and not self.uses_http_buffers:
+            self.note_app_keyword(spec.alproto)
         return buf
+
+    def note_app_keyword(self, alproto: str) -> None:
+        """An app-layer buffer or keyword of ``alproto``: the rule's protocol follows from it
+        (Suricata's DetectSignatureSetAppProto), the first one decides."""
+        if not self.uses_http_buffers:
+            self.uses_http_buffers = True
+            self.keyword_alproto = alproto
+            self.first_http_match = self.match
 
     def current_list(self) -> BufferMatch:
         """Where a new match goes: the active sticky buffer, else the payload."""

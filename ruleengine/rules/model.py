@@ -278,9 +278,36 @@ class Absent:
     span: Span | None = None
 
 
+@dataclass(slots=True)
+class Base64Decode:
+    """``base64_decode[:bytes N][, offset N][, relative]``: decodes part of the buffer it
+    sits in (``bytes`` 0 = up to 65535 input bytes); ``data`` is the rule's
+    ``base64_data`` list, inspected on the decoded bytes (Suricata's terminal list)."""
+
+    bytes: int = 0
+    offset: int = 0
+    relative: bool = False
+    data: BufferMatch | None = None
+    span: Span | None = None
+
+
+@dataclass(slots=True)
+class Asn1Match:
+    """``asn1:...``: DER/BER checks on the packet payload from an absolute offset or one
+    relative to the previous match (``relative_offset``)."""
+
+    bitstring_overflow: bool = False
+    double_overflow: bool = False
+    oversize_length: int | None = None
+    absolute_offset: int | None = None
+    relative_offset: int | None = None
+    max_frames: int = 30
+    span: Span | None = None
+
+
 InspectItem = (
     ContentMatch | PcreMatch | ByteTest | ByteJump | ByteExtract | ByteMath | IsDataAt
-    | BufferSize | Absent
+    | BufferSize | Absent | Base64Decode | Asn1Match
 )
 
 
@@ -294,6 +321,8 @@ class BufferMatch:
 
     buffer: str  # PAYLOAD or a canonical buffer name
     items: list[InspectItem] = field(default_factory=list)
+    # transforms applied to the buffer before inspection, in rule order
+    transforms: list[Transform] = field(default_factory=list)
 
 
 # --- per-packet / per-flow conditions ---------------------------------------------
@@ -361,6 +390,19 @@ class PacketCondition:
     span: Span | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TxCondition:
+    """A protocol keyword evaluated on a transaction (``tls.version``, ``ssl_state``,
+    ``dns.opcode``, ``app-layer-event``...): the registry's keyword ``keyword`` of protocol
+    ``alproto`` with its parsed argument (``ruleengine.applayer.base.TxKeyword``)."""
+
+    alproto: str
+    keyword: str
+    arg: Any
+    direction: str = "both"  # toserver | toclient | both
+    span: Span | None = field(default=None, compare=False)
+
+
 @dataclass(slots=True)
 class Rule:
     """One loaded signature (``<>`` rules load as one Rule with ``Direction.BOTH``)."""
@@ -388,6 +430,7 @@ class Rule:
     app_proto_negated: bool = False
     buffers: list[BufferMatch] = field(default_factory=list)
     packet_conditions: list[PacketCondition] = field(default_factory=list)
+    tx_conditions: list[TxCondition] = field(default_factory=list)
     flow: FlowCondition | None = None
     flowbits: list[Flowbit] = field(default_factory=list)
     threshold: Threshold | None = None
@@ -401,6 +444,12 @@ class Rule:
     unsupported: list[str] = field(default_factory=list)
     # Option names in order, with their values as written (for analysis/lint output).
     options: list[tuple[str, str | None]] = field(default_factory=list)
+    xbits: list[Xbit] = field(default_factory=list)
+    flowints: list[Flowint] = field(default_factory=list)
+    stream_size: list[StreamSize] = field(default_factory=list)
+    tags: list[Tag] = field(default_factory=list)
+    base64_data: BufferMatch | None = None  # the base64_data list (base64_decode's)
+    var_checks: list[VarCheck] = field(default_factory=list)  # flowvar / pktvar
 
     @property
     def severity(self) -> int:
@@ -411,3 +460,94 @@ class Rule:
             if b.buffer == name:
                 return b
         return None
+
+
+# --- keywords of ruleengine.keywords.{xbits,flowint,stream_size,tag,transforms} ------
+
+BASE64_DATA = "base64_data"
+"""Name of the ``base64_data`` list (``Rule.base64_data``; not in ``Rule.buffers``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """One buffer transform (``to_lowercase``, ``xor:"0a1b"``, ``pcrexform:"..."``...).
+    ``arg`` is the option value as written (unquoted), None for transforms without one;
+    ``key`` the xor key; ``nbytes``/``offset``/``mode`` the from_base64 options."""
+
+    name: str
+    arg: str | None = None
+    key: bytes = b""
+    nbytes: int = 0
+    offset: int = 0
+    mode: str = "rfc4648"
+
+    @property
+    def ident(self) -> str:
+        """Identity of the transform in a buffer+transforms cache key."""
+        return self.name if self.arg is None else f"{self.name}({self.arg})"
+
+
+class XbitCmd(enum.Enum):
+    SET = "set"
+    UNSET = "unset"
+    TOGGLE = "toggle"
+    ISSET = "isset"
+    ISNOTSET = "isnotset"
+
+
+@dataclass(frozen=True, slots=True)
+class Xbit:
+    """``xbits:<cmd>,<name>,track <ip_src|ip_dst|ip_pair>[,expire <s>]`` (noalert sets
+    ``Rule.noalert`` instead)."""
+
+    cmd: XbitCmd
+    name: str
+    track: str  # ip_src | ip_dst | ip_pair
+    expire: int = 30
+
+    @property
+    def is_check(self) -> bool:
+        return self.cmd in (XbitCmd.ISSET, XbitCmd.ISNOTSET)
+
+
+@dataclass(frozen=True, slots=True)
+class Flowint:
+    """``flowint:<name>,<op>[,<value|var>]``; op one of = + - (post-match) or
+    == != < <= > >= isset notset (checks). ``target`` int, a variable name, or None."""
+
+    name: str
+    op: str
+    target: int | str | None = None
+
+    @property
+    def is_check(self) -> bool:
+        return self.op not in ("=", "+", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSize:
+    """``stream_size:<server|client|both|either>,<op>,<n>`` (TCP sequence-space sizes)."""
+
+    side: str
+    op: str  # < <= = != >= >
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """``tag:<session|host>[,<count>,<packets|seconds|bytes>[,<src|dst>]]``."""
+
+    kind: str  # session | host
+    count: int = 256
+    metric: str = "packets"
+    direction: str = "dst"
+
+
+@dataclass(frozen=True, slots=True)
+class VarCheck:
+    """``flowvar:<name>,"<content>"`` / ``pktvar:<name>,"<content>"``: the variable (set
+    by a pcre named group ``flow_<name>`` / ``pkt_<name>``) contains ``content``."""
+
+    scope: str  # flow | pkt
+    name: str
+    content: bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ruleengine.applayer.registry import canonical
 from ruleengine.buffers import BUFFERS
 from ruleengine.keywords import REGISTRY
 from ruleengine.keywords.registry import ArgKind, Registry, check_value
@@ -251,16 +252,23 @@ def _check_raw_header_direction(b: RuleBuilder) -> None:
         )
 
 
+def _same_app(header_app: str, keyword_app: str) -> bool:
+    if keyword_app == "http":
+        return header_app in _HTTP_OK_APP
+    return canonical(header_app) == keyword_app
+
+
 def _check_app_proto(b: RuleBuilder) -> None:
     rule = b.rule
     if not b.uses_http_buffers:
         return
     header_app = rule.app_proto
+    wanted = b.keyword_alproto or "http"
     if header_app is None:
-        rule.app_proto = "http"  # Suricata sets the alproto from the keywords
-    elif header_app not in _HTTP_OK_APP and not rule.app_proto_negated:
+        rule.app_proto = wanted  # Suricata sets the alproto from the keywords
+    elif not _same_app(header_app, wanted) and not rule.app_proto_negated:
         raise RuleError(
-            f"conflicting alprotos: protocol '{rule.protocol}' with HTTP keywords",
+            f"conflicting alprotos: protocol '{rule.protocol}' with {wanted} keywords",
             b.first_http_span or rule.span,
             code="conflicting-alproto",
         )
@@ -373,7 +381,8 @@ def _analyze(b: RuleBuilder) -> None:
             Span(rule.span.file, rule.span.line, col + 1, col + 1 + len(rule.protocol)),
             "add e.g. 'flow:established,to_server;'",
         )
-    if b.uses_http_buffers and rule.protocol not in HTTP_PROTOCOLS and rule.protocol != "http2":
+    if b.uses_http_buffers and (b.keyword_alproto or "http") == "http" \
+            and rule.protocol not in HTTP_PROTOCOLS and rule.protocol != "http2":
         b.warn(
             f"HTTP keyword in a '{rule.protocol}' rule: write 'alert http' instead",
             "http-keyword-non-http-rule",

@@ -42,7 +42,7 @@ def test_midstream_detection_reports_a_reversed_flow() -> None:
 
 
 def test_probe_waits_for_the_other_direction_when_one_fails() -> None:
-    from ruleengine.applayer.detect_proto import AppProtoProbe
+    from ruleengine.applayer.probing import AppProtoProbe
 
     probe = AppProtoProbe()
     assert probe.probe(b"\x85\x00\x00garbage", True) is None  # client garbage: not over yet
@@ -51,7 +51,7 @@ def test_probe_waits_for_the_other_direction_when_one_fails() -> None:
 
 
 def test_probe_fails_when_both_directions_fail_and_accumulates_small_pieces() -> None:
-    from ruleengine.applayer.detect_proto import AppProtoProbe
+    from ruleengine.applayer.probing import AppProtoProbe
 
     probe = AppProtoProbe()
     assert probe.probe(b"SSH-2.0", True) is None
@@ -62,7 +62,7 @@ def test_probe_fails_when_both_directions_fail_and_accumulates_small_pieces() ->
 
 
 def test_probe_midstream_reversal() -> None:
-    from ruleengine.applayer.detect_proto import AppProtoProbe
+    from ruleengine.applayer.probing import AppProtoProbe
 
     probe = AppProtoProbe(midstream=True)
     assert probe.probe(b"HTTP/1.0 200 OK\r\n", True) == "http"

@@ -3,8 +3,8 @@
 Modules: ``config`` (libhtp settings from suricata.yaml), ``parser`` (:class:`HttpParser`, one
 per flow), ``tx`` (:class:`HttpTransaction`, what detection and EVE read), ``normalize`` (URI
 and host normalisation), ``decompress`` (gzip/deflate/lzma layers), ``body`` (Suricata's
-inspection windows), ``getters`` (buffer getters referenced by ``ruleengine.buffers``),
-``events`` (anomaly event names).
+inspection windows), ``getters`` and ``buffers`` (the detection buffers), ``logger`` (the EVE
+``http`` object), ``events`` (anomaly event names).
 
 Use::
 
@@ -18,8 +18,55 @@ Use::
         tx.buffer("http.uri"), tx.buffer("http.header", False), tx.request_complete
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.detect_proto import detect_app_proto
+from ruleengine.applayer.http1.buffers import BUFFERS
 from ruleengine.applayer.http1.config import HttpConfig
+from ruleengine.applayer.http1.logger import eve_http
 from ruleengine.applayer.http1.parser import HttpParser
 from ruleengine.applayer.http1.tx import HttpTransaction, Progress
 
-__all__ = ["HttpConfig", "HttpParser", "HttpTransaction", "Progress"]
+# Real libhtp keys the HTTP layer has no use for (no Flash decompression, body inline
+# decided by the IPS mode): accepted silently.
+_KNOWN_UNUSED_LIBHTP = frozenset({"http-body-inline", "swf-decompression"})
+
+
+def _probe(data: bytes, to_server: bool) -> ProbeResult:
+    result = detect_app_proto(data, to_server)
+    if result == "http":
+        return "match"
+    return "undecided" if result is None else "nomatch"
+
+
+def _parse_config(subtree: Mapping[str, Any]) -> tuple[HttpConfig, list[str]]:
+    libhtp = subtree.get("libhtp")
+    section = libhtp.get("default-config") if isinstance(libhtp, Mapping) else None
+    config, unknown = HttpConfig.from_mapping(section if isinstance(section, Mapping) else {})
+    return config, [f"libhtp.default-config: {key}: not supported"
+                    for key in unknown if key not in _KNOWN_UNUSED_LIBHTP]
+
+
+def _make_parser(config: Any, ipproto: int) -> AppParser:
+    return HttpParser(config if isinstance(config, HttpConfig) else HttpConfig())
+
+
+PROTOCOL = AppLayerSpec(
+    name="http",
+    aliases=("http1",),
+    ipprotos=frozenset({6}),
+    default_ports={6: (80, 8080)},
+    probe=_probe,
+    probe_depth=24,
+    make_parser=_make_parser,
+    parse_config=_parse_config,
+    buffers=BUFFERS,
+    eve_logger=eve_http,
+    log_when="complete",
+)
+
+__all__ = ["PROTOCOL", "HttpConfig", "HttpParser", "HttpTransaction", "Progress"]

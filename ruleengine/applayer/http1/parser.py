@@ -116,6 +116,11 @@ class HttpParser:
         }
 
     # ------------------------------------------------------------------ public API
+    @property
+    def encrypted(self) -> bool:
+        """HTTP is never encrypted (a CONNECT tunnel's TLS is not parsed)."""
+        return False
+
     def feed(self, to_server: bool, data: bytes, ts: float = 0.0) -> None:
         """Stream bytes of one direction, in order."""
         side = self._req if to_server else self._resp

@@ -1,0 +1,75 @@
+"""Per-flow protocol detection over every registered protocol, both directions.
+
+As Suricata's AppLayerProtoDetect: each direction's first bytes are offered to the probing
+parsers of the enabled protocols for the flow's IP protocol (independent of the port; a
+protocol whose default port matches is tried first, which only matters when two would
+claim the same bytes). A direction that no protocol can claim fails; detection fails for
+the flow when both directions failed. With ``midstream`` a message of the opposite
+direction is accepted too and ``reversed`` is set (the flow was picked up with its sides
+swapped; Suricata's ``reverse_flow``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ruleengine.applayer.base import AppLayerSpec
+from ruleengine.applayer.registry import protocols
+
+_MAX_PROBE_DEPTH = 1024  # bytes kept per direction while undecided
+
+
+def candidates(ipproto: int, ports: tuple[int, int], enabled: frozenset[str] | None,
+               ) -> tuple[AppLayerSpec, ...]:
+    """The protocols to probe for a flow, port-hinted ones first."""
+    specs = [s for s in protocols() if s.probe is not None and ipproto in s.ipprotos
+             and (enabled is None or s.name in enabled)]
+    hinted = [s for s in specs if set(ports) & set(s.default_ports.get(ipproto, ()))]
+    return tuple(hinted + [s for s in specs if s not in hinted])
+
+
+class AppProtoProbe:
+    """``probe(data, to_server)`` returns the protocol name (stays so), None (undecided)
+    or False (failed for good)."""
+
+    __slots__ = ("_failed", "_seen", "_specs", "midstream", "result", "reversed")
+
+    def __init__(self, *, midstream: bool = False, ipproto: int = 6,
+                 ports: tuple[int, int] = (0, 0), enabled: frozenset[str] | None = None,
+                 ) -> None:
+        self.midstream = midstream
+        self.result: str | Literal[False] | None = None
+        self.reversed = False
+        self._specs = candidates(ipproto, ports, enabled)
+        self._seen = {True: b"", False: b""}
+        self._failed = {True: False, False: False}
+        if not self._specs:
+            self.result = False
+
+    def probe(self, data: bytes, to_server: bool) -> str | Literal[False] | None:
+        if self.result is not None or self._failed[to_server] or not data:
+            return self.result
+        seen = (self._seen[to_server] + bytes(data))[:_MAX_PROBE_DEPTH]
+        self._seen[to_server] = seen
+        name, swapped, undecided = self._ask(seen, to_server)
+        if name is not None:
+            self.result, self.reversed = name, swapped
+        elif not undecided:
+            self._failed[to_server] = True
+            if self._failed[not to_server]:
+                self.result = False
+        return self.result
+
+    def _ask(self, seen: bytes, to_server: bool) -> tuple[str | None, bool, bool]:
+        """(protocol, reversed, still undecided)."""
+        undecided = False
+        directions = (to_server, not to_server) if self.midstream else (to_server,)
+        for direction in directions:
+            for spec in self._specs:
+                assert spec.probe is not None
+                answer = spec.probe(seen[: max(spec.probe_depth, 1)], direction)
+                if answer == "match":
+                    return spec.name, direction != to_server, False
+                if answer == "undecided" and len(seen) < spec.probe_depth:
+                    undecided = True
+        return None, False, undecided
