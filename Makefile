@@ -13,7 +13,8 @@ STAMP := $(VENV)/.stamps
 
 APT_PACKAGES := python3 python3-venv python3-dev gcc make pkg-config \
 	clang-14 libbpf-dev libbpf1 python3-bpfcc \
-	libnetfilter-queue-dev iptables iproute2 procps
+	libnetfilter-queue-dev iptables iproute2 procps \
+	nginx-light openssl curl dnsmasq-base dnsutils openssh-client openssh-server tcpdump
 
 .PHONY: setup apt venv bpf demo test lint typecheck check bench clean
 
