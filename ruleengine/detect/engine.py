@@ -1063,8 +1063,11 @@ def _rule_alproto(rule: Rule, buffer_protos: list[str],
     protos.update(c.alproto for c in rule.tx_conditions if c.alproto)
     if tx_conds:
         protos.add("http")
-    if len(protos) > 1 and "http" in protos and "file.data" in {b.buffer for b in rule.buffers}:
-        protos.discard("http")  # file.data belongs to whichever protocol the rule names
+    named = canonical_alproto(rule.app_proto)
+    if "file.data" in {b.buffer for b in rule.buffers} and named not in (None, "http") \
+            and not rule.app_proto_negated:
+        # file.data is registered for HTTP bodies only (SMTP MIME parts are not parsed)
+        raise _SkipRule(f"file.data of {named} is not supported")
     if len(protos) > 1:
         raise _SkipRule("buffers of several app-layer protocols: " + ", ".join(sorted(protos)))
     if protos:
