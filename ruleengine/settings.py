@@ -6,7 +6,9 @@ the YAML tree, and tests can build an engine from plain values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.registry import AppLayerSettings, default_settings, load_settings
@@ -31,6 +33,8 @@ class EngineSettings:
     http: HttpConfig = field(default_factory=HttpConfig)
     # app-layer.protocols: each registered protocol's settings and which are enabled
     applayer: AppLayerSettings = field(default_factory=default_settings)
+    # outputs.eve-log.types options per event type (``tls: {extended: yes}``)
+    eve_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     stats_interval: float = 8.0  # seconds between stats events in live runs
     flow_manager_interval: float = 1.0  # seconds between flow expiry passes (capture time)
     mpm: str = "auto"
@@ -66,6 +70,7 @@ class EngineSettings:
             use_vlan=config.get_bool("vlan.use-for-tracking", True),
             http=http,
             applayer=applayer,
+            eve_options=config.eve().type_options,
             stats_interval=float(config.stats_interval()),
             mpm=config.detect().mpm_algo,
             packet_alert_max=max(1, config.detect().packet_alert_max),

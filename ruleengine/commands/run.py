@@ -218,7 +218,7 @@ def _make_pipeline(
     settings: EngineSettings, detect: DetectEngine, logdir: Path, *, live: bool,
     append: bool = False, reject_mark: int = 0,
 ) -> tuple[Pipeline, EveWriter]:
-    eve = EveWriter(logdir / "eve.json", append=append)
+    eve = EveWriter(logdir / "eve.json", append=append, type_options=settings.eve_options)
     pipeline = Pipeline(
         settings,
         detect,
