@@ -1,0 +1,90 @@
+"""DNS over UDP and TCP (Suricata's ``rust/src/dns``): probe, parser, transactions,
+detection buffers and keywords, EVE logging.
+
+Modules: ``wire`` (message parsing, probes), ``parser`` (:class:`DnsParser`,
+:class:`DnsTransaction`, event names), ``config`` (``app-layer.protocols.dns``),
+``detect`` (buffers and keywords), ``logger`` (EVE ``dns`` v3/v2, :func:`log_sides`).
+
+Use::
+
+    config, warnings = parse_config(yaml_subtree)
+    parser = PROTOCOL.make_parser(config, 17)   # 17: UDP (one datagram per feed), 6: TCP
+    parser.feed(True, datagram, ts)
+    for tx in parser.transactions:               # one per message (Suricata's model)
+        for to_server, obj in log_sides(tx, eve_options): ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.dns.config import DnsConfig, parse_config
+from ruleengine.applayer.dns.detect import BUFFERS, KEYWORDS
+from ruleengine.applayer.dns.logger import alert_logger, eve_logger, log_sides
+from ruleengine.applayer.dns.parser import EVENTS, DnsParser, DnsTransaction
+from ruleengine.applayer.dns.wire import HEADER_SIZE, probe_tcp, probe_udp
+
+PROBE_DEPTH = 1024
+
+
+def probe(data: bytes, to_server: bool) -> ProbeResult:
+    """Either framing, both directions (Suricata registers the same probe for requests
+    and responses): a UDP datagram that parses as a DNS message, or a TCP length prefix
+    followed by a plausible header. The contract's probe does not say which transport
+    the flow uses: :func:`probe_udp_result` / :func:`probe_tcp_result` do."""
+    udp = probe_udp_result(data, to_server)
+    if udp == "match":
+        return "match"
+    tcp = probe_tcp_result(data, to_server)
+    if tcp == "match":
+        return "match"
+    return "undecided" if "undecided" in (tcp, udp) else "nomatch"
+
+
+def probe_udp_result(data: bytes, to_server: bool) -> ProbeResult:
+    if len(data) < HEADER_SIZE:
+        return "undecided" if not data else "nomatch"
+    is_dns, _, incomplete = probe_udp(data)
+    if is_dns:
+        return "match"
+    if incomplete and len(data) >= PROBE_DEPTH:
+        # the prober cut a long datagram: judge its header (Suricata sees it whole)
+        is_dns, _, _ = probe_tcp(len(data).to_bytes(2, "big") + data) if len(data) < 65536 \
+            else (False, False, False)
+        return "match" if is_dns else "nomatch"
+    return "nomatch"
+
+
+def probe_tcp_result(data: bytes, to_server: bool) -> ProbeResult:
+    if len(data) < HEADER_SIZE + 2:
+        return "undecided"
+    is_dns, _, incomplete = probe_tcp(data)
+    if is_dns:
+        return "match"
+    return "undecided" if incomplete and len(data) < PROBE_DEPTH else "nomatch"
+
+
+def _make_parser(config: Any, ipproto: int) -> AppParser:
+    return DnsParser(config if isinstance(config, DnsConfig) else DnsConfig(), tcp=ipproto == 6)
+
+
+PROTOCOL = AppLayerSpec(
+    name="dns",
+    ipprotos=frozenset({6, 17}),
+    default_ports={17: (53,), 6: (53,)},
+    probe=probe,
+    probe_depth=PROBE_DEPTH,
+    make_parser=_make_parser,
+    parse_config=parse_config,
+    buffers=BUFFERS,
+    keywords=KEYWORDS,
+    eve_logger=eve_logger,
+    alert_logger=alert_logger,
+    log_when="each_side",
+    events=EVENTS,
+)
+
+__all__ = ["EVENTS", "PROTOCOL", "DnsConfig", "DnsParser", "DnsTransaction", "alert_logger",
+           "eve_logger", "log_sides", "parse_config", "probe", "probe_tcp_result",
+           "probe_udp_result"]
