@@ -33,7 +33,7 @@ def response(name: str = "www.example.com", dns_id: int = 0x1234, compress: bool
     kw.setdefault("an", [DNSRR(rrname=name, type="CNAME", ttl=300, rdata="a.example.net"),
                          DNSRR(rrname="a.example.net", type="A", ttl=60, rdata="192.0.2.7")])
     pkt = DNS(id=dns_id, qr=1, rd=1, ra=1, qd=DNSQR(qname=name, qtype="A"), **kw)
-    return bytes(pkt.compress() if compress else pkt)
+    return bytes(pkt.compress() if compress else pkt)  # type: ignore[no-untyped-call]
 
 
 def rich_response(dns_id: int = 7) -> bytes:
@@ -62,7 +62,7 @@ def rich_response(dns_id: int = 7) -> bytes:
         ar=[DNSRR(rrname="ns1.example.com", type="A", ttl=12, rdata="192.0.2.53"),
             DNSRROPT(rclass=4096, rdata=[EDNS0TLV(optcode=10, optdata=b"12345678")])],
     )
-    return bytes(pkt.compress())
+    return bytes(pkt.compress())  # type: ignore[no-untyped-call]
 
 
 def header(dns_id: int = 1, flags: int = 0x0100, qd: int = 1, an: int = 0, ns: int = 0,
@@ -93,3 +93,14 @@ def validate_event(dns_obj: dict[str, Any], event_type: str = "dns") -> None:
     errors = sorted(schema_validator().iter_errors(json.loads(json.dumps(event))),
                     key=lambda e: list(e.path))
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+def make(config: Any, ipproto: int) -> Any:
+    """``PROTOCOL.make_parser`` (asserted present): a DnsParser."""
+    from ruleengine.applayer.dns import PROTOCOL, DnsParser
+
+    factory = PROTOCOL.make_parser
+    assert factory is not None
+    parser = factory(config, ipproto)
+    assert isinstance(parser, DnsParser)
+    return parser

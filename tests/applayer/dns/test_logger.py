@@ -6,13 +6,20 @@ import pytest
 from scapy.layers.dns import DNSRR
 
 from ruleengine.applayer.dns import PROTOCOL, DnsConfig, DnsParser, alert_logger, log_sides
-from tests.applayer.dns.helpers import SCHEMA_PATH, query, response, rich_response, validate_event
+from tests.applayer.dns.helpers import (
+    SCHEMA_PATH,
+    make,
+    query,
+    response,
+    rich_response,
+    validate_event,
+)
 
 needs_schema = pytest.mark.skipif(not SCHEMA_PATH.exists(), reason="EVE schema not present")
 
 
 def parsed(*messages: tuple[bool, bytes], config: DnsConfig | None = None) -> DnsParser:
-    parser = PROTOCOL.make_parser(config or DnsConfig(), 17)
+    parser = make(config or DnsConfig(), 17)
     assert isinstance(parser, DnsParser)
     for to_server, raw in messages:
         parser.feed(to_server, raw)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ruleengine.applayer.dns import PROTOCOL, DnsConfig, DnsParser
+from ruleengine.applayer.dns import DnsConfig, DnsParser
 from ruleengine.applayer.dns.wire import (
     DnsName,
     Incomplete,
@@ -18,6 +18,7 @@ from ruleengine.applayer.dns.wire import (
 )
 from tests.applayer.dns.helpers import (
     header,
+    make,
     query,
     response,
     rich_response,
@@ -26,13 +27,13 @@ from tests.applayer.dns.helpers import (
 
 
 def udp(config: DnsConfig | None = None) -> DnsParser:
-    parser = PROTOCOL.make_parser(config or DnsConfig(), 17)
+    parser = make(config or DnsConfig(), 17)
     assert isinstance(parser, DnsParser)
     return parser
 
 
 def tcp(config: DnsConfig | None = None) -> DnsParser:
-    parser = PROTOCOL.make_parser(config or DnsConfig(), 6)
+    parser = make(config or DnsConfig(), 6)
     assert isinstance(parser, DnsParser) and parser.tcp
     return parser
 
