@@ -73,6 +73,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     ruleset = load_rule_files(
         args.paths, address_vars=address_vars, port_vars=port_vars, use_cache=not args.no_cache
     )
+    _engine_skips(ruleset)
     diagnostics = sorted(ruleset.diagnostics, key=lambda d: (d.file, d.line, d.column))
     if args.format == "text":
         _write_text(diagnostics, ruleset, out)
@@ -94,6 +95,25 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if errors or (args.strict and warnings):
         return 1
     return 0
+
+
+def _engine_skips(ruleset: RuleSet) -> None:
+    """Rules that load but that detection would not evaluate (an unparsed app-layer
+    protocol, buffers of two protocols...) are counted as skipped and get a warning, so
+    "0 rules skipped" means every loaded rule runs."""
+    from ruleengine.detect.engine import DetectEngine
+
+    engine = DetectEngine(ruleset.rules, prefilter=False)
+    ruleset.skipped = len(engine.skipped)
+    for rule, reason in engine.skipped:
+        if rule.unsupported:
+            continue  # already warned per keyword
+        span = rule.span
+        ruleset.diagnostics.append(Diagnostic(
+            span.file, span.line, span.col, span.end_col, "warning", "rule-not-evaluated",
+            f"the rule loads but detection skips it: {reason}", sid=rule.sid,
+            source_line=rule.raw,
+        ))
 
 
 def _list_keywords(out: TextIO) -> None:

@@ -11,6 +11,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ruleengine.applayer.registry import protocols
 from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from ruleengine.rules.model import (
     AddressSet,
@@ -139,8 +140,12 @@ PROTO_NUMBERS: dict[str, tuple[int, ...]] = {
     "ip": (), "ipv4": (), "ip4": (), "ipv6": (), "ip6": (), "pkthdr": (),
     "tcp": _TCP, "tcp-pkt": _TCP, "tcp-stream": _TCP, "udp": _UDP,
     "icmp": (IPPROTO_ICMP, IPPROTO_ICMPV6), "icmpv4": (IPPROTO_ICMP,),
-    "icmpv6": (IPPROTO_ICMPV6,), "http": _TCP, "http1": _TCP,
+    "icmpv6": (IPPROTO_ICMPV6,),
 }  # fmt: skip
+# app-layer protocols from the registry: ``alert dns`` covers UDP and TCP, ``alert tls`` TCP
+for _spec in protocols():
+    for _name in (_spec.name, *_spec.aliases):
+        PROTO_NUMBERS.setdefault(_name, tuple(sorted(_spec.ipprotos)))
 """Header protocol -> IP protocols it covers (empty: any)."""
 
 IP_VERSIONS: dict[str, int] = {"ipv4": 4, "ip4": 4, "ipv6": 6, "ip6": 6, "icmpv6": 6}

@@ -282,4 +282,5 @@ def test_list_keywords(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["bypass"][2:] == ["none", "postmatch", "supported"]
     assert rows["http.uri"][1] == "-" and rows["http.uri"][3] == "sticky"
     assert rows["file.data"][1] == "file_data"
-    assert rows["dns.query"][1:] == ["dns_query", "optional", "unsupported", "unsupported"]
+    assert rows["dns.query"][1:] == ["dns_query", "none", "sticky", "supported"]
+    assert rows["lua"][3:] == ["unsupported", "unsupported"]

@@ -206,8 +206,8 @@ def test_threshold_by_src_is_per_source() -> None:
 
 def test_skipped_rules_have_reasons() -> None:
     e = engine(
-        'alert tls any any -> any any (tls.sni; content:"x"; sid:1;)',
-        'alert dns any any -> any any (dns.query; content:"x"; sid:2;)',
+        'alert krb5 any any -> any any (krb5.cname; content:"x"; sid:1;)',
+        'alert sip any any -> any any (sip.method; content:"x"; sid:2;)',
         'alert tcp any any -> any any (content:"x"; sid:3;)',
     )
     reasons = {r.sid: why for r, why in e.skipped}
@@ -283,7 +283,7 @@ def test_prefilter_keyword_and_fast_pattern_chop() -> None:
 def test_counters() -> None:
     e = engine(
         'alert tcp any any -> any any (content:"x"; sid:1;)',
-        'alert dns any any -> any any (dns.query; content:"x"; sid:2;)',
+        'alert sip any any -> any any (sip.method; content:"x"; sid:2;)',
     )
     assert e.counters() == {
         "detect.rules_loaded": 1,

@@ -17,10 +17,12 @@ H = "alert http any any -> any any (flow:to_server; "
 def test_every_sticky_buffer(buffer: str) -> None:
     spec = REGISTRY.get(buffer)
     assert spec is not None and spec.stage is Stage.STICKY
-    rule = one_rule(H + f'{buffer}; content:"abcd"; sid:1;)')
+    proto = BUFFERS[buffer].alproto
+    header = H.replace("alert http", f"alert {proto}")
+    rule = one_rule(header + f'{buffer}; content:"abcd"; sid:1;)')
     buf = rule.buffer(buffer)
     assert buf is not None and isinstance(buf.items[0], ContentMatch)
-    assert rule.app_proto == "http"
+    assert rule.app_proto == proto
 
 
 @pytest.mark.parametrize(("modifier", "buffer"), sorted(LEGACY_MODIFIERS.items()))

@@ -127,7 +127,7 @@ def test_loading_continues_after_bad_rules_and_counts() -> None:
             rule(1),
             'alert tcp any any -> any any (msg:"bad"; nocase; sid:2;)',
             "garbage line",
-            'alert http any any -> any any (msg:"u"; flow:to_server; dns.query; content:"x"; '
+            'alert http any any -> any any (msg:"u"; flow:to_server; krb5.cname; content:"x"; '
             "sid:3;)",
             rule(4),
         ]
@@ -142,16 +142,16 @@ def test_loading_continues_after_bad_rules_and_counts() -> None:
 
 def test_unsupported_keyword_warns_and_is_recorded() -> None:
     text = (
-        'alert dns any any -> any any (msg:"d"; dns.query; content:"evil"; nocase; '
-        'dotprefix; ja3.hash; content:"abcd"; sid:1;)'
+        'alert krb5 any any -> any any (msg:"d"; krb5.cname; content:"evil"; nocase; '
+        'luajit:x.lua; quic.sni; content:"abcd"; sid:1;)'
     )
     rs = load(text)
     (r,) = rs.rules
-    assert r.unsupported == ["dns.query", "dotprefix", "ja3.hash"]
+    assert r.unsupported == ["krb5.cname", "luajit", "quic.sni"]
     warned = [d for d in rs.diagnostics if d.code == "unsupported-keyword"]
     assert len(warned) == 3 and all(d.severity == "warning" for d in warned)
-    assert warned[0].column == text.index("dns.query") + 1
-    assert r.buffer("dns.query") is not None and rs.skipped == 1
+    assert warned[0].column == text.index("krb5.cname") + 1
+    assert r.buffer("krb5.cname") is not None and rs.skipped == 1
 
 
 def test_vars_from_suricata_yaml(tmp_path: Path) -> None:
