@@ -23,7 +23,16 @@ from ruleengine.applayer.dns.config import DnsConfig, parse_config
 from ruleengine.applayer.dns.detect import BUFFERS, KEYWORDS
 from ruleengine.applayer.dns.logger import alert_logger, eve_logger, log_sides
 from ruleengine.applayer.dns.parser import EVENTS, DnsParser, DnsTransaction
-from ruleengine.applayer.dns.wire import HEADER_SIZE, probe_tcp, probe_udp
+from ruleengine.applayer.dns.wire import (
+    HEADER_SIZE,
+    Incomplete,
+    Malformed,
+    header_valid,
+    parse_body,
+    parse_header,
+    probe_tcp,
+    probe_udp,
+)
 
 PROBE_DEPTH = 1024
 
@@ -42,27 +51,51 @@ def probe(data: bytes, to_server: bool) -> ProbeResult:
     return "undecided" if "undecided" in (tcp, udp) else "nomatch"
 
 
+def _plausible_prefix(message: bytes, dlen: int) -> bool:
+    """The first bytes of a longer message: a valid header for ``dlen`` bytes, and the
+    sections parse as far as they go (running out of bytes is fine, garbage is not)."""
+    try:
+        header = parse_header(message)
+    except Incomplete:
+        return False
+    if not header_valid(header, dlen):
+        return False
+    try:
+        parse_body(message, header, 64)
+    except Incomplete:
+        return True
+    except Malformed:
+        return False
+    return True
+
+
 def probe_udp_result(data: bytes, to_server: bool) -> ProbeResult:
+    """Suricata's UDP probe: the whole datagram parses as a message. A datagram cut at
+    :data:`PROBE_DEPTH` by the prober is judged on what it has."""
     if len(data) < HEADER_SIZE:
         return "undecided" if not data else "nomatch"
     is_dns, _, incomplete = probe_udp(data)
     if is_dns:
         return "match"
     if incomplete and len(data) >= PROBE_DEPTH:
-        # the prober cut a long datagram: judge its header (Suricata sees it whole)
-        is_dns, _, _ = probe_tcp(len(data).to_bytes(2, "big") + data) if len(data) < 65536 \
-            else (False, False, False)
-        return "match" if is_dns else "nomatch"
+        return "match" if _plausible_prefix(data, 0xFFFF) else "nomatch"
     return "nomatch"
 
 
 def probe_tcp_result(data: bytes, to_server: bool) -> ProbeResult:
+    """Suricata's TCP probe (length prefix, then the message), stricter on a partial
+    message: Suricata then checks the header only (it probes port 53 only; here every
+    TCP flow may be offered), so here the available sections must parse too, and the
+    answer waits for the whole message up to :data:`PROBE_DEPTH` bytes."""
     if len(data) < HEADER_SIZE + 2:
         return "undecided"
-    is_dns, _, incomplete = probe_tcp(data)
-    if is_dns:
-        return "match"
-    return "undecided" if incomplete and len(data) < PROBE_DEPTH else "nomatch"
+    dlen = int.from_bytes(data[:2], "big")
+    body = data[2:]
+    if len(body) >= dlen:
+        return "match" if probe_tcp(data)[0] else "nomatch"
+    if not _plausible_prefix(body, dlen):
+        return "nomatch"
+    return "match" if len(data) >= PROBE_DEPTH else "undecided"
 
 
 def _make_parser(config: Any, ipproto: int) -> AppParser:

@@ -163,7 +163,8 @@ def test_probe() -> None:
     assert PROTOCOL.probe(query(), True) == "match"
     assert PROTOCOL.probe(response(), True) == "match"  # responses too, any direction
     assert PROTOCOL.probe(tcp_frame(query()), True) == "match"
-    assert PROTOCOL.probe(tcp_frame(query())[:14], True) == "match"  # header is enough
+    assert PROTOCOL.probe(tcp_frame(query())[:14], True) == "undecided"  # wait for it all
+    assert PROTOCOL.probe(tcp_frame(query())[:20], True) == "undecided"
     assert PROTOCOL.probe(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", True) == "nomatch"
     assert PROTOCOL.probe(b"\x00", True) == "undecided"
     assert probe_udp_result(query(), True) == "match"
@@ -171,8 +172,28 @@ def test_probe() -> None:
     assert probe_udp_result(header(qd=3) + b"\x01a\x00\x00\x01\x00\x01", True) == "nomatch"
     assert probe_tcp_result(tcp_frame(response()), False) == "match"
     assert probe_tcp_result(b"\x00\x20" + header(qd=0), False) == "nomatch"
+    big = tcp_frame(response(an=[DNSRR(rrname="x.example", type="TXT", rdata=[b"t" * 200])
+                                 for _ in range(10)]))
+    assert len(big) > 1100
+    assert probe_tcp_result(big[:1024], False) == "match"  # long: judged on a prefix
+    assert probe_tcp_result(big[:100], False) == "undecided"
+    assert probe_tcp_result(big[:2] + b"\x00\x01" + big[4:14] + b"\x80" * 40, False) \
+        == "nomatch"
     assert PROTOCOL.ipprotos == frozenset({6, 17})
     assert PROTOCOL.default_ports == {17: (53,), 6: (53,)}
+
+
+def test_tls_client_hellos_are_not_dns() -> None:
+    import random
+
+    rng = random.Random(7)
+    claimed = 0
+    for _ in range(2000):
+        body = bytes([1, 0, 1, 0xFC, 3, 3]) + rng.randbytes(300)
+        hello = bytes([0x16, 3, 1]) + len(body).to_bytes(2, "big") + body
+        assert PROTOCOL.probe is not None
+        claimed += PROTOCOL.probe(hello, True) == "match"
+    assert claimed == 0
 
 
 def test_config() -> None:
