@@ -220,10 +220,12 @@ class TlsParser:
             if not (tx.early_data and not tx.server.hello_seen):
                 self._side_done(to_server)
         elif ctype == c.CT_HANDSHAKE:
-            # after this side's ChangeCipherSpec handshake records are encrypted, except a
-            # TLS 1.3 client's second ClientHello (compatibility CCS before a HRR reply)
-            if side.ccs and not (to_server and tx.client.version > c.TLS_VERSION_12
-                                 and (not tx.server.hello_seen or tx.hello_retry)):
+            # after this side's ChangeCipherSpec handshake records are encrypted, except
+            # around a TLS 1.3 HelloRetryRequest (compatibility CCS, then a second
+            # ClientHello / ServerHello in clear)
+            if side.ccs and not tx.hello_retry and not (
+                    to_server and tx.client.version > c.TLS_VERSION_12
+                    and not tx.server.hello_seen):
                 return True
             d = self._dirs[to_server]
             if len(body) < 4 and not d.hs_buf and not d.hs_skip:
@@ -367,6 +369,8 @@ class TlsParser:
         except _Short:
             tx.add_event("handshake_invalid_length")
         side.extensions = ext_types
+        if not client_hello:
+            tx.hello_retry = side.random == c.HRR_RANDOM
         if not ja3_ok or not first_hello:
             return
         if self.settings.ja3_enabled:
@@ -379,8 +383,6 @@ class TlsParser:
         if client_hello and self.settings.ja4_enabled:
             side.ja4 = ja4_hash([legacy, *side.supported_versions], side.ciphers, ext_types,
                                 side.sig_algs, side.alpns[0] if side.alpns else None)
-        if not client_hello:
-            tx.hello_retry = side.random == c.HRR_RANDOM
 
     def _extension(self, side: TlsSide, etype: int, data: bytes, client_hello: bool,
                    curves: list[int], point_formats: list[int]) -> bool:
@@ -388,6 +390,15 @@ class TlsParser:
         tx = self._ensure_tx()
         if etype == c.EXT_SNI:
             return self._sni(side, data)
+        if etype == c.EXT_EARLY_DATA:
+            if client_hello:
+                tx.early_data = True
+            return True
+        if etype == c.EXT_SESSION_TICKET:
+            # to be confirmed by the absence of a server certificate (Suricata's comment)
+            if client_hello:
+                tx.session_resumed_flag = True
+            return True
         if not data:
             return True
         r = _Reader(data)
@@ -407,12 +418,6 @@ class TlsParser:
                     side.sig_algs = _u16_list(r.take(r.u16()))
             elif etype == c.EXT_ALPN:
                 self._alpn(side, r)
-            elif etype == c.EXT_EARLY_DATA:
-                if client_hello:
-                    tx.early_data = True
-            elif etype == c.EXT_SESSION_TICKET:
-                if client_hello:
-                    tx.session_resumed_flag = True
             elif etype == c.EXT_SUPPORTED_VERSIONS:
                 if client_hello:
                     n = r.u8()
