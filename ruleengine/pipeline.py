@@ -317,13 +317,17 @@ class Pipeline:
         ways (or at flow end), as Suricata's tx loggers run on completed transactions."""
         if self.eve is None or not flow.alproto or not self.eve.wants(flow.alproto):
             return
+        spec = registry.by_name().get(flow.alproto)
+        each_side = spec is not None and spec.log_when == "each_side"
         for tx in txs:
             if tx.tx_id in extra.logged:
                 continue
-            if not flow_end and not (tx.request_complete and tx.response_complete):
+            done = tx.request_complete and tx.response_complete
+            if not (flow_end or done or each_side):
                 continue
             ts = pkt.ts if pkt is not None else flow.last_ts
-            if self.eve.app_tx(flow.alproto, ts=ts, flow=flow, tx=tx, flow_end=flow_end):
+            wrote = self.eve.app_tx(flow.alproto, ts=ts, flow=flow, tx=tx, flow_end=flow_end)
+            if (wrote and not each_side) or done or flow_end:
                 extra.logged.add(tx.tx_id)
                 if len(extra.logged) > 4096:  # bounded: ids are increasing
                     extra.logged = {i for i in extra.logged if i >= tx.tx_id - 1024}

@@ -189,6 +189,9 @@ _ts_cache: tuple[int, str] = (-1, "")
 _YEAR_10000 = 253402300800.0
 
 
+_MAX_EVENTS_PER_TX = 256  # DNS v2: one event per query/answer; bounded
+
+
 def app_object(alproto: str, tx: Any, options: Mapping[str, Any] | None = None,
                *, alert: bool = False) -> dict[str, Any] | None:
     """The protocol's EVE object for a transaction (``"tls": {...}``), from its logger in
@@ -502,23 +505,34 @@ class EveWriter:
 
     def app_tx(self, alproto: str, *, ts: float, flow: FlowLike, tx: Any,
                flow_end: bool = False, pcap_cnt: int | None = None) -> bool:
-        """The protocol's transaction event (``tls``, ``dns``, ``http``...) from its
-        registry logger. False when the logger has nothing to log yet (retried later)."""
+        """The protocol's transaction events (``tls``, ``dns``, ``http``...) from its
+        registry logger. The logger is asked until it has nothing more (DNS v2 writes one
+        event per query); False when it had nothing to log yet (retried later)."""
         name = registry.canonical(alproto) or alproto
         if not self.wants(name):
             return True
-        obj = app_object(name, tx, self.type_options.get(name))
-        if not obj:
-            return flow_end
-        event = self._header(ts, name, flow.flow_id, pcap_cnt)
-        self._flow_addresses(event, flow)
-        self._community_id(event, flow, None)
-        tx_id = _as_int(getattr(tx, "tx_id", None))
-        if tx_id is not None:
-            event["tx_id"] = tx_id
-        event[name] = obj
-        self._emit(event)
-        return True
+        spec = registry.by_name().get(name)
+        logger = spec.eve_logger if spec is not None else None
+        if logger is None:
+            return True
+        options = self.type_options.get(name) or {}
+        wrote = False
+        for _ in range(_MAX_EVENTS_PER_TX):
+            obj = logger(tx, options)
+            if not obj:
+                break
+            event = self._header(ts, name, flow.flow_id, pcap_cnt)
+            self._flow_addresses(event, flow)
+            self._community_id(event, flow, None)
+            tx_id = _as_int(getattr(tx, "tx_id", None))
+            if tx_id is not None:
+                event["tx_id"] = tx_id
+            event[name] = obj
+            self._emit(event)
+            wrote = True
+            if spec is not None and spec.log_when != "each_side":
+                break  # one event per transaction
+        return wrote or flow_end
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str,
              bypass_reason: str | None = None) -> None:

@@ -1,0 +1,169 @@
+"""The pipeline with registered protocols, driven by the in-memory backend: a TLS session
+is probed (not by port), parsed, inspected with tls keywords, logged as an EVE ``tls``
+event, and ``encryption-handling`` decides what happens once the handshake is done."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("cryptography")
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from capture_backends.base import Capability
+from capture_backends.memory import MemoryBackend
+from ruleengine.applayer import registry
+from ruleengine.detect.engine import DetectEngine
+from ruleengine.outputs.eve import EveWriter
+from ruleengine.outputs.stats import Stats
+from ruleengine.pipeline import Pipeline
+from ruleengine.rules.loader import load_rule_text
+from ruleengine.settings import EngineSettings
+from tests.applayer.tls import handshake as hs
+
+CLIENT, SERVER, CPORT, SPORT = "10.0.0.1", "10.0.0.2", 40000, 8443  # not 443: probing decides
+CCS = hs.record(20, b"\x01")
+FINISHED = hs.record(22, b"\x16" * 40)  # encrypted Finished: opaque to the parser
+APP_DATA = hs.record(23, b"SECRET-PAYLOAD" * 20)
+
+
+class _Tcp:
+    """Frames of one TCP connection with correct sequence numbers."""
+
+    def __init__(self) -> None:
+        self.seq = {True: 1000, False: 5000}
+        self.ts = 1.0
+        self.frames: list[tuple[float, bytes]] = []
+
+    def _frame(self, to_server: bool, flags: str, data: bytes = b"") -> None:
+        src, dst = (CLIENT, SERVER) if to_server else (SERVER, CLIENT)
+        sport, dport = (CPORT, SPORT) if to_server else (SPORT, CPORT)
+        pkt = Ether() / IP(src=src, dst=dst) / TCP(
+            sport=sport, dport=dport, flags=flags, seq=self.seq[to_server],
+            ack=self.seq[not to_server]) / data
+        self.frames.append((self.ts, bytes(pkt)))
+        self.ts += 0.001
+        self.seq[to_server] += len(data) + (1 if "S" in flags or "F" in flags else 0)
+
+    def handshake(self) -> None:
+        self._frame(True, "S")
+        self._frame(False, "SA")
+        self._frame(True, "A")
+
+    def send(self, to_server: bool, data: bytes) -> None:
+        self._frame(to_server, "PA", data)
+        self._frame(not to_server, "A")
+
+    def close(self) -> None:
+        self._frame(True, "FA")
+        self._frame(False, "FA")
+        self._frame(True, "A")
+
+
+def _session(sni: bytes = b"big.example") -> list[tuple[float, bytes]]:
+    der = hs.make_cert(cn="big.example")
+    tcp = _Tcp()
+    tcp.handshake()
+    tcp.send(True, hs.tls12_client_flight(sni))
+    tcp.send(False, hs.tls12_server_flight(der))
+    tcp.send(True, hs.record(22, hs.hs(16, b"\x00" * 66)) + CCS + FINISHED)  # client keyx
+    tcp.send(False, CCS + FINISHED)
+    for _ in range(5):
+        tcp.send(False, APP_DATA)
+    tcp.close()
+    return tcp.frames
+
+
+def _run(tmp_path: Path, rules: str, overrides: dict[str, Any] | None = None,
+         capture_bypass: bool = False) -> tuple[list[dict[str, Any]], Pipeline, MemoryBackend]:
+    section = {"tls": overrides} if overrides else {}
+    applayer, warnings = registry.load_settings(section)
+    assert all("encrypt-handling" in w for w in warnings)  # only the old-spelling note
+    settings = EngineSettings(applayer=applayer)
+    ruleset = load_rule_text(rules)
+    engine = DetectEngine(ruleset.rules)
+    assert engine.skipped == []
+    eve = EveWriter(tmp_path / "eve.json", type_options={"tls": {"extended": True}})
+    caps = Capability.OFFLINE | (Capability.BYPASS if capture_bypass else Capability.OFFLINE)
+    backend = MemoryBackend(_session(), capabilities=caps, bypass_result=capture_bypass)
+    pipeline = Pipeline(settings, engine, eve=eve, stats=Stats(), classify=lambda _c: None)
+    pipeline.run(backend)
+    eve.close()
+    events = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
+    return events, pipeline, backend
+
+
+def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["event_type"] == kind]
+
+
+SNI_RULE = ('alert tls any any -> any any (msg:"sni"; tls.sni; content:"big.example"; '
+            'sid:1;)\n')
+PAYLOAD_RULE = 'alert tcp any any -> any any (msg:"data"; content:"SECRET-PAYLOAD"; sid:2;)\n'
+
+
+def test_tls_is_probed_parsed_alerted_and_logged(tmp_path: Path) -> None:
+    events, _, _ = _run(tmp_path, SNI_RULE, {"encryption-handling": "full"})
+    alerts = _of(events, "alert")
+    assert [a["alert"]["signature_id"] for a in alerts] == [1]
+    assert alerts[0]["app_proto"] == "tls"
+    assert alerts[0]["tls"]["sni"] == "big.example"
+    (tls,) = _of(events, "tls")
+    assert tls["tls"]["sni"] == "big.example"
+    assert "CN=big.example" in tls["tls"]["subject"]
+    (flow,) = _of(events, "flow")
+    assert flow["app_proto"] == "tls" and flow["flow"]["state"] != "bypassed"
+
+
+def test_full_inspects_the_encrypted_rest(tmp_path: Path) -> None:
+    events, _, _ = _run(tmp_path, PAYLOAD_RULE, {"encryption-handling": "full"})
+    assert 2 in {a["alert"]["signature_id"] for a in _of(events, "alert")}
+
+
+def test_default_stops_inspecting_after_the_handshake(tmp_path: Path) -> None:
+    events, pipeline, _ = _run(tmp_path, SNI_RULE + PAYLOAD_RULE)
+    sids = [a["alert"]["signature_id"] for a in _of(events, "alert")]
+    assert sids == [1]  # the SNI alert, but nothing from the encrypted data
+    assert pipeline.stats.snapshot().get("app_layer.tls.encrypted") == 1
+    (flow,) = _of(events, "flow")
+    assert flow["flow"]["state"] != "bypassed"
+
+
+@pytest.mark.parametrize("key", ["encryption-handling", "encrypt-handling"])
+def test_bypass_after_the_handshake_is_local_on_a_pcap(tmp_path: Path, key: str) -> None:
+    events, pipeline, _ = _run(tmp_path, SNI_RULE + PAYLOAD_RULE, {key: "bypass"})
+    assert [a["alert"]["signature_id"] for a in _of(events, "alert")] == [1]
+    (flow,) = _of(events, "flow")
+    assert flow["flow"]["state"] == "bypassed" and flow["flow"]["bypass"] == "local"
+    assert flow["metadata"]["flowvars"] == [{"bypass_reason": "encryption"}]
+    assert pipeline.report.bypassed_flows_local == 1
+    assert pipeline.stats.snapshot().get("flow_bypassed.reason.encryption") == 1
+    (tls,) = _of(events, "tls")  # logged before the bypass
+    assert tls["tls"]["sni"] == "big.example"
+
+
+def test_bypass_goes_to_the_capture_backend_when_it_can(tmp_path: Path) -> None:
+    events, pipeline, backend = _run(tmp_path, SNI_RULE, {"encryption-handling": "bypass"},
+                                     capture_bypass=True)
+    assert len(backend.bypass_calls) == 1
+    assert pipeline.report.bypassed_flows_capture == 1
+    (flow,) = _of(events, "flow")
+    assert flow["flow"]["bypass"] == "capture"
+
+
+def test_a_rule_bypass_records_its_sid(tmp_path: Path) -> None:
+    rules = ('alert tls any any -> any any (msg:"sni"; tls.sni; content:"big.example"; '
+             'bypass; sid:7;)\n')
+    events, pipeline, _ = _run(tmp_path, rules)
+    (flow,) = _of(events, "flow")
+    assert flow["metadata"]["flowvars"] == [{"bypass_reason": "rule:7"}]
+    assert pipeline.stats.snapshot().get("flow_bypassed.reason.rule") == 1
+
+
+def test_disabled_protocol_is_not_parsed(tmp_path: Path) -> None:
+    events, _, _ = _run(tmp_path, SNI_RULE, {"enabled": "no"})
+    assert _of(events, "alert") == [] and _of(events, "tls") == []
