@@ -79,6 +79,7 @@ class TlsParser:
         self.tx: TlsTransaction | None = None
         self._dirs = {True: _Direction(), False: _Direction()}
         self.failed = False
+        self.internal_errors = 0  # parser bugs caught by the safety net (should stay 0)
         # heartbeat tracking (SSL_AL_FLAG_HB_*)
         self._hb_inflight = False
         self._hb_server_init = False
@@ -104,6 +105,7 @@ class TlsParser:
         try:
             self._feed(to_server, bytes(data))
         except Exception:  # pragma: no cover - defensive: a parser bug must not kill the flow
+            self.internal_errors += 1
             tx.add_event("invalid_ssl_record")
             self._fail()
 

@@ -369,7 +369,8 @@ def test_ja3_published_example_with_grease():
     p = TlsParser(ON)
     p.feed(True, record(22, client_hello(version=0x0301, ciphers=ciphers, extensions=exts)))
     tx = p.transactions[0]
-    assert tx.client.ja3_string == "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0"
+    assert tx.client.ja3_string == (
+        "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0")
     assert tx.client.ja3_hash == "ada70206e40642a3e4461f35503241d5"
     assert tx.client.ja3_hash == hashlib.md5(tx.client.ja3_string.encode()).hexdigest()
 
