@@ -150,6 +150,9 @@ class AppLayerSpec:
     ipprotos: frozenset[int] = frozenset({6})
     default_ports: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # hint only
     probe: Probe | None = None
+    # per IP protocol probes, where the framing differs (DNS: UDP datagram vs TCP length
+    # prefix); ``probe`` serves the IP protocols not listed
+    probes: Mapping[int, Probe] = field(default_factory=dict)
     probe_depth: int = 32  # bytes a probe may need before it decides
     # make_parser(config, ipproto) -> AppParser; config: the protocol's parsed settings
     make_parser: Callable[[Any, int], AppParser] | None = None

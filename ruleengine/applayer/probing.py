@@ -16,13 +16,14 @@ from typing import Literal
 from ruleengine.applayer.base import AppLayerSpec
 from ruleengine.applayer.registry import protocols
 
-_MAX_PROBE_DEPTH = 1024  # bytes kept per direction while undecided
+_MAX_PROBE_DEPTH = 65535  # bytes kept per direction while undecided (a UDP datagram)
 
 
 def candidates(ipproto: int, ports: tuple[int, int], enabled: frozenset[str] | None,
                ) -> tuple[AppLayerSpec, ...]:
     """The protocols to probe for a flow, port-hinted ones first."""
-    specs = [s for s in protocols() if s.probe is not None and ipproto in s.ipprotos
+    specs = [s for s in protocols() if (s.probe is not None or ipproto in s.probes)
+             and ipproto in s.ipprotos
              and (enabled is None or s.name in enabled)]
     hinted = [s for s in specs if set(ports) & set(s.default_ports.get(ipproto, ()))]
     return tuple(hinted + [s for s in specs if s not in hinted])
@@ -32,7 +33,7 @@ class AppProtoProbe:
     """``probe(data, to_server)`` returns the protocol name (stays so), None (undecided)
     or False (failed for good)."""
 
-    __slots__ = ("_failed", "_seen", "_specs", "midstream", "result", "reversed")
+    __slots__ = ("_failed", "_ipproto", "_seen", "_specs", "midstream", "result", "reversed")
 
     def __init__(self, *, midstream: bool = False, ipproto: int = 6,
                  ports: tuple[int, int] = (0, 0), enabled: frozenset[str] | None = None,
@@ -40,6 +41,7 @@ class AppProtoProbe:
         self.midstream = midstream
         self.result: str | Literal[False] | None = None
         self.reversed = False
+        self._ipproto = ipproto
         self._specs = candidates(ipproto, ports, enabled)
         self._seen = {True: b"", False: b""}
         self._failed = {True: False, False: False}
@@ -49,7 +51,9 @@ class AppProtoProbe:
     def probe(self, data: bytes, to_server: bool) -> str | Literal[False] | None:
         if self.result is not None or self._failed[to_server] or not data:
             return self.result
-        seen = (self._seen[to_server] + bytes(data))[:_MAX_PROBE_DEPTH]
+        # a UDP datagram stands alone; a TCP direction is a stream, so pieces accumulate
+        before = self._seen[to_server] if self._ipproto != 17 else b""
+        seen = (before + bytes(data))[:_MAX_PROBE_DEPTH]
         self._seen[to_server] = seen
         name, swapped, undecided = self._ask(seen, to_server)
         if name is not None:
@@ -66,8 +70,9 @@ class AppProtoProbe:
         directions = (to_server, not to_server) if self.midstream else (to_server,)
         for direction in directions:
             for spec in self._specs:
-                assert spec.probe is not None
-                answer = spec.probe(seen[: max(spec.probe_depth, 1)], direction)
+                probe = spec.probes.get(self._ipproto, spec.probe)
+                assert probe is not None
+                answer = probe(seen[: max(spec.probe_depth, 1)], direction)
                 if answer == "match":
                     return spec.name, direction != to_server, False
                 if answer == "undecided" and len(seen) < spec.probe_depth:

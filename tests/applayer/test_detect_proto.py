@@ -54,8 +54,9 @@ def test_probe_fails_when_both_directions_fail_and_accumulates_small_pieces() ->
     from ruleengine.applayer.probing import AppProtoProbe
 
     probe = AppProtoProbe()
-    assert probe.probe(b"SSH-2.0", True) is None
-    assert probe.probe(b"SSH-2.0", False) is False
+    garbage = b"\x7fNOT-A-PROTOCOL\r\n" * 80  # longer than any probe needs
+    assert probe.probe(garbage, True) is None
+    assert probe.probe(garbage, False) is False
     split = AppProtoProbe()
     assert split.probe(b"GE", True) is None
     assert split.probe(b"T / HTTP/1.1\r\n", True) == "http"

@@ -103,6 +103,7 @@ def _make_parser(config: Any, ipproto: int) -> AppParser:
 
 
 PROTOCOL = AppLayerSpec(
+    probes={17: probe_udp_result, 6: probe_tcp_result},
     name="dns",
     ipprotos=frozenset({6, 17}),
     default_ports={17: (53,), 6: (53,)},
