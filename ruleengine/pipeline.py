@@ -257,21 +257,34 @@ class Pipeline:
             result = probe.probe(data, to_server)
             if result:
                 extra.probe = None
-                flow.alproto = result
-                flow.app = registry.make_parser(result, self.settings.applayer, flow.proto)
-                if flow.app is None:  # detection-only protocol
-                    return False
-                if probe.reversed:
-                    flow.reverse()
-                    extra.pending = {True: extra.pending[False], False: extra.pending[True]}
-                    _parser(flow).feed(not to_server, data, ts)
-                    return True
-            elif result is False:
+                return self._app_start(flow, extra, probe, result, to_server, data, ts)
+            if result is False:
                 extra.probe = None
                 flow.alproto = "failed"
         if flow.app is not None:
             _parser(flow).feed(to_server, data, ts)
         return False
+
+    def _app_start(self, flow: Flow, extra: _FlowExtra, probe: AppProtoProbe, alproto: str,
+                   to_server: bool, data: bytes, ts: float) -> bool:
+        """Protocol found: start its parser with everything probing held back (both
+        directions, the other one first since it came earlier), as Suricata hands the
+        parser the stream from its start. True when the flow was found reversed."""
+        flow.alproto = alproto
+        flow.app = registry.make_parser(alproto, self.settings.applayer, flow.proto)
+        if flow.app is None:  # detection-only protocol
+            return False
+        mine = probe.buffered(to_server) or data
+        other = probe.buffered(not to_server)
+        side = not to_server if probe.reversed else to_server
+        if probe.reversed:
+            flow.reverse()
+            extra.pending = {True: extra.pending[False], False: extra.pending[True]}
+        parser = _parser(flow)
+        if other:
+            parser.feed(not side, other, ts)
+        parser.feed(side, mine, ts)
+        return probe.reversed
 
     def _app_feed_rest(self, flow: Flow, chunks: list[tuple[bool, bytes]], ts: float) -> None:
         if flow.app is not None:
@@ -326,7 +339,10 @@ class Pipeline:
             if not (flow_end or done or each_side):
                 continue
             ts = pkt.ts if pkt is not None else flow.last_ts
-            wrote = self.eve.app_tx(flow.alproto, ts=ts, flow=flow, tx=tx, flow_end=flow_end)
+            wrote = self.eve.app_tx(flow.alproto, ts=ts, flow=flow, tx=tx, flow_end=flow_end,
+                                    pkt=pkt if pkt is not None and pkt.length else None,
+                                    pcap_cnt=self._pcap_cnt if self.settings.offline
+                                    and pkt is not None and pkt.length else None)
             if (wrote and not each_side) or done or flow_end:
                 extra.logged.add(tx.tx_id)
                 if len(extra.logged) > 4096:  # bounded: ids are increasing

@@ -167,3 +167,46 @@ def test_a_rule_bypass_records_its_sid(tmp_path: Path) -> None:
 def test_disabled_protocol_is_not_parsed(tmp_path: Path) -> None:
     events, _, _ = _run(tmp_path, SNI_RULE, {"enabled": "no"})
     assert _of(events, "alert") == [] and _of(events, "tls") == []
+
+
+def _dns_frames(tcp: bool) -> list[tuple[float, bytes]]:
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import UDP
+
+    query = DNS(id=7, rd=1, qd=DNSQR(qname="evil.example.com", qtype="A"))
+    answer = DNS(id=7, qr=1, aa=1, qd=DNSQR(qname="evil.example.com"),
+                 an=DNSRR(rrname="evil.example.com", rdata="1.2.3.4", ttl=60))
+    if not tcp:
+        base = Ether() / IP(src=CLIENT, dst=SERVER)
+        back = Ether() / IP(src=SERVER, dst=CLIENT)
+        return [(1.0, bytes(base / UDP(sport=CPORT, dport=5300) / query)),
+                (1.1, bytes(back / UDP(sport=5300, dport=CPORT) / answer))]
+    conn = _Tcp()
+    conn.handshake()
+    q, a = bytes(query), bytes(answer)
+    wire_q = len(q).to_bytes(2, "big") + q
+    conn.send(True, wire_q[:5])  # a message split across segments
+    conn.send(True, wire_q[5:])
+    conn.send(False, len(a).to_bytes(2, "big") + a)
+    conn.close()
+    return conn.frames
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_dns_off_port_alerts_and_logs_each_message_from_its_sender(tmp_path: Path,
+                                                                    tcp: bool) -> None:
+    rules = ('alert dns any any -> any any (msg:"q"; dns.query; content:"example.com"; '
+             'endswith; sid:1;)\n')
+    engine = DetectEngine(load_rule_text(rules).rules)
+    eve = EveWriter(tmp_path / "eve.json")
+    pipeline = Pipeline(EngineSettings(), engine, eve=eve, stats=Stats(),
+                        classify=lambda _c: None)
+    pipeline.run(MemoryBackend(_dns_frames(tcp)))
+    eve.close()
+    events = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
+    assert [a["alert"]["signature_id"] for a in _of(events, "alert")] == [1]
+    request, response = _of(events, "dns")
+    assert request["dns"]["type"] == "request" and request["src_ip"] == CLIENT
+    assert response["dns"]["type"] == "response" and response["src_ip"] == SERVER
+    assert response["dns"]["answers"][0]["rdata"] == "1.2.3.4"
+    assert all("pcap_cnt" in e for e in (request, response))

@@ -168,6 +168,12 @@ class AppLayerSpec:
     # when is a transaction logged: "complete" (both sides done), "request" (as soon as
     # the to-server side is done: DNS queries) ... the logger's own None also defers
     log_when: Literal["complete", "each_side", "custom"] = "complete"
+    # addresses of the event: the flow's (client first, Suricata's LOG_DIR_FLOW: http,
+    # tls) or the logged packet's (LOG_DIR_PACKET: dns, a response from the server)
+    log_dir: Literal["flow", "packet"] = "flow"
+    # with log_dir "packet": whether a logged object is the client's message (its
+    # addresses then run client -> server); None: the logging packet's direction
+    event_from_client: Callable[[Mapping[str, Any]], bool] | None = None
     # app-layer-event names this protocol raises (without the "<proto>." prefix)
     events: frozenset[str] = frozenset()
     # encrypted after its handshake: encryption-handling applies (tls, ssh)

@@ -64,6 +64,11 @@ class AppProtoProbe:
                 self.result = False
         return self.result
 
+    def buffered(self, to_server: bool) -> bytes:
+        """What a TCP direction showed while undecided (the parser gets it once the
+        protocol is known); a UDP datagram stands alone, so nothing is held."""
+        return self._seen[to_server] if self._ipproto != 17 else b""
+
     def _ask(self, seen: bytes, to_server: bool) -> tuple[str | None, bool, bool]:
         """(protocol, reversed, still undecided)."""
         undecided = False

@@ -504,7 +504,8 @@ class EveWriter:
         self._emit(event)
 
     def app_tx(self, alproto: str, *, ts: float, flow: FlowLike, tx: Any,
-               flow_end: bool = False, pcap_cnt: int | None = None) -> bool:
+               flow_end: bool = False, pcap_cnt: int | None = None,
+               pkt: PacketLike | None = None) -> bool:
         """The protocol's transaction events (``tls``, ``dns``, ``http``...) from its
         registry logger. The logger is asked until it has nothing more (DNS v2 writes one
         event per query); False when it had nothing to log yet (retried later)."""
@@ -522,7 +523,13 @@ class EveWriter:
             if not obj:
                 break
             event = self._header(ts, name, flow.flow_id, pcap_cnt)
-            self._flow_addresses(event, flow)
+            if spec is not None and spec.log_dir == "packet" \
+                    and spec.event_from_client is not None:
+                self._flow_addresses(event, flow, reverse=not spec.event_from_client(obj))
+            elif pkt is not None and spec is not None and spec.log_dir == "packet":
+                self._packet_addresses(event, pkt)
+            else:
+                self._flow_addresses(event, flow)
             self._community_id(event, flow, None)
             tx_id = _as_int(getattr(tx, "tx_id", None))
             if tx_id is not None:
@@ -602,16 +609,20 @@ class EveWriter:
                                              icmp_type, icmp_code)
 
     @staticmethod
-    def _flow_addresses(event: dict[str, Any], flow: FlowLike) -> None:
+    def _flow_addresses(event: dict[str, Any], flow: FlowLike, *,
+                        reverse: bool = False) -> None:
         vlan = getattr(flow, "vlan", None)
         if vlan:
             event["vlan"] = [int(v) for v in vlan]
-        event["src_ip"] = format_ip(flow.src)
+        src, dst, sport, dport = flow.src, flow.dst, flow.sport, flow.dport
+        if reverse:
+            src, dst, sport, dport = dst, src, dport, sport
+        event["src_ip"] = format_ip(src)
         if flow.proto in _PORT_PROTOS:
-            event["src_port"] = int(flow.sport)
-        event["dest_ip"] = format_ip(flow.dst)
+            event["src_port"] = int(sport)
+        event["dest_ip"] = format_ip(dst)
         if flow.proto in _PORT_PROTOS:
-            event["dest_port"] = int(flow.dport)
+            event["dest_port"] = int(dport)
         event["proto"] = proto_name(flow.proto)
 
     @staticmethod

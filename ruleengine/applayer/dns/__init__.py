@@ -116,6 +116,8 @@ PROTOCOL = AppLayerSpec(
     eve_logger=eve_logger,
     alert_logger=alert_logger,
     log_when="each_side",
+    log_dir="packet",
+    event_from_client=lambda obj: obj.get("type") in ("request", "query"),
     events=EVENTS,
 )
 

@@ -136,6 +136,7 @@ class ServerProgress:
 # ``tls_decoder_event_table``, lowercased as the ``app-layer-event:tls.<name>`` keyword writes them
 EVENTS = frozenset(
     {
+        "invalid_alert_message",
         "invalid_sslv2_header",
         "invalid_tls_header",
         "invalid_record_version",
