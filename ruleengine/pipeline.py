@@ -64,7 +64,7 @@ class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
     __slots__ = ("alerted", "decision", "encrypted", "inspected", "logged", "midstream_seen",
-                 "pending", "probe")
+                 "pending", "probe", "recent_txs")
 
     def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
@@ -81,6 +81,9 @@ class _FlowExtra:
         self.pending: dict[bool, list[bytes]] = {True: [], False: []}
         # (tx_id, to_server) -> (request_progress, response_progress) last inspected
         self.inspected: dict[tuple[int, bool], tuple[int, int]] = {}
+        # the transactions handed to detection in the current pass: one pruned from the
+        # parser in that pass still gives its alert the app-layer object (alert.dns)
+        self.recent_txs: list[Any] = []
 
 
 class Pipeline:
@@ -321,6 +324,7 @@ class Pipeline:
             if extra.inspected.get(key) != progress:
                 extra.inspected[key] = progress
                 changed.append((tx, tx.request_complete, tx.response_complete))
+        extra.recent_txs = [tx for tx, _, _ in changed]
         self._prune_txs(parser, extra)
         return changed
 
@@ -409,7 +413,8 @@ class Pipeline:
         category, severity = self._classification(rule)
         tx = None
         if match.tx_id is not None and flow.app is not None:
-            tx = next((t for t in _parser(flow).transactions if t.tx_id == match.tx_id), None)
+            tx = next((t for t in (*extra.recent_txs, *_parser(flow).transactions)
+                       if t.tx_id == match.tx_id), None)
         self.eve.alert(
             ts=pkt.ts, flow=flow, pkt=pkt, rule=rule,
             action="blocked" if blocked else "allowed",
@@ -509,7 +514,10 @@ class Pipeline:
         extra = self._extra(flow)
         if not flow.bypass and extra.decision == FLOW_INSPECT:
             self._final_inspection(flow, extra)
-        if flow.app is not None:
+        # A bypassed flow that times out gets no pseudo packets in Suricata (the flow
+        # manager and worker skip FlowIsBypassed flows): its unfinished txs are not logged.
+        timed_out_bypassed = bool(flow.bypass) and flow.end_reason == "timeout"
+        if flow.app is not None and not timed_out_bypassed:
             self._log_txs(flow, extra, list(_parser(flow).transactions), None, flow_end=True)
         if flow.tcp is not None:
             self.tcp.release(flow)

@@ -548,12 +548,6 @@ def test_dns_alerts_carry_the_dns_object_udp(dns_run: DnsRun) -> None:
         assert f'{dns["queries"][0]["rrname"]}/{dns["queries"][0]["rrtype"]}' == query
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: ruleengine/pipeline.py _changed_txs() prunes transactions (_prune_txs) "
-    "before detect.inspect() and _alert() run, so _alert() no longer finds a transaction "
-    "that became complete and inspected both ways in this very pass: the alert keeps its "
-    "tx_id but loses its app-layer object. Seen with DNS over TCP (a second message "
-    "on the connection lets the first be pruned)"))
 def test_dns_alerts_carry_the_dns_object_tcp(dns_run: DnsRun) -> None:
     tcp = [a for a in dns_run.engine.of("alert") if a["proto"] == "TCP"]
     assert tcp
