@@ -14,9 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ruleengine.detect import bytes as bytes_kw
+from ruleengine.detect.asn1 import asn1_match
+from ruleengine.detect.base64 import base64_decode_window
 from ruleengine.detect.pcre import compile_pcre, pcre_search
 from ruleengine.rules.model import (
     Absent,
+    Asn1Match,
+    Base64Decode,
     BufferMatch,
     BufferSize,
     ByteExtract,
@@ -34,7 +38,10 @@ from ruleengine.rules.model import (
 RECURSION_LIMIT = 3000  # Suricata's detect.inspection-recursion-limit default
 _U32 = 0xFFFFFFFF
 
-K_CONTENT, K_PCRE, K_ISDATAAT, K_BTEST, K_BJUMP, K_BEXTRACT, K_BMATH, K_BSIZE, K_ABSENT = range(9)
+(K_CONTENT, K_PCRE, K_ISDATAAT, K_BTEST, K_BJUMP, K_BEXTRACT, K_BMATH, K_BSIZE, K_ABSENT,
+ K_B64, K_ASN1) = range(11)
+
+VAR_PREFIXES = ("flow_", "pkt_")  # pcre named captures stored as flow / packet variables
 
 
 class CompileError(ValueError):
@@ -45,8 +52,10 @@ class Op:
     """One compiled inspection item (a flat record; ``kind`` selects the handler)."""
 
     __slots__ = (
+        "captures",
         "code",
         "cond",
+        "data",
         "depth",
         "distance",
         "endswith",
@@ -82,17 +91,28 @@ class Op:
         self.var_pos = False  # offset/depth came from a byte_extract variable
         self.code: Any = None
         self.cond: IntCondition | None = None
+        self.data: CompiledBuffer | None = None  # base64_decode: the base64_data program
+        # pcre: (group number, "flow"|"pkt", variable name) of its flow_/pkt_ captures
+        self.captures: tuple[tuple[int, str, str], ...] = ()
 
 
 class CompiledBuffer:
-    """The inspection program of one buffer of one rule."""
+    """The inspection program of one buffer of one rule. ``key`` names the buffer as
+    seen through its transforms (``dns.query|dotprefix``; the plain name without any)."""
 
-    __slots__ = ("absent", "name", "ops")
+    __slots__ = ("absent", "captures", "key", "name", "ops", "transforms")
 
-    def __init__(self, name: str, ops: tuple[Op, ...], absent: str | None) -> None:
+    def __init__(self, name: str, ops: tuple[Op, ...], absent: str | None,
+                 key: str | None = None, transforms: tuple[Any, ...] = ()) -> None:
         self.name = name
         self.ops = ops
         self.absent = absent  # None, "only" (must be absent) or "or_else"
+        self.key = key or name
+        self.transforms = transforms
+        # a pcre of the program stores flow_/pkt_ captures
+        self.captures: bool = any(op.captures for op in ops) or any(
+            op.data is not None and bool(op.data.captures) for op in ops
+        )
 
 
 def _is_relative(item: object) -> bool:
@@ -124,7 +144,14 @@ def _compile_item(item: object) -> Op:
         op.code = compile_pcre(item)
         op.negated = item.negated
         op.relative = item.relative
+        op.captures = _var_captures(op.code)
         return op
+    if isinstance(item, Base64Decode):
+        # no RELATIVE_NEXT on the content before it (DetectBase64DecodeSetup): its
+        # relative flag is read by the handler only
+        return Op(K_B64, item)
+    if isinstance(item, Asn1Match):
+        return Op(K_ASN1, item)
     if isinstance(item, IsDataAt):
         op = Op(K_ISDATAAT, item)
         op.relative = item.relative
@@ -161,22 +188,49 @@ def _link_relative(ops: list[Op]) -> None:
             )
 
 
-def compile_buffer(bm: BufferMatch) -> CompiledBuffer:
+def _var_captures(code: Any) -> tuple[tuple[int, str, str], ...]:
+    """``(?P<flow_x>..)`` / ``(?P<pkt_x>..)`` groups of a compiled pcre."""
+    names = getattr(getattr(code, "code", code), "groupindex", None) or {}
+    out = []
+    for name, num in names.items():
+        for prefix in VAR_PREFIXES:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                out.append((int(num), prefix[:-1], name[len(prefix):]))
+    return tuple(sorted(out))
+
+
+def compile_buffer(bm: BufferMatch, base64_data: BufferMatch | None = None) -> CompiledBuffer:
+    """``base64_data``: the rule's base64_data list, inspected by its base64_decode items."""
     absent: str | None = None
     ops: list[Op] = []
+    late: list[Op] = []  # asn1: a packet match, run once the rest of the list matched
+    data: CompiledBuffer | None = None
     for item in bm.items:
         if isinstance(item, Absent):
             absent = "or_else" if item.or_else else "only"
             continue
-        ops.append(_compile_item(item))
+        op = _compile_item(item)
+        if op.kind == K_B64:
+            if base64_data is None or not base64_data.items:
+                raise CompileError("base64_decode without base64_data content")
+            if data is None:
+                data = compile_buffer(base64_data)
+            op.data = data
+        (late if op.kind == K_ASN1 else ops).append(op)
     _link_relative(ops)
-    return CompiledBuffer(bm.buffer, tuple(ops), absent)
+    ops.extend(late)
+    chain = tuple(bm.transforms)
+    key = bm.buffer
+    if chain:
+        key = bm.buffer + "|" + "|".join(t.ident for t in chain)
+    return CompiledBuffer(bm.buffer, tuple(ops), absent, key, chain)
 
 
 class InspectState:
-    """``det_ctx`` of one inspection: relative position, pcre restart point, variables."""
+    """``det_ctx`` of one inspection: relative position, pcre restart point, variables,
+    and the flow_/pkt_ pcre captures of the current candidate match."""
 
-    __slots__ = ("calls", "lower", "off", "pstart", "vars")
+    __slots__ = ("calls", "caps", "lower", "off", "pstart", "vars")
 
     def __init__(self, variables: dict[str, int]) -> None:
         self.off = 0
@@ -184,6 +238,7 @@ class InspectState:
         self.vars = variables
         self.lower: bytes | None = None
         self.calls = 0
+        self.caps: list[tuple[str, str, bytes]] | None = None
 
 
 def _val(v: IntOrVar | None, st: InspectState) -> int:
@@ -194,19 +249,28 @@ def _val(v: IntOrVar | None, st: InspectState) -> int:
     return v
 
 
-def inspect(cb: CompiledBuffer, buf: bytes, variables: dict[str, int]) -> bool:
-    """Run one buffer's program on ``buf`` (a present buffer)."""
+def inspect(cb: CompiledBuffer, buf: bytes, variables: dict[str, int],
+            captures: list[tuple[str, str, bytes]] | None = None) -> bool:
+    """Run one buffer's program on ``buf`` (a present buffer). ``captures``: receives the
+    (scope, name, value) pcre variable captures of the match (left alone on no match)."""
     if cb.absent == "only":
         return False
     if not cb.ops:
         return True
     st = InspectState(variables)
-    return _run(cb.ops, 0, buf, st) == 1
+    if captures is not None and cb.captures:
+        st.caps = []
+    if _run(cb.ops, 0, buf, st) != 1:
+        return False
+    if st.caps and captures is not None:
+        captures.extend(st.caps)
+    return True
 
 
-def inspect_any(cb: CompiledBuffer, bufs: Sequence[bytes], variables: dict[str, int]) -> bool:
+def inspect_any(cb: CompiledBuffer, bufs: Sequence[bytes], variables: dict[str, int],
+                captures: list[tuple[str, str, bytes]] | None = None) -> bool:
     """Multi-buffer (one buffer per header): the rule part matches if any one does."""
-    return any(inspect(cb, b, variables) for b in bufs)
+    return any(inspect(cb, b, variables, captures) for b in bufs)
 
 
 def _next(ops: tuple[Op, ...], i: int, buf: bytes, st: InspectState) -> int:
@@ -227,6 +291,14 @@ def _run(ops: tuple[Op, ...], i: int, buf: bytes, st: InspectState) -> int:
         return _pcre(ops, i, op, buf, st)
     if kind == K_ISDATAAT:
         return _isdataat(ops, i, op, buf, st)
+    if kind == K_B64:
+        return _base64(op, buf, st)
+    if kind == K_ASN1:
+        # evaluated once, where the rest of the payload matched (Suricata's MATCH list
+        # after the payload engine, with its buffer_offset): a failure is final
+        if asn1_match(op.item, buf, st.off):
+            return _next(ops, i, buf, st)
+        return -1
     if kind == K_BSIZE:
         assert op.cond is not None
         # the size does not depend on the position: a failure is final
@@ -304,6 +376,29 @@ def _content(ops: tuple[Op, ...], i: int, op: Op, buf: bytes, st: InspectState) 
         prev_offset = match_offset - (plen - 1)
 
 
+def _base64(op: Op, buf: bytes, st: InspectState) -> int:
+    """``base64_decode`` + the terminal ``base64_data`` list: 1 when the decoded bytes
+    match it, else 0 (``goto no_match``)."""
+    item: Base64Decode = op.item
+    decoded = base64_decode_window(
+        buf, st.off, nbytes=item.bytes, offset=item.offset, relative=item.relative
+    )
+    if not decoded or op.data is None:
+        return 0
+    if not op.data.ops:
+        return 1
+    sub = InspectState(st.vars)
+    sub.caps = [] if st.caps is not None else None
+    sub.calls = st.calls
+    r = _run(op.data.ops, 0, decoded, sub)
+    st.calls = sub.calls
+    if r != 1:
+        return 0
+    if sub.caps and st.caps is not None:
+        st.caps.extend(sub.caps)
+    return 1
+
+
 def _pcre_once(op: Op, buf: bytes, st: InspectState) -> bool:
     if op.relative:
         base = st.off
@@ -314,6 +409,8 @@ def _pcre_once(op: Op, buf: bytes, st: InspectState) -> bool:
     start = st.pstart - base if st.pstart else 0
     if start < 0 or start > len(subject):
         return False
+    if op.captures and st.caps is not None and not op.negated:
+        return _pcre_capture(op, subject, start, base, st)
     span = pcre_search(op.code, subject, start)
     if span is None:
         return op.negated
@@ -321,6 +418,31 @@ def _pcre_once(op: Op, buf: bytes, st: InspectState) -> bool:
         return False
     st.off = base + span[1]
     st.pstart = base + span[0] + 1
+    return True
+
+
+MAX_CAPTURE = 65535  # bytes of one captured variable kept
+
+
+def _pcre_capture(op: Op, subject: bytes, start: int, base: int, st: InspectState) -> bool:
+    """A pcre with flow_/pkt_ named groups: remember their values for the rule's match."""
+    try:
+        m = op.code.search(subject, start)
+    except Exception:
+        return False
+    if m is None:
+        return False
+    span = m.span()
+    st.off = base + span[1]
+    st.pstart = base + span[0] + 1
+    assert st.caps is not None
+    for num, scope, name in op.captures:
+        try:
+            value = m.group(num)
+        except Exception:
+            value = None
+        if value is not None:
+            st.caps.append((scope, name, bytes(value[:MAX_CAPTURE])))
     return True
 
 

@@ -34,6 +34,9 @@ from ruleengine.applayer import registry
 from ruleengine.applayer.base import TxMatchContext
 from ruleengine.buffers import BUFFERS, BufferDirection, getter_for
 from ruleengine.detect import content as ci
+from ruleengine.detect import flowint as fi
+from ruleengine.detect import stream_size as ssz
+from ruleengine.detect import transforms as tf
 from ruleengine.detect.conditions import (
     IP_VERSIONS,
     PROTO_NUMBERS,
@@ -48,7 +51,10 @@ from ruleengine.detect.conditions import (
 from ruleengine.detect.flowbits import apply_actions, checks_pass, order_class
 from ruleengine.detect.pcre import PcreCompileError
 from ruleengine.detect.prefilter import Mpm, resolve_backend
+from ruleengine.detect.tag import TagEntry, TagTable
 from ruleengine.detect.threshold import ThresholdTable, track_key
+from ruleengine.detect.xbits import XbitsTable
+from ruleengine.detect.xbits import order_class as xbits_order_class
 from ruleengine.keywords.applayer import APP_LAYER_EVENT
 from ruleengine.rules.model import (
     PAYLOAD,
@@ -63,6 +69,7 @@ from ruleengine.rules.model import (
     PacketCondition,
     Rule,
     TxCondition,
+    VarCheck,
 )
 
 HTTP_ALPROTOS = frozenset({"http", "http1"})
@@ -162,6 +169,8 @@ class CRule:
         "fb_actions",
         "fb_checks",
         "fb_noalert",
+        "fi_actions",
+        "fi_checks",
         "flow",
         "header",
         "idx",
@@ -174,12 +183,18 @@ class CRule:
         "quick",
         "require_packet",
         "rule",
+        "stateful",
+        "stream_size",
+        "tags",
         "transactional",
         "tx_alproto_check",
         "tx_bufs",
         "tx_conds",
         "tx_dirs",
         "tx_keywords",
+        "var_checks",
+        "xb_actions",
+        "xb_checks",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, idx: int, headers: _HeaderTable) -> None:
@@ -201,11 +216,26 @@ class CRule:
         self.tx_conds: tuple[PacketCondition, ...] = tuple(
             c for c in rule.packet_conditions if c.field in TX_FIELDS
         )
+        self.xb_checks = tuple(x for x in rule.xbits if x.is_check)
+        self.xb_actions = tuple(x for x in rule.xbits if not x.is_check)
+        self.fi_checks = tuple(f for f in rule.flowints if f.is_check)
+        self.fi_actions = tuple(f for f in rule.flowints if not f.is_check)
+        self.stream_size = tuple(rule.stream_size)
+        self.var_checks: tuple[VarCheck, ...] = tuple(rule.var_checks)
+        self.tags = tuple(rule.tags)
+        # any check on state kept outside the packet (xbits, flowint, stream, variables)
+        self.stateful = bool(self.xb_checks or self.fi_checks or self.stream_size
+                             or self.var_checks)
         self.payload: ci.CompiledBuffer | None = None
         self.tx_bufs: list[tuple[ci.CompiledBuffer, BufferDirection, bool]] = []
         buffer_protos: list[str] = []
         for bm in rule.buffers:
-            cb = ci.compile_buffer(bm)
+            if bm.transforms:
+                try:
+                    tf.check_usable(bm.transforms)
+                except tf.TransformError as exc:
+                    raise _SkipRule(str(exc)) from None
+            cb = ci.compile_buffer(bm, rule.base64_data)
             if bm.buffer == PAYLOAD:
                 self.payload = cb
                 continue
@@ -238,6 +268,9 @@ class CRule:
             and not self.pkt_conds
             and fc is None
             and not self.fb_checks
+            and not self.stateful
+            and not self.xb_actions
+            and not self.fi_actions
             and not self.alproto_conds
             and rule.src_ports.is_any
             and rule.dst_ports.is_any
@@ -248,17 +281,17 @@ class CRule:
     def _quick_checks(self) -> tuple[tuple[str, bool | None, bytes, bool], ...]:
         if not self.is_tx or self.mixed:
             return ()
-        sides = {cb.name: d for cb, d, _ in self.tx_bufs}
         out = []
-        for bm in self.rule.buffers:
-            spec = sides.get(bm.buffer)
-            if spec is None or any(isinstance(it, Absent) for it in bm.items):
+        for cb, spec, _ in self.tx_bufs:
+            bm = next(b for b in self.rule.buffers if tf.chain_key(b.buffer, b.transforms)
+                      == cb.key)
+            if any(isinstance(it, Absent) for it in bm.items):
                 continue
             side = {BufferDirection.TO_SERVER: True, BufferDirection.TO_CLIENT: False}.get(spec)
             for it in bm.items:
                 if isinstance(it, ContentMatch) and not it.negated:
                     pattern = it.pattern.lower() if it.nocase else it.pattern
-                    out.append((bm.buffer, side, pattern, it.nocase))
+                    out.append((cb.key, side, pattern, it.nocase))
         # longest first: the rarest patterns reject soonest
         out.sort(key=lambda q: -len(q[2]))
         return tuple(out)
@@ -302,13 +335,56 @@ class CRule:
             and not self.pkt_conds
             and self.flow is None
             and not self.fb_checks
+            and not self.stateful
         )
         return self.iponly or self.is_tx or pd_only
 
 
-def _order_key(cr: CRule) -> tuple[int, int, int, int]:
+def _order_key(cr: CRule) -> tuple[int, ...]:
+    """``SCSigOrderSignatures``: action, then flowbits, flowvar, flowint, pktvar,
+    hostbits and ippairbits (setters before readers), priority, load order."""
     r = cr.rule
-    return (_ACTION_RANK.get(r.action, 3), -order_class(r.flowbits), r.severity, cr.idx)
+    host = tuple(x for x in r.xbits if x.track != "ip_pair")
+    pair = tuple(x for x in r.xbits if x.track == "ip_pair")
+    return (
+        _ACTION_RANK.get(r.action, 3),
+        -order_class(r.flowbits),
+        -_var_order(cr, "flow"),
+        -_set_read_class(bool(cr.fi_actions), bool(cr.fi_checks)),
+        -_var_order(cr, "pkt"),
+        -xbits_order_class(host),
+        -xbits_order_class(pair),
+        r.severity,
+        cr.idx,
+    )
+
+
+def _set_read_class(sets: bool, reads: bool) -> int:
+    """Suricata's sigorder classes: set 4, set+read 3, read 2, none 1."""
+    if sets and reads:
+        return 3
+    if sets:
+        return 4
+    return 2 if reads else 1
+
+
+def _var_order(cr: CRule, scope: str) -> int:
+    """flowvar/pktvar class: pcre ``flow_``/``pkt_`` captures set, the keyword reads."""
+    progs = [cb for cb, _, _ in cr.tx_bufs]
+    if cr.payload is not None:
+        progs.append(cr.payload)
+    sets = any(_sets_scope(cb, scope) for cb in progs)
+    reads = any(v.scope == scope for v in cr.var_checks)
+    return _set_read_class(sets, reads)
+
+
+def _sets_scope(cb: ci.CompiledBuffer, scope: str) -> bool:
+    for op in cb.ops:
+        if any(c[1] == scope for c in op.captures):
+            return True
+        if op.data is not None and _sets_scope(op.data, scope):
+            return True
+    return False
 
 
 def _choose_fast_pattern(cr: CRule, names: Iterable[str]) -> tuple[str, ContentMatch] | None:
@@ -318,16 +394,17 @@ def _choose_fast_pattern(cr: CRule, names: Iterable[str]) -> tuple[str, ContentM
     allowed = set(names)
     usable: list[tuple[str, ContentMatch]] = []
     for bm in cr.rule.buffers:
-        if bm.buffer not in allowed:
+        key = tf.chain_key(bm.buffer, bm.transforms)  # transformed lists: their own MPM
+        if key not in allowed:
             continue
         if any(isinstance(it, Absent) for it in bm.items):
             continue
-        usable.extend((bm.buffer, it) for it in bm.items if isinstance(it, ContentMatch))
+        usable.extend((key, it) for it in bm.items if isinstance(it, ContentMatch))
     usable = [(b, c) for b, c in usable if not c.negated]
     fp = cr.rule.fast_pattern
     if fp is not None:
         for b, c in usable:
-            if b == fp[0] and c is fp[1]:
+            if c is fp[1]:
                 return b, c
     if not usable:
         return None
@@ -363,7 +440,7 @@ class _Group:
     def _mpm_for(self, cr: CRule) -> tuple[str, bytes, bool] | None:
         if cr.rule.prefilter or cr.mixed:
             return None
-        names = [PAYLOAD] if not cr.is_tx else [cb.name for cb, _, _ in cr.tx_bufs]
+        names = [PAYLOAD] if not cr.is_tx else [cb.key for cb, _, _ in cr.tx_bufs]
         chosen = _choose_fast_pattern(cr, names)
         if chosen is None:
             return None
@@ -391,7 +468,8 @@ class _FlowState:
     """Per-flow detection state kept in ``flow.detect``."""
 
     __slots__ = (
-        "alerted", "buffers", "data_seen", "fired", "iponly_done", "mpm_cache", "pass_cut", "raw",
+        "alerted", "buffers", "data_seen", "fired", "flowints", "flowvars", "iponly_done",
+        "mpm_cache", "pass_cut", "raw", "tags",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -411,6 +489,9 @@ class _FlowState:
         self.mpm_cache: dict[tuple[int, bool, str], tuple[object, set[int]]] = {}
         self.iponly_done: set[bool] = set()
         self.pass_cut: tuple[object, int] | None = None
+        self.flowints: dict[str, int] = {}  # flowint (unsigned 32-bit)
+        self.flowvars: dict[str, bytes] = {}  # pcre flow_ captures
+        self.tags: list[TagEntry] = []  # session tags
 
     def release(self, tx_id: int, side: bool) -> None:
         """Drop the cached buffers and scans of a finished (transaction, side)."""
@@ -509,6 +590,9 @@ class DetectEngine:
     ``mpm``: ``"auto"`` (hyperscan if importable, else Aho-Corasick), ``"hs"``, ``"ac"``.
     ``prefilter=False`` inspects every rule of the group (reference mode for tests).
     ``packet_alert_max``: alerts logged per packet (Suricata's ``packet-alert-max``, 15).
+    State caps: ``xbits_max`` hosts + IP pairs holding xbits, ``tag_max_hosts`` hosts
+    holding tags, ``tag_max_per_key`` tags per flow/host, ``flowint_max`` flowints and
+    ``flowvar_max`` flowvars per flow.
     """
 
     def __init__(
@@ -518,6 +602,11 @@ class DetectEngine:
         mpm: str = "auto",
         prefilter: bool = True,
         packet_alert_max: int = 15,
+        xbits_max: int = 65536,
+        tag_max_hosts: int = 16384,
+        tag_max_per_key: int = 50,
+        flowint_max: int = fi.MAX_VARS,
+        flowvar_max: int = 256,
     ) -> None:
         self.mpm_backend = resolve_backend(mpm)
         self.packet_alert_max = packet_alert_max  # suricata.yaml packet-alert-max
@@ -526,6 +615,15 @@ class DetectEngine:
         self.thresholds = ThresholdTable()
         self.errors = 0  # internal errors caught while inspecting (should stay 0)
         self.last_error: str | None = None
+        self.xbits = XbitsTable(xbits_max)
+        self.tags = TagTable(tag_max_hosts, tag_max_per_key)
+        self.flowint_max = max(1, flowint_max)
+        self.flowvar_max = max(1, flowvar_max)
+        self.tagged_packets = 0
+        # packet variables (pcre pkt_ captures) of the packet being inspected
+        self._pktvars: tuple[object, dict[str, bytes]] | None = None
+        # transformed buffer key -> (plain buffer name, transform chain)
+        self._chains: dict[str, tuple[str, tuple[Any, ...]]] = {}
         compiled: list[CRule] = []
         headers = _HeaderTable()
         for idx, rule in enumerate(rules):
@@ -540,6 +638,10 @@ class DetectEngine:
             if reason is not None:
                 self.skipped.append((rule, reason))
         self.rules: list[CRule] = sorted(compiled, key=_order_key)
+        for cr in self.rules:
+            for cb, _, _ in cr.tx_bufs:
+                if cb.transforms:
+                    self._chains[cb.key] = (cb.name, cb.transforms)
         for order, cr in enumerate(self.rules):
             cr.idx = order  # firing order from now on
         pkt_rules = [cr for cr in self.rules if not cr.is_tx]
@@ -641,7 +743,48 @@ class DetectEngine:
             "detect.rules_skipped": len(self.skipped),
             "detect.alerts_discarded": self.alerts_discarded,
             "detect.internal_errors": self.errors,
+            "detect.xbits_entries": len(self.xbits),
+            "detect.xbits_evicted": self.xbits.evicted,
+            "detect.tag_hosts": len(self.tags.hosts),
+            "detect.tagged_packets": self.tagged_packets,
         }
+
+    # ------------------------------------------------------------------ tags, variables
+
+    def tag_packet(self, pkt: Any, flow: FlowLike | None) -> bool:
+        """Is ``pkt`` tagged by an earlier alert's ``tag`` (session or host)? Call once per
+        wire packet, after its detection (Suricata's TagHandlePacket)."""
+        if not self.tags.active or getattr(pkt, "pseudo", False):
+            return False
+        try:
+            state = _flow_state(flow)
+            tagged = self.tags.handle_packet(pkt, state.tags if state is not None else None)
+        except Exception as exc:
+            self._internal_error(exc)
+            return False
+        if tagged:
+            self.tagged_packets += 1
+        return tagged
+
+    def alert_vars(self, pkt: Any, flow: FlowLike | None) -> dict[str, Any] | None:
+        """EVE ``metadata`` of an alert (``EveAddMetadata``): the flow's flowbits,
+        flowints and flowvars and the packet's pktvars; None when there are none."""
+        out: dict[str, Any] = {}
+        if flow is not None:
+            bits = getattr(flow, "flowbits", None)
+            if bits:
+                out["flowbits"] = sorted(bits)
+            st = flow.detect if isinstance(flow.detect, _FlowState) else None
+            if st is not None:
+                if st.flowints:
+                    out["flowints"] = dict(st.flowints)
+                if st.flowvars:
+                    out["flowvars"] = [{k: _printable(v)} for k, v in st.flowvars.items()]
+        pv = self._pktvars
+        if pv is not None and pv[0] is pkt and pv[1]:
+            out["pktvars"] = [{k: _printable(v)} for k, v in pv[1].items()]
+        return out or None
+
 
     def _internal_error(self, exc: Exception) -> None:
         """Counted (``errors``) and remembered for diagnostics; the packet gets no match."""
@@ -681,11 +824,14 @@ class DetectEngine:
             cr = group.rules[pos]
             if not self._packet_prechecks(cr, ctx, flow, to_server):
                 continue
-            matched, on_stream = self._match_payload(cr, payload, stream_chunk, use_stream)
+            caps: list[tuple[str, str, bytes]] | None = [] if cr.payload is not None \
+                and cr.payload.captures else None
+            matched, on_stream = self._match_payload(
+                cr, payload, stream_chunk, use_stream, caps
+            )
             if not matched:
                 continue
-            if flow is not None and cr.fb_actions:
-                apply_actions(cr.fb_actions, flow.flowbits)
+            self._postmatch(cr, pkt, flow, caps)
             out.append(_RawMatch(cr, None, to_server, on_stream))
         return out
 
@@ -708,13 +854,16 @@ class DetectEngine:
         for cond in cr.pkt_conds:
             if not packet_condition_matches(cond, pkt):
                 return False
-        return not cr.fb_checks or checks_pass(
+        if cr.fb_checks and not checks_pass(
             cr.fb_checks, flow.flowbits if flow is not None else None
-        )
+        ):
+            return False
+        return not cr.stateful or self._state_ok(cr, pkt, flow)
 
     @staticmethod
     def _match_payload(
-        cr: CRule, payload: bytes, chunk: bytes | None, use_stream: bool
+        cr: CRule, payload: bytes, chunk: bytes | None, use_stream: bool,
+        caps: list[tuple[str, str, bytes]] | None = None,
     ) -> tuple[bool, bool]:
         """(matched, matched on stream data)."""
         cb = cr.payload
@@ -722,12 +871,12 @@ class DetectEngine:
             return True, False
         if use_stream and not cr.require_packet:
             assert chunk is not None
-            if chunk and ci.inspect(cb, chunk, {}):
+            if chunk and ci.inspect(cb, chunk, {}, caps):
                 return True, True
             return False, False  # the packet's data is inspected as stream
         if cr.only_stream:
             return False, False
-        return ci.inspect(cb, payload, {}), False
+        return ci.inspect(cb, payload, {}, caps), False
 
     # ------------------------------------------------------------------ tx rules
 
@@ -764,10 +913,18 @@ class DetectEngine:
             else:
                 state.buffers[(tx_id, side)] = (views[side], {})
 
+        chains = self._chains
+
         def fetch(name: str, side: bool) -> bytes | list[bytes] | None:
+            """A buffer by key; a transformed key is its plain buffer through the chain
+            (computed once per transaction side and progress, like the plain ones)."""
             key = (name, side)
             if key not in bufs:
-                value = _as_buffer(get_buffer(tx, name, side))
+                chain = chains.get(name)
+                if chain is None:
+                    value = _as_buffer(get_buffer(tx, name, side))
+                else:
+                    value = tf.apply_multi(chain[1], fetch(chain[0], side))
                 bufs[key] = value
                 state.buffers[(tx_id, side)][1][key] = value
             return bufs[key]
@@ -784,19 +941,19 @@ class DetectEngine:
                 continue
             if not self._tx_prechecks(cr, ctx, flow, to_server):
                 continue
+            caps: list[tuple[str, str, bytes]] = []
             if cr.payload is not None and not ci.inspect(
-                cr.payload, bytes(state.raw[to_server]) or pkt.payload, {}
+                cr.payload, bytes(state.raw[to_server]) or pkt.payload, {}, caps
             ):
                 continue
             if cr.quick and not _quick_ok(cr, to_server, fetch, lowered):
                 continue
-            if not self._tx_buffers_match(cr, to_server, fetch, done_ts, done_tc):
+            if not self._tx_buffers_match(cr, to_server, fetch, done_ts, done_tc, caps):
                 continue
             if cr.tx_keywords and not _tx_keywords_match(cr, tx, flow, to_server):
                 continue
             fired.add(cr.idx)
-            if cr.fb_actions:
-                apply_actions(cr.fb_actions, flow.flowbits)
+            self._postmatch(cr, pkt, flow, caps)
             out.append(_RawMatch(cr, tx_id, to_server, False))
         if done_ts if to_server else done_tc:
             # this side of the transaction is complete and was fully inspected: like
@@ -849,7 +1006,59 @@ class DetectEngine:
         for cond in cr.pkt_conds:
             if not packet_condition_matches(cond, ctx.pkt):
                 return False
-        return not cr.fb_checks or checks_pass(cr.fb_checks, flow.flowbits)
+        if cr.fb_checks and not checks_pass(cr.fb_checks, flow.flowbits):
+            return False
+        return not cr.stateful or self._state_ok(cr, ctx.pkt, flow)
+
+    def _state_ok(self, cr: CRule, pkt: Any, flow: FlowLike | None) -> bool:
+        """xbits, flowint, stream_size, flowvar and pktvar checks (match list)."""
+        if cr.xb_checks and not self.xbits.checks_pass(
+            cr.xb_checks, pkt.src, pkt.dst, float(pkt.ts)
+        ):
+            return False
+        state = _flow_state(flow)
+        if cr.fi_checks and (
+            state is None or not fi.checks_pass(cr.fi_checks, state.flowints)
+        ):
+            return False
+        if cr.stream_size and not ssz.all_match(
+            cr.stream_size, pkt.proto, getattr(flow, "tcp", None)
+        ):
+            return False
+        for vc in cr.var_checks:
+            if vc.scope == "flow":
+                value = state.flowvars.get(vc.name) if state is not None else None
+            else:
+                pv = self._pktvars
+                value = pv[1].get(vc.name) if pv is not None and pv[0] is pkt else None
+            if value is None or vc.content not in value:
+                return False
+        return True
+
+    def _postmatch(self, cr: CRule, pkt: Any, flow: FlowLike | None,
+                   captures: list[tuple[str, str, bytes]] | None) -> None:
+        """The rule matched: flowbits, xbits and flowint commands and pcre variable
+        captures take effect now (later rules of this packet see them)."""
+        if flow is not None and cr.fb_actions:
+            apply_actions(cr.fb_actions, flow.flowbits)
+        if cr.xb_actions:
+            self.xbits.apply(cr.xb_actions, pkt.src, pkt.dst, float(pkt.ts))
+        state = _flow_state(flow)
+        if cr.fi_actions and state is not None:
+            fi.apply(cr.fi_actions, state.flowints, self.flowint_max)
+        if captures:
+            for scope, name, value in captures:
+                if scope == "flow":
+                    if state is not None and (
+                        name in state.flowvars or len(state.flowvars) < self.flowvar_max
+                    ):
+                        state.flowvars[name] = value
+                    continue
+                pv = self._pktvars
+                if pv is None or pv[0] is not pkt:
+                    pv = self._pktvars = (pkt, {})
+                if name in pv[1] or len(pv[1]) < self.flowvar_max:
+                    pv[1][name] = value
 
     @staticmethod
     def _tx_buffers_match(
@@ -858,6 +1067,7 @@ class DetectEngine:
         fetch: Any,
         done_ts: bool,
         done_tc: bool,
+        caps: list[tuple[str, str, bytes]] | None = None,
     ) -> bool:
         variables: dict[str, int] = {}
         for cond in cr.tx_conds:
@@ -874,7 +1084,7 @@ class DetectEngine:
                 side = False
             else:
                 side = to_server
-            buf = fetch(cb.name, side)
+            buf = fetch(cb.key, side)
             if buf is None:
                 complete = done_ts if side else done_tc
                 if not (complete and cb.absent is not None):
@@ -882,9 +1092,9 @@ class DetectEngine:
                 continue
             if multi or isinstance(buf, list):
                 items = buf if isinstance(buf, list) else [buf]
-                if not ci.inspect_any(cb, items, variables):
+                if not ci.inspect_any(cb, items, variables, caps):
                     return False
-            elif not ci.inspect(cb, buf, variables):
+            elif not ci.inspect(cb, buf, variables, caps):
                 return False
         return True
 
@@ -915,6 +1125,10 @@ class DetectEngine:
                 result = max(result, r)
             if result == 0:
                 continue
+            if cr.tags:  # tags are set for the matches thresholds let through
+                st = _flow_state(flow)
+                self.tags.add(rule.gid, rule.sid, cr.tags, pkt,
+                              st.tags if st is not None else None)
             # a pass match is never logged (PacketAlertFinalize stops before counting it)
             alert = (
                 result == 1
@@ -947,6 +1161,11 @@ def _append_raw(window: bytearray, data: bytes) -> None:
         window += data
         if len(window) > RAW_STREAM_WINDOW:
             del window[: len(window) - RAW_STREAM_WINDOW]
+
+
+def _printable(value: bytes) -> str:
+    """Suricata's PrintStringsToBuffer: printable ASCII as is, other bytes as '.'."""
+    return "".join(chr(c) if 0x20 <= c < 0x7F else "." for c in value)
 
 
 def _rule_pos(engine: DetectEngine, rule: Rule) -> int:

@@ -8,18 +8,26 @@ from __future__ import annotations
 
 from ruleengine.keywords import (
     applayer,
+    asn1,
+    base64,
     buffers,
     bypass,
     bytes_,
     content,
     flow,
     flowbits,
+    flowint,
     http,
     meta,
     packet,
     pcre,
+    stream_size,
+    tag,
     threshold,
+    transforms,
     unsupported,
+    vars,
+    xbits,
 )
 from ruleengine.keywords.registry import ArgKind, KeywordSpec, Quotes, Registry, Stage
 
@@ -36,6 +44,14 @@ _MODULES = (
     threshold,
     bypass,
     applayer,
+    transforms,
+    xbits,
+    flowint,
+    vars,
+    stream_size,
+    base64,
+    tag,
+    asn1,
     unsupported,
 )
 

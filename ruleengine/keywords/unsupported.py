@@ -68,7 +68,6 @@ UNSUPPORTED_STICKY: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("quic.cyu.hash", ()),
     ("quic.cyu.string", ()),
     ("dce_stub_data", ("dcerpc.stub_data",)),
-    ("base64_data", ()),
     ("tcp.hdr", ()),
     ("udp.hdr", ()),
     ("ipv4.hdr", ()),
@@ -107,35 +106,12 @@ UNSUPPORTED_STICKY: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ftp.command_data", ()),
 )
 
-# Transforms: act on the active sticky buffer.
-TRANSFORMS: tuple[str, ...] = (
-    "to_lowercase",
-    "to_uppercase",
-    "strip_whitespace",
-    "compress_whitespace",
-    "url_decode",
-    "pcrexform",
-    "xor",
-    "to_sha256",
-    "to_md5",
-    "to_sha1",
-    "header_lowercase",
-    "strip_pseudo_headers",
-    "dotprefix",
-    "from_base64",
-    "luaxform",
-    "domain",
-)
+# Transforms the engine does not implement (the others are ruleengine.keywords.transforms).
+TRANSFORMS: tuple[str, ...] = ("luaxform",)
 
 # Other keywords (value optional: parsed structurally only).
 UNSUPPORTED_OTHER: tuple[str, ...] = (
-    "tag",
-    "flowint",
-    "xbits",
     "hostbits",
-    "stream_size",
-    "base64_decode",
-    "asn1",
     "dns.opcode",
     "dns.rrtype",
     "dns.rcode",

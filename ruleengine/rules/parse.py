@@ -6,6 +6,7 @@ from ruleengine.applayer.registry import canonical
 from ruleengine.buffers import BUFFERS
 from ruleengine.keywords import REGISTRY
 from ruleengine.keywords.registry import ArgKind, Registry, check_value
+from ruleengine.keywords.transforms import check_transformed_contents
 from ruleengine.rules.builder import Finding, RuleBuilder
 from ruleengine.rules.classification import classification
 from ruleengine.rules.errors import KeywordError, RuleError, RuleSyntaxError
@@ -176,6 +177,7 @@ def _finalize(b: RuleBuilder, close_span: Span) -> None:
             hint="a bypassed flow is no longer inspected, so no file would be stored",
         )
     _check_buffer_contents(b)
+    check_transformed_contents(b)  # keywords/transforms.py (Suricata's TransformValidate)
     _check_raw_header_direction(b)
     _check_app_proto(b)
     if rule.priority is None and rule.classtype is not None:

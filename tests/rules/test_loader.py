@@ -283,7 +283,8 @@ def test_every_et_pcre_compiles() -> None:
     expected = sum(
         line.count("pcre:") for line in et.read_text().splitlines() if line[:1].isalpha()
     )
-    pcres = [i for r in rs.rules for b in r.buffers for i in b.items if isinstance(i, PcreMatch)]
+    lists = [b for r in rs.rules for b in (*r.buffers, r.base64_data) if b is not None]
+    pcres = [i for b in lists for i in b.items if isinstance(i, PcreMatch)]
     assert len(pcres) == expected > 1000
     for p in pcres:
         assert p.compiled is not None and p.compiled.code is not None and p.compiled.code.jit
