@@ -342,21 +342,25 @@ class _StatsOutputs:
     """Live capture stats: an EVE stats event and a ``stats.log`` block (when the ``stats``
     output is enabled) at every stats interval and at the end, from the counters of all
     workers (``run_workers`` merges them). Files are opened on first use, i.e. in the
-    process that writes (after the workers were forked); errors are one-line warnings."""
+    process that writes (after the workers were forked); errors are one-line warnings.
+    ``eve``: a single-process run's own writer (one writer per file: no interleaved lines),
+    left open by ``close()``."""
 
-    def __init__(self, config: Config, logdir: Path) -> None:
+    def __init__(self, config: Config, logdir: Path, eve: EveWriter | None = None) -> None:
         self._logdir = logdir
         self._options = config.stats_log()
         self._opened = False
-        self._eve: EveWriter | None = None
+        self._eve: EveWriter | None = eve
+        self._own_eve = eve is None
         self._log: StatsLogWriter | None = None
 
     def _open(self) -> None:
         self._opened = True
-        try:
-            self._eve = EveWriter(self._logdir / "eve.json", append=True)
-        except OutputError as exc:
-            _warn(str(exc))
+        if self._own_eve:
+            try:
+                self._eve = EveWriter(self._logdir / "eve.json", append=True)
+            except OutputError as exc:
+                _warn(str(exc))
         if self._options.enabled:
             path = self._logdir / self._options.filename
             try:
@@ -375,7 +379,7 @@ class _StatsOutputs:
             self._log.write(counters, ts=now, uptime=uptime)
 
     def close(self) -> None:
-        if self._eve is not None:
+        if self._eve is not None and self._own_eve:
             self._eve.close()
         if self._log is not None:
             self._log.close()
@@ -425,11 +429,15 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
                                    live=True,
                                    reject_mark=backend.inject_mark)
+    # stats.log too (Suricata writes it in every live run mode), EVE stats as before
+    stats_outputs = _StatsOutputs(config, logdir, eve=eve)
+    pipeline.stats_sink = stats_outputs.write
     try:
         with _signals_stop(pipeline):
             report = pipeline.run(backend)
     finally:
         backend.close()
+        stats_outputs.close()
         eve.close()
     _print_summary(report, ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
