@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("cryptography")
-from scapy.layers.inet import IP, TCP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from capture_backends.base import Capability
@@ -79,7 +79,8 @@ def _session(sni: bytes = b"big.example") -> list[tuple[float, bytes]]:
 
 
 def _run(tmp_path: Path, rules: str, overrides: dict[str, Any] | None = None,
-         capture_bypass: bool = False) -> tuple[list[dict[str, Any]], Pipeline, MemoryBackend]:
+         capture_bypass: bool = False, frames: list[tuple[float, bytes]] | None = None,
+         ) -> tuple[list[dict[str, Any]], Pipeline, MemoryBackend]:
     section = {"tls": overrides} if overrides else {}
     applayer, warnings = registry.load_settings(section)
     assert all("encrypt-handling" in w for w in warnings)  # only the old-spelling note
@@ -89,7 +90,8 @@ def _run(tmp_path: Path, rules: str, overrides: dict[str, Any] | None = None,
     assert engine.skipped == []
     eve = EveWriter(tmp_path / "eve.json", type_options={"tls": {"extended": True}})
     caps = Capability.OFFLINE | (Capability.BYPASS if capture_bypass else Capability.OFFLINE)
-    backend = MemoryBackend(_session(), capabilities=caps, bypass_result=capture_bypass)
+    backend = MemoryBackend(_session() if frames is None else frames, capabilities=caps,
+                            bypass_result=capture_bypass)
     pipeline = Pipeline(settings, engine, eve=eve, stats=Stats(), classify=lambda _c: None)
     pipeline.run(backend)
     eve.close()
@@ -162,6 +164,47 @@ def test_a_rule_bypass_records_its_sid(tmp_path: Path) -> None:
     (flow,) = _of(events, "flow")
     assert flow["metadata"]["flowvars"] == [{"bypass_reason": "rule:7"}]
     assert pipeline.stats.snapshot().get("flow_bypassed.reason.rule") == 1
+
+
+SNI_BYPASS_RULE = ('alert tls any any -> any any (msg:"sni"; tls.sni; content:"big.example"; '
+                   'bypass; sid:7;)\n')
+
+
+def _unfinished_session(later: float | None) -> list[tuple[float, bytes]]:
+    """A ClientHello and the server's first flight, no end; with ``later``, one packet of
+    another flow that much later (capture time moves on and the first flow times out)."""
+    tcp = _Tcp()
+    tcp.handshake()
+    tcp.send(True, hs.tls12_client_flight(b"big.example"))
+    tcp.send(False, hs.tls12_server_flight(hs.make_cert(cn="big.example")))
+    frames = list(tcp.frames)
+    if later is not None:
+        other = Ether() / IP(src="10.0.0.3", dst="10.0.0.4") / UDP(sport=1, dport=9) / b"x"
+        frames.append((tcp.ts + later, bytes(other)))
+    return frames
+
+
+@pytest.mark.parametrize("capture_bypass", [False, True], ids=["local", "capture"])
+def test_a_bypassed_flow_that_times_out_logs_no_unfinished_tx(tmp_path: Path,
+                                                              capture_bypass: bool) -> None:
+    """Suricata's flow manager gives a timed-out bypassed flow no pseudo packets, so the TLS
+    tx the bypass cut short (handshake not done) is never logged; the alert has its tls."""
+    events, _, _ = _run(tmp_path, SNI_BYPASS_RULE, capture_bypass=capture_bypass,
+                        frames=_unfinished_session(later=10_000.0))
+    (flow,) = [f for f in _of(events, "flow") if f["proto"] == "TCP"]
+    assert flow["flow"]["state"] == "bypassed" and flow["flow"]["reason"] == "timeout", flow
+    assert _of(events, "tls") == []
+    (alert,) = _of(events, "alert")
+    assert alert["tls"]["sni"] == "big.example"
+
+
+def test_a_bypassed_flow_still_open_at_shutdown_logs_its_tx(tmp_path: Path) -> None:
+    """At shutdown the flow is flushed (pseudo packets), its tx logged as on any flow."""
+    events, _, _ = _run(tmp_path, SNI_BYPASS_RULE, frames=_unfinished_session(later=None))
+    (flow,) = _of(events, "flow")
+    assert flow["flow"]["state"] == "bypassed" and flow["flow"]["reason"] == "shutdown", flow
+    (tls,) = _of(events, "tls")
+    assert tls["tls"]["sni"] == "big.example"
 
 
 def test_disabled_protocol_is_not_parsed(tmp_path: Path) -> None:
