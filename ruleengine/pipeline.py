@@ -226,6 +226,9 @@ class Pipeline:
             stream_chunk = b""
         matches = self._detect(flow, extra, pkt, to_server, stream_chunk)
         verdict = self._act(flow, extra, pkt, to_server, matches)
+        if self.detect.tag_packet(pkt, flow) and self.eve is not None:  # tag keyword
+            self.eve.tagged_packet(ts=pkt.ts, flow=flow, pkt=pkt,
+                                   pcap_cnt=self._pcap_cnt if self.settings.offline else None)
         if depth_reached and self.settings.stream_bypass and not flow.bypass:
             self._bypass(flow, pkt, "stream-depth")
         if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
@@ -421,6 +424,7 @@ class Pipeline:
             to_server=to_server, tx=tx, tx_id=match.tx_id,
             app_proto=flow.alproto, category=category, severity=severity,
             pcap_cnt=self._pcap_cnt if self.settings.offline and pkt.length else None,
+            variables=self.detect.alert_vars(pkt, flow),
         )
 
     def _classification(self, rule: Rule) -> tuple[str | None, int]:

@@ -408,11 +408,14 @@ class EveWriter:
     def alert(self, *, ts: float, flow: FlowLike | None, pkt: PacketLike, rule: RuleLike,
               action: str, to_server: bool, tx: HttpTxLike | None, app_proto: str | None,
               category: str | None, severity: int, tx_id: int | None = None,
-              pcap_cnt: int | None = None, verdict: Mapping[str, Any] | None = None) -> None:
+              pcap_cnt: int | None = None, verdict: Mapping[str, Any] | None = None,
+              variables: Mapping[str, Any] | None = None) -> None:
         """One alert. ``action``: ``"allowed"`` or ``"blocked"``. ``tx_id`` defaults to the
         transaction's own ``tx_id``; ``pcap_cnt`` is the packet's number in the pcap (None
         for pseudo packets, e.g. at flow timeout). ``verdict``: the packet's final verdict
-        (``verdict_object``), written when eve-log's ``alert: verdict: yes`` is set."""
+        (``verdict_object``), written when eve-log's ``alert: verdict: yes`` is set.
+        ``variables``: the top-level ``metadata`` (flowbits, flowints, flowvars, pktvars;
+        Suricata's EveAddMetadata, on by default)."""
         if not self.wants("alert"):
             return
         event = self._header(ts, "alert", flow.flow_id if flow is not None else None, pcap_cnt)
@@ -454,8 +457,28 @@ class EveWriter:
                 flow_obj["src_port"] = int(flow.sport)
                 flow_obj["dest_port"] = int(flow.dport)
             event["flow"] = flow_obj
+        if variables:
+            event["metadata"] = dict(variables)
         if verdict:
             event["verdict"] = dict(verdict)
+        self._emit(event)
+
+    def tagged_packet(self, *, ts: float, flow: FlowLike | None, pkt: Any,
+                      pcap_cnt: int | None = None) -> None:
+        """A packet tagged by a ``tag`` rule: a ``packet`` event, as the alert logger
+        writes it when its option ``tagged-packets`` is on (off by default, on in the
+        stock suricata.yaml). The decoder keeps no link layer, so the raw IP packet is
+        logged with linktype 12 (DLT_RAW)."""
+        options = self.type_options.get("alert") or {}
+        if not self.wants("alert") or not _truthy(options.get("tagged-packets")):
+            return
+        event = self._header(ts, "packet", flow.flow_id if flow is not None else None,
+                             pcap_cnt)
+        self._packet_addresses(event, pkt)
+        raw = bytes(getattr(pkt, "ip_header", b"") or b"") + \
+            bytes(getattr(pkt, "l4_header", b"") or b"") + bytes(pkt.payload)
+        event["packet"] = base64.b64encode(raw).decode("ascii")
+        event["packet_info"] = {"linktype": 12}
         self._emit(event)
 
     def http(self, *, ts: float, flow: FlowLike, tx: HttpTxLike, tx_id: int | None = None,
@@ -755,3 +778,10 @@ class EveWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _truthy(value: Any) -> bool:
+    """A suricata.yaml boolean (ConfValIsTrue: yes, true, on, 1)."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("yes", "true", "on", "1")
