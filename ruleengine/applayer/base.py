@@ -165,6 +165,9 @@ class AppLayerSpec:
     eve_logger: EveLogger | None = None
     # the object added to alerts (``alert.tls``...); defaults to eve_logger
     alert_logger: EveLogger | None = None
+    # more top-level objects of the protocol's events and alerts, beside its own key
+    # (SMTP's ``email``): ``{"email": {...}}``, or None
+    eve_extra: EveLogger | None = None
     # when is a transaction logged: "complete" (both sides done), "request" (as soon as
     # the to-server side is done: DNS queries) ... the logger's own None also defers
     log_when: Literal["complete", "each_side", "custom"] = "complete"

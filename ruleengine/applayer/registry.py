@@ -15,7 +15,13 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from ruleengine.applayer.base import AppLayerSpec, AppParser, BufferSpec, TxKeyword
+from ruleengine.applayer.base import (
+    AppLayerSpec,
+    AppParser,
+    BufferDirection,
+    BufferSpec,
+    TxKeyword,
+)
 
 _SKIP_MODULES = frozenset({"base", "registry", "detect_proto", "probing"})
 
@@ -57,14 +63,31 @@ def canonical(name: str) -> str | None:
 
 @cache
 def buffers() -> dict[str, BufferSpec]:
-    """Canonical buffer name -> spec (with ``alproto`` set), over every protocol."""
+    """Canonical buffer name -> spec (with ``alproto`` set), over every protocol.
+
+    A buffer several protocols register (``file.data``: HTTP bodies, SMTP attachments, as
+    Suricata registers it per protocol) is one entry with ``alproto`` empty: the rule's
+    protocol decides, and each protocol's transaction answers for its own. The first
+    registration (HTTP) gives its keyword aliases and pcre letter; the direction widens
+    to both when the protocols differ."""
     table: dict[str, BufferSpec] = {}
     for proto in protocols():
         for spec in proto.buffers:
-            if spec.name in table:
-                raise ValueError(f"buffer {spec.name!r} registered by two protocols")
-            table[spec.name] = replace(spec, alproto=proto.name)
+            known = table.get(spec.name)
+            if known is None:
+                table[spec.name] = replace(spec, alproto=proto.name)
+                continue
+            direction = known.direction if known.direction is spec.direction \
+                else BufferDirection.BOTH
+            table[spec.name] = replace(known, alproto="", direction=direction)
     return table
+
+
+@cache
+def buffer_protocols(name: str) -> frozenset[str]:
+    """The protocols registering buffer ``name``."""
+    return frozenset(proto.name for proto in protocols()
+                     for spec in proto.buffers if spec.name == name)
 
 
 @dataclass(frozen=True)

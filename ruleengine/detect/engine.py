@@ -1282,16 +1282,17 @@ def _rule_alproto(rule: Rule, buffer_protos: list[str],
     protos.update(c.alproto for c in rule.tx_conditions if c.alproto)
     if tx_conds:
         protos.add("http")
-    named = canonical_alproto(rule.app_proto)
-    if "file.data" in {b.buffer for b in rule.buffers} and named not in (None, "http") \
-            and not rule.app_proto_negated:
-        # file.data is registered for HTTP bodies only (SMTP MIME parts are not parsed)
-        raise _SkipRule(f"file.data of {named} is not supported")
     if len(protos) > 1:
         raise _SkipRule("buffers of several app-layer protocols: " + ", ".join(sorted(protos)))
-    if protos:
-        return protos.pop()
-    return canonical_alproto(rule.app_proto) or "http"
+    alproto = protos.pop() if protos else canonical_alproto(rule.app_proto) or "http"
+    # a buffer several protocols register (file.data) takes the rule's protocol, which
+    # must be one of them (Suricata: file.data of ftp-data is not built here)
+    for bm in rule.buffers:
+        spec = BUFFERS.get(bm.buffer)
+        if spec is not None and not spec.alproto \
+                and alproto not in registry.buffer_protocols(bm.buffer):
+            raise _SkipRule(f"{bm.buffer} of {alproto} is not supported")
+    return alproto
 
 
 def _tx_matcher(cond: TxCondition) -> Any:

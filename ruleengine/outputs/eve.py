@@ -205,6 +205,15 @@ def app_object(alproto: str, tx: Any, options: Mapping[str, Any] | None = None,
     return logger(tx, options or {})
 
 
+def app_extra(alproto: str, tx: Any, options: Mapping[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """The protocol's further top-level objects (SMTP's ``email``), possibly empty."""
+    spec = registry.by_name().get(registry.canonical(alproto) or alproto)
+    if spec is None or spec.eve_extra is None:
+        return {}
+    return spec.eve_extra(tx, options or {}) or {}
+
+
 def format_ts(ts: float) -> str:
     """Suricata's EVE timestamp, in UTC: ``2026-11-25T15:42:02.123456+0000``."""
     global _ts_cache
@@ -444,6 +453,7 @@ class EveWriter:
                              alert=True) if (app_proto or "http") != "failed" else None
             if obj:
                 event[registry.canonical(app_proto or "http") or "http"] = obj
+            event.update(app_extra(app_proto or "", tx, self.type_options.get(app_proto or "")))
         if flow is not None:
             # as output-json-alert.c: app_proto, direction and flow{} only for packets of a flow
             if app_proto:
@@ -558,6 +568,7 @@ class EveWriter:
             if tx_id is not None:
                 event["tx_id"] = tx_id
             event[name] = obj
+            event.update(app_extra(name, tx, options))
             self._emit(event)
             wrote = True
             if spec is not None and spec.log_when != "each_side":

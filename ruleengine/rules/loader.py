@@ -454,8 +454,10 @@ def _parser_fingerprint() -> bytes:
     # the grammar ships as package ruleengine.grammar (top-level grammar/ in the repo)
     spec = importlib.util.find_spec("ruleengine.grammar")
     grammar = Path(spec.origin).parent if spec is not None and spec.origin else root
+    # app-layer packages register buffers, keywords and event names that rules parse against
     files = [root / "buffers.py", *sorted((root / "rules").glob("*.py")),
-             *sorted((root / "keywords").glob("*.py")), *sorted(grammar.glob("*.lark"))]
+             *sorted((root / "keywords").glob("*.py")),
+             *sorted((root / "applayer").rglob("*.py")), *sorted(grammar.glob("*.lark"))]
     h = hashlib.sha256()
     for path in files:
         try:

@@ -21,7 +21,11 @@ def test_http_is_discovered_first_with_its_aliases() -> None:
 def test_every_buffer_knows_its_protocol() -> None:
     table = registry.buffers()
     assert table["http.uri"].alproto == "http"
-    assert all(spec.alproto for spec in table.values())
+    shared = {name for name, spec in table.items() if not spec.alproto}
+    # a buffer of several protocols leaves the protocol to the rule (file.data)
+    assert shared == {"file.data"}
+    assert {"http", "smtp"} <= registry.buffer_protocols("file.data")
+    assert all(len(registry.buffer_protocols(n)) == 1 for n in set(table) - shared)
 
 
 def test_disabled_protocol_is_not_probed() -> None:

@@ -17,7 +17,7 @@ H = "alert http any any -> any any (flow:to_server; "
 def test_every_sticky_buffer(buffer: str) -> None:
     spec = REGISTRY.get(buffer)
     assert spec is not None and spec.stage is Stage.STICKY
-    proto = BUFFERS[buffer].alproto
+    proto = BUFFERS[buffer].alproto or "http"  # shared buffers (file.data): any owner
     header = H.replace("alert http", f"alert {proto}")
     rule = one_rule(header + f'{buffer}; content:"abcd"; sid:1;)')
     buf = rule.buffer(buffer)

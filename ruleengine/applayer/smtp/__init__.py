@@ -1,6 +1,9 @@
-"""SMTP, detection only: the protocol is recognised (``alert smtp`` rules and
-``app-layer-protocol:smtp`` work on its flows, payload and stream keywords inspect it) but
-its commands, MIME bodies and ``file.data`` are not parsed.
+"""SMTP (Suricata's ``app-layer-smtp.c``): commands and replies into transactions, the
+message MIME-decoded (attachments are the ``file.data`` of the transaction), ``smtp.*`` and
+``email.*`` buffers, EVE ``smtp`` events with their ``email`` object.
+
+Modules: ``parser`` (:class:`SmtpParser`), ``mime`` (stdlib ``email`` decoding), ``config``
+(``app-layer.protocols.smtp``), ``detect`` (buffers), ``logger`` (EVE).
 
 Suricata's patterns (``app-layer-smtp.c``): ``EHLO``/``HELO`` from the client, case
 insensitive. The server speaks first, so a greeting ``220`` that names (E)SMTP claims the
@@ -9,7 +12,13 @@ flow too (an FTP greeting is ``220`` as well: the name tells them apart).
 
 from __future__ import annotations
 
-from ruleengine.applayer.base import AppLayerSpec, ProbeResult
+from typing import Any
+
+from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.smtp.config import SmtpConfig, parse_config
+from ruleengine.applayer.smtp.detect import BUFFERS
+from ruleengine.applayer.smtp.logger import eve_extra, eve_logger
+from ruleengine.applayer.smtp.parser import EVENTS, SmtpParser, SmtpTransaction
 
 _COMMANDS = (b"EHLO", b"HELO")
 
@@ -32,10 +41,22 @@ def _probe(data: bytes, to_server: bool) -> ProbeResult:
     return "undecided" if b"\n" not in head and len(head) < 512 else "nomatch"
 
 
+def _make_parser(config: Any, ipproto: int) -> AppParser:
+    return SmtpParser(config if isinstance(config, SmtpConfig) else SmtpConfig())
+
+
 PROTOCOL = AppLayerSpec(
     name="smtp",
     ipprotos=frozenset({6}),
     default_ports={6: (25, 465, 587)},
     probe=_probe,
     probe_depth=512,
+    make_parser=_make_parser,
+    parse_config=parse_config,
+    buffers=BUFFERS,
+    eve_logger=eve_logger,
+    eve_extra=eve_extra,
+    events=EVENTS,
 )
+
+__all__ = ["EVENTS", "PROTOCOL", "SmtpConfig", "SmtpParser", "SmtpTransaction", "parse_config"]
