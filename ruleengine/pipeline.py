@@ -12,6 +12,7 @@ The capture backend is only seen through ``capture_backends.base.CaptureBackend`
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -99,6 +100,9 @@ class Pipeline:
         classify: Classifier,
         reject: RejectSender | None = None,
     ) -> None:
+        # protocol settings that follow the rule set (ja3-fingerprints: auto)
+        used = frozenset(name for cr in detect.rules for name, _ in cr.rule.options)
+        settings = dataclasses.replace(settings, applayer=settings.applayer.for_rules(used))
         self.settings = settings
         self.detect = detect
         self.eve = eve

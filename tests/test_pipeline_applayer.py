@@ -253,3 +253,18 @@ def test_dns_off_port_alerts_and_logs_each_message_from_its_sender(tmp_path: Pat
     assert response["dns"]["type"] == "response" and response["src_ip"] == SERVER
     assert response["dns"]["answers"][0]["rdata"] == "1.2.3.4"
     assert all("pcap_cnt" in e for e in (request, response))
+
+
+JA3_RULE = ('alert tls any any -> any any (msg:"ja3"; ja3.hash; content:!"00000000000000000000'
+            '000000000000"; sid:7;)\n')
+
+
+@pytest.mark.parametrize("rules", [SNI_RULE, JA3_RULE])
+def test_ja3_auto_is_logged_when_a_rule_uses_ja3(tmp_path: Path, rules: str) -> None:
+    events, _, _ = _run(tmp_path, rules, {"encryption-handling": "full"})
+    (tls,) = _of(events, "tls")
+    if rules is JA3_RULE:
+        assert len(tls["tls"]["ja3"]["hash"]) == 32 and "ja3s" in tls["tls"]
+        assert 7 in {a["alert"]["signature_id"] for a in _of(events, "alert")}
+    else:
+        assert "ja3" not in tls["tls"]  # auto, and no rule asks for it: not computed for EVE

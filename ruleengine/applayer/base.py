@@ -181,3 +181,6 @@ class AppLayerSpec:
     events: frozenset[str] = frozenset()
     # encrypted after its handshake: encryption-handling applies (tls, ssh)
     encrypts: bool = False
+    # for_rules(config, keyword names the loaded rules use) -> config: settings that
+    # depend on the rule set (TLS ``ja3-fingerprints: auto`` is on when a rule uses ja3)
+    for_rules: Callable[[Any, frozenset[str]], Any] | None = None

@@ -124,6 +124,14 @@ class AppLayerSettings:
     def with_config(self, name: str, config: Any) -> AppLayerSettings:
         return replace(self, configs={**self.configs, name: config})
 
+    def for_rules(self, keywords: frozenset[str]) -> AppLayerSettings:
+        """The settings adapted to the loaded rule set (each protocol's ``for_rules``)."""
+        configs = dict(self.configs)
+        for spec in protocols():
+            if spec.for_rules is not None and spec.name in configs:
+                configs[spec.name] = spec.for_rules(configs[spec.name], keywords)
+        return replace(self, configs=configs)
+
 
 def _enabled_value(raw: Any) -> str:
     text = str(raw).strip().lower() if raw is not None else "yes"

@@ -22,7 +22,7 @@ from typing import Any
 
 from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
 from ruleengine.applayer.tls.buffers import BUFFERS
-from ruleengine.applayer.tls.config import TlsSettings, parse_config
+from ruleengine.applayer.tls.config import TlsSettings, for_rules, parse_config
 from ruleengine.applayer.tls.consts import EVENTS
 from ruleengine.applayer.tls.keywords import KEYWORDS
 from ruleengine.applayer.tls.logger import alert_tls, eve_tls
@@ -72,6 +72,7 @@ PROTOCOL = AppLayerSpec(
     log_when="complete",
     events=EVENTS,
     encrypts=True,
+    for_rules=for_rules,
 )
 
 __all__ = ["PROTOCOL", "TlsParser", "TlsSettings", "TlsTransaction", "parse_config", "probe"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 EncryptionHandling = Literal["default", "bypass", "full"]
@@ -193,3 +193,20 @@ def parse_config(subtree: Mapping[str, Any] | None) -> tuple[TlsSettings, list[s
             else:
                 values[attr] = size
     return TlsSettings(**values), warnings
+
+
+def for_rules(config: Any, keywords: frozenset[str]) -> Any:
+    """``ja3-fingerprints`` / ``ja4-fingerprints: auto`` become on when a loaded rule uses
+    a ja3 / ja4 keyword (Suricata enables them from the keyword's setup), and are then
+    logged as well (EVE tls extended/custom ja3, ja3s, ja4)."""
+    if not isinstance(config, TlsSettings):
+        return config
+    ja3 = config.ja3_fingerprints
+    if ja3 is None and any(k.startswith("ja3") for k in keywords):
+        ja3 = True
+    ja4 = config.ja4_fingerprints
+    if ja4 is None and any(k.startswith("ja4") for k in keywords):
+        ja4 = True
+    if (ja3, ja4) == (config.ja3_fingerprints, config.ja4_fingerprints):
+        return config
+    return replace(config, ja3_fingerprints=ja3, ja4_fingerprints=ja4)
