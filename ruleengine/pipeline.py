@@ -21,7 +21,7 @@ from typing import Any, cast
 from capture_backends.base import Capability, CaptureBackend, FlowTuple, Verdict
 from ruleengine.applayer import registry
 from ruleengine.applayer.base import AppParser
-from ruleengine.applayer.probing import AppProtoProbe
+from ruleengine.applayer.probing import AppProtoProbe, probe_direction
 from ruleengine.bypass import BypassManager
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
@@ -271,9 +271,24 @@ class Pipeline:
             if result is False:
                 extra.probe = None
                 flow.alproto = "failed"
+        if flow.alproto not in (None, "failed") and \
+                (flow.alproto_ts if to_server else flow.alproto_tc) is None:
+            self._other_direction(flow, to_server, data)
         if flow.app is not None:
             _parser(flow).feed(to_server, data, ts)
         return False
+
+    def _other_direction(self, flow: Flow, to_server: bool, data: bytes) -> None:
+        """The first data of the direction that did not decide the protocol: probed on its
+        own, it keeps the flow's protocol unless it positively shows another one (an HTTP
+        client talking to an SSH server); the flow's parser stays the one it has."""
+        seen = probe_direction(data, to_server, ipproto=flow.proto,
+                               ports=(flow.sport, flow.dport),
+                               enabled=self.settings.applayer.enabled)
+        alproto = seen if seen is not None else flow.alproto
+        if alproto != flow.alproto:
+            self.stats.incr("app_layer.mismatch_protocol_both_directions")
+        _set_direction_alproto(flow, to_server, alproto)
 
     def _app_start(self, flow: Flow, extra: _FlowExtra, probe: AppProtoProbe, alproto: str,
                    to_server: bool, data: bytes, ts: float) -> bool:
@@ -283,6 +298,7 @@ class Pipeline:
         flow.alproto = alproto
         flow.app = registry.make_parser(alproto, self.settings.applayer, flow.proto)
         if flow.app is None:  # detection-only protocol
+            _set_direction_alproto(flow, to_server, alproto)
             return False
         mine = probe.buffered(to_server) or data
         other = probe.buffered(not to_server)
@@ -290,6 +306,9 @@ class Pipeline:
         if probe.reversed:
             flow.reverse()
             extra.pending = {True: extra.pending[False], False: extra.pending[True]}
+        _set_direction_alproto(flow, side, alproto)
+        if other:  # probed already and showed nothing else
+            _set_direction_alproto(flow, not side, alproto)
         parser = _parser(flow)
         if other:
             parser.feed(not side, other, ts)
@@ -603,6 +622,13 @@ class Pipeline:
             flow.user = cast(Any, extra)
             return extra
         return cast(_FlowExtra, stored)
+
+
+def _set_direction_alproto(flow: Flow, to_server: bool, alproto: str | None) -> None:
+    if to_server:
+        flow.alproto_ts = alproto
+    else:
+        flow.alproto_tc = alproto
 
 
 def _parser(flow: Flow) -> AppParser:

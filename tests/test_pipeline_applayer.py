@@ -268,3 +268,31 @@ def test_ja3_auto_is_logged_when_a_rule_uses_ja3(tmp_path: Path, rules: str) -> 
         assert 7 in {a["alert"]["signature_id"] for a in _of(events, "alert")}
     else:
         assert "ja3" not in tls["tls"]  # auto, and no rule asks for it: not computed for EVE
+
+
+def _http_client_ssh_server() -> list[tuple[float, bytes]]:
+    tcp = _Tcp()
+    tcp.handshake()
+    tcp.send(True, b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\n")
+    tcp.send(False, b"SSH-2.0-OpenSSH_9.2\r\n")
+    tcp.send(False, b"Protocol mismatch.\n")
+    tcp.close()
+    return tcp.frames
+
+
+@pytest.mark.parametrize(("options", "fired"), [
+    ("flow:to_client; app-layer-protocol:http1,to_server; app-layer-protocol:ssh,to_client;", 1),
+    ("app-layer-protocol:ssh,either;", 2),  # each direction once the banner is known
+    ("app-layer-protocol:ssh;", 1),  # "direction": the to-client packets' protocol
+    ("app-layer-protocol:ssh,to_server;", 0),
+    ("app-layer-protocol:http,final;", 2),  # once per direction
+    ("app-layer-protocol:ssh,final;", 0),
+])
+def test_app_layer_protocol_per_direction(tmp_path: Path, options: str, fired: int) -> None:
+    """An HTTP client talking to an SSH server (suricata-verify detect-app-layer-protocol-05):
+    each direction has its own protocol; a protocol-detection-only rule fires at most once
+    per direction, on the packet where that direction's protocol is known."""
+    rule = f'alert tcp any any -> any any (msg:"alp"; {options} sid:9;)\n'
+    events, pipeline, _ = _run(tmp_path, rule, frames=_http_client_ssh_server())
+    assert len(_of(events, "alert")) == fired
+    assert pipeline.stats.snapshot().get("app_layer.mismatch_protocol_both_directions") == 1

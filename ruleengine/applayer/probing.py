@@ -29,6 +29,19 @@ def candidates(ipproto: int, ports: tuple[int, int], enabled: frozenset[str] | N
     return tuple(hinted + [s for s in specs if s not in hinted])
 
 
+def probe_direction(data: bytes, to_server: bool, *, ipproto: int, ports: tuple[int, int],
+                    enabled: frozenset[str] | None) -> str | None:
+    """The protocol the first bytes of one direction positively show, if any: the other
+    direction of a flow whose protocol is already known is checked this way, as Suricata
+    runs protocol detection on each direction (a mismatch is its
+    ``APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS``)."""
+    for spec in candidates(ipproto, ports, enabled):
+        probe = spec.probes.get(ipproto, spec.probe)
+        if probe is not None and probe(data[: max(spec.probe_depth, 1)], to_server) == "match":
+            return spec.name
+    return None
+
+
 class AppProtoProbe:
     """``probe(data, to_server)`` returns the protocol name (stays so), None (undecided)
     or False (failed for good)."""

@@ -179,6 +179,7 @@ class CRule:
         "mixed",
         "only_stream",
         "payload",
+        "pd_once",
         "pkt_conds",
         "quick",
         "require_packet",
@@ -251,7 +252,8 @@ class CRule:
         # the protocol whose transactions this rule inspects (tx rules)
         self.alproto = _rule_alproto(rule, buffer_protos, self.tx_conds) if self.is_tx else ""
         self.tx_alproto_check = any(
-            neg or canonical_alproto(name) != self.alproto for name, neg in self.alproto_conds
+            neg or mode in ("to_server", "to_client") or canonical_alproto(name) != self.alproto
+            for name, neg, mode in self.alproto_conds
         )
         fc = self.flow
         self.only_stream = bool(fc and fc.only_stream) or rule.protocol == "tcp-stream"
@@ -275,6 +277,7 @@ class CRule:
             and rule.src_ports.is_any
             and rule.dst_ports.is_any
         )
+        self.pd_once = self._detection_only()
         # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
         self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
 
@@ -330,7 +333,7 @@ class CRule:
         stream and tx matches are added by the caller. ``drop http ... (dsize:0;)`` is a
         packet rule: it drops packets, not the flow."""
         pd_only = (
-            any(not neg for _, neg in self.alproto_conds)
+            any(not neg for _, neg, _ in self.alproto_conds)
             and self.payload is None
             and not self.pkt_conds
             and self.flow is None
@@ -338,6 +341,16 @@ class CRule:
             and not self.stateful
         )
         return self.iponly or self.is_tx or pd_only
+
+    def _detection_only(self) -> bool:
+        """Only app-layer-protocol (and flow) beyond the header: Suricata inspects such a
+        rule on the packet that completes protocol detection of a direction
+        (PKT_PROTO_DETECT_TS/TC_DONE), so it fires at most once per direction."""
+        if registry.canonical(self.rule.protocol) is not None:
+            return False  # ``alert http ...``: the header's protocol makes it a packet rule
+        return (any(not neg for _, neg, _ in self.alproto_conds) and self.payload is None
+                and not self.is_tx and not self.pkt_conds and not self.fb_checks
+                and not self.stateful)
 
 
 def _order_key(cr: CRule) -> tuple[int, ...]:
@@ -469,7 +482,7 @@ class _FlowState:
 
     __slots__ = (
         "alerted", "buffers", "data_seen", "fired", "flowints", "flowvars", "iponly_done",
-        "mpm_cache", "pass_cut", "raw", "tags",
+        "mpm_cache", "pass_cut", "pd_done", "raw", "tags",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -482,6 +495,9 @@ class _FlowState:
         # directions that carried data: Suricata knows a flow's app-layer protocol per
         # direction (alproto_ts / alproto_tc), once that direction's data was parsed
         self.data_seen: set[bool] = set()
+        # (rule index, direction) of protocol-detection-only rules that matched: once
+        # per direction, as Suricata inspects them once the direction's protocol is known
+        self.pd_done: set[tuple[int, bool]] = set()
         # recent raw stream bytes per direction (index: to_server), for the payload part
         # of app-layer rules (Suricata's stream inspect engine of tx rules)
         self.raw: tuple[bytearray, bytearray] = (bytearray(), bytearray())
@@ -822,6 +838,8 @@ class DetectEngine:
         out: list[_RawMatch] = []
         for pos in group.candidates(hits, iponly_ok):
             cr = group.rules[pos]
+            if cr.pd_once and state is not None and (cr.idx, to_server) in state.pd_done:
+                continue
             if not self._packet_prechecks(cr, ctx, flow, to_server):
                 continue
             caps: list[tuple[str, str, bytes]] | None = [] if cr.payload is not None \
@@ -832,6 +850,8 @@ class DetectEngine:
             if not matched:
                 continue
             self._postmatch(cr, pkt, flow, caps)
+            if cr.pd_once and state is not None:
+                state.pd_done.add((cr.idx, to_server))
             out.append(_RawMatch(cr, None, to_server, on_stream))
         return out
 
@@ -992,7 +1012,7 @@ class DetectEngine:
         if not _header_ok(cr.header, ctx, cr.transactional and not to_server):
             return False
         # the flow is HTTP here: only other app-layer-protocol conditions need a test
-        if cr.tx_alproto_check and not _alproto_ok(cr, flow):
+        if cr.tx_alproto_check and not _alproto_ok(cr, flow, to_server):
             return False
         fc = cr.flow
         if fc is not None:
@@ -1221,19 +1241,27 @@ def _in_proto_group(cr: CRule, key: int) -> bool:
     return key in protos
 
 
-def _alproto_conditions(rule: Rule) -> tuple[tuple[str, bool], ...]:
-    """Every ``app-layer-protocol`` the rule requires, as (name, negated); all must hold.
-    The model keeps one ``app_proto``; repeated keywords (``!http; !tls``) come from the
-    ordered options."""
-    conds: list[tuple[str, bool]] = []
+_ALPROTO_MODES = frozenset({"direction", "to_server", "to_client", "either", "final",
+                            "original"})
+
+
+def _alproto_conditions(rule: Rule) -> tuple[tuple[str, bool, str], ...]:
+    """Every ``app-layer-protocol`` the rule requires, as (name, negated, mode); all must
+    hold. ``mode`` (Suricata 7+): ``direction`` (default: the protocol of the packet's
+    direction), ``to_server``, ``to_client``, ``either``, ``final``, ``original``. The model
+    keeps one ``app_proto``; repeated keywords (``!http; !tls``) come from the options."""
+    conds: list[tuple[str, bool, str]] = []
     for name, value in rule.options:
         if name == "app-layer-protocol" and value:
-            # ",final"/",either"/...: our flows have one (final) protocol
-            text = value.strip().strip('"').split(",")[0].strip()
+            parts = [p.strip() for p in value.strip().strip('"').split(",")]
+            text = parts[0]
+            mode = parts[1].lower() if len(parts) > 1 and parts[1] else "direction"
             neg = text.startswith("!")
-            conds.append((text.lstrip("!").strip().lower(), neg))
-    if rule.app_proto is not None and (rule.app_proto, rule.app_proto_negated) not in conds:
-        conds.append((rule.app_proto, rule.app_proto_negated))
+            conds.append((text.lstrip("!").strip().lower(), neg,
+                          mode if mode in _ALPROTO_MODES else "direction"))
+    if rule.app_proto is not None and not any(
+            n == rule.app_proto and neg == rule.app_proto_negated for n, neg, _ in conds):
+        conds.append((rule.app_proto, rule.app_proto_negated, "direction"))
     return tuple(conds)
 
 
@@ -1241,20 +1269,53 @@ def _alproto_known_ok(cr: CRule, flow: FlowLike | None, to_server: bool) -> bool
     """Packet-level app-layer-protocol test: the protocol of this direction must be
     known (its data seen) and satisfy every condition."""
     state = _flow_state(flow)
-    return state is not None and to_server in state.data_seen and _alproto_ok(cr, flow)
+    return state is not None and to_server in state.data_seen \
+        and _alproto_ok(cr, flow, to_server)
 
 
 def _same_alproto(a: str, b: str) -> bool:
     return a == b or canonical_alproto(a) == canonical_alproto(b)
 
 
-def _alproto_ok(cr: CRule, flow: FlowLike | None) -> bool:
+def _known(alproto: str | None) -> str | None:
+    return None if alproto in (None, "failed", "unknown") else alproto
+
+
+def _direction_alproto(flow: FlowLike | None, to_server: bool) -> str | None:
+    """The protocol of one direction: the flow's own per-direction one (None while that
+    direction's data was not parsed yet), or the flow's protocol for flows that keep one."""
+    if flow is None:
+        return None
+    final = _known(flow.alproto)
+    name = "alproto_ts" if to_server else "alproto_tc"
+    if not hasattr(flow, name):
+        return final
+    return _known(getattr(flow, name)) if final is not None else None
+
+
+def _alproto_ok(cr: CRule, flow: FlowLike | None, to_server: bool) -> bool:
     if not cr.alproto_conds:
         return True
-    have = flow.alproto if flow is not None else None
-    if have is None or have in ("failed", "unknown"):
+    if flow is None:
         return False
-    return all(_same_alproto(have, want) != negated for want, negated in cr.alproto_conds)
+    final = _known(flow.alproto)
+    if final is None:
+        return False
+    # per-direction protocols (Suricata's alproto_ts / alproto_tc)
+    ts = _direction_alproto(flow, True)
+    tc = _direction_alproto(flow, False)
+    for want, negated, mode in cr.alproto_conds:
+        if mode == "either":
+            hit = _same_alproto(ts or "", want) or _same_alproto(tc or "", want)
+        else:
+            have = {"to_server": ts, "to_client": tc,
+                    "direction": ts if to_server else tc}.get(mode, final)
+            if have is None:
+                return False  # that direction's protocol is not known (yet)
+            hit = _same_alproto(have, want)
+        if hit == negated:
+            return False
+    return True
 
 
 def _skip_reason(rule: Rule) -> str | None:

@@ -139,6 +139,8 @@ class Flow:
 
     __slots__ = (
         "alproto",
+        "alproto_tc",
+        "alproto_ts",
         "app",
         "bypass",
         "bypass_reason",
@@ -202,6 +204,10 @@ class Flow:
         self.state = STATE_NEW
         self.tcp: TcpSession | None = None
         self.alproto: str | None = None
+        # the protocol each direction's own data showed (Suricata's alproto_ts/_tc);
+        # None until that direction was looked at, then usually equal to ``alproto``
+        self.alproto_ts: str | None = None
+        self.alproto_tc: str | None = None
         self.app: object | None = None
         self.flowbits: set[str] = set()
         self.detect: object | None = None
@@ -249,6 +255,7 @@ class Flow:
         (e.g. the first data seen was an HTTP response); later ``lookup`` results follow."""
         self.src, self.dst = self.dst, self.src
         self.sport, self.dport = self.dport, self.sport
+        self.alproto_ts, self.alproto_tc = self.alproto_tc, self.alproto_ts
         self.pkts_toserver, self.pkts_toclient = self.pkts_toclient, self.pkts_toserver
         self.bytes_toserver, self.bytes_toclient = self.bytes_toclient, self.bytes_toserver
         b = (self.bypassed_pkts_toserver, self.bypassed_bytes_toserver)
