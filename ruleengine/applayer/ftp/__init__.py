@@ -1,0 +1,66 @@
+"""FTP command channel (Suricata's ``src/app-layer-ftp.c``): probe, a sans-IO parser with one
+transaction per command and its replies, PORT/EPRT/PASV/EPSV data ports, ``ftpbounce`` and
+Suricata 8's ``ftp.*`` buffers and keywords, and the EVE ``ftp`` object.
+
+Use::
+
+    settings, warnings = parse_config(app_layer_protocols_ftp_subtree)
+    parser = FtpParser(settings)
+    parser.feed(False, b"220 (vsFTPd 3.0.5)\\r\\n")
+    parser.feed(True, b"USER anonymous\\r\\n")
+    parser.feed(False, b"331 Please specify the password.\\r\\n")
+    [tx.command for tx in parser.transactions]     # [None, "USER"]
+
+Detection: Suricata's patterns, case insensitive at the start of a direction: the server's
+``220 (`` (vsftpd-style greeting) and the client's ``FEAT``, ``USER ``, ``PASS ``, ``PORT ``.
+A greeting without the parenthesis is not enough (as in Suricata): the client's first command
+decides. The ``ftp-data`` channel (Suricata's expectations on the negotiated port) is not
+parsed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.ftp.config import FtpSettings, parse_config
+from ruleengine.applayer.ftp.detect import BUFFERS, KEYWORDS
+from ruleengine.applayer.ftp.logger import eve_ftp
+from ruleengine.applayer.ftp.parser import EVENTS, FtpParser, FtpTransaction
+
+_TO_SERVER = (b"FEAT", b"USER ", b"PASS ", b"PORT ")
+_TO_CLIENT = (b"220 (",)
+
+
+def probe(data: bytes, to_server: bool) -> ProbeResult:
+    head = bytes(data[:5]).upper()
+    undecided = False
+    for pattern in _TO_SERVER if to_server else _TO_CLIENT:
+        if head.startswith(pattern):
+            return "match"
+        if len(head) < len(pattern) and pattern.startswith(head):
+            undecided = True
+    return "undecided" if undecided else "nomatch"
+
+
+def _make_parser(config: Any, ipproto: int) -> AppParser:
+    return FtpParser(config if isinstance(config, FtpSettings) else FtpSettings())
+
+
+PROTOCOL = AppLayerSpec(
+    name="ftp",
+    ipprotos=frozenset({6}),
+    default_ports={6: (21,)},
+    probe=probe,
+    probe_depth=5,
+    make_parser=_make_parser,
+    parse_config=parse_config,
+    buffers=BUFFERS,
+    keywords=KEYWORDS,
+    eve_logger=eve_ftp,
+    log_when="complete",
+    events=EVENTS,
+)
+
+__all__ = ["EVENTS", "PROTOCOL", "FtpParser", "FtpSettings", "FtpTransaction", "parse_config",
+           "probe"]
