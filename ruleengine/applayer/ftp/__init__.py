@@ -14,8 +14,9 @@ Use::
 Detection: Suricata's patterns, case insensitive at the start of a direction: the server's
 ``220 (`` (vsftpd-style greeting) and the client's ``FEAT``, ``USER ``, ``PASS ``, ``PORT ``.
 A greeting without the parenthesis is not enough (as in Suricata): the client's first command
-decides. The ``ftp-data`` channel (Suricata's expectations on the negotiated port) is not
-parsed.
+decides. A negotiated data port is announced in the parser's ``expectations`` (the pipeline
+makes the next flow between the two hosts to that port ``ftp-data``, see the ``ftpdata``
+package); the data channel's content is not parsed here.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ COMMANDS: tuple[str, ...] = (
 )
 _COMMAND_BYTES = tuple((name, name.encode()) for name in COMMANDS)
 
+_MAX_EXPECTATIONS = 64  # undrained announcements kept (the pipeline drains after each feed)
+
 EVENTS = frozenset({"request_command_too_long", "response_command_too_long"})
 
 _WS = rb"[ \t\r\n]*"
@@ -213,6 +215,8 @@ class FtpParser:
         self.dyn_port = 0  # the negotiated data port (state->dyn_port)
         self.active = False
         self.tls_upgraded = False  # AUTH TLS accepted: the rest is TLS, not parsed
+        # (port, "ftp-data") announced data channels; the pipeline drains the list
+        self.expectations: list[tuple[int, str]] = []
         self.commands_dropped = 0  # over max-tx open transactions
         self.internal_errors = 0
 
@@ -360,6 +364,7 @@ class FtpParser:
                 return False
             self.dyn_port, self.active = port, True
             tx.dyn_port, tx.active = port, True
+            self._expect(port)
         elif command == "PASV" and line.startswith(b"227 "):
             self._passive(tx, pasv_port(line))
         elif command == "EPSV" and line.startswith(b"229 "):
@@ -370,3 +375,13 @@ class FtpParser:
         if port:
             self.dyn_port, self.active = port, False
             tx.dyn_port, tx.active = port, False
+            self._expect(port)
+
+    def _expect(self, port: int) -> None:
+        """The data channel to come on ``port``. Announced when the port is negotiated, not
+        at RETR/STOR as Suricata (which looks its expectations up at the data flow's first
+        data, when RETR was sent): the engine decides a flow's protocol at its SYN, and a
+        passive client connects before it sends RETR. So LIST/NLST channels are ftp-data
+        here too."""
+        if len(self.expectations) < _MAX_EXPECTATIONS:
+            self.expectations.append((port, "ftp-data"))

@@ -253,3 +253,14 @@ def test_close_completes_open_transactions() -> None:
     assert not tx.response_complete  # the server may still answer
     p.close()
     assert tx.response_complete and not tx.done
+
+
+def test_negotiated_ports_are_announced_as_ftp_data() -> None:
+    p = FtpParser()
+    p.feed(True, b"PASV\r\n")
+    p.feed(False, b"227 Entering Passive Mode (10,0,0,2,19,137).\r\n")
+    p.feed(True, b"PORT 10,0,0,1,4,1\r\n")
+    p.feed(False, b"200 ok\r\n")
+    p.feed(True, b"PORT junk\r\n")
+    p.feed(False, b"500 bad\r\n")
+    assert p.expectations == [(19 * 256 + 137, "ftp-data"), (1025, "ftp-data")]

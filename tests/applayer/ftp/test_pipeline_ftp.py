@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from capture_backends.memory import MemoryBackend
 from ruleengine.applayer import registry
 from ruleengine.detect.engine import DetectEngine
@@ -136,3 +138,33 @@ def test_long_command_event_rule(tmp_path: Path) -> None:
     (user,) = of(events, "ftp")
     assert user["ftp"]["command_truncated"] is True
     assert len(user["ftp"]["command_data"]) == 4096 - 5
+
+
+def test_passive_data_channel_is_ftp_data(tmp_path: Path) -> None:
+    if not hasattr(Pipeline, "_take_expectations"):
+        pytest.skip("this pipeline has no app-layer expectations")
+    control = TcpConversation(client=CLIENT_IP, sport=2121, cport=40001)
+    control.handshake()
+    control.send(False, b"220 ready\r\n")
+    control.send(True, b"USER a\r\n")
+    control.send(False, b"331 pw\r\n")
+    control.send(True, b"PASV\r\n")
+    control.send(False, b"227 Entering Passive Mode (10,0,0,2,117,48).\r\n")
+    data = TcpConversation(client=CLIENT_IP, sport=117 * 256 + 48, cport=40002)
+    data.ts = control.ts
+    data.handshake()
+    control.ts = data.ts
+    control.send(True, b"RETR evil.vbs\r\n")
+    control.send(False, b"150 Opening\r\n")
+    data.ts = control.ts
+    data.send(False, b'CreateObject("WScript.Shell") reg add ftp://x abcdefgh.vbs')
+    data.close()
+    control.ts = data.ts
+    control.send(False, b"226 Done\r\n")
+    control.close()
+    rules = ('alert ftp-data any any -> any any (msg:"data"; flow:established,to_client; '
+             'content:"WScript.Shell"; sid:50;)\n')
+    events = run(tmp_path, rules, sorted(control.frames + data.frames, key=lambda f: f[0]))
+    assert sids(events) == [50]
+    protos = sorted(f.get("app_proto") for f in of(events, "flow"))
+    assert protos == ["ftp", "ftp-data"]
