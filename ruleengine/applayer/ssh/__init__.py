@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
-from ruleengine.applayer.ssh.config import SshSettings, parse_config
+from ruleengine.applayer.ssh.config import SshSettings, for_rules, parse_config
 from ruleengine.applayer.ssh.detect import BUFFERS, KEYWORDS
 from ruleengine.applayer.ssh.logger import alert_ssh, eve_ssh
 from ruleengine.applayer.ssh.parser import EVENTS, SshParser, SshTransaction
@@ -58,6 +58,7 @@ PROTOCOL = AppLayerSpec(
     log_when="each_side",
     events=EVENTS,
     encrypts=True,
+    for_rules=for_rules,
 )
 
 __all__ = ["EVENTS", "PROTOCOL", "SshParser", "SshSettings", "SshTransaction", "parse_config",

@@ -8,8 +8,9 @@
 As ``RegisterSSHParsers`` (Suricata 8, ``src/app-layer-ssh.c``): ``hassh: yes`` turns the
 fingerprints on (and with them the ``hassh`` object in EVE and the later log point, once both
 sides sent NEWKEYS); ``no`` turns them off for good, even for rules; ``auto`` leaves them to
-the rules (Suricata enables hassh when a rule uses an ``ssh.hassh*`` buffer: this engine
-computes them for detection unless ``no``, but logs them only with ``yes``).
+the rules: a loaded rule using an ``ssh.hassh*`` buffer turns them on, logging included, as
+Suricata's keyword setup does (:func:`for_rules`). Without such a rule they are still
+computed (a cheap md5 per side) but neither logged nor delaying the log point.
 ``encryption-handling`` is read only under that name (SSH never had the TLS spellings
 ``encrypt-handling`` / ``no-reassemble``); an unknown value is ``track-only``, as Suricata.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 EncryptionHandling = Literal["default", "bypass", "full"]
@@ -144,3 +145,16 @@ def parse_config(subtree: Mapping[str, Any] | None) -> tuple[SshSettings, list[s
             else:
                 values[attr] = size
     return SshSettings(**values), warnings
+
+
+HASSH_KEYWORDS = frozenset({"ssh.hassh", "ssh.hassh.string", "ssh.hassh.server",
+                            "ssh.hassh.server.string", "ssh-hassh", "ssh-hassh-string",
+                            "ssh-hassh-server", "ssh-hassh-server-string"})
+
+
+def for_rules(config: Any, keywords: frozenset[str]) -> Any:
+    """``hassh: auto`` becomes on when a loaded rule uses a hassh buffer
+    (``DetectSshHasshSetup`` calls ``SCSshEnableHassh``); ``no`` stays off."""
+    if isinstance(config, SshSettings) and config.hassh is None and keywords & HASSH_KEYWORDS:
+        return replace(config, hassh=True)
+    return config

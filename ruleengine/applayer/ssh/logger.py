@@ -5,11 +5,12 @@
             "server": {...}}
 
 A side appears once its protocol version is known; ``software_version`` when not empty;
-``hassh`` only with ``app-layer.protocols.ssh.hassh: yes``. One ``ssh`` event per flow, written
-when Suricata's log condition (``SCSshTxGetLogCondition``) holds: both banners parsed, or
-with hassh on both sides past NEWKEYS (the fingerprints are known by then). Suricata requires
-the banner state to be exactly "banner done"; here "at least", so a flow whose sides reach
-NEWKEYS between two looks is still logged. The alert object is the same, at any point.
+``hassh`` only with ``app-layer.protocols.ssh.hassh: yes`` (or ``auto`` and a hassh rule).
+One ``ssh`` event per flow, written when Suricata's log condition (``SCSshTxGetLogCondition``)
+holds: both banners parsed, or with hassh on both sides past NEWKEYS (the fingerprints are
+known by then). Suricata requires the banner state to be exactly "banner done"; here "at
+least", so a flow whose sides reach NEWKEYS between two looks is still logged. The alert
+object is the same, at any point.
 """
 
 from __future__ import annotations

@@ -102,3 +102,13 @@ def test_rules_load_with_aliases_and_reject_uppercase_hassh() -> None:
     bad = load_rule_text('alert ssh any any -> any any (msg:"e"; ssh.protoversion:abc; '
                          'sid:5;)\n')
     assert all(r.sid != 5 for r in bad.rules)
+
+
+def test_hassh_auto_follows_the_rules() -> None:
+    from ruleengine.applayer.ssh.config import for_rules
+
+    auto = parse_config({})[0]
+    assert for_rules(auto, frozenset({"ssh.software", "content"})).hassh is None
+    assert for_rules(auto, frozenset({"ssh.hassh.server"})).hassh is True
+    off = parse_config({"hassh": "no"})[0]
+    assert for_rules(off, frozenset({"ssh.hassh"})).hassh is False

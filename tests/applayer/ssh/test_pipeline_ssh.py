@@ -217,3 +217,12 @@ def test_real_openssh_capture_through_the_engine(tmp_path: Path) -> None:
     assert len(ssh["ssh"]["client"]["hassh"]["hash"]) == 32
     (flow,) = of(events, "flow")
     assert flow["flow"]["state"] == "bypassed"
+
+
+def test_a_hassh_rule_turns_hassh_on_for_eve(tmp_path: Path) -> None:
+    _, c_hash = expected_hassh(CLIENT_LISTS, True)
+    rules = f'alert ssh any any -> any any (msg:"h"; ssh.hassh; content:"{c_hash}"; sid:40;)\n'
+    events, _, _ = run(tmp_path, rules)  # hassh: auto
+    assert sids(events) == [40]
+    (ssh,) = of(events, "ssh")
+    assert ssh["ssh"]["client"]["hassh"]["hash"] == c_hash
