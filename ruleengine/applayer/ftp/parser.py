@@ -23,8 +23,12 @@ Deviations (bounded memory, or clearer than the C code): a multi-line reply (``d
 and appends the lines that arrive in the same chunk); at most ``max-reply-lines`` reply lines
 are kept per transaction; after a truncated line the remainder of the chunk is parsed
 (Suricata drops it); a pipelined command's reply is judged by that transaction's command
-(Suricata: by the last command seen); more than ``max-tx`` open transactions: further commands
-are dropped and counted.
+(Suricata: by the last command seen).
+
+Events (Suricata 8's): ``request_command_too_long``, ``response_command_too_long``;
+``too_many_transactions`` when a command would exceed ``max-tx`` transactions (the command is
+dropped, the oldest open transaction closed with the event); ``file_without_name`` /
+``file_before_port`` on a RETR/STOR without a name / before any data port was negotiated.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ _COMMAND_BYTES = tuple((name, name.encode()) for name in COMMANDS)
 
 _MAX_EXPECTATIONS = 64  # undrained announcements kept (the pipeline drains after each feed)
 
-EVENTS = frozenset({"request_command_too_long", "response_command_too_long"})
+EVENTS = frozenset({"request_command_too_long", "response_command_too_long",
+                    "too_many_transactions", "file_before_port", "file_without_name"})
 
 _WS = rb"[ \t\r\n]*"
 _PORT_RE = re.compile(rb"PORT" + _WS + rb"\d+" + _WS + rb",\d+,\d+,\d+,(\d+),(\d+)")
@@ -290,7 +295,12 @@ class FtpParser:
     def _open_tx(self, command: str | None) -> FtpTransaction | None:
         txs = self.transactions
         if txs and self._next_id - txs[0].tx_id > self.settings.max_tx:
+            # Suricata 8: the oldest open transaction is closed with the event
             self.commands_dropped += 1
+            oldest = next((t for t in txs if not t.done), None)
+            if oldest is not None:
+                oldest.done = True
+                oldest.add_event("too_many_transactions")
             return None
         tx = FtpTransaction(self._next_id, command, self.settings.max_events)
         self._next_id += 1
@@ -311,10 +321,15 @@ class FtpParser:
             tx.add_event("request_command_too_long")
         if command in ("PORT", "EPRT"):
             self.port_line = line
-        elif command in ("RETR", "STOR") and self.dyn_port and len(line) >= 6:
-            # Suricata creates the ftp-data expectation here and forgets the port
-            self.dyn_port = 0
-            self.active = False
+        elif command in ("RETR", "STOR"):
+            if len(line) < 6:  # the command, a space and at least one byte of name
+                tx.add_event("file_without_name")
+            elif not self.dyn_port:
+                tx.add_event("file_before_port")
+            else:
+                # Suricata creates the ftp-data expectation here and forgets the port
+                self.dyn_port = 0
+                self.active = False
 
     # -- replies --------------------------------------------------------------------------
     def _reply_tx(self) -> FtpTransaction | None:

@@ -48,7 +48,9 @@ def test_probe(data: bytes, to_server: bool, want: str) -> None:
 
 def test_spec_and_config() -> None:
     assert registry.by_name()["ftp"] is PROTOCOL and not PROTOCOL.encrypts
-    assert PROTOCOL.events == {"request_command_too_long", "response_command_too_long"}
+    assert PROTOCOL.events == {"request_command_too_long", "response_command_too_long",
+                               "too_many_transactions", "file_before_port",
+                               "file_without_name"}
     s, w = parse_config({"memcap": "64mb", "max-tx": 256, "max-line-length": "5kb"})
     assert (s.memcap, s.max_tx, s.max_line_length, w) == (64 << 20, 256, 5120, [])
     s, w = parse_config({"max-line-length": "huge", "max-tx": 0, "bogus": 1})

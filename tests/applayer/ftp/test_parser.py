@@ -229,6 +229,18 @@ def test_max_tx_bounds_open_transactions() -> None:
     p = FtpParser(parse_config({"max-tx": 10})[0])
     p.feed(True, b"NOOP\r\n" * 50)
     assert len(p.transactions) == 11 and p.commands_dropped == 39
+    # each refused command closed the oldest open transaction with the event
+    assert [t.events for t in p.transactions[:3]] == [["too_many_transactions"]] * 3
+    assert all(t.done for t in p.transactions)
+
+
+def test_retr_stor_events() -> None:
+    p = FtpParser()
+    p.feed(True, b"RETR\r\nSTOR file\r\nPASV\r\n")
+    p.feed(False, b"550 no\r\n550 no\r\n227 Entering Passive Mode (1,2,3,4,5,6)\r\n")
+    p.feed(True, b"RETR file\r\n")
+    assert [t.events for t in p.transactions] == [["file_without_name"], ["file_before_port"],
+                                                  [], []]
 
 
 def test_random_input_never_raises() -> None:
