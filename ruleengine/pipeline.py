@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -59,6 +60,10 @@ class RunReport:
     bypassed_flows_capture: int = 0
     duration: float = 0.0
     interrupted: bool = False
+
+
+_MAX_EXPECTATIONS = 4096
+_EXPECTATION_TIMEOUT = 300.0  # seconds an announced data flow is waited for
 
 
 class _FlowExtra:
@@ -110,6 +115,8 @@ class Pipeline:
         self.classify = classify
         self.reject = reject
         self.flows = FlowTable(settings.timeouts, use_vlan=settings.use_vlan)
+        # (host a, host b, port) -> (protocol, expiry): flows announced by a parser
+        self._expected: OrderedDict[tuple[bytes, bytes, int], tuple[str, float]] = OrderedDict()
         self.tcp = TcpTracker(settings.stream)
         self.report = RunReport()
         self._backend: CaptureBackend | None = None
@@ -276,7 +283,32 @@ class Pipeline:
             self._other_direction(flow, to_server, data)
         if flow.app is not None:
             _parser(flow).feed(to_server, data, ts)
+            self._take_expectations(flow)
         return False
+
+    def _take_expectations(self, flow: Flow) -> None:
+        """Flows the parser announced (FTP data channels): the next flow between these two
+        hosts towards that port is of that protocol, without probing."""
+        announced = getattr(flow.app, "expectations", None)
+        if not announced:
+            return
+        pair = (flow.src, flow.dst) if flow.src <= flow.dst else (flow.dst, flow.src)
+        for port, alproto in announced:
+            self._expected[(*pair, port)] = (alproto, flow.last_ts + _EXPECTATION_TIMEOUT)
+            self._expected.move_to_end((*pair, port))
+        announced.clear()
+        while len(self._expected) > _MAX_EXPECTATIONS:
+            self._expected.popitem(last=False)
+
+    def _expected_alproto(self, flow: Flow) -> str | None:
+        if not self._expected:
+            return None
+        pair = (flow.src, flow.dst) if flow.src <= flow.dst else (flow.dst, flow.src)
+        found = self._expected.pop((*pair, flow.dport), None)
+        if found is None:
+            return None
+        alproto, expires = found
+        return alproto if flow.start_ts <= expires else None
 
     def _other_direction(self, flow: Flow, to_server: bool, data: bytes) -> None:
         """The first data of the direction that did not decide the protocol: probed on its
@@ -620,6 +652,11 @@ class Pipeline:
                 midstream=self.settings.stream.midstream, ipproto=flow.proto,
                 ports=(flow.sport, flow.dport), enabled=self.settings.applayer.enabled))
             flow.user = cast(Any, extra)
+            expected = self._expected_alproto(flow)
+            if expected is not None and expected in self.settings.applayer.enabled:
+                extra.probe = None
+                flow.alproto = flow.alproto_ts = flow.alproto_tc = expected
+                flow.app = registry.make_parser(expected, self.settings.applayer, flow.proto)
             return extra
         return cast(_FlowExtra, stored)
 

@@ -83,7 +83,12 @@ class Transaction(Protocol):
 
 
 class AppParser(Protocol):
-    """One flow's parser state (both directions)."""
+    """One flow's parser state (both directions).
+
+    A parser may also have ``expectations``: a list of ``(port, alproto)`` the pipeline
+    drains after each feed -- a flow to come between the same two hosts towards ``port``
+    is of protocol ``alproto`` (Suricata's AppLayerExpectationCreate: FTP's PASV/PORT
+    announce the ftp-data flow)."""
 
     # open transactions, oldest first; the pipeline may delete fully inspected ones
     transactions: list[Any]
