@@ -1,141 +1,61 @@
-"""The one small interface every capture backend implements.
-
-Backends import only this module (never the engine); the engine never imports a
-backend directly: the CLI picks one from ``capture_backends.BACKENDS`` and hands it
-to ``ruleengine.pipeline``. An in-memory backend (``capture_backends.memory``) drives
-the engine in unit tests.
-
-Data crosses the boundary as plain tuples and ints so the hot path allocates nothing
-it does not need:
-
-* a packet is ``(ts, data, pkt_id)``: capture time in seconds (float, wall clock),
-  the frame bytes starting at the link header given by ``backend.linktype``, and an
-  opaque id the engine passes back to ``verdict``/``bypass`` (``0`` when the backend
-  is not inline); live backends yield an *idle tick* ``(now, b"", 0)`` at least every
-  few hundred milliseconds while no packets arrive, so the engine can run its timers
-  (flow timeouts, bypassed-flow polling, stats) and notice a stop request; idle ticks
-  get no verdict;
-* a flow is a ``FlowTuple``: the 5-tuple of the packet that triggered the bypass,
-  in that packet's direction. Backends canonicalise it themselves (one kernel map
-  entry covers both directions).
+"""What every capture backend shares: the engine's contract (re-exported from
+``ruleengine.capture``, the only engine module a backend may import) and the defaults for
+its optional parts (``BaseBackend``).
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import ClassVar
 
-# Link types (pcap LINKTYPE_* values) the decoder understands.
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-
-RawPacket = tuple[float, bytes | memoryview, int]
-"""``(ts, data, pkt_id)`` as yielded by ``CaptureBackend.packets``."""
-
-
-class Capability(enum.Flag):
-    """What a backend can do; the engine adapts (e.g. local bypass without BYPASS)."""
-
-    NONE = 0
-    OFFLINE = enum.auto()  # reads a file: no real time, no verdicts
-    LIVE = enum.auto()  # captures from an interface
-    INLINE = enum.auto()  # every packet needs a verdict (IPS)
-    BYPASS = enum.auto()  # bypass() can make the kernel stop delivering a flow
-    BYPASS_COUNTERS = enum.auto()  # bypassed_flow_counters() reports per-flow kernel counters
-
-
-class Verdict(enum.IntEnum):
-    """Per-packet decision for inline backends."""
-
-    ACCEPT = 0
-    DROP = 1
-
-
-class FlowTuple(NamedTuple):
-    """A flow's 5-tuple as seen on one packet. Addresses are packed bytes (4 or 16)."""
-
-    src: bytes
-    dst: bytes
-    sport: int
-    dport: int
-    proto: int
-    vlan: tuple[int, ...] = ()
-
-
-class BypassCounters(NamedTuple):
-    """Kernel-side counters of one bypassed flow (both directions summed where the
-    backend cannot split them; ``*_toclient`` are then 0)."""
-
-    pkts_toserver: int
-    bytes_toserver: int
-    pkts_toclient: int
-    bytes_toclient: int
-
-
-@dataclass(frozen=True)
-class CaptureStats:
-    """Counters for the ``capture`` section of the stats event."""
-
-    kernel_packets: int = 0
-    kernel_drops: int = 0
-    errors: int = 0
-    bypass_v4_success: int = 0
-    bypass_v4_fail: int = 0
-    bypass_v6_success: int = 0
-    bypass_v6_fail: int = 0
-
-
-class BackendUnavailable(Exception):
-    """Raised by a backend's constructor/open when the host cannot run it
-    (no root, missing kernel feature, missing library). The message says why."""
-
-
-@runtime_checkable
-class CaptureBackend(Protocol):
-    name: ClassVar[str]
-    capabilities: Capability
-    linktype: int
-
-    def packets(self) -> Iterator[RawPacket]:
-        """Yield packets until the source ends (pcap) or ``close()`` is called (live)."""
-        ...
-
-    def verdict(self, pkt_id: int, verdict: Verdict) -> None:
-        """Give the verdict for one packet. No-op unless INLINE. Exactly once per packet."""
-        ...
-
-    def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:
-        """Ask the capture layer to stop delivering ``flow``.
-
-        ``pkt_id`` is the triggering packet (NFQ marks that packet's verdict).
-        Returns True when the capture layer took it (capture bypass), False when
-        it cannot (no support, map full): the engine then bypasses locally.
-        """
-        ...
-
-    def bypassed_flow_counters(self, flow: FlowTuple) -> BypassCounters | None:
-        """Current kernel counters for a capture-bypassed flow (None if unknown)."""
-        ...
-
-    def forget_bypassed(self, flow: FlowTuple) -> None:
-        """Remove the kernel state of a bypassed flow (its timeout expired)."""
-        ...
-
-    def stats(self) -> CaptureStats:
-        """Kernel packet/drop counters and bypass insert successes/failures."""
-        ...
-
-    def close(self) -> None:
-        """Release everything (detach programs, unbind queues). Idempotent."""
-        ...
+from ruleengine.capture import (
+    LINKTYPE_ETHERNET as LINKTYPE_ETHERNET,
+)
+from ruleengine.capture import (
+    LINKTYPE_IPV4 as LINKTYPE_IPV4,
+)
+from ruleengine.capture import (
+    LINKTYPE_IPV6 as LINKTYPE_IPV6,
+)
+from ruleengine.capture import (
+    LINKTYPE_LINUX_SLL as LINKTYPE_LINUX_SLL,
+)
+from ruleengine.capture import (
+    LINKTYPE_LINUX_SLL2 as LINKTYPE_LINUX_SLL2,
+)
+from ruleengine.capture import (
+    LINKTYPE_LOOP as LINKTYPE_LOOP,
+)
+from ruleengine.capture import (
+    LINKTYPE_NULL as LINKTYPE_NULL,
+)
+from ruleengine.capture import (
+    LINKTYPE_RAW as LINKTYPE_RAW,
+)
+from ruleengine.capture import (
+    BackendUnavailable as BackendUnavailable,
+)
+from ruleengine.capture import (
+    BypassCounters as BypassCounters,
+)
+from ruleengine.capture import (
+    Capability as Capability,
+)
+from ruleengine.capture import (
+    CaptureBackend as CaptureBackend,
+)
+from ruleengine.capture import (
+    CaptureStats as CaptureStats,
+)
+from ruleengine.capture import (
+    FlowTuple as FlowTuple,
+)
+from ruleengine.capture import (
+    RawPacket as RawPacket,
+)
+from ruleengine.capture import (
+    Verdict as Verdict,
+)
 
 
 class BaseBackend:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from capture_backends.nfqueue import NfqConfig
+    from capture_backends.nfq_config import NfqConfig
 
 __all__ = ["IptablesError", "NfqRules"]
 
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from capture_backends.nfqueue import NfqConfig, NfqConfigError
+    from capture_backends.nfq_config import NfqConfig, NfqConfigError
 
     parser = argparse.ArgumentParser(
         prog="python -m capture_backends.iptables",

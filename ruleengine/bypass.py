@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from capture_backends.base import BypassCounters, Capability, CaptureBackend, FlowTuple
+from ruleengine.capture import BypassCounters, Capability, CaptureBackend, FlowTuple
 from ruleengine.flow.table import BYPASS_CAPTURE, BYPASS_LOCAL, Flow, FlowTimeouts
 from ruleengine.outputs.stats import Stats
 

@@ -12,13 +12,10 @@ from collections.abc import Sequence
 
 import ruleengine
 from ruleengine.commands import COMMANDS
+from ruleengine.commands.errors import UsageError
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
-
-
-class UsageError(Exception):
-    """A bad command line or unusable input file; exits 2 with the message."""
 
 
 def build_parser() -> argparse.ArgumentParser:

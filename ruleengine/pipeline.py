@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from capture_backends.base import Capability, CaptureBackend, FlowTuple, Verdict
 from ruleengine.applayer import registry
 from ruleengine.applayer.base import AppParser
 from ruleengine.applayer.probing import AppProtoProbe, probe_direction
 from ruleengine.bypass import BypassManager
+from ruleengine.capture import Capability, CaptureBackend, FlowTuple, Verdict
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ruleengine.detect.engine import DetectEngine, Match

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from capture_backends.base import BackendUnavailable, CaptureBackend
+from ruleengine.capture import BackendUnavailable, CaptureBackend
 from ruleengine.pipeline import Pipeline, RunReport
 
 OpenBackend = Callable[[int], CaptureBackend]

@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import os
-from pathlib import Path
 from typing import Protocol
+
+from capture_backends.ebpf.bundle import bundled_dir as bundled_dir
+from capture_backends.ebpf.bundle import bundled_path as bundled_path
 
 LOADERS = ("libbpf", "bcc")
 SOCKET_FILTER_OBJECT = "bypass_filter.o"
@@ -29,15 +30,6 @@ class BpfObject(Protocol):
     def program_fd(self, name: str | None = None) -> int: ...
     def map_fd(self, name: str) -> int | None: ...
     def close(self) -> None: ...
-
-
-def bundled_dir() -> Path:
-    """Directory of the bundled programs (sources, headers, built objects)."""
-    return Path(str(importlib.resources.files("capture_backends.bpf")))
-
-
-def bundled_path(name: str) -> Path:
-    return bundled_dir() / name
 
 
 def loader_unavailable(loader: str) -> str | None:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from capture_backends.ebpf import bundled_dir
+from capture_backends.ebpf.bundle import bundled_dir
 
 
 def available() -> str | None:

@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    from ruleengine.cli import UsageError
+    from ruleengine.commands.errors import UsageError
 
     out = out or sys.stdout
     err = err or sys.stderr

@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from capture_backends.base import (
+from ruleengine.capture import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,

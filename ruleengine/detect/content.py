@@ -15,8 +15,8 @@ from typing import Any
 
 from ruleengine.detect import bytes as bytes_kw
 from ruleengine.detect.asn1 import asn1_match
-from ruleengine.detect.base64 import base64_decode_window
 from ruleengine.detect.pcre import compile_pcre, pcre_search
+from ruleengine.keywords.base64_decode import base64_decode_window
 from ruleengine.rules.model import (
     Absent,
     Asn1Match,

@@ -36,7 +36,6 @@ from ruleengine.buffers import BUFFERS, BufferDirection, getter_for
 from ruleengine.detect import content as ci
 from ruleengine.detect import flowint as fi
 from ruleengine.detect import stream_size as ssz
-from ruleengine.detect import transforms as tf
 from ruleengine.detect.conditions import (
     IP_VERSIONS,
     PROTO_NUMBERS,
@@ -55,6 +54,7 @@ from ruleengine.detect.tag import TagEntry, TagTable
 from ruleengine.detect.threshold import ThresholdTable, track_key
 from ruleengine.detect.xbits import XbitsTable
 from ruleengine.detect.xbits import order_class as xbits_order_class
+from ruleengine.keywords import transform_apply as tf
 from ruleengine.keywords.applayer import APP_LAYER_EVENT
 from ruleengine.rules.model import (
     PAYLOAD,

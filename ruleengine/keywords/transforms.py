@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ruleengine.detect import transforms as tx
+from ruleengine.keywords import transform_apply as tx
 from ruleengine.keywords._values import parse_int, split_args
 from ruleengine.keywords.registry import ArgKind, KeywordSpec, Quotes, Setup, Stage, unquote
 from ruleengine.rules.errors import KeywordError, RuleError

@@ -9,10 +9,10 @@ import base64
 import pytest
 
 from ruleengine.detect import asn1
-from ruleengine.detect import base64 as b64
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.detect.tag import TagTable
 from ruleengine.detect.xbits import XbitsTable
+from ruleengine.keywords import base64_decode as b64
 from ruleengine.rules.model import Asn1Match, Tag, Xbit, XbitCmd
 from ruleengine.stream.tcp import TcpSession
 from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply, rule

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ruleengine.applayer.base import BufferDirection, BufferSpec
-from ruleengine.applayer.smtp.parser import SmtpTransaction
 
-Getter = Callable[[SmtpTransaction], "bytes | list[bytes] | None"]
+if TYPE_CHECKING:  # the transaction asks this module for its buffers: types only here
+    from ruleengine.applayer.smtp.parser import SmtpTransaction
+
+Getter = Callable[["SmtpTransaction"], "bytes | list[bytes] | None"]
 
 
 def _text(value: str | None) -> bytes | None:

@@ -49,7 +49,7 @@ class SmtpTransaction:
 
     def __init__(self, tx_id: int, helo: bytes | None) -> None:
         self.tx_id = tx_id
-        self.helo = helo
+        self.helo: bytes | None = helo
         self.mail_from: bytes | None = None
         self.rcpt_to: list[bytes] = []
         self.message: bytearray | None = None  # the DATA bytes while they arrive

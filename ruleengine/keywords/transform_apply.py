@@ -14,8 +14,8 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ruleengine.detect import base64 as b64
-from ruleengine.detect import psl
+from ruleengine.keywords import base64_decode as b64
+from ruleengine.keywords import psl
 from ruleengine.rules.model import Transform
 
 _SPACE = frozenset(b" \t\n\v\f\r")  # C isspace() in the "C" locale

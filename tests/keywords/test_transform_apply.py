@@ -7,9 +7,9 @@ import hashlib
 
 import pytest
 
-from ruleengine.detect import psl
-from ruleengine.detect import transforms as tf
 from ruleengine.detect.engine import DetectEngine
+from ruleengine.keywords import psl
+from ruleengine.keywords import transform_apply as tf
 from ruleengine.rules.errors import RuleError
 from ruleengine.rules.model import Transform
 from tests.detect.helpers import FakeFlow, FakeTx, pkt, rule, udp
