@@ -71,6 +71,7 @@ from ruleengine.rules.model import (
     TxCondition,
     VarCheck,
 )
+from ruleengine.safety import reraise_bug
 
 HTTP_ALPROTOS = frozenset({"http", "http1"})
 _DIRS = {"toserver": BufferDirection.TO_SERVER, "toclient": BufferDirection.TO_CLIENT,
@@ -803,7 +804,9 @@ class DetectEngine:
 
 
     def _internal_error(self, exc: Exception) -> None:
-        """Counted (``errors``) and remembered for diagnostics; the packet gets no match."""
+        """Counted (``errors``) and remembered for diagnostics; the packet gets no match.
+        A bug (not what hostile data can cause) is raised in strict runs (tests)."""
+        reraise_bug(exc)
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
 

@@ -3,6 +3,8 @@ multi-buffers, absent, both-direction buffers, urilen."""
 
 from __future__ import annotations
 
+import pytest
+
 from ruleengine.detect.engine import DetectEngine, Match
 from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply, rule
 
@@ -176,13 +178,38 @@ def test_header_ports_on_tx_rules() -> None:
     assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [2]
 
 
-def test_buggy_transaction_getter_does_not_raise() -> None:
+def test_buggy_transaction_getter_does_not_raise_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RULEENGINE_STRICT", "0")
+
     class Broken(FakeTx):
         def buffer(self, name: str, to_server: bool | None = None) -> bytes | None:
             raise RuntimeError("boom")
 
     e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
     assert e.inspect_tx(pkt(), FakeFlow(), True, Broken(0), True, False) == []
+    assert e.errors == 1
+
+
+def test_buggy_transaction_getter_fails_a_strict_run() -> None:
+    class Broken(FakeTx):
+        def buffer(self, name: str, to_server: bool | None = None) -> bytes | None:
+            raise RuntimeError("boom")
+
+    e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
+    with pytest.raises(RuntimeError, match="boom"):
+        e.inspect_tx(pkt(), FakeFlow(), True, Broken(0), True, False)
+
+
+def test_hostile_value_error_is_counted_even_when_strict() -> None:
+    class Hostile(FakeTx):
+        def buffer(self, name: str, to_server: bool | None = None) -> bytes | None:
+            raise ValueError("bad length")
+
+    e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
+    assert e.inspect_tx(pkt(), FakeFlow(), True, Hostile(0), True, False) == []
+    assert e.errors == 1
 
 
 def test_payload_part_of_tx_rule_sees_earlier_stream_data() -> None:
@@ -208,7 +235,10 @@ def test_completed_side_is_not_inspected_again() -> None:
     assert sids(e.inspect_tx(pkt(), flow, True, FakeTx(1, dict(REQ)), False, False)) == [1]
 
 
-def test_non_bytes_buffers_are_ignored_and_internal_errors_are_counted() -> None:
+def test_non_bytes_buffers_are_ignored_and_internal_errors_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RULEENGINE_STRICT", "0")
     e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
     tx = FakeTx(0, {"http.uri": "/index"})  # a str is not a buffer
     assert e.inspect_tx(pkt(), FakeFlow(), True, tx, True, False) == []

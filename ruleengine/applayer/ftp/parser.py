@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 
 from ruleengine.applayer.ftp.config import FtpSettings
+from ruleengine.safety import reraise_bug
 
 # (name on the wire, name logged); Suricata's FtpCommands table order (ties go to the first)
 COMMANDS: tuple[str, ...] = (
@@ -241,7 +242,8 @@ class FtpParser:
                     self._request(line, truncated)
                 else:
                     self._reply(line, truncated)
-        except Exception:  # pragma: no cover - defensive: a parser bug must not kill the flow
+        except Exception as exc:  # pragma: no cover - a parser bug must not kill the flow
+            reraise_bug(exc)
             self.internal_errors += 1
 
     def close(self, to_server: bool | None = None) -> None:

@@ -32,6 +32,7 @@ from ruleengine.applayer.ssh.config import (
     MAX_REASSEMBLED_RECORD,
     SshSettings,
 )
+from ruleengine.safety import reraise_bug
 
 # Suricata's SSHConnectionState (progress values)
 IN_PROGRESS = 0
@@ -222,7 +223,8 @@ class SshParser:
                 rest = self._banner(to_server, side, bytes(data))
             if rest:
                 self._records(to_server, side, rest)
-        except Exception:  # pragma: no cover - defensive: a parser bug must not kill the flow
+        except Exception as exc:  # pragma: no cover - a parser bug must not kill the flow
+            reraise_bug(exc)
             self.internal_errors += 1
             self.tx.add_event("invalid_record")
             self._fail(to_server)

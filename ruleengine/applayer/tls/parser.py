@@ -24,6 +24,7 @@ from ruleengine.applayer.tls.config import TlsSettings
 from ruleengine.applayer.tls.fingerprints import ja3_string, ja3s_string, ja4_hash, md5_hex
 from ruleengine.applayer.tls.tx import TlsSide, TlsTransaction
 from ruleengine.applayer.tls.x509 import decode_certificate
+from ruleengine.safety import reraise_bug
 
 _RECORD_MAX_LEN = 1 << 14
 
@@ -104,7 +105,8 @@ class TlsParser:
             return
         try:
             self._feed(to_server, bytes(data))
-        except Exception:  # pragma: no cover - defensive: a parser bug must not kill the flow
+        except Exception as exc:  # pragma: no cover - a parser bug must not kill the flow
+            reraise_bug(exc)
             self.internal_errors += 1
             tx.add_event("invalid_ssl_record")
             self._fail()
