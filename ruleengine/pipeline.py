@@ -371,6 +371,7 @@ class Pipeline:
         matches = self.detect.inspect(pkt, flow, to_server, stream_chunk, txs)
         if flow.app is not None and txs:
             self._log_txs(flow, extra, [tx for tx, _, _ in txs], pkt)
+            self._log_files(flow, [tx for tx, _, _ in txs], pkt)
         return matches
 
     def _changed_txs(self, parser: AppParser, extra: _FlowExtra,
@@ -409,6 +410,27 @@ class Pipeline:
                 extra.logged.add(tx.tx_id)
                 if len(extra.logged) > 4096:  # bounded: ids are increasing
                     extra.logged = {i for i in extra.logged if i >= tx.tx_id - 1024}
+
+    def _log_files(self, flow: Flow, txs: list[Any], pkt: Packet | None, *,
+                   flow_end: bool = False) -> None:
+        """A ``fileinfo`` event per file once it is closed or truncated; at flow end the
+        files still open are truncated (Suricata's file logger, ``output-file.c``)."""
+        if self.eve is None or not flow.alproto or not self.eve.wants("files"):
+            return
+        for tx in txs:
+            for file in getattr(tx, "files", ()):
+                if file.logged:
+                    continue
+                if file.is_open:
+                    if not flow_end:
+                        continue
+                    file.close(truncated=True)
+                file.logged = True
+                live = pkt is not None and pkt.length
+                self.eve.fileinfo(flow.alproto, ts=pkt.ts if pkt is not None else flow.last_ts,
+                                  flow=flow, tx=tx, file=file,
+                                  pcap_cnt=self._pcap_cnt if self.settings.offline and live
+                                  else None)
 
     @staticmethod
     def _prune_txs(parser: AppParser, extra: _FlowExtra) -> None:
@@ -578,6 +600,7 @@ class Pipeline:
         timed_out_bypassed = bool(flow.bypass) and flow.end_reason == "timeout"
         if flow.app is not None and not timed_out_bypassed:
             self._log_txs(flow, extra, list(_parser(flow).transactions), None, flow_end=True)
+            self._log_files(flow, list(_parser(flow).transactions), None, flow_end=True)
         if flow.tcp is not None:
             self.tcp.release(flow)
         if flow.bypass and self.bypass_mgr is not None:

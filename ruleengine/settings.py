@@ -7,9 +7,10 @@ the YAML tree, and tests can build an engine from plain values.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ruleengine.applayer.files import FilePolicy
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.registry import AppLayerSettings, default_settings, load_settings
 from ruleengine.config import Config
@@ -58,6 +59,10 @@ class EngineSettings:
         warnings: list[str] = []
         applayer, problems = load_settings(config.get_section("app-layer.protocols"))
         warnings.extend(problems)
+        eve_options = config.eve().type_options
+        file_policy, problems = FilePolicy.from_files_options(eve_options.get("files"))
+        warnings.extend(problems)
+        applayer = replace(applayer, files=file_policy)
         http = applayer.config("http")
         checks = str(config.get("pcap-file.checksum-checks", "auto") or "auto").lower()
         settings = cls(
@@ -70,7 +75,7 @@ class EngineSettings:
             use_vlan=config.get_bool("vlan.use-for-tracking", True),
             http=http,
             applayer=applayer,
-            eve_options=config.eve().type_options,
+            eve_options=eve_options,
             stats_interval=float(config.stats_interval()),
             mpm=config.detect().mpm_algo,
             packet_alert_max=max(1, config.detect().packet_alert_max),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -22,6 +22,7 @@ from ruleengine.applayer.base import (
     BufferSpec,
     TxKeyword,
 )
+from ruleengine.applayer.files import FilePolicy
 
 _SKIP_MODULES = frozenset({"base", "registry", "detect_proto", "probing"})
 
@@ -117,6 +118,8 @@ class AppLayerSettings:
     configs: Mapping[str, Any]
     enabled: frozenset[str]
     detection_only: frozenset[str] = frozenset()
+    # how files are tracked (hashes from outputs.eve-log files: force-hash)
+    files: FilePolicy = field(default_factory=FilePolicy)
 
     def config(self, name: str) -> Any:
         return self.configs.get(name)
@@ -176,7 +179,10 @@ def make_parser(name: str, settings: AppLayerSettings, ipproto: int) -> AppParse
     spec = by_name().get(name)
     if spec is None or spec.make_parser is None:
         return None
-    return spec.make_parser(settings.config(spec.name), ipproto)
+    parser = spec.make_parser(settings.config(spec.name), ipproto)
+    if hasattr(parser, "file_policy"):  # a protocol that carries files
+        parser.file_policy = settings.files
+    return parser
 
 
 def encryption_handling(name: str, settings: AppLayerSettings) -> str:

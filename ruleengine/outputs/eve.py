@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ruleengine.applayer import registry
+from ruleengine.applayer.files import AppFile, fileinfo_object
 from ruleengine.applayer.jsontext import as_int
 from ruleengine.applayer.jsontext import text as _text
 from ruleengine.outputs.stats import nest
@@ -574,6 +575,24 @@ class EveWriter:
             if spec is not None and spec.log_when != "each_side":
                 break  # one event per transaction
         return wrote or flow_end
+
+    def fileinfo(self, alproto: str, *, ts: float, flow: FlowLike, tx: Any, file: AppFile,
+                 pcap_cnt: int | None = None) -> None:
+        """A file of a transaction, once it is closed or truncated (``output-json-file.c``):
+        addresses in the file's direction (a download runs server -> client), the
+        protocol's transaction object, ``app_proto``, ``fileinfo``."""
+        name = registry.canonical(alproto) or alproto
+        event = self._header(ts, "fileinfo", flow.flow_id, pcap_cnt)
+        self._flow_addresses(event, flow, reverse=not file.to_server)
+        self._community_id(event, flow, None)
+        options = self.type_options.get(name) or {}
+        obj = app_object(name, tx, options)
+        if obj:
+            event[name] = obj
+        event.update(app_extra(name, tx, options))
+        event["app_proto"] = name
+        event["fileinfo"] = fileinfo_object(file)
+        self._emit(event)
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str,
              bypass_reason: str | None = None) -> None:

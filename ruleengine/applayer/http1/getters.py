@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ruleengine.applayer.http1.files import multipart_boundary, multipart_file_parts
+
 if TYPE_CHECKING:
     from ruleengine.applayer.http1.tx import HttpTransaction
 
@@ -187,39 +189,8 @@ def get_request_file_data(tx: HttpTransaction) -> bytes | None:
     boundary = multipart_boundary(tx.request_header(b"content-type"))
     if boundary is None:
         return tx.request_body
-    files = multipart_files(tx.request_body, boundary)
-    return b"".join(files) if files else None
-
-
-def multipart_boundary(content_type: bytes | None) -> bytes | None:
-    """The boundary of a ``multipart/form-data`` Content-Type, or None."""
-    if content_type is None or not content_type.lower().lstrip().startswith(b"multipart/"):
-        return None
-    for param in content_type.split(b";")[1:]:
-        key, _, value = param.strip().partition(b"=")
-        if key.strip().lower() == b"boundary" and value.strip():
-            return value.strip().strip(b'"')
-    return None
-
-
-def multipart_files(body: bytes, boundary: bytes) -> list[bytes]:
-    """Contents of the parts with a filename (possibly the incomplete last one)."""
-    delimiter = b"--" + boundary
-    files: list[bytes] = []
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break  # closing delimiter
-        head, sep, content = part.partition(b"\r\n\r\n")
-        if not sep:
-            head, sep, content = part.partition(b"\n\n")
-        if not sep or b"filename" not in head.lower():
-            continue
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        elif content.endswith(b"\n"):
-            content = content[:-1]
-        files.append(content)
-    return files
+    files = multipart_file_parts(tx.request_body, boundary)
+    return b"".join(content for _, content, _ in files) if files else None
 
 
 TOSERVER: dict[str, TxGetter] = {

@@ -302,6 +302,14 @@ def normalize_host(host: bytes) -> bytes:
     return decoded.rstrip(b".")
 
 
+def normalize_path(path: bytes, *, lowercase: bool = False, double_decode: bool = False
+                   ) -> bytes:
+    """libhtp's normalised ``parsed_uri->path``: decoded, UTF-8 best-fit, dot segments
+    removed (and decoded again with ``double-decode-path``)."""
+    path = remove_dot_segments(utf8_bestfit(path_decode(path, lowercase=lowercase)))
+    return query_decode(path) if double_decode else path
+
+
 def normalize_uri(
     uri: bytes,
     *,
@@ -326,12 +334,7 @@ def normalize_uri(
             out += normalize_host(parsed.hostname)
         # libhtp's normalised URI keeps only the port number, so no ":port" here
     if parsed.path is not None:
-        path = path_decode(parsed.path, lowercase=lowercase)
-        path = utf8_bestfit(path)
-        path = remove_dot_segments(path)
-        if double_decode_path:
-            path = query_decode(path)
-        out += path
+        out += normalize_path(parsed.path, lowercase=lowercase, double_decode=double_decode_path)
     if parsed.query is not None:
         query = query_decode(parsed.query, plusspace=plusspace)
         if double_decode_query:

@@ -14,11 +14,18 @@ from collections import deque
 from collections.abc import Callable
 
 from ruleengine.applayer.detect_proto import detect_app_proto
+from ruleengine.applayer.files import FilePolicy
 from ruleengine.applayer.http1 import events as ev
 from ruleengine.applayer.http1 import lexical as lex
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.http1.decompress import Decompressor, parse_content_encoding
-from ruleengine.applayer.http1.normalize import normalize_host, normalize_uri, split_hostport
+from ruleengine.applayer.http1.files import BodyFiles
+from ruleengine.applayer.http1.normalize import (
+    normalize_host,
+    normalize_path,
+    normalize_uri,
+    split_hostport,
+)
 from ruleengine.applayer.http1.tx import HttpTransaction, Progress
 
 _VALUE_WS = b" \t\r\n\x0b\x0c"
@@ -49,6 +56,7 @@ class _Side:
         "buf",
         "chunked",
         "decomp",
+        "files",
         "header_count",
         "headers",
         "is_request",
@@ -71,6 +79,7 @@ class _Side:
         self.left = 0
         self.chunked = False
         self.decomp: Decompressor | None = None
+        self.files = BodyFiles(to_server=is_request)
 
     def available(self) -> int:
         return len(self.buf) - self.pos
@@ -91,6 +100,8 @@ class HttpParser:
 
     def __init__(self, config: HttpConfig | None = None) -> None:
         self.config = config or HttpConfig()
+        # which hashes files get (set by the engine from outputs.eve-log files: force-hash)
+        self.file_policy = FilePolicy()
         self.transactions: list[HttpTransaction] = []
         self.events: list[str] = []
         self.events_dropped = 0
@@ -143,6 +154,7 @@ class HttpParser:
         if side.available() == 0 and side.state in (_State.BODY_LENGTH, _State.CHUNK_DATA):
             skipped = min(length, side.left)
             side.left -= skipped
+            side.files.gap(fatal=False)
             if side.tx is not None:
                 self._count_message(side, skipped)
             if side.left == 0:
@@ -157,6 +169,7 @@ class HttpParser:
         elif side.state == _State.FINALIZE:
             self._complete(side)  # libhtp: a gap ends a finished request
         self._event(side.tx, ev.DATA_GAP)
+        side.files.gap(fatal=True)
         self._stop(side)
 
     def close(self, to_server: bool | None = None) -> None:
@@ -191,6 +204,7 @@ class HttpParser:
             tx.events.append(name)
 
     def _stop(self, side: _Side) -> None:
+        side.files.abort()
         side.state = _State.STOPPED
         side.buf.clear()
         side.pos = 0
@@ -343,7 +357,9 @@ class HttpParser:
             include_all=cfg.uri_include_all,
         )
         tx.uri_normalized = uri_norm
-        tx.uri_path = parsed.path
+        if parsed.path is not None:
+            tx.uri_path = normalize_path(parsed.path, lowercase=cfg.path_convert_lowercase,
+                                         double_decode=cfg.double_decode_path)
         if cfg.double_decode_path or cfg.double_decode_query:
             single, _ = normalize_uri(
                 tx.uri_raw or b"",
@@ -868,20 +884,23 @@ class HttpParser:
             return
         if side.is_request:
             limit = self.config.request_body_limit
+            stored = len(tx.request_body)
             tx.request_body_len_seen += len(data)
-            room = limit - len(tx.request_body) if limit else len(data)
+            room = limit - stored if limit else len(data)
             if room < len(data):
                 tx.request_body_truncated = True
             if room > 0:
                 tx.request_body += data[:room]
         else:
             limit = self.config.response_body_limit
+            stored = len(tx.response_body)
             tx.response_body_len_seen += len(data)
-            room = limit - len(tx.response_body) if limit else len(data)
+            room = limit - stored if limit else len(data)
             if room < len(data):
                 tx.response_body_truncated = True
             if room > 0:
                 tx.response_body += data[:room]
+        side.files.data(tx, data, stored, limit, self.file_policy)
 
     def _complete(self, side: _Side) -> None:
         tx = side.tx
@@ -891,6 +910,7 @@ class HttpParser:
             self._store_body(side, tx, side.decomp.flush())
             self._decomp_events(side)
             side.decomp = None
+        side.files.end(tx, self.file_policy)
         if side.is_request:
             tx.request_progress = Progress.COMPLETE
         else:

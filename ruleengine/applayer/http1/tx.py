@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ruleengine.applayer.files import AppFile
+
 
 class Progress(enum.IntEnum):
     """Per-direction progress (libhtp's request/response progress, simplified)."""
@@ -68,6 +70,8 @@ class HttpTransaction:
     response_has_body: bool = False
     seen_100_continue: bool = False
     events: list[str] = field(default_factory=list)
+    # files of the bodies, both directions, in the order they were opened (``files.py``)
+    files: list[AppFile] = field(default_factory=list)
     # Detection bookkeeping the pipeline may use (inspected progress per direction).
     inspected_request: int = 0
     inspected_response: int = 0

@@ -30,7 +30,7 @@ def _header_list(name: str) -> Getter:
 
 
 def _files(tx: SmtpTransaction) -> list[bytes] | None:
-    return list(tx.files) or None
+    return list(tx.file_contents) or None
 
 
 def _urls(tx: SmtpTransaction) -> list[bytes] | None:

@@ -37,8 +37,9 @@ _URL_END = re.compile(rb"[\s\"'<>()\[\]{}]")
 
 @dataclass
 class MimeResult:
-    files: list[bytes] = field(default_factory=list)
+    files: list[bytes] = field(default_factory=list)  # contents, each up to content-limit
     filenames: list[str] = field(default_factory=list)
+    file_sizes: list[int] = field(default_factory=list)  # decoded sizes, before the limit
     headers: list[tuple[str, str]] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
     body_md5: str | None = None
@@ -139,6 +140,7 @@ def _decode(data: bytes, config: SmtpConfig, result: MimeResult) -> None:
                 result.events.append("mime_long_filename")
             result.filenames.append(filename)
             result.files.append(body[: config.content_limit])
+            result.file_sizes.append(len(body))
         elif part.get_content_maintype() == "text":
             if config.extract_urls:
                 _urls(body, config, result.urls)

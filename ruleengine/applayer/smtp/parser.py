@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from ruleengine.applayer.files import AppFile, FilePolicy
 from ruleengine.applayer.smtp.config import SmtpConfig
 from ruleengine.applayer.smtp.mime import MimeResult, decode_message
 
@@ -43,7 +44,7 @@ _CMD_DATA, _CMD_BDAT, _CMD_STARTTLS, _CMD_RSET, _CMD_DATA_END, _CMD_OTHER = rang
 class SmtpTransaction:
     """One mail (or the commands around it)."""
 
-    __slots__ = ("bdat_left", "done", "events", "helo", "mail_from", "message", "mime",
+    __slots__ = ("bdat_left", "done", "events", "files", "helo", "mail_from", "message", "mime",
                  "mime_status", "rcpt_to", "request_progress", "response_progress",
                  "truncated", "tx_id")
 
@@ -55,6 +56,8 @@ class SmtpTransaction:
         self.message: bytearray | None = None  # the DATA bytes while they arrive
         self.truncated = False
         self.mime: MimeResult | None = None
+        # the attachments as tracked files (fileinfo), made when the message ends
+        self.files: list[AppFile] = []
         self.mime_status: str | None = None
         self.bdat_left = 0
         self.done = False
@@ -72,7 +75,8 @@ class SmtpTransaction:
         return self.done
 
     @property
-    def files(self) -> list[bytes]:
+    def file_contents(self) -> list[bytes]:
+        """The attachments' decoded contents (each up to ``content-limit``): file.data."""
         return self.mime.files if self.mime is not None else []
 
     def header(self, name: str) -> str | None:
@@ -98,6 +102,8 @@ class SmtpParser:
 
     def __init__(self, config: SmtpConfig | None = None) -> None:
         self.config = config or SmtpConfig()
+        # which hashes files get (set by the engine from outputs.eve-log files: force-hash)
+        self.file_policy = FilePolicy()
         self.transactions: list[SmtpTransaction] = []
         self._tx: SmtpTransaction | None = None
         self._next_id = 0
@@ -298,6 +304,22 @@ class SmtpParser:
             for event in tx.mime.events:
                 self._event(event, tx)
         tx.mime_status = status
+        self._track_files(tx)
+
+    def _track_files(self, tx: SmtpTransaction) -> None:
+        """One file per attachment; hashed only when its whole content was kept."""
+        mime = tx.mime
+        if mime is None:
+            return
+        sizes = mime.file_sizes or [len(content) for content in mime.files]
+        for name, content, size in zip(mime.filenames, mime.files, sizes, strict=False):
+            whole = size == len(content)
+            file = AppFile(name.encode("utf-8", "surrogateescape"), to_server=True,
+                           tx_id=tx.tx_id, policy=self.file_policy if whole else FilePolicy())
+            file.append(content)
+            file.size = size
+            file.close(truncated=tx.truncated)
+            tx.files.append(file)
         tx.request_progress += 1
 
     # --- server --------------------------------------------------------------------

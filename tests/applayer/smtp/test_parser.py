@@ -28,7 +28,7 @@ def test_one_mail_is_one_transaction_with_its_attachment() -> None:
     assert tx.helo == b"mx.client.example"
     assert tx.mail_from == b"<alice@example.org>"  # SIZE= option dropped, as Suricata
     assert tx.rcpt_to == [b"<bob@example.net>", b"<carol@example.net>"]
-    assert tx.files == [s.ATTACHMENT]
+    assert tx.file_contents == [s.ATTACHMENT]
     assert tx.buffer("file.data", True) == [s.ATTACHMENT]
     assert tx.buffer("file.data", False) is None
     assert tx.buffer("email.subject", True) == b"Invoice 42"
@@ -67,14 +67,14 @@ def test_every_split_point_gives_the_same_transaction() -> None:
             if to_server:
                 fed += len(data)
         tx = _parse(split).transactions[0]
-        assert (tx.files, tx.rcpt_to, tx.mail_from) == (whole.files, whole.rcpt_to,
+        assert (tx.file_contents, tx.rcpt_to, tx.mail_from) == (whole.file_contents, whole.rcpt_to,
                                                         whole.mail_from), cut
 
 
 def test_dot_stuffed_lines_are_unstuffed() -> None:
     body = s.message(attachment=b".hidden line\n..two dots\n")
     (tx,) = _parse(s.exchange(body)).transactions
-    assert tx.files == [b".hidden line\n..two dots\n"]
+    assert tx.file_contents == [b".hidden line\n..two dots\n"]
 
 
 def test_quoted_printable_attachment_and_no_attachment() -> None:
@@ -82,10 +82,10 @@ def test_quoted_printable_attachment_and_no_attachment() -> None:
            b"Content-Disposition: attachment; filename=\"a.txt\"\r\n"
            b"Content-Transfer-Encoding: quoted-printable\r\n\r\nEVIL=50AYLOAD=\r\nX")
     (tx,) = _parse(s.exchange(raw)).transactions
-    assert tx.files == [b"EVILPAYLOADX\r\n"]  # the CRLF before the final dot ends the line
+    assert tx.file_contents == [b"EVILPAYLOADX\r\n"]  # the CRLF before the final dot ends the line
     plain = b"From: a@b\r\nSubject: hi\r\n\r\nbody EVILPAYLOAD\r\n"
     (tx,) = _parse(s.exchange(plain)).transactions
-    assert tx.files == []  # the body is not an attachment: no file.data (Suricata)
+    assert tx.file_contents == []  # the body is not an attachment: no file.data (Suricata)
 
 
 def test_raw_extraction_makes_the_message_one_file() -> None:
@@ -93,7 +93,7 @@ def test_raw_extraction_makes_the_message_one_file() -> None:
     assert warnings == [] and config.raw_extraction
     body = s.message()
     (tx,) = _parse(s.exchange(body), config).transactions
-    assert tx.files == [body + b"\r\n"]
+    assert tx.file_contents == [body + b"\r\n"]
 
 
 def test_two_mails_on_one_session_and_rset() -> None:
@@ -110,12 +110,12 @@ def test_data_rejected_and_pipelining() -> None:
     chunks = [(False, b"220 hi ESMTP\r\n"), (True, b"HELO h\r\n"), (False, b"250 ok\r\n"),
               (True, b"DATA\r\n"), (False, b"554 no\r\n"), (True, b"NOOP\r\n")]
     (tx,) = _parse(chunks).transactions
-    assert "data_command_rejected" in tx.events and tx.files == []
+    assert "data_command_rejected" in tx.events and tx.file_contents == []
     # PIPELINING announced: data mode without waiting for 354
     parser = SmtpParser()
     for to_server, data in s.exchange(pipelining=True):
         parser.feed(to_server, data)
-    assert parser.transactions[0].files == [s.ATTACHMENT]
+    assert parser.transactions[0].file_contents == [s.ATTACHMENT]
 
 
 def test_starttls_stops_parsing() -> None:
@@ -135,7 +135,7 @@ def test_bdat_chunks() -> None:
               (True, f"BDAT {len(body) - half} LAST\r\n".encode() + body[half:]),
               (False, b"250 ok\r\n")]
     (tx,) = _parse(chunks).transactions
-    assert tx.done and tx.files == [s.ATTACHMENT]
+    assert tx.done and tx.file_contents == [s.ATTACHMENT]
 
 
 def test_no_welcome_and_invalid_reply_events() -> None:
@@ -171,7 +171,7 @@ def test_mime_base64_garbage_and_deep_nesting_never_raise() -> None:
         assert parser.transactions[0].done
     tx = _parse(s.exchange(bad64)).transactions[0]
     assert "mime_invalid_base64" in tx.events
-    assert len(tx.files) == 1  # decoded leniently (invalid characters skipped)
+    assert len(tx.file_contents) == 1  # decoded leniently (invalid characters skipped)
 
 
 def test_config_warnings() -> None:
@@ -212,3 +212,12 @@ def test_starttls_then_plaintext_is_a_failed_protocol_change() -> None:
               (True, b"STARTTLS\r\n"), (False, b"220 go\r\n"), (True, b"MAIL FROM:<a@b>\r\n")]
     (tx,) = _parse(chunks).transactions
     assert "failed_protocol_change" in tx.events
+
+
+def test_attachments_are_tracked_files() -> None:
+    parser = SmtpParser()
+    for to_server, data in s.exchange():
+        parser.feed(to_server, data)
+    (file,) = parser.transactions[0].files
+    assert (file.name, file.size, file.to_server, file.state.name, file.tx_id) == (
+        b"exploit.ps", len(s.ATTACHMENT), True, "CLOSED", 0)

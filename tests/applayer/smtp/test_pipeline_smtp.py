@@ -100,3 +100,14 @@ def test_attachment_alerts_and_smtp_event(tmp_path: Path) -> None:
 def test_disabled_smtp_is_not_parsed(tmp_path: Path) -> None:
     events = _run(tmp_path, sessions.exchange(), {"smtp": {"enabled": "no"}})
     assert not [e for e in events if e["event_type"] in ("alert", "smtp")]
+
+
+def test_attachment_is_a_fileinfo_event_with_smtp_metadata(tmp_path: Path) -> None:
+    events = _run(tmp_path, sessions.exchange())
+    (info,) = [e for e in events if e["event_type"] == "fileinfo"]
+    assert info["app_proto"] == "smtp"
+    assert info["fileinfo"]["filename"] == "exploit.ps"
+    assert info["fileinfo"]["state"] == "CLOSED"
+    assert info["smtp"]["helo"] == "mx.client.example"
+    assert info["email"]["attachment"] == ["exploit.ps"]
+    assert (info["src_ip"], info["dest_port"]) == (CLIENT, SPORT)  # sent by the client
