@@ -609,7 +609,8 @@ class Pipeline:
         self.stats.incr("flow.end")
         if self.eve is not None:
             self.eve.flow(flow, app_proto=flow.alproto, alerted=extra.alerted,
-                          reason=flow.end_reason, bypass_reason=flow.bypass_reason)
+                          reason=flow.end_reason, bypass_reason=flow.bypass_reason,
+                          variables=self.detect.alert_vars(None, flow))
 
     def _final_inspection(self, flow: Flow, extra: _FlowExtra) -> None:
         """Flow end: deliver what the stream still holds (data never ACKed before the

@@ -144,7 +144,9 @@ def _compile_item(item: object) -> Op:
         op.code = compile_pcre(item)
         op.negated = item.negated
         op.relative = item.relative
-        op.captures = _var_captures(op.code)
+        op.captures = _var_captures(op.code) + tuple(
+            (number, scope, name)
+            for number, (scope, name) in enumerate(item.capture_vars, start=1))
         return op
     if isinstance(item, Base64Decode):
         # no RELATIVE_NEXT on the content before it (DetectBase64DecodeSetup): its

@@ -790,7 +790,7 @@ class DetectEngine:
         if flow is not None:
             bits = getattr(flow, "flowbits", None)
             if bits:
-                out["flowbits"] = sorted(bits)
+                _split_traffic_bits(sorted(bits), out)
             st = flow.detect if isinstance(flow.detect, _FlowState) else None
             if st is not None:
                 if st.flowints:
@@ -1388,3 +1388,25 @@ def _has_event(cond: TxCondition, tx: Any) -> bool:
     events = getattr(tx, "events", None) or ()
     found = name in events or f"{cond.alproto}.{name}" in events
     return bool(found != negated)
+
+
+_TRAFFIC_PREFIXES = (("traffic/id/", "id"), ("traffic/label/", "label"))
+
+
+def _split_traffic_bits(bits: list[str], out: dict[str, Any]) -> None:
+    """Flowbits named ``traffic/id/<x>`` / ``traffic/label/<x>`` are logged as
+    ``traffic: {id: [x], label: [x]}`` (Suricata's TRAFFIC_ID/LABEL_PREFIX); others as
+    ``flowbits``."""
+    plain: list[str] = []
+    traffic: dict[str, list[str]] = {}
+    for bit in bits:
+        for prefix, key in _TRAFFIC_PREFIXES:
+            if bit.startswith(prefix):
+                traffic.setdefault(key, []).append(bit[len(prefix):])
+                break
+        else:
+            plain.append(bit)
+    if plain:
+        out["flowbits"] = plain
+    if traffic:
+        out["traffic"] = traffic

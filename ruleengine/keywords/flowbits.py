@@ -12,7 +12,8 @@ from ruleengine.rules.model import Flowbit, FlowbitCmd
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+# Suricata only refuses blanks in a name (DetectFlowbitParse); "traffic/id/x" is common
+_NAME_RE = re.compile(r"[^\s|&]{1,255}\Z")
 
 
 def setup_flowbits(b: RuleBuilder, value: str | None) -> None:

@@ -138,6 +138,7 @@ def setup_pcre(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
     regex, flags, negated, regex_at = parse_pcre(value)
     flags_at = regex_at + len(regex) + 1
+    flags, capture_vars = _capture_names(flags, flags_at)
     options = 0
     general = []
     relative = False
@@ -196,13 +197,47 @@ def setup_pcre(b: RuleBuilder, value: str | None) -> None:
         relative=relative,
         compiled=compiled,
         span=b.option_span,
+        capture_vars=capture_vars,
     )
+    groups = int(getattr(compiled.code, "groups", 0) or 0) if capture_vars else 0
+    if len(capture_vars) > groups:
+        raise KeywordError(
+            f"pcre names {len(capture_vars)} capture variables but has {groups} capture "
+            "group(s)",
+            code="invalid-pcre",
+            value_range=(flags_at, flags_at + len(flags)),
+        )
     if buffer is not None:
         target = b.buffer_list(buffer)
         target.items.append(item)
         b.last_match_buffer = target
     else:
         b.add_item(item)
+
+
+_CAPTURE_SCOPES = (("flow:", "flow"), ("pkt:", "pkt"))
+
+
+def _capture_names(flags: str, flags_at: int) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Split ``"VG, flow:key,pkt:value"`` into the flags and the capture variables
+    (DetectPcreParseCapture: each name is ``flow:<name>`` or ``pkt:<name>``)."""
+    comma = flags.find(",")
+    if comma == -1:
+        return flags, ()
+    out: list[tuple[str, str]] = []
+    for name in flags[comma + 1:].split(","):
+        name = name.strip()
+        for prefix, scope in _CAPTURE_SCOPES:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                out.append((scope, name[len(prefix):]))
+                break
+        else:
+            raise KeywordError(
+                f"pcre capture name '{name}' must be flow:<name> or pkt:<name>",
+                code="invalid-pcre",
+                value_range=(flags_at + comma + 1, flags_at + len(flags)),
+            )
+    return flags[:comma].rstrip(), tuple(out)
 
 
 # Suricata 5+ inspects http_server_body / http.response_body as the file_data buffer.

@@ -284,6 +284,19 @@ def verdict_object(action: str, *, ips: bool, proto: int) -> dict[str, Any]:
     return {"action": "alert"}
 
 
+def _add_variables(event: dict[str, Any], variables: Mapping[str, Any] | None) -> None:
+    """Rule variables into an event (EveAddMetadata): ``traffic`` (flowbits named
+    ``traffic/id/..`` and ``traffic/label/..``) at the top level, the rest in ``metadata``."""
+    if not variables:
+        return
+    rest = dict(variables)
+    traffic = rest.pop("traffic", None)
+    if traffic:
+        event["traffic"] = traffic
+    if rest:
+        event["metadata"] = rest
+
+
 def _metadata(rule: Any) -> dict[str, list[str]] | None:
     """Rule ``metadata`` as EVE's ``alert.metadata``: key -> list of values."""
     items = getattr(rule, "metadata", None)
@@ -468,8 +481,7 @@ class EveWriter:
                 flow_obj["src_port"] = int(flow.sport)
                 flow_obj["dest_port"] = int(flow.dport)
             event["flow"] = flow_obj
-        if variables:
-            event["metadata"] = dict(variables)
+        _add_variables(event, variables)
         if verdict:
             event["verdict"] = dict(verdict)
         self._emit(event)
@@ -595,8 +607,10 @@ class EveWriter:
         self._emit(event)
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str,
-             bypass_reason: str | None = None) -> None:
-        """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``."""
+             bypass_reason: str | None = None,
+             variables: Mapping[str, Any] | None = None) -> None:
+        """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``.
+        ``variables``: the flow's flowbits, flowints and flowvars (as in alerts)."""
         if not self.wants("flow"):
             return
         event = self._header(flow.last_ts, "flow", flow.flow_id, None)
@@ -614,7 +628,9 @@ class EveWriter:
             body["state"] = "bypassed"
             if bypass_reason:
                 # the flow schema has no field for it: a flowvar, as rules' vars are logged
-                event["metadata"] = {"flowvars": [{"bypass_reason": bypass_reason}]}
+                flowvars = list((variables or {}).get("flowvars") or [])
+                variables = {**(variables or {}),
+                             "flowvars": [*flowvars, {"bypass_reason": bypass_reason}]}
         else:
             body["state"] = flow.state or "new"
         body["reason"] = reason or "unknown"
@@ -623,6 +639,7 @@ class EveWriter:
         tcp = self._tcp(flow)
         if tcp:
             event["tcp"] = tcp
+        _add_variables(event, variables)
         self._emit(event)
 
     def stats(self, ts: float, uptime: float, counters: Mapping[str, int]) -> None:

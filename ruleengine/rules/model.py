@@ -184,6 +184,9 @@ class PcreMatch:
     rawbytes: bool = False
     compiled: Any = None
     span: Span | None = None
+    # capture names after the flags (``"/(a)(b)/, flow:key,pkt:value"``): group N+1 is
+    # stored in variable N as (scope "flow"|"pkt", name)
+    capture_vars: tuple[tuple[str, str], ...] = ()
 
 
 class Endian(enum.Enum):

@@ -171,6 +171,36 @@ def test_captures_only_from_a_full_match() -> None:
     assert e.alert_vars(pkt(b""), flow) == {"flowvars": [{"id": "7"}]}
 
 
+def test_capture_names_after_the_flags_store_groups_in_order() -> None:
+    e = engine(r'alert tcp any any -> any any (pcre:"/^(\w+)\/(\d+\.\d+)/i, flow:key,pkt:ver";'
+               r' sid:1;)')
+    flow = FakeFlow()
+    p = pkt(b"Mozilla/5.0 (X11)")
+    assert sids(e.inspect_packet(p, flow, True)) == [1]
+    assert e.alert_vars(p, flow) == {"flowvars": [{"key": "Mozilla"}],
+                                     "pktvars": [{"ver": "5.0"}]}
+
+
+@pytest.mark.parametrize(("pcre", "message"), [
+    ('"/(a)/, flow:x,flow:y"', "2 capture variables but has 1"),
+    ('"/(a)/, alert:x"', "must be flow:<name> or pkt:<name>"),
+])
+def test_bad_capture_names_are_rule_errors(pcre: str, message: str) -> None:
+    from ruleengine.rules.loader import load_rule_text
+
+    result = load_rule_text(f"alert tcp any any -> any any (pcre:{pcre}; sid:1;)")
+    assert not result.rules and message in str(result.errors[0])
+
+
+def test_traffic_flowbits_are_logged_as_traffic() -> None:
+    e = engine('alert tcp any any -> any any (content:"x"; flowbits:set,traffic/id/mozilla; '
+               'flowbits:set,traffic/label/browser; flowbits:set,plain; sid:1;)')
+    flow = FakeFlow()
+    e.inspect_packet(pkt(b"x"), flow, True)
+    assert e.alert_vars(pkt(b""), flow) == {
+        "flowbits": ["plain"], "traffic": {"id": ["mozilla"], "label": ["browser"]}}
+
+
 # --- stream_size -----------------------------------------------------------------------
 
 

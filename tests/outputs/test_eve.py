@@ -212,6 +212,25 @@ def test_flow_event(tmp_path: Path):
                             "fin": True, "syn": True, "psh": True, "ack": True}
 
 
+def test_flow_and_alert_carry_rule_variables_and_traffic(tmp_path: Path):
+    path = tmp_path / "eve.json"
+    variables = {"flowbits": ["seen"], "flowvars": [{"key": "Mozilla"}],
+                 "traffic": {"id": ["mozilla"]}}
+    with EveWriter(path) as eve:
+        eve.flow(FakeFlow(), app_proto="http", alerted=False, reason="shutdown",
+                 variables=variables)
+        eve.alert(ts=3.0, flow=FakeFlow(), pkt=packet(), rule=FakeRule(), action="allowed",
+                  to_server=True, tx=None, app_proto=None, category=None, severity=3,
+                  variables=variables)
+        eve.flow(FakeFlow(bypass=1), app_proto=None, alerted=False, reason="timeout",
+                 bypass_reason="rule", variables={"flowvars": [{"a": "1"}]})
+    flow_event, alert_event, bypassed = read_events(path)
+    for event in (flow_event, alert_event):
+        assert event["traffic"] == {"id": ["mozilla"]}
+        assert event["metadata"] == {"flowbits": ["seen"], "flowvars": [{"key": "Mozilla"}]}
+    assert bypassed["metadata"] == {"flowvars": [{"a": "1"}, {"bypass_reason": "rule"}]}
+
+
 @pytest.mark.parametrize(("bypass", "name"), [(1, "local"), (2, "capture")])
 def test_bypassed_flow_event(tmp_path: Path, bypass: int, name: str):
     path = tmp_path / "eve.json"
