@@ -24,11 +24,12 @@ from ruleengine.applayer.base import AppParser
 from ruleengine.applayer.probing import AppProtoProbe, probe_direction
 from ruleengine.bypass import BypassManager
 from ruleengine.capture import Capability, CaptureBackend, FlowTuple, Verdict
+from ruleengine.config.values import parse_bool
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ruleengine.detect.engine import DetectEngine, Match
 from ruleengine.flow.table import Flow, FlowTable
-from ruleengine.outputs.eve import EveWriter
+from ruleengine.outputs.eve import EveWriter, verdict_object
 from ruleengine.outputs.stats import Stats
 from ruleengine.reject import RejectSender
 from ruleengine.rules.model import Action, Rule
@@ -41,6 +42,8 @@ FLOW_PASS = 1  # a pass rule matched on the flow, or an exception policy said pa
 FLOW_DROP = 2  # drop (IPS): every later packet of the flow is dropped
 
 Classifier = Callable[[str | None], "tuple[str, int] | None"]
+# the flow event's ``action`` for a flow-level decision (output-json-flow.c)
+_FLOW_ACTIONS = {FLOW_PASS: "pass", FLOW_DROP: "drop"}
 # (timestamp, uptime, counters): where a worker's stats go instead of its own EVE stats event
 StatsSink = Callable[[float, float, dict[str, int]], None]
 
@@ -111,6 +114,9 @@ class Pipeline:
         self.settings = settings
         self.detect = detect
         self.eve = eve
+        # eve-log alert option ``verdict: yes``: alerts carry the packet's final verdict
+        alert_options = settings.eve_options.get("alert") or {}
+        self._log_verdict = parse_bool(alert_options.get("verdict")) is True
         self.stats = stats
         self.classify = classify
         self.reject = reject
@@ -453,20 +459,26 @@ class Pipeline:
     def _act(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
              matches: list[Match]) -> Verdict:
         verdict = Verdict.ACCEPT
-        logged = 0
+        to_log: list[tuple[Match, bool]] = []
+        final_action = "alert"  # the rule action that decides the packet (EVE verdict)
         for match in matches:
             rule = match.rule
             action = rule.action
             if action is Action.PASS:
                 if match.apply_to_flow:
                     extra.decision = FLOW_PASS
+                final_action = "pass"
                 break
             blocked = self.settings.ips and (action is Action.DROP or action.is_reject)
             # Matches come in rule order (action, priority): beyond packet-alert-max the
             # lower-priority alerts are discarded, as Suricata does.
-            if match.alert and logged < self.settings.packet_alert_max:
-                logged += 1
-                self._alert(flow, extra, pkt, to_server, match, blocked)
+            if match.alert:
+                if len(to_log) < self.settings.packet_alert_max:
+                    to_log.append((match, blocked))
+                else:
+                    self.stats.incr("detect.alert_queue_overflow")
+            if (action is Action.DROP or action.is_reject) and final_action == "alert":
+                final_action = action.value
             if blocked:
                 verdict = Verdict.DROP
                 if match.apply_to_flow or action.is_reject:
@@ -476,12 +488,17 @@ class Pipeline:
                 self.stats.incr("ips.rejected")
             if rule.bypass and not flow.bypass:
                 self._bypass(flow, pkt, f"rule:{rule.sid}")
+        # alerts are written once the packet's fate is known, as Suricata's alert queue
+        verdict_obj = verdict_object(final_action, ips=self.settings.ips, proto=pkt.proto) \
+            if to_log and self._log_verdict else None
+        for match, blocked in to_log:
+            self._alert(flow, extra, pkt, to_server, match, blocked, verdict_obj)
         if verdict is Verdict.DROP:
             self._count_drop(pkt)
         return verdict
 
     def _alert(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
-               match: Match, blocked: bool) -> None:
+               match: Match, blocked: bool, verdict: dict[str, Any] | None = None) -> None:
         rule = match.rule
         extra.alerted = True
         sid = rule.sid
@@ -501,7 +518,7 @@ class Pipeline:
             to_server=to_server, tx=tx, tx_id=match.tx_id,
             app_proto=flow.alproto, category=category, severity=severity,
             pcap_cnt=self._pcap_cnt if self.settings.offline and pkt.length else None,
-            variables=self.detect.alert_vars(pkt, flow),
+            variables=self.detect.alert_vars(pkt, flow), verdict=verdict,
         )
 
     def _classification(self, rule: Rule) -> tuple[str | None, int]:
@@ -610,7 +627,8 @@ class Pipeline:
         if self.eve is not None:
             self.eve.flow(flow, app_proto=flow.alproto, alerted=extra.alerted,
                           reason=flow.end_reason, bypass_reason=flow.bypass_reason,
-                          variables=self.detect.alert_vars(None, flow))
+                          variables=self.detect.alert_vars(None, flow),
+                          action=_FLOW_ACTIONS.get(extra.decision))
 
     def _final_inspection(self, flow: Flow, extra: _FlowExtra) -> None:
         """Flow end: deliver what the stream still holds (data never ACKed before the

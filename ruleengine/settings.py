@@ -40,6 +40,8 @@ class EngineSettings:
     flow_manager_interval: float = 1.0  # seconds between flow expiry passes (capture time)
     mpm: str = "auto"
     packet_alert_max: int = 15  # alerts logged per packet at most (packet-alert-max)
+    # suricata.yaml action-order: which action's rules are evaluated first
+    action_order: tuple[str, ...] = ("pass", "drop", "reject", "alert")
     offline: bool = True  # pcap run: pcap_cnt in events, capture-time stats
 
     def __post_init__(self) -> None:
@@ -63,6 +65,11 @@ class EngineSettings:
         file_policy, problems = FilePolicy.from_files_options(eve_options.get("files"))
         warnings.extend(problems)
         applayer = replace(applayer, files=file_policy)
+        unknown = [a for a in config.detect().action_order
+                   if a not in ("pass", "drop", "reject", "alert")]
+        if unknown:
+            warnings.append(f"action-order: unknown action(s) {', '.join(unknown)} "
+                            "(pass, drop, reject, alert): ignored")
         http = applayer.config("http")
         checks = str(config.get("pcap-file.checksum-checks", "auto") or "auto").lower()
         settings = cls(
@@ -79,6 +86,7 @@ class EngineSettings:
             stats_interval=float(config.stats_interval()),
             mpm=config.detect().mpm_algo,
             packet_alert_max=max(1, config.detect().packet_alert_max),
+            action_order=config.detect().action_order,
             offline=offline,
         )
         return settings, warnings

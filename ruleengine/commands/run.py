@@ -211,7 +211,8 @@ def _settings(
 
 
 def _detect_engine(settings: EngineSettings, ruleset: RuleSet) -> DetectEngine:
-    return DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm))
+    return DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm),
+                        action_order=settings.action_order)
 
 
 def _make_pipeline(

@@ -27,7 +27,7 @@ for both in one ordered list. Per-flow state lives in ``flow.detect``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from ruleengine.applayer import registry
@@ -354,14 +354,28 @@ class CRule:
                 and not self.stateful)
 
 
-def _order_key(cr: CRule) -> tuple[int, ...]:
+def action_ranks(action_order: Sequence[str]) -> dict[Action, int]:
+    """suricata.yaml ``action-order`` (default pass, drop, reject, alert) as a rank per
+    action; the reject variants rank with ``reject``."""
+    ranks: dict[Action, int] = {}
+    for rank, name in enumerate(action_order):
+        for action in _ACTION_RANK:
+            group = "reject" if action.is_reject else action.value
+            if group == name and action not in ranks:
+                ranks[action] = rank
+    for action, default in _ACTION_RANK.items():
+        ranks.setdefault(action, len(action_order) + default)
+    return ranks
+
+
+def _order_key(cr: CRule, ranks: Mapping[Action, int] = _ACTION_RANK) -> tuple[int, ...]:
     """``SCSigOrderSignatures``: action, then flowbits, flowvar, flowint, pktvar,
     hostbits and ippairbits (setters before readers), priority, load order."""
     r = cr.rule
     host = tuple(x for x in r.xbits if x.track != "ip_pair")
     pair = tuple(x for x in r.xbits if x.track == "ip_pair")
     return (
-        _ACTION_RANK.get(r.action, 3),
+        ranks.get(r.action, 3),
         -order_class(r.flowbits),
         -_var_order(cr, "flow"),
         -_set_read_class(bool(cr.fi_actions), bool(cr.fi_checks)),
@@ -429,7 +443,7 @@ class _Group:
     """Rules of one packet group or tx direction, with their prefilter tables."""
 
     def __init__(self, rules: Sequence[CRule], mpm_backend: str, use_mpm: bool) -> None:
-        self.rules = sorted(rules, key=_order_key)
+        self.rules = sorted(rules, key=lambda cr: cr.idx)  # the engine's firing order
         self.always: list[int] = []
         self.iponly: list[int] = []  # always candidates, once per flow direction
         self.by_pid: dict[str, dict[int, list[int]]] = {}
@@ -624,6 +638,7 @@ class DetectEngine:
         tag_max_per_key: int = 50,
         flowint_max: int = fi.MAX_VARS,
         flowvar_max: int = 256,
+        action_order: Sequence[str] = ("pass", "drop", "reject", "alert"),
     ) -> None:
         self.mpm_backend = resolve_backend(mpm)
         self.packet_alert_max = packet_alert_max  # suricata.yaml packet-alert-max
@@ -654,7 +669,8 @@ class DetectEngine:
                     reason = f"cannot compile: {exc!r}"
             if reason is not None:
                 self.skipped.append((rule, reason))
-        self.rules: list[CRule] = sorted(compiled, key=_order_key)
+        ranks = action_ranks(action_order)
+        self.rules: list[CRule] = sorted(compiled, key=lambda cr: _order_key(cr, ranks))
         for cr in self.rules:
             for cb, _, _ in cr.tx_bufs:
                 if cb.transforms:

@@ -608,7 +608,7 @@ class EveWriter:
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str,
              bypass_reason: str | None = None,
-             variables: Mapping[str, Any] | None = None) -> None:
+             variables: Mapping[str, Any] | None = None, action: str | None = None) -> None:
         """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``.
         ``variables``: the flow's flowbits, flowints and flowvars (as in alerts)."""
         if not self.wants("flow"):
@@ -635,6 +635,8 @@ class EveWriter:
             body["state"] = flow.state or "new"
         body["reason"] = reason or "unknown"
         body["alerted"] = bool(alerted)
+        if action:  # the flow was passed or dropped as a whole
+            body["action"] = action
         event["flow"] = body
         tcp = self._tcp(flow)
         if tcp:

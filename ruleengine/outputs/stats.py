@@ -25,6 +25,7 @@ BASE_COUNTERS: tuple[str, ...] = (
     "decoder.udp",
     "flow.active",
     "detect.alert",
+    "detect.alert_queue_overflow",
     "flow_bypassed.local_pkts",
     "flow_bypassed.local_bytes",
     "flow_bypassed.local_capture_pkts",

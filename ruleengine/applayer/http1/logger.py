@@ -42,6 +42,7 @@ def eve_http(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any
     status = as_int(getattr(tx, "status", None))
     if status is not None:
         http["status"] = status
+    put("redirect", _header(tx, "response_header", b"location", "redirect"))
     length = as_int(getattr(tx, "length", None))
     if length is not None:
         http["length"] = length
