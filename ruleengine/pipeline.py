@@ -72,12 +72,16 @@ _EXPECTATION_TIMEOUT = 300.0  # seconds an announced data flow is waited for
 class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
-    __slots__ = ("alerted", "decision", "encrypted", "inspected", "logged", "midstream_seen",
-                 "pending", "probe", "recent_txs")
+    __slots__ = ("alerted", "decision", "drops_logged", "encrypted", "exception_policies",
+                 "inspected", "logged", "midstream_seen", "pending", "probe", "recent_txs")
 
     def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
         self.midstream_seen = False
+        # exception policies applied to the flow: (target, policy) as the flow event logs them
+        self.exception_policies: list[tuple[str, str]] = []
+        # directions (1: to server, 2: to client) whose flow drop has a drop event
+        self.drops_logged = 0
         self.decision = FLOW_INSPECT
         self.probe: AppProtoProbe | None = probe
         # the app layer reported its handshake done both ways (encryption-handling)
@@ -117,6 +121,9 @@ class Pipeline:
         # eve-log alert option ``verdict: yes``: alerts carry the packet's final verdict
         alert_options = settings.eve_options.get("alert") or {}
         self._log_verdict = parse_bool(alert_options.get("verdict")) is True
+        drop_options = settings.eve_options.get("drop") or {}
+        self._drop_log_all = str(drop_options.get("flows", "start")).lower() == "all"
+        self._drop_log_alerts = parse_bool(drop_options.get("alerts")) is True
         self.stats = stats
         self.classify = classify
         self.reject = reject
@@ -198,10 +205,10 @@ class Pipeline:
             self._count_bypassed_packet(flow, pkt, to_server)
             return Verdict.ACCEPT
         if extra.decision == FLOW_DROP:
-            self._count_drop(pkt)
+            self._dropped(flow, extra, pkt, to_server, "flow drop")
             return Verdict.DROP
         if extra.decision == FLOW_PASS:
-            self._track_only(flow, pkt, to_server)
+            self._track_only(flow, extra, pkt, to_server)
             return Verdict.ACCEPT
         return self._inspect(flow, extra, pkt, to_server)
 
@@ -212,9 +219,11 @@ class Pipeline:
         eof = (False, False)
         if pkt.proto == IPPROTO_TCP:
             upd = self.tcp.process(flow, pkt, to_server)
-            if self._midstream_exception(flow, extra, upd.midstream_rejected) and \
-                    self._midstream_policy(flow, extra, pkt):
-                return Verdict.DROP if extra.decision == FLOW_DROP else Verdict.ACCEPT
+            if self._midstream_exception(flow, extra, upd.midstream_rejected):
+                self._exception_applied(extra, "stream_midstream", "tcp.midstream",
+                                        self.settings.midstream_policy)
+                if self._midstream_policy(flow, extra, pkt, to_server):
+                    return Verdict.DROP if extra.decision == FLOW_DROP else Verdict.ACCEPT
             chunks = upd.data
             depth_reached = upd.depth_reached_toserver or upd.depth_reached_toclient
             eof = (upd.closed_toserver, upd.closed_toclient)
@@ -264,10 +273,15 @@ class Pipeline:
         if handling == "bypass" and not flow.bypass:
             self._bypass(flow, pkt, "encryption")
 
-    def _track_only(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
-        """A passed flow still needs TCP state so it closes and times out correctly."""
+    def _track_only(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool) -> None:
+        """A passed flow still needs TCP state so it closes and times out correctly; a
+        midstream packet refused again counts its pass-flow policy again (Suricata's stream
+        engine runs on passed flows)."""
         if pkt.proto == IPPROTO_TCP:
-            self.tcp.process(flow, pkt, to_server)
+            upd = self.tcp.process(flow, pkt, to_server)
+            if upd.midstream_rejected and self.settings.midstream_policy == "pass-flow":
+                self._exception_applied(extra, "stream_midstream", "tcp.midstream",
+                                        "pass-flow")
 
     # --- app layer -----------------------------------------------------------------
 
@@ -494,7 +508,9 @@ class Pipeline:
         for match, blocked in to_log:
             self._alert(flow, extra, pkt, to_server, match, blocked, verdict_obj)
         if verdict is Verdict.DROP:
-            self._count_drop(pkt)
+            dropper = next((m.rule for m in matches if m.rule.action is Action.DROP
+                            or m.rule.action.is_reject), None)
+            self._dropped(flow, extra, pkt, to_server, "rules", dropper)
         return verdict
 
     def _alert(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
@@ -528,9 +544,34 @@ class Pipeline:
             return category, rule.priority
         return category, info[1] if info else 3
 
-    def _count_drop(self, pkt: Packet) -> None:
+    def _dropped(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
+                 reason: str, rule: Rule | None = None) -> None:
+        """Count a dropped packet and write its ``drop`` event (output-json-drop.c): with
+        ``flows: start`` (the default) a flow dropped as a whole logs its first drop per
+        direction, a drop a rule caused is always logged; ``flows: all`` logs every one."""
         self.report.dropped += 1
         self.stats.incr("ips.blocked")
+        if self.eve is None or not self.settings.ips or not self.eve.wants("drop"):
+            return
+        side = 1 if to_server else 2
+        if not self._drop_log_all and rule is None and extra.drops_logged & side:
+            return
+        extra.drops_logged |= side
+        category, severity = self._classification(rule) if rule is not None else (None, 3)
+        self.eve.drop(ts=pkt.ts, flow=flow, pkt=pkt, to_server=to_server, reason=reason,
+                      rule=rule if self._drop_log_alerts else None, category=category,
+                      severity=severity,
+                      pcap_cnt=self._pcap_cnt if self.settings.offline and pkt.length else None)
+
+    def _exception_applied(self, extra: _FlowExtra, target: str, counter: str,
+                           policy: str) -> None:
+        """An exception policy met this flow: the flow event lists it once, the stats count
+        each time it acted (``exception_policy.<counter>.<policy>``; not for ignore)."""
+        name = policy.replace("-", "_")
+        if all(t != target for t, _ in extra.exception_policies):
+            extra.exception_policies.append((target, name))
+        if name != "ignore":
+            self.stats.incr(f"exception_policy.{counter}.{name}")
 
     # --- bypass --------------------------------------------------------------------
 
@@ -571,7 +612,8 @@ class Pipeline:
             return True
         return False
 
-    def _midstream_policy(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> bool:
+    def _midstream_policy(self, flow: Flow, extra: _FlowExtra, pkt: Packet,
+                          to_server: bool) -> bool:
         """Apply the resolved stream.midstream-policy. True when it decided the packet's fate."""
         policy = self.settings.midstream_policy
         if policy == "pass-flow":
@@ -579,7 +621,7 @@ class Pipeline:
             return True
         if policy == "drop-flow" and self.settings.ips:
             extra.decision = FLOW_DROP
-            self._count_drop(pkt)
+            self._dropped(flow, extra, pkt, to_server, "stream midstream")
             return True
         if policy == "bypass":
             self._bypass(flow, pkt, "exception-policy")
@@ -588,7 +630,7 @@ class Pipeline:
             extra.decision = FLOW_DROP
             if self.reject is not None:
                 self.reject.send(pkt, "reject")
-            self._count_drop(pkt)
+            self._dropped(flow, extra, pkt, to_server, "stream midstream")
             return True
         return False
 
@@ -628,7 +670,8 @@ class Pipeline:
             self.eve.flow(flow, app_proto=flow.alproto, alerted=extra.alerted,
                           reason=flow.end_reason, bypass_reason=flow.bypass_reason,
                           variables=self.detect.alert_vars(None, flow),
-                          action=_FLOW_ACTIONS.get(extra.decision))
+                          action=_FLOW_ACTIONS.get(extra.decision),
+                          exception_policies=extra.exception_policies)
 
     def _final_inspection(self, flow: Flow, extra: _FlowExtra) -> None:
         """Flow end: deliver what the stream still holds (data never ACKed before the

@@ -23,7 +23,7 @@ REQUEST = b"GET /index.html HTTP/1.0\r\nHost: h\r\n\r\n"
 RESPONSE = b"HTTP/1.0 302 Found\r\nLocation: /main.php\r\nContent-Length: 0\r\n\r\n"
 
 
-def _frames() -> list[tuple[float, bytes]]:
+def _frames(*, handshake: bool = True) -> list[tuple[float, bytes]]:
     out: list[tuple[float, bytes]] = []
     seq = {True: 100, False: 900}
 
@@ -35,9 +35,10 @@ def _frames() -> list[tuple[float, bytes]]:
         out.append((1.0 + len(out) / 1000, bytes(Ether() / ip / tcp / data)))
         seq[to_server] += len(data) + (1 if "S" in flags or "F" in flags else 0)
 
-    add(True, "S")
-    add(False, "SA")
-    add(True, "A")
+    if handshake:
+        add(True, "S")
+        add(False, "SA")
+        add(True, "A")
     add(True, "PA", REQUEST)
     add(False, "PA", RESPONSE)
     add(True, "FA")
@@ -49,12 +50,13 @@ def _frames() -> list[tuple[float, bytes]]:
 def _run(tmp_path: Path, rules: str, **settings: Any) -> tuple[list[dict[str, Any]], Stats]:
     options = settings.pop("eve_options", {"alert": {"verdict": "yes"}})
     order = settings.pop("action_order", ("pass", "drop", "reject", "alert"))
+    handshake = settings.pop("handshake", True)
     engine = DetectEngine(load_rule_text(rules).rules, action_order=order)
     eve = EveWriter(tmp_path / "eve.json")
     stats = Stats()
     pipeline = Pipeline(EngineSettings(eve_options=options, **settings), engine, eve=eve,
                         stats=stats, classify=lambda _c: None)
-    pipeline.run(MemoryBackend(_frames(), capabilities=Capability.OFFLINE))
+    pipeline.run(MemoryBackend(_frames(handshake=handshake), capabilities=Capability.OFFLINE))
     eve.close()
     lines = (tmp_path / "eve.json").read_text().splitlines()
     return [json.loads(line) for line in lines], stats
@@ -117,3 +119,59 @@ def test_http_event_logs_the_redirect(tmp_path: Path) -> None:
     events, _ = _run(tmp_path, "")
     (http,) = [e for e in events if e["event_type"] == "http"]
     assert http["http"]["redirect"] == "/main.php" and http["http"]["status"] == 302
+
+
+def _drops(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["event_type"] == "drop"]
+
+
+# a rule of no more than a header drops the whole flow (bug-4663)
+DROP_FLOW = "drop tcp any any -> any any (noalert; sid:7;)\n"
+
+
+def test_drop_events_flows_start_logs_rule_drop_then_one_per_direction(tmp_path: Path) -> None:
+    events, _ = _run(tmp_path, DROP_FLOW, ips=True,
+                     eve_options={"drop": {"alerts": "yes"}})
+    drops = _drops(events)
+    first = drops[0]
+    assert first["drop"]["reason"] == "rules" and first["alert"]["signature_id"] == 7
+    assert first["pcap_cnt"] == 1 and first["src_ip"] == "10.0.0.1"  # the SYN
+    later = drops[1:]
+    # the flow is dropped as a whole from then on: one "flow drop" per direction not yet
+    # logged (the client side already has its rule drop)
+    assert [(d["drop"]["reason"], d["src_ip"]) for d in later] == [("flow drop", "10.0.0.2")]
+    assert all("alert" not in d for d in later)
+
+
+def test_drop_events_flows_all_logs_every_dropped_packet(tmp_path: Path) -> None:
+    events, stats = _run(tmp_path, DROP_FLOW, ips=True, eve_options={"drop": {"flows": "all"}})
+    drops = _drops(events)
+    assert len(drops) == 8 == stats.snapshot()["ips.blocked"]  # every packet of the flow
+    assert "alert" not in drops[0]  # alerts: no (the default)
+
+
+def test_no_drop_events_in_ids_mode(tmp_path: Path) -> None:
+    events, _ = _run(tmp_path, DROP_FLOW, eve_options={"drop": {"flows": "all"}})
+    assert _drops(events) == []
+
+
+def test_midstream_drop_flow_policy_is_logged_in_drop_flow_and_stats(tmp_path: Path) -> None:
+    events, stats = _run(tmp_path, "", ips=True, handshake=False,
+                         midstream_policy="drop-flow", eve_options={"drop": {"flows": "all"}})
+    drops = _drops(events)
+    assert drops[0]["drop"]["reason"] == "stream midstream"
+    assert {d["drop"]["reason"] for d in drops[1:]} == {"flow drop"}
+    (flow,) = [e for e in events if e["event_type"] == "flow"]
+    assert flow["flow"]["action"] == "drop"
+    assert flow["flow"]["exception_policy"] == [{"target": "stream_midstream",
+                                                 "policy": "drop_flow"}]
+    assert stats.snapshot()["exception_policy.tcp.midstream.drop_flow"] == 1
+
+
+def test_midstream_pass_flow_counts_each_refused_packet(tmp_path: Path) -> None:
+    events, stats = _run(tmp_path, "", ips=True, handshake=False, midstream_policy="pass-flow")
+    (flow,) = [e for e in events if e["event_type"] == "flow"]
+    assert flow["flow"]["action"] == "pass"
+    assert flow["flow"]["exception_policy"] == [{"target": "stream_midstream",
+                                                 "policy": "pass_flow"}]
+    assert stats.snapshot()["exception_policy.tcp.midstream.pass_flow"] == 5

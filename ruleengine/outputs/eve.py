@@ -32,7 +32,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -608,7 +608,8 @@ class EveWriter:
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str,
              bypass_reason: str | None = None,
-             variables: Mapping[str, Any] | None = None, action: str | None = None) -> None:
+             variables: Mapping[str, Any] | None = None, action: str | None = None,
+             exception_policies: Sequence[tuple[str, str]] = ()) -> None:
         """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``.
         ``variables``: the flow's flowbits, flowints and flowvars (as in alerts)."""
         if not self.wants("flow"):
@@ -637,6 +638,9 @@ class EveWriter:
         body["alerted"] = bool(alerted)
         if action:  # the flow was passed or dropped as a whole
             body["action"] = action
+        if exception_policies:
+            body["exception_policy"] = [{"target": target, "policy": policy}
+                                        for target, policy in exception_policies]
         event["flow"] = body
         tcp = self._tcp(flow)
         if tcp:
