@@ -72,7 +72,8 @@ _EXPECTATION_TIMEOUT = 300.0  # seconds an announced data flow is waited for
 class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
-    __slots__ = ("alerted", "decision", "drops_logged", "encrypted", "exception_policies",
+    __slots__ = ("alerted", "anomalies", "decision", "drops_logged", "encrypted",
+                 "exception_policies",
                  "inspected", "logged", "midstream_seen", "pending", "probe", "recent_txs")
 
     def __init__(self, probe: AppProtoProbe) -> None:
@@ -82,6 +83,8 @@ class _FlowExtra:
         self.exception_policies: list[tuple[str, str]] = []
         # directions (1: to server, 2: to client) whose flow drop has a drop event
         self.drops_logged = 0
+        # tx_id -> how many of its app-layer events have an anomaly event
+        self.anomalies: dict[int, int] = {}
         self.decision = FLOW_INSPECT
         self.probe: AppProtoProbe | None = probe
         # the app layer reported its handshake done both ways (encryption-handling)
@@ -121,6 +124,10 @@ class Pipeline:
         # eve-log alert option ``verdict: yes``: alerts carry the packet's final verdict
         alert_options = settings.eve_options.get("alert") or {}
         self._log_verdict = parse_bool(alert_options.get("verdict")) is True
+        # eve-log anomaly types: applayer on unless turned off (decode/stream: not logged)
+        anomaly_types = (settings.eve_options.get("anomaly") or {}).get("types") or {}
+        self._anomaly_applayer = parse_bool(anomaly_types.get("applayer", True)) is not False \
+            if isinstance(anomaly_types, dict) else True
         drop_options = settings.eve_options.get("drop") or {}
         self._drop_log_all = str(drop_options.get("flows", "start")).lower() == "all"
         self._drop_log_alerts = parse_bool(drop_options.get("alerts")) is True
@@ -392,6 +399,7 @@ class Pipeline:
         if flow.app is not None and txs:
             self._log_txs(flow, extra, [tx for tx, _, _ in txs], pkt)
             self._log_files(flow, [tx for tx, _, _ in txs], pkt)
+            self._log_anomalies(flow, extra, [tx for tx, _, _ in txs], pkt)
         return matches
 
     def _changed_txs(self, parser: AppParser, extra: _FlowExtra,
@@ -452,6 +460,26 @@ class Pipeline:
                                   pcap_cnt=self._pcap_cnt if self.settings.offline and live
                                   else None)
 
+    def _log_anomalies(self, flow: Flow, extra: _FlowExtra, txs: list[Any],
+                       pkt: Packet | None) -> None:
+        """An ``anomaly`` event per new app-layer event of a transaction (eve-log
+        ``anomaly`` with ``types: applayer``, Suricata's default), once each."""
+        if self.eve is None or not self._anomaly_applayer or not flow.alproto \
+                or not self.eve.wants("anomaly"):
+            return
+        live = pkt is not None and pkt.length
+        for tx in txs:
+            events = tx.events
+            done = extra.anomalies.get(tx.tx_id, 0)
+            if len(events) <= done:
+                continue
+            for name in events[done:]:
+                self.eve.anomaly(flow.alproto, name, ts=pkt.ts if pkt is not None
+                                 else flow.last_ts, flow=flow, pkt=pkt if live else None,
+                                 tx_id=tx.tx_id, pcap_cnt=self._pcap_cnt
+                                 if self.settings.offline and live else None)
+            extra.anomalies[tx.tx_id] = len(events)
+
     @staticmethod
     def _prune_txs(parser: AppParser, extra: _FlowExtra) -> None:
         """Forget transactions complete both ways and inspected so in both directions."""
@@ -466,6 +494,7 @@ class Pipeline:
                 break
             extra.inspected.pop((tx.tx_id, True), None)
             extra.inspected.pop((tx.tx_id, False), None)
+            extra.anomalies.pop(tx.tx_id, None)
             del txs[0]
 
     # --- actions -------------------------------------------------------------------
@@ -660,6 +689,7 @@ class Pipeline:
         if flow.app is not None and not timed_out_bypassed:
             self._log_txs(flow, extra, list(_parser(flow).transactions), None, flow_end=True)
             self._log_files(flow, list(_parser(flow).transactions), None, flow_end=True)
+            self._log_anomalies(flow, extra, list(_parser(flow).transactions), None)
         if flow.tcp is not None:
             self.tcp.release(flow)
         if flow.bypass and self.bypass_mgr is not None:

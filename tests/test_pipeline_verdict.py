@@ -1,5 +1,6 @@
 """What the pipeline writes about a packet's fate: alert verdicts (eve-log alert
-``verdict: yes``), action-order, packet-alert-max overflow, the flow's action."""
+``verdict: yes``), action-order, packet-alert-max overflow, the flow's action, drop events,
+exception policies, app-layer anomaly events."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ruleengine.pipeline import Pipeline
 from ruleengine.rules.loader import load_rule_text
 from ruleengine.settings import EngineSettings
 
-REQUEST = b"GET /index.html HTTP/1.0\r\nHost: h\r\n\r\n"
+REQUEST = b"GET /index.html HTTP/1.0\r\nHost: h\r\nBroken header line\r\n\r\n"
 RESPONSE = b"HTTP/1.0 302 Found\r\nLocation: /main.php\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -175,3 +176,20 @@ def test_midstream_pass_flow_counts_each_refused_packet(tmp_path: Path) -> None:
     assert flow["flow"]["exception_policy"] == [{"target": "stream_midstream",
                                                  "policy": "pass_flow"}]
     assert stats.snapshot()["exception_policy.tcp.midstream.pass_flow"] == 5
+
+
+def test_app_layer_events_become_anomaly_events_once(tmp_path: Path) -> None:
+    events, _ = _run(tmp_path, "")
+    (anomaly,) = [e for e in events if e["event_type"] == "anomaly"]
+    # Suricata's HTTP event table spells the names in capitals
+    assert anomaly["anomaly"] == {"app_proto": "http", "type": "applayer",
+                                  "event": "REQUEST_FIELD_MISSING_COLON",
+                                  "layer": "proto_parser"}
+    # logged on the packet whose processing parsed the request: in IDS mode the server's
+    # packet that ACKs it (LOG_DIR_PACKET addresses)
+    assert anomaly["tx_id"] == 0 and anomaly["src_ip"] == "10.0.0.2"
+
+
+def test_anomaly_applayer_type_can_be_turned_off(tmp_path: Path) -> None:
+    events, _ = _run(tmp_path, "", eve_options={"anomaly": {"types": {"applayer": "no"}}})
+    assert [e for e in events if e["event_type"] == "anomaly"] == []

@@ -184,6 +184,9 @@ class AppLayerSpec:
     event_from_client: Callable[[Mapping[str, Any]], bool] | None = None
     # app-layer-event names this protocol raises (without the "<proto>." prefix)
     events: frozenset[str] = frozenset()
+    # EVE anomaly events spell the event names in capitals (Suricata's C protocols keep
+    # their event tables so: HTTP_... SMTP ... TLS; the Rust ones are lowercase)
+    anomaly_upper: bool = False
     # encrypted after its handshake: encryption-handling applies (tls, ssh)
     encrypts: bool = False
     # for_rules(config, keyword names the loaded rules use) -> config: settings that

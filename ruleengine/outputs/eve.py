@@ -588,6 +588,31 @@ class EveWriter:
                 break  # one event per transaction
         return wrote or flow_end
 
+    def anomaly(self, alproto: str, event_name: str, *, ts: float, flow: FlowLike,
+                pkt: PacketLike | None, tx_id: int | None, layer: str = "proto_parser",
+                pcap_cnt: int | None = None) -> None:
+        """An app-layer anomaly (``output-json-anomaly.c``): the parser's event on the
+        packet that raised it, ``{"app_proto", "type": "applayer", "event", "layer"}``.
+        ``event_name`` is the engine's ``<proto>.<event>``; EVE spells it as Suricata's
+        event table does (capitals for HTTP, TLS and SMTP)."""
+        name = registry.canonical(alproto) or alproto
+        spec = registry.by_name().get(name)
+        event_text = event_name.split(".", 1)[1] if event_name.startswith(f"{name}.") \
+            else event_name
+        if spec is not None and spec.anomaly_upper:
+            event_text = event_text.upper()
+        event = self._header(ts, "anomaly", flow.flow_id, pcap_cnt)
+        if pkt is not None:
+            self._packet_addresses(event, pkt)
+        else:
+            self._flow_addresses(event, flow)
+        self._community_id(event, flow, pkt)
+        if tx_id is not None:
+            event["tx_id"] = tx_id
+        event["anomaly"] = {"app_proto": name, "type": "applayer", "event": event_text,
+                            "layer": layer}
+        self._emit(event)
+
     def fileinfo(self, alproto: str, *, ts: float, flow: FlowLike, tx: Any, file: AppFile,
                  pcap_cnt: int | None = None) -> None:
         """A file of a transaction, once it is closed or truncated (``output-json-file.c``):

@@ -57,6 +57,7 @@ def _make_parser(config: Any, ipproto: int) -> AppParser:
 
 PROTOCOL = AppLayerSpec(
     name="http",
+    anomaly_upper=True,
     aliases=("http1",),
     ipprotos=frozenset({6}),
     default_ports={6: (80, 8080)},

@@ -47,6 +47,7 @@ def _make_parser(config: Any, ipproto: int) -> AppParser:
 
 PROTOCOL = AppLayerSpec(
     name="smtp",
+    anomaly_upper=True,
     ipprotos=frozenset({6}),
     default_ports={6: (25, 465, 587)},
     probe=_probe,

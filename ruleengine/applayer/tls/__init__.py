@@ -58,6 +58,7 @@ def _make_parser(config: Any, ipproto: int) -> AppParser:
 
 PROTOCOL = AppLayerSpec(
     name="tls",
+    anomaly_upper=True,
     aliases=("ssl",),
     ipprotos=frozenset({6}),
     default_ports={6: (443,)},
