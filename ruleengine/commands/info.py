@@ -32,29 +32,33 @@ SHORT = "short"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The three flags; SUPPRESS defaults, so a subcommand's parser does not overwrite what
-    the top-level parser already read."""
+    the top-level parser already read, and dests of their own (``lint`` has a
+    ``--list-keywords`` of its own)."""
     group = parser.add_argument_group("information (print and exit)")
-    group.add_argument("--build-info", action="store_true", default=argparse.SUPPRESS,
+    group.add_argument("--build-info", dest="info_build_info", action="store_true",
+                       default=argparse.SUPPRESS,
                        help="version, Python and which optional features are available")
-    group.add_argument("--list-keywords", nargs="?", const=SHORT, metavar="all|csv|KEYWORD",
+    group.add_argument("--list-keywords", dest="info_list_keywords", nargs="?", const=SHORT,
+                       metavar="all|csv|KEYWORD",
                        default=argparse.SUPPRESS,
                        help="rule keywords: one per line; =all details; =csv; =NAME one")
-    group.add_argument("--list-app-layer-protos", action="store_true",
+    group.add_argument("--list-app-layer-protos", dest="info_list_app_layer_protos",
+                       action="store_true",
                        default=argparse.SUPPRESS, help="the app-layer protocols")
 
 
 def run_requested(args: argparse.Namespace) -> int | None:
     """Print what an informational flag asks for and return the exit code; None when none
     was given."""
-    if getattr(args, "build_info", False):
+    if getattr(args, "info_build_info", False):
         print(build_info())
         return 0
-    mode = getattr(args, "list_keywords", None)
+    mode = getattr(args, "info_list_keywords", None)
     if mode is not None:
         text, ok = list_keywords(mode)
         print(text, file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
-    if getattr(args, "list_app_layer_protos", False):
+    if getattr(args, "info_list_app_layer_protos", False):
         print(list_app_layer_protos())
         return 0
     return None
@@ -135,7 +139,8 @@ def list_keywords(mode: str) -> tuple[str, bool]:
             f"- {i.name}" if i.built else f"- {i.name} (not built-in)" for i in infos)]), True
     if mode == "csv":
         lines = ["name;description;app layer;features;documentation"]
-        lines.extend(f"{i.name};{i.description};{i.app_layer or 'Unset'};"
+        # a ';' inside a description would shift the columns
+        lines.extend(f"{i.name};{i.description.replace(';', ',')};{i.app_layer or 'Unset'};"
                      f"{_features(i, ':')};;" for i in infos if i.built)
         return "\n".join(lines), True
     if mode == "all":
