@@ -8,7 +8,10 @@
     ruleengine run --build-info | --list-keywords[=all|csv|KW] | --list-app-layer-protos
 
 Bad input never produces a traceback: configuration, rule and capture problems are
-reported as one-line messages and the run goes on where Suricata's would.
+reported as one-line messages and the run goes on where Suricata's would, with one
+deliberate exception: a ``-S`` file that is missing, unreadable or loads no rule stops the
+start (exit 1; Suricata only warns "rule files specified, but no rules were loaded"), while
+``-S /dev/null`` or an empty file runs without rules on purpose.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from ruleengine.rules.model import Flowbit, FlowbitCmd
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+# Suricata (detect-flowbits.c) refuses only blanks in a name: "traffic/id/mozilla" is fine.
+_NAME_RE = re.compile(r"[^\s|&]+\Z")
 
 
 def setup_flowbits(b: RuleBuilder, value: str | None) -> None:
