@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import platform
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -187,7 +188,7 @@ def build_info() -> str:
     names = " ".join(f.label for f in features if f.available)
     lines = [
         f"This is ruleengine version {ruleengine.__version__}",
-        f"Features: PCAP_FILE AF_PACKET HAVE_PACKET_FANOUT {names}".rstrip(),
+        f"Features: {' '.join(_core_features())} {names}".rstrip(),
         f"Python version: {platform.python_version()} ({platform.python_implementation()})",
         f"Platform: {platform.system()} {platform.release()} {platform.machine()}",
         f"App-layer protocols: {', '.join(applayer.names())}",
@@ -198,6 +199,14 @@ def build_info() -> str:
         state = "yes" if feature.available else "no"
         lines.append(f"{feature.what + ':':<{width}} {state} ({feature.detail})")
     return "\n".join(lines)
+
+
+def _core_features() -> list[str]:
+    """Built in, but AF_PACKET (and its fanout) needs a Linux socket module."""
+    features = ["PCAP_FILE"]
+    if hasattr(socket, "AF_PACKET"):
+        features += ["AF_PACKET", "HAVE_PACKET_FANOUT"]
+    return features
 
 
 def optional_features() -> Iterator[Feature]:
