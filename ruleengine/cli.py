@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import ruleengine
-from ruleengine.commands import COMMANDS
+from ruleengine.commands import COMMANDS, info
 from ruleengine.commands.errors import UsageError
 
 EXIT_USAGE = 2
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"ruleengine {ruleengine.__version__}"
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    info.add_arguments(parser)
+    # not required: `ruleengine --build-info` needs none; main() asks for one otherwise
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.register(subparsers)
     return parser
@@ -36,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        requested = info.run_requested(args)
+        if requested is not None:
+            return requested
+        if args.command is None:
+            parser.error("the following arguments are required: COMMAND")
         code: int = args.func(args)
         return code
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

@@ -30,6 +30,7 @@ from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ruleengine.detect.engine import DetectEngine, Match
 from ruleengine.flow.table import Flow, FlowTable
 from ruleengine.outputs.eve import EveWriter, verdict_object
+from ruleengine.outputs.fastlog import FastLogWriter
 from ruleengine.outputs.stats import Stats
 from ruleengine.reject import RejectSender
 from ruleengine.rules.model import Action, Rule
@@ -114,6 +115,7 @@ class Pipeline:
         stats: Stats,
         classify: Classifier,
         reject: RejectSender | None = None,
+        fast: FastLogWriter | None = None,
     ) -> None:
         # protocol settings that follow the rule set (ja3-fingerprints: auto)
         used = frozenset(name for cr in detect.rules for name, _ in cr.rule.options)
@@ -134,6 +136,7 @@ class Pipeline:
         self.stats = stats
         self.classify = classify
         self.reject = reject
+        self.fast = fast  # fast.log, when enabled
         self.flows = FlowTable(settings.timeouts, use_vlan=settings.use_vlan)
         # (host a, host b, port) -> (protocol, expiry): flows announced by a parser
         self._expected: OrderedDict[tuple[bytes, bytes, int], tuple[str, float]] = OrderedDict()
@@ -550,6 +553,8 @@ class Pipeline:
         self.report.alerts_by_sid[sid] = self.report.alerts_by_sid.get(sid, 0) + 1
         self.report.msg_by_sid.setdefault(sid, rule.msg)
         self.stats.incr("detect.alert")
+        if self.fast is not None:
+            self.fast.alert(pkt, rule, *self._classification(rule), blocked=blocked)
         if self.eve is None:
             return
         category, severity = self._classification(rule)

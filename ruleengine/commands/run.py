@@ -4,27 +4,36 @@
                    [--set key=value ...] [-k none|all] [--simulate-ips] [--runmode MODE] [-v]
     ruleengine run --af-packet[=IFACE] ...
     ruleengine run -q N [-q M ...] ...
+    ruleengine run -T [-c suricata.yaml] [-S RULES]     # test the configuration and rules
+    ruleengine run --build-info | --list-keywords[=all|csv|KW] | --list-app-layer-protos
 
 Bad input never produces a traceback: configuration, rule and capture problems are
-reported as one-line messages and the run goes on where Suricata's would.
+reported as one-line messages and the run goes on where Suricata's would, with one
+deliberate exception: a ``-S`` file that is missing, unreadable or loads no rule stops the
+start (exit 1; Suricata only warns "rule files specified, but no rules were loaded"), while
+``-S /dev/null`` or an empty file runs without rules on purpose.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
+from ruleengine.commands import info
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.diagnostics import render_text
 from ruleengine.outputs.eve import EveWriter, OutputError
+from ruleengine.outputs.fastlog import FastLogWriter
 from ruleengine.outputs.progress import Progress
 from ruleengine.outputs.stats import Stats, StatsLogWriter
 from ruleengine.outputs.summary import render_summary
@@ -36,11 +45,13 @@ from ruleengine.settings import EngineSettings
 from ruleengine.workers import run_workers
 
 if TYPE_CHECKING:  # imported lazily at run time: only AF_PACKET runs need it
-    from capture_backends.af_packet import AfPacketGroup
+    from capture_backends.af_packet import AfPacketConfig, AfPacketGroup
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+RUNMODES = ("single", "autofp", "workers")
+TEST_MODE_OK = "Configuration provided was successfully loaded. Exiting."
 
 
 def register(subparsers: Any) -> None:
@@ -113,7 +124,26 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="apply drop/reject on a pcap run as an inline IPS would",
     )
-    parser.add_argument("--runmode", metavar="MODE", help="single | autofp | workers")
+    parser.add_argument(
+        "--runmode",
+        metavar="MODE",
+        help="single | autofp | workers. AF_PACKET: single runs one worker, workers runs "
+        "the af-packet threads as forked workers (autofp runs as workers, with a warning). "
+        "pcap files (-r) and NFQ (-q) always run in one process: a warning says so",
+    )
+    parser.add_argument(
+        "-T",
+        dest="test_mode",
+        action="store_true",
+        help="test mode: load the configuration and rules, report and exit "
+        "(0 ok, 1 on any rule file or rule error); needs no -r/-i/-q",
+    )
+    parser.add_argument(
+        "--init-errors-fatal",
+        action="store_true",
+        help="refuse to start when a rule file is missing or a rule fails to load "
+        "(also engine.init-failure-fatal: yes)",
+    )
     parser.add_argument(
         "--bpf-loader",
         choices=("libbpf", "bcc"),
@@ -126,6 +156,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    info.add_arguments(parser)
     parser.set_defaults(func=run_command)
 
 
@@ -138,11 +169,17 @@ def _error(message: str) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    requested = info.run_requested(args)
+    if requested is not None:
+        return requested
+    if args.runmode is not None and args.runmode not in RUNMODES:
+        _error(f"unknown runmode {args.runmode!r}: choose one of {', '.join(RUNMODES)}")
+        return EXIT_FAILURE
+    if args.test_mode:
+        return _test_configuration(args)
     if args.pcap is None and args.af_packet is None and not args.queues:
         _error("nothing to inspect: give -r PCAP, --af-packet IFACE or -q QUEUE")
         return EXIT_USAGE
-    if args.runmode and args.runmode not in ("single", "autofp", "workers"):
-        _warn(f"unknown runmode {args.runmode!r}; using the default")
     try:
         config, warnings = Config.load(args.config, args.overrides)
     except ConfigError as exc:
@@ -150,9 +187,9 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for warning in warnings:
         _warn(warning)
-    ruleset = _load_rules(args, config)
+    ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
     if ruleset is None:
-        return EXIT_USAGE
+        return EXIT_FAILURE
     logdir = Path(args.logdir)
     try:
         logdir.mkdir(parents=True, exist_ok=True)
@@ -166,32 +203,113 @@ def run_command(args: argparse.Namespace) -> int:
     return _run_nfq(args, config, ruleset, logdir)
 
 
-def _load_rules(args: argparse.Namespace, config: Config) -> RuleSet | None:
-    paths = list(args.rules)
-    if not paths:
+def _test_configuration(args: argparse.Namespace) -> int:
+    """``-T``: what a start would load (configuration, rules, the detection engine), then
+    Suricata's closing line. Opens no capture and writes no log. Any rule file or rule
+    error fails the test (exit 1), as ``-T`` makes init errors fatal."""
+    try:
+        config, warnings = Config.load(args.config, args.overrides)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    for warning in warnings:
+        _warn(warning)
+    ruleset = _load_rules(args, config, strict=True)
+    if ruleset is None:
+        return EXIT_FAILURE
+    settings = _settings(args, config, ips=args.simulate_ips or bool(args.queues),
+                         offline=args.af_packet is None and not args.queues)
+    _detect_engine(settings, ruleset)  # builds the prefilters as a start would
+    print(TEST_MODE_OK)
+    return EXIT_OK
+
+
+def _init_errors_fatal(args: argparse.Namespace, config: Config) -> bool:
+    return bool(args.init_errors_fatal) or config.get_bool("engine.init-failure-fatal", False)
+
+
+@dataclass(frozen=True)
+class _RuleSource:
+    path: str
+    origin: str  # "-S", "-s" or "rule-files" (the yaml's)
+
+
+def _rule_sources(args: argparse.Namespace, config: Config) -> list[_RuleSource]:
+    sources = [_RuleSource(p, "-S") for p in args.rules]
+    if not sources:
         default_path = Path(str(config.get("default-rule-path", ".") or "."))
-        for name in config.get("rule-files", []) or []:
-            paths.append(str(default_path / str(name)))
-    paths.extend(args.extra_rules)
-    missing = [p for p in paths if not Path(p).exists()]
-    for path in missing:
-        _warn(f"rule file {path} not found")
+        sources.extend(_RuleSource(str(default_path / str(name)), "rule-files")
+                       for name in config.get("rule-files", []) or [])
+    sources.extend(_RuleSource(p, "-s") for p in args.extra_rules)
+    return sources
+
+
+def _load_rules(args: argparse.Namespace, config: Config, *, strict: bool) -> RuleSet | None:
+    """Load every rule file, print the diagnostics and Suricata's summary line. None (the
+    reason printed) when the run must not start: a ``-S`` file is missing, cannot be read
+    or none of its rules loaded (Suricata refuses to start), or, with ``strict`` (``-T``,
+    ``--init-errors-fatal``), any rule file or rule failed. ``-S /dev/null`` or an empty
+    file loads no rule on purpose: the run goes on, with a notice."""
+    sources = _rule_sources(args, config)
+    missing = [s for s in sources if not os.path.lexists(s.path)]
+    refused = [f"rule file {s.path} ({s.origin}): no such file or directory"
+               for s in missing if s.origin == "-S" or strict]
+    for source in missing:
+        if source.origin != "-S" and not strict:
+            _warn(f"rule file {source.path} not found")
     address_vars = config.get_section("vars.address-groups") or None
     port_vars = config.get_section("vars.port-groups") or None
     ruleset = load_rule_files(
-        [p for p in paths if p not in missing],
+        [s.path for s in sources if s not in missing],
         address_vars=_str_map(address_vars),
         port_vars=_str_map(port_vars),
     )
     for diag in ruleset.diagnostics:
         if diag.severity == "error" or args.verbose:
             print(render_text(diag), file=sys.stderr)
-    print(
-        f"{ruleset.files} rule files processed. {ruleset.loaded} rules successfully loaded, "
-        f"{ruleset.failed} rules failed, {ruleset.skipped} rules skipped",
-        file=sys.stderr,
-    )
+    print(ruleset.summary(), file=sys.stderr)
+    failed_files = _failed_exclusive_files(sources, missing, ruleset)
+    refused.extend(failed_files)
+    if strict and ruleset.errors and not failed_files:
+        refused.append(f"{_plural(len(ruleset.errors), 'rule error')} and init errors are "
+                       "fatal (-T, --init-errors-fatal, engine.init-failure-fatal)")
+    if refused:
+        for reason in refused:
+            _error(f"{reason}; not starting")
+        return None
+    if ruleset.loaded == 0:
+        _notice("0 rules loaded: the engine runs without signatures (no alerts)")
     return ruleset
+
+
+def _failed_exclusive_files(sources: list[_RuleSource], missing: list[_RuleSource],
+                            ruleset: RuleSet) -> list[str]:
+    """A ``-S`` file (or directory) that could not be read, or whose every rule failed."""
+    reasons: list[str] = []
+    for source in sources:
+        if source.origin != "-S" or source in missing:
+            continue
+        name = str(Path(source.path))
+        inside = (name, name.rstrip("/") + "/")
+
+        def ours(file: str, inside: tuple[str, str] = inside) -> bool:
+            return file == inside[0] or file.startswith(inside[1])
+
+        errors = [d for d in ruleset.errors if ours(d.file)]
+        if any(d.code == "file-error" for d in errors):
+            reasons.append(f"rule file {source.path} (-S) could not be loaded")
+        elif errors and not any(ours(r.span.file) for r in ruleset.rules):
+            reasons.append(f"no rule of {source.path} (-S) loaded "
+                           f"({_plural(len(errors), 'error')})")
+    return reasons
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _notice(message: str) -> None:
+    print(f"notice: {message}", file=sys.stderr)
 
 
 def _str_map(section: Any) -> dict[str, str] | None:
@@ -217,7 +335,7 @@ def _detect_engine(settings: EngineSettings, ruleset: RuleSet) -> DetectEngine:
 
 def _make_pipeline(
     settings: EngineSettings, detect: DetectEngine, logdir: Path, *, live: bool,
-    append: bool = False, reject_mark: int = 0,
+    append: bool = False, reject_mark: int = 0, fast: FastLogWriter | None = None,
 ) -> tuple[Pipeline, EveWriter]:
     eve = EveWriter(logdir / "eve.json", append=append, type_options=settings.eve_options)
     pipeline = Pipeline(
@@ -227,8 +345,33 @@ def _make_pipeline(
         stats=Stats(),
         classify=classification,
         reject=RejectSender(mark=reject_mark) if live else None,
+        fast=fast,
     )
     return pipeline, eve
+
+
+def _open_fast_log(config: Config, logdir: Path, *, append: bool | None = None
+                   ) -> FastLogWriter | None:
+    """The ``fast`` output's writer when enabled (a relative filename is in the log
+    directory, an absolute one is used as is, as Suricata does). Raises OutputError."""
+    options = config.fast_log()
+    if not options.enabled:
+        return None
+    return FastLogWriter(logdir / options.filename,
+                         append=options.append if append is None else append)
+
+
+def _runmode(args: argparse.Namespace, config: Config) -> str | None:
+    """``--runmode``, else the yaml's ``runmode`` when valid (a bad one was warned about)."""
+    if args.runmode is not None:
+        return str(args.runmode)
+    return config.runmode if config.runmode in RUNMODES else None
+
+
+def _warn_one_process(runmode: str | None, what: str) -> None:
+    if runmode in ("autofp", "workers"):
+        _warn(f"runmode {runmode} is not honoured for {what}: the run is single-threaded "
+              "(one process)")
 
 
 def _print_summary(
@@ -251,9 +394,16 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     except (OSError, ValueError, PcapError) as exc:
         _error(f"{exc}")
         return EXIT_FAILURE
+    _warn_one_process(_runmode(args, config), "pcap files")
     settings = _settings(args, config, ips=args.simulate_ips, offline=True)
-    pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
-                                   live=False)
+    try:
+        fast = _open_fast_log(config, logdir)
+        pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
+                                       live=False, fast=fast)
+    except OutputError as exc:
+        backend.close()
+        _error(str(exc))
+        return EXIT_FAILURE
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
         with _signals_stop(pipeline):
@@ -264,6 +414,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         progress.close()
         backend.close()
         eve.close()
+        if fast is not None:
+            fast.close()
     for warning in getattr(backend, "warnings", []):
         _warn(str(warning))
     _print_summary(report, ruleset, pipeline.detect, pipeline.stats)
@@ -285,6 +437,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         afp_config = afp_config.with_loader(args.bpf_loader)
     for warning in warnings:
         _warn(warning)
+    afp_config = _afp_runmode(_runmode(args, config), afp_config)
     settings = _settings(args, config, ips=False, offline=False)
     # The kernel map key must agree with the flow table on whether VLAN ids count.
     afp_config = afp_config.with_vlan_tracking(settings.use_vlan)
@@ -298,12 +451,28 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     stats_outputs = _StatsOutputs(config, logdir)
     # Built once here: forked workers inherit it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
+    fast_logs: list[FastLogWriter] = []
+    try:
+        # truncated once here (append: no); every worker then appends its own lines
+        first = _open_fast_log(config, logdir)
+        if first is not None:
+            first.close()
+    except OutputError as exc:
+        group.close()
+        _error(str(exc))
+        return EXIT_FAILURE
+
+    def make_pipeline() -> Pipeline:
+        fast = _open_fast_log(config, logdir, append=True)
+        if fast is not None:
+            fast_logs.append(fast)
+        return _make_pipeline(settings, detect, logdir, live=True, append=True, fast=fast)[0]
+
     try:
         report, counters = run_workers(
             threads=afp_config.threads,
             open_backend=group.open_worker,
-            make_pipeline=lambda: _make_pipeline(settings, detect, logdir, live=True,
-                                                 append=True)[0],
+            make_pipeline=make_pipeline,
             write_stats=stats_outputs.write,
             housekeeping=_orphan_sweep(group, settings),
         )
@@ -313,10 +482,24 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     finally:
         group.close()
         stats_outputs.close()
+        for fast in fast_logs:  # the single-worker case runs in this process
+            fast.close()
     stats = Stats()
     stats.merge(counters)
     _print_summary(report, ruleset, detect, stats)
     return EXIT_OK
+
+
+def _afp_runmode(runmode: str | None, afp_config: AfPacketConfig) -> AfPacketConfig:
+    """AF_PACKET always runs Suricata's workers model (capture and detection in each worker):
+    ``single`` keeps one worker, ``autofp`` (one capture thread feeding detection threads)
+    is not implemented and runs as workers."""
+    if runmode == "single":
+        return dataclasses.replace(afp_config, threads=1)
+    if runmode == "autofp":
+        _warn(f"runmode autofp is not implemented for AF_PACKET: running as workers "
+              f"({afp_config.threads} worker process(es))")
+    return afp_config
 
 
 def _orphan_sweep(group: AfPacketGroup, settings: EngineSettings
@@ -426,10 +609,16 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     except BackendUnavailable as exc:
         _error(str(exc))
         return EXIT_FAILURE
+    _warn_one_process(_runmode(args, config), "NFQ")
     settings = _settings(args, config, ips=True, offline=False)
-    pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
-                                   live=True,
-                                   reject_mark=backend.inject_mark)
+    try:
+        fast = _open_fast_log(config, logdir)
+        pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
+                                       live=True, reject_mark=backend.inject_mark, fast=fast)
+    except OutputError as exc:
+        backend.close()
+        _error(str(exc))
+        return EXIT_FAILURE
     # stats.log too (Suricata writes it in every live run mode), EVE stats as before
     stats_outputs = _StatsOutputs(config, logdir, eve=eve)
     pipeline.stats_sink = stats_outputs.write
@@ -440,6 +629,8 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
         backend.close()
         stats_outputs.close()
         eve.close()
+        if fast is not None:
+            fast.close()
     _print_summary(report, ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
 

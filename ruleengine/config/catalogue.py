@@ -151,6 +151,7 @@ VALUE_KINDS: tuple[tuple[str, Any], ...] = (
     ("flow-timeouts.*.*", "int"),
     ("defrag.memcap", "size"),
     ("stats.enabled", "bool"),
+    ("engine.init-failure-fatal", "bool"),
     ("stats.interval", "int"),
     ("vlan.use-for-tracking", "bool"),
     ("livedev.use-for-tracking", "bool"),

@@ -35,6 +35,7 @@ from ruleengine.config.views import (
     DetectSettings,
     EveSettings,
     ExceptionPolicies,
+    FastLogSettings,
     HttpServerSettings,
     NfqSettings,
     ProtoTimeoutSettings,
@@ -460,6 +461,19 @@ class Config:
                     null_values=parse_bool(body.get("null-values")) is True,
                 )
         return StatsLogSettings()
+
+    def fast_log(self) -> FastLogSettings:
+        """The first ``fast`` output (``outputs: - fast: {enabled, filename, append}``);
+        ``append`` defaults to yes, as Suricata's log files do."""
+        for item in self.get_list("outputs"):
+            body = item.get("fast") if isinstance(item, dict) else None
+            if isinstance(body, dict):
+                return FastLogSettings(
+                    enabled=parse_bool(body.get("enabled")) is True,
+                    filename=scalar_text(body.get("filename") or "fast.log"),
+                    append=parse_bool(body.get("append", True)) is not False,
+                )
+        return FastLogSettings()
 
     @property
     def sensor_name(self) -> str | None:

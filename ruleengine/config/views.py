@@ -135,6 +135,16 @@ class StatsLogSettings:
 
 
 @dataclass(frozen=True)
+class FastLogSettings:
+    """The ``fast`` output (``fast.log``). Off unless the section says ``enabled: yes``, as
+    Suricata's output setup skips an output without a true ``enabled``."""
+
+    enabled: bool = False
+    filename: str = "fast.log"
+    append: bool = True
+
+
+@dataclass(frozen=True)
 class ExceptionPolicies:
     """Resolved exception policies (``src/util-exception-policy.c``)."""
 

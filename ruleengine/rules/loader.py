@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ def expand_paths(paths: Iterable[str | Path], problems: list[_FileResult]) -> li
             if not found:
                 problems.append(_FileResult(diagnostics=[_no_rules_diag(str(path))]))
             out.extend(found)
-        elif path.is_file():
+        elif path.is_file() or _is_char_device(path):
             out.append(path)
         else:
             what = (
@@ -143,6 +144,15 @@ def expand_paths(paths: Iterable[str | Path], problems: list[_FileResult]) -> li
             )
             problems.append(_FileResult(diagnostics=[_file_diag(str(path), what, "file-error")]))
     return out
+
+
+def _is_char_device(path: Path) -> bool:
+    """``-S /dev/null`` (no rules, on purpose) reads as an empty file, as in Suricata; FIFOs
+    and sockets stay refused: reading one could block for ever."""
+    try:
+        return stat.S_ISCHR(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _no_rules_diag(directory: str) -> Diagnostic:

@@ -55,6 +55,13 @@ def test_flowbits() -> None:
     assert one_error(H + "flowbits:set; sid:1;)").code == "missing-value"
 
 
+def test_flowbit_names_refuse_only_blanks() -> None:
+    # as detect-flowbits.c: suricata-verify's eve-metadata-03 sets "traffic/id/mozilla"
+    r = rule_with("flow:to_server; flowbits:set,traffic/id/mozilla; flowbits:isset,a:b|c@d;")
+    assert [f.names for f in r.flowbits] == [("traffic/id/mozilla",), ("a:b", "c@d")]
+    assert one_error(H + "flowbits:set,a b; sid:1;)").code == "invalid-keyword-value"
+
+
 @pytest.mark.parametrize(
     ("value", "cond"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -309,6 +310,24 @@ def test_empty_directory_and_special_files_are_reported(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.rules"
     os.mkfifo(fifo)
     rs = load_rule_files([fifo], use_cache=False)
+    assert [(d.code, d.message) for d in rs.diagnostics] == [
+        ("file-error", "not a regular file or directory")
+    ]
+
+
+def test_dev_null_is_an_empty_rule_file_on_purpose(tmp_path: Path) -> None:
+    # -S /dev/null: a character device reads as an empty file (Suricata's way of saying
+    # "no rules"); a socket stays refused like the FIFO above
+    for use_cache in (False, True):
+        rs = load_rule_files(["/dev/null"], use_cache=use_cache)
+        assert (rs.files, rs.loaded, rs.failed, rs.diagnostics) == (1, 0, 0, [])
+    rs = load_rule_files(["/dev/null", tmp_path / "gone.rules"], use_cache=False)
+    assert [(d.file, d.code) for d in rs.diagnostics] == [
+        (str(tmp_path / "gone.rules"), "file-error")]
+    sock_path = tmp_path / "s.rules"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(sock_path))
+        rs = load_rule_files([sock_path], use_cache=False)
     assert [(d.code, d.message) for d in rs.diagnostics] == [
         ("file-error", "not a regular file or directory")
     ]
