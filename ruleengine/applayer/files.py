@@ -118,6 +118,13 @@ class AppFile:
                 f"{self.size} bytes, {self.state.name})")
 
 
+def names_in(files: Iterable[AppFile], to_server: bool) -> list[bytes] | None:
+    """The ``file.name`` buffer: the names of one direction's files (None while there are
+    none, so the rule waits for them)."""
+    names = [file.name for file in files if file.to_server == to_server]
+    return names or None
+
+
 def fileinfo_object(file: AppFile) -> dict[str, Any]:
     """The ``fileinfo`` object of an EVE event (``output-json.c`` EveFileInfo): md5 and sha1
     only for a closed file, sha256 whenever computed, ``stored`` false (no file store)."""

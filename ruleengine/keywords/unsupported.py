@@ -135,8 +135,6 @@ UNSUPPORTED_OTHER: tuple[str, ...] = (
     "geoip",
     "filestore",
     "filemagic",
-    "filename",
-    "fileext",
     "filemd5",
     "filesha1",
     "filesha256",

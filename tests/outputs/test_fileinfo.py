@@ -65,14 +65,15 @@ def _frames(chunks: list[tuple[bool, bytes]], *, close: bool = True) -> list[tup
 
 def _run(tmp_path: Path, chunks: list[tuple[bool, bytes]], *, close: bool = True,
          types: frozenset[str] | None = None, policy: FilePolicy | None = None,
-         http: HttpConfig | None = None) -> list[dict[str, Any]]:
+         http: HttpConfig | None = None, rules: str | None = None) -> list[dict[str, Any]]:
     applayer = registry.default_settings()
     if http is not None:
         applayer = applayer.with_config("http", http)
     if policy is not None:
         applayer = replace(applayer, files=policy)
-    engine = DetectEngine(load_rule_text(
+    engine = DetectEngine(load_rule_text(rules or
         'alert http any any -> any any (msg:"m"; http.method; content:"GET"; sid:1;)').rules)
+    assert engine.skipped == []
     eve = EveWriter(tmp_path / "eve.json", types=types)
     backend = MemoryBackend(_frames(chunks, close=close), capabilities=Capability.OFFLINE)
     settings = EngineSettings(applayer=applayer, http=applayer.config("http"))
@@ -128,3 +129,22 @@ def test_files_type_switches_the_events(tmp_path: Path) -> None:
     assert [e["event_type"] for e in events if e["event_type"] == "http"] == ["http"]
     events = _run(tmp_path, [(True, REQUEST), (False, RESPONSE)], types=frozenset({"files"}))
     assert [e["event_type"] for e in events] == ["fileinfo"]
+
+
+FILE_RULES = """\
+alert http any any -> any any (msg:"name"; filename:"EICAR.txt"; sid:1;)
+alert http any any -> any any (msg:"ext"; fileext:"txt"; sid:2;)
+alert http any any -> any any (msg:"ext miss"; fileext:"exe"; sid:3;)
+alert http any any -> any any (msg:"sticky"; flow:to_client; file.name; content:"eicar"; \
+startswith; sid:4;)
+alert http any any -> any any (msg:"upload"; flow:to_server; file.name; content:".pdf"; \
+endswith; sid:5;)
+alert http any any -> any any (msg:"not this"; filename:!"eicar.txt"; flow:to_client; sid:6;)
+"""
+
+
+def test_file_keywords_match_the_tracked_file_names(tmp_path: Path) -> None:
+    events = _run(tmp_path, [(True, REQUEST), (False, RESPONSE), (True, UPLOAD),
+                             (False, CREATED)], rules=FILE_RULES)
+    sids = sorted(e["alert"]["signature_id"] for e in events if e["event_type"] == "alert")
+    assert sids == [1, 2, 4, 5]

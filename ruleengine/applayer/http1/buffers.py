@@ -43,6 +43,11 @@ BUFFERS: tuple[BufferSpec, ...] = (
         getter_toclient=_http.TOCLIENT["file.data"],
     ),
     BufferSpec(
+        "file.name", (), None, None, _BOTH, multi=True,
+        getter=_http.TOSERVER["file.name"],
+        getter_toclient=_http.TOCLIENT["file.name"],
+    ),
+    BufferSpec(
         "http.header", ("http_header",), "http_header", "H", _BOTH,
         getter=_http.TOSERVER["http.header"],
         getter_toclient=_http.TOCLIENT["http.header"],

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ruleengine.applayer.base import BufferDirection, BufferSpec
+from ruleengine.applayer.files import names_in
 
 if TYPE_CHECKING:  # the transaction asks this module for its buffers: types only here
     from ruleengine.applayer.smtp.parser import SmtpTransaction
@@ -56,9 +57,10 @@ GETTERS: dict[str, Getter] = {
     "email.url": _urls,
     "email.received": _header_list("received"),
     "file.data": _files,
+    "file.name": lambda tx: names_in(tx.files, True),
 }
 
-_MULTI = frozenset({"smtp.rcpt_to", "email.url", "email.received", "file.data"})
+_MULTI = frozenset({"smtp.rcpt_to", "email.url", "email.received", "file.data", "file.name"})
 
 BUFFERS: tuple[BufferSpec, ...] = tuple(
     BufferSpec(name, direction=BufferDirection.TO_SERVER, multi=name in _MULTI, getter=getter)

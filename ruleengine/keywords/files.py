@@ -1,0 +1,54 @@
+"""``filename`` and ``fileext`` (``src/detect-filename.c``): shorthands for a content on the
+``file.name`` buffer, the names of the transaction's files (see ``applayer/files.py``).
+
+* ``filename:"<name>"`` is ``file.name; content:"<name>"; nocase;``
+* ``fileext:"<ext>"`` is ``file.name; content:".<ext>"; endswith; nocase;``
+
+Both leave the active buffer alone (a later ``content`` goes where it went before).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ruleengine.keywords.content import _new_content
+from ruleengine.keywords.registry import KeywordSpec, Quotes
+
+if TYPE_CHECKING:
+    from ruleengine.rules.builder import RuleBuilder
+
+FILE_NAME = "file.name"
+
+
+def _file_name_content(b: RuleBuilder, value: str, *, extension: bool) -> None:
+    negated = value.startswith("!")
+    body = value[1:].strip() if negated else value
+    quoted = len(body) >= 2 and body[0] == '"' and body[-1] == '"'
+    text = body[1:-1] if quoted else body
+    if extension:
+        text = "." + text
+    content = _new_content(b, ("!" if negated else "") + f'"{text}"')
+    content.nocase = True
+    content.endswith = extension
+    buf = b.buffer_list(FILE_NAME)
+    buf.items.append(content)
+    b.last_content, b.last_content_buffer = content, buf
+    b.last_match_buffer = buf
+
+
+def setup_filename(b: RuleBuilder, value: str | None) -> None:
+    assert value is not None
+    _file_name_content(b, value, extension=False)
+
+
+def setup_fileext(b: RuleBuilder, value: str | None) -> None:
+    assert value is not None
+    _file_name_content(b, value, extension=True)
+
+
+SPECS: tuple[KeywordSpec, ...] = (
+    KeywordSpec("filename", setup_filename, negatable=True, quotes=Quotes.OPTIONAL,
+                doc="file.name; content:<name>; nocase"),
+    KeywordSpec("fileext", setup_fileext, negatable=True, quotes=Quotes.OPTIONAL,
+                doc="file.name; content:.<ext>; endswith; nocase"),
+)
