@@ -13,7 +13,7 @@ from typing import Any
 from ruleengine.applayer.files import FilePolicy
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.registry import AppLayerSettings, default_settings, load_settings
-from ruleengine.config import Config
+from ruleengine.config import Config, parse_bool
 from ruleengine.flow.table import FlowTimeouts
 from ruleengine.stream.tcp import StreamConfig
 
@@ -71,9 +71,12 @@ class EngineSettings:
             warnings.append(f"action-order: unknown action(s) {', '.join(unknown)} "
                             "(pass, drop, reject, alert): ignored")
         http = applayer.config("http")
-        checks = str(config.get("pcap-file.checksum-checks", "auto") or "auto").lower()
+        checks = _pcap_checksum_checks(config.get("pcap-file.checksum-checks", "auto"))
+        validation = config.checksum_validation(k_option)
+        if offline and k_option is None and checks == "no":
+            validation = False  # Suricata's CHECKSUM_VALIDATION_DISABLE for pcap files
         settings = cls(
-            checksum_validation=config.checksum_validation(k_option),
+            checksum_validation=validation,
             checksum_auto=offline and k_option is None and checks == "auto",
             ips=ips,
             stream=StreamConfig.from_mapping(config.get_section("stream"), ips_mode=ips),
@@ -90,3 +93,15 @@ class EngineSettings:
             offline=offline,
         )
         return settings, warnings
+
+
+def _pcap_checksum_checks(value: Any) -> str:
+    """``pcap-file.checksum-checks`` as ``auto``, ``yes`` or ``no``. YAML reads ``no`` as a
+    boolean, which must not fall back to ``auto``; a value that is none of these (warned
+    about by the config check) means ``auto``, the default."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    truth = parse_bool(value)
+    if truth is None:
+        return "auto"
+    return "yes" if truth else "no"

@@ -1,32 +1,19 @@
 """TCP session tracking and stream reassembly (modelled on Suricata's stream engine).
 
-Per flow, a ``TcpSession`` follows the handshake and keeps two ``_Half`` streams
-(client→server and server→client). Sequence numbers are turned into 64-bit stream
-offsets (offset 0 = ISN + 1) by signed 32-bit distance from the current contiguous
-end, so wraparound needs no special case.
+Per flow, a ``TcpSession`` follows the handshake and keeps two ``HalfStream`` streams
+(client→server and server→client); see ``ruleengine.stream.session`` for how sequence
+numbers become stream offsets. This module is the state machine; ``TcpTracker`` inherits
+the segment store and delivery from ``ruleengine.stream.reassembly`` (overlaps,
+retransmissions, out-of-order buffering, memcap, depth, gaps) and decides *when* data
+goes out.
 
-Reassembly:
-
-* Data is stored as sorted non-overlapping byte ranges with the *first data wins*
-  overlap policy (``ruleengine.decode.segments``). Overlaps are counted
-  (``tcp.overlap``); differing overlaps raise ``stream.reassembly_overlap_different_data``.
-* Retransmissions of data already delivered are dropped (``stream.pkt_retransmission``),
-  never delivered twice.
-* Out-of-order segments are buffered until the hole is filled, bounded per direction by
-  ``StreamConfig.max_buffered`` bytes / ``max_segments`` ranges, and all buffered bytes
-  of all sessions by ``StreamConfig.memcap`` (``stream.reassembly.memcap``): at the cap,
-  in-order data is handed out early and out-of-order data dropped
-  (``tcp.segment_memcap_drop``).
-* Delivery to the app layer follows Suricata: in IDS mode data goes out when the other
-  side ACKs it (processed on the ACKing packet, before that packet's own data); in
-  inline mode (``stream.inline``/IPS) contiguous data goes out on arrival. When the peer
-  ACKs data that was never seen, the hole is skipped and reported as a gap
-  (``tcp.reassembly_gap``, ``stream.reassembly_seq_gap``). Contiguous data not ACKed
-  after ``max_unacked`` bytes (one-sided captures) is delivered anyway. RST and the
-  close of both sides flush everything buffered; ``TcpTracker.flush`` does it at flow end.
-* ``reassembly_depth`` (``stream.reassembly.depth``, 0 = unlimited) caps the bytes
-  delivered per direction; beyond it data is neither stored nor delivered and
-  ``depth_reached_*`` is reported once (``stream.reassembly_depth_reached``).
+Delivery to the app layer follows Suricata: in IDS mode data goes out when the other
+side ACKs it (processed on the ACKing packet, before that packet's own data); in inline
+mode (``stream.inline``/IPS) contiguous data goes out on arrival. When the peer ACKs
+data that was never seen, the hole is skipped and reported as a gap. Contiguous data
+not ACKed after ``max_unacked`` bytes (one-sided captures) is delivered anyway. RST and
+the close of both sides flush everything buffered; ``TcpTracker.flush`` does it at flow
+end.
 
 Handshake: a SYN creates the session (its sender is the client); SYN/ACK with the right
 ACK → ``syn_recv``; the client's ACK → established. Without ``midstream`` a session can
@@ -39,299 +26,46 @@ RST acceptance only checks that the sequence number is plausible.
 
 from __future__ import annotations
 
-import weakref
-from bisect import bisect_left
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 from ruleengine.decode.packet import TH_ACK, TH_FIN, TH_RST, TH_SYN, Packet
-from ruleengine.decode.segments import contiguous_end, insert_first_wins
 from ruleengine.flow.table import STATE_BYPASSED, STATE_CLOSED, STATE_ESTABLISHED, Flow
+from ruleengine.stream.config import StreamConfig, parse_size
+from ruleengine.stream.reassembly import Reassembler, discard
+from ruleengine.stream.session import (
+    MAX_AHEAD,
+    S_CLOSE_WAIT,
+    S_CLOSED,
+    S_ESTABLISHED,
+    S_FIN_WAIT,
+    S_NONE,
+    S_SYN_RECV,
+    S_SYN_SENT,
+    SEQ_MASK,
+    STATE_NAMES,
+    StreamUpdate,
+    TcpSession,
+)
 
-_M32 = 0xFFFFFFFF
-_HALF32 = 0x80000000
-_WRAP = 0x100000000
+# Names importers of this module used before config, session and reassembly moved out.
+__all__ = [
+    "COUNTER_NAMES",
+    "STATE_NAMES",
+    "S_CLOSED",
+    "S_CLOSE_WAIT",
+    "S_ESTABLISHED",
+    "S_FIN_WAIT",
+    "S_NONE",
+    "S_SYN_RECV",
+    "S_SYN_SENT",
+    "StreamConfig",
+    "StreamUpdate",
+    "TcpSession",
+    "TcpTracker",
+    "parse_size",
+]
 
-# Offsets further than this from the current contiguous end are out of window.
-_MAX_AHEAD = 1 << 26
 # Window assumed for RST validation (window scaling is not tracked): a RST must carry a
 # sequence number between what the peer ACKed and this much beyond the highest data.
 _RST_WINDOW = 1 << 20
-
-# Session states (Suricata names, collapsed where this tracker does not distinguish).
-S_NONE = 0
-S_SYN_SENT = 1
-S_SYN_RECV = 2
-S_ESTABLISHED = 3
-S_FIN_WAIT = 4  # client sent FIN
-S_CLOSE_WAIT = 5  # server sent FIN
-S_CLOSED = 6
-STATE_NAMES = (
-    "none",
-    "syn_sent",
-    "syn_recv",
-    "established",
-    "fin_wait1",
-    "close_wait",
-    "closed",
-)
-
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 1 << 10,
-    "kib": 1 << 10,
-    "mb": 1 << 20,
-    "mib": 1 << 20,
-    "gb": 1 << 30,
-    "gib": 1 << 30,
-}
-
-
-def parse_size(value: object) -> int | None:
-    """Suricata size strings: ``1mb``, ``512kb``, ``1gb``, ``4096`` → bytes; None if bad."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower().replace(" ", "")
-    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(digits) :]
-    if unit not in _SIZE_UNITS:
-        return None
-    try:
-        number = float(digits)
-    except ValueError:
-        return None
-    if number < 0:
-        return None
-    return int(number * _SIZE_UNITS[unit])
-
-
-def _truthy(value: object, default: bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("yes", "true", "on", "1", "enable", "enabled"):
-            return True
-        if v in ("no", "false", "off", "0", "disable", "disabled"):
-            return False
-    if isinstance(value, int):
-        return value != 0
-    return default
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """The ``stream`` section of suricata.yaml that the tracker honours."""
-
-    midstream: bool = False
-    inline: bool = False
-    reassembly_depth: int = 1 << 20  # 0 = unlimited
-    async_oneside: bool = False
-    bypass: bool = False
-    max_buffered: int = 4 << 20  # out-of-order bytes kept per direction
-    max_segments: int = 4096  # out-of-order ranges kept per direction
-    max_unacked: int = 1 << 20  # contiguous bytes waiting for an ACK before forced delivery
-    memcap: int = 256 << 20  # all buffered stream bytes (stream.reassembly.memcap)
-
-    @classmethod
-    def from_mapping(
-        cls, section: Mapping[str, object] | None, *, ips_mode: bool = False
-    ) -> StreamConfig:
-        """Build from suricata.yaml's ``stream`` mapping (keys: ``midstream``,
-        ``inline`` (yes/no/auto — auto means inline in IPS mode), ``async-oneside``,
-        ``bypass``, ``reassembly.depth``). Bad values keep the default."""
-        if not isinstance(section, Mapping):
-            return cls(inline=ips_mode)
-        inline_raw = section.get("inline", "auto")
-        if isinstance(inline_raw, str) and inline_raw.strip().lower() == "auto":
-            inline = ips_mode
-        else:
-            inline = _truthy(inline_raw, ips_mode)
-        depth = cls.reassembly_depth
-        memcap = cls.memcap
-        reassembly = section.get("reassembly")
-        if isinstance(reassembly, Mapping):
-            parsed = parse_size(reassembly.get("depth"))
-            if parsed is not None:
-                depth = parsed
-            parsed = parse_size(reassembly.get("memcap"))
-            if parsed:
-                memcap = parsed
-        return cls(
-            midstream=_truthy(section.get("midstream"), False),
-            inline=inline,
-            reassembly_depth=depth,
-            async_oneside=_truthy(section.get("async-oneside"), False),
-            bypass=_truthy(section.get("bypass"), False),
-            memcap=memcap,
-        )
-
-
-class StreamUpdate:
-    """What one packet did to the stream.
-
-    ``data``: newly deliverable in-order app data as ``(to_server, bytes)`` chunks, in
-    the order the app layer must see them. ``gaps``: indexes into ``data`` before which
-    a hole was skipped in that chunk's direction (``len(data)`` when the gap comes after
-    the last chunk); ``gap_toserver``/``gap_toclient`` summarise them.
-    ``accept``: False when the packet is not part of a tracked stream (inspect it as a
-    packet only). ``invalid``: the stream engine judged the packet invalid (wrong ACK in
-    the handshake, out-of-window data, implausible RST, SYN on an established session):
-    with ``stream.drop-invalid`` (Suricata's default) an IPS drops it.
-    ``midstream_rejected``: the packet would start a session mid-stream but
-    ``stream.midstream`` is off (Suricata's midstream exception policy applies).
-    ``closed_toserver``/``closed_toclient``: that direction ended (FIN delivered, RST or
-    flow end) and everything before it has been delivered: the app layer may see EOF.
-    ``established``/``closed``: the session became established/closed on this packet.
-    """
-
-    __slots__ = (
-        "accept",
-        "closed",
-        "closed_toclient",
-        "closed_toserver",
-        "data",
-        "depth_reached_toclient",
-        "depth_reached_toserver",
-        "established",
-        "events",
-        "gap_toclient",
-        "gap_toserver",
-        "gaps",
-        "invalid",
-        "midstream_rejected",
-    )
-
-    def __init__(self) -> None:
-        self.accept = True
-        self.invalid = False
-        self.midstream_rejected = False
-        self.data: list[tuple[bool, bytes]] = []
-        self.gaps: list[int] = []
-        self.gap_toserver = False
-        self.gap_toclient = False
-        self.depth_reached_toserver = False
-        self.depth_reached_toclient = False
-        self.events: list[str] = []
-        self.established = False
-        self.closed = False
-        self.closed_toserver = False
-        self.closed_toclient = False
-
-    def __repr__(self) -> str:
-        return (
-            f"StreamUpdate(accept={self.accept}, data={self.data!r}, gaps={self.gaps}, "
-            f"events={self.events}, established={self.established}, closed={self.closed})"
-        )
-
-
-class _Half:
-    """One direction's byte stream."""
-
-    __slots__ = (
-        "ack_off",
-        "app_off",
-        "base",
-        "base_set",
-        "buffered",
-        "ctg_end",
-        "datas",
-        "depth_hit",
-        "eof",
-        "fin_off",
-        "flags",
-        "gap",
-        "max_end",
-        "starts",
-    )
-
-    def __init__(self) -> None:
-        self.base = 0  # sequence number of stream offset 0
-        self.base_set = False
-        self.starts: list[int] = []  # buffered ranges, all >= app_off
-        self.datas: list[bytes] = []
-        self.buffered = 0
-        self.app_off = 0  # delivered up to here
-        self.ctg_end = 0  # received contiguously up to here
-        self.max_end = 0  # highest offset seen
-        self.ack_off = -1  # highest offset the peer ACKed (-1: none)
-        self.fin_off = -1
-        self.depth_hit = False
-        self.eof = False  # EOF reported to the app layer
-        self.flags = 0  # OR of TCP flags sent in this direction
-        self.gap = False  # a hole was skipped in this direction (EVE tcp.ts_gap/tc_gap)
-
-    def set_base(self, seq: int) -> None:
-        self.base = seq & _M32
-        self.base_set = True
-
-    def offset(self, seq: int) -> int:
-        ref = self.ctg_end
-        d = (seq - self.base - ref) & _M32
-        if d >= _HALF32:
-            d -= _WRAP
-        return ref + d
-
-    @property
-    def delivered(self) -> int:
-        """Bytes handed to the app layer so far (stream offset of the next byte)."""
-        return self.app_off
-
-
-class TcpSession:
-    """TCP state of one flow; ``flow.tcp`` holds it."""
-
-    __slots__ = (
-        "__weakref__",
-        "client",
-        "midstream",
-        "oneside",
-        "oneside_toserver",
-        "server",
-        "state",
-    )
-
-    def __init__(self) -> None:
-        self.state = S_NONE
-        self.client = _Half()
-        self.server = _Half()
-        self.midstream = False
-        self.oneside = False  # async-oneside: the peer's ACKs are never seen
-        self.oneside_toserver = True  # the direction that is visible when ``oneside``
-
-    def reverse(self) -> None:
-        """Swap the client and server halves (``Flow.reverse`` calls this)."""
-        self.client, self.server = self.server, self.client
-        self.oneside_toserver = not self.oneside_toserver
-
-    @property
-    def state_name(self) -> str:
-        return STATE_NAMES[self.state]
-
-    @property
-    def tcp_flags_ts(self) -> int:
-        return self.client.flags
-
-    @property
-    def tcp_flags_tc(self) -> int:
-        return self.server.flags
-
-    @property
-    def tcp_flags(self) -> int:
-        return self.client.flags | self.server.flags
-
-    @property
-    def ts_gap(self) -> bool:
-        return self.client.gap
-
-    @property
-    def tc_gap(self) -> bool:
-        return self.server.gap
 
 
 COUNTER_NAMES = (
@@ -356,17 +90,14 @@ COUNTER_NAMES = (
 )
 
 
-class TcpTracker:
+class TcpTracker(Reassembler):
     """Feeds TCP packets through session state and reassembly."""
 
     def __init__(self, config: StreamConfig | None = None) -> None:
-        self.config = config if config is not None else StreamConfig()
-        self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
-        self._depth = self.config.reassembly_depth
-        # Bytes buffered across all sessions. Sessions of flows that ended without a
-        # flush() are garbage-collected; ``_reclaim`` recounts from the live ones.
-        self.memuse = 0
-        self._sessions: weakref.WeakSet[TcpSession] = weakref.WeakSet()
+        super().__init__(
+            config if config is not None else StreamConfig(),
+            dict.fromkeys(COUNTER_NAMES, 0),
+        )
 
     # -- public -----------------------------------------------------------------------
 
@@ -535,7 +266,7 @@ class TcpTracker:
             ssn.state = S_SYN_RECV
             if tfo and ack_off == 0:  # the server did not take the SYN's data
                 upd.events.append("stream.3whs_synack_tfo_data_ignored")
-                self.memuse -= _discard(client)
+                self.memuse -= discard(client)
             elif tfo:
                 client.ack_off = ack_off
                 self._deliver_acked(client, True, upd)
@@ -553,10 +284,10 @@ class TcpTracker:
             return
         if flags & TH_SYN:
             if to_server and not flags & TH_ACK:
-                if (pkt.seq + 1) & _M32 != ssn.client.base:
+                if (pkt.seq + 1) & SEQ_MASK != ssn.client.base:
                     upd.events.append("stream.3whs_syn_resend_diff_seq_on_syn_recv")
             elif not to_server and flags & TH_ACK:
-                if (pkt.seq + 1) & _M32 != ssn.server.base:
+                if (pkt.seq + 1) & SEQ_MASK != ssn.server.base:
                     upd.events.append("stream.3whs_synack_resend_with_diff_seq")
             else:
                 upd.events.append("stream.3whs_synack_in_wrong_direction")
@@ -567,12 +298,12 @@ class TcpTracker:
             upd.accept = False
             return
         if to_server:
-            if pkt.ack & _M32 != ssn.server.base:
+            if pkt.ack & SEQ_MASK != ssn.server.base:
                 upd.events.append("stream.3whs_wrong_seq_wrong_ack")
                 upd.accept = False
                 upd.invalid = True
                 return
-        elif pkt.ack & _M32 != ssn.client.base:
+        elif pkt.ack & SEQ_MASK != ssn.client.base:
             # server talks before we saw the client's ACK; only trust it if it ACKs
             # exactly the client's ISN + 1
             upd.events.append("stream.3whs_ack_in_wrong_dir")
@@ -587,7 +318,7 @@ class TcpTracker:
     ) -> None:
         flags = pkt.tcp_flags
         if to_server and flags & TH_SYN and not flags & TH_ACK:
-            if (pkt.seq + 1) & _M32 != ssn.client.base:
+            if (pkt.seq + 1) & SEQ_MASK != ssn.client.base:
                 # port reuse: a new connection on the same tuple
                 self.counters["tcp.ssn_reuse"] += 1
                 flow.tcp = None
@@ -615,12 +346,12 @@ class TcpTracker:
         peer = ssn.server if to_server else ssn.client
         if flags & TH_SYN:
             if to_server and not flags & TH_ACK:
-                same = (pkt.seq + 1) & _M32 == sender.base
+                same = (pkt.seq + 1) & SEQ_MASK == sender.base
                 upd.events.append(
                     "stream.est_syn_resend" if same else "stream.est_syn_resend_diff_seq"
                 )
             elif not to_server and flags & TH_ACK:
-                same = (pkt.seq + 1) & _M32 == sender.base
+                same = (pkt.seq + 1) & SEQ_MASK == sender.base
                 upd.events.append(
                     "stream.est_synack_resend" if same else "stream.est_synack_resend_with_diff_seq"
                 )
@@ -650,7 +381,7 @@ class TcpTracker:
         # 1. what this packet ACKs of the other direction (IDS mode delivery)
         if flags & TH_ACK and peer.base_set:
             ack_off = peer.offset(pkt.ack)
-            if ack_off > peer.max_end + _MAX_AHEAD:
+            if ack_off > peer.max_end + MAX_AHEAD:
                 upd.events.append("stream.pkt_invalid_ack")
                 upd.invalid = True
             elif ack_off > peer.ack_off:
@@ -680,187 +411,3 @@ class TcpTracker:
                 self._close(flow, ssn, upd)
             else:
                 ssn.state = S_FIN_WAIT if to_server else S_CLOSE_WAIT
-
-    # -- reassembly -------------------------------------------------------------------
-
-    def _insert(
-        self, half: _Half, off: int, data: bytes, to_server: bool, upd: StreamUpdate
-    ) -> None:
-        c = self.counters
-        end = off + len(data)
-        if end <= half.app_off:
-            c["tcp.pkt_retransmission"] += 1
-            upd.events.append("stream.pkt_retransmission")
-            return
-        if off < half.app_off:
-            data = data[half.app_off - off :]
-            off = half.app_off
-        if off > half.ctg_end + _MAX_AHEAD:
-            c["tcp.out_of_window"] += 1
-            upd.events.append("stream.est_packet_out_of_window")
-            upd.invalid = True
-            return
-        depth = self._depth
-        if depth:
-            if off >= depth:  # beyond depth: never stored (reported when delivery gets there)
-                return
-            if end > depth:
-                data = data[: depth - off]
-                end = depth
-        if off > half.ctg_end and (
-            half.buffered + len(data) > self.config.max_buffered
-            or len(half.starts) >= self.config.max_segments
-        ):
-            c["tcp.segment_memcap_drop"] += 1
-            return
-        if self.memuse + len(data) > self.config.memcap and not self._make_room(
-            half, off, len(data), to_server, upd
-        ):
-            c["tcp.segment_memcap_drop"] += 1
-            return
-        res = insert_first_wins(half.starts, half.datas, off, data)
-        half.buffered += res.added
-        self.memuse += res.added
-        if res.overlap:
-            c["tcp.overlap"] += 1
-            if res.different:
-                c["tcp.overlap_diff_data"] += 1
-                upd.events.append("stream.reassembly_overlap_different_data")
-            elif not res.added:
-                c["tcp.pkt_retransmission"] += 1
-                upd.events.append("stream.pkt_retransmission")
-        if end > half.max_end:
-            half.max_end = end
-        if off <= half.ctg_end < end:
-            half.ctg_end = contiguous_end(half.starts, half.datas, half.ctg_end)
-
-    def _make_room(
-        self, half: _Half, off: int, size: int, to_server: bool, upd: StreamUpdate
-    ) -> bool:
-        """Memcap reached: recount, then hand out this side's contiguous data early."""
-        self._reclaim()
-        if self.memuse + size <= self.config.memcap:
-            return True
-        if off <= half.ctg_end and half.ctg_end > half.app_off:
-            self.counters["tcp.forced_flush"] += 1
-            self._deliver(half, half.ctg_end, to_server, upd)
-        return self.memuse + size <= self.config.memcap
-
-    def _reclaim(self) -> None:
-        self.memuse = sum(s.client.buffered + s.server.buffered for s in self._sessions)
-
-    def release(self, flow: Flow) -> None:
-        """Drop a session's buffers without delivering them (e.g. a bypassed flow)."""
-        ssn = flow.tcp
-        if ssn is not None:
-            self.memuse -= _discard(ssn.client) + _discard(ssn.server)
-
-    def _depth_reached(self, half: _Half, to_server: bool, upd: StreamUpdate) -> None:
-        if half.depth_hit:
-            return
-        half.depth_hit = True
-        self.counters["tcp.stream_depth_reached"] += 1
-        upd.events.append("stream.reassembly_depth_reached")
-        if to_server:
-            upd.depth_reached_toserver = True
-        else:
-            upd.depth_reached_toclient = True
-
-    def _deliver_acked(self, half: _Half, to_server: bool, upd: StreamUpdate) -> None:
-        """IDS mode: hand out what the peer ACKed, skipping holes it ACKed too."""
-        limit = half.ack_off
-        if half.fin_off >= 0:
-            limit = min(limit, half.fin_off)
-            slack = 0
-        else:
-            slack = 1  # an unseen FIN takes one sequence number
-        if limit > half.ctg_end + slack:
-            self._deliver(half, limit, to_server, upd, skip_gaps=True)
-        else:
-            self._deliver(half, min(limit, half.ctg_end), to_server, upd)
-
-    def _flush_half(self, half: _Half, to_server: bool, upd: StreamUpdate) -> None:
-        end = half.max_end
-        if half.starts:
-            end = max(end, half.starts[-1] + len(half.datas[-1]))
-        self._deliver(half, end, to_server, upd, skip_gaps=True)
-
-    def _deliver(
-        self,
-        half: _Half,
-        limit: int,
-        to_server: bool,
-        upd: StreamUpdate,
-        *,
-        skip_gaps: bool = False,
-    ) -> None:
-        while True:
-            end = min(half.ctg_end, limit)
-            if end > half.app_off:
-                self._emit(half, end, to_server, upd)
-            if not skip_gaps or limit <= half.ctg_end or half.depth_hit:
-                return
-            # the peer ACKed bytes we never saw: skip the hole
-            nxt = half.starts[0] if half.starts else limit
-            gap_to = min(nxt, limit)
-            if gap_to <= half.ctg_end:
-                return
-            self.counters["tcp.reassembly_gap"] += 1
-            upd.events.append("stream.reassembly_seq_gap")
-            upd.gaps.append(len(upd.data))
-            half.gap = True
-            if to_server:
-                upd.gap_toserver = True
-            else:
-                upd.gap_toclient = True
-            depth = self._depth
-            if depth and gap_to >= depth:
-                half.app_off = half.ctg_end = depth
-                self._depth_reached(half, to_server, upd)
-                return
-            half.app_off = gap_to
-            half.ctg_end = contiguous_end(half.starts, half.datas, gap_to)
-            if gap_to >= limit and half.ctg_end <= half.app_off:
-                return
-
-    def _emit(self, half: _Half, end: int, to_server: bool, upd: StreamUpdate) -> None:
-        """Move ``[app_off, end)`` out of the buffer into ``upd.data``."""
-        depth = self._depth
-        if depth and end >= depth:
-            end = depth
-            self._depth_reached(half, to_server, upd)
-        start = half.app_off
-        if end <= start:
-            return
-        starts = half.starts
-        datas = half.datas
-        k = bisect_left(starts, end)  # ranges [0, k) start before end
-        chunks = datas[:k]
-        last_start = starts[k - 1] if k else start
-        last = chunks[-1] if chunks else b""
-        if k and last_start + len(last) > end:  # split the last range at end
-            keep = end - last_start
-            chunks[-1] = last[:keep]
-            starts[k - 1] = end
-            datas[k - 1] = last[keep:]
-            k -= 1
-        del starts[:k]
-        del datas[:k]
-        out = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        half.buffered -= len(out)
-        self.memuse -= len(out)
-        half.app_off = end
-        if half.ctg_end < end:
-            half.ctg_end = end
-        upd.data.append((to_server, out))
-
-
-def _discard(half: _Half) -> int:
-    """Forget everything buffered in ``half``; return the bytes freed."""
-    freed = half.buffered
-    half.starts.clear()
-    half.datas.clear()
-    half.buffered = 0
-    half.ctg_end = half.app_off
-    half.max_end = half.app_off
-    return freed

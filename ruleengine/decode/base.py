@@ -1,0 +1,52 @@
+"""What every decoding layer shares: the buffer type, header layouts read by more than
+one layer, the checksum sum, and the decoder state with its event/invalid bookkeeping.
+
+The ``Decoder`` is assembled as a chain, each layer a class that inherits the layer it
+hands the packet down to: ``LinkDecoder`` → ``NetworkDecoder`` → ``TransportDecoder`` →
+``DecoderBase``. Inheritance rather than separate objects keeps the hot path one method
+call per header, as it was when all of it lived in one class.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ruleengine.decode.defrag import Defragmenter
+from ruleengine.decode.packet import Packet
+
+Buffer = bytes | memoryview
+
+U16 = struct.Struct("!H")
+TWO_U16 = struct.Struct("!HH")  # a VLAN tag, or the port pair quoted in an ICMP error
+IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
+IPV6_HEADER = struct.Struct("!IHBB16s16s")
+
+
+def sum16(data: Buffer) -> int:
+    """One's complement sum (mod 0xFFFF) of ``data`` as big-endian 16-bit words."""
+    value = int.from_bytes(data, "big")
+    if len(data) & 1:
+        value <<= 8
+    return value % 0xFFFF
+
+
+class DecoderBase:
+    """State the layers read and write; ``Decoder.__init__`` sets it up."""
+
+    counters: dict[str, int]
+    checksum_validation: bool
+    # Checksum failures per protocol (see Decoder.__init__ for why not stats counters).
+    checksum_errors: dict[str, int]
+    defrag_enabled: bool
+    defrag: Defragmenter
+
+    def _event(self, pkt: Packet, name: str) -> None:
+        pkt.add_event(name)
+        key = "decoder.event." + name
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    def _invalid(self, pkt: Packet, name: str) -> None:
+        self._event(pkt, name)
+        if not pkt.invalid:
+            pkt.invalid = True
+            self.counters["decoder.invalid"] += 1
