@@ -38,6 +38,20 @@ def parse_bool(value: Any) -> bool | None:
     return None
 
 
+# App-layer protocol sections have always taken these words too (http1's parser as well).
+_SWITCH_WORDS = {"enable": True, "enabled": True, "disable": False, "disabled": False}
+
+
+def parse_switch(value: Any) -> bool | None:
+    """An on/off value of an app-layer protocol section: :func:`parse_bool` plus
+    ``enable(d)`` / ``disable(d)``; None when neither."""
+    if isinstance(value, str):
+        word = _SWITCH_WORDS.get(value.strip().lower())
+        if word is not None:
+            return word
+    return parse_bool(value)
+
+
 def parse_size(value: Any) -> int | None:
     """``"1mb"``, ``"4kb"``, ``"100 KiB"``, ``"1.5m"``, plain numbers -> bytes (1024-based,
     as Suricata's ``ParseSizeStringU64``); None when it is not a size."""
@@ -86,7 +100,6 @@ def parse_float(value: Any) -> float | None:
         except ValueError:
             return None
     return None
-
 
 
 def scalar_text(value: Any) -> str:
