@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 
 class BufferDirection(enum.Enum):
@@ -189,3 +189,18 @@ class AppLayerSpec:
     # for_rules(config, keyword names the loaded rules use) -> config: settings that
     # depend on the rule set (TLS ``ja3-fingerprints: auto`` is on when a rule uses ja3)
     for_rules: Callable[[Any, frozenset[str]], Any] | None = None
+
+
+_Settings = TypeVar("_Settings")
+
+
+def settings_parser(parser: Callable[[_Settings], AppParser],
+                    settings: type[_Settings]) -> Callable[[Any, int], AppParser]:
+    """``make_parser`` of a protocol whose parser takes its settings object alone (the same
+    on every IP protocol): anything but such an object (no config loaded) means the
+    defaults."""
+
+    def make(config: Any, ipproto: int) -> AppParser:
+        return parser(config if isinstance(config, settings) else settings())
+
+    return make
