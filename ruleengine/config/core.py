@@ -365,7 +365,9 @@ class Config:
         view = self.stream()
         return StreamConfig(midstream=view.midstream, inline=view.is_inline(ips),
                             reassembly_depth=view.reassembly_depth,
-                            async_oneside=view.async_oneside, bypass=view.bypass)
+                            async_oneside=view.async_oneside, bypass=view.bypass,
+                            # 0 would leave no room for any out-of-order byte: the default
+                            memcap=view.reassembly_memcap or StreamConfig.memcap)
 
     def flow_timeouts_config(self) -> FlowTimeouts:
         """``ruleengine.flow.table.FlowTimeouts`` from ``flow-timeouts``."""

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import weakref
 from bisect import bisect_left
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ruleengine.decode.packet import TH_ACK, TH_FIN, TH_RST, TH_SYN, Packet
@@ -76,57 +75,10 @@ STATE_NAMES = (
     "closed",
 )
 
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 1 << 10,
-    "kib": 1 << 10,
-    "mb": 1 << 20,
-    "mib": 1 << 20,
-    "gb": 1 << 30,
-    "gib": 1 << 30,
-}
-
-
-def parse_size(value: object) -> int | None:
-    """Suricata size strings: ``1mb``, ``512kb``, ``1gb``, ``4096`` → bytes; None if bad."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower().replace(" ", "")
-    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(digits) :]
-    if unit not in _SIZE_UNITS:
-        return None
-    try:
-        number = float(digits)
-    except ValueError:
-        return None
-    if number < 0:
-        return None
-    return int(number * _SIZE_UNITS[unit])
-
-
-def _truthy(value: object, default: bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("yes", "true", "on", "1", "enable", "enabled"):
-            return True
-        if v in ("no", "false", "off", "0", "disable", "disabled"):
-            return False
-    if isinstance(value, int):
-        return value != 0
-    return default
-
-
 @dataclass(frozen=True)
 class StreamConfig:
-    """The ``stream`` section of suricata.yaml that the tracker honours."""
+    """The ``stream`` section of suricata.yaml that the tracker honours (read by
+    ``Config.stream_config``)."""
 
     midstream: bool = False
     inline: bool = False
@@ -138,38 +90,12 @@ class StreamConfig:
     max_unacked: int = 1 << 20  # contiguous bytes waiting for an ACK before forced delivery
     memcap: int = 256 << 20  # all buffered stream bytes (stream.reassembly.memcap)
 
-    @classmethod
-    def from_mapping(
-        cls, section: Mapping[str, object] | None, *, ips_mode: bool = False
-    ) -> StreamConfig:
-        """Build from suricata.yaml's ``stream`` mapping (keys: ``midstream``,
-        ``inline`` (yes/no/auto — auto means inline in IPS mode), ``async-oneside``,
-        ``bypass``, ``reassembly.depth``). Bad values keep the default."""
-        if not isinstance(section, Mapping):
-            return cls(inline=ips_mode)
-        inline_raw = section.get("inline", "auto")
-        if isinstance(inline_raw, str) and inline_raw.strip().lower() == "auto":
-            inline = ips_mode
-        else:
-            inline = _truthy(inline_raw, ips_mode)
-        depth = cls.reassembly_depth
-        memcap = cls.memcap
-        reassembly = section.get("reassembly")
-        if isinstance(reassembly, Mapping):
-            parsed = parse_size(reassembly.get("depth"))
-            if parsed is not None:
-                depth = parsed
-            parsed = parse_size(reassembly.get("memcap"))
-            if parsed:
-                memcap = parsed
-        return cls(
-            midstream=_truthy(section.get("midstream"), False),
-            inline=inline,
-            reassembly_depth=depth,
-            async_oneside=_truthy(section.get("async-oneside"), False),
-            bypass=_truthy(section.get("bypass"), False),
-            memcap=memcap,
-        )
+
+def _invalid(upd: StreamUpdate, event: str) -> None:
+    """The packet breaks the session's rules: ``event``, not part of the stream, invalid."""
+    upd.events.append(event)
+    upd.accept = False
+    upd.invalid = True
 
 
 class StreamUpdate:
@@ -264,7 +190,7 @@ class _Half:
         self.depth_hit = False
         self.eof = False  # EOF reported to the app layer
         self.flags = 0  # OR of TCP flags sent in this direction
-        self.gap = False  # a hole was skipped in this direction (EVE tcp.ts_gap/tc_gap)
+        self.gap = False  # a hole was skipped in this direction (Suricata EVE tcp.ts_gap/tc_gap)
 
     def set_base(self, seq: int) -> None:
         self.base = seq & _M32
@@ -324,15 +250,6 @@ class TcpSession:
     @property
     def tcp_flags(self) -> int:
         return self.client.flags | self.server.flags
-
-    @property
-    def ts_gap(self) -> bool:
-        return self.client.gap
-
-    @property
-    def tc_gap(self) -> bool:
-        return self.server.gap
-
 
 COUNTER_NAMES = (
     "tcp.sessions",
@@ -404,8 +321,7 @@ class TcpTracker:
         if ssn is None:
             return upd
         try:
-            self._flush_half(ssn.client, True, upd)
-            self._flush_half(ssn.server, False, upd)
+            self._flush_both(ssn, upd)
             self._check_eof(ssn, upd, final=True)
         except Exception:
             upd.events.append("stream.internal_error")
@@ -493,13 +409,16 @@ class TcpTracker:
         if cfg.async_oneside:  # Suricata flags midstream pick-ups ASYNC with async-oneside
             ssn.oneside = True
             ssn.oneside_toserver = to_server
-        self._to_established(flow, ssn, upd)
-        self._established(flow, ssn, pkt, to_server, upd)
+        self._establish(flow, ssn, pkt, to_server, upd)
 
-    def _to_established(self, flow: Flow, ssn: TcpSession, upd: StreamUpdate) -> None:
+    def _establish(
+        self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
+    ) -> None:
+        """The session becomes established on ``pkt``, which is then handled as such."""
         ssn.state = S_ESTABLISHED
         flow.state = STATE_ESTABLISHED
         upd.established = True
+        self._established(flow, ssn, pkt, to_server, upd)
 
     def _syn_sent(
         self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
@@ -516,8 +435,7 @@ class TcpTracker:
                 # SYN/ACK never seen (asymmetric routing): trust the client's ACK
                 ssn.server.set_base(pkt.ack)
                 ssn.oneside = True
-                self._to_established(flow, ssn, upd)
-                self._established(flow, ssn, pkt, to_server, upd)
+                self._establish(flow, ssn, pkt, to_server, upd)
                 return
             upd.accept = False
             return
@@ -526,9 +444,7 @@ class TcpTracker:
             ack_off = client.offset(pkt.ack)
             tfo = client.max_end
             if ack_off != 0 and not (tfo and ack_off == tfo):
-                upd.events.append("stream.3whs_synack_with_wrong_ack")
-                upd.accept = False
-                upd.invalid = True
+                _invalid(upd, "stream.3whs_synack_with_wrong_ack")
                 return
             self.counters["tcp.synack"] += 1
             ssn.server.set_base(pkt.seq + 1)
@@ -559,28 +475,21 @@ class TcpTracker:
                 if (pkt.seq + 1) & _M32 != ssn.server.base:
                     upd.events.append("stream.3whs_synack_resend_with_diff_seq")
             else:
-                upd.events.append("stream.3whs_synack_in_wrong_direction")
-                upd.accept = False
-                upd.invalid = True
+                _invalid(upd, "stream.3whs_synack_in_wrong_direction")
             return
         if not flags & TH_ACK:
             upd.accept = False
             return
         if to_server:
             if pkt.ack & _M32 != ssn.server.base:
-                upd.events.append("stream.3whs_wrong_seq_wrong_ack")
-                upd.accept = False
-                upd.invalid = True
+                _invalid(upd, "stream.3whs_wrong_seq_wrong_ack")
                 return
         elif pkt.ack & _M32 != ssn.client.base:
             # server talks before we saw the client's ACK; only trust it if it ACKs
             # exactly the client's ISN + 1
-            upd.events.append("stream.3whs_ack_in_wrong_dir")
-            upd.accept = False
-            upd.invalid = True
+            _invalid(upd, "stream.3whs_ack_in_wrong_dir")
             return
-        self._to_established(flow, ssn, upd)
-        self._established(flow, ssn, pkt, to_server, upd)
+        self._establish(flow, ssn, pkt, to_server, upd)
 
     def _closed(
         self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
@@ -598,11 +507,11 @@ class TcpTracker:
 
     def _reset(self, flow: Flow, ssn: TcpSession, to_server: bool, upd: StreamUpdate) -> None:
         self.counters["tcp.rst"] += 1
-        self._flush_half(ssn.client, True, upd)
-        self._flush_half(ssn.server, False, upd)
         self._close(flow, ssn, upd)
 
     def _close(self, flow: Flow, ssn: TcpSession, upd: StreamUpdate) -> None:
+        """Both sides end (RST, or the second FIN): what they still hold is delivered."""
+        self._flush_both(ssn, upd)
         ssn.state = S_CLOSED
         flow.state = STATE_CLOSED
         upd.closed = True
@@ -638,9 +547,7 @@ class TcpTracker:
             low = min(sender.app_off, sender.ack_off if sender.ack_off >= 0 else sender.app_off)
             high = max(sender.max_end, sender.ack_off) + _RST_WINDOW
             if off < low - 1 or off > high:
-                upd.events.append("stream.suspected_rst_inject")
-                upd.accept = False
-                upd.invalid = True
+                _invalid(upd, "stream.suspected_rst_inject")
                 return
             self._reset(flow, ssn, to_server, upd)
             return
@@ -675,8 +582,6 @@ class TcpTracker:
                 self.counters["tcp.fin"] += 1
                 sender.fin_off = seg_off + len(payload)
             if peer.fin_off >= 0:
-                self._flush_half(ssn.client, True, upd)
-                self._flush_half(ssn.server, False, upd)
                 self._close(flow, ssn, upd)
             else:
                 ssn.state = S_FIN_WAIT if to_server else S_CLOSE_WAIT
@@ -778,6 +683,11 @@ class TcpTracker:
             self._deliver(half, limit, to_server, upd, skip_gaps=True)
         else:
             self._deliver(half, min(limit, half.ctg_end), to_server, upd)
+
+    def _flush_both(self, ssn: TcpSession, upd: StreamUpdate) -> None:
+        """Deliver what both sides hold, to-server first."""
+        self._flush_half(ssn.client, True, upd)
+        self._flush_half(ssn.server, False, upd)
 
     def _flush_half(self, half: _Half, to_server: bool, upd: StreamUpdate) -> None:
         end = half.max_end
