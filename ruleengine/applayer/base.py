@@ -191,6 +191,15 @@ class AppLayerSpec:
     for_rules: Callable[[Any, frozenset[str]], Any] | None = None
 
 
+def add_bounded(events: list[str], name: str, cap: int) -> bool:
+    """Append an event unless ``cap`` are kept already (parsers bound every list);
+    False when it was dropped (the caller counts it)."""
+    if len(events) >= cap:
+        return False
+    events.append(name)
+    return True
+
+
 _Settings = TypeVar("_Settings")
 
 

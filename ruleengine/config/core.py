@@ -27,6 +27,7 @@ from ruleengine.config.values import (
     parse_int,
     parse_size,
     scalar_text,
+    value_or,
 )
 from ruleengine.config.views import (
     TIMEOUT_DEFAULTS,
@@ -245,20 +246,16 @@ class Config:
         return self._lookup(dotted) is not _MISSING
 
     def get_bool(self, dotted: str, default: bool) -> bool:
-        parsed = parse_bool(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_bool, self.get(dotted), default)
 
     def get_size(self, dotted: str, default: int) -> int:
-        parsed = parse_size(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_size, self.get(dotted), default)
 
     def get_int(self, dotted: str, default: int) -> int:
-        parsed = parse_int(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_int, self.get(dotted), default)
 
     def get_float(self, dotted: str, default: float) -> float:
-        parsed = parse_float(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_float, self.get(dotted), default)
 
     def get_str(self, dotted: str, default: str) -> str:
         value = self.get(dotted)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class ConfigError(Exception):
@@ -100,6 +103,12 @@ def parse_float(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def value_or(parse: Callable[[Any], _T | None], value: Any, default: _T) -> _T:
+    """``parse(value)``, or ``default`` when ``value`` is absent or not of that kind."""
+    parsed = parse(value)
+    return default if parsed is None else parsed
 
 
 def scalar_text(value: Any) -> str:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 
+from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.ftp.config import FtpSettings
 from ruleengine.safety import reraise_bug
 
@@ -191,9 +192,7 @@ class FtpTransaction:
         return self.command is not None
 
     def add_event(self, name: str) -> None:
-        if len(self.events) < self._max_events:
-            self.events.append(name)
-        else:
+        if not add_bounded(self.events, name, self._max_events):
             self.events_dropped += 1
 
 

@@ -27,6 +27,7 @@ import hashlib
 import re
 import struct
 
+from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.ssh.config import (
     BANNER_MAX_LEN,
     MAX_REASSEMBLED_RECORD,
@@ -115,9 +116,7 @@ class SshTransaction:
         return self.client if to_server else self.server
 
     def add_event(self, name: str) -> None:
-        if len(self.events) < self._max_events:
-            self.events.append(name)
-        else:
+        if not add_bounded(self.events, name, self._max_events):
             self.events_dropped += 1
 
 
