@@ -89,7 +89,7 @@ def _int(subtree: Mapping[str, Any], key: str, default: int, lo: int, hi: int,
     raw = subtree.get(key)
     if raw is None:
         return default
-    value = parse_int(raw)
+    value = None if isinstance(raw, bool) else parse_int(raw)  # "yes" is no count
     if value is None:
         warnings.append(f"{key}: {raw!r} is not a number, using {default}")
         return default
