@@ -119,14 +119,7 @@ class BypassManager:
             return
         # Packets that were in flight when the bypass was set were counted by the flow table
         # already (and in bypassed_* by the pipeline); the kernel's counts come on top.
-        flow.bypassed_pkts_toserver += counters.pkts_toserver
-        flow.bypassed_pkts_toclient += counters.pkts_toclient
-        flow.bypassed_bytes_toserver += counters.bytes_toserver
-        flow.bypassed_bytes_toclient += counters.bytes_toclient
-        flow.pkts_toserver += counters.pkts_toserver
-        flow.pkts_toclient += counters.pkts_toclient
-        flow.bytes_toserver += counters.bytes_toserver
-        flow.bytes_toclient += counters.bytes_toclient
+        flow.add_capture_bypassed(counters)
         self._stats.incr("flow_bypassed.pkts", _total_pkts(counters))
         self._stats.incr("flow_bypassed.bytes", counters.bytes_toserver + counters.bytes_toclient)
 

@@ -79,7 +79,7 @@ class EngineSettings:
             checksum_validation=validation,
             checksum_auto=offline and k_option is None and checks == "auto",
             ips=ips,
-            stream=StreamConfig.from_mapping(config.get_section("stream"), ips_mode=ips),
+            stream=config.stream_config(ips=ips),
             midstream_policy=config.exception_policies(ips).stream_midstream,
             timeouts=config.flow_timeouts_config(),
             use_vlan=config.get_bool("vlan.use-for-tracking", True),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 
 class BufferDirection(enum.Enum):
@@ -192,3 +192,27 @@ class AppLayerSpec:
     # for_rules(config, keyword names the loaded rules use) -> config: settings that
     # depend on the rule set (TLS ``ja3-fingerprints: auto`` is on when a rule uses ja3)
     for_rules: Callable[[Any, frozenset[str]], Any] | None = None
+
+
+def add_bounded(events: list[str], name: str, cap: int) -> bool:
+    """Append an event unless ``cap`` are kept already (parsers bound every list);
+    False when it was dropped (the caller counts it)."""
+    if len(events) >= cap:
+        return False
+    events.append(name)
+    return True
+
+
+_Settings = TypeVar("_Settings")
+
+
+def settings_parser(parser: Callable[[_Settings], AppParser],
+                    settings: type[_Settings]) -> Callable[[Any, int], AppParser]:
+    """``make_parser`` of a protocol whose parser takes its settings object alone (the same
+    on every IP protocol): anything but such an object (no config loaded) means the
+    defaults."""
+
+    def make(config: Any, ipproto: int) -> AppParser:
+        return parser(config if isinstance(config, settings) else settings())
+
+    return make

@@ -27,6 +27,7 @@ from ruleengine.config.values import (
     parse_int,
     parse_size,
     scalar_text,
+    value_or,
 )
 from ruleengine.config.views import (
     TIMEOUT_DEFAULTS,
@@ -246,20 +247,16 @@ class Config:
         return self._lookup(dotted) is not _MISSING
 
     def get_bool(self, dotted: str, default: bool) -> bool:
-        parsed = parse_bool(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_bool, self.get(dotted), default)
 
     def get_size(self, dotted: str, default: int) -> int:
-        parsed = parse_size(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_size, self.get(dotted), default)
 
     def get_int(self, dotted: str, default: int) -> int:
-        parsed = parse_int(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_int, self.get(dotted), default)
 
     def get_float(self, dotted: str, default: float) -> float:
-        parsed = parse_float(self.get(dotted))
-        return default if parsed is None else parsed
+        return value_or(parse_float, self.get(dotted), default)
 
     def get_str(self, dotted: str, default: str) -> str:
         value = self.get(dotted)
@@ -366,7 +363,9 @@ class Config:
         view = self.stream()
         return StreamConfig(midstream=view.midstream, inline=view.is_inline(ips),
                             reassembly_depth=view.reassembly_depth,
-                            async_oneside=view.async_oneside, bypass=view.bypass)
+                            async_oneside=view.async_oneside, bypass=view.bypass,
+                            # 0 would leave no room for any out-of-order byte: the default
+                            memcap=view.reassembly_memcap or StreamConfig.memcap)
 
     def flow_timeouts_config(self) -> FlowTimeouts:
         """``ruleengine.flow.table.FlowTimeouts`` from ``flow-timeouts``."""

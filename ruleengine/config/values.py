@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class ConfigError(Exception):
@@ -36,6 +39,20 @@ def parse_bool(value: Any) -> bool | None:
         if word in _FALSE:
             return False
     return None
+
+
+# App-layer protocol sections have always taken these words too (http1's parser as well).
+_SWITCH_WORDS = {"enable": True, "enabled": True, "disable": False, "disabled": False}
+
+
+def parse_switch(value: Any) -> bool | None:
+    """An on/off value of an app-layer protocol section: :func:`parse_bool` plus
+    ``enable(d)`` / ``disable(d)``; None when neither."""
+    if isinstance(value, str):
+        word = _SWITCH_WORDS.get(value.strip().lower())
+        if word is not None:
+            return word
+    return parse_bool(value)
 
 
 def parse_size(value: Any) -> int | None:
@@ -87,6 +104,11 @@ def parse_float(value: Any) -> float | None:
             return None
     return None
 
+
+def value_or(parse: Callable[[Any], _T | None], value: Any, default: _T) -> _T:
+    """``parse(value)``, or ``default`` when ``value`` is absent or not of that kind."""
+    parsed = parse(value)
+    return default if parsed is None else parsed
 
 
 def scalar_text(value: Any) -> str:

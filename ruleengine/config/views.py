@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruleengine.config.values import parse_bool, parse_int, parse_size, scalar_text
+from ruleengine.config.values import parse_bool, parse_int, parse_size, scalar_text, value_or
 
 
 @dataclass(frozen=True)
@@ -172,16 +172,13 @@ class DetectSettings:
 def http_settings(name: str, addresses: tuple[str, ...], body: Mapping[str, Any],
                    base: HttpServerSettings) -> HttpServerSettings:
     def size(key: str, default: int) -> int:
-        parsed = parse_size(body.get(key))
-        return default if parsed is None else parsed
+        return value_or(parse_size, body.get(key), default)
 
     def flag(key: str, default: bool) -> bool:
-        parsed = parse_bool(body.get(key))
-        return default if parsed is None else parsed
+        return value_or(parse_bool, body.get(key), default)
 
     def integer(key: str, default: int) -> int:
-        parsed = parse_int(body.get(key))
-        return default if parsed is None else parsed
+        return value_or(parse_int, body.get(key), default)
 
     inline = body.get("http-body-inline")
     inline_bool = parse_bool(inline)

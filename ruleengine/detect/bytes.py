@@ -2,13 +2,17 @@
 (``src/detect-bytetest.c``, ``detect-bytejump.c``, ``detect-byte-extract.c``,
 ``detect-bytemath.c``, ``util-byte.c``).
 
-Each function takes the buffer, the current relative position (``det_ctx->buffer_offset``)
-and already-resolved integer arguments, and returns None for "no match" or the result.
+Each function takes the buffer, the current relative position (``det_ctx->buffer_offset``),
+the keyword's rule item and those of its arguments that may name a variable, resolved to
+integers; it returns None (False) for "no match", else the result.
 """
 
 from __future__ import annotations
 
-from ruleengine.rules.model import Endian
+from collections.abc import Callable
+from typing import Protocol
+
+from ruleengine.rules.model import ByteExtract, ByteJump, ByteMath, ByteTest, Endian
 
 U64 = (1 << 64) - 1
 _SPACE = b" \t\n\v\f\r"
@@ -73,164 +77,98 @@ def _apply_bitmask(val: int, bitmask: int | None) -> int:
     return val
 
 
-def _locate(buf_len: int, cur: int, offset: int, relative: bool) -> tuple[int, int] | None:
-    """Start position and remaining length, or None when there is no relative base."""
-    if relative:
-        pos = cur + offset
-        remaining = buf_len - cur - offset
-        if remaining <= 0:
-            return None
-        return pos, remaining
-    return offset, buf_len - offset
+class _NumberAt(Protocol):
+    """Where a byte_* keyword's number stands and how it is written (the fields all the
+    keywords' rule items share)."""
+
+    nbytes: int
+    relative: bool
+    endian: Endian
+    string_base: int | None
 
 
-def _read_number(
-    buf: bytes, cur: int, offset: int, relative: bool, nbytes: int, endian: Endian,
-    base: int | None,
-) -> tuple[int, int, int] | None:
+def _read_number(buf: bytes, cur: int, offset: int,
+                 at: _NumberAt) -> tuple[int, int, int] | None:
     """(value, position, bytes used) of the number the keyword points at, or None when it
     is not fully inside the buffer (or not a number, for string forms)."""
     if not buf:
         return None
-    loc = _locate(len(buf), cur, offset, relative)
-    if loc is None:
+    pos = offset + (cur if at.relative else 0)
+    remaining = len(buf) - pos
+    if at.relative and remaining <= 0:  # no relative base left
         return None
-    pos, remaining = loc
-    if pos < 0 or nbytes > remaining:
+    if pos < 0 or at.nbytes > remaining:
         return None
-    val, used = extract(buf, pos, nbytes, endian, base)
+    val, used = extract(buf, pos, at.nbytes, at.endian, at.string_base)
     if used <= 0:
         return None
     return val, pos, used
 
 
-def byte_test(
-    buf: bytes,
-    cur: int,
-    *,
-    nbytes: int,
-    offset: int,
-    value: int,
-    operator: str,
-    negated: bool,
-    relative: bool,
-    endian: Endian,
-    base: int | None,
-    bitmask: int | None,
-) -> bool:
-    read = _read_number(buf, cur, offset, relative, nbytes, endian, base)
-    if read is None:
-        return False
-    val = read[0]
-    val = _apply_bitmask(val, bitmask)
-    if operator == "=":
-        hit = val == value
-    elif operator == "<":
-        hit = val < value
-    elif operator == ">":
-        hit = val > value
-    elif operator == "<=":
-        hit = val <= value
-    elif operator == ">=":
-        hit = val >= value
-    elif operator == "&":
-        hit = (val & value) != 0
-    elif operator == "^":
-        hit = (val ^ value) != 0
-    else:
-        return False
-    return hit != negated
+_TESTS: dict[str, Callable[[int, int], bool]] = {
+    "=": lambda a, b: a == b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "&": lambda a, b: (a & b) != 0,
+    "^": lambda a, b: (a ^ b) != 0,
+}
 
 
-def byte_jump(
-    buf: bytes,
-    cur: int,
-    *,
-    nbytes: int,
-    offset: int,
-    relative: bool,
-    multiplier: int,
-    endian: Endian,
-    base: int | None,
-    align: bool,
-    from_beginning: bool,
-    from_end: bool,
-    post_offset: int,
-) -> int | None:
+def byte_test(buf: bytes, cur: int, t: ByteTest, offset: int, value: int) -> bool:
+    """``t`` with its offset and value resolved (they may name byte_extract variables)."""
+    read = _read_number(buf, cur, offset, t)
+    test = _TESTS.get(t.operator)
+    if read is None or test is None:
+        return False
+    return test(_apply_bitmask(read[0], t.bitmask), value) != t.negated
+
+
+def byte_jump(buf: bytes, cur: int, j: ByteJump, offset: int) -> int | None:
     """New buffer position after the jump, or None."""
-    buf_len = len(buf)
-    if buf_len == 0:
+    read = _read_number(buf, cur, offset, j)
+    if read is None:
         return None
-    pos = offset + (cur if relative else 0)
-    remaining = buf_len - pos
-    if relative and remaining <= 0:
-        return None
-    if pos < 0 or nbytes > remaining:
-        return None
-    val, used = extract(buf, pos, nbytes, endian, base)
-    if used <= 0:
-        return None
-    val = (val * multiplier) & U64
-    if align and val % 4:
+    val, pos, used = read
+    val = (val * j.multiplier) & U64
+    if j.align and val % 4:
         val += 4 - val % 4
-    val = (val + post_offset) & U64
+    val = (val + j.post_offset) & U64
     sval = val - (1 << 64) if val >> 63 else val  # (int64_t)val
-    if from_beginning:
+    if j.from_beginning:
         target = sval
-    elif from_end:
-        target = buf_len + sval
+    elif j.from_end:
+        target = len(buf) + sval
     else:
         target = pos + sval + used
     if target < 0:
         target = 0
-    elif target >= buf_len:
+    elif target >= len(buf):
         return None
     return target
 
 
-def byte_extract(
-    buf: bytes,
-    cur: int,
-    *,
-    nbytes: int,
-    offset: int,
-    relative: bool,
-    multiplier: int,
-    endian: Endian,
-    base: int | None,
-    align: int,
-    bitmask: int | None,
-) -> tuple[int, int] | None:
+def byte_extract(buf: bytes, cur: int, e: ByteExtract) -> tuple[int, int] | None:
     """(value, new position) or None."""
-    read = _read_number(buf, cur, offset, relative, nbytes, endian, base)
+    read = _read_number(buf, cur, e.offset, e)
     if read is None:
         return None
     val, pos, used = read
-    val = _apply_bitmask(val, bitmask)
-    val = (val * multiplier) & U64
-    if align and val % align:
-        val += align - val % align
+    val = _apply_bitmask(val, e.bitmask)
+    val = (val * e.multiplier) & U64
+    if e.align and val % e.align:
+        val += e.align - val % e.align
     return val & U64, pos + used
 
 
-def byte_math(
-    buf: bytes,
-    cur: int,
-    *,
-    nbytes: int,
-    offset: int,
-    relative: bool,
-    oper: str,
-    rvalue: int,
-    endian: Endian,
-    base: int | None,
-    bitmask: int | None,
-) -> tuple[int, int] | None:
-    """(result, new position) or None."""
-    read = _read_number(buf, cur, offset, relative, nbytes, endian, base)
+def byte_math(buf: bytes, cur: int, m: ByteMath, rvalue: int) -> tuple[int, int] | None:
+    """(result, new position) or None; ``rvalue`` resolved (it may name a variable)."""
+    read = _read_number(buf, cur, m.offset, m)
     if read is None:
         return None
     val, pos, used = read
+    oper = m.oper
     if oper == "+":
         val += rvalue
     elif oper == "-":
@@ -253,5 +191,5 @@ def byte_math(
         val ^= rvalue
     else:
         return None
-    val = _apply_bitmask(val & U64, bitmask)
+    val = _apply_bitmask(val & U64, m.bitmask)
     return val, pos + used

@@ -218,15 +218,14 @@ PACKET_FIELDS: dict[str, Callable[[Any], int | None]] = {
     "ack": _tcp_only(lambda p: int(p.ack)),
     "seq": _tcp_only(lambda p: int(p.seq)),
     "window": _tcp_only(lambda p: int(p.window)),
-    "tcp.window": _tcp_only(lambda p: int(p.window)),
-    "tcp.ack": _tcp_only(lambda p: int(p.ack)),
-    "tcp.seq": _tcp_only(lambda p: int(p.seq)),
     "itype": _icmp_only(lambda p: int(p.icmp_type)),
     "icode": _icmp_only(lambda p: int(p.icmp_code)),
     "flags": _tcp_only(lambda p: int(p.tcp_flags)),
-    "tcp.flags": _tcp_only(lambda p: int(p.tcp_flags)),
 }
 """Packet keyword field -> value getter (None: the keyword cannot match this packet)."""
+# Suricata 8's ``tcp.*`` names of the same fields
+PACKET_FIELDS.update({f"tcp.{name}": PACKET_FIELDS[name]
+                      for name in ("window", "ack", "seq", "flags")})
 
 TX_FIELDS = frozenset({"urilen", "urilen.raw", "urilen_raw", "urilen.norm"})
 """Conditions evaluated on an HTTP transaction rather than on the packet."""

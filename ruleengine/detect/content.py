@@ -486,70 +486,23 @@ def _bytes_op(op: Op, buf: bytes, st: InspectState) -> bool:
     item = op.item
     if op.kind == K_BTEST:
         t: ByteTest = item
-        return bytes_kw.byte_test(
-            buf,
-            st.off,
-            nbytes=t.nbytes,
-            offset=_val(t.offset, st),
-            value=_val(t.value, st),
-            operator=t.operator,
-            negated=t.negated,
-            relative=t.relative,
-            endian=t.endian,
-            base=t.string_base,
-            bitmask=t.bitmask,
-        )
+        return bytes_kw.byte_test(buf, st.off, t, _val(t.offset, st), _val(t.value, st))
     if op.kind == K_BJUMP:
         j: ByteJump = item
-        pos = bytes_kw.byte_jump(
-            buf,
-            st.off,
-            nbytes=j.nbytes,
-            offset=_val(j.offset, st),
-            relative=j.relative,
-            multiplier=j.multiplier,
-            endian=j.endian,
-            base=j.string_base,
-            align=j.align,
-            from_beginning=j.from_beginning,
-            from_end=j.from_end,
-            post_offset=j.post_offset,
-        )
+        pos = bytes_kw.byte_jump(buf, st.off, j, _val(j.offset, st))
         if pos is None:
             return False
         st.off = pos
         return True
     if op.kind == K_BEXTRACT:
         e: ByteExtract = item
-        res = bytes_kw.byte_extract(
-            buf,
-            st.off,
-            nbytes=e.nbytes,
-            offset=e.offset,
-            relative=e.relative,
-            multiplier=e.multiplier,
-            endian=e.endian,
-            base=e.string_base,
-            align=e.align,
-            bitmask=e.bitmask,
-        )
+        res = bytes_kw.byte_extract(buf, st.off, e)
         if res is None:
             return False
         st.vars[e.name], st.off = res
         return True
     m: ByteMath = item
-    res = bytes_kw.byte_math(
-        buf,
-        st.off,
-        nbytes=m.nbytes,
-        offset=m.offset,
-        relative=m.relative,
-        oper=m.oper,
-        rvalue=_val(m.rvalue, st),
-        endian=m.endian,
-        base=m.string_base,
-        bitmask=m.bitmask,
-    )
+    res = bytes_kw.byte_math(buf, st.off, m, _val(m.rvalue, st))
     if res is None:
         return False
     st.vars[m.result], st.off = res

@@ -38,10 +38,14 @@ def apply_actions(actions: Sequence[Flowbit], bits: set[str]) -> None:
 
 
 def order_class(flowbits: Sequence[Flowbit]) -> int:
-    """Suricata's flowbits ordering value: rules that only set come first (4), then
-    set+read (3), read-only (2), none (1) (``src/detect-engine-sigorder.c``)."""
+    """Suricata's flowbits ordering value (``src/detect-engine-sigorder.c``)."""
     sets = any(fb.cmd in (FlowbitCmd.SET, FlowbitCmd.UNSET, FlowbitCmd.TOGGLE) for fb in flowbits)
-    reads = any(fb.is_check for fb in flowbits)
+    return sigorder_class(sets=sets, reads=any(fb.is_check for fb in flowbits))
+
+
+def sigorder_class(*, sets: bool, reads: bool) -> int:
+    """Rules that only set bits come first (4), then set+read (3), read-only (2), none (1);
+    flowbits and xbits alike."""
     if sets and reads:
         return 3
     if sets:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from ruleengine.detect.flowbits import sigorder_class
 from ruleengine.rules.model import Xbit, XbitCmd
 
 DEFAULT_MAX_ENTRIES = 65536
@@ -93,13 +94,6 @@ class XbitsTable:
 
 
 def order_class(xbits: Sequence[Xbit]) -> int:
-    """Like flowbits: setters first (4), set+read (3), read-only (2), none (1)."""
-    sets = any(not xb.is_check for xb in xbits)
-    reads = any(xb.is_check for xb in xbits)
-    if sets and reads:
-        return 3
-    if sets:
-        return 4
-    if reads:
-        return 2
-    return 1
+    """Ordered like flowbits: setters first."""
+    return sigorder_class(sets=any(not xb.is_check for xb in xbits),
+                          reads=any(xb.is_check for xb in xbits))

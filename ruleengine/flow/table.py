@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
+from ruleengine.capture import BypassCounters
 from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
 
 if TYPE_CHECKING:
@@ -132,6 +133,14 @@ def _seconds(raw: object) -> float | None:
             return None
         return value if value >= 0 else None
     return None
+
+
+def _one_packet(to_server: bool, nbytes: int) -> BypassCounters:
+    if to_server:
+        return BypassCounters(pkts_toserver=1, bytes_toserver=nbytes, pkts_toclient=0,
+                              bytes_toclient=0)
+    return BypassCounters(pkts_toserver=0, bytes_toserver=0, pkts_toclient=1,
+                          bytes_toclient=nbytes)
 
 
 class Flow:
@@ -240,14 +249,34 @@ class Flow:
         self.bypass_ts = ts
         self.state = STATE_BYPASSED
 
-    def count_bypassed(self, to_server: bool, nbytes: int) -> None:
-        """Account a packet seen after the bypass (local bypass: the engine skips it)."""
+    def count(self, to_server: bool, nbytes: int) -> None:
+        """Account one packet of the flow in its direction."""
         if to_server:
-            self.bypassed_pkts_toserver += 1
-            self.bypassed_bytes_toserver += nbytes
+            self.pkts_toserver += 1
+            self.bytes_toserver += nbytes
         else:
-            self.bypassed_pkts_toclient += 1
-            self.bypassed_bytes_toclient += nbytes
+            self.pkts_toclient += 1
+            self.bytes_toclient += nbytes
+
+    def count_bypassed(self, to_server: bool, nbytes: int) -> None:
+        """Account a packet seen after the bypass (local bypass: the engine skips it; the
+        flow table counted it already)."""
+        self._add_bypassed(_one_packet(to_server, nbytes))
+
+    def add_capture_bypassed(self, counts: BypassCounters) -> None:
+        """Packets the capture bypassed (never seen here): they count for the flow and as
+        bypassed."""
+        self._add_bypassed(counts)
+        self.pkts_toserver += counts.pkts_toserver
+        self.pkts_toclient += counts.pkts_toclient
+        self.bytes_toserver += counts.bytes_toserver
+        self.bytes_toclient += counts.bytes_toclient
+
+    def _add_bypassed(self, counts: BypassCounters) -> None:
+        self.bypassed_pkts_toserver += counts.pkts_toserver
+        self.bypassed_pkts_toclient += counts.pkts_toclient
+        self.bypassed_bytes_toserver += counts.bytes_toserver
+        self.bypassed_bytes_toclient += counts.bytes_toclient
 
     def reverse(self) -> None:
         """Swap client and server: addresses, ports, per-direction counters and the TCP
@@ -341,15 +370,9 @@ class FlowTable:
             # sender is the client (no TCP session exists yet to contradict it)
             flow.reverse()
             to_server = True
-        n = pkt.length
-        if to_server:
-            flow.pkts_toserver += 1
-            flow.bytes_toserver += n
-        else:
-            flow.pkts_toclient += 1
-            flow.bytes_toclient += n
-            if flow.state == STATE_NEW and flow.proto != IPPROTO_TCP:
-                flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
+        flow.count(to_server, pkt.length)
+        if not to_server and flow.state == STATE_NEW and flow.proto != IPPROTO_TCP:
+            flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
         flow.last_ts = pkt.ts
         return flow, to_server
 

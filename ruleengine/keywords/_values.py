@@ -11,6 +11,17 @@ _INT_RE = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|\d+)\Z")
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 
 
+def match_syntax(pattern: re.Pattern[str], value: str, keyword: str,
+                 usage: str) -> re.Match[str]:
+    """``value`` matched against the keyword's syntax, or an error with ``usage`` as hint."""
+    m = pattern.match(value)
+    if m is None:
+        raise KeywordError(
+            f"{keyword}: invalid value '{value}'", value_range=(0, len(value)), hint=usage
+        )
+    return m
+
+
 def parse_int(
     text: str,
     what: str,

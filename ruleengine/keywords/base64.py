@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ruleengine.keywords._values import parse_int
+from ruleengine.keywords._values import match_syntax, parse_int
 from ruleengine.keywords.registry import ArgKind, KeywordSpec, Quotes, Stage
 from ruleengine.rules.builder import StickyState
 from ruleengine.rules.errors import KeywordError
@@ -29,13 +29,8 @@ _RE = re.compile(
 def setup_base64_decode(b: RuleBuilder, value: str | None) -> None:
     item = Base64Decode(span=b.option_span)
     if value:
-        m = _RE.match(value)
-        if m is None:
-            raise KeywordError(
-                f"base64_decode: invalid value '{value}'",
-                value_range=(0, len(value)),
-                hint="write base64_decode[:bytes <n>][, offset <n>][, relative]",
-            )
+        m = match_syntax(_RE, value, "base64_decode",
+                         "write base64_decode[:bytes <n>][, offset <n>][, relative]")
         if m.group("bytes") is not None:
             item.bytes = parse_int(m.group("bytes"), "base64_decode bytes",
                                    start=m.start("bytes"), lo=1, hi=0xFFFFFFFF)

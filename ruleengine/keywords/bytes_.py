@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import parse_int, parse_int_or_var, split_args
@@ -25,13 +26,17 @@ def _bad(what: str, arg: str, at: int) -> KeywordError:
     )
 
 
-def _need(args: list[tuple[str, int]], n: int, what: str, usage: str, value: str) -> None:
+def _args(value: str | None, n: int, what: str, usage: str) -> list[tuple[str, int]]:
+    """The keyword's arguments (text, position), of which the first ``n`` must be there."""
+    assert value is not None
+    args = split_args(value)
     if len(args) < n or any(not a for a, _ in args[:n]):
         raise KeywordError(
             f"{what}: expected {usage}",
             code="invalid-keyword-value",
             value_range=(0, len(value)),
         )
+    return args
 
 
 class _Common:
@@ -70,6 +75,26 @@ class _Common:
             return 0
         return 1
 
+    def others(self, args: list[tuple[str, int]], start: int,
+               what: str) -> Iterator[tuple[str, list[str], int]]:
+        """The options from ``args[start]`` on that are not shared ones: (option, its
+        words, position)."""
+        for i in range(start, len(args)):
+            word, at = args[i]
+            if not self.take(word, args, i, what):
+                yield word, word.split(), at
+
+    @property
+    def base(self) -> int | None:
+        """Base of a string number; None for a binary one."""
+        return self.string_base if self.string else None
+
+    def fill(self, item: ByteTest | ByteJump | ByteExtract | ByteMath) -> None:
+        """The shared options onto the keyword's rule item."""
+        item.relative, item.endian, item.dce, item.bitmask = (
+            self.relative, self.endian, self.dce, self.bitmask)
+        item.string_base = self.base
+
 
 def setup_isdataat(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
@@ -91,9 +116,7 @@ def setup_isdataat(b: RuleBuilder, value: str | None) -> None:
 
 
 def setup_byte_test(b: RuleBuilder, value: str | None) -> None:
-    assert value is not None
-    args = split_args(value)
-    _need(args, 4, "byte_test", "<bytes>,[!]<op>,<value>,<offset>[,options]", value)
+    args = _args(value, 4, "byte_test", "<bytes>,[!]<op>,<value>,<offset>[,options]")
     nbytes = parse_int(args[0][0], "byte_test bytes", start=args[0][1], lo=0, hi=23)
     op, op_at = args[1]
     negated = op.startswith("!")
@@ -110,45 +133,26 @@ def setup_byte_test(b: RuleBuilder, value: str | None) -> None:
     test_value = parse_int_or_var(args[2][0], "byte_test value", b.variables, start=args[2][1])
     offset = parse_int_or_var(args[3][0], "byte_test offset", b.variables, start=args[3][1])
     common = _Common()
-    for i in range(4, len(args)):
-        if not common.take(args[i][0], args, i, "byte_test"):
-            raise _bad("byte_test", *args[i])
+    for word, _, at in common.others(args, 4, "byte_test"):
+        raise _bad("byte_test", word, at)
     if not common.string and nbytes > 8:
         raise KeywordError(
             f"byte_test: {nbytes} bytes is too many for a binary value (max 8)",
             code="out-of-range",
             value_range=(args[0][1], args[0][1] + len(args[0][0])),
         )
-    b.add_item(
-        ByteTest(
-            nbytes,
-            op,
-            test_value,
-            offset,
-            negated,
-            common.relative,
-            common.endian,
-            common.string_base if common.string else None,
-            common.dce,
-            common.bitmask,
-            b.option_span,
-        )
-    )
+    item = ByteTest(nbytes, op, test_value, offset, negated, span=b.option_span)
+    common.fill(item)
+    b.add_item(item)
 
 
 def setup_byte_jump(b: RuleBuilder, value: str | None) -> None:
-    assert value is not None
-    args = split_args(value)
-    _need(args, 2, "byte_jump", "<bytes>,<offset>[,options]", value)
+    args = _args(value, 2, "byte_jump", "<bytes>,<offset>[,options]")
     nbytes = parse_int(args[0][0], "byte_jump bytes", start=args[0][1], lo=0, hi=23)
     offset = parse_int_or_var(args[1][0], "byte_jump offset", b.variables, start=args[1][1])
     common = _Common()
     item = ByteJump(nbytes, offset, span=b.option_span)
-    for i in range(2, len(args)):
-        word, at = args[i]
-        if common.take(word, args, i, "byte_jump"):
-            continue
-        parts = word.split()
+    for word, parts, at in common.others(args, 2, "byte_jump"):
         if word == "align":
             item.align = True
         elif word == "from_beginning":
@@ -161,20 +165,12 @@ def setup_byte_jump(b: RuleBuilder, value: str | None) -> None:
             item.post_offset = parse_int(parts[1], "byte_jump post_offset", start=at)
         else:
             raise _bad("byte_jump", word, at)
-    item.relative, item.endian, item.dce, item.bitmask = (
-        common.relative,
-        common.endian,
-        common.dce,
-        common.bitmask,
-    )
-    item.string_base = common.string_base if common.string else None
+    common.fill(item)
     b.add_item(item)
 
 
 def setup_byte_extract(b: RuleBuilder, value: str | None) -> None:
-    assert value is not None
-    args = split_args(value)
-    _need(args, 3, "byte_extract", "<bytes>,<offset>,<name>[,options]", value)
+    args = _args(value, 3, "byte_extract", "<bytes>,<offset>,<name>[,options]")
     nbytes = parse_int(args[0][0], "byte_extract bytes", start=args[0][1], lo=1, hi=23)
     offset = parse_int(args[1][0], "byte_extract offset", start=args[1][1])
     name = args[2][0]
@@ -182,24 +178,14 @@ def setup_byte_extract(b: RuleBuilder, value: str | None) -> None:
         raise _bad("byte_extract", name, args[2][1])
     common = _Common()
     item = ByteExtract(nbytes, offset, name, span=b.option_span)
-    for i in range(3, len(args)):
-        word, at = args[i]
-        if common.take(word, args, i, "byte_extract"):
-            continue
-        parts = word.split()
+    for word, parts, at in common.others(args, 3, "byte_extract"):
         if parts[:1] == ["multiplier"] and len(parts) == 2:
             item.multiplier = parse_int(parts[1], "byte_extract multiplier", start=at, lo=1)
         elif parts[:1] == ["align"] and len(parts) == 2:
             item.align = parse_int(parts[1], "byte_extract align", start=at, lo=0, hi=4)
         else:
             raise _bad("byte_extract", word, at)
-    item.relative, item.endian, item.dce, item.bitmask = (
-        common.relative,
-        common.endian,
-        common.dce,
-        common.bitmask,
-    )
-    item.string_base = common.string_base if common.string else None
+    common.fill(item)
     b.variables.add(name)
     b.add_item(item)
 
@@ -237,13 +223,9 @@ def setup_byte_math(b: RuleBuilder, value: str | None) -> None:
             fields["rvalue"][0], "byte_math rvalue", b.variables, start=fields["rvalue"][1]
         ),
         fields["result"][0],
-        common.relative,
-        common.endian,
-        common.string_base if common.string else None,
-        common.dce,
-        common.bitmask,
-        b.option_span,
+        span=b.option_span,
     )
+    common.fill(item)
     b.variables.add(item.result)
     b.add_item(item)
 

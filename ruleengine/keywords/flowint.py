@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from ruleengine.keywords._values import match_syntax
 from ruleengine.keywords.registry import KeywordSpec, Quotes, Stage
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Flowint
@@ -27,14 +28,8 @@ NO_VALUE = ("isset", "notset", "isnotset")
 
 def setup_flowint(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
-    m = _RE.match(value)
-    if m is None:
-        raise KeywordError(
-            f"flowint: invalid value '{value}'",
-            value_range=(0, len(value)),
-            hint="write flowint:<name>,<op>[,<value>] with op one of "
-            "= + - == != < <= > >= isset notset",
-        )
+    m = match_syntax(_RE, value, "flowint", "write flowint:<name>,<op>[,<value>] with op one "
+                     "of = + - == != < <= > >= isset notset")
     op = m.group("op")
     val = m.group("val")
     if op in NO_VALUE:

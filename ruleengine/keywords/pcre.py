@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pcre2
@@ -85,6 +86,19 @@ def _compile(pattern: bytes, options: int) -> Any:
     return pcre2.compile(pattern, pcre2.RegexFlag(options), jit=False)
 
 
+def compile_regex(regex: str, flags: Iterable[str]) -> CompiledPcre:
+    """``/regex/flags`` as Suricata compiles it; ``flags``: the general ones (i m s x A E G
+    O, others are ignored). Raises ``pcre2.PatternError`` when it does not compile."""
+    letters = set(flags)
+    options = 0
+    for letter in letters:
+        options |= _OPTION_BITS.get(letter, 0)
+    raw = regex.encode("utf-8", "surrogateescape")
+    if "A" in letters:
+        raw = _anchored(raw, bool(options & _EXTENDED))
+    return CompiledPcre(raw, options)
+
+
 def _anchored(regex: bytes, extended: bool) -> bytes:
     """PCRE2_ANCHORED (the ``A`` flag) as a pattern prefix: ``\\G`` anchors at the start
     offset like the option does. Leading ``(*VERB)`` settings must stay first."""
@@ -139,15 +153,11 @@ def setup_pcre(b: RuleBuilder, value: str | None) -> None:
     regex, flags, negated, regex_at = parse_pcre(value)
     flags_at = regex_at + len(regex) + 1
     flags, capture_vars = _capture_names(flags, flags_at)
-    options = 0
     general = []
     relative = False
     buffer: str | None = None
     for i, flag in enumerate(flags):
-        if flag in _OPTION_BITS:
-            options |= _OPTION_BITS[flag]
-            general.append(flag)
-        elif flag in ("A", "O"):
+        if flag in GENERAL_FLAGS:
             general.append(flag)
         elif flag == "R":
             relative = True
@@ -178,11 +188,8 @@ def setup_pcre(b: RuleBuilder, value: str | None) -> None:
             code="conflicting-buffer",
             value_range=(flags_at, flags_at + len(flags)),
         )
-    raw = regex.encode("utf-8", "surrogateescape")
-    if "A" in general:
-        raw = _anchored(raw, bool(options & _EXTENDED))
     try:
-        compiled = CompiledPcre(raw, options)
+        compiled = compile_regex(regex, general)
     except pcre2.PatternError as exc:
         where = _error_offset(exc, len(regex))
         raise KeywordError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ruleengine.keywords._values import parse_int
+from ruleengine.keywords._values import match_syntax, parse_int
 from ruleengine.keywords.registry import KeywordSpec, Quotes, Stage
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import StreamSize
@@ -22,13 +22,8 @@ _RE = re.compile(r"\s*(?P<side>[A-Za-z_]+)\s*,\s*(?P<op>[<=>!]+)\s*,\s*(?P<val>\
 
 def setup_stream_size(b: RuleBuilder, value: str | None) -> None:
     assert value is not None
-    m = _RE.match(value)
-    if m is None:
-        raise KeywordError(
-            f"stream_size: invalid value '{value}'",
-            value_range=(0, len(value)),
-            hint="write stream_size:<server|client|both|either>,<op>,<bytes>",
-        )
+    m = match_syntax(_RE, value, "stream_size",
+                     "write stream_size:<server|client|both|either>,<op>,<bytes>")
     side = m.group("side").lower()
     if side not in SIDES:
         raise KeywordError(

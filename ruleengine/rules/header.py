@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -89,6 +89,7 @@ _ACTIONS = {a.value: a for a in Action}
 _ACTIONS["accept"] = Action.PASS  # firewall-mode verdict; closest IDS meaning
 _DIRECTIONS = {d.value: d for d in Direction}
 _MAX_VAR_DEPTH = 16
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +106,33 @@ class Header:
 
 
 @dataclass(slots=True)
-class _Addr:
-    include: list[IPNetwork]
-    exclude: list[IPNetwork]
+class _Items(Generic[_T]):
+    """An address or port list while it is walked: what it includes, what it excludes,
+    and whether ``any`` is among the included."""
+
+    include: list[_T]
+    exclude: list[_T]
     any: bool
 
+    def merge(self, part: _Items[_T]) -> None:
+        self.include += part.include
+        self.exclude += part.exclude
+        self.any = self.any or part.any
 
-@dataclass(slots=True)
-class _Ports:
-    include: list[tuple[int, int]]
-    exclude: list[tuple[int, int]]
-    any: bool
+
+@dataclass(frozen=True)
+class _ListKind:
+    """What tells the address walk from the port walk: the grammar's rule names
+    (``addr_atom``/``addr_not``/``addresses`` and the port ones) and the word in messages."""
+
+    what: str
+    atom: str
+    negation: str
+    group: str  # start rule of a variable's value
+
+
+_ADDRESSES = _ListKind("address", "addr_atom", "addr_not", "addresses")
+_PORTS = _ListKind("port", "port_atom", "port_not", "ports")
 
 
 def app_proto_of(protocol: str) -> str | None:
@@ -201,51 +218,46 @@ class HeaderParser:
         )
 
     def _address_set(self, node: Tree[Token] | Token) -> AddressSet:
-        addr = self._addr(node, depth=0, var_tok=None)
-        if addr.any or not addr.include:  # [!a,!b] = any except a and b
-            return AddressSet((), tuple(addr.exclude))
-        return AddressSet(tuple(addr.include), tuple(addr.exclude))
+        return AddressSet(*self._walk_set(_ADDRESSES, node))
 
     def _port_set(self, node: Tree[Token] | Token) -> PortSet:
-        ports = self._ports(node, depth=0, var_tok=None)
-        if ports.any or not ports.include:
-            return PortSet((), tuple(ports.exclude))
-        return PortSet(tuple(ports.include), tuple(ports.exclude))
+        return PortSet(*self._walk_set(_PORTS, node))
 
-    def _addr(self, node: Tree[Token] | Token, depth: int, var_tok: Token | None) -> _Addr:
-        if isinstance(node, Token):  # ADDRESS_RUN: "a,b,c" inside a list
-            out = _Addr([], [], False)
+    def _walk_set(self, kind: _ListKind,
+                  node: Tree[Token] | Token) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(include, exclude) of a header's address or port field."""
+        items = self._walk(kind, node, depth=0, var_tok=None)
+        if items.any or not items.include:  # [!a,!b] = any except a and b
+            return (), tuple(items.exclude)
+        return tuple(items.include), tuple(items.exclude)
+
+    def _walk(self, kind: _ListKind, node: Tree[Token] | Token, depth: int,
+              var_tok: Token | None) -> _Items[Any]:
+        if isinstance(node, Token):  # ADDRESS_RUN / PORT_RUN: "a,b,c" inside a list
+            out: _Items[Any] = _Items([], [], False)
             for tok in _split_run(node):
-                part = self._addr_atom(tok, depth, var_tok or tok)
-                out.include += part.include
-                out.exclude += part.exclude
-                out.any = out.any or part.any
+                out.merge(self._atom(kind, tok, depth, var_tok or tok))
             return out
-        kind = node.data
-        if kind == "addr_atom":
+        if node.data == kind.atom:
             atom = node.children[0]
             assert isinstance(atom, Token)
-            return self._addr_atom(atom, depth, var_tok or atom)
-        if kind == "addr_not":
-            inner = self._addr(node.children[0], depth, var_tok)
+            return self._atom(kind, atom, depth, var_tok or atom)
+        if node.data == kind.negation:
+            inner = self._walk(kind, node.children[0], depth, var_tok)
             if inner.any and not inner.exclude:
                 raise RuleError(
-                    "'!any' is not allowed: it matches no address",
+                    f"'!any' is not allowed: it matches no {kind.what}",
                     self._node_span(node, var_tok),
                     code="negated-any",
                 )
             if inner.any:  # ![any,!x] == x
-                return _Addr(list(inner.exclude), [], False)
-            return _Addr(list(inner.exclude), list(inner.include), False)
-        if kind == "addresses":
-            return self._addr(node.children[0], depth, var_tok)
-        # addr_list
-        out = _Addr([], [], False)
+                return _Items(list(inner.exclude), [], False)
+            return _Items(list(inner.exclude), list(inner.include), False)
+        if node.data == kind.group:
+            return self._walk(kind, node.children[0], depth, var_tok)
+        out = _Items([], [], False)  # addr_list / port_list
         for child in node.children:
-            part = self._addr(child, depth, var_tok)
-            out.include += part.include
-            out.exclude += part.exclude
-            out.any = out.any or part.any
+            out.merge(self._walk(kind, child, depth, var_tok))
         return out
 
     def _node_span(self, node: Tree[Token], var_tok: Token | None) -> Span:
@@ -257,70 +269,34 @@ class HeaderParser:
         end = (last.end_column or last.column or 1) + (1 if node.data.endswith("list") else 0)
         return Span(self._file, self._line, start + self._col0, end + self._col0)
 
-    def _addr_atom(self, tok: Token, depth: int, span_tok: Token) -> _Addr:
+    def _atom(self, kind: _ListKind, tok: Token, depth: int, span_tok: Token) -> _Items[Any]:
         text = str(tok)
         if text == "any":
-            return _Addr([], [], True)
+            return _Items([], [], True)
         if text.startswith("$"):
-            tree = self._expand(text[1:], self.address_vars, "addresses", depth, span_tok)
-            return self._addr(tree, depth + 1, span_tok)
+            table = self.address_vars if kind is _ADDRESSES else self.port_vars
+            tree = self._expand(text[1:], table, kind, depth, span_tok)
+            return self._walk(kind, tree, depth + 1, span_tok)
+        if kind is _ADDRESSES:
+            return _Items(self._networks(text, span_tok), [], False)
+        return _Items([self._port_range(text, span_tok)], [], False)
+
+    def _networks(self, text: str, span_tok: Token) -> list[IPNetwork]:
         net = _fast_ipv4(text)
         if net is not None:
-            return _Addr([net], [], False)
+            return [net]
         try:
             if "-" in text:
                 lo_s, hi_s = text.split("-", 1)
                 lo, hi = ipaddress.ip_address(lo_s), ipaddress.ip_address(hi_s)
-                nets: list[IPNetwork] = list(ipaddress.summarize_address_range(lo, hi))
-                return _Addr(nets, [], False)
-            return _Addr([ipaddress.ip_network(text, strict=False)], [], False)
+                return list(ipaddress.summarize_address_range(lo, hi))
+            return [ipaddress.ip_network(text, strict=False)]
         except (ValueError, TypeError) as exc:
             raise RuleError(
                 f"invalid address '{text}': {exc}", self._span(span_tok), code="invalid-address"
             ) from None
 
-    def _ports(self, node: Tree[Token] | Token, depth: int, var_tok: Token | None) -> _Ports:
-        if isinstance(node, Token):  # PORT_RUN: "80,81,82" inside a list
-            out = _Ports([], [], False)
-            for tok in _split_run(node):
-                part = self._port_atom(tok, depth, var_tok or tok)
-                out.include += part.include
-                out.exclude += part.exclude
-                out.any = out.any or part.any
-            return out
-        kind = node.data
-        if kind == "port_atom":
-            atom = node.children[0]
-            assert isinstance(atom, Token)
-            return self._port_atom(atom, depth, var_tok or atom)
-        if kind == "port_not":
-            inner = self._ports(node.children[0], depth, var_tok)
-            if inner.any and not inner.exclude:
-                raise RuleError(
-                    "'!any' is not allowed: it matches no port",
-                    self._node_span(node, var_tok),
-                    code="negated-any",
-                )
-            if inner.any:
-                return _Ports(list(inner.exclude), [], False)
-            return _Ports(list(inner.exclude), list(inner.include), False)
-        if kind == "ports":
-            return self._ports(node.children[0], depth, var_tok)
-        out = _Ports([], [], False)
-        for child in node.children:
-            part = self._ports(child, depth, var_tok)
-            out.include += part.include
-            out.exclude += part.exclude
-            out.any = out.any or part.any
-        return out
-
-    def _port_atom(self, tok: Token, depth: int, span_tok: Token) -> _Ports:
-        text = str(tok)
-        if text == "any":
-            return _Ports([], [], True)
-        if text.startswith("$"):
-            tree = self._expand(text[1:], self.port_vars, "ports", depth, span_tok)
-            return self._ports(tree, depth + 1, span_tok)
+    def _port_range(self, text: str, span_tok: Token) -> tuple[int, int]:
         lo_s, sep, hi_s = text.partition(":")
         try:
             lo = int(lo_s) if lo_s else 0
@@ -341,22 +317,22 @@ class HeaderParser:
                 self._span(span_tok),
                 code="invalid-port",
             )
-        return _Ports([(lo, hi)], [], False)
+        return lo, hi
 
     def _expand(
-        self, name: str, table: dict[str, str], start: str, depth: int, span_tok: Token
+        self, name: str, table: dict[str, str], kind: _ListKind, depth: int, span_tok: Token
     ) -> Tree[Token]:
-        kind = "address" if start == "addresses" else "port"
+        start, what = kind.group, kind.what
         if depth >= _MAX_VAR_DEPTH:
             raise RuleError(
-                f"{kind} variable '${name}' is defined in terms of itself (loop)",
+                f"{what} variable '${name}' is defined in terms of itself (loop)",
                 self._span(span_tok),
                 code="variable-loop",
             )
         value = table.get(name)
         if value is None:
             raise RuleError(
-                f"{kind} variable '${name}' is not defined",
+                f"{what} variable '${name}' is not defined",
                 self._span(span_tok),
                 code="undefined-variable",
                 hint=_did_you_mean(name, table),
@@ -372,7 +348,7 @@ class HeaderParser:
                 tree = None
             if tree is None:
                 raise RuleError(
-                    f"{kind} variable '${name}' has an invalid value '{value}'",
+                    f"{what} variable '${name}' has an invalid value '{value}'",
                     self._span(span_tok),
                     code="invalid-variable",
                 ) from None

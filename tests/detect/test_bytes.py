@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ruleengine.detect.bytes import byte_jump, extract, strtoull
-from ruleengine.rules.model import Endian
+from ruleengine.detect.bytes import byte_extract, byte_jump, byte_math, byte_test, extract, strtoull
+from ruleengine.rules.model import ByteExtract, ByteJump, ByteMath, ByteTest, Endian
 
 
 @pytest.mark.parametrize(
@@ -37,37 +37,32 @@ def test_extract_numeric_and_string() -> None:
 
 def test_byte_jump_string_uses_consumed_length() -> None:
     # Suricata jumps from ptr + value + bytes actually parsed by strtoull
-    assert (
-        byte_jump(
-            b"2 abcdef",
-            0,
-            nbytes=3,
-            offset=0,
-            relative=False,
-            multiplier=1,
-            endian=Endian.BIG,
-            base=10,
-            align=False,
-            from_beginning=False,
-            from_end=False,
-            post_offset=0,
-        )
-        == 3
-    )
+    jump = ByteJump(nbytes=3, offset=0, string_base=10)
+    assert byte_jump(b"2 abcdef", 0, jump, 0) == 3
 
 
 def test_byte_jump_from_end_and_clamp() -> None:
-    kw = dict(
-        nbytes=1,
-        offset=0,
-        relative=False,
-        multiplier=1,
-        endian=Endian.BIG,
-        base=None,
-        align=False,
-        from_beginning=False,
-        post_offset=0,
-    )
-    assert byte_jump(b"\x00abcd", 0, from_end=True, **kw) is None  # lands on the end
-    neg = dict(kw, post_offset=-100)
-    assert byte_jump(b"\x01abcd", 0, from_end=False, **neg) == 0  # before start -> start
+    assert byte_jump(b"\x00abcd", 0, ByteJump(1, 0, from_end=True), 0) is None  # on the end
+    back = ByteJump(1, 0, post_offset=-100)
+    assert byte_jump(b"\x01abcd", 0, back, 0) == 0  # before start -> start
+
+
+def test_relative_read_needs_bytes_left() -> None:
+    jump = ByteJump(1, 0, relative=True)
+    assert byte_jump(b"\x01ab", 3, jump, 0) is None  # nothing after the cursor
+    assert byte_jump(b"\x01\x00ab", 1, jump, 0) == 2
+
+
+@pytest.mark.parametrize(("operator", "negated", "expected"), [
+    ("=", False, True), ("=", True, False), ("<", False, False), (">=", False, True),
+    ("&", False, True), ("^", False, False), ("??", False, False),
+])
+def test_byte_test_operators(operator: str, negated: bool, expected: bool) -> None:
+    test = ByteTest(1, operator, 5, 0, negated=negated)
+    assert byte_test(b"\x05", 0, test, 0, 5) is expected
+
+
+def test_byte_extract_and_math_advance_past_the_number() -> None:
+    assert byte_extract(b"\x00\x07z", 0, ByteExtract(1, 1, "v", multiplier=2)) == (14, 2)
+    assert byte_math(b"\x09", 0, ByteMath(1, 0, "/", 3, "r"), 3) == (3, 1)
+    assert byte_math(b"\x09", 0, ByteMath(1, 0, "/", 0, "r"), 0) is None

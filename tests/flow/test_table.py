@@ -5,6 +5,7 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Dot1Q
 from scapy.packet import Raw
 
+from ruleengine.capture import BypassCounters
 from ruleengine.decode.decoder import Decoder
 from ruleengine.flow.table import (
     BYPASS_LOCAL,
@@ -150,6 +151,15 @@ class TestTimeouts:
         flow.count_bypassed(False, 50)
         assert (flow.bypassed_pkts_toserver, flow.bypassed_bytes_toclient) == (1, 50)
         assert table.expire(4.0) == [flow]
+
+    def test_capture_bypassed_packets_count_for_the_flow_too(self) -> None:
+        table = FlowTable()
+        flow, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, 2))  # one packet seen
+        flow.add_capture_bypassed(BypassCounters(pkts_toserver=3, bytes_toserver=300,
+                                                 pkts_toclient=2, bytes_toclient=20))
+        assert (flow.pkts_toserver, flow.pkts_toclient, flow.bytes_toclient) == (4, 2, 20)
+        assert (flow.bypassed_pkts_toserver, flow.bypassed_bytes_toserver) == (3, 300)
+        assert (flow.bypassed_pkts_toclient, flow.bypassed_bytes_toclient) == (2, 20)
 
     def test_flush_returns_everything(self) -> None:
         table = FlowTable()

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import pytest
-
-from ruleengine.stream.tcp import StreamConfig, parse_size
+from ruleengine.config import Config
+from ruleengine.stream.tcp import StreamConfig
 from tests.decode.frames import decode_one, tcp_frame
 from tests.stream.conn import Conn
 
@@ -228,7 +227,7 @@ class TestDeliveryIDS:
         assert "stream.reassembly_seq_gap" in upd.events
         assert conn.tracker.counters["tcp.reassembly_gap"] == 1
         assert conn.flow is not None and conn.flow.tcp is not None
-        assert conn.flow.tcp.ts_gap and not conn.flow.tcp.tc_gap
+        assert conn.flow.tcp.client.gap and not conn.flow.tcp.server.gap
 
     def test_fin_ack_is_not_a_gap(self) -> None:
         conn = Conn()
@@ -363,40 +362,22 @@ def test_invalid_packet_not_accepted() -> None:
     assert not conn.tracker.process(conn.flow, pkt, True).accept
 
 
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("1mb", 1 << 20),
-        ("512kb", 512 << 10),
-        ("2 GB", 2 << 30),
-        ("4096", 4096),
-        (0, 0),
-        ("bogus", None),
-        ("-1", None),
-        (True, None),
-    ],
-)
-def test_parse_size(text: object, value: int | None) -> None:
-    assert parse_size(text) == value
+def _stream_config(*overrides: str, ips: bool = False) -> StreamConfig:
+    """The tracker's settings as the engine reads them from suricata.yaml (``--set``)."""
+    config, _ = Config.load(None, list(overrides))
+    return config.stream_config(ips=ips)
 
 
-def test_config_from_mapping() -> None:
-    cfg = StreamConfig.from_mapping(
-        {
-            "midstream": "true",
-            "inline": "auto",
-            "async-oneside": True,
-            "bypass": "yes",
-            "reassembly": {"depth": "64kb"},
-        },
-        ips_mode=True,
-    )
+def test_config_from_yaml() -> None:
+    cfg = _stream_config("stream.midstream=true", "stream.inline=auto",
+                         "stream.async-oneside=yes", "stream.bypass=yes",
+                         "stream.reassembly.depth=64kb", ips=True)
     assert cfg == StreamConfig(
         midstream=True, inline=True, reassembly_depth=65536, async_oneside=True, bypass=True
     )
-    assert StreamConfig.from_mapping(None) == StreamConfig()
-    assert not StreamConfig.from_mapping({"inline": "no"}, ips_mode=True).inline
-    assert StreamConfig.from_mapping({"reassembly": {"depth": "junk"}}).reassembly_depth == 1 << 20
+    assert _stream_config() == StreamConfig()
+    assert not _stream_config("stream.inline=no", ips=True).inline
+    assert _stream_config("stream.reassembly.depth=junk").reassembly_depth == 1 << 20
 
 
 def test_depth_reached_across_a_gap() -> None:
@@ -458,9 +439,9 @@ class TestMemcap:
         assert conn.tracker.memuse == 0
 
 
-def test_memcap_from_mapping() -> None:
-    cfg = StreamConfig.from_mapping({"reassembly": {"memcap": "64mb"}})
-    assert cfg.memcap == 64 << 20
+def test_memcap_from_yaml() -> None:
+    assert _stream_config("stream.reassembly.memcap=64mb").memcap == 64 << 20
+    assert _stream_config("stream.reassembly.memcap=0").memcap == StreamConfig.memcap
 
 
 def test_per_direction_out_of_order_bounds() -> None:

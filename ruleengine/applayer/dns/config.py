@@ -24,21 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ruleengine.applayer.dns.wire import DEFAULT_MAX_RECORDS
+from ruleengine.config.values import parse_int, parse_switch
 
 _OBSOLETE = ("request-flood", "state-memcap", "global-memcap")
 
 
 def _bool(value: Any, default: bool) -> bool | None:
+    """A switch; ``detection-only`` keeps the parser on (the registry reads what it means)."""
     if value is None:
         return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("yes", "true", "on", "1", "detection-only"):
+    if str(value).strip().lower() == "detection-only":
         return True
-    if text in ("no", "false", "off", "0"):
-        return False
-    return None
+    return parse_switch(value)
 
 
 def _ports(value: Any) -> tuple[int, ...] | None:
@@ -92,9 +89,8 @@ def _int(subtree: Mapping[str, Any], key: str, default: int, lo: int, hi: int,
     raw = subtree.get(key)
     if raw is None:
         return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
+    value = None if isinstance(raw, bool) else parse_int(raw)  # "yes" is no count
+    if value is None:
         warnings.append(f"{key}: {raw!r} is not a number, using {default}")
         return default
     if not lo <= value <= hi:

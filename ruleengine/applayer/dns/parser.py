@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.dns.config import DnsConfig
 from ruleengine.applayer.dns.wire import (
     HEADER_SIZE,
@@ -84,8 +85,7 @@ class DnsTransaction:
         return self.request if to_server else self.response
 
     def add_event(self, name: str) -> None:
-        if len(self.events) < 64:
-            self.events.append(name)
+        add_bounded(self.events, name, 64)
 
 
 def _flag_events(message: Message, tx: DnsTransaction, is_request: bool) -> None:

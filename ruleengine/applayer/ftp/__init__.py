@@ -21,9 +21,7 @@ package); the data channel's content is not parsed here.
 
 from __future__ import annotations
 
-from typing import Any
-
-from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
 from ruleengine.applayer.ftp.config import FtpSettings, parse_config
 from ruleengine.applayer.ftp.detect import BUFFERS, KEYWORDS
 from ruleengine.applayer.ftp.logger import eve_ftp
@@ -44,22 +42,16 @@ def probe(data: bytes, to_server: bool) -> ProbeResult:
     return "undecided" if undecided else "nomatch"
 
 
-def _make_parser(config: Any, ipproto: int) -> AppParser:
-    return FtpParser(config if isinstance(config, FtpSettings) else FtpSettings())
-
-
 PROTOCOL = AppLayerSpec(
     name="ftp",
-    ipprotos=frozenset({6}),
     default_ports={6: (21,)},
     probe=probe,
     probe_depth=5,
-    make_parser=_make_parser,
+    make_parser=settings_parser(FtpParser, FtpSettings),
     parse_config=parse_config,
     buffers=BUFFERS,
     keywords=KEYWORDS,
     eve_logger=eve_ftp,
-    log_when="complete",
     events=EVENTS,
 )
 

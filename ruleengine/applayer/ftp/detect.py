@@ -146,13 +146,16 @@ def match_dynamic_port(arg: UintMatch, obj: Any, ctx: TxMatchContext) -> bool | 
     return arg(tx.dyn_port)
 
 
+def _word(value: str | None, keyword: str, words: dict[str, bool], expected: str) -> bool:
+    """A keyword value that is one of a few words (case insensitive)."""
+    flag = words.get((value or "").strip().lower())
+    if flag is None:
+        raise ValueError(f"invalid {keyword} value {value!r} ({expected})")
+    return flag
+
+
 def parse_mode(value: str | None) -> bool:
-    text = (value or "").strip().lower()
-    if text == "active":
-        return True
-    if text == "passive":
-        return False
-    raise ValueError(f"invalid ftp.mode value {value!r} (active or passive)")
+    return _word(value, "ftp.mode", {"active": True, "passive": False}, "active or passive")
 
 
 def match_mode(arg: bool, obj: Any, ctx: TxMatchContext) -> bool | None:
@@ -165,12 +168,8 @@ def match_mode(arg: bool, obj: Any, ctx: TxMatchContext) -> bool | None:
 
 
 def parse_reply_received(value: str | None) -> bool:
-    text = (value or "").strip().lower()
-    if text in ("yes", "on"):
-        return True
-    if text in ("no", "off"):
-        return False
-    raise ValueError(f"invalid ftp.reply_received value {value!r} (yes or no)")
+    return _word(value, "ftp.reply_received",
+                 {"yes": True, "on": True, "no": False, "off": False}, "yes or no")
 
 
 def match_reply_received(arg: bool, obj: Any, ctx: TxMatchContext) -> bool | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 
+from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.ftp.config import FtpSettings
 from ruleengine.safety import reraise_bug
 
@@ -107,25 +108,24 @@ def active_eprt(line: bytes) -> int:
     return port if port <= 0xFFFF else 0
 
 
+def _reply_tail(line: bytes, code: bytes, opener: bytes,
+                tail: re.Pattern[bytes]) -> re.Match[bytes] | None:
+    """``tail`` right after the first ``opener`` of a ``code`` reply (PASV / EPSV)."""
+    if not line.startswith(code):
+        return None
+    pos = line.find(opener, len(code))
+    return tail.match(line, pos + len(opener)) if pos >= 0 else None
+
+
 def pasv_port(line: bytes) -> int:
     """``ftp_pasv_response``: ``227 ... (h1,h2,h3,h4,p1,p2)``."""
-    if not line.startswith(b"227"):
-        return 0
-    pos = line.find(b"(", 3)
-    if pos < 0:
-        return 0
-    m = _PASV_TAIL.match(line, pos + 1)
+    m = _reply_tail(line, b"227", b"(", _PASV_TAIL)
     return _u8_pair(m.group(1), m.group(2)) if m else 0
 
 
 def epsv_port(line: bytes) -> int:
     """``ftp_epsv_response``: ``229 ... (|||port|)``."""
-    if not line.startswith(b"229"):
-        return 0
-    pos = line.find(b"|||", 3)
-    if pos < 0:
-        return 0
-    m = _EPSV_TAIL.match(line, pos + 3)
+    m = _reply_tail(line, b"229", b"|||", _EPSV_TAIL)
     if not m:
         return 0
     port = int(m.group(1))
@@ -192,9 +192,7 @@ class FtpTransaction:
         return self.command is not None
 
     def add_event(self, name: str) -> None:
-        if len(self.events) < self._max_events:
-            self.events.append(name)
-        else:
+        if not add_bounded(self.events, name, self._max_events):
             self.events_dropped += 1
 
 

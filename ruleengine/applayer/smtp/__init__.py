@@ -12,9 +12,7 @@ flow too (an FTP greeting is ``220`` as well: the name tells them apart).
 
 from __future__ import annotations
 
-from typing import Any
-
-from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
 from ruleengine.applayer.smtp.config import SmtpConfig, parse_config
 from ruleengine.applayer.smtp.detect import BUFFERS
 from ruleengine.applayer.smtp.logger import eve_extra, eve_logger
@@ -41,18 +39,13 @@ def _probe(data: bytes, to_server: bool) -> ProbeResult:
     return "undecided" if b"\n" not in head and len(head) < 512 else "nomatch"
 
 
-def _make_parser(config: Any, ipproto: int) -> AppParser:
-    return SmtpParser(config if isinstance(config, SmtpConfig) else SmtpConfig())
-
-
 PROTOCOL = AppLayerSpec(
     name="smtp",
     anomaly_upper=True,
-    ipprotos=frozenset({6}),
     default_ports={6: (25, 465, 587)},
     probe=_probe,
     probe_depth=512,
-    make_parser=_make_parser,
+    make_parser=settings_parser(SmtpParser, SmtpConfig),
     parse_config=parse_config,
     buffers=BUFFERS,
     eve_logger=eve_logger,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.files import AppFile, FilePolicy
 from ruleengine.applayer.smtp.config import SmtpConfig
 from ruleengine.applayer.smtp.mime import MimeResult, decode_message
@@ -381,9 +382,7 @@ class SmtpParser:
         target = tx or self._tx
         if target is None:
             return
-        if len(target.events) < MAX_EVENTS:
-            target.events.append(name)
-        else:
+        if not add_bounded(target.events, name, MAX_EVENTS):
             self._events_dropped += 1
 
 

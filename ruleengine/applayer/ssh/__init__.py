@@ -19,9 +19,7 @@ NEWKEYS, ``app-layer.protocols.ssh.encryption-handling`` decides (track-only / b
 
 from __future__ import annotations
 
-from typing import Any
-
-from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
 from ruleengine.applayer.ssh.config import SshSettings, for_rules, parse_config
 from ruleengine.applayer.ssh.detect import BUFFERS, KEYWORDS
 from ruleengine.applayer.ssh.logger import alert_ssh, eve_ssh
@@ -38,17 +36,12 @@ def probe(data: bytes, to_server: bool) -> ProbeResult:
     return "match" if head == _MAGIC else "nomatch"
 
 
-def _make_parser(config: Any, ipproto: int) -> AppParser:
-    return SshParser(config if isinstance(config, SshSettings) else SshSettings())
-
-
 PROTOCOL = AppLayerSpec(
     name="ssh",
-    ipprotos=frozenset({6}),
     default_ports={6: (22,)},
     probe=probe,
     probe_depth=4,
-    make_parser=_make_parser,
+    make_parser=settings_parser(SshParser, SshSettings),
     parse_config=parse_config,
     buffers=BUFFERS,
     keywords=KEYWORDS,

@@ -21,20 +21,23 @@ buffered chunk of a line without end), ``max-events`` per transaction.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
-EncryptionHandling = Literal["default", "bypass", "full"]
+from ruleengine.applayer.protocol_config import (
+    EncryptionHandling,
+    read_auto_switch,
+    read_common_keys,
+    read_encryption_handling,
+    read_sizes,
+)
 
 BANNER_MAX_LEN = 256  # Suricata's SSH_MAX_BANNER_LEN: long_banner from this length on
 MAX_REASSEMBLED_RECORD = 65535  # SSH_MAX_REASSEMBLED_RECORD_LEN: a longer KEXINIT is skipped
 DEFAULT_MAX_BANNER_LENGTH = 8192
 DEFAULT_MAX_EVENTS = 64
 
-_TRUE = {"1", "yes", "true", "on", "enable", "enabled"}
-_FALSE = {"0", "no", "false", "off", "disable", "disabled"}
 _KNOWN_KEYS = frozenset({"enabled", "detection-ports", "hassh", "encryption-handling",
                          "max-banner-length", "max-events"})
 
@@ -61,89 +64,21 @@ class SshSettings:
         return self.hassh is True
 
 
-def _bool(raw: Any) -> bool | None:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    return None
-
-
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(kb|kib|k|b)?\s*$", re.IGNORECASE)
-
-
-def _size(raw: Any) -> int | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw if raw > 0 else None
-    m = _SIZE_RE.match(str(raw))
-    if not m:
-        return None
-    value = int(m.group(1)) * (1 if (m.group(2) or "b").lower() == "b" else 1024)
-    return value if value > 0 else None
-
-
-def _handling(raw: Any) -> EncryptionHandling | None:
-    text = str(raw).strip().lower()
-    if text in ("track-only", "default"):
-        return "default"
-    if text == "bypass":
-        return "bypass"
-    if text == "full":
-        return "full"
-    return None
-
-
 def parse_config(subtree: Mapping[str, Any] | None) -> tuple[SshSettings, list[str]]:
     """``app-layer.protocols.ssh`` -> (settings, warnings). Never raises."""
-    warnings: list[str] = []
     if not isinstance(subtree, Mapping):
-        return SshSettings(), warnings
-    values: dict[str, Any] = {}
-    for key in subtree:
-        if str(key) not in _KNOWN_KEYS:
-            warnings.append(f"{key}: unknown key, ignored")
+        return SshSettings(), []
+    values, warnings = read_common_keys(subtree, _KNOWN_KEYS)
+    values["hassh"] = read_auto_switch("hassh", subtree.get("hassh"), warnings)
 
-    if "enabled" in subtree:
-        raw = subtree["enabled"]
-        if str(raw).strip().lower() == "detection-only":
-            values["enabled"] = "detection-only"
-        else:
-            flag = _bool(raw)
-            if flag is None:
-                warnings.append(f"enabled: invalid value {raw!r}; using yes")
-            else:
-                values["enabled"] = "yes" if flag else "no"
-
-    raw_hassh = subtree.get("hassh")
-    if raw_hassh is not None and str(raw_hassh).strip().lower() != "auto":
-        flag = _bool(raw_hassh)
-        if flag is None:
-            warnings.append(f"hassh: invalid value {raw_hassh!r} (expected auto/yes/no); "
-                            "using auto")
-        else:
-            values["hassh"] = flag
-
+    # SSH never had TLS's older spellings of this key
     raw_handling = subtree.get("encryption-handling")
     if raw_handling is not None:
-        handling = _handling(raw_handling)
-        if handling is None:
-            warnings.append(f"encryption-handling: invalid value {raw_handling!r} "
-                            "(expected track-only/bypass/full); using track-only")
-        else:
-            values["encryption_handling"] = handling
+        handling = read_encryption_handling("encryption-handling", raw_handling, warnings)
+        values["encryption_handling"] = handling or "default"
 
-    for key, attr in (("max-banner-length", "max_banner_length"), ("max-events", "max_events")):
-        if key in subtree:
-            size = _size(subtree[key])
-            if size is None:
-                warnings.append(f"{key}: invalid value {subtree[key]!r}; using the default")
-            else:
-                values[attr] = size
+    read_sizes(subtree, (("max-banner-length", "max_banner_length"),
+                         ("max-events", "max_events")), values, warnings)
     return SshSettings(**values), warnings
 
 

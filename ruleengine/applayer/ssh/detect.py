@@ -11,6 +11,7 @@ are lowercase (Suricata lowercases their contents; here an uppercase pattern is 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,18 @@ def _pending(tx: SshTransaction, ctx: TxMatchContext) -> bool:
     return not side.banner_done and not side.closed and not side.failed
 
 
+def _match_value(obj: Any, ctx: TxMatchContext, attr: str,
+                 test: Callable[[bytes], bool]) -> bool | None:
+    """``test`` on the inspected side's banner field ``attr``; None while it may come."""
+    tx = _tx(obj)
+    if tx is None:
+        return False
+    value = _value(tx, ctx, attr)
+    if value is None:
+        return None if _pending(tx, ctx) else False
+    return test(value)
+
+
 # -- ssh.protoversion ------------------------------------------------------------------------
 _PROTO_RE = re.compile(r'^\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*$')
 
@@ -80,6 +93,11 @@ _PROTO_RE = re.compile(r'^\s*"?\s*([0-9]+(?:[.\-0-9]+)?|2_compat)\s*"?\s*$')
 class ProtoVersion:
     version: bytes  # empty with compat
     compat2: bool = False
+
+    def matches(self, proto: bytes) -> bool:
+        if self.compat2:
+            return proto[:1] == b"2" or proto[:4] == b"1.99"
+        return proto == self.version
 
 
 def parse_protoversion(value: str | None) -> ProtoVersion:
@@ -96,15 +114,7 @@ def parse_protoversion(value: str | None) -> ProtoVersion:
 def match_protoversion(arg: ProtoVersion, obj: Any, ctx: TxMatchContext) -> bool | None:
     """Exact match of the inspected side's protocol version; ``2_compat``: it starts with
     ``2`` or is ``1.99``."""
-    tx = _tx(obj)
-    if tx is None:
-        return False
-    proto = _value(tx, ctx, "protover")
-    if proto is None:
-        return None if _pending(tx, ctx) else False
-    if arg.compat2:
-        return proto[:1] == b"2" or proto[:4] == b"1.99"
-    return proto == arg.version
+    return _match_value(obj, ctx, "protover", arg.matches)
 
 
 # -- ssh.softwareversion ---------------------------------------------------------------------
@@ -121,13 +131,7 @@ def parse_softwareversion(value: str | None) -> bytes:
 
 def match_softwareversion(arg: bytes, obj: Any, ctx: TxMatchContext) -> bool | None:
     """Suricata compares the whole software version (``b_len == len`` and memcmp)."""
-    tx = _tx(obj)
-    if tx is None:
-        return False
-    software = _value(tx, ctx, "swver")
-    if software is None:
-        return None if _pending(tx, ctx) else False
-    return software == arg
+    return _match_value(obj, ctx, "swver", lambda software: software == arg)
 
 
 KEYWORDS: tuple[TxKeyword, ...] = (

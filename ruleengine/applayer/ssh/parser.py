@@ -27,6 +27,7 @@ import hashlib
 import re
 import struct
 
+from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.ssh.config import (
     BANNER_MAX_LEN,
     MAX_REASSEMBLED_RECORD,
@@ -115,9 +116,7 @@ class SshTransaction:
         return self.client if to_server else self.server
 
     def add_event(self, name: str) -> None:
-        if len(self.events) < self._max_events:
-            self.events.append(name)
-        else:
+        if not add_bounded(self.events, name, self._max_events):
             self.events_dropped += 1
 
 
@@ -262,13 +261,8 @@ class SshParser:
         if found is not None:
             d.buf = bytearray()
             line, rest = found
-            fields = parse_banner(line)
-            if fields is None:
-                self.tx.add_event("invalid_banner")
-                self._fail(to_server)
+            if not self._take_banner(to_server, side, line, BANNER_DONE):
                 return None
-            self._set_banner(side, fields)
-            side.state = BANNER_DONE
             if len(line) >= BANNER_MAX_LEN:
                 self.tx.add_event("long_banner")
             return rest
@@ -277,15 +271,22 @@ class SshParser:
             return None
         # 256 bytes without a line end: judge the banner on them, skip the rest of the line
         d.buf = bytearray()
-        fields = parse_banner(buf[: max(BANNER_MAX_LEN, self.settings.max_banner_length)])
+        head = buf[: max(BANNER_MAX_LEN, self.settings.max_banner_length)]
+        if self._take_banner(to_server, side, head, BANNER_WAIT_EOL):
+            self.tx.add_event("long_banner")
+        return None
+
+    def _take_banner(self, to_server: bool, side: SshSide, line: bytes, state: int) -> bool:
+        """The banner's fields into ``side``, which moves to ``state``; False (the side
+        failed) when the line is no SSH banner."""
+        fields = parse_banner(line)
         if fields is None:
             self.tx.add_event("invalid_banner")
             self._fail(to_server)
-            return None
+            return False
         self._set_banner(side, fields)
-        side.state = BANNER_WAIT_EOL
-        self.tx.add_event("long_banner")
-        return None
+        side.state = state
+        return True
 
     # -- records --------------------------------------------------------------------------
     def _records(self, to_server: bool, side: SshSide, data: bytes) -> None:

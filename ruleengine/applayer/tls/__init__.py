@@ -17,10 +17,7 @@ handshake (or the flow ended), and only when Suricata would (see :mod:`.logger`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
 from ruleengine.applayer.tls.buffers import BUFFERS
 from ruleengine.applayer.tls.config import TlsSettings, for_rules, parse_config
 from ruleengine.applayer.tls.consts import EVENTS
@@ -48,29 +45,19 @@ def probe(data: bytes, to_server: bool) -> ProbeResult:
     return "nomatch"
 
 
-def _parse_config(subtree: Mapping[str, Any]) -> tuple[TlsSettings, list[str]]:
-    return parse_config(subtree)
-
-
-def _make_parser(config: Any, ipproto: int) -> AppParser:
-    return TlsParser(config if isinstance(config, TlsSettings) else TlsSettings())
-
-
 PROTOCOL = AppLayerSpec(
     name="tls",
     anomaly_upper=True,
     aliases=("ssl",),
-    ipprotos=frozenset({6}),
     default_ports={6: (443,)},
     probe=probe,
     probe_depth=8,
-    make_parser=_make_parser,
-    parse_config=_parse_config,
+    make_parser=settings_parser(TlsParser, TlsSettings),
+    parse_config=parse_config,
     buffers=BUFFERS,
     keywords=KEYWORDS,
     eve_logger=eve_tls,
     alert_logger=alert_tls,
-    log_when="complete",
     events=EVENTS,
     encrypts=True,
     for_rules=for_rules,

@@ -9,12 +9,18 @@ new name of ``default``. An unknown value falls back to ``default`` as Suricata 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
-EncryptionHandling = Literal["default", "bypass", "full"]
+from ruleengine.applayer.protocol_config import (
+    EncryptionHandling,
+    read_auto_switch,
+    read_common_keys,
+    read_encryption_handling,
+    read_sizes,
+)
+from ruleengine.config.values import parse_switch
 
 # Largest handshake message reassembled across records (Suricata grows its hs_buffer for the
 # announced message length; this engine refuses more than this and skips the message).
@@ -22,9 +28,6 @@ DEFAULT_MAX_HANDSHAKE_MESSAGE = 64 * 1024
 DEFAULT_MAX_CERTS = 64
 DEFAULT_MAX_ALPNS = 32
 DEFAULT_MAX_EVENTS = 64
-
-_TRUE = {"1", "yes", "true", "on", "enable", "enabled"}
-_FALSE = {"0", "no", "false", "off", "disable", "disabled"}
 
 _KNOWN_KEYS = frozenset(
     {
@@ -78,75 +81,29 @@ class TlsSettings:
         return self.ja4_fingerprints is True
 
 
-def _bool(raw: Any) -> bool | None:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    return None
-
-
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(kb|mb|gb|kib|mib|gib|k|m|g|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20,
-          "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
-
-
-def _size(raw: Any) -> int | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw if raw > 0 else None
-    m = _SIZE_RE.match(str(raw))
-    if not m:
-        return None
-    value = int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
-    return value if value > 0 else None
-
-
-def _handling(raw: Any) -> EncryptionHandling | None:
-    text = str(raw).strip().lower()
-    if text in ("default", "track-only"):
-        return "default"
-    if text == "bypass":
-        return "bypass"
-    if text == "full":
-        return "full"
-    return None
-
-
-def _fingerprints(key: str, raw: Any, warnings: list[str]) -> bool | None:
-    if raw is None or str(raw).strip().lower() == "auto":
-        return None
-    value = _bool(raw)
-    if value is None:
-        warnings.append(f"{key}: invalid value {raw!r} (expected auto/yes/no); using auto")
-    return value
+def _encryption_handling(subtree: Mapping[str, Any], warnings: list[str]) -> EncryptionHandling:
+    """``encryption-handling``, else the old ``encrypt-handling``, else ``no-reassemble``."""
+    for key in ("encryption-handling", "encrypt-handling"):
+        raw = subtree.get(key)
+        if raw is None:
+            continue
+        if key == "encrypt-handling":
+            warnings.append(f"{key}: old spelling (Suricata 5+ reads encryption-handling)")
+        return read_encryption_handling(key, raw, warnings) or "default"
+    if "no-reassemble" in subtree:
+        flag = parse_switch(subtree["no-reassemble"])
+        if flag is None:
+            warnings.append(f"no-reassemble: invalid value {subtree['no-reassemble']!r}")
+        elif flag:
+            return "bypass"
+    return "default"
 
 
 def parse_config(subtree: Mapping[str, Any] | None) -> tuple[TlsSettings, list[str]]:
     """``app-layer.protocols.tls`` -> (settings, warnings). Never raises."""
-    warnings: list[str] = []
     if not isinstance(subtree, Mapping):
-        return TlsSettings(), warnings
-    values: dict[str, Any] = {}
-
-    for key in subtree:
-        if str(key) not in _KNOWN_KEYS:
-            warnings.append(f"{key}: unknown key, ignored")
-
-    if "enabled" in subtree:
-        raw = subtree["enabled"]
-        if str(raw).strip().lower() == "detection-only":
-            values["enabled"] = "detection-only"
-        else:
-            flag = _bool(raw)
-            if flag is None:
-                warnings.append(f"enabled: invalid value {raw!r}; using yes")
-            else:
-                values["enabled"] = "yes" if flag else "no"
+        return TlsSettings(), []
+    values, warnings = read_common_keys(subtree, _KNOWN_KEYS)
 
     ports = subtree.get("detection-ports")
     if isinstance(ports, Mapping):
@@ -154,44 +111,16 @@ def parse_config(subtree: Mapping[str, Any] | None) -> tuple[TlsSettings, list[s
     elif ports is not None:
         warnings.append("detection-ports: expected a mapping (dp/sp)")
 
-    handling: EncryptionHandling = "default"
-    if subtree.get("encryption-handling") is not None:
-        raw = subtree["encryption-handling"]
-        parsed = _handling(raw)
-        if parsed is None:
-            warnings.append(f"encryption-handling: invalid value {raw!r}; using default")
-        else:
-            handling = parsed
-    elif subtree.get("encrypt-handling") is not None:
-        raw = subtree["encrypt-handling"]
-        parsed = _handling(raw)
-        warnings.append("encrypt-handling: old spelling (Suricata 5+ reads encryption-handling)")
-        if parsed is None:
-            warnings.append(f"encrypt-handling: invalid value {raw!r}; using default")
-        else:
-            handling = parsed
-    elif "no-reassemble" in subtree:
-        flag = _bool(subtree["no-reassemble"])
-        if flag is None:
-            warnings.append(f"no-reassemble: invalid value {subtree['no-reassemble']!r}")
-        elif flag:
-            handling = "bypass"
-    values["encryption_handling"] = handling
+    values["encryption_handling"] = _encryption_handling(subtree, warnings)
 
-    values["ja3_fingerprints"] = _fingerprints(
+    values["ja3_fingerprints"] = read_auto_switch(
         "ja3-fingerprints", subtree.get("ja3-fingerprints"), warnings)
-    values["ja4_fingerprints"] = _fingerprints(
+    values["ja4_fingerprints"] = read_auto_switch(
         "ja4-fingerprints", subtree.get("ja4-fingerprints"), warnings)
 
-    for key, attr in (("max-handshake-message", "max_handshake_message"),
-                      ("max-certs", "max_certs"), ("max-alpns", "max_alpns"),
-                      ("max-events", "max_events")):
-        if key in subtree:
-            size = _size(subtree[key])
-            if size is None:
-                warnings.append(f"{key}: invalid value {subtree[key]!r}; using the default")
-            else:
-                values[attr] = size
+    read_sizes(subtree, (("max-handshake-message", "max_handshake_message"),
+                         ("max-certs", "max_certs"), ("max-alpns", "max_alpns"),
+                         ("max-events", "max_events")), values, warnings)
     return TlsSettings(**values), warnings
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from ruleengine.applayer.base import BufferDirection, TxKeyword, TxMatchContext
 from ruleengine.applayer.tls import consts as c
 from ruleengine.applayer.tls.tx import TlsSide, TlsTransaction
+from ruleengine.applayer.tls.x509 import CertInfo
 
 
 def _tx(obj: Any) -> TlsTransaction | None:
@@ -28,6 +30,30 @@ def _side_complete(tx: TlsTransaction, ctx: TxMatchContext) -> bool:
     return tx.request_complete if ctx.to_server else tx.response_complete
 
 
+def _match_side_version(obj: Any, ctx: TxMatchContext,
+                        test: Callable[[int], bool]) -> bool | None:
+    """``test`` on the version the inspected side announced; None while it may still come."""
+    tx = _tx(obj)
+    if tx is None:
+        return False
+    version = _side(tx, ctx).version
+    if version == 0:
+        return False if _side_complete(tx, ctx) else None
+    return test(version)
+
+
+def _match_cert(obj: Any, ctx: TxMatchContext,
+                test: Callable[[TlsTransaction, CertInfo], bool]) -> bool | None:
+    """``test`` on the inspected side's first certificate; None while it may still come."""
+    tx = _tx(obj)
+    if tx is None:
+        return False
+    side = _side(tx, ctx)
+    if side.cert0 is None:
+        return False if (_side_complete(tx, ctx) or side.cert_seen) else None
+    return test(tx, side.cert0)
+
+
 def _require(value: str | None, keyword: str) -> str:
     if value is None or not value.strip():
         raise ValueError(f"{keyword} needs a value")
@@ -39,6 +65,11 @@ def _require(value: str | None, keyword: str) -> str:
 class _TlsVersion:
     version: int
     raw: bool
+
+    def matches(self, version: int) -> bool:
+        if not self.raw and (version >> 8) == 0x7F:
+            version = c.TLS_VERSION_13  # every TLS 1.3 draft is 1.3
+        return version == self.version
 
 
 _TLS_VERSION_RE = re.compile(r"^\s*([A-z0-9.]+)\s*$")
@@ -61,15 +92,7 @@ def parse_tls_version(value: str | None) -> _TlsVersion:
 
 
 def match_tls_version(arg: _TlsVersion, obj: Any, ctx: TxMatchContext) -> bool | None:
-    tx = _tx(obj)
-    if tx is None:
-        return False
-    version = _side(tx, ctx).version
-    if version == 0:
-        return False if _side_complete(tx, ctx) else None
-    if not arg.raw and (version >> 8) == 0x7F:
-        version = c.TLS_VERSION_13  # every TLS 1.3 draft is 1.3
-    return version == arg.version
+    return _match_side_version(obj, ctx, arg.matches)
 
 
 # -- ssl_version ------------------------------------------------------------------------------
@@ -81,6 +104,12 @@ _SSL_VERSIONS = {"sslv2": "sslv2", "sslv3": "sslv3", "tls1.0": "tls1.0", "tls1.1
 class _SslVersion:
     positive: frozenset[str]
     negative: frozenset[str]
+
+    def matches(self, version: int) -> bool:
+        name = _ssl_version_name(version)
+        if name is None or name in self.negative:
+            return False
+        return name in self.positive if self.positive else True
 
 
 def parse_ssl_version(value: str | None) -> _SslVersion:
@@ -117,16 +146,7 @@ def _ssl_version_name(version: int) -> str | None:
 
 
 def match_ssl_version(arg: _SslVersion, obj: Any, ctx: TxMatchContext) -> bool | None:
-    tx = _tx(obj)
-    if tx is None:
-        return False
-    version = _side(tx, ctx).version
-    if version == 0:
-        return False if _side_complete(tx, ctx) else None
-    name = _ssl_version_name(version)
-    if name is None or name in arg.negative:
-        return False
-    return name in arg.positive if arg.positive else True
+    return _match_side_version(obj, ctx, arg.matches)
 
 
 # -- ssl_state --------------------------------------------------------------------------------
@@ -199,14 +219,8 @@ def _substring_parser(keyword: str, pattern: re.Pattern[str]) -> Any:
 
 def _substring_matcher(attr: str) -> Any:
     def match(arg: _Substring, obj: Any, ctx: TxMatchContext) -> bool | None:
-        tx = _tx(obj)
-        if tx is None:
-            return False
-        side = _side(tx, ctx)
-        if side.cert0 is None:
-            return False if (_side_complete(tx, ctx) or side.cert_seen) else None
-        found = arg.text in getattr(side.cert0, attr)
-        return found != arg.negated
+        return _match_cert(obj, ctx,
+                           lambda tx, cert: (arg.text in getattr(cert, attr)) != arg.negated)
     return match
 
 
@@ -280,13 +294,11 @@ def _no_value_parser(keyword: str, mode: str) -> Any:
 
 
 def match_validity(arg: _Validity, obj: Any, ctx: TxMatchContext) -> bool | None:
-    tx = _tx(obj)
-    if tx is None:
-        return False
-    side = _side(tx, ctx)
-    if side.cert0 is None:
-        return False if (_side_complete(tx, ctx) or side.cert_seen) else None
-    epoch: int = getattr(side.cert0, arg.field)
+    return _match_cert(obj, ctx, lambda tx, cert: _validity_holds(arg, tx, cert))
+
+
+def _validity_holds(arg: _Validity, tx: TlsTransaction, cert: CertInfo) -> bool:
+    epoch: int = getattr(cert, arg.field)
     if epoch == 0:
         return False
     now: float = tx.last_ts or time.time()

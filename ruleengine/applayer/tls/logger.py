@@ -17,6 +17,7 @@ from typing import Any
 
 from ruleengine.applayer.tls.consts import version_string
 from ruleengine.applayer.tls.tx import TlsSide, TlsTransaction
+from ruleengine.config.values import parse_switch
 
 _CUSTOM_FIELDS = frozenset(
     {"version", "subject", "issuer", "serial", "fingerprint", "not_before", "not_after", "sni",
@@ -26,9 +27,7 @@ _CUSTOM_FIELDS = frozenset(
 
 
 def _true(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("yes", "true", "on", "1", "enabled")
+    return parse_switch(value) is True
 
 
 def _time(epoch: int) -> str:
@@ -63,39 +62,24 @@ def _cert_fields(out: dict[str, Any], side: TlsSide, fields: set[str], prefix: s
             out["chain"] = [base64.b64encode(der).decode() for der in side.certs]
 
 
+# Suricata's order of the first fields (output-json-tls.c): the server certificate's, with
+# the handshake's session_resumed, sni and version among them
+_HEAD_ORDER = ("subject", "issuerdn", "session_resumed", "serial", "fingerprint", "sni",
+               "version", "notbefore", "notafter", "subjectaltname", "certificate", "chain")
+
+
 def _build(tx: TlsTransaction, fields: set[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
     server = tx.server
     client = tx.client
-    info = server.cert0
-    if info is not None:
-        if "subject" in fields:
-            out["subject"] = info.subject
-        if "issuer" in fields:
-            out["issuerdn"] = info.issuer
+    head: dict[str, Any] = {}
+    _cert_fields(head, server, fields)
     if "session_resumed" in fields and tx.session_resumed:
-        out["session_resumed"] = True
-    if info is not None:
-        if "serial" in fields:
-            out["serial"] = info.serial
-        if "fingerprint" in fields:
-            out["fingerprint"] = info.fingerprint
+        head["session_resumed"] = True
     if "sni" in fields and client.sni is not None:
-        out["sni"] = _text(client.sni)
+        head["sni"] = _text(client.sni)
     if "version" in fields:
-        out["version"] = version_string(server.version)
-    if info is not None:
-        if "not_before" in fields and info.not_before:
-            out["notbefore"] = _time(info.not_before)
-        if "not_after" in fields and info.not_after:
-            out["notafter"] = _time(info.not_after)
-        if "subjectaltname" in fields and info.sans:
-            out["subjectaltname"] = list(info.sans)
-    if server.certs:
-        if "certificate" in fields:
-            out["certificate"] = base64.b64encode(server.certs[0]).decode()
-        if "chain" in fields:
-            out["chain"] = [base64.b64encode(der).decode() for der in server.certs]
+        head["version"] = version_string(server.version)
+    out = {key: head[key] for key in _HEAD_ORDER if key in head}
     if "ja3" in fields and tx.log_ja3 and client.ja3_hash is not None:
         out["ja3"] = {"hash": client.ja3_hash, "string": client.ja3_string}
     if "ja3s" in fields and tx.log_ja3 and server.ja3_hash is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.tls.consts import (
     ClientProgress,
     ServerProgress,
@@ -78,9 +79,7 @@ class TlsTransaction:
 
     # -- helpers --------------------------------------------------------------------------
     def add_event(self, name: str) -> None:
-        if len(self.events) < self._max_events:
-            self.events.append(name)
-        else:
+        if not add_bounded(self.events, name, self._max_events):
             self.events_dropped += 1
 
     def advance_client(self, value: int) -> None:

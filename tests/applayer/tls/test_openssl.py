@@ -76,6 +76,9 @@ def test_openssl_tls12(keypair, step):
     assert p.encrypted
     obj = eve_tls(tx, {"extended": True})
     assert obj is not None and obj["version"] == "TLS 1.2"
+    # Suricata's field order (output-json-tls.c)
+    assert list(obj)[:9] == ["subject", "issuerdn", "serial", "fingerprint", "sni", "version",
+                             "notbefore", "notafter", "ja3"]
     assert obj["ja3"]["string"].startswith("771,")
     assert obj["ja4"].startswith("t12d")
 
