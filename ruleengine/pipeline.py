@@ -137,7 +137,8 @@ class Pipeline:
         self.classify = classify
         self.reject = reject
         self.fast = fast  # fast.log, when enabled
-        self.flows = FlowTable(settings.timeouts, use_vlan=settings.use_vlan)
+        self.flows = FlowTable(settings.timeouts, use_vlan=settings.use_vlan,
+                               memcap=settings.flow_memcap)
         # (host a, host b, port) -> (protocol, expiry): flows announced by a parser
         self._expected: OrderedDict[tuple[bytes, bytes, int], tuple[str, float]] = OrderedDict()
         self.tcp = TcpTracker(settings.stream)
@@ -676,6 +677,10 @@ class Pipeline:
             if self.bypass_mgr is not None:
                 self.bypass_mgr.poll(now)
             self._end_flows(self.flows.expire(now))
+        elif self.flows.evicted:
+            # flows pushed out by flow.memcap end now, not at the next pass: a flood of new
+            # flows within one interval must not pile them up
+            self._end_flows(self.flows.take_evicted())
         if not self.settings.offline and now >= self._next_stats:
             self._next_stats = now + self.settings.stats_interval
             self.write_stats(now)
@@ -764,6 +769,10 @@ class Pipeline:
             self.stats.set("capture.bypass.ipv6_success", cap.bypass_v6_success)
             self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
         self.stats.set("flow.active", len(self.flows))
+        for name, value in self.flows.counters.items():  # flow.total, flow.memcap, ...
+            self.stats.set(name, value)
+        for name, value in self.tcp.snapshot().items():  # Suricata's tcp.* section
+            self.stats.set(name, value)
 
     def _extra(self, flow: Flow) -> _FlowExtra:
         stored = flow.user

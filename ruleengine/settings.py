@@ -31,6 +31,7 @@ class EngineSettings:
     midstream_policy: str = "ignore"  # resolved stream.midstream-policy
     timeouts: FlowTimeouts = field(default_factory=FlowTimeouts)
     use_vlan: bool = True  # vlan.use-for-tracking
+    flow_memcap: int = 32 << 20  # flow.memcap (Suricata's built-in default: 32 MiB)
     http: HttpConfig = field(default_factory=HttpConfig)
     # app-layer.protocols: each registered protocol's settings and which are enabled
     applayer: AppLayerSettings = field(default_factory=default_settings)
@@ -83,6 +84,7 @@ class EngineSettings:
             midstream_policy=config.exception_policies(ips).stream_midstream,
             timeouts=config.flow_timeouts_config(),
             use_vlan=config.get_bool("vlan.use-for-tracking", True),
+            flow_memcap=config.get_size("flow.memcap", 32 << 20),
             http=http,
             applayer=applayer,
             eve_options=eve_options,

@@ -173,3 +173,11 @@ def test_http_given_alone_becomes_the_app_layer_http_config() -> None:
     http = HttpConfig(request_body_limit=77)
     settings = EngineSettings(http=http)
     assert settings.applayer.config("http") is http
+
+
+def test_flow_memcap_is_read_as_a_size(tmp_path: Path) -> None:
+    settings, warnings = _settings(tmp_path, "flow:\n  memcap: 64mb\n")
+    assert warnings == [] and settings.flow_memcap == 64 << 20
+    assert EngineSettings().flow_memcap == 32 << 20  # Suricata's built-in default
+    settings, warnings = _settings(tmp_path, "flow:\n  memcap: lots\n")
+    assert settings.flow_memcap == 32 << 20 and warnings

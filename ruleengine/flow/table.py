@@ -16,6 +16,11 @@ once per ``expire_interval`` seconds of capture time, and on tables larger than 
 flows once per ``len/100k`` seconds (like Suricata's flow manager, a flow may outlive
 its timeout by up to that interval).
 
+``flow.memcap`` bounds the table as Suricata's flow memcap does: the table holds at most
+``memcap // FLOW_COST_BYTES`` flows, an honest estimate of what one tracked flow costs here
+(measured with bench/flow_memcap.py). A new flow beyond it takes the place of the oldest
+(Suricata's FlowGetUsedFlow when the memcap is reached), counted in ``flow.memcap``.
+
 When ``max_flows`` is reached the oldest flow is evicted (``end_reason`` "forced"), and
 a SYN with a new ISN on a closed TCP flow replaces it (``end_reason`` "tcp_reuse");
 such flows are handed out by the next ``expire``/``flush`` call, so none is lost for
@@ -49,6 +54,10 @@ _TH_SYN_ACK = 0x12
 _TH_SYN = 0x02
 _TH_SYN_ACK_RST = 0x16
 _SCAN_RATE = 100_000  # flows per second of capture time the expiry scan may look at
+# Bytes one tracked TCP flow costs in this engine (flow, TCP session, detection and pipeline
+# state), measured by bench/flow_memcap.py with no cap: about 5.0 KB. flow.memcap divides
+# by it, so the table's memory stays within the configured memcap.
+FLOW_COST_BYTES = 5120
 
 FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...]]
 
@@ -315,13 +324,19 @@ class FlowTable:
         max_flows: int = 1_000_000,
         expire_interval: float = 1.0,
         use_vlan: bool = True,
+        memcap: int = 0,
     ) -> None:
         self.timeouts = timeouts if timeouts is not None else FlowTimeouts()
+        if memcap > 0:  # flow.memcap (0: only max_flows bounds the table)
+            max_flows = min(max_flows, memcap // FLOW_COST_BYTES)
         self.max_flows = max(1, max_flows)
+        self.memcap = memcap
         self.expire_interval = expire_interval
         self.use_vlan = use_vlan  # suricata.yaml vlan.use-for-tracking
         self.flows: dict[FlowKey, Flow] = {}
-        self._evicted: list[Flow] = []
+        # flows pushed out (max_flows / flow.memcap) or replaced (TCP reuse), waiting to
+        # be ended by the caller: take_evicted() or the next expire()/flush()
+        self.evicted: list[Flow] = []
         self._next_scan = float("-inf")
         self.counters: dict[str, int] = {
             "flow.total": 0,
@@ -332,6 +347,8 @@ class FlowTable:
             "flow.end.forced": 0,
             "flow.tcp_reuse": 0,
             "flow.timeouts": 0,
+            "flow.memcap": 0,  # new flows that found the table full (an old one made room)
+            "flow.emerg_mode_entered": 0,
         }
 
     def __len__(self) -> int:
@@ -388,7 +405,7 @@ class FlowTable:
         del self.flows[key]
         flow.end_reason = "tcp_reuse"
         self.counters["flow.tcp_reuse"] += 1
-        self._evicted.append(flow)
+        self.evicted.append(flow)
         return self._create(key, pkt)
 
     def _quoted_flow(
@@ -448,21 +465,30 @@ class FlowTable:
         return flow
 
     def _evict_oldest(self) -> None:
+        c = self.counters
+        if c["flow.memcap"] == 0:
+            c["flow.emerg_mode_entered"] += 1
+        c["flow.memcap"] += 1
         oldest_key = next(iter(self.flows))
         flow = self.flows.pop(oldest_key)
         flow.end_reason = "forced"
         self.counters["flow.end.forced"] += 1
-        self._evicted.append(flow)
+        self.evicted.append(flow)
 
     def remove(self, flow: Flow) -> None:
         """Drop a flow from the table (e.g. TCP port reuse); the caller logs it."""
         if self.flows.get(flow.key) is flow:
             del self.flows[flow.key]
 
+    def take_evicted(self) -> list[Flow]:
+        out = self.evicted
+        self.evicted = []
+        return out
+
     def expire(self, now: float, *, force: bool = False) -> list[Flow]:
         """Remove and return flows idle longer than their timeout (plus evicted ones)."""
-        out = self._evicted
-        self._evicted = []
+        out = self.evicted
+        self.evicted = []
         if not force and now < self._next_scan:
             return out
         # a full scan costs ~0.2 µs per flow: on big tables scan less often (at most
@@ -479,8 +505,8 @@ class FlowTable:
 
     def flush(self) -> list[Flow]:
         """Remove and return every flow (end of run), oldest first."""
-        out = self._evicted
-        self._evicted = []
+        out = self.evicted
+        self.evicted = []
         for f in self.flows.values():
             f.end_reason = "shutdown"
         out.extend(self.flows.values())

@@ -9,6 +9,7 @@ from ruleengine.capture import BypassCounters
 from ruleengine.decode.decoder import Decoder
 from ruleengine.flow.table import (
     BYPASS_LOCAL,
+    FLOW_COST_BYTES,
     FlowTable,
     FlowTimeouts,
     ProtoTimeouts,
@@ -178,6 +179,22 @@ class TestTimeouts:
         assert a.end_reason == "forced"
         assert table.expire(1.0) == [a]  # handed out for logging
         assert table.counters["flow.end.forced"] == 1
+
+    def test_flow_memcap_bounds_the_table_and_counts(self) -> None:
+        table = FlowTable(memcap=3 * FLOW_COST_BYTES + 100)
+        assert table.max_flows == 3
+        flows = [table.lookup(_udp("10.0.0.1", "10.0.0.2", 1, port))[0]
+                 for port in range(10, 16)]
+        assert len(table) == 3
+        assert table.counters["flow.memcap"] == 3
+        assert table.counters["flow.emerg_mode_entered"] == 1
+        # the oldest made room, each handed out once to be logged
+        assert table.take_evicted() == flows[:3] and table.take_evicted() == []
+        assert all(f.end_reason == "forced" for f in flows[:3])
+
+    def test_no_memcap_means_max_flows_only(self) -> None:
+        assert FlowTable(memcap=0, max_flows=7).max_flows == 7
+        assert FlowTable(memcap=1).max_flows == 1  # never zero
 
 
 @pytest.mark.parametrize("proto_frame", ["udp6"])
