@@ -628,7 +628,7 @@ class RedisSink:
                                  else {"host": options.server, "port": options.port})
         self._client: Any = redis.Redis(
             **where, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+            retry=Retry(NoBackoff(), 0))
         self._batch: list[bytes] = []
         self._down_since: float | None = None
         self.connect_error: str | None = None
