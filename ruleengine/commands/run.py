@@ -221,6 +221,9 @@ def _test_configuration(args: argparse.Namespace) -> int:
     settings = _settings(args, config, ips=args.simulate_ips or bool(args.queues),
                          offline=args.af_packet is None and not args.queues)
     _detect_engine(settings, ruleset)  # builds the prefilters as a start would
+    if settings.eve_sink.error is not None:  # a start would refuse it (no socket is opened)
+        _error(settings.eve_sink.error)
+        return EXIT_FAILURE
     print(TEST_MODE_OK)
     return EXIT_OK
 

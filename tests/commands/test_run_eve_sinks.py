@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.outputs.test_sinks import redis_client, redis_server  # noqa: F401 (fixture)
 from tests.rules.helpers import REPO
 
@@ -119,6 +117,9 @@ def test_bad_filetype_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in err and "filetype" in err and "kafka" in err
+    test_mode = run_cli(tmp_path, "-T", "-c", config, "-S", str(rules))
+    _out, err = test_mode.communicate(timeout=120)
+    assert test_mode.returncode == 1 and "kafka" in err and "Traceback" not in err
 
 
 def test_eve_to_redis_through_the_cli(tmp_path: Path, redis_server: str) -> None:  # noqa: F811

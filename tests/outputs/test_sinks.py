@@ -3,6 +3,7 @@ sockets, a syslog socket, and a redis-server the test starts on a unix socket.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -38,7 +39,8 @@ def flow_events(eve: EveWriter, count: int) -> None:
 
 
 def short_path(tmp_path: Path, name: str) -> str:
-    """AF_UNIX paths are limited to 107 bytes; pytest's tmp_path can be longer."""
+    """A socket path: AF_UNIX paths are limited to 107 bytes and pytest's tmp_path can be
+    longer, then a (per-process) name in /tmp is used."""
     path = tmp_path / name
     if len(str(path)) < 100:
         return str(path)
@@ -79,10 +81,8 @@ def dgram_reader(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
 
 
 def with_suppress_unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def test_unix_dgram_one_datagram_per_event(dgram_reader: tuple[socket.socket, str],
