@@ -44,6 +44,9 @@ _BATCH_SECONDS = 1.0
 _RECONNECT_SECONDS = 0.5
 # a non-blocking stream keeps at most this much unsent data; further records are dropped
 _PENDING_MAX = 4 << 20
+# longest wait for a connect (a full listen backlog) or a redis reply: live runs, offline runs
+_LIVE_TIMEOUT = 0.1
+_OFFLINE_TIMEOUT = 10.0
 
 FILETYPES = ("regular", "file", "unix_dgram", "unix_stream", "syslog", "redis")
 
@@ -361,7 +364,8 @@ class UnixSocketSink:
         self._last_attempt = time.monotonic()
         sock = socket.socket(socket.AF_UNIX, self.sock_type)
         try:
-            sock.settimeout(_RECONNECT_SECONDS)  # a full listen backlog must not hang us
+            # a full listen backlog must not hang a live capture
+            sock.settimeout(_OFFLINE_TIMEOUT if self.blocking else _LIVE_TIMEOUT)
             sock.connect(self.path)
         except OSError as exc:
             sock.close()
@@ -548,7 +552,7 @@ class _SyslogSocket:
         for sock_type in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
             sock = socket.socket(socket.AF_UNIX, sock_type)
             try:
-                sock.settimeout(_RECONNECT_SECONDS)
+                sock.settimeout(_OFFLINE_TIMEOUT if self.blocking else _LIVE_TIMEOUT)
                 sock.connect(self.address)
             except OSError as exc:
                 sock.close()
@@ -621,8 +625,8 @@ class RedisSink:
             "" if "/" in options.server else f":{options.port}")
         self.stats = SinkStats()
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        # live runs: a dead or slow server costs at most a short wait per command
-        timeout = 10.0 if blocking else 0.5
+        # live runs: a dead or slow server costs at most a short wait, once a second
+        timeout = _OFFLINE_TIMEOUT if blocking else _LIVE_TIMEOUT
         where: dict[str, Any] = ({"unix_socket_path": options.server}
                                  if "/" in options.server
                                  else {"host": options.server, "port": options.port})
