@@ -6,6 +6,7 @@ the YAML tree, and tests can build an engine from plain values.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +16,7 @@ from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.registry import AppLayerSettings, default_settings, load_settings
 from ruleengine.config import Config, parse_bool
 from ruleengine.flow.table import FlowTimeouts
+from ruleengine.outputs.sinks import SinkSpec, sink_spec
 from ruleengine.stream.tcp import StreamConfig
 
 
@@ -37,6 +39,10 @@ class EngineSettings:
     applayer: AppLayerSettings = field(default_factory=default_settings)
     # outputs.eve-log.types options per event type (``tls: {extended: yes}``)
     eve_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # outputs.eve-log transport: filetype, filename and the syslog/redis options
+    eve_sink: SinkSpec = field(default_factory=SinkSpec)
+    eve_prefix: str = ""  # outputs.eve-log.prefix, written before every record
+    eve_host: str | None = None  # EVE ``host``: sensor-name (redis: the hostname by default)
     stats_interval: float = 8.0  # seconds between stats events in live runs
     flow_manager_interval: float = 1.0  # seconds between flow expiry passes (capture time)
     mpm: str = "auto"
@@ -62,7 +68,15 @@ class EngineSettings:
         warnings: list[str] = []
         applayer, problems = load_settings(config.get_section("app-layer.protocols"))
         warnings.extend(problems)
-        eve_options = config.eve().type_options
+        eve = config.eve()
+        eve_options = eve.type_options
+        eve_sink, problems = sink_spec(
+            filetype=eve.filetype, filename=eve.filename, facility=eve.facility,
+            level=eve.level, identity=eve.identity, redis=dict(eve.redis))
+        warnings.extend(problems)
+        eve_host = config.sensor_name
+        if eve_host is None and eve_sink.filetype == "redis":
+            eve_host = socket.gethostname()  # as Suricata's redis output does
         file_policy, problems = FilePolicy.from_files_options(eve_options.get("files"))
         warnings.extend(problems)
         applayer = replace(applayer, files=file_policy)
@@ -88,6 +102,9 @@ class EngineSettings:
             http=http,
             applayer=applayer,
             eve_options=eve_options,
+            eve_sink=eve_sink,
+            eve_prefix=eve.prefix,
+            eve_host=eve_host,
             stats_interval=float(config.stats_interval()),
             mpm=config.detect().mpm_algo,
             packet_alert_max=max(1, config.detect().packet_alert_max),

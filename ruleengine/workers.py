@@ -144,6 +144,18 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
                 os.kill(pid, signal.SIGTERM)
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    parent_hangup = signal.getsignal(signal.SIGHUP)
+
+    def hangup(signum: int, frame: Any) -> None:
+        # logrotate signals the parent: every worker reopens its own files, and so do we
+        for pid in children.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        if callable(parent_hangup):
+            parent_hangup(signum, frame)
+
+    if parent_hangup not in (signal.SIG_DFL, None):  # only where the caller handles SIGHUP
+        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, hangup)
     started = time.time()
     inboxes = {fd: _Inbox() for fd in children}
     latest: dict[int, dict[str, int]] = {}  # fd -> last stats snapshot of that worker

@@ -35,6 +35,7 @@ from ruleengine.diagnostics import render_text
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
 from ruleengine.outputs.progress import Progress
+from ruleengine.outputs.sinks import open_sink, request_reopen
 from ruleengine.outputs.stats import Stats, StatsLogWriter
 from ruleengine.outputs.summary import render_summary
 from ruleengine.pipeline import Pipeline, RunReport, mpm_choice
@@ -220,6 +221,9 @@ def _test_configuration(args: argparse.Namespace) -> int:
     settings = _settings(args, config, ips=args.simulate_ips or bool(args.queues),
                          offline=args.af_packet is None and not args.queues)
     _detect_engine(settings, ruleset)  # builds the prefilters as a start would
+    if settings.eve_sink.error is not None:  # a start would refuse it (no socket is opened)
+        _error(settings.eve_sink.error)
+        return EXIT_FAILURE
     print(TEST_MODE_OK)
     return EXIT_OK
 
@@ -337,7 +341,7 @@ def _make_pipeline(
     settings: EngineSettings, detect: DetectEngine, logdir: Path, *, live: bool,
     append: bool = False, reject_mark: int = 0, fast: FastLogWriter | None = None,
 ) -> tuple[Pipeline, EveWriter]:
-    eve = EveWriter(logdir / "eve.json", append=append, type_options=settings.eve_options)
+    eve = _open_eve(settings, logdir, append=append)
     pipeline = Pipeline(
         settings,
         detect,
@@ -348,6 +352,31 @@ def _make_pipeline(
         fast=fast,
     )
     return pipeline, eve
+
+
+def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWriter:
+    """The EVE writer on eve-log's transport (``filetype``; a relative ``filename`` is in
+    the log directory). Sockets and redis that cannot be reached yet are a warning (the
+    sink keeps trying, as Suricata's does); a regular file that cannot be opened or a bad
+    setting raises OutputError. Live runs never wait for a slow socket reader."""
+    spec = settings.eve_sink
+    sink = open_sink(spec, logdir, append=append, blocking=settings.offline)
+    unreachable = getattr(sink, "connect_error", None)
+    if unreachable:
+        _warn(f"eve-log: {unreachable}")
+    return EveWriter(spec.path(logdir), append=append, type_options=settings.eve_options,
+                     sink=sink, prefix=settings.eve_prefix, host=settings.eve_host)
+
+
+def _close_eve(eve: EveWriter) -> None:
+    """Close the writer and say what its transport lost (Suricata: "N events were dropped
+    due to slow or disconnected socket", "There were N output errors to ...")."""
+    eve.close()
+    stats = eve.sink.stats
+    if stats.lost or stats.errors:
+        first = f"; first error: {stats.last_error}" if stats.last_error else ""
+        _warn(f"eve-log ({eve.sink.description}): {_plural(stats.lost, 'event')} lost, "
+              f"{_plural(stats.errors, 'output error')}{first}")
 
 
 def _open_fast_log(config: Config, logdir: Path, *, append: bool | None = None
@@ -413,7 +442,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     finally:
         progress.close()
         backend.close()
-        eve.close()
+        _close_eve(eve)
         if fast is not None:
             fast.close()
     for warning in getattr(backend, "warnings", []):
@@ -448,7 +477,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         return EXIT_FAILURE
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
-    stats_outputs = _StatsOutputs(config, logdir)
+    stats_outputs = _StatsOutputs(config, logdir, settings)
     # Built once here: forked workers inherit it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
     fast_logs: list[FastLogWriter] = []
@@ -469,13 +498,14 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         return _make_pipeline(settings, detect, logdir, live=True, append=True, fast=fast)[0]
 
     try:
-        report, counters = run_workers(
-            threads=afp_config.threads,
-            open_backend=group.open_worker,
-            make_pipeline=make_pipeline,
-            write_stats=stats_outputs.write,
-            housekeeping=_orphan_sweep(group, settings),
-        )
+        with _signals_stop(None):  # SIGHUP; forked workers inherit the handler
+            report, counters = run_workers(
+                threads=afp_config.threads,
+                open_backend=group.open_worker,
+                make_pipeline=make_pipeline,
+                write_stats=stats_outputs.write,
+                housekeeping=_orphan_sweep(group, settings),
+            )
     except (BackendUnavailable, OutputError) as exc:  # a worker could not start
         _error(str(exc))
         return EXIT_FAILURE
@@ -530,8 +560,10 @@ class _StatsOutputs:
     ``eve``: a single-process run's own writer (one writer per file: no interleaved lines),
     left open by ``close()``."""
 
-    def __init__(self, config: Config, logdir: Path, eve: EveWriter | None = None) -> None:
+    def __init__(self, config: Config, logdir: Path, settings: EngineSettings,
+                 eve: EveWriter | None = None) -> None:
         self._logdir = logdir
+        self._settings = settings
         self._options = config.stats_log()
         self._opened = False
         self._eve: EveWriter | None = eve
@@ -542,7 +574,7 @@ class _StatsOutputs:
         self._opened = True
         if self._own_eve:
             try:
-                self._eve = EveWriter(self._logdir / "eve.json", append=True)
+                self._eve = _open_eve(self._settings, self._logdir, append=True)
             except OutputError as exc:
                 _warn(str(exc))
         if self._options.enabled:
@@ -564,7 +596,7 @@ class _StatsOutputs:
 
     def close(self) -> None:
         if self._eve is not None and self._own_eve:
-            self._eve.close()
+            _close_eve(self._eve)
         if self._log is not None:
             self._log.close()
 
@@ -620,7 +652,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
         _error(str(exc))
         return EXIT_FAILURE
     # stats.log too (Suricata writes it in every live run mode), EVE stats as before
-    stats_outputs = _StatsOutputs(config, logdir, eve=eve)
+    stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
     pipeline.stats_sink = stats_outputs.write
     try:
         with _signals_stop(pipeline):
@@ -628,7 +660,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     finally:
         backend.close()
         stats_outputs.close()
-        eve.close()
+        _close_eve(eve)
         if fast is not None:
             fast.close()
     _print_summary(report, ruleset, pipeline.detect, pipeline.stats)
@@ -636,20 +668,31 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
 
 
 class _signals_stop:
-    """SIGINT/SIGTERM stop the pipeline cleanly."""
+    """SIGINT/SIGTERM stop the pipeline cleanly; SIGHUP reopens the log files (logrotate),
+    as Suricata's does. Without a pipeline (AF_PACKET: the workers install their own stop
+    handlers) only SIGHUP is handled."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline | None) -> None:
         self._pipeline = pipeline
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: object) -> None:
         # Only a flag: live backends yield idle ticks, so the loop notices within a poll period
         # and every pending packet still gets its verdict before close().
-        self._pipeline.stop()
+        if self._pipeline is not None:
+            self._pipeline.stop()
+
+    @staticmethod
+    def _hangup(signum: int, frame: object) -> None:
+        # Only a counter: each regular-file output reopens at its next write or flush
+        # (between packets), never inside the handler.
+        request_reopen()
 
     def __enter__(self) -> _signals_stop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handler)
+        if self._pipeline is not None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        self._old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -445,6 +445,11 @@ class Config:
                 type_options=options,
                 community_id=parse_bool(body.get("community-id")) is True,
                 pcap_file=parse_bool(body.get("pcap-file")) is True,
+                prefix=scalar_text(body.get("prefix")),
+                identity=_optional_text(body.get("identity")),
+                facility=_optional_text(body.get("facility")),
+                level=_optional_text(body.get("level")),
+                redis=dict(redis) if isinstance(redis := body.get("redis"), dict) else {},
             )
         return EveSettings()
 
@@ -550,3 +555,6 @@ class Config:
             action_order=tuple(order) if order else DetectSettings().action_order,
         )
 
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else scalar_text(value)

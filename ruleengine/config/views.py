@@ -122,6 +122,12 @@ class EveSettings:
     type_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     community_id: bool = False
     pcap_file: bool = False
+    # transport options, as written (validated by ruleengine.outputs.sinks.sink_spec)
+    prefix: str = ""
+    identity: str | None = None  # syslog
+    facility: str | None = None  # syslog
+    level: str | None = None  # syslog
+    redis: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,18 @@ One JSON object per line. Every event validates against Suricata's own schema
 Optional, as in Suricata's eve-log: ``verdict{}`` on alerts and drops, ``community_id``,
 ``host`` (sensor-name), ``in_iface``.
 
-Several worker processes may append to one file: it is opened with ``O_APPEND`` and every
-``write()`` carries whole lines only, so lines never interleave.
+Where the lines go is the sink's business (``ruleengine.outputs.sinks``: eve-log's
+``filetype`` regular, unix_dgram, unix_stream, syslog or redis). The regular file is opened
+with ``O_APPEND`` and every ``write()`` carries whole lines only, so several worker processes
+may append to one file without interleaving.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import math
-import os
 import socket
 import struct
 import time
@@ -42,6 +42,8 @@ from ruleengine.applayer import registry
 from ruleengine.applayer.files import AppFile, fileinfo_object
 from ruleengine.applayer.jsontext import as_int
 from ruleengine.applayer.jsontext import text as _text
+from ruleengine.outputs.sinks import FileSink, Sink
+from ruleengine.outputs.sinks import OutputError as OutputError  # re-exported
 from ruleengine.outputs.stats import nest
 
 EVENT_TYPES = frozenset({"alert", "drop", "flow", "http", "stats"})
@@ -67,14 +69,6 @@ _TCP_FLAG_NAMES = (
 )
 
 _LINE_BREAKERS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-# A batch is written once it reaches this size or this age (live runs stay timely).
-_BATCH_BYTES = 64 * 1024
-_BATCH_SECONDS = 1.0
-
-
-class OutputError(Exception):
-    """An output file cannot be opened; the message names the file and the reason."""
 
 
 # --- what the writer reads from other stages' objects ----------------------------------
@@ -400,7 +394,8 @@ class EveWriter:
     def __init__(self, path: str | Path, *, types: set[str] | frozenset[str] | None = None,
                  append: bool = False, host: str | None = None,
                  in_iface: str | None = None, community_id_seed: int | None = None,
-                 type_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 type_options: Mapping[str, Mapping[str, Any]] | None = None,
+                 sink: Sink | None = None, prefix: str = "") -> None:
         self.path = Path(path)
         # per event type, its options from outputs.eve-log.types (``tls: {extended: yes}``)
         self.type_options: Mapping[str, Mapping[str, Any]] = dict(type_options or {})
@@ -408,19 +403,10 @@ class EveWriter:
         self.types = None if types is None else frozenset(types)
         self.host = host
         self.in_iface = in_iface
-        self.write_errors = 0
-        self.last_error: str | None = None
         self.events = 0
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        if not append:
-            flags |= os.O_TRUNC
-        try:
-            self._fd: int | None = os.open(self.path, flags, 0o644)
-        except OSError as exc:
-            raise OutputError(f"cannot open EVE log {self.path}: {exc.strerror}") from exc
-        self._buf: list[str] = []
-        self._buf_len = 0
-        self._last_flush = time.monotonic()
+        # where the lines go: eve-log's filetype (default: the regular file ``path``)
+        self.sink: Sink = sink if sink is not None else FileSink(self.path, append=append)
+        self._prefix = prefix  # eve-log ``prefix``, before every record (e.g. "@cee: ")
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
     # --- events --------------------------------------------------------------------
@@ -799,57 +785,29 @@ class EveWriter:
         if not line.isascii():
             # JSON allows these raw, but line readers (Python's splitlines, JS) break on them
             line = line.translate(_LINE_BREAKERS)
-        line += "\n"
         self.events += 1
-        self._buf.append(line)
-        self._buf_len += len(line)
-        if self._buf_len >= _BATCH_BYTES or time.monotonic() - self._last_flush >= _BATCH_SECONDS:
-            self.flush()
+        # backslashreplace: a lone surrogate becomes a JSON escape instead of an error
+        self.sink.write((self._prefix + line).encode("utf-8", "backslashreplace"))
+
+    @property
+    def write_errors(self) -> int:
+        return self.sink.stats.errors
+
+    @property
+    def last_error(self) -> str | None:
+        return self.sink.stats.last_error
 
     def flush(self) -> None:
-        """Write buffered lines (one ``write()`` of whole lines)."""
-        self._last_flush = time.monotonic()
-        if not self._buf or self._fd is None:
-            return
-        # backslashreplace: a lone surrogate becomes a JSON escape instead of an error
-        data = "".join(self._buf).encode("utf-8", "backslashreplace")
-        self._buf.clear()
-        self._buf_len = 0
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-        except OSError as exc:
-            self.write_errors += 1
-            if self.last_error is None:
-                self.last_error = f"writing {self.path}: {exc.strerror}"
+        """Hand buffered lines to the transport (a regular file: one ``write()``)."""
+        self.sink.flush()
 
     def reopen(self) -> None:
-        """Flush and open the path again in append mode (after logrotate moved the file;
-        Suricata does this on SIGHUP). An error keeps the old descriptor and is counted."""
-        if self._fd is None:
-            return
-        self.flush()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        try:
-            new_fd = os.open(self.path, flags, 0o644)
-        except OSError as exc:
-            self.write_errors += 1
-            if self.last_error is None:
-                self.last_error = f"reopening {self.path}: {exc.strerror}"
-            return
-        old_fd, self._fd = self._fd, new_fd
-        with contextlib.suppress(OSError):
-            os.close(old_fd)
+        """Reopen a regular file (after logrotate moved it; Suricata does this on SIGHUP);
+        nothing for sockets, syslog and redis."""
+        self.sink.reopen()
 
     def close(self) -> None:
-        if self._fd is None:
-            return
-        self.flush()
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
-        self._fd = None
+        self.sink.close()
 
     def __enter__(self) -> EveWriter:
         return self

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from ruleengine.outputs.eve import OutputError
+from ruleengine.outputs.sinks import reopen_requests
 
 DEFAULT_FILENAME = "fast.log"
 
@@ -155,11 +156,27 @@ class FastLogWriter:
         except OSError as exc:
             raise OutputError(f"fast.log: cannot open {self.path}: {exc.strerror}") from None
         self.alerts = 0
+        self._reopens_seen = reopen_requests()
+
+    def _reopen(self) -> None:
+        """SIGHUP (logrotate): open the path again in append mode; on error keep the old
+        file, as Suricata's SCConfLogReopen leaves nothing better to write to."""
+        self._reopens_seen = reopen_requests()
+        try:
+            fresh = open(  # noqa: SIM115 (closed by close())
+                self.path, "a", encoding="utf-8", errors="surrogateescape", buffering=1)
+        except OSError:
+            return
+        if self._fh is not None:
+            self._fh.close()
+        self._fh = fresh
 
     def alert(self, pkt: FastPacket, rule: FastRule, category: str | None, priority: int, *,
               blocked: bool) -> None:
         if self._fh is None:
             return
+        if self._reopens_seen != reopen_requests():
+            self._reopen()
         self._fh.write(format_alert(pkt, rule, category, priority, blocked=blocked))
         self.alerts += 1
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from ruleengine.outputs.sinks import reopen_requests
+
 # Counters every stats event carries even before anything incremented them, so a consumer
 # sees explicit zeros (Suricata registers these at start-up).
 BASE_COUNTERS: tuple[str, ...] = (
@@ -164,10 +166,25 @@ class StatsLogWriter:
         self.write_errors = 0
         self._file: TextIO | None = open(  # noqa: SIM115 (kept open across stats intervals)
             self.path, "a" if append else "w", encoding="utf-8")
+        self._reopens_seen = reopen_requests()
+
+    def _reopen(self) -> None:
+        """SIGHUP (logrotate): open the path again in append mode (errors keep the old)."""
+        self._reopens_seen = reopen_requests()
+        try:
+            fresh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        except OSError:
+            self.write_errors += 1
+            return
+        if self._file is not None:
+            self._file.close()
+        self._file = fresh
 
     def write(self, counters: Mapping[str, int], *, ts: float, uptime: float) -> None:
         if self._file is None:
             return
+        if self._reopens_seen != reopen_requests():
+            self._reopen()
         try:
             self._file.write(format_stats_log(counters, ts=ts, uptime=uptime,
                                               null_values=self.null_values))

@@ -1,6 +1,7 @@
 """``ruleengine run --af-packet`` with the options of the Suricata command line: forked
 workers share one fast.log (truncated once with ``append: no``, one line per alert), and
-``--runmode single`` runs one worker where the yaml asks for two. Needs root (namespaces)."""
+``--runmode single`` runs one worker where the yaml asks for two; SIGHUP reaches every worker.
+Needs root (namespaces)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,65 @@ def test_runmode_single_runs_one_worker(tmp_path: Path) -> None:
     logdir, output, sockets = _run_engine(tmp_path, ["--runmode", "single"])
     assert sockets == 1, output
     assert len((logdir / "fast.log").read_text().splitlines()) == FLOWS * PER_FLOW
+
+
+def _alerts(path: Path) -> list[dict[str, object]]:
+    events = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return [e for e in events if e.get("event_type") == "alert"]
+
+
+def test_sighup_reaches_every_worker_after_logrotate(tmp_path: Path) -> None:
+    """logrotate moves eve.json and fast.log and signals the parent: both workers reopen
+    their files, so the alerts before the signal are in the moved files and those after it
+    in new ones, none lost."""
+    kernel.require_root()
+    exe = Path(sys.executable).with_name("ruleengine")
+    if not exe.exists():
+        kernel.skip(f"{exe} not installed (make setup)")
+    rules, yaml_file, logdir = tmp_path / "t.rules", tmp_path / "s.yaml", tmp_path / "log"
+    rules.write_text(RULES)
+    logdir.mkdir()
+    yaml_file.write_text(
+        "%YAML 1.1\n---\naf-packet:\n  - interface: default\n    threads: 2\n"
+        "    cluster-type: cluster_flow\noutputs:\n  - eve-log:\n      enabled: yes\n"
+        "  - fast:\n      enabled: yes\n")
+    eve, fast = logdir / "eve.json", logdir / "fast.log"
+    with kernel.netns_pair() as net:
+        proc = net.popen(net.ns_b, str(exe), "run", "--af-packet", net.if_b, "-S", str(rules),
+                         "-l", str(logdir), "-c", str(yaml_file), "--no-progress",
+                         "--runmode", "workers",
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        opened = []
+        try:
+            assert kernel.wait_for(lambda: _packet_sockets(net) >= 2
+                                   or proc.poll() is not None, timeout=20)
+            assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")
+            time.sleep(0.5)
+            opened.append(kernel.udp_socket(net, net.ns_b, net.v4_b, 5001))
+            senders = [kernel.udp_socket(net, net.ns_a, net.v4_a, 6000 + i)
+                       for i in range(FLOWS)]
+            opened.extend(senders)
+
+            def send_round(n: int) -> None:
+                for tx in senders:
+                    tx.sendto(b"SEEN %d" % n, (net.v4_b, 5001))
+                    time.sleep(0.002)
+
+            send_round(0)
+            assert kernel.wait_for(lambda: len(_alerts(eve)) >= FLOWS, timeout=10)
+            eve.rename(logdir / "eve.json.1")
+            fast.rename(logdir / "fast.log.1")
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            send_round(1)
+            assert kernel.wait_for(lambda: len(_alerts(eve)) >= FLOWS, timeout=10)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            output = proc.communicate(timeout=30)[0].decode(errors="replace")
+        for sock in opened:
+            sock.close()
+    assert proc.returncode == 0, output
+    assert len(_alerts(logdir / "eve.json.1")) == FLOWS, output
+    assert len(_alerts(eve)) == FLOWS, output
+    assert len((logdir / "fast.log.1").read_text().splitlines()) == FLOWS
+    assert len(fast.read_text().splitlines()) == FLOWS
