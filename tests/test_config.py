@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.config import (
     Config,
     ConfigError,
@@ -14,6 +15,8 @@ from ruleengine.config import (
     parse_int,
     parse_size,
 )
+from ruleengine.flow.table import FlowTimeouts
+from ruleengine.stream.tcp import StreamConfig
 from tests.outputs.eve_schema import VERIFY_DIR
 
 HEADER = "%YAML 1.1\n---\n"
@@ -430,18 +433,15 @@ def test_set_below_a_scalar_list_item_keeps_its_name():
 
 
 def test_stage_config_objects():
-    tcp = pytest.importorskip("ruleengine.stream.tcp")
-    table = pytest.importorskip("ruleengine.flow.table")
-    http1 = pytest.importorskip("ruleengine.applayer.http1.config")
     config, _ = Config.load(None, ["stream.midstream=true", "stream.reassembly.depth=64kb",
                                    "flow-timeouts.tcp.established=42"])
     stream = config.stream_config(ips=True)
-    assert isinstance(stream, tcp.StreamConfig)
+    assert isinstance(stream, StreamConfig)
     assert stream.midstream and stream.inline and stream.reassembly_depth == 64 << 10
     assert config.stream_config(ips=False).inline is False
-    assert isinstance(config.flow_timeouts_config(), table.FlowTimeouts)
+    assert isinstance(config.flow_timeouts_config(), FlowTimeouts)
     http, _problems = config.http_config()
-    assert isinstance(http, http1.HttpConfig)
+    assert isinstance(http, HttpConfig)
 
 
 from hypothesis import given, settings  # noqa: E402

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from capture_backends.af_packet import AfPacketConfig
 from ruleengine.applayer import registry as applayer
 from ruleengine.commands import run as run_module
 from ruleengine.commands.info import (
@@ -222,8 +223,7 @@ def test_pcap_runmode_warns_it_is_single_threaded(tmp_path: Path, runmode: str) 
 
 
 def test_af_packet_runmode_sets_the_workers() -> None:
-    af_packet = pytest.importorskip("capture_backends.af_packet")
-    config = dataclasses.replace(af_packet.AfPacketConfig(interface="eth9"), threads=4)
+    config = dataclasses.replace(AfPacketConfig(interface="eth9"), threads=4)
     assert run_module._afp_runmode("single", config).threads == 1
     assert run_module._afp_runmode("workers", config).threads == 4
     assert run_module._afp_runmode(None, config).threads == 4

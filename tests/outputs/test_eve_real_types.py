@@ -1,21 +1,18 @@
 """EVE events built from the engine's real Packet/Flow/TcpSession/HttpTransaction objects
-(the other tests use fakes); skipped while those modules are not importable."""
+(the other tests use fakes)."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
-import pytest
-
+from ruleengine.applayer.http1 import tx as tx_mod
 from ruleengine.decode.packet import TH_ACK, TH_FIN, TH_PUSH, TH_SYN, Packet
+from ruleengine.flow import table
 from ruleengine.outputs.eve import EveWriter
+from ruleengine.rules import model
+from ruleengine.stream import tcp as tcp_mod
 from tests.outputs.eve_schema import validate_line
-
-table = pytest.importorskip("ruleengine.flow.table")
-tcp_mod = pytest.importorskip("ruleengine.stream.tcp")
-tx_mod = pytest.importorskip("ruleengine.applayer.http1.tx")
-model = pytest.importorskip("ruleengine.rules.model")
 
 CLIENT = socket.inet_aton("10.1.1.1")
 SERVER = socket.inet_aton("10.2.2.2")

@@ -11,9 +11,9 @@ from scapy.layers.inet6 import IPv6
 from scapy.utils import PcapReader
 
 from ruleengine.applayer.http1 import HttpConfig, HttpParser
+from tests.shared import SV_CORPUS
 
-REPO = Path(__file__).resolve().parents[3]
-CORPUS = REPO.parent / "shared" / "corpus" / "suricata-verify"
+CORPUS = SV_CORPUS
 
 
 @dataclass

@@ -259,8 +259,8 @@ def load_index() -> list[dict[str, Any]]:
     return list(json.loads(path.read_text())["tests"]) if path.exists() else []
 
 
-def evaluate(entry: dict[str, Any]) -> dict[int, tuple[int, int]] | None:
-    """sid -> (expected, got) for the supported rules of one test; None if nothing supported."""
+def supported_rules(entry: dict[str, Any]) -> list[SimpleRule]:
+    """The test's rules this matcher understands and the test counts alerts of."""
     rules: list[SimpleRule] = []
     for rules_file in entry["rules"]:
         for line in (CORPUS / rules_file).read_text(errors="replace").splitlines():
@@ -273,10 +273,13 @@ def evaluate(entry: dict[str, Any]) -> dict[int, tuple[int, int]] | None:
                 rule = None
             if rule is not None:
                 rules.append(rule)
+    expected = {int(k) for k in entry["expected_alerts_by_sid"]}
+    return [r for r in rules if r.sid in expected]
+
+
+def evaluate(entry: dict[str, Any], rules: list[SimpleRule]) -> dict[int, tuple[int, int]]:
+    """sid -> (expected, got) for the given supported rules of one test."""
     expected = {int(k): v for k, v in entry["expected_alerts_by_sid"].items()}
-    rules = [r for r in rules if r.sid in expected]
-    if not rules:
-        return None
     config = test_config(entry)
     txs: list[HttpTransaction] = []
     for pcap in entry["pcaps"]:
