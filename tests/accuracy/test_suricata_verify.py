@@ -43,8 +43,6 @@ KNOWN_FAILURES = {
     "packets, from the client's ACK of the response on; Suricata alerts on 6, presumably from "
     "the server's ACK that hands the request to the app layer (the same pcap with its "
     "handshake gives the engine's 4 too, so this is not a midstream effect)",
-    "flowbits-prefilter-06-opdir": "sid 2 uses the tcp.ack keyword (Suricata 8), which the "
-    "engine does not know, so the rule does not load",
     "http-evader/http-evader-248": "folded Content-Length '34' + ' 68': libhtp ends up reading "
     "the body until close, the engine's parser reads 34 bytes and the EICAR content is missed",
     "http-evader/http-evader-399": "response header lines ended by a bare CR: libhtp splits "

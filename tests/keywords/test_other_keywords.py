@@ -105,6 +105,14 @@ def test_packet_keywords_and_flags() -> None:
     assert one_error(H + "flags:SX; sid:1;)").code == "invalid-keyword-value"
 
 
+def test_tcp_dot_names_are_the_packet_keywords() -> None:
+    r = rule_with("tcp.ack:2548486954; tcp.seq:>5; tcp.window:1024;")
+    fields = {pc.field: pc.cond for pc in r.packet_conditions}
+    assert fields["ack"] == IntCondition(IntOp.EQ, 2548486954)
+    assert fields["seq"] == IntCondition(IntOp.GT, 5)
+    assert fields["window"] == IntCondition(IntOp.EQ, 1024)
+
+
 def test_isdataat() -> None:
     r = rule_with('flow:to_server; content:"abcd"; isdataat:!10,relative;')
     item = r.buffer(PAYLOAD).items[1]  # type: ignore[union-attr]
