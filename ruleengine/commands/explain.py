@@ -42,6 +42,8 @@ from ruleengine.settings import EngineSettings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+HISTORY = 50  # evaluations listed per flow (JSON)
+HISTORY_TEXT = 12  # ... in text output
 SHOWN_BYTES = 96  # bytes of a buffer shown in text output (around the interesting offset)
 MAX_RAW_BYTES = 64 << 20  # captured bytes kept per flow direction for locating patterns
 _PROTO_NAMES = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", 1: "icmp", 58: "ipv6-icmp"}
@@ -96,11 +98,11 @@ def explain_command(args: argparse.Namespace) -> int:
     cr = next(c for c in engine.rules if c.trace is trace)
     try:
         replay = _replay(args, settings, engine, trace)
-        streams = _captured_streams(args.pcap, settings)
+        captured = _captured(args.pcap, settings)
     except (OSError, ValueError, PcapError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    reports = _reports(cr, trace, replay, streams, settings, flow_filter)
+    reports = _reports(cr, trace, replay, captured, settings, flow_filter)
     if args.why_fired:
         reports = [r for r in reports if r.verdict.code == fx.FIRED]
     doc = _document(args, cr, trace, reports)
@@ -199,24 +201,38 @@ def _flow_key(a: _Endpoint, b: _Endpoint, proto: int) -> _Key:
     return (a, b, proto) if a <= b else (b, a, proto)
 
 
-def _captured_streams(pcap: str, settings: EngineSettings
-                      ) -> dict[_Key, dict[_Endpoint, fx.RawStream]]:
-    """Each flow's bytes per sender, as captured (no stream engine): TCP placed by
-    sequence number from the first data byte, UDP datagram after datagram."""
+class _Captured:
+    """The pcap as captured (no stream engine): each flow's bytes per sender (TCP placed
+    by sequence number from the first data byte, UDP datagram after datagram) and the
+    (packet number, timestamp) of its packets."""
+
+    def __init__(self) -> None:
+        self.streams: dict[_Key, dict[_Endpoint, fx.RawStream]] = {}
+        self.times: dict[_Key, list[tuple[int, float]]] = {}
+
+    def packet_at(self, key: _Key, ts: float) -> int | None:
+        """The flow's first packet at or after ``ts`` (the bypass time)."""
+        return next((n for n, t in self.times.get(key, []) if t >= ts), None)
+
+
+def _captured(pcap: str, settings: EngineSettings) -> _Captured:
+    out = _Captured()
     segments: dict[_Key, dict[_Endpoint, list[tuple[int, int, bytes]]]] = {}
     isn: dict[tuple[_Key, _Endpoint], int] = {}
     for number, pkt in _captured_packets(pcap, settings):
         sender = (pkt.src, pkt.sport)
         key = _flow_key(sender, (pkt.dst, pkt.dport), pkt.proto)
+        out.times.setdefault(key, []).append((number, pkt.ts))
+        seq = pkt.seq
         if pkt.proto == IPPROTO_TCP and pkt.tcp_flags & 0x02:
-            isn[(key, sender)] = (pkt.seq + 1) & 0xFFFFFFFF
+            seq = isn[(key, sender)] = (pkt.seq + 1) & 0xFFFFFFFF  # SYN data (fast open)
         if pkt.payload:
             segments.setdefault(key, {}).setdefault(sender, []).append(
-                (number, pkt.seq, bytes(pkt.payload)))
-    out: dict[_Key, dict[_Endpoint, fx.RawStream]] = {}
+                (number, seq, bytes(pkt.payload)))
     for key, senders in segments.items():
         for sender, segs in senders.items():
-            out.setdefault(key, {})[sender] = _stream(segs, key[2], isn.get((key, sender)))
+            out.streams.setdefault(key, {})[sender] = _stream(segs, key[2],
+                                                              isn.get((key, sender)))
     return out
 
 
@@ -253,8 +269,8 @@ def _place(stream: fx.RawStream, offset: int, data: bytes, number: int) -> None:
 # --- per-flow reports -------------------------------------------------------------------
 
 
-def _reports(cr: CRule, trace: RuleTrace, replay: _RecordingEve,
-             streams: dict[_Key, dict[_Endpoint, fx.RawStream]], settings: EngineSettings,
+def _reports(cr: CRule, trace: RuleTrace, replay: _RecordingEve, captured: _Captured,
+             settings: EngineSettings,
              flow_filter: tuple[tuple[int, int], tuple[int, int]] | None
              ) -> list[fx.FlowReport]:
     by_flow: dict[int, list[Evaluation]] = {}
@@ -270,8 +286,10 @@ def _reports(cr: CRule, trace: RuleTrace, replay: _RecordingEve,
         if not sides and not evs:
             continue
         client, server = (flow.src, flow.sport), (flow.dst, flow.dport)
-        raw = streams.get(_flow_key(client, server, flow.proto), {})
-        facts.bypass_packet = _bypass_packet(flow, evs)
+        key = _flow_key(client, server, flow.proto)
+        raw = captured.streams.get(key, {})
+        if flow.bypass:
+            facts.bypass_packet = captured.packet_at(key, flow.bypass_ts)
         ctx = fx.Context(cr, settings.stream.reassembly_depth,
                          {True: raw.get(client, fx.RawStream()),
                           False: raw.get(server, fx.RawStream())})
@@ -294,15 +312,6 @@ def _header_sides(cr: CRule, flow: Any) -> list[str]:
     if cr.header.matches(flow.proto, flow.ip_version, s, flow.dport, c, flow.sport):
         sides.append("to_client")
     return sides
-
-
-def _bypass_packet(flow: Any, evs: list[Evaluation]) -> int | None:
-    """The packet on which the flow was bypassed: the last one the rule saw before (or
-    at) the bypass time; detection runs before the bypass takes effect."""
-    if not flow.bypass:
-        return None
-    before = [ev.packet_no for ev in evs if ev.ts <= flow.bypass_ts and not ev.pseudo]
-    return max(before) if before else 0
 
 
 # --- output -----------------------------------------------------------------------------
@@ -335,12 +344,21 @@ def _flow_doc(cr: CRule, report: fx.FlowReport, detailed: bool) -> dict[str, Any
     if report.hits:
         doc["pattern_on_wire"] = [{"direction": _dir(h.to_server), "stream_offset": h.offset,
                                    "packet": h.packet_no} for h in report.hits[:8]]
+    doc["history"] = [_history(ev) for ev in report.evaluations[:HISTORY]]
     if report.verdict.code == fx.FIRED:
         shown = report.matches if detailed else report.matches[:1]
         doc["matches"] = [_evaluation_doc(cr, ev) for ev in shown]
     elif report.furthest is not None:
         doc["furthest"] = _evaluation_doc(cr, report.furthest)
     return doc
+
+
+def _history(ev: Evaluation) -> dict[str, Any]:
+    """One line of the flow's evaluations: where, and how far."""
+    return {"packet": ev.packet_no, "direction": _dir(ev.to_server), "tx_id": ev.tx_id,
+            "outcome": ev.outcome,
+            "buffers": [{"buffer": i.buffer, "size": i.size, "matched": i.matched}
+                        for i in ev.inspections]}
 
 
 def _evaluation_doc(cr: CRule, ev: Evaluation) -> dict[str, Any]:
@@ -449,6 +467,17 @@ def _flow_text(flow: dict[str, Any]) -> list[str]:
     counts = flow["evaluations"]
     if counts:
         lines.append("  evaluations: " + ", ".join(f"{k} x{v}" for k, v in counts.items()))
+    history = flow["history"]
+    if len(history) > 1:
+        lines.append("  history:")
+        for h in history[:HISTORY_TEXT]:
+            bufs = ", ".join(f"{b['buffer']} {b['size']}B {'ok' if b['matched'] else 'no'}"
+                             for b in h["buffers"])
+            tx = f" tx {h['tx_id']}" if h["tx_id"] is not None else ""
+            lines.append(f"    #{h['packet']} {h['direction']}{tx}: {h['outcome']}"
+                         + (f" ({bufs})" if bufs else ""))
+        if len(history) > HISTORY_TEXT:
+            lines.append(f"    ... {len(history) - HISTORY_TEXT} more (--json lists them)")
     for ev in flow.get("matches", []):
         lines.extend(_evaluation_text(ev))
     if "furthest" in flow:

@@ -233,6 +233,17 @@ def _why_not(ctx: Context, report: FlowReport) -> Verdict:
             return Verdict(CHECK_FAILED, f"{where}, but the rule's {blocked} check rejected "
                            f"every {_side(first.to_server)} evaluation: "
                            f"{describe_check(cr, blocked, _first(evs, blocked))}", blocked)
+        split = _chunk_split(evs, first, len(probe.pattern))
+        if split is not None:
+            return Verdict(CHECK_FAILED, f"{where}, but it spans two pieces of the stream "
+                           f"that detection inspected separately (split at stream offset "
+                           f"{split[0]}: packets #{split[1]} and #{split[2]}), so no "
+                           "inspection saw it whole", "payload")
+        if evs and not any(ev.inspections for ev in evs):
+            return Verdict(CHECK_FAILED, f"{where}, but none of the rule's {len(evs)} "
+                           "evaluation(s) had data to inspect: the stream engine never "
+                           "delivered these bytes to detection as the rule needs them "
+                           "(packet data held for reassembly, or no stream data)", "payload")
         elsewhere = _other_buffers(report, probe)
         if elsewhere:
             return Verdict(WRONG_BUFFER, f"{shown} never was in {probe.buffer}, but it is in "
@@ -281,6 +292,25 @@ def _probe_hits(ctx: Context) -> tuple[_Probe | None, list[Hit]]:
         if hits:
             return probe, sorted(hits, key=lambda h: h.packet_no)
     return (probes[0] if probes else None), []
+
+
+def _chunk_split(evs: list[Evaluation], hit: Hit, length: int
+                 ) -> tuple[int, int, int] | None:
+    """Packet/stream data is inspected piece after piece: the (boundary, packet before,
+    packet after) a pattern at ``hit`` straddles, if it does."""
+    offset = 0
+    previous: int | None = None
+    for ev in evs:
+        if ev.tx is not None or ev.to_server != hit.to_server:
+            continue
+        for insp in ev.inspections:
+            if insp.buffer != PAYLOAD:
+                continue
+            if previous is not None and hit.offset < offset < hit.offset + length:
+                return offset, previous, ev.packet_no
+            offset += insp.size
+            previous = ev.packet_no
+    return None
 
 
 def _inspected(evs: list[Evaluation], probe: _Probe) -> bool:

@@ -1,0 +1,244 @@
+"""``ruleengine explain``: hand-made misses are each named for what they are, a fired rule
+shows its packet, buffer and match offsets, and the trace changes no result."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet, Raw
+from scapy.utils import wrpcap
+
+from ruleengine.cli import main as cli_main
+from ruleengine.detect.engine import DetectEngine
+from ruleengine.detect.trace import MATCH, RuleTrace
+from ruleengine.rules.loader import load_rule_files
+
+T0 = 1_700_000_000.0
+SEGMENT = 1000
+
+
+def http_flow(cport: int, request: bytes, response: bytes, t0: float) -> list[Packet]:
+    """Handshake, the request, the response in segments each ACKed, FINs; one second
+    between packets so every packet has its own timestamp."""
+    cli, srv = "10.1.0.1", "10.1.0.2"
+
+    def c(flags: str, seq: int, ack: int, data: bytes = b"") -> Packet:
+        p = Ether() / IP(src=cli, dst=srv) / TCP(sport=cport, dport=80, flags=flags,
+                                                  seq=seq, ack=ack)
+        return p / Raw(data) if data else p
+
+    def s(flags: str, seq: int, ack: int, data: bytes = b"") -> Packet:
+        p = Ether() / IP(src=srv, dst=cli) / TCP(sport=80, dport=cport, flags=flags,
+                                                  seq=seq, ack=ack)
+        return p / Raw(data) if data else p
+
+    cs, ss = 1001, 5001
+    pkts = [c("S", 1000, 0), s("SA", 5000, cs), c("A", cs, ss), c("PA", cs, ss, request)]
+    cs += len(request)
+    pkts.append(s("A", ss, cs))
+    for at in range(0, len(response), SEGMENT):
+        part = response[at:at + SEGMENT]
+        pkts.append(s("PA", ss, cs, part))
+        ss += len(part)
+        pkts.append(c("A", cs, ss))
+    pkts += [c("FA", cs, ss), s("FA", ss, cs + 1), c("A", cs + 1, ss + 1)]
+    for i, p in enumerate(pkts):
+        p.time = t0 + i
+    return pkts
+
+
+def request(uri: bytes, agent: bytes = b"curl/8.0") -> bytes:
+    return b"GET " + uri + b" HTTP/1.1\r\nHost: example.test\r\nUser-Agent: " + agent + \
+        b"\r\n\r\n"
+
+
+def response(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + \
+        str(len(body)).encode() + b"\r\n\r\n" + body
+
+
+def write_case(tmp: Path, rules: str, flows: list[tuple[bytes, bytes]]) -> tuple[Path, Path]:
+    pkts: list[Packet] = []
+    for n, (req, resp) in enumerate(flows):
+        pkts += http_flow(40000 + n, req, resp, T0 + 100 * n)
+    pcap, rule_file = tmp / "case.pcap", tmp / "case.rules"
+    wrpcap(str(pcap), pkts)
+    rule_file.write_text(rules)
+    return pcap, rule_file
+
+
+def explain(pcap: Path, rules: Path, sid: int, *extra: str) -> dict[str, Any]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = cli_main(["explain", "-r", str(pcap), "-S", str(rules), "--sid", str(sid),
+                         "--json", *extra])
+    assert code == 0
+    doc: dict[str, Any] = json.loads(out.getvalue())
+    return doc
+
+
+def only_flow(doc: dict[str, Any]) -> dict[str, Any]:
+    assert len(doc["flows"]) == 1, doc["flows"]
+    flow: dict[str, Any] = doc["flows"][0]
+    return flow
+
+
+def test_wrong_buffer_names_the_buffer_that_has_the_pattern(tmp_path: Path) -> None:
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"ua"; '
+                             'http.user_agent; content:"secret"; sid:2;)\n',
+                             [(request(b"/files/secret.txt"), response(b"ok"))])
+    verdict = only_flow(explain(pcap, rules, 2))["verdict"]
+    assert verdict["code"] == "wrong-buffer"
+    assert verdict["check"] == "http.user_agent"
+    assert "http.uri" in verdict["message"]
+
+
+def test_depth_too_small_says_where_the_pattern_is(tmp_path: Path) -> None:
+    uri = b"/files/secret.txt"
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"depth"; '
+                             'http.uri; content:"secret"; depth:8; sid:3;)\n',
+                             [(request(uri), response(b"ok"))])
+    flow = only_flow(explain(pcap, rules, 3))
+    assert flow["verdict"]["code"] == "check-failed"
+    assert flow["verdict"]["check"] == "content"
+    assert f"offset {uri.index(b'secret')}" in flow["verdict"]["message"]
+    buf = flow["furthest"]["buffers"][0]
+    assert buf["buffer"] == "http.uri" and buf["data"] == uri.decode()
+    assert buf["steps"][0]["status"] == "failed"
+
+
+def test_flow_direction_wrong(tmp_path: Path) -> None:
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"dir"; '
+                             'flow:to_client; http.uri; content:"secret"; sid:4;)\n',
+                             [(request(b"/secret"), response(b"ok"))])
+    verdict = only_flow(explain(pcap, rules, 4))["verdict"]
+    assert verdict["code"] == "check-failed"
+    assert verdict["check"] == "flow"
+    assert "to_client" in verdict["message"] and "to_server" in verdict["message"]
+
+
+def test_bypassed_earlier_by_another_rule(tmp_path: Path) -> None:
+    body = b"x" * 3000 + b"SECRETBODY" + b"y" * 100
+    pcap, rules = write_case(
+        tmp_path,
+        'alert http any any -> any any (msg:"bypass"; http.uri; content:"/dl"; bypass; '
+        'sid:10;)\n'
+        'alert http any any -> any any (msg:"body"; file.data; content:"SECRETBODY"; '
+        'sid:11;)\n',
+        [(request(b"/dl/file"), response(body))])
+    flow = only_flow(explain(pcap, rules, 11))
+    assert flow["verdict"]["code"] == "bypassed"
+    assert flow["verdict"]["check"] == "rule:10"
+    assert "sid 10" in flow["verdict"]["message"]
+    assert flow["bypass"]["packet"] < flow["pattern_on_wire"][0]["packet"]
+
+
+def test_body_beyond_response_body_limit(tmp_path: Path) -> None:
+    body = b"a" * 3000 + b"NEEDLE" + b"b" * 500
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"limit"; '
+                             'file.data; content:"NEEDLE"; sid:5;)\n',
+                             [(request(b"/big"), response(body))])
+    key = "app-layer.protocols.http.libhtp.default-config.response-body-limit"
+    flow = only_flow(explain(pcap, rules, 5, "--set", f"{key}=1000"))
+    assert flow["verdict"]["code"] == "body-limit"
+    assert "response-body-limit" in flow["verdict"]["message"]
+    # without the limit the same rule fires: the limit was the reason
+    assert only_flow(explain(pcap, rules, 5))["verdict"]["code"] == "fired"
+
+
+def test_why_fired_shows_packet_buffer_and_offsets(tmp_path: Path) -> None:
+    uri = b"/files/secret.txt"
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"uri"; '
+                             'http.uri; content:"files"; content:"secret"; distance:1; '
+                             'sid:1;)\n',
+                             [(request(b"/index.html"), response(b"ok")),
+                              (request(uri), response(b"ok"))])
+    doc = explain(pcap, rules, 1, "--why-fired", "-l", str(tmp_path / "logs"))
+    flow = only_flow(doc)  # only the flow where it fired
+    assert flow["verdict"]["code"] == "fired" and flow["flow"]["src_port"] == 40001
+    match = flow["matches"][0]
+    assert match["alert"] is True and match["direction"] == "to_server"
+    steps = match["buffers"][0]["steps"]
+    assert [s["match_start"] for s in steps] == [uri.index(b"files"), uri.index(b"secret")]
+    assert steps[1]["match_end"] == uri.index(b"secret") + len(b"secret")
+    # the packet is the one whose alert EVE logged
+    alerts = [json.loads(line) for line in (tmp_path / "logs" / "eve.json").read_text()
+              .splitlines() if '"event_type":"alert"' in line]
+    assert [a["pcap_cnt"] for a in alerts] == [match["packet"]]
+
+
+def test_text_output_and_unknown_sid(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                     ) -> None:
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"uri"; '
+                             'http.uri; content:"nothere"; sid:1;)\n',
+                             [(request(b"/a"), response(b"ok"))])
+    assert cli_main(["explain", "-r", str(pcap), "-S", str(rules), "--sid", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "CHECK-FAILED" in out and 'content:"nothere";' in out
+    assert cli_main(["explain", "-r", str(pcap), "-S", str(rules), "--sid", "99"]) == 1
+    assert "no rule 1:99" in capsys.readouterr().err
+    assert cli_main(["explain", "-r", str(pcap), "-S", str(rules), "--sid", "1",
+                     "--flow", "nonsense"]) == 2
+
+
+def test_tracing_changes_no_result(tmp_path: Path) -> None:
+    """The traced rule skips the prefilter; what matches must stay the same."""
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"uri"; '
+                             'http.uri; content:"secret"; sid:1;)\n',
+                             [(request(b"/a"), response(b"ok")),
+                              (request(b"/secret"), response(b"ok"))])
+    ruleset = load_rule_files([str(rules)])
+    engine = DetectEngine(ruleset.rules)
+    trace = RuleTrace(1)
+    assert engine.trace_rule(trace)
+    doc = explain(pcap, rules, 1)
+    fired = [f for f in doc["flows"] if f["verdict"]["code"] == "fired"]
+    assert [f["flow"]["src_port"] for f in fired] == [40001]
+    assert all(ev["outcome"] != MATCH for f in doc["flows"] if f not in fired
+               for ev in f["history"])
+
+
+# --- suricata-verify cases that fail by alert count --------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+SV = next((p for p in (REPO.parent / "shared" / "corpus" / "suricata-verify",
+                       REPO.parents[1] / "shared" / "corpus" / "suricata-verify")
+           if (p / "index.json").is_file()), None)
+
+
+def _sv_test(name: str) -> dict[str, Any]:
+    assert SV is not None
+    index = json.loads((SV / "index.json").read_text())
+    test: dict[str, Any] = next(t for t in index["tests"] if t["name"] == name)
+    return test
+
+
+@pytest.mark.skipif(SV is None, reason="suricata-verify corpus not found")
+def test_sv_tcp_fastopen_pattern_split_between_stream_pieces() -> None:
+    """tcp-fastopen-08 expects sid 7 (``tcp-stream``, content "d2d3") once; the engine
+    does not alert. "d2" ends the SYN's data (fast open), "d3" starts the next segment,
+    and the engine inspects the two pieces separately: explain must say so."""
+    assert SV is not None
+    test = _sv_test("tcp-fastopen-08")
+    args = [a for arg in test["args"] for a in shlex.split(arg)]
+    pcap = SV / test["pcaps"][0]["path"]
+    rules = SV / test["rules"][0]
+    flow = only_flow(explain(pcap, rules, 7, *args))
+    assert flow["verdict"]["code"] == "check-failed"
+    assert flow["verdict"]["check"] == "payload"
+    on_wire = flow["pattern_on_wire"][0]
+    assert on_wire["packet"] == 1 and on_wire["direction"] == "to_server"  # the SYN
+    assert "inspected separately" in flow["verdict"]["message"]
+    sizes = [b["size"] for h in flow["history"] for b in h["buffers"]
+             if h["direction"] == "to_server"]
+    boundary = sizes[0]  # the end of the first piece inspected
+    assert on_wire["stream_offset"] < boundary < on_wire["stream_offset"] + len("d2d3")
+    assert f"stream offset {boundary}" in flow["verdict"]["message"]
