@@ -140,24 +140,16 @@ def _endpoint(text: str) -> tuple[int, int]:
 
 
 class _RecordingEve(EveWriter):
-    """The replay's EVE writer, also remembering each flow's end record and the packet
-    number of each alert of the explained rule."""
+    """The replay's EVE writer, also remembering each flow's end record (every flow of
+    the run ends there, with its flow-level decision)."""
 
-    def __init__(self, path: Path, trace: RuleTrace) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.trace = trace
         self.flows: list[fx.FlowFacts] = []
-        self.alert_packets: list[int] = []
 
     def flow(self, flow: Any, **kwargs: Any) -> None:
         self.flows.append(fx.FlowFacts(flow, kwargs.get("action")))
         super().flow(flow, **kwargs)
-
-    def alert(self, **kwargs: Any) -> None:
-        rule = kwargs.get("rule")
-        if rule is not None and rule.sid == self.trace.sid and rule.gid == self.trace.gid:
-            self.alert_packets.append(self.trace.packet_no)
-        super().alert(**kwargs)
 
 
 def _replay(args: argparse.Namespace, settings: EngineSettings, engine: DetectEngine,
@@ -166,7 +158,7 @@ def _replay(args: argparse.Namespace, settings: EngineSettings, engine: DetectEn
     with tempfile.TemporaryDirectory(prefix="ruleengine-explain-") as tmp:
         logdir = Path(args.logdir) if args.logdir else Path(tmp)
         logdir.mkdir(parents=True, exist_ok=True)
-        eve = _RecordingEve(logdir / "eve.json", trace)
+        eve = _RecordingEve(logdir / "eve.json")
         pipeline = Pipeline(settings, engine, eve=eve, stats=Stats(), classify=classification)
         trace.packet_no = 1
 
@@ -284,6 +276,9 @@ def _reports(cr: CRule, trace: RuleTrace, replay: _RecordingEve, captured: _Capt
         sides = _header_sides(cr, flow)
         evs = by_flow.get(id(flow), [])
         if not sides and not evs:
+            if flow_filter is not None:  # asked for: say which part of the header differs
+                reports.append(fx.FlowReport(facts, [], fx.Verdict(
+                    fx.HEADER_MISMATCH, _header_mismatch(cr, flow), "header"), [], None))
             continue
         client, server = (flow.src, flow.sport), (flow.dst, flow.dport)
         key = _flow_key(client, server, flow.proto)
@@ -314,6 +309,26 @@ def _header_sides(cr: CRule, flow: Any) -> list[str]:
     return sides
 
 
+def _header_mismatch(cr: CRule, flow: Any) -> str:
+    """Which parts of the rule's header the flow's packets fail, per direction."""
+    h = cr.header
+    if h.protos and flow.proto not in h.protos:
+        return f"the rule's protocol {cr.rule.protocol} does not cover " \
+            f"{_PROTO_NAMES.get(flow.proto, flow.proto)}"
+    if h.ip_version and flow.ip_version != h.ip_version:
+        return f"the rule is for IPv{h.ip_version} only"
+    c, s = (addr_int(flow.src), flow.sport), (addr_int(flow.dst), flow.dport)
+    parts = []
+    for name, (src, dst) in (("to_server", (c, s)), ("to_client", (s, c))):
+        failed = [what for what, ok in (
+            ("source address", h.src.contains(flow.ip_version, src[0])),
+            ("source port", h.sport is None or h.sport.contains(src[1])),
+            ("destination address", h.dst.contains(flow.ip_version, dst[0])),
+            ("destination port", h.dport is None or h.dport.contains(dst[1]))) if not ok]
+        parts.append(f"{name} packets fail its {', '.join(failed)}")
+    return "the rule's header does not fit this flow: " + "; ".join(parts)
+
+
 # --- output -----------------------------------------------------------------------------
 
 
@@ -323,6 +338,7 @@ def _document(args: argparse.Namespace, cr: CRule, trace: RuleTrace,
     return {
         "rule": {"gid": rule.gid, "sid": rule.sid, "msg": rule.msg, "text": rule.raw},
         "pcap": str(args.pcap),
+        "why_fired": bool(args.why_fired),
         "flows": [_flow_doc(cr, r, args.why_fired) for r in reports],
         "trace": {"evaluations": len(trace.evaluations), "not_kept": trace.dropped},
     }
@@ -447,7 +463,9 @@ def _dir(to_server: bool) -> str:
 def _text(doc: dict[str, Any]) -> str:
     rule = doc["rule"]
     lines = [f"rule {rule['gid']}:{rule['sid']} {rule['msg']!r}", f"  {rule['text']}", ""]
-    if not doc["flows"]:
+    if not doc["flows"] and doc["why_fired"]:
+        lines.append("the rule did not alert on this pcap (without --why-fired: why not)")
+    elif not doc["flows"]:
         lines.append("no flow of the pcap fits the rule's header (protocol, addresses, "
                      "ports)")
     for flow in doc["flows"]:

@@ -32,6 +32,7 @@ BODY_LIMIT = "body-limit"
 APP_LAYER = "app-layer-not-detected"
 FLOW_PASSED = "flow-passed"
 NOT_EVALUATED = "not-evaluated"
+HEADER_MISMATCH = "header-mismatch"  # only for a flow asked for with --flow
 
 KEYWORDS = {ci.K_CONTENT: "content", ci.K_PCRE: "pcre", ci.K_ISDATAAT: "isdataat",
             ci.K_BTEST: "byte_test", ci.K_BJUMP: "byte_jump", ci.K_BEXTRACT: "byte_extract",

@@ -186,6 +186,32 @@ def test_text_output_and_unknown_sid(tmp_path: Path, capsys: pytest.CaptureFixtu
                      "--flow", "nonsense"]) == 2
 
 
+def test_app_layer_never_detected(tmp_path: Path) -> None:
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"uri"; '
+                             'http.uri; content:"secret"; sid:6;)\n',
+                             [(b"\x01\x02 secret\r\n" * 3, b"\x03\x04 no\r\n")])
+    flow = only_flow(explain(pcap, rules, 6))
+    assert flow["verdict"]["code"] == "app-layer-not-detected"
+    assert "never detected" in flow["verdict"]["message"]
+    # another protocol: named
+    pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"uri"; '
+                             'http.uri; content:"secret"; sid:6;)\n',
+                             [(b"HELO secret\r\n", b"220 mail\r\n")])
+    flow = only_flow(explain(pcap, rules, 6))
+    assert flow["verdict"]["code"] == "app-layer-not-detected"
+    assert "detected as smtp" in flow["verdict"]["message"]
+
+
+def test_selected_flow_outside_the_header(tmp_path: Path) -> None:
+    pcap, rules = write_case(tmp_path, 'alert tcp any any -> any 8080 (msg:"port"; '
+                             'content:"GET"; sid:7;)\n', [(request(b"/a"), response(b"ok"))])
+    assert explain(pcap, rules, 7)["flows"] == []  # not asked for: not listed
+    flow = only_flow(explain(pcap, rules, 7, "--flow", "10.1.0.2:80-10.1.0.1:40000"))
+    assert flow["verdict"]["code"] == "header-mismatch"
+    assert "destination port" in flow["verdict"]["message"]
+    assert "source address" not in flow["verdict"]["message"]
+
+
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "pcaps" / "http-demo.pcap"
 DEMO_RULES = """\
 alert http any any -> any any (msg:"uri"; http.uri; content:"admin"; sid:1;)
