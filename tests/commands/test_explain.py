@@ -151,6 +151,18 @@ def test_body_beyond_response_body_limit(tmp_path: Path) -> None:
     assert only_flow(explain(pcap, rules, 5))["verdict"]["code"] == "fired"
 
 
+def test_data_beyond_stream_depth(tmp_path: Path) -> None:
+    body = b"a" * 3000 + b"DEEPNEEDLE" + b"b" * 500
+    pcap, rules = write_case(tmp_path, 'alert tcp any 80 -> any any (msg:"deep"; '
+                             'flow:to_client; content:"DEEPNEEDLE"; sid:8;)\n',
+                             [(request(b"/big"), response(body))])
+    flow = only_flow(explain(pcap, rules, 8, "--set", "stream.reassembly.depth=2000"))
+    assert flow["verdict"]["code"] == "stream-depth"
+    assert "2000" in flow["verdict"]["message"]
+    assert flow["pattern_on_wire"][0]["stream_offset"] >= 2000
+    assert only_flow(explain(pcap, rules, 8))["verdict"]["code"] == "fired"
+
+
 def test_why_fired_shows_packet_buffer_and_offsets(tmp_path: Path) -> None:
     uri = b"/files/secret.txt"
     pcap, rules = write_case(tmp_path, 'alert http any any -> any any (msg:"uri"; '
