@@ -1024,6 +1024,7 @@ class DetectEngine:
                 cr.payload, bytes(state.raw[to_server]) or pkt.payload, {}, caps, cr.trace
             ):
                 failed = "payload"
+            # (a traced rule has no quick test: trace_rule clears it)
             if failed is None and cr.quick and not _quick_ok(cr, to_server, fetch, lowered):
                 continue
             if failed is None:

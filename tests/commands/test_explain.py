@@ -194,6 +194,10 @@ def test_text_output_and_unknown_sid(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "CHECK-FAILED" in out and 'content:"nothere";' in out
     assert cli_main(["explain", "-r", str(pcap), "-S", str(rules), "--sid", "99"]) == 1
     assert "no rule 1:99" in capsys.readouterr().err
+    rules.write_text('alert tcp any any -> any any (msg:"dce"; content:"a"; '
+                     'byte_test:4,>,1,0,relative,dce; sid:12;)\n')
+    assert cli_main(["explain", "-r", str(pcap), "-S", str(rules), "--sid", "12"]) == 1
+    assert "does not evaluate it: byte keyword with dce" in capsys.readouterr().err
     assert cli_main(["explain", "-r", str(pcap), "-S", str(rules), "--sid", "1",
                      "--flow", "nonsense"]) == 2
 
