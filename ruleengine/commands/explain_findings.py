@@ -11,6 +11,7 @@ depth or a body limit, rejected by an earlier check, or looked for in the wrong 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -240,6 +241,12 @@ def _why_not(ctx: Context, report: FlowReport) -> Verdict:
                            f"that detection inspected separately (split at stream offset "
                            f"{split[0]}: packets #{split[1]} and #{split[2]}), so no "
                            "inspection saw it whole", "payload")
+        across = _split_between_transactions(evs, probe)
+        if across is not None:
+            return Verdict(CHECK_FAILED, f"{where}, but it is split between the {probe.buffer} "
+                           f"of transaction {across[0]} and of transaction {across[1]}: the "
+                           "parser ended the first one's data there, and each buffer is "
+                           "inspected on its own", probe.buffer)
         if evs and not any(ev.inspections for ev in evs):
             return Verdict(CHECK_FAILED, f"{where}, but none of the rule's {len(evs)} "
                            "evaluation(s) had data to inspect: the stream engine never "
@@ -252,7 +259,12 @@ def _why_not(ctx: Context, report: FlowReport) -> Verdict:
     ev = report.furthest
     if ev is None:
         return _not_evaluated(facts)
-    return Verdict(CHECK_FAILED, describe_failure(cr, ev), _check_name(ev))
+    message = describe_failure(cr, ev)
+    if probe is not None and hits and not _inspected(evs, probe):
+        message += f'; "{content_text(probe.pattern)}" is on the wire ({_side(hits[0].to_server)}' \
+            f" stream offset {hits[0].offset}, packet #{hits[0].packet_no}) but no inspected " \
+            "buffer held it whole"
+    return Verdict(CHECK_FAILED, message, _check_name(ev))
 
 
 @dataclass
@@ -311,6 +323,23 @@ def _chunk_split(evs: list[Evaluation], hit: Hit, length: int
                 return offset, previous, ev.packet_no
             offset += insp.size
             previous = ev.packet_no
+    return None
+
+
+def _split_between_transactions(evs: list[Evaluation], probe: _Probe
+                                ) -> tuple[int, int] | None:
+    """The pattern straddles the probe buffer of two consecutive transactions."""
+    last: dict[int, bytes] = {}
+    for ev in evs:
+        for insp in ev.inspections:
+            if ev.tx_id is not None and insp.buffer == probe.buffer:
+                last[ev.tx_id] = insp.data
+    needle = probe.pattern.lower() if probe.nocase else probe.pattern
+    ids = sorted(last)
+    for a, b in itertools.pairwise(ids):
+        joined = last[a] + last[b]
+        if needle in (joined.lower() if probe.nocase else joined):
+            return a, b
     return None
 
 

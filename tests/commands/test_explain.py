@@ -298,3 +298,22 @@ def test_sv_tcp_fastopen_pattern_split_between_stream_pieces() -> None:
     boundary = sizes[0]  # the end of the first piece inspected
     assert on_wire["stream_offset"] < boundary < on_wire["stream_offset"] + len("d2d3")
     assert f"stream offset {boundary}" in flow["verdict"]["message"]
+
+
+@pytest.mark.skipif(SV is None, reason="suricata-verify corpus not found")
+def test_sv_http_evader_248_body_split_between_transactions() -> None:
+    """http-evader-248 expects sid 1 (file_data EICAR) once; the engine does not alert.
+    Its response folds the Content-Length header ("34" then " 68"): the parser ends the
+    body after 34 bytes and the pattern straddles two transactions' file.data."""
+    assert SV is not None
+    test = _sv_test("http-evader/http-evader-248")
+    args = [a for arg in test["args"] for a in shlex.split(arg)]
+    pcap = SV / test["pcaps"][0]["path"]
+    rules = SV / test["rules"][0]
+    flow = only_flow(explain(pcap, rules, 1, *args))
+    assert flow["verdict"]["code"] == "check-failed"
+    assert flow["verdict"]["check"] == "file.data"
+    assert "split between the file.data of transaction 0 and of transaction 1" in \
+        flow["verdict"]["message"]
+    sizes = {h["tx_id"]: b["size"] for h in flow["history"] for b in h["buffers"]}
+    assert sizes[0] == 34  # the first Content-Length value
