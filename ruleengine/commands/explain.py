@@ -98,7 +98,7 @@ def explain_command(args: argparse.Namespace) -> int:
     cr = next(c for c in engine.rules if c.trace is trace)
     try:
         replay = _replay(args, settings, engine, trace)
-        captured = _captured(args.pcap, settings)
+        captured = _captured(args.pcap)
     except (OSError, ValueError, PcapError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -157,7 +157,11 @@ def _replay(args: argparse.Namespace, settings: EngineSettings, engine: DetectEn
     backend = PcapFileBackend(args.pcap)
     with tempfile.TemporaryDirectory(prefix="ruleengine-explain-") as tmp:
         logdir = Path(args.logdir) if args.logdir else Path(tmp)
-        logdir.mkdir(parents=True, exist_ok=True)
+        try:
+            logdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            backend.close()
+            raise OutputError(f"cannot create log directory {logdir}: {exc.strerror}") from None
         eve = _RecordingEve(logdir / "eve.json")
         pipeline = Pipeline(settings, engine, eve=eve, stats=Stats(), classify=classification)
         trace.packet_no = 1
@@ -173,7 +177,7 @@ def _replay(args: argparse.Namespace, settings: EngineSettings, engine: DetectEn
     return eve
 
 
-def _captured_packets(pcap: str, settings: EngineSettings) -> Iterator[tuple[int, Any]]:
+def _captured_packets(pcap: str) -> Iterator[tuple[int, Any]]:
     backend = PcapFileBackend(pcap)
     decoder = Decoder(backend.linktype, checksum_validation=False)
     try:
@@ -207,11 +211,11 @@ class _Captured:
         return next((n for n, t in self.times.get(key, []) if t >= ts), None)
 
 
-def _captured(pcap: str, settings: EngineSettings) -> _Captured:
+def _captured(pcap: str) -> _Captured:
     out = _Captured()
     segments: dict[_Key, dict[_Endpoint, list[tuple[int, int, bytes]]]] = {}
     isn: dict[tuple[_Key, _Endpoint], int] = {}
-    for number, pkt in _captured_packets(pcap, settings):
+    for number, pkt in _captured_packets(pcap):
         sender = (pkt.src, pkt.sport)
         key = _flow_key(sender, (pkt.dst, pkt.dport), pkt.proto)
         out.times.setdefault(key, []).append((number, pkt.ts))
