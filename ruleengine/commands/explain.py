@@ -515,7 +515,7 @@ def _evaluation_text(ev: dict[str, Any]) -> list[str]:
         state = "alert" if ev.get("alert") else f"no alert ({ev.get('silenced')})"
         lines = [f"    {where}: matched{' on stream data' if ev['stream'] else ''}, {state}"]
     else:
-        lines = [f"    {where}: stopped at {ev['outcome']}"]
+        lines = [f"    {where}: stopped at {ev['outcome']}", f"      {ev['reason']}"]
     for buf in ev["buffers"]:
         mark = "matched" if buf["matched"] else "no match"
         lines.append(f"      {buf['buffer']} ({buf['size']} bytes, {mark}): \"{buf['data']}\"")
