@@ -11,7 +11,7 @@ Results: 1 match, 0 no match (callers may retry), -1 give up (nothing can match)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ruleengine.detect import bytes as bytes_kw
 from ruleengine.detect.asn1 import asn1_match
@@ -252,9 +252,13 @@ def _val(v: IntOrVar | None, st: InspectState) -> int:
 
 
 def inspect(cb: CompiledBuffer, buf: bytes, variables: dict[str, int],
-            captures: list[tuple[str, str, bytes]] | None = None) -> bool:
+            captures: list[tuple[str, str, bytes]] | None = None,
+            trace: InspectTrace | None = None) -> bool:
     """Run one buffer's program on ``buf`` (a present buffer). ``captures``: receives the
-    (scope, name, value) pcre variable captures of the match (left alone on no match)."""
+    (scope, name, value) pcre variable captures of the match (left alone on no match).
+    ``trace``: only for the rule ``ruleengine explain`` follows; it gets the steps."""
+    if trace is not None:
+        return _inspect_traced(cb, buf, variables, captures, trace)
     if cb.absent == "only":
         return False
     if not cb.ops:
@@ -270,9 +274,71 @@ def inspect(cb: CompiledBuffer, buf: bytes, variables: dict[str, int],
 
 
 def inspect_any(cb: CompiledBuffer, bufs: Sequence[bytes], variables: dict[str, int],
-                captures: list[tuple[str, str, bytes]] | None = None) -> bool:
+                captures: list[tuple[str, str, bytes]] | None = None,
+                trace: InspectTrace | None = None) -> bool:
     """Multi-buffer (one buffer per header): the rule part matches if any one does."""
-    return any(inspect(cb, b, variables, captures) for b in bufs)
+    return any(inspect(cb, b, variables, captures, trace) for b in bufs)
+
+
+class ProgramSteps:
+    """How far one traced run of a buffer program got. ``tried[i]``: the positions
+    (relative offset at entry) item ``i`` was tried from, in order; an item was matched
+    each time the next one was tried (its match ended at that entry's position). On a
+    match, the last entry of each item lies on the matching path."""
+
+    __slots__ = ("calls", "end", "tried", "tries")
+
+    KEPT = 32  # positions kept per item (``tries`` counts them all)
+
+    def __init__(self, count: int) -> None:
+        self.tried: list[list[int]] = [[] for _ in range(count)]
+        self.tries = [0] * count
+        self.end = 0  # relative offset when the program stopped (a match's end)
+        self.calls = 0  # interpreter steps (RECURSION_LIMIT stops at its value)
+
+    def entered(self, i: int, off: int) -> None:
+        self.tries[i] += 1
+        kept = self.tried[i]
+        if len(kept) >= self.KEPT:
+            del kept[1]  # keep the first and the latest positions
+        kept.append(off)
+
+
+class InspectTrace(Protocol):
+    """Receives each traced inspection (``ruleengine.detect.trace.RuleTrace``)."""
+
+    def inspected(self, cb: CompiledBuffer, buf: bytes, matched: bool,
+                  steps: ProgramSteps) -> None: ...
+
+
+def _inspect_traced(cb: CompiledBuffer, buf: bytes, variables: dict[str, int],
+                    captures: list[tuple[str, str, bytes]] | None,
+                    trace: InspectTrace) -> bool:
+    """``inspect`` with every step recorded. The interpreter recurses through this
+    module's ``_run``, so for the length of one traced inspection ``_run`` is a recorder
+    around the real one: the matching is the engine's own, and untraced inspections pay
+    nothing. (Detection runs single-threaded in each process.)"""
+    global _run
+    steps = ProgramSteps(len(cb.ops))
+    real = _run
+    last: list[InspectState] = []
+
+    def recording(ops: tuple[Op, ...], i: int, buf: bytes, st: InspectState) -> int:
+        if ops is cb.ops:  # not the base64_data program of a base64_decode item
+            steps.entered(i, st.off)
+            if not last:
+                last.append(st)
+        return real(ops, i, buf, st)
+
+    _run = recording
+    try:
+        matched = inspect(cb, buf, variables, captures)
+    finally:
+        _run = real
+    if last:
+        steps.end, steps.calls = last[0].off, last[0].calls
+    trace.inspected(cb, buf, matched, steps)
+    return matched
 
 
 def _next(ops: tuple[Op, ...], i: int, buf: bytes, st: InspectState) -> int:
@@ -513,6 +579,8 @@ __all__ = [
     "CompileError",
     "CompiledBuffer",
     "Endian",
+    "InspectTrace",
+    "ProgramSteps",
     "compile_buffer",
     "inspect",
     "inspect_any",

@@ -52,6 +52,7 @@ from ruleengine.detect.pcre import PcreCompileError
 from ruleengine.detect.prefilter import Mpm, resolve_backend
 from ruleengine.detect.tag import TagEntry, TagTable
 from ruleengine.detect.threshold import ThresholdTable, track_key
+from ruleengine.detect.trace import HEADER, RuleTrace
 from ruleengine.detect.xbits import XbitsTable
 from ruleengine.detect.xbits import order_class as xbits_order_class
 from ruleengine.keywords import transform_apply as tf
@@ -188,6 +189,7 @@ class CRule:
         "stateful",
         "stream_size",
         "tags",
+        "trace",
         "transactional",
         "tx_alproto_check",
         "tx_bufs",
@@ -279,6 +281,7 @@ class CRule:
             and rule.dst_ports.is_any
         )
         self.pd_once = self._detection_only()
+        self.trace: RuleTrace | None = None  # set by DetectEngine.trace_rule (explain)
         # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
         self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
 
@@ -473,6 +476,18 @@ class _Group:
         if chosen is None:
             return None
         return chosen[0], chosen[1].mpm_pattern, chosen[1].nocase
+
+    def skip_prefilter(self, traced: CRule) -> None:
+        """``traced`` becomes an always-candidate, so every packet or transaction reaches
+        its inspection (its fast pattern is a necessary condition: no result changes)."""
+        pos = next((p for p, cr in enumerate(self.rules) if cr is traced), None)
+        if pos is None or pos in self.always or pos in self.iponly:
+            return
+        for table in self.by_pid.values():
+            for positions in table.values():
+                if pos in positions:
+                    positions.remove(pos)
+        self.always = sorted([*self.always, pos])
 
     def candidates(self, hits_by_buf: dict[str, set[int]], iponly: bool = False) -> list[int]:
         """Positions (rule order) of the rules to inspect."""
@@ -769,6 +784,21 @@ class DetectEngine:
             self._internal_error(exc)
             return []
 
+    def trace_rule(self, trace: RuleTrace) -> bool:
+        """Report every evaluation of the rule ``trace.gid:trace.sid`` to ``trace``
+        (``ruleengine explain``). The rule skips the prefilter and the quick substring
+        test, both necessary conditions only, so each packet and transaction reaches its
+        checks and the results stay the same. False when no loaded rule has that id."""
+        found = False
+        for cr in self.rules:
+            if cr.rule.sid == trace.sid and cr.rule.gid == trace.gid:
+                cr.trace = trace
+                cr.quick = ()
+                found = True
+                for group in (*self._pkt_groups.values(), *self._tx_groups.values()):
+                    group.skip_prefilter(cr)
+        return found
+
     def counters(self) -> dict[str, int]:
         """Detection counters for the stats output."""
         return {
@@ -859,13 +889,21 @@ class DetectEngine:
             cr = group.rules[pos]
             if cr.pd_once and state is not None and (cr.idx, to_server) in state.pd_done:
                 continue
-            if not self._packet_prechecks(cr, ctx, flow, to_server):
+            failed = self._packet_prechecks(cr, ctx, flow, to_server)
+            if failed is not None:
+                if cr.trace is not None:
+                    cr.trace.rejected(failed, pkt, flow, to_server)
                 continue
             caps: list[tuple[str, str, bytes]] | None = [] if cr.payload is not None \
                 and cr.payload.captures else None
             matched, on_stream = self._match_payload(
                 cr, payload, stream_chunk, use_stream, caps
             )
+            if cr.trace is not None:
+                if not matched:
+                    cr.trace.rejected("payload", pkt, flow, to_server)
+                else:
+                    cr.trace.matched(pkt, flow, to_server, stream=on_stream)
             if not matched:
                 continue
             self._postmatch(cr, pkt, flow, caps)
@@ -876,28 +914,30 @@ class DetectEngine:
 
     def _packet_prechecks(
         self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool
-    ) -> bool:
+    ) -> str | None:
+        """None when every check before the payload holds, else the failed one's name
+        (what ``ruleengine explain`` reports)."""
         if getattr(ctx.pkt, "pseudo", False) and cr.pkt_conds:
             # A flow-end pseudo packet is no wire packet: packet keywords (dsize, ...) never
             # match it (Suricata's PKT_IS_PSEUDOPKT checks).
-            return False
+            return "pseudo-packet"
         if not _header_ok(cr.header, ctx, False):
-            return False
+            return HEADER
         if cr.alproto_conds and not _alproto_known_ok(cr, flow, to_server):
-            return False
+            return "app-layer-protocol"
         pkt = ctx.pkt
         if cr.flow is not None and not flow_condition_matches(
             cr.flow, flow, to_server, bool(pkt.frag)
         ):
-            return False
+            return "flow"
         for cond in cr.pkt_conds:
             if not packet_condition_matches(cond, pkt):
-                return False
+                return cond.field
         if cr.fb_checks and not checks_pass(
             cr.fb_checks, flow.flowbits if flow is not None else None
         ):
-            return False
-        return not cr.stateful or self._state_ok(cr, pkt, flow)
+            return "flowbits"
+        return self._state_failure(cr, pkt, flow) if cr.stateful else None
 
     @staticmethod
     def _match_payload(
@@ -910,12 +950,12 @@ class DetectEngine:
             return True, False
         if use_stream and not cr.require_packet:
             assert chunk is not None
-            if chunk and ci.inspect(cb, chunk, {}, caps):
+            if chunk and ci.inspect(cb, chunk, {}, caps, cr.trace):
                 return True, True
             return False, False  # the packet's data is inspected as stream
         if cr.only_stream:
             return False, False
-        return ci.inspect(cb, payload, {}, caps), False
+        return ci.inspect(cb, payload, {}, caps, cr.trace), False
 
     # ------------------------------------------------------------------ tx rules
 
@@ -978,18 +1018,25 @@ class DetectEngine:
             cr = group.rules[pos]
             if cr.idx in fired:
                 continue
-            if not self._tx_prechecks(cr, ctx, flow, to_server):
-                continue
+            failed = self._tx_prechecks(cr, ctx, flow, to_server)
             caps: list[tuple[str, str, bytes]] = []
-            if cr.payload is not None and not ci.inspect(
-                cr.payload, bytes(state.raw[to_server]) or pkt.payload, {}, caps
+            if failed is None and cr.payload is not None and not ci.inspect(
+                cr.payload, bytes(state.raw[to_server]) or pkt.payload, {}, caps, cr.trace
             ):
+                failed = "payload"
+            # (a traced rule has no quick test: trace_rule clears it)
+            if failed is None and cr.quick and not _quick_ok(cr, to_server, fetch, lowered):
                 continue
-            if cr.quick and not _quick_ok(cr, to_server, fetch, lowered):
-                continue
-            if not self._tx_buffers_match(cr, to_server, fetch, done_ts, done_tc, caps):
-                continue
-            if cr.tx_keywords and not _tx_keywords_match(cr, tx, flow, to_server):
+            if failed is None:
+                failed = self._tx_buffers_check(cr, to_server, fetch, done_ts, done_tc, caps)
+            if failed is None and cr.tx_keywords:
+                failed = _tx_keywords_check(cr, tx, flow, to_server)
+            if cr.trace is not None:
+                if failed is None:
+                    cr.trace.matched(pkt, flow, to_server, tx)
+                else:
+                    cr.trace.rejected(failed, pkt, flow, to_server, tx)
+            if failed is not None:
                 continue
             fired.add(cr.idx)
             self._postmatch(cr, pkt, flow, caps)
@@ -1026,13 +1073,15 @@ class DetectEngine:
         state.mpm_cache[key] = (buf, hits)
         return hits
 
-    def _tx_prechecks(self, cr: CRule, ctx: _PacketCtx, flow: FlowLike, to_server: bool) -> bool:
+    def _tx_prechecks(self, cr: CRule, ctx: _PacketCtx, flow: FlowLike,
+                      to_server: bool) -> str | None:
+        """None when every check before the buffers holds, else the failed one's name."""
         # transactional (=>) rules: the header is written client -> server
         if not _header_ok(cr.header, ctx, cr.transactional and not to_server):
-            return False
+            return HEADER
         # the flow is HTTP here: only other app-layer-protocol conditions need a test
         if cr.tx_alproto_check and not _alproto_ok(cr, flow, to_server):
-            return False
+            return "app-layer-protocol"
         fc = cr.flow
         if fc is not None:
             ok = ctx.fcache.get(fc)
@@ -1041,29 +1090,30 @@ class DetectEngine:
                     fc, flow, to_server, bool(ctx.pkt.frag)
                 )
             if not ok:
-                return False
+                return "flow"
         for cond in cr.pkt_conds:
             if not packet_condition_matches(cond, ctx.pkt):
-                return False
+                return cond.field
         if cr.fb_checks and not checks_pass(cr.fb_checks, flow.flowbits):
-            return False
-        return not cr.stateful or self._state_ok(cr, ctx.pkt, flow)
+            return "flowbits"
+        return self._state_failure(cr, ctx.pkt, flow) if cr.stateful else None
 
-    def _state_ok(self, cr: CRule, pkt: Any, flow: FlowLike | None) -> bool:
-        """xbits, flowint, stream_size, flowvar and pktvar checks (match list)."""
+    def _state_failure(self, cr: CRule, pkt: Any, flow: FlowLike | None) -> str | None:
+        """xbits, flowint, stream_size, flowvar and pktvar checks (match list): None when
+        all hold, else the failed keyword."""
         if cr.xb_checks and not self.xbits.checks_pass(
             cr.xb_checks, pkt.src, pkt.dst, float(pkt.ts)
         ):
-            return False
+            return "xbits"
         state = _flow_state(flow)
         if cr.fi_checks and (
             state is None or not fi.checks_pass(cr.fi_checks, state.flowints)
         ):
-            return False
+            return "flowint"
         if cr.stream_size and not ssz.all_match(
             cr.stream_size, pkt.proto, getattr(flow, "tcp", None)
         ):
-            return False
+            return "stream_size"
         for vc in cr.var_checks:
             if vc.scope == "flow":
                 value = state.flowvars.get(vc.name) if state is not None else None
@@ -1071,8 +1121,8 @@ class DetectEngine:
                 pv = self._pktvars
                 value = pv[1].get(vc.name) if pv is not None and pv[0] is pkt else None
             if value is None or vc.content not in value:
-                return False
-        return True
+                return f"{vc.scope}var"
+        return None
 
     def _postmatch(self, cr: CRule, pkt: Any, flow: FlowLike | None,
                    captures: list[tuple[str, str, bytes]] | None) -> None:
@@ -1100,22 +1150,24 @@ class DetectEngine:
                     pv[1][name] = value
 
     @staticmethod
-    def _tx_buffers_match(
+    def _tx_buffers_check(
         cr: CRule,
         to_server: bool,
         fetch: Any,
         done_ts: bool,
         done_tc: bool,
         caps: list[tuple[str, str, bytes]] | None = None,
-    ) -> bool:
+    ) -> str | None:
+        """None when the transaction's buffers (and urilen) match, else the failed one:
+        the keyword (``urilen``) or the buffer's key (missing, or its program failed)."""
         variables: dict[str, int] = {}
         for cond in cr.tx_conds:
             raw = cond.field in ("urilen.raw", "urilen_raw")
             uri = fetch("http.uri.raw" if raw else "http.uri", True)
             if not isinstance(uri, bytes) or not isinstance(cond.cond, IntCondition):
-                return False
+                return cond.field
             if not cond.cond.matches(min(len(uri), 0xFFFF)):
-                return False
+                return cond.field
         for cb, direction, multi in cr.tx_bufs:
             if direction is BufferDirection.TO_SERVER:
                 side = True
@@ -1127,15 +1179,15 @@ class DetectEngine:
             if buf is None:
                 complete = done_ts if side else done_tc
                 if not (complete and cb.absent is not None):
-                    return False
+                    return cb.key
                 continue
             if multi or isinstance(buf, list):
                 items = buf if isinstance(buf, list) else [buf]
-                if not ci.inspect_any(cb, items, variables, caps):
-                    return False
-            elif not ci.inspect(cb, buf, variables, caps):
-                return False
-        return True
+                if not ci.inspect_any(cb, items, variables, caps, cr.trace):
+                    return cb.key
+            elif not ci.inspect(cb, buf, variables, caps, cr.trace):
+                return cb.key
+        return None
 
     # ------------------------------------------------------------------ finalize
 
@@ -1163,6 +1215,8 @@ class DetectEngine:
                     break
                 result = max(result, r)
             if result == 0:
+                if cr.trace is not None:
+                    cr.trace.finalized(cr, m.tx_id, 0, False)
                 continue
             if cr.tags:  # tags are set for the matches thresholds let through
                 st = _flow_state(flow)
@@ -1185,6 +1239,8 @@ class DetectEngine:
                 cr.applies_to_flow or m.stream or m.tx_id is not None
             )
             out.append(Match(rule, m.tx_id, m.to_server, alert, to_flow, m.stream))
+            if cr.trace is not None:
+                cr.trace.finalized(cr, m.tx_id, result, alert)
             if rule.action is Action.PASS:
                 break
         if state is not None:
@@ -1385,18 +1441,19 @@ def _tx_matcher(cond: TxCondition) -> Any:
     return entry.keyword.match
 
 
-def _tx_keywords_match(cr: CRule, tx: Any, flow: FlowLike, to_server: bool) -> bool:
-    """Every protocol keyword of the rule holds on the transaction. A keyword that cannot
-    tell yet (None) is a non-match now; the transaction is inspected again later."""
+def _tx_keywords_check(cr: CRule, tx: Any, flow: FlowLike, to_server: bool) -> str | None:
+    """None when every protocol keyword of the rule holds on the transaction, else the
+    failed keyword. A keyword that cannot tell yet (None) is a non-match now; the
+    transaction is inspected again later."""
     ctx = TxMatchContext(to_server, getattr(flow, "src", b""), getattr(flow, "dst", b""))
     for cond, match in cr.tx_keywords:
         if match is None:
             if not _has_event(cond, tx):
-                return False
+                return cond.keyword
             continue
         if match(cond.arg, tx, ctx) is not True:
-            return False
-    return True
+            return cond.keyword
+    return None
 
 
 def _has_event(cond: TxCondition, tx: Any) -> bool:
