@@ -45,9 +45,6 @@ KNOWN_FAILURES = {
     "handshake gives the engine's 4 too, so this is not a midstream effect)",
     "http-evader/http-evader-248": "folded Content-Length '34' + ' 68': libhtp ends up reading "
     "the body until close, the engine's parser reads 34 bytes and the EICAR content is missed",
-    "http-evader/http-evader-399": "response header lines ended by a bare CR: libhtp splits "
-    "them, so Content-Disposition names the file eicar.txt; the engine keeps the CR inside "
-    "Content-Type and names the file after the URI",
     "stream-async/http/stream-async-6063-cli-01": "one-sided stream (async-oneside): the flow "
     "event has tcp.state fin_wait1 after the client's FIN where Suricata has established, and "
     "no tcp.ts_max_regions / tc_max_regions",

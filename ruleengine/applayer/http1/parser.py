@@ -236,6 +236,36 @@ class HttpParser:
             return None
         return side.take(end + 1 - side.pos)
 
+    def _read_header_line(self, side: _Side) -> bytes | None:
+        """A header line: requests end lines at LF; responses as libhtp's RES_HEADERS does,
+        also at a bare CR (one not followed by LF or CR, and not a line of its own) and
+        taking a CR right after an LF into the terminator."""
+        if side.is_request:
+            return self._read_line(side)
+        end = self._response_line_end(side.buf, side.pos)
+        if end is None or end - side.pos > self.config.field_limit:
+            return self._read_line(side)  # waiting, or over the limit: the LF rules apply
+        return side.take(end - side.pos)
+
+    @staticmethod
+    def _response_line_end(buf: bytearray, pos: int) -> int | None:
+        """End offset (exclusive) of the response header line at ``pos``, or None to wait."""
+        lf = buf.find(b"\n", pos)
+        cr = buf.find(b"\r", pos, lf if lf != -1 else len(buf))
+        while cr != -1:
+            if cr + 1 >= len(buf):
+                return None  # libhtp waits for the byte after a CR
+            if buf[cr + 1] not in (0x0A, 0x0D) and cr + 1 - pos >= 2:
+                return cr + 1  # a bare CR ends the line ("CR" alone is not an empty line)
+            if buf[cr + 1] == 0x0A:
+                break
+            cr = buf.find(b"\r", cr + 1, lf if lf != -1 else len(buf))
+        if lf == -1:
+            return None
+        if lf + 1 < len(buf) and buf[lf + 1] == 0x0D and (lf == pos or buf[lf - 1] != 0x0D):
+            return lf + 2  # LF CR is one line end (libhtp)
+        return lf + 1
+
     # ------------------------------------------------------------------ transactions
     def _new_tx(self) -> HttpTransaction | None:
         if len(self.transactions) >= self.config.max_tx:
@@ -423,7 +453,7 @@ class HttpParser:
         side.raw = bytearray()
 
     def _on_headers(self, side: _Side) -> bool:
-        line = self._read_line(side)
+        line = self._read_header_line(side)
         if line is None:
             return False
         self._append_raw(side, line)

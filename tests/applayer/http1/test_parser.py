@@ -548,3 +548,30 @@ def test_endless_folding_stays_bounded() -> None:
     assert value is not None and len(value) <= 1000
     assert "http.request_field_too_long" in parser.events
     assert tx.request_complete
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_response_header_lines_end_at_a_bare_cr_as_in_libhtp(step: int) -> None:
+    # libhtp's RES_HEADERS ends a line at a CR that no LF follows: the evasion hides
+    # Content-Disposition behind Content-Type's CR (http-evader-399)
+    response = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\rContent-Disposition: attachment;"
+                b" filename=eicar.txt\r\nContent-Length: 5\r\n\r\nhello")
+    tx = only_tx(parse(GET, response, step=step))
+    assert tx.response_headers[:2] == [
+        (b"Content-Type", b"text/plain"),
+        (b"Content-Disposition", b"attachment; filename=eicar.txt"),
+    ]
+    assert tx.response_body == b"hello"
+
+
+def test_request_header_lines_keep_a_bare_cr() -> None:
+    # REQ_HEADERS only ends lines at LF
+    request = b"GET / HTTP/1.1\r\nHost: a\rX-Evil: 1\r\n\r\n"
+    tx = only_tx(parse(request, OK))
+    assert tx.request_headers == [(b"Host", b"a\rX-Evil: 1")]
+
+
+def test_lf_cr_is_one_response_line_end() -> None:
+    tx = only_tx(parse(GET, b"HTTP/1.1 200 OK\r\nServer: x\n\rVia: y\r\n\r\nhello"))
+    assert tx.response_headers == [(b"Server", b"x"), (b"Via", b"y")]
+    assert tx.response_body == b"hello"
