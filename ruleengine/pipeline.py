@@ -28,7 +28,7 @@ from ruleengine.config.values import parse_bool
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ruleengine.detect.engine import DetectEngine, Match
-from ruleengine.flow.table import Flow, FlowTable
+from ruleengine.flow.table import STATE_CLOSED, Flow, FlowTable
 from ruleengine.outputs.eve import EveWriter, verdict_object
 from ruleengine.outputs.fastlog import FastLogWriter
 from ruleengine.outputs.stats import Stats
@@ -75,7 +75,8 @@ class _FlowExtra:
 
     __slots__ = ("alerted", "anomalies", "decision", "drops_logged", "encrypted",
                  "exception_policies",
-                 "inspected", "logged", "midstream_seen", "pending", "probe", "recent_txs")
+                 "inspected", "logged", "midstream_seen", "pending", "probe", "raw_done",
+                 "recent_txs")
 
     def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
@@ -96,6 +97,9 @@ class _FlowExtra:
         # (IDS mode delivers data when the other side ACKs it; Suricata inspects a
         # direction's stream on that direction's packets).
         self.pending: dict[bool, list[bytes]] = {True: [], False: []}
+        # per direction (index: to_server): how many of its messages were complete when
+        # its raw stream was last inspected (raw_on_complete protocols)
+        self.raw_done = [0, 0]
         # (tx_id, to_server) -> (request_progress, response_progress) last inspected
         self.inspected: dict[tuple[int, bool], tuple[int, int]] = {}
         # the transactions handed to detection in the current pass: one pruned from the
@@ -256,7 +260,9 @@ class Pipeline:
         if pkt.proto == IPPROTO_TCP:
             for chunk_to_server, chunk in chunks:
                 extra.pending[chunk_to_server].append(chunk)
-            if extra.pending[to_server]:
+            if extra.pending[to_server] and self._raw_ready(flow, extra, to_server,
+                                                             eof[0 if to_server else 1]
+                                                             or depth_reached):
                 stream_chunk = b"".join(extra.pending[to_server])
                 extra.pending[to_server].clear()
         if extra.encrypted and pkt.proto == IPPROTO_TCP:
@@ -271,6 +277,29 @@ class Pipeline:
         if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
             self._encrypted(flow, extra, pkt)
         return verdict
+
+    def _raw_ready(self, flow: Flow, extra: _FlowExtra, to_server: bool, ending: bool) -> bool:
+        """Is a direction's pending raw stream inspected now? As Suricata's
+        StreamTcpReassembleRawCheckLimit: for a protocol that triggers raw inspection when a
+        message completes (HTTP), data of a message still in progress waits until one
+        completes, a chunk-size of data is pending, or the direction ends (EOF, depth,
+        close). Other flows inspect what the peer ACKed on this direction's next packet."""
+        if ending or flow.app is None or flow.state == STATE_CLOSED:
+            return True
+        spec = registry.by_name().get(flow.alproto or "")
+        if spec is None or not spec.raw_on_complete:
+            return True
+        stream = self.settings.stream
+        limit = stream.toserver_chunk_size if to_server else stream.toclient_chunk_size
+        if sum(map(len, extra.pending[to_server])) >= limit:
+            return True
+        side = 1 if to_server else 0
+        done = sum(1 for tx in _parser(flow).transactions
+                   if (tx.request_complete if to_server else tx.response_complete))
+        if done != extra.raw_done[side]:
+            extra.raw_done[side] = done
+            return True
+        return False
 
     def _encrypted(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> None:
         """The handshake is done both ways: Suricata's ``encryption-handling``. ``bypass``

@@ -381,3 +381,28 @@ def test_capture_counters_reach_the_stats(tmp_path: Path) -> None:
     assert run.stats.get("flow.end") == 1
     (stats,) = run.of("stats")
     assert stats["stats"]["decoder"]["pkts"] == len(frames)
+
+
+RAW_SPLIT = 'alert tcp any any -> any any (msg:"split"; flow:to_server; content:"d2d3"; sid:7;)'
+
+
+def test_a_raw_pattern_across_segments_of_one_http_request_matches(tmp_path: Path) -> None:
+    # Suricata inspects the raw stream of an HTTP request when the request completes
+    # (the parser's raw trigger), not piece by piece: "d2" ends one segment, "d3" starts
+    # the next, and the rule still fires, once
+    frames: Frames = []
+    conn = Conn(frames).open()
+    conn.send(True, b"GET /a1d2").send(True, b"d3 HTTP/1.1\r\nHost: x\r\n\r\n").send(False, OK)
+    conn.close()
+    run = Run(tmp_path, RAW_SPLIT, frames)
+    assert run.sids() == [7]
+
+
+def test_raw_stream_of_a_non_http_flow_is_inspected_piece_by_piece(tmp_path: Path) -> None:
+    # without an app-layer trigger, what the peer ACKed is inspected on the next packet
+    frames: Frames = []
+    conn = Conn(frames, sport=7777).open()
+    conn.send(True, b"hello d2").send(True, b"d3 world").close()
+    run = Run(tmp_path, RAW_SPLIT.replace("d2d3", "hello"), frames)
+    (alert,) = run.of("alert")
+    assert alert["pcap_cnt"] == _first_client_packet_after_ack_of(frames, b"hello d2")

@@ -189,6 +189,10 @@ class AppLayerSpec:
     anomaly_upper: bool = False
     # encrypted after its handshake: encryption-handling applies (tls, ssh)
     encrypts: bool = False
+    # the raw stream of a message still being parsed waits for the message to complete (or
+    # a chunk-size of data) before packet/stream rules see it: the parser's
+    # AppLayerParserTriggerRawStreamReassembly at request/response completion (HTTP)
+    raw_on_complete: bool = False
     # for_rules(config, keyword names the loaded rules use) -> config: settings that
     # depend on the rule set (TLS ``ja3-fingerprints: auto`` is on when a rule uses ja3)
     for_rules: Callable[[Any, frozenset[str]], Any] | None = None

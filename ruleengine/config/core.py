@@ -364,6 +364,8 @@ class Config:
         return StreamConfig(midstream=view.midstream, inline=view.is_inline(ips),
                             reassembly_depth=view.reassembly_depth,
                             async_oneside=view.async_oneside, bypass=view.bypass,
+                            toserver_chunk_size=view.toserver_chunk_size,
+                            toclient_chunk_size=view.toclient_chunk_size,
                             # 0 would leave no room for any out-of-order byte: the default
                             memcap=view.reassembly_memcap or StreamConfig.memcap)
 

@@ -66,6 +66,10 @@ class StreamConfig:
     max_segments: int = 4096  # out-of-order ranges kept per direction
     max_unacked: int = 1 << 20  # contiguous bytes waiting for an ACK before forced delivery
     memcap: int = 256 << 20  # all buffered stream bytes (stream.reassembly.memcap)
+    # stream.reassembly.toserver/toclient-chunk-size: raw stream data of a transaction still
+    # in progress waits for this much before it is inspected (StreamTcpReassembleRawCheckLimit)
+    toserver_chunk_size: int = 2560
+    toclient_chunk_size: int = 2560
 
     @classmethod
     def from_mapping(

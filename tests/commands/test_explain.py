@@ -278,26 +278,21 @@ def _sv_test(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.skipif(SV is None, reason="suricata-verify corpus not found")
-def test_sv_tcp_fastopen_pattern_split_between_stream_pieces() -> None:
-    """tcp-fastopen-08 expects sid 7 (``tcp-stream``, content "d2d3") once; the engine
-    does not alert. "d2" ends the SYN's data (fast open), "d3" starts the next segment,
-    and the engine inspects the two pieces separately: explain must say so."""
+def test_sv_tcp_fastopen_request_inspected_whole_when_complete() -> None:
+    """tcp-fastopen-08 expects sid 7 (``tcp-stream``, content "d2d3") once: "d2" ends the
+    SYN's data (fast open), "d3" starts the next segment. The raw stream of an HTTP request
+    waits for the request to complete (Suricata's raw trigger), so the 173-byte request is
+    inspected as one piece, on the client's packet after the server ACKed its end."""
     assert SV is not None
     test = _sv_test("tcp-fastopen-08")
     args = [a for arg in test["args"] for a in shlex.split(arg)]
     pcap = SV / test["pcaps"][0]["path"]
     rules = SV / test["rules"][0]
     flow = only_flow(explain(pcap, rules, 7, *args))
-    assert flow["verdict"]["code"] == "check-failed"
-    assert flow["verdict"]["check"] == "payload"
-    on_wire = flow["pattern_on_wire"][0]
-    assert on_wire["packet"] == 1 and on_wire["direction"] == "to_server"  # the SYN
-    assert "inspected separately" in flow["verdict"]["message"]
+    assert flow["verdict"]["code"] == "fired"
     sizes = [b["size"] for h in flow["history"] for b in h["buffers"]
              if h["direction"] == "to_server"]
-    boundary = sizes[0]  # the end of the first piece inspected
-    assert on_wire["stream_offset"] < boundary < on_wire["stream_offset"] + len("d2d3")
-    assert f"stream offset {boundary}" in flow["verdict"]["message"]
+    assert sizes == [173]
 
 
 @pytest.mark.skipif(SV is None, reason="suricata-verify corpus not found")

@@ -68,6 +68,7 @@ PROTOCOL = AppLayerSpec(
     buffers=BUFFERS,
     eve_logger=eve_http,
     log_when="complete",
+    raw_on_complete=True,
 )
 
 __all__ = ["PROTOCOL", "HttpConfig", "HttpParser", "HttpTransaction", "Progress"]
