@@ -29,6 +29,7 @@ from ruleengine.applayer.http1.normalize import (
 from ruleengine.applayer.http1.tx import HttpTransaction, Progress
 
 _VALUE_WS = b" \t\r\n\x0b\x0c"
+_SPACE_OR_NUL = b" \t\r\n\x0b\x0c\x00"  # libhtp's take_is_space_or_null
 _MAX_REPETITIONS = 64
 _MAX_TX_EVENTS = 32
 
@@ -299,8 +300,8 @@ class HttpParser:
     def _on_idle(self, side: _Side) -> bool:
         if not side.is_request and side.tx is None:
             # a response with no status line at all (HTTP/0.9 style) is all body
-            rest = bytes(side.buf[side.pos : side.pos + 16]).lstrip(b" \t\r\n")
-            if rest and not lex.could_be_http(rest):
+            rest = bytes(side.buf[side.pos : side.pos + 16]).lstrip(_SPACE_OR_NUL)
+            if rest and not lex.could_be_http(rest) and side.buf.find(b"\n", side.pos) == -1:
                 return self._response_as_body(side)
         line = self._read_line(side)
         if line is None:
@@ -413,12 +414,17 @@ class HttpParser:
         if tx is None:
             return False
         side.tx = tx
-        if not lex.could_be_http(content.lstrip(b" \t")):
+        if not lex.could_be_http(content.lstrip(_SPACE_OR_NUL)):
+            if side.available() > 1 and (side.buf[side.pos] == 0x48 or len(content) <= 2):
+                # libhtp: a junk line right before one that starts with "H" (or a line of
+                # at most two bytes) is skipped, and the status line after it parsed
+                tx.response_ignored_lines += 1
+                return True
             # not a status line: libhtp treats the response as body (HTTP/0.9 style)
             side.pos -= len(line)
             return self._response_as_body(side)
         tx.response_line = content
-        parts = content.lstrip(b" \t").split(None, 2) or [b""]
+        parts = content.lstrip(_SPACE_OR_NUL).split(None, 2) or [b""]
         tx.response_protocol = parts[0]
         tx.status_code = parts[1] if len(parts) > 1 else None
         # libhtp: the message runs to the end of the line (trailing whitespace kept)
@@ -673,11 +679,14 @@ class HttpParser:
 
     def _response_body_start(self, side: _Side, tx: HttpTransaction) -> None:
         status = tx.status
-        if status is not None and 100 <= status < 200 and status != 101:
-            self._interim_response(side, tx)
+        te = tx.response_header(b"transfer-encoding")
+        cl_value = tx.response_header(b"content-length")
+        framed = te is not None or cl_value is not None
+        if status == 100 and te is None and not (lex.content_length(cl_value or b"") or 0) > 0:
+            self._interim_response(side, tx)  # a 100 with a body is not an interim response
             return
         method = (tx.method_raw or b"").upper()
-        if status == 101:
+        if status == 101 and not framed:  # with a length libhtp warns and reads the body
             self._complete(side)
             self._tunnel()
             return
@@ -687,10 +696,13 @@ class HttpParser:
             if self._connect_tx is tx:
                 self._connect_decided(tx)
             return
-        if method == b"HEAD" or status in (204, 304):
+        if method == b"HEAD" or (
+            not framed and status is not None and (100 <= status < 200 or status in (204, 304))
+        ):
+            # no body; with Content-Length or Transfer-Encoding libhtp reads one anyway
+            # ("Unexpected Response body": browsers do)
             self._complete(side)
             return
-        te = tx.response_header(b"transfer-encoding")
         if te is not None and lex.mentions_chunked(te):
             if te.strip().lower() != b"chunked":
                 self._event(tx, ev.RESPONSE_ABNORMAL_TRANSFER_ENCODING)
@@ -699,7 +711,6 @@ class HttpParser:
             tx.response_chunked = True
             self._begin_body(side, tx, chunked=True, length=0)
             return
-        cl_value = tx.response_header(b"content-length")
         if cl_value is not None:
             length = lex.content_length(cl_value)
             if length is not None:

@@ -69,6 +69,7 @@ class HttpTransaction:
     response_chunked: bool = False
     response_has_body: bool = False
     seen_100_continue: bool = False
+    response_ignored_lines: int = 0  # junk lines skipped before the status line (libhtp)
     events: list[str] = field(default_factory=list)
     # files of the bodies, both directions, in the order they were opened (``files.py``)
     files: list[AppFile] = field(default_factory=list)
