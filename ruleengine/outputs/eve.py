@@ -772,6 +772,11 @@ class EveWriter:
         state = getattr(flow, "tcp_state", None) or getattr(source, "state_name", None)
         if isinstance(state, str) and state:
             tcp["state"] = state
+        if getattr(flow, "tcp", None) is not None:
+            # Suricata 7 logs how many memory regions each direction's streaming buffer
+            # needed; the engine's stream buffer is one region per direction (Suricata only
+            # opens more for data far beyond the window, region gap 256 KiB)
+            tcp["ts_max_regions"] = tcp["tc_max_regions"] = 1
         return tcp
 
     @staticmethod

@@ -19,8 +19,8 @@ S_NONE = 0
 S_SYN_SENT = 1
 S_SYN_RECV = 2
 S_ESTABLISHED = 3
-S_FIN_WAIT = 4  # client sent FIN
-S_CLOSE_WAIT = 5  # server sent FIN
+S_FIN_WAIT = 4  # the server sent FIN first (Suricata's fin_wait1)
+S_CLOSE_WAIT = 5  # the client sent FIN first (Suricata's close_wait)
 S_CLOSED = 6
 STATE_NAMES = (
     "none",
@@ -149,6 +149,8 @@ class TcpSession:
 
     __slots__ = (
         "__weakref__",
+        "async_last",
+        "async_win",
         "client",
         "midstream",
         "oneside",
@@ -164,6 +166,11 @@ class TcpSession:
         self.midstream = False
         self.oneside = False  # async-oneside: the peer's ACKs are never seen
         self.oneside_toserver = True  # the direction that is visible when ``oneside``
+        # SYN/ACK never seen (async-oneside): the client's window as its first ACK gave it
+        # (unscaled) and the stream offset of its latest data packet: Suricata checks a
+        # client FIN against last_ack + window (StreamTcpHandleFin); -1: not such a session
+        self.async_win = -1
+        self.async_last = 0
 
     def reverse(self) -> None:
         """Swap the client and server halves (``Flow.reverse`` calls this)."""

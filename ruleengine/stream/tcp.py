@@ -247,6 +247,8 @@ class TcpTracker(Reassembler):
                 # SYN/ACK never seen (asymmetric routing): trust the client's ACK
                 ssn.server.set_base(pkt.ack)
                 ssn.oneside = True
+                ssn.async_win = pkt.window
+                ssn.async_last = ssn.client.offset(pkt.seq)
                 self._to_established(flow, ssn, upd)
                 self._established(flow, ssn, pkt, to_server, upd)
                 return
@@ -378,6 +380,7 @@ class TcpTracker(Reassembler):
         cfg = self.config
         if ssn.oneside and to_server != ssn.oneside_toserver:
             ssn.oneside = False  # the other side shows up after all: back to ACK-driven
+            ssn.async_win = -1  # its packets carry the windows from now on
         # 1. what this packet ACKs of the other direction (IDS mode delivery)
         if flags & TH_ACK and peer.base_set:
             ack_off = peer.offset(pkt.ack)
@@ -394,6 +397,8 @@ class TcpTracker(Reassembler):
             # keep-alive probe (one old byte at next_seq - 1): not data, not a retransmission
             self.counters["tcp.keepalive"] += 1
         elif payload:
+            if to_server and ssn.async_win >= 0:
+                ssn.async_last = max(ssn.async_last, seg_off)
             self._insert(sender, seg_off, payload, to_server, upd)
             if cfg.inline or ssn.oneside:
                 self._deliver(sender, sender.ctg_end, to_server, upd)
@@ -401,7 +406,10 @@ class TcpTracker(Reassembler):
                 self.counters["tcp.forced_flush"] += 1
                 self._deliver(sender, sender.ctg_end, to_server, upd)
         # 3. FIN: this side is done sending
-        if flags & TH_FIN:
+        if flags & TH_FIN and to_server and ssn.async_win >= 0 \
+                and seg_off > ssn.async_last + ssn.async_win:
+            upd.events.append("stream.fin_out_of_window")  # Suricata ignores this FIN
+        elif flags & TH_FIN:
             if sender.fin_off < 0:
                 self.counters["tcp.fin"] += 1
                 sender.fin_off = seg_off + len(payload)
@@ -410,4 +418,4 @@ class TcpTracker(Reassembler):
                 self._flush_half(ssn.server, False, upd)
                 self._close(flow, ssn, upd)
             else:
-                ssn.state = S_FIN_WAIT if to_server else S_CLOSE_WAIT
+                ssn.state = S_CLOSE_WAIT if to_server else S_FIN_WAIT  # as Suricata names them

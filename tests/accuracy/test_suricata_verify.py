@@ -45,12 +45,6 @@ KNOWN_FAILURES = {
     "handshake gives the engine's 4 too, so this is not a midstream effect)",
     "http-evader/http-evader-248": "folded Content-Length '34' + ' 68': libhtp ends up reading "
     "the body until close, the engine's parser reads 34 bytes and the EICAR content is missed",
-    "stream-async/http/stream-async-6063-cli-01": "one-sided stream (async-oneside): the flow "
-    "event has tcp.state fin_wait1 after the client's FIN where Suricata has established, and "
-    "no tcp.ts_max_regions / tc_max_regions",
-    "stream-async/http/stream-async-6063-cli-03": "one-sided midstream (async-oneside): the "
-    "flow event has tcp.state fin_wait1 where Suricata has close_wait, and no "
-    "tcp.ts_max_regions / tc_max_regions",
     "tcp-fastopen-08": "TCP Fast Open: sid 11 (flags:S; content GET) does not match the "
     "SYN's payload: the engine files the SYN's data under the stream only",
 }

@@ -72,7 +72,7 @@ def test_alert_and_flow_from_real_objects(tmp_path: Path):
         "protocol": "HTTP/1.1", "status": 200, "length": 42}
     assert flow_event["tcp"] == {"tcp_flags": "1b", "tcp_flags_ts": "1b", "tcp_flags_tc": "13",
                                  "fin": True, "syn": True, "psh": True, "ack": True,
-                                 "state": "none"}
+                                 "state": "none", "ts_max_regions": 1, "tc_max_regions": 1}
     assert flow_event["flow"]["state"] == "closed"
 
 

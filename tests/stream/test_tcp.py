@@ -471,3 +471,39 @@ def test_flow_reverse_swaps_session_halves() -> None:
     upd = conn.c("PA", 0, b"GET / HTTP/1.1\r\n\r\n", ack_off=19)
     assert upd.data == [(True, b"GET / HTTP/1.1\r\n\r\n")]
     assert conn.table.lookup(decode_one(tcp_frame("A", 18, 19)))[1] is True
+
+
+
+def test_suricata_names_the_fin_states_by_who_closed_first() -> None:
+    # StreamTcpHandleFin: a client FIN makes the session close_wait, a server FIN fin_wait1
+    conn = Conn()
+    conn.handshake()
+    conn.c("FA", 0, ack_off=0)
+    assert conn.flow is not None and conn.flow.tcp is not None
+    assert conn.flow.tcp.state_name == "close_wait"
+    conn = Conn()
+    conn.handshake()
+    conn.s("FA", 0, ack_off=0)
+    assert conn.flow is not None and conn.flow.tcp is not None
+    assert conn.flow.tcp.state_name == "fin_wait1"
+
+
+def test_async_client_fin_beyond_its_first_window_is_out_of_window() -> None:
+    # SYN/ACK never seen: Suricata checks the client's FIN against the seq of its last data
+    # packet plus the window of its first ACK (8192 here, unscaled), and ignores it beyond
+    big = b"x" * 9000
+    conn = Conn(StreamConfig(async_oneside=True))
+    conn.send("S", conn.isn_c, to_server=True)
+    conn.c("A", 0, ack_off=0)
+    conn.c("PA", 0, big, ack_off=0)
+    conn.c("FA", len(big), ack_off=0)
+    assert "stream.fin_out_of_window" in conn.events()
+    assert conn.flow is not None and conn.flow.tcp is not None
+    assert conn.flow.tcp.state_name == "established"
+    small = Conn(StreamConfig(async_oneside=True))
+    small.send("S", small.isn_c, to_server=True)
+    small.c("A", 0, ack_off=0)
+    small.c("PA", 0, b"hello", ack_off=0)
+    small.c("FA", 5, ack_off=0)
+    assert small.flow is not None and small.flow.tcp is not None
+    assert small.flow.tcp.state_name == "close_wait"
