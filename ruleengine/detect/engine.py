@@ -1336,7 +1336,9 @@ def _alproto_conditions(rule: Rule) -> tuple[tuple[str, bool, str], ...]:
                           mode if mode in _ALPROTO_MODES else "direction"))
     if rule.app_proto is not None and not any(
             n == rule.app_proto and neg == rule.app_proto_negated for n, neg, _ in conds):
-        conds.append((rule.app_proto, rule.app_proto_negated, "direction"))
+        # the header's protocol (``alert http``) is the flow's: Suricata compares
+        # FlowGetAppProtocol() for established packets, whichever direction decided it
+        conds.append((rule.app_proto, rule.app_proto_negated, "header"))
     return tuple(conds)
 
 
@@ -1344,8 +1346,11 @@ def _alproto_known_ok(cr: CRule, flow: FlowLike | None, to_server: bool) -> bool
     """Packet-level app-layer-protocol test: the protocol of this direction must be
     known (its data seen) and satisfy every condition."""
     state = _flow_state(flow)
-    return state is not None and to_server in state.data_seen \
-        and _alproto_ok(cr, flow, to_server)
+    if state is None:
+        return False
+    if to_server not in state.data_seen and any(m != "header" for _, _, m in cr.alproto_conds):
+        return False
+    return _alproto_ok(cr, flow, to_server)
 
 
 def _same_alproto(a: str, b: str) -> bool:

@@ -39,10 +39,6 @@ from tests.shared import SV_CORPUS, SV_SCORE
 KNOWN_FAILURES = {
     "detect-bytetest-02": "sids 4 and 5 alert once, Suricata twice: it inspects the single "
     "midstream packet and then the raw stream again when the flow ends (stream engine)",
-    "exception-policy-default-02": "the protocol-only rule 'alert http' alerts on 4 "
-    "packets, from the client's ACK of the response on; Suricata alerts on 6, presumably from "
-    "the server's ACK that hands the request to the app layer (the same pcap with its "
-    "handshake gives the engine's 4 too, so this is not a midstream effect)",
     "http-evader/http-evader-248": "folded Content-Length '34' + ' 68': libhtp ends up reading "
     "the body until close, the engine's parser reads 34 bytes and the EICAR content is missed",
     "tcp-fastopen-08": "TCP Fast Open: sid 11 (flags:S; content GET) does not match the "

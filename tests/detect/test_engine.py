@@ -238,13 +238,20 @@ def test_action_values() -> None:
     assert e.inspect_packet(pkt(b"x"), None, True)[0].rule.action is Action.REJECT
 
 
-def test_app_layer_protocol_is_known_per_direction() -> None:
+def test_header_protocol_is_the_flows_and_the_keyword_per_direction() -> None:
+    # ``alert http``: Suricata compares the flow's protocol (FlowGetAppProtocol), so the
+    # server's bare ACK matches once the request made the flow HTTP
     e = engine("alert http any any -> any any (sid:1;)")
     flow = FakeFlow(alproto="http")
     assert sids(e.inspect_packet(pkt(b"GET / HTTP/1.1\r\n\r\n"), flow, True)) == [1]
-    assert e.inspect_packet(reply(b"", flags=0x10), flow, False) == []  # server ACK
-    assert sids(e.inspect_packet(reply(b"HTTP/1.1 200 OK\r\n"), flow, False)) == [1]
     assert sids(e.inspect_packet(reply(b"", flags=0x10), flow, False)) == [1]
+    # the keyword's default mode is the packet direction's protocol, known once that
+    # direction carried data
+    e = engine("alert tcp any any -> any any (app-layer-protocol:http; flow:established; sid:2;)")
+    flow = FakeFlow(alproto="http")
+    assert sids(e.inspect_packet(pkt(b"GET / HTTP/1.1\r\n\r\n"), flow, True)) == [2]
+    assert e.inspect_packet(reply(b"", flags=0x10), flow, False) == []  # server ACK
+
 
 
 def test_packet_alert_max_keeps_the_first_alerts_in_order() -> None:
