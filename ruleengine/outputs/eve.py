@@ -609,7 +609,8 @@ class EveWriter:
         self._flow_addresses(event, flow, reverse=not file.to_server)
         self._community_id(event, flow, None)
         options = self.type_options.get(name) or {}
-        obj = app_object(name, tx, options)
+        # the transaction's metadata object, as alerts carry it (EveHttpAddMetadata)
+        obj = app_object(name, tx, options, alert=True)
         if obj:
             event[name] = obj
         event.update(app_extra(name, tx, options))
@@ -774,9 +775,8 @@ class EveWriter:
             tcp["state"] = state
         return tcp
 
-    @staticmethod
-    def _http(tx: HttpTxLike) -> dict[str, Any]:
-        return app_object("http", tx) or {}
+    def _http(self, tx: HttpTxLike) -> dict[str, Any]:
+        return app_object("http", tx, self.type_options.get("http")) or {}
 
     # --- file handling -------------------------------------------------------------
 
