@@ -140,6 +140,12 @@ def register(subparsers: Any) -> None:
         "(0 ok, 1 on any rule file or rule error); needs no -r/-i/-q",
     )
     parser.add_argument(
+        "--engine-analysis",
+        action="store_true",
+        help="write Suricata's rules_analysis.txt, rules_fast_pattern.txt and rules.json "
+        "for the loaded rules to the log directory, then exit",
+    )
+    parser.add_argument(
         "--init-errors-fatal",
         action="store_true",
         help="refuse to start when a rule file is missing or a rule fails to load "
@@ -178,6 +184,8 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     if args.test_mode:
         return _test_configuration(args)
+    if args.engine_analysis:
+        return _engine_analysis(args)
     if args.pcap is None and args.af_packet is None and not args.queues:
         _error("nothing to inspect: give -r PCAP, --af-packet IFACE or -q QUEUE")
         return EXIT_USAGE
@@ -225,6 +233,40 @@ def _test_configuration(args: argparse.Namespace) -> int:
         _error(settings.eve_sink.error)
         return EXIT_FAILURE
     print(TEST_MODE_OK)
+    return EXIT_OK
+
+
+def _engine_analysis(args: argparse.Namespace) -> int:
+    """``--engine-analysis``: load the configuration and rules, build the detection engine
+    and write its analysis reports to the log directory; exit without capturing, as
+    Suricata does. Invalid rules are reported in the analysis (not fatal)."""
+    from ruleengine.commands.engine_analysis import write_reports
+
+    try:
+        config, warnings = Config.load(args.config, args.overrides)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    for warning in warnings:
+        _warn(warning)
+    ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
+    if ruleset is None:
+        return EXIT_FAILURE
+    settings = _settings(args, config, ips=args.simulate_ips or bool(args.queues),
+                         offline=args.af_packet is None and not args.queues)
+    detect = _detect_engine(settings, ruleset)
+    logdir = Path(args.logdir)
+    failures = [d for d in ruleset.errors if d.code != "file-error" and d.source_line]
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        prefix = str(config.get("engine-analysis.file-prefix", "") or "")
+        paths = write_reports(logdir, detect, failures, prefix=prefix)
+    except OSError as exc:
+        _error(f"engine analysis: cannot write to {logdir}: {exc.strerror}")
+        return EXIT_FAILURE
+    print(f"Engine-Analysis for rules printed to file - {paths[0]}", file=sys.stderr)
+    print(f"Engine-Analysis for fast_pattern printed to file - {paths[1]}", file=sys.stderr)
+    print(f"Engine-Analysis rules as JSON printed to file - {paths[2]}", file=sys.stderr)
     return EXIT_OK
 
 
