@@ -38,7 +38,9 @@ _FRAME = struct.Struct("=I")
 
 def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
                 write_stats: WriteStats | None = None, housekeeping: Housekeeping | None = None,
-                housekeeping_interval: float = 5.0) -> tuple[RunReport, dict[str, int]]:
+                housekeeping_interval: float = 5.0,
+                on_started: Callable[[], None] | None = None,
+                ) -> tuple[RunReport, dict[str, int]]:
     """Run ``threads`` workers until the capture stops or a signal arrives.
 
     Stats snapshots go to ``write_stats`` (called in this process) if given, else each
@@ -47,7 +49,8 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
     ``BackendUnavailable`` when the capture cannot be opened (one worker) or no worker
     ran (several: each one's error is printed on stderr). With several workers the parent
     runs ``housekeeping`` every ``housekeeping_interval`` seconds (e.g. sweeping kernel
-    bypass entries a dead worker left behind)."""
+    bypass entries a dead worker left behind). ``on_started``: called in this process
+    once every worker was forked (not with one worker: it runs here)."""
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
@@ -59,6 +62,17 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
             _child_main(index, write_fd, open_backend, make_pipeline)
         os.close(write_fd)
         children[read_fd] = pid
+    if on_started is not None:
+        try:
+            on_started()
+        except BaseException:  # no worker may outlive a start that failed
+            for pid in children.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            for pid in children.values():
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            raise
     return _wait_children(children, write_stats, housekeeping, housekeeping_interval)
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
-from ruleengine.commands import info
+from ruleengine.commands import daemon, info
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.diagnostics import render_text
@@ -161,6 +161,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="install (and on exit remove) the iptables rules NFQ bypass needs",
     )
+    daemon.add_arguments(parser)
     parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     info.add_arguments(parser)
@@ -196,20 +197,37 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for warning in warnings:
         _warn(warning)
+    try:
+        service = daemon.Service.from_args(args, config)
+    except daemon.DaemonError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
     ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
     if ruleset is None:
         return EXIT_FAILURE
-    logdir = Path(args.logdir)
+    logdir = Path(args.logdir).absolute()  # -D runs in "/"
     try:
         logdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _error(f"cannot create log directory {logdir}: {exc.strerror}")
         return EXIT_USAGE
-    if args.pcap is not None:
-        return _run_pcap(args, config, ruleset, logdir)
-    if args.af_packet is not None:
-        return _run_af_packet(args, config, ruleset, logdir)
-    return _run_nfq(args, config, ruleset, logdir)
+    if service.detach:
+        if args.pcap is not None:
+            args.pcap = str(Path(args.pcap).absolute())
+        parent_code = service.daemonize()
+        if parent_code is not None:  # the parent: the daemon is ready (0) or failed
+            return parent_code
+    args.service = service
+    with daemon.running(service):
+        try:
+            if args.pcap is not None:
+                return _run_pcap(args, config, ruleset, logdir)
+            if args.af_packet is not None:
+                return _run_af_packet(args, config, ruleset, logdir)
+            return _run_nfq(args, config, ruleset, logdir)
+        except daemon.DaemonError as exc:
+            _error(str(exc))
+            return EXIT_FAILURE
 
 
 def _test_configuration(args: argparse.Namespace) -> int:
@@ -477,6 +495,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         return EXIT_FAILURE
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
+        _service_ready(args)
         with _signals_stop(pipeline):
             report = pipeline.run(
                 backend, on_packet=lambda: progress.update(getattr(backend, "position", 0))
@@ -533,6 +552,17 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         _error(str(exc))
         return EXIT_FAILURE
 
+    service = _service(args)
+    main_pid = os.getpid()
+
+    def open_worker(index: int) -> Any:
+        backend = group.open_worker(index)
+        if os.getpid() == main_pid:  # one worker: it runs in this process
+            service.ready()
+        else:
+            service.worker_opened()
+        return backend
+
     def make_pipeline() -> Pipeline:
         fast = _open_fast_log(config, logdir, append=True)
         if fast is not None:
@@ -543,10 +573,11 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         with _signals_stop(None):  # SIGHUP; forked workers inherit the handler
             report, counters = run_workers(
                 threads=afp_config.threads,
-                open_backend=group.open_worker,
+                open_backend=open_worker,
                 make_pipeline=make_pipeline,
                 write_stats=stats_outputs.write,
                 housekeeping=_orphan_sweep(group, settings),
+                on_started=service.ready,
             )
     except (BackendUnavailable, OutputError) as exc:  # a worker could not start
         _error(str(exc))
@@ -560,6 +591,16 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     stats.merge(counters)
     _print_summary(report, ruleset, detect, stats)
     return EXIT_OK
+
+
+def _service(args: argparse.Namespace) -> daemon.Service:
+    service = getattr(args, "service", None)
+    return service if isinstance(service, daemon.Service) else daemon.Service()
+
+
+def _service_ready(args: argparse.Namespace) -> None:
+    """The capture and the logs are open: pidfile, --user/--group, -D's parent let go."""
+    _service(args).ready()
 
 
 def _afp_runmode(runmode: str | None, afp_config: AfPacketConfig) -> AfPacketConfig:
@@ -697,6 +738,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
     pipeline.stats_sink = stats_outputs.write
     try:
+        _service_ready(args)
         with _signals_stop(pipeline):
             report = pipeline.run(backend)
     finally:
