@@ -29,7 +29,8 @@ from ruleengine.pipeline import Pipeline, RunReport
 OpenBackend = Callable[[int], CaptureBackend]
 MakePipeline = Callable[[], Pipeline]
 # (timestamp, uptime seconds, merged counters) -> write one stats event
-WriteStats = Callable[[float, float, dict[str, int]], None]
+# (now, uptime, summed counters[, threads={"W#01": counters, ...}])
+WriteStats = Callable[..., None]
 # periodic work in the parent while workers run; returns counters to add to the totals
 Housekeeping = Callable[[], dict[str, int]]
 
@@ -203,7 +204,8 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
             if write_stats is not None and running and fresh >= running:
                 # a round: every worker still running has reported since the last event
                 now = time.time()
-                write_stats(now, now - started, _sum([*latest.values(), own]))
+                write_stats(now, now - started, _sum([*latest.values(), own]),
+                            threads=_per_worker(children, latest))
                 fresh.clear()
     finally:
         for sig, handler in old.items():
@@ -216,8 +218,14 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
     counters = _sum([*(c for _r, c in results.values()), own])
     if write_stats is not None and results:
         now = time.time()
-        write_stats(now, now - started, counters)
+        write_stats(now, now - started, counters, threads=_per_worker(children, latest))
     return total, counters
+
+
+def _per_worker(children: dict[int, int], latest: dict[int, dict[str, int]]
+                ) -> dict[int, dict[str, int]]:
+    """Each worker's last counters by its number (1-based, in fork order)."""
+    return {n: latest[fd] for n, fd in enumerate(children, 1) if fd in latest}
 
 
 def _merge_report(total: RunReport, part: RunReport) -> None:

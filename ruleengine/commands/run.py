@@ -425,7 +425,8 @@ def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWri
     if unreachable:
         _warn(f"eve-log: {unreachable}")
     return EveWriter(spec.path(logdir), append=append, type_options=settings.eve_options,
-                     sink=sink, prefix=settings.eve_prefix, host=settings.eve_host)
+                     sink=sink, prefix=settings.eve_prefix, host=settings.eve_host,
+                     netflow="netflow" in settings.eve_types)
 
 
 def _close_eve(eve: EveWriter) -> None:
@@ -493,6 +494,9 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         _error(str(exc))
         return EXIT_FAILURE
+    # stats.log too: the last stats of the run (EVE's final stats event as before)
+    stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
+    pipeline.stats_sink = stats_outputs.write
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
         _service_ready(args)
@@ -503,6 +507,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     finally:
         progress.close()
         backend.close()
+        stats_outputs.close()
         _close_eve(eve)
         if fast is not None:
             fast.close()
@@ -538,7 +543,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         return EXIT_FAILURE
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
-    stats_outputs = _StatsOutputs(config, logdir, settings)
+    stats_outputs = _StatsOutputs(config, logdir, settings, iface=iface)
     # Built once here: forked workers inherit it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
     fast_logs: list[FastLogWriter] = []
@@ -644,8 +649,9 @@ class _StatsOutputs:
     left open by ``close()``."""
 
     def __init__(self, config: Config, logdir: Path, settings: EngineSettings,
-                 eve: EveWriter | None = None) -> None:
+                 eve: EveWriter | None = None, iface: str | None = None) -> None:
         self._logdir = logdir
+        self._iface = iface  # in the thread names of stats.log (W#01-eth0)
         self._settings = settings
         self._options = config.stats_log()
         self._opened = False
@@ -664,18 +670,26 @@ class _StatsOutputs:
             path = self._logdir / self._options.filename
             try:
                 self._log = StatsLogWriter(path, append=self._options.append,
-                                           null_values=self._options.null_values)
+                                           null_values=self._options.null_values,
+                                           totals=self._options.totals,
+                                           threads=self._options.threads)
             except OSError as exc:
                 _warn(f"stats.log: cannot open {path}: {exc.strerror}")
 
-    def write(self, now: float, uptime: float, counters: dict[str, int]) -> None:
+    def write(self, now: float, uptime: float, counters: dict[str, int],
+              threads: dict[int, dict[str, int]] | None = None) -> None:
+        """``threads``: each forked worker's counters by number; a run in one process is
+        its one worker."""
         if not self._opened:
             self._open()
         if self._eve is not None:
             self._eve.stats(now, uptime, counters)
             self._eve.flush()
         if self._log is not None:
-            self._log.write(counters, ts=now, uptime=uptime)
+            per_worker = threads if threads is not None else {1: counters}
+            suffix = f"-{self._iface}" if self._iface else ""
+            named = {f"W#{n:02d}{suffix}": table for n, table in per_worker.items()}
+            self._log.write(counters, ts=now, uptime=uptime, threads=named)
 
     def close(self) -> None:
         if self._eve is not None and self._own_eve:
