@@ -13,7 +13,7 @@ STAMP := $(VENV)/.stamps
 
 APT_PACKAGES := python3 python3-venv python3-dev gcc make pkg-config \
 	clang-14 libbpf-dev libbpf1 python3-bpfcc \
-	libnetfilter-queue-dev iptables iproute2 procps \
+	libnetfilter-queue-dev iptables iproute2 procps libmagic1 \
 	nginx-light openssl curl dnsmasq-base dnsutils openssh-client openssh-server tcpdump \
 	redis-server
 
@@ -37,7 +37,7 @@ venv: $(STAMP)/venv
 $(STAMP)/venv: pyproject.toml setup.py $(STAMP)/apt
 	@test -x $(PY) || $(PY_SYS) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,hyperscan,nfq,redis]'
+	$(PIP) install -q -e '.[dev,hyperscan,nfq,redis,magic]'
 	@# BCC is Debian's python3-bpfcc (the PyPI package named "bcc" is unrelated); it is pure Python
 	@# over ctypes, so the venv sees it through a symlink.
 	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \

@@ -24,7 +24,7 @@ from ruleengine.applayer.base import AppParser
 from ruleengine.applayer.probing import AppProtoProbe, probe_direction
 from ruleengine.bypass import BypassManager
 from ruleengine.capture import Capability, CaptureBackend, FlowTuple, Verdict
-from ruleengine.config.values import parse_bool
+from ruleengine.config.values import parse_bool, parse_size
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 from ruleengine.detect.engine import DetectEngine, Match
@@ -76,7 +76,7 @@ class _FlowExtra:
     __slots__ = ("alerted", "anomalies", "decision", "drops_logged", "encrypted",
                  "exception_policies",
                  "inspected", "logged", "midstream_seen", "pending", "probe", "raw_done",
-                 "recent_txs")
+                 "recent_txs", "stream_log")
 
     def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
@@ -105,6 +105,8 @@ class _FlowExtra:
         # the transactions handed to detection in the current pass: one pruned from the
         # parser in that pass still gives its alert the app-layer object (alert.dns)
         self.recent_txs: list[Any] = []
+        # the last reassembled bytes per direction, for alerts' payload (when logged)
+        self.stream_log: dict[bool, bytearray] | None = None
 
 
 class Pipeline:
@@ -130,6 +132,12 @@ class Pipeline:
         # eve-log alert option ``verdict: yes``: alerts carry the packet's final verdict
         alert_options = settings.eve_options.get("alert") or {}
         self._log_verdict = parse_bool(alert_options.get("verdict")) is True
+        # alert payload options: stream matches log the last payload-buffer-size bytes of
+        # the matched direction's reassembled data (kept only when payload is logged)
+        logs_payload = any(parse_bool(alert_options.get(k)) is True
+                           for k in ("payload", "payload-printable", "payload-length"))
+        size = parse_size(alert_options.get("payload-buffer-size", "4kb"))
+        self._stream_log_size = (size if size and size > 0 else 4096) if logs_payload else 0
         # eve-log anomaly types: applayer on unless turned off (decode/stream: not logged)
         anomaly_types = (settings.eve_options.get("anomaly") or {}).get("types") or {}
         self._anomaly_applayer = parse_bool(anomaly_types.get("applayer", True)) is not False \
@@ -158,6 +166,8 @@ class Pipeline:
         self._started = time.time()
         self._pcap_cnt = 0
         self._last_ts = 0.0
+        self._frame: bytes | memoryview = b""  # the frame being processed
+        self._linktype = 1
         self._stop = False
 
     # --- driving -------------------------------------------------------------------
@@ -170,6 +180,7 @@ class Pipeline:
             on_packet: Callable[[], None] | None = None) -> RunReport:
         """Process every packet of ``backend`` until it ends or ``stop()`` is called."""
         self._backend = backend
+        self._linktype = int(backend.linktype)
         self._decoder = Decoder(backend.linktype,
                                 checksum_validation=self.settings.checksum_validation,
                                 checksum_auto=self.settings.checksum_auto)
@@ -206,6 +217,7 @@ class Pipeline:
         self.report.bytes += len(data)
         self._pcap_cnt += 1
         self._last_ts = ts
+        self._frame = data  # for alerts' ``packet`` option
         pkt = self._decoder.decode(ts, data, pkt_id)
         if pkt is None:  # a fragment held for reassembly
             return Verdict.ACCEPT
@@ -257,6 +269,8 @@ class Pipeline:
                 self._app_feed_rest(flow, chunks[i + 1:], pkt.ts)
                 break
         self._app_eof(flow, *eof)
+        if self._stream_log_size and chunks and pkt.proto == IPPROTO_TCP:
+            self._keep_stream_log(extra, chunks)
         if pkt.proto == IPPROTO_TCP:
             for chunk_to_server, chunk in chunks:
                 extra.pending[chunk_to_server].append(chunk)
@@ -575,6 +589,16 @@ class Pipeline:
             self._dropped(flow, extra, pkt, to_server, "rules", dropper)
         return verdict
 
+    def _keep_stream_log(self, extra: _FlowExtra, chunks: list[tuple[bool, bytes]]) -> None:
+        if extra.stream_log is None:
+            extra.stream_log = {True: bytearray(), False: bytearray()}
+        limit = self._stream_log_size
+        for chunk_to_server, chunk in chunks:
+            window = extra.stream_log[chunk_to_server]
+            window += chunk[-limit:]
+            if len(window) > limit:
+                del window[:len(window) - limit]
+
     def _alert(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
                match: Match, blocked: bool, verdict: dict[str, Any] | None = None) -> None:
         rule = match.rule
@@ -599,6 +623,11 @@ class Pipeline:
             app_proto=flow.alproto, category=category, severity=severity,
             pcap_cnt=self._pcap_cnt if self.settings.offline and pkt.length else None,
             variables=self.detect.alert_vars(pkt, flow), verdict=verdict,
+            stream=match.stream or match.tx_id is not None,
+            stream_data=bytes(extra.stream_log[match.to_server])
+            if extra.stream_log is not None else None,
+            frame=self._frame if pkt.length and not pkt.pseudo else None,
+            linktype=self._linktype,
         )
 
     def _classification(self, rule: Rule) -> tuple[str | None, int]:
@@ -741,6 +770,7 @@ class Pipeline:
                           variables=self.detect.alert_vars(None, flow),
                           action=_FLOW_ACTIONS.get(extra.decision),
                           exception_policies=extra.exception_policies)
+            self.eve.netflow(flow)
 
     def _final_inspection(self, flow: Flow, extra: _FlowExtra) -> None:
         """Flow end: deliver what the stream still holds (data never ACKed before the

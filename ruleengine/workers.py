@@ -29,7 +29,8 @@ from ruleengine.pipeline import Pipeline, RunReport
 OpenBackend = Callable[[int], CaptureBackend]
 MakePipeline = Callable[[], Pipeline]
 # (timestamp, uptime seconds, merged counters) -> write one stats event
-WriteStats = Callable[[float, float, dict[str, int]], None]
+# (now, uptime, summed counters[, threads={"W#01": counters, ...}])
+WriteStats = Callable[..., None]
 # periodic work in the parent while workers run; returns counters to add to the totals
 Housekeeping = Callable[[], dict[str, int]]
 
@@ -38,7 +39,9 @@ _FRAME = struct.Struct("=I")
 
 def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
                 write_stats: WriteStats | None = None, housekeeping: Housekeeping | None = None,
-                housekeeping_interval: float = 5.0) -> tuple[RunReport, dict[str, int]]:
+                housekeeping_interval: float = 5.0,
+                on_started: Callable[[], None] | None = None,
+                ) -> tuple[RunReport, dict[str, int]]:
     """Run ``threads`` workers until the capture stops or a signal arrives.
 
     Stats snapshots go to ``write_stats`` (called in this process) if given, else each
@@ -47,7 +50,8 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
     ``BackendUnavailable`` when the capture cannot be opened (one worker) or no worker
     ran (several: each one's error is printed on stderr). With several workers the parent
     runs ``housekeeping`` every ``housekeeping_interval`` seconds (e.g. sweeping kernel
-    bypass entries a dead worker left behind)."""
+    bypass entries a dead worker left behind). ``on_started``: called in this process
+    once every worker was forked (not with one worker: it runs here)."""
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
@@ -59,6 +63,17 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
             _child_main(index, write_fd, open_backend, make_pipeline)
         os.close(write_fd)
         children[read_fd] = pid
+    if on_started is not None:
+        try:
+            on_started()
+        except BaseException:  # no worker may outlive a start that failed
+            for pid in children.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            for pid in children.values():
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            raise
     return _wait_children(children, write_stats, housekeeping, housekeeping_interval)
 
 
@@ -189,7 +204,8 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
             if write_stats is not None and running and fresh >= running:
                 # a round: every worker still running has reported since the last event
                 now = time.time()
-                write_stats(now, now - started, _sum([*latest.values(), own]))
+                write_stats(now, now - started, _sum([*latest.values(), own]),
+                            threads=_per_worker(children, latest))
                 fresh.clear()
     finally:
         for sig, handler in old.items():
@@ -202,8 +218,14 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
     counters = _sum([*(c for _r, c in results.values()), own])
     if write_stats is not None and results:
         now = time.time()
-        write_stats(now, now - started, counters)
+        write_stats(now, now - started, counters, threads=_per_worker(children, latest))
     return total, counters
+
+
+def _per_worker(children: dict[int, int], latest: dict[int, dict[str, int]]
+                ) -> dict[int, dict[str, int]]:
+    """Each worker's last counters by its number (1-based, in fork order)."""
+    return {n: latest[fd] for n, fd in enumerate(children, 1) if fd in latest}
 
 
 def _merge_report(total: RunReport, part: RunReport) -> None:

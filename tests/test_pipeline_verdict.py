@@ -53,7 +53,7 @@ def _run(tmp_path: Path, rules: str, **settings: Any) -> tuple[list[dict[str, An
     order = settings.pop("action_order", ("pass", "drop", "reject", "alert"))
     handshake = settings.pop("handshake", True)
     engine = DetectEngine(load_rule_text(rules).rules, action_order=order)
-    eve = EveWriter(tmp_path / "eve.json")
+    eve = EveWriter(tmp_path / "eve.json", type_options=options)
     stats = Stats()
     pipeline = Pipeline(EngineSettings(eve_options=options, **settings), engine, eve=eve,
                         stats=stats, classify=lambda _c: None)
@@ -117,7 +117,8 @@ def test_ips_drop_verdict_and_flow_action(tmp_path: Path) -> None:
 
 
 def test_http_event_logs_the_redirect(tmp_path: Path) -> None:
-    events, _ = _run(tmp_path, "")
+    # redirect and status are extended fields (output-json-http.c)
+    events, _ = _run(tmp_path, "", eve_options={"http": {"extended": "yes"}})
     (http,) = [e for e in events if e["event_type"] == "http"]
     assert http["http"]["redirect"] == "/main.php" and http["http"]["status"] == 302
 

@@ -170,7 +170,7 @@ def test_live_stats_are_merged_in_rounds(tmp_path: Path, frames: Frames,
         threads=2, open_backend=lambda i: _Live(tmp_path / f"ready{i}", 1.0, parts[i]),
         make_pipeline=lambda: Pipeline(settings, detect, eve=None, stats=Stats(),
                                        classify=lambda _c: None),
-        write_stats=lambda _now, _uptime, merged: calls.append(dict(merged)))
+        write_stats=lambda _now, _uptime, merged, **_threads: calls.append(dict(merged)))
     assert report.packets == len(frames)
     assert len(calls) >= 2  # rounds while running, then the final totals
     assert calls[-1] == counters and counters["decoder.pkts"] == len(frames)

@@ -133,7 +133,10 @@ class AppLayerSettings:
         for spec in protocols():
             if spec.for_rules is not None and spec.name in configs:
                 configs[spec.name] = spec.for_rules(configs[spec.name], keywords)
-        return replace(self, configs=configs)
+        files = self.files
+        if not files.magic and keywords & {"filemagic", "file.magic"}:
+            files = replace(files, magic=True)  # rules type files: keep their heads
+        return replace(self, configs=configs, files=files)
 
 
 def _enabled_value(raw: Any) -> str:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
-from ruleengine.commands import info
+from ruleengine.commands import daemon, info
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.diagnostics import render_text
@@ -140,6 +140,12 @@ def register(subparsers: Any) -> None:
         "(0 ok, 1 on any rule file or rule error); needs no -r/-i/-q",
     )
     parser.add_argument(
+        "--engine-analysis",
+        action="store_true",
+        help="write Suricata's rules_analysis.txt, rules_fast_pattern.txt and rules.json "
+        "for the loaded rules to the log directory, then exit",
+    )
+    parser.add_argument(
         "--init-errors-fatal",
         action="store_true",
         help="refuse to start when a rule file is missing or a rule fails to load "
@@ -155,6 +161,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="install (and on exit remove) the iptables rules NFQ bypass needs",
     )
+    daemon.add_arguments(parser)
     parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     info.add_arguments(parser)
@@ -178,6 +185,8 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     if args.test_mode:
         return _test_configuration(args)
+    if args.engine_analysis:
+        return _engine_analysis(args)
     if args.pcap is None and args.af_packet is None and not args.queues:
         _error("nothing to inspect: give -r PCAP, --af-packet IFACE or -q QUEUE")
         return EXIT_USAGE
@@ -188,20 +197,37 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for warning in warnings:
         _warn(warning)
+    try:
+        service = daemon.Service.from_args(args, config)
+    except daemon.DaemonError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
     ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
     if ruleset is None:
         return EXIT_FAILURE
-    logdir = Path(args.logdir)
+    logdir = Path(args.logdir).absolute()  # -D runs in "/"
     try:
         logdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _error(f"cannot create log directory {logdir}: {exc.strerror}")
         return EXIT_USAGE
-    if args.pcap is not None:
-        return _run_pcap(args, config, ruleset, logdir)
-    if args.af_packet is not None:
-        return _run_af_packet(args, config, ruleset, logdir)
-    return _run_nfq(args, config, ruleset, logdir)
+    if service.detach:
+        if args.pcap is not None:
+            args.pcap = str(Path(args.pcap).absolute())
+        parent_code = service.daemonize()
+        if parent_code is not None:  # the parent: the daemon is ready (0) or failed
+            return parent_code
+    args.service = service
+    with daemon.running(service):
+        try:
+            if args.pcap is not None:
+                return _run_pcap(args, config, ruleset, logdir)
+            if args.af_packet is not None:
+                return _run_af_packet(args, config, ruleset, logdir)
+            return _run_nfq(args, config, ruleset, logdir)
+        except daemon.DaemonError as exc:
+            _error(str(exc))
+            return EXIT_FAILURE
 
 
 def _test_configuration(args: argparse.Namespace) -> int:
@@ -225,6 +251,40 @@ def _test_configuration(args: argparse.Namespace) -> int:
         _error(settings.eve_sink.error)
         return EXIT_FAILURE
     print(TEST_MODE_OK)
+    return EXIT_OK
+
+
+def _engine_analysis(args: argparse.Namespace) -> int:
+    """``--engine-analysis``: load the configuration and rules, build the detection engine
+    and write its analysis reports to the log directory; exit without capturing, as
+    Suricata does. Invalid rules are reported in the analysis (not fatal)."""
+    from ruleengine.commands.engine_analysis import write_reports
+
+    try:
+        config, warnings = Config.load(args.config, args.overrides)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    for warning in warnings:
+        _warn(warning)
+    ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
+    if ruleset is None:
+        return EXIT_FAILURE
+    settings = _settings(args, config, ips=args.simulate_ips or bool(args.queues),
+                         offline=args.af_packet is None and not args.queues)
+    detect = _detect_engine(settings, ruleset)
+    logdir = Path(args.logdir)
+    failures = [d for d in ruleset.errors if d.code != "file-error" and d.source_line]
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        prefix = str(config.get("engine-analysis.file-prefix", "") or "")
+        paths = write_reports(logdir, detect, failures, prefix=prefix)
+    except OSError as exc:
+        _error(f"engine analysis: cannot write to {logdir}: {exc.strerror}")
+        return EXIT_FAILURE
+    print(f"Engine-Analysis for rules printed to file - {paths[0]}", file=sys.stderr)
+    print(f"Engine-Analysis for fast_pattern printed to file - {paths[1]}", file=sys.stderr)
+    print(f"Engine-Analysis rules as JSON printed to file - {paths[2]}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -365,7 +425,8 @@ def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWri
     if unreachable:
         _warn(f"eve-log: {unreachable}")
     return EveWriter(spec.path(logdir), append=append, type_options=settings.eve_options,
-                     sink=sink, prefix=settings.eve_prefix, host=settings.eve_host)
+                     sink=sink, prefix=settings.eve_prefix, host=settings.eve_host,
+                     netflow="netflow" in settings.eve_types)
 
 
 def _close_eve(eve: EveWriter) -> None:
@@ -433,8 +494,12 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         _error(str(exc))
         return EXIT_FAILURE
+    # stats.log too: the last stats of the run (EVE's final stats event as before)
+    stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
+    pipeline.stats_sink = stats_outputs.write
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
+        _service_ready(args)
         with _signals_stop(pipeline):
             report = pipeline.run(
                 backend, on_packet=lambda: progress.update(getattr(backend, "position", 0))
@@ -442,6 +507,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     finally:
         progress.close()
         backend.close()
+        stats_outputs.close()
         _close_eve(eve)
         if fast is not None:
             fast.close()
@@ -477,7 +543,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         return EXIT_FAILURE
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
-    stats_outputs = _StatsOutputs(config, logdir, settings)
+    stats_outputs = _StatsOutputs(config, logdir, settings, iface=iface)
     # Built once here: forked workers inherit it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
     fast_logs: list[FastLogWriter] = []
@@ -491,6 +557,17 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         _error(str(exc))
         return EXIT_FAILURE
 
+    service = _service(args)
+    main_pid = os.getpid()
+
+    def open_worker(index: int) -> Any:
+        backend = group.open_worker(index)
+        if os.getpid() == main_pid:  # one worker: it runs in this process
+            service.ready()
+        else:
+            service.worker_opened()
+        return backend
+
     def make_pipeline() -> Pipeline:
         fast = _open_fast_log(config, logdir, append=True)
         if fast is not None:
@@ -501,10 +578,11 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         with _signals_stop(None):  # SIGHUP; forked workers inherit the handler
             report, counters = run_workers(
                 threads=afp_config.threads,
-                open_backend=group.open_worker,
+                open_backend=open_worker,
                 make_pipeline=make_pipeline,
                 write_stats=stats_outputs.write,
                 housekeeping=_orphan_sweep(group, settings),
+                on_started=service.ready,
             )
     except (BackendUnavailable, OutputError) as exc:  # a worker could not start
         _error(str(exc))
@@ -518,6 +596,16 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     stats.merge(counters)
     _print_summary(report, ruleset, detect, stats)
     return EXIT_OK
+
+
+def _service(args: argparse.Namespace) -> daemon.Service:
+    service = getattr(args, "service", None)
+    return service if isinstance(service, daemon.Service) else daemon.Service()
+
+
+def _service_ready(args: argparse.Namespace) -> None:
+    """The capture and the logs are open: pidfile, --user/--group, -D's parent let go."""
+    _service(args).ready()
 
 
 def _afp_runmode(runmode: str | None, afp_config: AfPacketConfig) -> AfPacketConfig:
@@ -561,8 +649,9 @@ class _StatsOutputs:
     left open by ``close()``."""
 
     def __init__(self, config: Config, logdir: Path, settings: EngineSettings,
-                 eve: EveWriter | None = None) -> None:
+                 eve: EveWriter | None = None, iface: str | None = None) -> None:
         self._logdir = logdir
+        self._iface = iface  # in the thread names of stats.log (W#01-eth0)
         self._settings = settings
         self._options = config.stats_log()
         self._opened = False
@@ -581,18 +670,26 @@ class _StatsOutputs:
             path = self._logdir / self._options.filename
             try:
                 self._log = StatsLogWriter(path, append=self._options.append,
-                                           null_values=self._options.null_values)
+                                           null_values=self._options.null_values,
+                                           totals=self._options.totals,
+                                           threads=self._options.threads)
             except OSError as exc:
                 _warn(f"stats.log: cannot open {path}: {exc.strerror}")
 
-    def write(self, now: float, uptime: float, counters: dict[str, int]) -> None:
+    def write(self, now: float, uptime: float, counters: dict[str, int],
+              threads: dict[int, dict[str, int]] | None = None) -> None:
+        """``threads``: each forked worker's counters by number; a run in one process is
+        its one worker."""
         if not self._opened:
             self._open()
         if self._eve is not None:
             self._eve.stats(now, uptime, counters)
             self._eve.flush()
         if self._log is not None:
-            self._log.write(counters, ts=now, uptime=uptime)
+            per_worker = threads if threads is not None else {1: counters}
+            suffix = f"-{self._iface}" if self._iface else ""
+            named = {f"W#{n:02d}{suffix}": table for n, table in per_worker.items()}
+            self._log.write(counters, ts=now, uptime=uptime, threads=named)
 
     def close(self) -> None:
         if self._eve is not None and self._own_eve:
@@ -655,6 +752,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
     pipeline.stats_sink = stats_outputs.write
     try:
+        _service_ready(args)
         with _signals_stop(pipeline):
             report = pipeline.run(backend)
     finally:

@@ -465,6 +465,10 @@ class Config:
                     filename=scalar_text(body.get("filename") or "stats.log"),
                     append=parse_bool(body.get("append", True)) is not False,
                     null_values=parse_bool(body.get("null-values")) is True,
+                    # both off: Suricata refuses the output; here the totals stay on
+                    totals=parse_bool(body.get("totals", True)) is not False
+                    or parse_bool(body.get("threads")) is not True,
+                    threads=parse_bool(body.get("threads")) is True,
                 )
         return StatsLogSettings()
 

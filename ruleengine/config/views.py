@@ -138,6 +138,8 @@ class StatsLogSettings:
     filename: str = "stats.log"
     append: bool = True
     null_values: bool = False
+    totals: bool = True  # the summed counters ("Total")
+    threads: bool = False  # each worker's own counters
 
 
 @dataclass(frozen=True)

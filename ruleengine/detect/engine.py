@@ -442,6 +442,52 @@ def _choose_fast_pattern(cr: CRule, names: Iterable[str]) -> tuple[str, ContentM
     return max(usable, key=lambda bc: (len(bc[1].pattern), bc[0] != PAYLOAD))
 
 
+def _prefilter_content(cr: CRule) -> tuple[str, ContentMatch] | None:
+    """The (buffer key, content) the prefilter registers for ``cr``; None when the rule
+    is always a candidate (``prefilter`` keyword, buffers of both sides, no content)."""
+    if cr.rule.prefilter or cr.mixed:
+        return None
+    names = [PAYLOAD] if not cr.is_tx else [cb.key for cb, _, _ in cr.tx_bufs]
+    return _choose_fast_pattern(cr, names)
+
+
+class RuleAnalysis(NamedTuple):
+    """How the engine runs one loaded rule (``--engine-analysis``).
+
+    ``kind``: Suricata's signature type (``ip_only``, ``pd_only``, ``pkt``, ``pkt_stream``,
+    ``stream``, ``app_tx``); ``alproto``: the protocol whose transactions it inspects
+    (tx rules) else the header's; ``fast_pattern``: the (buffer key, content) the
+    prefilter looks for, None when the rule is always a candidate; ``requires_packet``
+    / ``requires_stream``: where payload contents are matched."""
+
+    rule: Rule
+    kind: str
+    alproto: str | None
+    fast_pattern: tuple[str, ContentMatch] | None
+    requires_packet: bool
+    requires_stream: bool
+
+
+def _analysis(cr: CRule, prefilter: bool) -> RuleAnalysis:
+    stream = packet = False
+    if cr.iponly:
+        kind = "ip_only"
+    elif cr.is_tx:
+        kind = "app_tx"
+    elif cr.pd_once:
+        kind = "pd_only"
+    elif cr.payload is not None and cr.rule.protocol not in ("udp", "icmp", "icmpv6"):
+        packet = not cr.only_stream
+        stream = not cr.require_packet
+        kind = "stream" if not packet else ("pkt" if not stream else "pkt_stream")
+    else:
+        packet = cr.payload is not None
+        kind = "pkt"
+    alproto = cr.alproto if cr.is_tx else canonical_alproto(cr.rule.app_proto)
+    return RuleAnalysis(cr.rule, kind, alproto or None,
+                        _prefilter_content(cr) if prefilter else None, packet, stream)
+
+
 class _Group:
     """Rules of one packet group or tx direction, with their prefilter tables."""
 
@@ -469,10 +515,7 @@ class _Group:
             mpm.build()
 
     def _mpm_for(self, cr: CRule) -> tuple[str, bytes, bool] | None:
-        if cr.rule.prefilter or cr.mixed:
-            return None
-        names = [PAYLOAD] if not cr.is_tx else [cb.key for cb, _, _ in cr.tx_bufs]
-        chosen = _choose_fast_pattern(cr, names)
+        chosen = _prefilter_content(cr)
         if chosen is None:
             return None
         return chosen[0], chosen[1].mpm_pattern, chosen[1].nocase
@@ -656,6 +699,7 @@ class DetectEngine:
         action_order: Sequence[str] = ("pass", "drop", "reject", "alert"),
     ) -> None:
         self.mpm_backend = resolve_backend(mpm)
+        self._prefilter = prefilter
         self.packet_alert_max = packet_alert_max  # suricata.yaml packet-alert-max
         self.alerts_discarded = 0  # matches over the limit: acted on, not logged
         self.skipped: list[tuple[Rule, str]] = []
@@ -684,6 +728,7 @@ class DetectEngine:
                     reason = f"cannot compile: {exc!r}"
             if reason is not None:
                 self.skipped.append((rule, reason))
+        self._compiled = tuple(compiled)  # load order, for analysis()
         ranks = action_ranks(action_order)
         self.rules: list[CRule] = sorted(compiled, key=lambda cr: _order_key(cr, ranks))
         for cr in self.rules:
@@ -798,6 +843,11 @@ class DetectEngine:
                 for group in (*self._pkt_groups.values(), *self._tx_groups.values()):
                     group.skip_prefilter(cr)
         return found
+
+    def analysis(self) -> list[RuleAnalysis]:
+        """Every evaluated rule as the engine runs it, in load order (the skipped ones
+        are in ``skipped``); the fast pattern is the one the prefilter was built with."""
+        return [_analysis(cr, self._prefilter) for cr in self._compiled]
 
     def counters(self) -> dict[str, int]:
         """Detection counters for the stats output."""

@@ -178,6 +178,10 @@ class Flow:
         "ip_version",
         "key",
         "last_ts",
+        "max_ttl_toclient",
+        "max_ttl_toserver",
+        "min_ttl_toclient",
+        "min_ttl_toserver",
         "pkts_toclient",
         "pkts_toserver",
         "proto",
@@ -219,6 +223,9 @@ class Flow:
         self.pkts_toclient = 0
         self.bytes_toserver = 0
         self.bytes_toclient = 0
+        # TTL / hop limit range per direction (EVE netflow min_ttl / max_ttl); 0: none seen
+        self.min_ttl_toserver = self.max_ttl_toserver = 0
+        self.min_ttl_toclient = self.max_ttl_toclient = 0
         self.state = STATE_NEW
         self.tcp: TcpSession | None = None
         self.alproto: str | None = None
@@ -258,12 +265,21 @@ class Flow:
         self.bypass_ts = ts
         self.state = STATE_BYPASSED
 
-    def count(self, to_server: bool, nbytes: int) -> None:
-        """Account one packet of the flow in its direction."""
+    def count(self, to_server: bool, nbytes: int, ttl: int = 0) -> None:
+        """Account one packet of the flow in its direction (``ttl``: its TTL / hop
+        limit, for the per-direction range)."""
         if to_server:
+            if not self.pkts_toserver or ttl < self.min_ttl_toserver:
+                self.min_ttl_toserver = ttl
+            if ttl > self.max_ttl_toserver:
+                self.max_ttl_toserver = ttl
             self.pkts_toserver += 1
             self.bytes_toserver += nbytes
         else:
+            if not self.pkts_toclient or ttl < self.min_ttl_toclient:
+                self.min_ttl_toclient = ttl
+            if ttl > self.max_ttl_toclient:
+                self.max_ttl_toclient = ttl
             self.pkts_toclient += 1
             self.bytes_toclient += nbytes
 
@@ -295,6 +311,10 @@ class Flow:
         self.sport, self.dport = self.dport, self.sport
         self.alproto_ts, self.alproto_tc = self.alproto_tc, self.alproto_ts
         self.pkts_toserver, self.pkts_toclient = self.pkts_toclient, self.pkts_toserver
+        self.min_ttl_toserver, self.min_ttl_toclient = self.min_ttl_toclient, \
+            self.min_ttl_toserver
+        self.max_ttl_toserver, self.max_ttl_toclient = self.max_ttl_toclient, \
+            self.max_ttl_toserver
         self.bytes_toserver, self.bytes_toclient = self.bytes_toclient, self.bytes_toserver
         b = (self.bypassed_pkts_toserver, self.bypassed_bytes_toserver)
         self.bypassed_pkts_toserver = self.bypassed_pkts_toclient
@@ -387,7 +407,7 @@ class FlowTable:
             # sender is the client (no TCP session exists yet to contradict it)
             flow.reverse()
             to_server = True
-        flow.count(to_server, pkt.length)
+        flow.count(to_server, pkt.length, pkt.ttl)
         if not to_server and flow.state == STATE_NEW and flow.proto != IPPROTO_TCP:
             flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
         flow.last_ts = pkt.ts

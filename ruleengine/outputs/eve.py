@@ -68,6 +68,9 @@ _TCP_FLAG_NAMES = (
     (0x10, "ack"), (0x20, "urg"), (0x40, "ecn"), (0x80, "cwr"),
 )
 
+# PrintStringsToBuffer: printable ASCII, CR and LF kept, every other byte a '.'
+_PRINTABLE = bytes(c if 0x20 <= c < 0x7F or c in (0x0A, 0x0D) else 0x2E for c in range(256))
+
 _LINE_BREAKERS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
@@ -395,8 +398,11 @@ class EveWriter:
                  append: bool = False, host: str | None = None,
                  in_iface: str | None = None, community_id_seed: int | None = None,
                  type_options: Mapping[str, Mapping[str, Any]] | None = None,
-                 sink: Sink | None = None, prefix: str = "") -> None:
+                 sink: Sink | None = None, prefix: str = "",
+                 netflow: bool = False) -> None:
         self.path = Path(path)
+        # netflow records are opt-in (eve-log types ``- netflow``), as in Suricata
+        self.netflow_enabled = netflow or (types is not None and "netflow" in types)
         # per event type, its options from outputs.eve-log.types (``tls: {extended: yes}``)
         self.type_options: Mapping[str, Mapping[str, Any]] = dict(type_options or {})
         self.community_id_seed = community_id_seed
@@ -418,13 +424,18 @@ class EveWriter:
               action: str, to_server: bool, tx: HttpTxLike | None, app_proto: str | None,
               category: str | None, severity: int, tx_id: int | None = None,
               pcap_cnt: int | None = None, verdict: Mapping[str, Any] | None = None,
-              variables: Mapping[str, Any] | None = None) -> None:
+              variables: Mapping[str, Any] | None = None, stream: bool = False,
+              frame: bytes | memoryview | None = None, linktype: int = 1,
+              stream_data: bytes | None = None) -> None:
         """One alert. ``action``: ``"allowed"`` or ``"blocked"``. ``tx_id`` defaults to the
         transaction's own ``tx_id``; ``pcap_cnt`` is the packet's number in the pcap (None
         for pseudo packets, e.g. at flow timeout). ``verdict``: the packet's final verdict
         (``verdict_object``), written when eve-log's ``alert: verdict: yes`` is set.
         ``variables``: the top-level ``metadata`` (flowbits, flowints, flowvars, pktvars;
-        Suricata's EveAddMetadata, on by default)."""
+        Suricata's EveAddMetadata, on by default). ``stream``: the rule matched on
+        reassembled stream or transaction data (EVE ``stream``); ``frame``/``linktype``:
+        the captured frame, for the ``packet`` option; ``stream_data``: the matched
+        direction's last reassembled bytes (``payload-buffer-size``)."""
         if not self.wants("alert"):
             return
         event = self._header(ts, "alert", flow.flow_id if flow is not None else None, pcap_cnt)
@@ -468,9 +479,38 @@ class EveWriter:
                 flow_obj["dest_port"] = int(flow.dport)
             event["flow"] = flow_obj
         _add_variables(event, variables)
+        self._alert_payload(event, pkt, stream=stream and pkt.proto == 6, frame=frame,
+                            linktype=linktype, stream_data=stream_data)
         if verdict:
             event["verdict"] = dict(verdict)
         self._emit(event)
+
+    def _alert_payload(self, event: dict[str, Any], pkt: PacketLike, *, stream: bool,
+                       frame: bytes | memoryview | None, linktype: int,
+                       stream_data: bytes | None = None) -> None:
+        """eve-log ``alert`` options ``payload`` (base64), ``payload-printable``,
+        ``payload-length`` and ``packet`` (the captured frame, base64, with
+        ``packet_info.linktype``), as output-json-alert.c writes them. A stream or
+        transaction match on TCP logs the matched direction's reassembled data (at most
+        ``payload-buffer-size``), else the packet's payload (Suricata's fallback), with
+        ``stream: 1``."""
+        options = self.type_options.get("alert") or {}
+        base64_on = _truthy(options.get("payload", False))
+        printable_on = _truthy(options.get("payload-printable", False))
+        length_on = _truthy(options.get("payload-length", False))
+        if base64_on or printable_on or length_on:
+            payload = stream_data if stream and stream_data else \
+                bytes(getattr(pkt, "payload", b"") or b"")
+            if base64_on:
+                event["payload"] = base64.b64encode(payload).decode("ascii")
+            if length_on:
+                event["payload_length"] = len(payload)
+            if printable_on:
+                event["payload_printable"] = payload.translate(_PRINTABLE).decode("ascii")
+            event["stream"] = 1 if stream else 0
+        if _truthy(options.get("packet", False)) and frame:
+            event["packet"] = base64.b64encode(bytes(frame)).decode("ascii")
+            event["packet_info"] = {"linktype": int(linktype)}
 
     def tagged_packet(self, *, ts: float, flow: FlowLike | None, pkt: Any,
                       pcap_cnt: int | None = None) -> None:
@@ -609,7 +649,8 @@ class EveWriter:
         self._flow_addresses(event, flow, reverse=not file.to_server)
         self._community_id(event, flow, None)
         options = self.type_options.get(name) or {}
-        obj = app_object(name, tx, options)
+        # the transaction's metadata object, as alerts carry it (EveHttpAddMetadata)
+        obj = app_object(name, tx, options, alert=True)
         if obj:
             event[name] = obj
         event.update(app_extra(name, tx, options))
@@ -657,6 +698,46 @@ class EveWriter:
         if tcp:
             event["tcp"] = tcp
         _add_variables(event, variables)
+        self._emit(event)
+
+    def netflow(self, flow: FlowLike) -> None:
+        """The flow's two unidirectional records (``output-json-netflow.c``): client to
+        server, and server to client when the server sent any packet; each with its own
+        addresses, packet/byte counts, TTL range and TCP flags. Only when ``netflow`` is
+        listed in eve-log ``types`` (``netflow_enabled``; off in Suricata's default
+        configuration)."""
+        if not self.netflow_enabled:
+            return
+        self._netflow_side(flow, to_server=True)
+        if flow.pkts_toclient:
+            self._netflow_side(flow, to_server=False)
+
+    def _netflow_side(self, flow: FlowLike, *, to_server: bool) -> None:
+        event = self._header(flow.last_ts, "netflow", flow.flow_id, None)
+        self._flow_addresses(event, flow, reverse=not to_server)
+        self._community_id(event, flow, None)
+        alproto = getattr(flow, "alproto_ts" if to_server else "alproto_tc", None) \
+            or getattr(flow, "alproto", None)
+        if alproto:
+            event["app_proto"] = alproto
+        side = "toserver" if to_server else "toclient"
+        body: dict[str, Any] = {
+            "pkts": int(getattr(flow, f"pkts_{side}")),
+            "bytes": int(getattr(flow, f"bytes_{side}")),
+            "start": format_ts(flow.start_ts),
+            "end": format_ts(flow.last_ts),
+            "age": max(0, int(flow.last_ts) - int(flow.start_ts)),
+        }
+        if body["pkts"]:
+            body["min_ttl"] = int(getattr(flow, f"min_ttl_{side}", 0) or 0)
+            body["max_ttl"] = int(getattr(flow, f"max_ttl_{side}", 0) or 0)
+        event["netflow"] = body
+        if flow.proto == 6:
+            tcp = self._tcp(flow) or {}
+            key = "tcp_flags_ts" if to_server else "tcp_flags_tc"
+            flags = int(tcp.get(key, "00"), 16)
+            event["tcp"] = {"tcp_flags": _tcp_flags(flags),
+                            **{name: True for bit, name in _TCP_FLAG_NAMES if flags & bit}}
         self._emit(event)
 
     def stats(self, ts: float, uptime: float, counters: Mapping[str, int]) -> None:
@@ -779,9 +860,8 @@ class EveWriter:
             tcp["ts_max_regions"] = tcp["tc_max_regions"] = 1
         return tcp
 
-    @staticmethod
-    def _http(tx: HttpTxLike) -> dict[str, Any]:
-        return app_object("http", tx) or {}
+    def _http(self, tx: HttpTxLike) -> dict[str, Any]:
+        return app_object("http", tx, self.type_options.get("http")) or {}
 
     # --- file handling -------------------------------------------------------------
 

@@ -126,15 +126,21 @@ def _sorted(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_stats_log(counters: Mapping[str, int], *, ts: float, uptime: float,
-                     null_values: bool = False) -> str:
-    """One block of Suricata's ``stats.log`` (every counter, including those EVE's schema
-    has no place for, such as the bypass insert results)."""
+                     null_values: bool = False, totals: bool = True,
+                     threads: Mapping[str, Mapping[str, int]] | None = None) -> str:
+    """One block of Suricata's ``stats.log`` (``log-stats.c``): every counter, including
+    those EVE's schema has no place for, such as the bypass insert results. ``totals``:
+    the summed counters (TM name ``Total``); ``threads``: each thread's own counters under
+    its name (``W#01-eth0``); zero values only with ``null_values``. The date is local
+    time, month and day unpadded, as Suricata prints it."""
     up = max(0, int(uptime))
     days, rest = divmod(up, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     try:
-        date = time.strftime("%m/%d/%Y -- %H:%M:%S", time.gmtime(ts))
+        tm = time.localtime(ts)
+        date = (f"{tm.tm_mon}/{tm.tm_mday}/{tm.tm_year:04d} -- "
+                f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}")
     except (OverflowError, OSError, ValueError):
         date = "?"
     rule = "-" * 84
@@ -145,10 +151,13 @@ def format_stats_log(counters: Mapping[str, int], *, ts: float, uptime: float,
         f"{'Counter':<45} | {'TM Name':<25} | Value",
         rule,
     ]
-    for name in sorted(counters):
-        value = counters[name]
-        if value or null_values:
-            lines.append(f"{name:<45} | {'Total':<25} | {value}")
+    tables: list[tuple[str, Mapping[str, int]]] = [("Total", counters)] if totals else []
+    tables.extend((name, table) for name, table in (threads or {}).items())
+    for tm_name, table in tables:
+        for name in sorted(table):
+            value = table[name]
+            if value or null_values:
+                lines.append(f"{name:<45} | {tm_name:<25} | {value}")
     return "\n".join(lines) + "\n"
 
 
@@ -160,9 +169,12 @@ class StatsLogWriter:
     """
 
     def __init__(self, path: str | Path, *, append: bool = True,
-                 null_values: bool = False) -> None:
+                 null_values: bool = False, totals: bool = True,
+                 threads: bool = False) -> None:
         self.path = Path(path)
         self.null_values = null_values
+        self.totals = totals
+        self.threads = threads
         self.write_errors = 0
         self._file: TextIO | None = open(  # noqa: SIM115 (kept open across stats intervals)
             self.path, "a" if append else "w", encoding="utf-8")
@@ -180,14 +192,17 @@ class StatsLogWriter:
             self._file.close()
         self._file = fresh
 
-    def write(self, counters: Mapping[str, int], *, ts: float, uptime: float) -> None:
+    def write(self, counters: Mapping[str, int], *, ts: float, uptime: float,
+              threads: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        """``threads``: per-thread counters, written when the output has ``threads: yes``."""
         if self._file is None:
             return
         if self._reopens_seen != reopen_requests():
             self._reopen()
         try:
-            self._file.write(format_stats_log(counters, ts=ts, uptime=uptime,
-                                              null_values=self.null_values))
+            self._file.write(format_stats_log(
+                counters, ts=ts, uptime=uptime, null_values=self.null_values,
+                totals=self.totals, threads=threads if self.threads else None))
             self._file.flush()
         except (OSError, ValueError):
             self.write_errors += 1

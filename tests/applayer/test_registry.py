@@ -22,8 +22,10 @@ def test_every_buffer_knows_its_protocol() -> None:
     table = registry.buffers()
     assert table["http.uri"].alproto == "http"
     shared = {name for name, spec in table.items() if not spec.alproto}
-    # a buffer of several protocols leaves the protocol to the rule (file.data, file.name)
-    assert shared == {"file.data", "file.name"}
+    # a buffer of several protocols leaves the protocol to the rule (file.data, file.name,
+    # file.magic)
+    assert shared == {"file.data", "file.name", "file.magic"}
+    assert {"http", "smtp"} <= registry.buffer_protocols("file.magic")
     assert {"http", "smtp"} <= registry.buffer_protocols("file.data")
     assert {"http", "smtp"} <= registry.buffer_protocols("file.name")
     assert all(len(registry.buffer_protocols(n)) == 1 for n in set(table) - shared)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+from tests.shared import SHARED
+
 SCHEMA_PATH = SHARED / "corpus" / "eve-schema" / "schema.json"
 VERIFY_DIR = SHARED / "corpus" / "suricata-verify"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from ruleengine.outputs.stats import BASE_COUNTERS, Stats, format_stats_log, nest
 
 
@@ -41,7 +43,9 @@ def test_stats_log_block():
     text = format_stats_log({"decoder.pkts": 12, "capture.bypass.ipv4_success": 1,
                              "flow.active": 0}, ts=0.0, uptime=90061)
     lines = text.splitlines()
-    assert lines[1] == "Date: 01/01/1970 -- 00:00:00 (uptime: 1d, 01h 01m 01s)"
+    tm = time.localtime(0.0)  # local time, month and day unpadded (log-stats.c)
+    assert lines[1] == (f"Date: {tm.tm_mon}/{tm.tm_mday}/{tm.tm_year} -- {tm.tm_hour:02d}:"
+                        f"{tm.tm_min:02d}:{tm.tm_sec:02d} (uptime: 1d, 01h 01m 01s)")
     assert lines[3].split("|")[0].strip() == "Counter"
     body = [line.split("|") for line in lines[5:]]
     assert [(c.strip(), v.strip()) for c, _, v in body] == [
@@ -61,3 +65,17 @@ def test_stats_log_writer_appends_blocks(tmp_path):
     assert text.count("Date: ") == 2 and text.rstrip().endswith("| 2")
     StatsLogWriter(path).close()  # append keeps the content
     assert path.read_text() == text
+
+
+def test_stats_log_totals_threads_and_null_values():
+    counters = {"decoder.pkts": 3, "flow.active": 0}
+    workers = {"W#01-eth0": {"decoder.pkts": 1, "flow.active": 0},
+               "W#02-eth0": {"decoder.pkts": 2, "flow.active": 0}}
+    body = [tuple(c.strip() for c in line.split("|"))
+            for line in format_stats_log(counters, ts=0.0, uptime=1,
+                                         threads=workers).splitlines()[5:]]
+    assert body == [("decoder.pkts", "Total", "3"), ("decoder.pkts", "W#01-eth0", "1"),
+                    ("decoder.pkts", "W#02-eth0", "2")]
+    only_threads = format_stats_log(counters, ts=0.0, uptime=1, totals=False,
+                                    threads=workers, null_values=True).splitlines()[5:]
+    assert len(only_threads) == 4 and all("Total" not in line for line in only_threads)

@@ -27,7 +27,7 @@ from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
 from ruleengine.applayer.detect_proto import detect_app_proto
 from ruleengine.applayer.http1.buffers import BUFFERS
 from ruleengine.applayer.http1.config import HttpConfig
-from ruleengine.applayer.http1.logger import eve_http
+from ruleengine.applayer.http1.logger import eve_http, eve_http_alert
 from ruleengine.applayer.http1.parser import HttpParser
 from ruleengine.applayer.http1.tx import HttpTransaction, Progress
 
@@ -67,6 +67,7 @@ PROTOCOL = AppLayerSpec(
     parse_config=_parse_config,
     buffers=BUFFERS,
     eve_logger=eve_http,
+    alert_logger=eve_http_alert,
     log_when="complete",
     raw_on_complete=True,
 )

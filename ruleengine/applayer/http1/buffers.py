@@ -48,6 +48,11 @@ BUFFERS: tuple[BufferSpec, ...] = (
         getter_toclient=_http.TOCLIENT["file.name"],
     ),
     BufferSpec(
+        "file.magic", (), None, None, _BOTH, multi=True,
+        getter=_http.TOSERVER["file.magic"],
+        getter_toclient=_http.TOCLIENT["file.magic"],
+    ),
+    BufferSpec(
         "http.header", ("http_header",), "http_header", "H", _BOTH,
         getter=_http.TOSERVER["http.header"],
         getter_toclient=_http.TOCLIENT["http.header"],

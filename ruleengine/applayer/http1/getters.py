@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ruleengine.applayer.files import names_in
+from ruleengine.applayer.files import magics_in, names_in
 from ruleengine.applayer.http1.files import multipart_boundary, multipart_file_parts
 
 if TYPE_CHECKING:
@@ -202,6 +202,14 @@ def get_response_file_names(tx: HttpTransaction) -> list[bytes] | None:
     return names_in(tx.files, False)
 
 
+def get_request_file_magic(tx: HttpTransaction) -> list[bytes] | None:
+    return magics_in(tx.files, True)
+
+
+def get_response_file_magic(tx: HttpTransaction) -> list[bytes] | None:
+    return magics_in(tx.files, False)
+
+
 TOSERVER: dict[str, TxGetter] = {
     "http.uri": get_uri,
     "http.uri.raw": get_uri_raw,
@@ -210,6 +218,7 @@ TOSERVER: dict[str, TxGetter] = {
     "http.request_body": get_request_body,
     "file.data": get_request_file_data,
     "file.name": get_request_file_names,
+    "file.magic": get_request_file_magic,
     "http.header": get_request_header,
     "http.header.raw": get_request_header_raw,
     "http.header_names": get_request_header_names,
@@ -235,6 +244,7 @@ TOCLIENT: dict[str, TxGetter] = {
     "http.response_body": get_response_body,
     "file.data": get_response_body,
     "file.name": get_response_file_names,
+    "file.magic": get_response_file_magic,
     "http.header": get_response_header,
     "http.header.raw": get_response_header_raw,
     "http.header_names": get_response_header_names,

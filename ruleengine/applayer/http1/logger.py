@@ -1,11 +1,68 @@
-"""The EVE ``http`` object of a transaction (``output-json-http.c``, the basic fields)."""
+"""The EVE ``http`` object of a transaction, as ``output-json-http.c`` writes it.
+
+* basic fields, always: hostname, http_port, url, http_user_agent, xff, http_content_type,
+  content_range;
+* ``extended: yes``: http_refer, http_method, protocol, status (or status_string),
+  redirect, length (alerts always carry these: ``EveHttpAddMetadata``);
+* ``dump-all-headers: request|response|both``: every header of that side in
+  ``request_headers`` / ``response_headers`` (``[{"name", "value"}]``, the name as sent);
+* ``custom: [...]``: only the listed headers of Suricata's table (``http_fields[]``), by
+  their config name (``x_forwarded_proto``) or header name (``X-Forwarded-Proto``, any
+  case), into the same arrays. Names outside the table are ignored, as Suricata does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ruleengine.applayer.jsontext import as_int, text
+
+# Suricata's http_fields[]: (config name, header name, extended). ``etag`` maps to the
+# header "etags" there, which no server sends: kept, so ``custom: [etag]`` logs nothing
+# there and here alike.
+_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("accept", "accept", False), ("accept_charset", "accept-charset", False),
+    ("accept_encoding", "accept-encoding", False),
+    ("accept_language", "accept-language", False),
+    ("accept_datetime", "accept-datetime", False), ("authorization", "authorization", False),
+    ("cache_control", "cache-control", False), ("cookie", "cookie", False),
+    ("from", "from", False), ("max_forwards", "max-forwards", False),
+    ("origin", "origin", False), ("pragma", "pragma", False),
+    ("proxy_authorization", "proxy-authorization", False), ("range", "range", False),
+    ("te", "te", False), ("via", "via", False),
+    ("x_requested_with", "x-requested-with", False), ("dnt", "dnt", False),
+    ("x_forwarded_proto", "x-forwarded-proto", False),
+    ("x_authenticated_user", "x-authenticated-user", False),
+    ("x_flash_version", "x-flash-version", False), ("accept_range", "accept-range", False),
+    ("age", "age", False), ("allow", "allow", False), ("connection", "connection", False),
+    ("content_encoding", "content-encoding", False),
+    ("content_language", "content-language", False),
+    ("content_length", "content-length", False),
+    ("content_location", "content-location", False), ("content_md5", "content-md5", False),
+    ("content_range", "content-range", False), ("content_type", "content-type", False),
+    ("date", "date", False), ("etag", "etags", False), ("expires", "expires", False),
+    ("last_modified", "last-modified", False), ("link", "link", False),
+    ("location", "location", False), ("proxy_authenticate", "proxy-authenticate", False),
+    ("referer", "referer", True), ("refresh", "refresh", False),
+    ("retry_after", "retry-after", False), ("server", "server", False),
+    ("set_cookie", "set-cookie", False), ("trailer", "trailer", False),
+    ("transfer_encoding", "transfer-encoding", False), ("upgrade", "upgrade", False),
+    ("vary", "vary", False), ("warning", "warning", False),
+    ("www_authenticate", "www-authenticate", False),
+    ("true_client_ip", "true-client-ip", False), ("org_src_ip", "org-src-ip", False),
+    ("x_bluecoat_via", "x-bluecoat-via", False),
+)  # fmt: skip
+_MAX_NAME = 255  # MAX_SIZE_HEADER_NAME - 1
+_MAX_VALUE = 2047  # MAX_SIZE_HEADER_VALUE - 1
+_RANGE = re.compile(rb"^\s*bytes\s+(?:(\d+)\s*-\s*(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.I)
+
+
+def _true(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("yes", "true", "on", "1")
 
 
 def _header(tx: Any, getter: str, name: bytes, attribute: str) -> Any:
@@ -17,10 +74,36 @@ def _header(tx: Any, getter: str, name: bytes, attribute: str) -> Any:
     return getattr(tx, attribute, None)
 
 
-def eve_http(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Fields Suricata leaves out when absent or empty are left out here too."""
-    http: dict[str, Any] = {}
+def custom_fields(options: Mapping[str, Any]) -> frozenset[str]:
+    """The header names (lower case) ``custom:`` selects; extended's own field (referer)
+    is not logged twice when ``extended`` is on."""
+    listed = options.get("custom")
+    if isinstance(listed, str | bytes) or not isinstance(listed, Sequence):
+        return frozenset()
+    extended = _true(options.get("extended", False))
+    chosen: set[str] = set()
+    for item in listed:
+        name = str(item)
+        for config_name, header, ext in _FIELDS:
+            if name == config_name or name.lower() == header:
+                if not (extended and ext):
+                    chosen.add(header)
+                break
+    return frozenset(chosen)
 
+
+def dump_all(options: Mapping[str, Any]) -> tuple[bool, bool]:
+    """``dump-all-headers``: (request, response). Suricata compares prefixes."""
+    value = options.get("dump-all-headers")
+    if isinstance(value, list) and value:
+        value = value[0]
+    word = str(value or "")
+    if word.startswith("both"):
+        return True, True
+    return word.startswith("request"), word.startswith("response")
+
+
+def _basic(tx: Any, http: dict[str, Any]) -> None:
     def put(key: str, value: Any) -> None:
         value = text(value)
         if value:
@@ -32,18 +115,94 @@ def eve_http(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any
         http["http_port"] = port
     put("url", getattr(tx, "url", None))
     put("http_user_agent", getattr(tx, "user_agent", None))
+    put("xff", _header(tx, "request_header", b"x-forwarded-for", "xff"))
     content_type = text(_header(tx, "response_header", b"content-type", "content_type"))
     if content_type:
         # Suricata logs the media type only, without parameters
         put("http_content_type", content_type.split(";", 1)[0].strip())
+    content_range = _header(tx, "response_header", b"content-range", "content_range")
+    if isinstance(content_range, bytes | str) and content_range:
+        http["content_range"] = _content_range(content_range)
+
+
+def _content_range(value: bytes | str) -> dict[str, Any]:
+    """``{"raw", "start", "end", "size"}`` (HTPParseContentRange; ``*`` parts left out)."""
+    raw = value.encode("latin-1", "replace") if isinstance(value, str) else value
+    out: dict[str, Any] = {"raw": text(raw) or ""}
+    parsed = _RANGE.match(raw)
+    if parsed is not None:
+        start, end, size = parsed.groups()
+        if start is not None and end is not None:
+            out["start"], out["end"] = int(start), int(end)
+        if size is not None and size != b"*":
+            out["size"] = int(size)
+    return out
+
+
+def _extended(tx: Any, http: dict[str, Any]) -> None:
+    def put(key: str, value: Any) -> None:
+        value = text(value)
+        if value:
+            http[key] = value
+
     put("http_refer", _header(tx, "request_header", b"referer", "referer"))
     put("http_method", getattr(tx, "method", None))
     put("protocol", getattr(tx, "protocol", None))
     status = as_int(getattr(tx, "status", None))
-    if status is not None:
+    if status is not None and status > 0:
         http["status"] = status
+    else:
+        # a status line whose code is not a number: its text (libhtp's response_status)
+        put("status_string", getattr(tx, "status_code", None))
     put("redirect", _header(tx, "response_header", b"location", "redirect"))
     length = as_int(getattr(tx, "length", None))
-    if length is not None:
-        http["length"] = length
+    http["length"] = length if length is not None and length >= 0 else 0
+
+
+def _headers(headers: Sequence[tuple[bytes, bytes]], wanted: frozenset[str] | None
+             ) -> list[dict[str, str]]:
+    """``EveHttpLogJSONHeaders``: every header (``wanted`` None) or the chosen ones, the
+    name and value cut at Suricata's buffer sizes."""
+    out: list[dict[str, str]] = []
+    for name, value in headers:
+        if wanted is not None and name.strip().lower().decode("latin-1") not in wanted:
+            continue
+        out.append({"name": text(bytes(name[:_MAX_NAME])) or "",
+                    "value": text(bytes(value[:_MAX_VALUE])) or ""})
+    return out
+
+
+def _add_headers(tx: Any, http: dict[str, Any], options: Mapping[str, Any]) -> None:
+    request, response = dump_all(options)
+    fields = custom_fields(options)
+    for side, dump, key in ((True, request, "request_headers"),
+                            (False, response, "response_headers")):
+        if not dump and not fields:
+            continue
+        headers = getattr(tx, "request_headers" if side else "response_headers", None)
+        if not isinstance(headers, list):
+            continue
+        logged = _headers(headers, None if dump else fields)
+        if logged:  # an empty array is left out (SCJbRestoreMark)
+            http[key] = logged
+
+
+def eve_http(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``http`` event's object with eve-log's ``http`` options. Fields Suricata leaves
+    out when absent or empty are left out here too."""
+    options = options or {}
+    http: dict[str, Any] = {}
+    _basic(tx, http)
+    if _true(options.get("extended", False)):
+        _extended(tx, http)
+    _add_headers(tx, http, options)
+    return http
+
+
+def eve_http_alert(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``http`` object of alerts, fileinfo and other events: basic and extended fields
+    whatever the http logger's options (``EveHttpAddMetadata``)."""
+    http: dict[str, Any] = {}
+    _basic(tx, http)
+    _extended(tx, http)
     return http

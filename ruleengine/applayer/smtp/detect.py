@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ruleengine.applayer.base import BufferDirection, BufferSpec
-from ruleengine.applayer.files import names_in
+from ruleengine.applayer.files import magics_in, names_in
 
 if TYPE_CHECKING:  # the transaction asks this module for its buffers: types only here
     from ruleengine.applayer.smtp.parser import SmtpTransaction
@@ -58,9 +58,11 @@ GETTERS: dict[str, Getter] = {
     "email.received": _header_list("received"),
     "file.data": _files,
     "file.name": lambda tx: names_in(tx.files, True),
+    "file.magic": lambda tx: magics_in(tx.files, True),
 }
 
-_MULTI = frozenset({"smtp.rcpt_to", "email.url", "email.received", "file.data", "file.name"})
+_MULTI = frozenset({"smtp.rcpt_to", "email.url", "email.received", "file.data", "file.name",
+                    "file.magic"})
 
 BUFFERS: tuple[BufferSpec, ...] = tuple(
     BufferSpec(name, direction=BufferDirection.TO_SERVER, multi=name in _MULTI, getter=getter)
