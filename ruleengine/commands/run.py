@@ -374,6 +374,9 @@ def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWri
     unreachable = getattr(sink, "connect_error", None)
     if unreachable:
         _warn(f"eve-log: {unreachable}")
+    # a transport failing later (disk full, directory removed, reader gone) is said once
+    # when it starts and once when writing resumes; the counts are in stats.log
+    sink.stats.notify = lambda message: _warn(f"eve-log: {message}")
     return EveWriter(spec.path(logdir), append=append, type_options=settings.eve_options,
                      sink=sink, prefix=settings.eve_prefix, host=settings.eve_host)
 
