@@ -128,8 +128,9 @@ def test_nfq_verdicts_go_on_while_eve_cannot_be_written(tmp_path: Path) -> None:
         rows = [ln.split("|") for ln in last.splitlines() if ln.count("|") == 2]
         counters = {r[0].strip(): int(r[2]) for r in rows if r[2].strip().isdigit()}
         assert counters.get("output.eve.errors", 0) >= 1, last
-        # every packet the kernel queued was decoded and judged (the fetches completing
-        # says the verdicts reached the kernel)
-        assert counters.get("decoder.pkts") == queued, (queued, last)
+        # every packet the kernel had queued when the last fetch ended was decoded and judged
+        # (a closing segment may follow before the stop); the fetches completing say the
+        # verdicts reached the kernel
+        assert counters.get("decoder.pkts", 0) >= queued > 0, (queued, last)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
