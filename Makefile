@@ -17,7 +17,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make pkg-config \
 	nginx-light openssl curl dnsmasq-base dnsutils openssh-client openssh-server tcpdump \
 	redis-server
 
-.PHONY: setup apt venv bpf demo test lint typecheck check bench clean
+.PHONY: setup apt venv bpf demo test lint typecheck check bench fuzz clean
 
 setup: apt venv bpf
 
@@ -66,6 +66,17 @@ test: setup check
 
 bench: setup
 	$(PY) bench/rules_load.py
+
+# Long fuzz runs (tests/fuzz/): FUZZ_CASES per target (default 1M), coverage-guided under atheris
+# (installed here on first use), reproducers in tests/fuzz/crashes/ (replayed by the test suite).
+# FUZZ_TARGETS=name... limits the targets (python -m tests.fuzz --list), FUZZ_JOBS runs several at once.
+FUZZ_CASES ?= 1000000
+FUZZ_JOBS ?= 1
+FUZZ_TARGETS ?=
+fuzz: venv
+	@$(PY) -c 'import atheris' 2>/dev/null || $(PIP) install -q atheris || \
+		echo "fuzz: atheris did not install; using the built-in mutation engine"
+	nice -n 19 $(PY) -m tests.fuzz --cases $(FUZZ_CASES) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build *.egg-info examples/out .pytest_cache .mypy_cache .ruff_cache

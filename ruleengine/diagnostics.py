@@ -122,3 +122,39 @@ def to_sarif(
             }
         ],
     }
+
+
+# Text renderings print the first few diagnostics of each kind and a count for the rest:
+# 100,000 rules sharing one sid would otherwise print 400,000 lines (4 per diagnostic), and
+# the one different problem among them would be lost. JSON and SARIF stay complete.
+DEFAULT_PER_KIND = 10
+
+
+def summarize(
+    diagnostics: Iterable[Diagnostic], per_kind: int = DEFAULT_PER_KIND
+) -> tuple[list[Diagnostic], dict[tuple[str, str], int]]:
+    """Split ``diagnostics`` into the ones to print (the first ``per_kind`` of each
+    severity and code, in order; ``per_kind <= 0``: all) and how many of each kind were
+    left out."""
+    shown: list[Diagnostic] = []
+    seen: dict[tuple[str, str], int] = {}
+    omitted: dict[tuple[str, str], int] = {}
+    for d in diagnostics:
+        kind = (d.severity, d.code)
+        seen[kind] = seen.get(kind, 0) + 1
+        if per_kind <= 0 or seen[kind] <= per_kind:
+            shown.append(d)
+        else:
+            omitted[kind] = omitted.get(kind, 0) + 1
+    return shown, omitted
+
+
+def render_omitted(omitted: dict[tuple[str, str], int], per_kind: int, *,
+                   how_to_see: str = "") -> list[str]:
+    """One line per kind left out, most frequent first:
+    ``... and 99,989 more error(s) [duplicate-sid] (first 10 shown)``."""
+    lines = []
+    for (severity, code), count in sorted(omitted.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"... and {count:,} more {severity}(s) [{code}] (first {per_kind} shown"
+                     f"{'; ' + how_to_see if how_to_see else ''})")
+    return lines

@@ -832,6 +832,11 @@ class Pipeline:
             self.stats.set(name, value)
         for name, value in self.tcp.snapshot().items():  # Suricata's tcp.* section
             self.stats.set(name, value)
+        if self.eve is not None:  # EVE's own transport (not in EVE's stats schema)
+            sink = self.eve.sink.stats
+            self.stats.set("output.eve.written", sink.written)
+            self.stats.set("output.eve.lost", sink.lost)
+            self.stats.set("output.eve.errors", sink.errors)
 
     def _extra(self, flow: Flow) -> _FlowExtra:
         stored = flow.user

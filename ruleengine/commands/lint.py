@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import ruleengine
-from ruleengine.diagnostics import Diagnostic, render_text, to_sarif
+from ruleengine.diagnostics import (
+    DEFAULT_PER_KIND,
+    Diagnostic,
+    render_omitted,
+    render_text,
+    summarize,
+    to_sarif,
+)
 from ruleengine.keywords import REGISTRY, Stage
 from ruleengine.rules.loader import RuleSet, load_rule_files
 from ruleengine.rules.vars import VarsError, vars_from_yaml
@@ -42,6 +49,15 @@ def register(subparsers: Any) -> None:
         help="read address/port variables from this suricata.yaml 'vars:' section",
     )
     parser.add_argument("--no-cache", action="store_true", help="do not use the parse cache")
+    parser.add_argument(
+        "--max-per-kind",
+        type=int,
+        default=DEFAULT_PER_KIND,
+        metavar="N",
+        help=f"text format: print the first N diagnostics of each kind (severity and code) "
+        f"and a count of the rest (default {DEFAULT_PER_KIND}; 0: all). json and sarif "
+        "are always complete",
+    )
     parser.add_argument(
         "--list-keywords",
         action="store_true",
@@ -76,7 +92,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     _engine_skips(ruleset)
     diagnostics = sorted(ruleset.diagnostics, key=lambda d: (d.file, d.line, d.column))
     if args.format == "text":
-        _write_text(diagnostics, ruleset, out)
+        _write_text(diagnostics, ruleset, out, getattr(args, "max_per_kind", DEFAULT_PER_KIND))
     elif args.format == "json":
         json.dump([d.to_json() for d in diagnostics], out, indent=2)
         out.write("\n")
@@ -130,7 +146,11 @@ def _summary(ruleset: RuleSet) -> str:
     return f"{ruleset.summary()}; {errors} error(s), {warnings} warning(s)"
 
 
-def _write_text(diagnostics: list[Diagnostic], ruleset: RuleSet, out: TextIO) -> None:
-    for d in diagnostics:
+def _write_text(diagnostics: list[Diagnostic], ruleset: RuleSet, out: TextIO,
+                per_kind: int) -> None:
+    shown, omitted = summarize(diagnostics, per_kind)
+    for d in shown:
         out.write(render_text(d) + "\n")
+    for line in render_omitted(omitted, per_kind, how_to_see="--max-per-kind 0 prints all"):
+        out.write(line + "\n")
     out.write(_summary(ruleset) + "\n")

@@ -31,7 +31,7 @@ from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.commands import daemon, info
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
-from ruleengine.diagnostics import render_text
+from ruleengine.diagnostics import DEFAULT_PER_KIND, render_omitted, render_text, summarize
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
 from ruleengine.outputs.progress import Progress
@@ -328,9 +328,7 @@ def _load_rules(args: argparse.Namespace, config: Config, *, strict: bool) -> Ru
         address_vars=_str_map(address_vars),
         port_vars=_str_map(port_vars),
     )
-    for diag in ruleset.diagnostics:
-        if diag.severity == "error" or args.verbose:
-            print(render_text(diag), file=sys.stderr)
+    _print_diagnostics(ruleset, verbose=bool(args.verbose))
     print(ruleset.summary(), file=sys.stderr)
     failed_files = _failed_exclusive_files(sources, missing, ruleset)
     refused.extend(failed_files)
@@ -344,6 +342,18 @@ def _load_rules(args: argparse.Namespace, config: Config, *, strict: bool) -> Ru
     if ruleset.loaded == 0:
         _notice("0 rules loaded: the engine runs without signatures (no alerts)")
     return ruleset
+
+
+def _print_diagnostics(ruleset: RuleSet, *, verbose: bool) -> None:
+    """Rule errors (and warnings with -v) on stderr, the first few of each kind and a count
+    of the rest (``ruleengine lint --format json`` lists them all)."""
+    wanted = [d for d in ruleset.diagnostics if d.severity == "error" or verbose]
+    shown, omitted = summarize(wanted, DEFAULT_PER_KIND)
+    for diag in shown:
+        print(render_text(diag), file=sys.stderr)
+    for line in render_omitted(omitted, DEFAULT_PER_KIND,
+                               how_to_see="'ruleengine lint --format json' lists all"):
+        print(line, file=sys.stderr)
 
 
 def _failed_exclusive_files(sources: list[_RuleSource], missing: list[_RuleSource],
@@ -424,6 +434,9 @@ def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWri
     unreachable = getattr(sink, "connect_error", None)
     if unreachable:
         _warn(f"eve-log: {unreachable}")
+    # a transport failing later (disk full, directory removed, reader gone) is said once
+    # when it starts and once when writing resumes; the counts are in stats.log
+    sink.stats.notify = lambda message: _warn(f"eve-log: {message}")
     return EveWriter(spec.path(logdir), append=append, type_options=settings.eve_options,
                      sink=sink, prefix=settings.eve_prefix, host=settings.eve_host,
                      netflow="netflow" in settings.eve_types)

@@ -32,7 +32,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +47,10 @@ _PENDING_MAX = 4 << 20
 # longest wait for a connect (a full listen backlog) or a redis reply: live runs, offline runs
 _LIVE_TIMEOUT = 0.1
 _OFFLINE_TIMEOUT = 10.0
+# a regular file that cannot be written (disk full, removed with its directory) keeps up to
+# this much in memory and retries at most this often; past the bound records are lost
+_BACKLOG_MAX = 16 << 20
+_RETRY_SECONDS = 1.0
 
 FILETYPES = ("regular", "file", "unix_dgram", "unix_stream", "syslog", "redis")
 
@@ -97,11 +101,28 @@ class SinkStats:
     errors: int = 0
     reconnects: int = 0
     last_error: str | None = None
+    # True from a failure until writing works again: the message is said once per outage
+    failing: bool = False
+    # where that message goes (the run command's warning); None: counted only
+    notify: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     def error(self, message: str) -> None:
         self.errors += 1
         if self.last_error is None:
             self.last_error = message
+        if not self.failing:
+            self.failing = True
+            if self.notify is not None:
+                self.notify(f"{message}; inspection goes on, events are kept in memory or "
+                            "counted as lost until writing works again")
+
+    def recovered(self, description: str) -> None:
+        """Writing works again after a failure: say so once."""
+        if self.failing:
+            self.failing = False
+            if self.notify is not None:
+                self.notify(f"{description}: writing resumed ({self.lost} event(s) lost "
+                            "so far)")
 
 
 class Sink(Protocol):
@@ -255,7 +276,14 @@ def open_sink(spec: SinkSpec, logdir: Path, *, append: bool = True,
 class FileSink:
     """``path`` opened with ``O_APPEND`` (truncated first unless ``append``). Records are
     batched and each ``write()`` carries whole lines only, so lines of several processes
-    never interleave. Raises OutputError when the file cannot be opened."""
+    never interleave. Raises OutputError when the file cannot be opened.
+
+    Faults after opening never raise and never stop the run: a write that fails (disk full,
+    I/O error) keeps the unwritten bytes, from where the write stopped, in a bounded
+    backlog retried every second, so the file goes on with whole lines once space is back;
+    a file removed under the engine (with its directory or alone) is created again as soon
+    as its directory exists, instead of writing into the removed inode. What does not fit
+    in the backlog is counted in ``stats.lost``."""
 
     def __init__(self, path: str | Path, *, append: bool = True,
                  what: str = "EVE log") -> None:
@@ -273,12 +301,20 @@ class FileSink:
         self._buf_len = 0
         self._last_flush = time.monotonic()
         self._reopens_seen = _reopen_requests
+        self._backlog = b""  # bytes a failed write left over (may start mid-line)
+        self._retry_at = 0.0
+        self._removed = False  # the open file was unlinked and could not be created again
+        self._closed = False
+        self._next_check = time.monotonic() + _RETRY_SECONDS
 
     def write(self, record: bytes) -> None:
-        if self._fd is None:
+        if self._closed:
             return
         if self._reopens_seen != _reopen_requests:
             self.reopen()
+        if self.stats.failing and len(self._backlog) + self._buf_len > _BACKLOG_MAX:
+            self.stats.lost += 1
+            return
         self._buf.append(record + b"\n")
         self._buf_len += len(record) + 1
         if self._buf_len >= _BATCH_BYTES or time.monotonic() - self._last_flush >= _BATCH_SECONDS:
@@ -292,23 +328,64 @@ class FileSink:
             return
         self._write_buffer()
 
-    def _write_buffer(self) -> None:
-        if not self._buf or self._fd is None:
+    def _write_buffer(self, *, final: bool = False) -> None:
+        if self._closed or (not self._buf and not self._backlog):
             return
-        data = b"".join(self._buf)
-        count = len(self._buf)
-        self._buf.clear()
-        self._buf_len = 0
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + _RETRY_SECONDS
+            self._check_removed()
+        if self._buf:
+            self._backlog += b"".join(self._buf)
+            self._buf.clear()
+            self._buf_len = 0
+        if self._fd is None or self._removed or (self.stats.failing and now < self._retry_at
+                                                 and not final):
+            return
+        data = self._backlog
+        done = 0
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            while done < len(data):
+                done += os.write(self._fd, memoryview(data)[done:])
         except OSError as exc:
-            self.stats.lost += count
+            self._retry_at = now + _RETRY_SECONDS
             self.stats.error(f"writing {self.path}: {exc.strerror}")
+        finally:
+            self.stats.written += data.count(b"\n", 0, done)
+            self._backlog = data[done:]
+        if not self._backlog:
+            self.stats.recovered(f"EVE log {self.path}")
+
+    def _check_removed(self) -> None:
+        """The file was unlinked (its directory removed, or it alone): create it again at
+        its path once that is possible, so lines are not written into the removed inode."""
+        if self._fd is None:
             return
-        self.stats.written += count
+        try:
+            gone = os.fstat(self._fd).st_nlink == 0
+        except OSError:
+            gone = True
+        if not gone:
+            self._removed = False
+            return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            new_fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if not self._removed:
+                self._removed = True
+                self.stats.error(f"{self.path} was removed and cannot be created again: "
+                                 f"{exc.strerror}")
+            return
+        old_fd, self._fd = self._fd, new_fd
+        with contextlib.suppress(OSError):
+            os.close(old_fd)
+        self._removed = False
+        self._retry_at = 0.0
+        if self._backlog.find(b"\n") >= 0 and not self._backlog.startswith(b"{"):
+            # the head of the backlog is the rest of a line begun in the removed file
+            self._backlog = self._backlog[self._backlog.index(b"\n") + 1 :]
+            self.stats.lost += 1
 
     def reopen(self) -> None:
         """Flush and open the path again in append mode (after logrotate moved the file;
@@ -328,12 +405,18 @@ class FileSink:
             os.close(old_fd)
 
     def close(self) -> None:
-        if self._fd is None:
+        if self._closed:
             return
-        self._write_buffer()
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        self._next_check = 0.0
+        self._write_buffer(final=True)
+        if self._backlog:  # what the last attempt could not write is lost
+            self.stats.lost += max(1, self._backlog.count(b"\n"))
+            self._backlog = b""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
         self._fd = None
+        self._closed = True
 
 
 # --- unix sockets ------------------------------------------------------------------------
@@ -374,6 +457,7 @@ class UnixSocketSink:
         sock.setblocking(self.blocking)
         self._sock = sock
         self._pending = b""
+        self.stats.recovered(self.description)
         return True
 
     def _reconnect(self) -> bool:
@@ -590,6 +674,7 @@ class _SyslogSocket:
             return False
         if self._connect():
             self.stats.reconnects += 1
+            self.stats.recovered(f"syslog socket {self.address}")
             return True
         return False
 
@@ -680,6 +765,7 @@ class RedisSink:
         if self._down_since is not None:
             self.stats.reconnects += 1
             self._down_since = None
+        self.stats.recovered(self.description)
         for reply in replies:
             if isinstance(reply, BaseException):  # e.g. WRONGTYPE: the key is no list
                 self.stats.lost += 1
