@@ -690,9 +690,12 @@ class AfPacketBackend(BaseBackend):
             kernel = tables.counters(flow)
         except ValueError:
             return None
+        if kernel is None:  # the kernel entry is gone (expired): so is the bypass
+            self._bypassed.discard(flow)
+            return None
         fast = self._bypassed.counters(flow)
-        if kernel is None or fast is None:
-            return kernel or fast
+        if fast is None:
+            return kernel
         return BypassCounters(*(k + f for k, f in zip(kernel, fast, strict=True)))
 
     def bypassed_last_seen_ns(self, flow: FlowTuple) -> int | None:
