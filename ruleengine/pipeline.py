@@ -690,7 +690,7 @@ class Pipeline:
 
     def _count_bypassed_packet(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
         assert self.bypass_mgr is not None
-        self.bypass_mgr.count_packet(flow, pkt.length, to_server, pkt.ts, pkt.pkt_id)
+        self.bypass_mgr.count_packet(flow, pkt.length, to_server, pkt.ts)
 
     # --- exception policy ------------------------------------------------------------
 
@@ -827,7 +827,6 @@ class Pipeline:
             self.stats.set("capture.bypass.ipv4_fail", cap.bypass_v4_fail)
             self.stats.set("capture.bypass.ipv6_success", cap.bypass_v6_success)
             self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
-            self.stats.set("capture.bypass.fast_path_pkts", cap.bypass_fast_path_pkts)
         self.stats.set("flow.active", len(self.flows))
         for name, value in self.flows.counters.items():  # flow.total, flow.memcap, ...
             self.stats.set(name, value)
