@@ -190,13 +190,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.pcap is None and args.af_packet is None and not args.queues:
         _error("nothing to inspect: give -r PCAP, --af-packet IFACE or -q QUEUE")
         return EXIT_USAGE
-    try:
-        config, warnings = Config.load(args.config, args.overrides)
-    except ConfigError as exc:
-        _error(str(exc))
+    config = _load_config(args)
+    if config is None:
         return EXIT_USAGE
-    for warning in warnings:
-        _warn(warning)
     try:
         service = daemon.Service.from_args(args, config)
     except daemon.DaemonError as exc:
@@ -234,13 +230,9 @@ def _test_configuration(args: argparse.Namespace) -> int:
     """``-T``: what a start would load (configuration, rules, the detection engine), then
     Suricata's closing line. Opens no capture and writes no log. Any rule file or rule
     error fails the test (exit 1), as ``-T`` makes init errors fatal."""
-    try:
-        config, warnings = Config.load(args.config, args.overrides)
-    except ConfigError as exc:
-        _error(str(exc))
+    config = _load_config(args)
+    if config is None:
         return EXIT_FAILURE
-    for warning in warnings:
-        _warn(warning)
     ruleset = _load_rules(args, config, strict=True)
     if ruleset is None:
         return EXIT_FAILURE
@@ -254,19 +246,27 @@ def _test_configuration(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_config(args: argparse.Namespace) -> Config | None:
+    """``-c`` plus ``--set``, its warnings printed; None (reported) when it cannot be read."""
+    try:
+        config, warnings = Config.load(args.config, args.overrides)
+    except ConfigError as exc:
+        _error(str(exc))
+        return None
+    for warning in warnings:
+        _warn(warning)
+    return config
+
+
 def _engine_analysis(args: argparse.Namespace) -> int:
     """``--engine-analysis``: load the configuration and rules, build the detection engine
     and write its analysis reports to the log directory; exit without capturing, as
     Suricata does. Invalid rules are reported in the analysis (not fatal)."""
     from ruleengine.commands.engine_analysis import write_reports
 
-    try:
-        config, warnings = Config.load(args.config, args.overrides)
-    except ConfigError as exc:
-        _error(str(exc))
+    config = _load_config(args)
+    if config is None:
         return EXIT_FAILURE
-    for warning in warnings:
-        _warn(warning)
     ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
     if ruleset is None:
         return EXIT_FAILURE

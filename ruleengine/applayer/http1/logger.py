@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ruleengine.applayer.jsontext import as_int, text
+from ruleengine.config.values import parse_bool
 
 # Suricata's http_fields[]: (config name, header name, extended). ``etag`` maps to the
 # header "etags" there, which no server sends: kept, so ``custom: [etag]`` logs nothing
@@ -59,12 +60,6 @@ _MAX_VALUE = 2047  # MAX_SIZE_HEADER_VALUE - 1
 _RANGE = re.compile(rb"^\s*bytes\s+(?:(\d+)\s*-\s*(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.I)
 
 
-def _true(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("yes", "true", "on", "1")
-
-
 def _header(tx: Any, getter: str, name: bytes, attribute: str) -> Any:
     """A header through the transaction's ``request_header``/``response_header`` method,
     or a plain attribute of that name (test doubles)."""
@@ -80,7 +75,7 @@ def custom_fields(options: Mapping[str, Any]) -> frozenset[str]:
     listed = options.get("custom")
     if isinstance(listed, str | bytes) or not isinstance(listed, Sequence):
         return frozenset()
-    extended = _true(options.get("extended", False))
+    extended = parse_bool(options.get("extended")) is True
     chosen: set[str] = set()
     for item in listed:
         name = str(item)
@@ -193,7 +188,7 @@ def eve_http(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any
     options = options or {}
     http: dict[str, Any] = {}
     _basic(tx, http)
-    if _true(options.get("extended", False)):
+    if parse_bool(options.get("extended")) is True:
         _extended(tx, http)
     _add_headers(tx, http, options)
     return http
