@@ -412,6 +412,7 @@ class Pipeline:
         if probe.reversed:
             flow.reverse()
             extra.pending = {True: extra.pending[False], False: extra.pending[True]}
+            extra.raw_done.reverse()  # indexed by direction too
         _set_direction_alproto(flow, side, alproto)
         if other:  # probed already and showed nothing else
             _set_direction_alproto(flow, not side, alproto)
