@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
         description="Send commands to the unix command socket, like suricatasc.")
     parser.add_argument("socket", nargs="?", default=DEFAULT_PATH,
                         help=f"socket path (default {DEFAULT_PATH})")
-    parser.add_argument("-c", "--command", help="send one command and exit")
+    parser.add_argument("-c", "--command", dest="sc_command", metavar="COMMAND",
+                        help="send one command and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="show what is sent")
     parser.set_defaults(func=sc_command)
 
@@ -33,8 +34,8 @@ def sc_command(args: argparse.Namespace) -> int:
     client = CommandClient(args.socket)
     try:
         client.connect()
-        if args.command:
-            return _one(client, args.command, args.verbose)
+        if args.sc_command:
+            return _one(client, args.sc_command, args.verbose)
         return _interactive(client, args.verbose)
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
