@@ -56,6 +56,8 @@ class WorkerHub:
         self._waiting: set[int] = set()  # fds of workers whose reload answer is due
         self._errors: list[str] = []
         self._reload_requested = False
+        # hear of every finished reload, whoever asked for it (socket or SIGUSR2)
+        self.reload_listeners: list[Callable[[RuleReload], None]] = []
 
     def counters(self) -> dict[str, int]:
         return _sum([*self.latest.values(), self.own])
@@ -69,6 +71,8 @@ class WorkerHub:
         if self._reload is not None:
             return self._reload
         reload = RuleReload()
+        for listener in self.reload_listeners:
+            reload.add_done_callback(listener)
         if not self.pids:
             reload.complete("no worker is running")
             return reload

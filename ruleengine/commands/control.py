@@ -197,17 +197,19 @@ class WorkersTarget:
         self._iface = iface
         self._kernel_flows = kernel_flows
         self._reload_rules = reload_rules
+        hub.reload_listeners.append(self._reloaded)
 
     def reload(self) -> Pending:
-        reload = self.hub.reload()
-        reload.add_done_callback(self._reloaded)
-        return _pending(reload)
+        return _pending(self.hub.reload())
 
     def _reloaded(self, reload: RuleReload) -> None:
         if reload.error is None:  # the workers swapped: the parent reads the same files
             fresh = self._reload_rules()
             if fresh is not None:
                 self.rules.ruleset = fresh
+        else:
+            print(f"error: rule reload failed, old rules kept: {reload.error}",
+                  file=sys.stderr, flush=True)
 
     def reload_times(self) -> list[dict[str, Any]]:
         return [{"id": 0, "last_reload": iso_time(self.hub.last_reload)}]
