@@ -38,6 +38,7 @@ Housekeeping = Callable[[], dict[str, int]]
 
 _FRAME = struct.Struct("=I")
 _MAX_WAIT = 0.2  # the parent's select() wakes at least this often (flags set by signals)
+RELOAD_TIMEOUT = 300.0  # seconds a reload waits for the workers' answers
 
 
 class WorkerHub:
@@ -56,6 +57,7 @@ class WorkerHub:
         self._waiting: set[int] = set()  # fds of workers whose reload answer is due
         self._errors: list[str] = []
         self._reload_requested = False
+        self._deadline = 0.0
         # hear of every finished reload, whoever asked for it (socket or SIGUSR2)
         self.reload_listeners: list[Callable[[RuleReload], None]] = []
 
@@ -77,6 +79,7 @@ class WorkerHub:
             reload.complete("no worker is running")
             return reload
         self._reload = reload
+        self._deadline = time.monotonic() + RELOAD_TIMEOUT
         self._waiting = set(self.pids)
         self._errors = []
         for pid in self.pids.values():
@@ -110,6 +113,13 @@ class WorkerHub:
             reload.complete("; ".join(self._errors) or None)
 
     def _tick(self) -> None:
+        if self._reload is not None and time.monotonic() > self._deadline:
+            # a worker that never answers (busy, or signalled before its handler was in
+            # place) must not hold the reload and its socket client forever
+            self._errors.append(f"{len(self._waiting)} worker(s) did not answer within "
+                                f"{RELOAD_TIMEOUT:.0f}s")
+            self._waiting.clear()
+            self._maybe_done()
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
