@@ -88,9 +88,12 @@ class WorkerHub:
         return reload
 
     def stop(self) -> None:
+        self.signal_all(signal.SIGTERM)
+
+    def signal_all(self, signum: int) -> None:
         for pid in self.pids.values():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signum)
 
     def _answered(self, fd: int, error: str | None) -> None:
         if fd in self._waiting:

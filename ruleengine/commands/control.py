@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from ruleengine.config.values import parse_bool
 from ruleengine.control.commands import command_table
 from ruleengine.control.server import CommandServer, ControlError, Pending, Reply, socket_path
 from ruleengine.flow.table import BYPASS_CAPTURE, Flow
+from ruleengine.outputs.sinks import request_reopen
 from ruleengine.outputs.stats import nest
 from ruleengine.pipeline import Pipeline, RuleReload
 from ruleengine.rules.loader import RuleSet
@@ -131,8 +133,9 @@ class PipelineTarget:
     runs between packets: the server is polled by the pipeline's own loop."""
 
     def __init__(self, pipeline: Pipeline, rules: RulesInUse, *, capture: str,
-                 runmode: str, ifaces: list[str]) -> None:
+                 runmode: str, ifaces: list[str], config: Config | None = None) -> None:
         self.pipeline = pipeline
+        self._config = config
         self.rules = rules
         self.capture_mode = CAPTURE_MODES.get(capture, capture)
         self.running_mode = runmode
@@ -166,6 +169,12 @@ class PipelineTarget:
     def shutdown(self) -> None:
         self.pipeline.stop()
 
+    def conf_get(self, name: str) -> Any:
+        return None if self._config is None else self._config.get(name)
+
+    def reopen_logs(self) -> None:
+        request_reopen()  # each file reopens at its next write, as after SIGHUP
+
     def bypassed(self) -> list[dict[str, Any]]:
         return [_flow_entry(f) for f in self.pipeline.bypassed_flows()]
 
@@ -189,8 +198,10 @@ class WorkersTarget:
 
     def __init__(self, hub: WorkerHub, rules: RulesInUse, *, iface: str,
                  kernel_flows: Callable[[], list[dict[str, Any]]],
-                 reload_rules: Callable[[], RuleSet | None]) -> None:
+                 reload_rules: Callable[[], RuleSet | None],
+                 config: Config | None = None) -> None:
         self.hub = hub
+        self._config = config
         self.rules = rules
         self.capture_mode = CAPTURE_MODES["af-packet"]
         self.running_mode = "workers"
@@ -231,6 +242,13 @@ class WorkersTarget:
 
     def shutdown(self) -> None:
         self.hub.stop()
+
+    def conf_get(self, name: str) -> Any:
+        return None if self._config is None else self._config.get(name)
+
+    def reopen_logs(self) -> None:
+        request_reopen()  # the parent's stats files
+        self.hub.signal_all(signal.SIGHUP)  # every worker reopens its own
 
     def bypassed(self) -> list[dict[str, Any]]:
         return self._kernel_flows()

@@ -494,7 +494,8 @@ def _open_control(args: argparse.Namespace, config: Config, pipeline: Pipeline,
     path = wanted_path(args, config)
     if path is None:
         return None
-    target = PipelineTarget(pipeline, rules, capture=capture, runmode="single", ifaces=ifaces)
+    target = PipelineTarget(pipeline, rules, capture=capture, runmode="single", ifaces=ifaces,
+                            config=config)
     server = open_server(path, target, _warn)
     if server is not None:
         pipeline.control = server.poll
@@ -586,7 +587,8 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     path = wanted_path(args, config)
     if hub is not None and path is not None:
         # the parent serves the socket; reloads reach every worker (SIGUSR2)
-        server = open_server(path, _workers_target(args, hub, rules, group, iface), _warn)
+        server = open_server(path, _workers_target(args, config, hub, rules, group, iface),
+                             _warn)
         if server is not None:
             servers.append(server)
             hub.poll = server.poll
@@ -600,7 +602,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         _enable_reload(pipeline, args, settings, rules)
         if hub is None and path is not None:  # one worker, in this process
             target = PipelineTarget(pipeline, rules, capture="af-packet", runmode="single",
-                                    ifaces=[iface])
+                                    ifaces=[iface], config=config)
             server = open_server(path, target, _warn)
             if server is not None:
                 servers.append(server)
@@ -633,8 +635,8 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     return EXIT_OK
 
 
-def _workers_target(args: argparse.Namespace, hub: WorkerHub, rules: RulesInUse,
-                    group: AfPacketGroup, iface: str) -> WorkersTarget:
+def _workers_target(args: argparse.Namespace, config: Config, hub: WorkerHub,
+                    rules: RulesInUse, group: AfPacketGroup, iface: str) -> WorkersTarget:
     def kernel_flows() -> list[dict[str, Any]]:
         try:
             entries = group.bypassed_flows()
@@ -651,7 +653,7 @@ def _workers_target(args: argparse.Namespace, hub: WorkerHub, rules: RulesInUse,
             return None
 
     return WorkersTarget(hub, rules, iface=iface, kernel_flows=kernel_flows,
-                         reload_rules=reread)
+                         reload_rules=reread, config=config)
 
 
 def _afp_runmode(runmode: str | None, afp_config: AfPacketConfig) -> AfPacketConfig:

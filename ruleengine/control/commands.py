@@ -60,6 +60,14 @@ class ControlTarget(Protocol):
     def unbypass(self, args: dict[str, Any]) -> Reply:
         ...
 
+    def conf_get(self, name: str) -> Any:
+        """The configuration value at a dotted name (None: not set)."""
+        ...
+
+    def reopen_logs(self) -> None:
+        """Reopen the log files (as SIGHUP does)."""
+        ...
+
 
 def command_table(target: ControlTarget, started: float | None = None) -> dict[str, Command]:
     """Every command, in Suricata's registration order (command-list shows that order)."""
@@ -91,6 +99,23 @@ def command_table(target: ControlTarget, started: float | None = None) -> dict[s
             return Reply(False, "Interface not found")
         return Reply(True, found)
 
+    def conf_get(args: dict[str, Any] | None) -> Reply:
+        name = (args or {}).get("variable")
+        if not isinstance(name, str):
+            return Reply(False, "variable is not a string")
+        value = target.conf_get(name)
+        if value is None:
+            return Reply(False, "Unable to get value")
+        if isinstance(value, dict | list):
+            return Reply(False, "No string value")
+        if isinstance(value, bool):  # yaml's yes/no, as Suricata keeps them: strings
+            return Reply(True, "yes" if value else "no")
+        return Reply(True, str(value))
+
+    def reopen(_args: dict[str, Any] | None) -> Reply:
+        target.reopen_logs()
+        return Reply(True, "done")
+
     def shutdown(_args: dict[str, Any] | None) -> Reply:
         target.shutdown()
         return Reply(True, "Closing Suricata")
@@ -102,6 +127,7 @@ def command_table(target: ControlTarget, started: float | None = None) -> dict[s
     add("uptime", lambda _a: Reply(True, int(time.time() - start)))
     add("running-mode", lambda _a: Reply(True, target.running_mode))
     add("capture-mode", lambda _a: Reply(True, target.capture_mode))
+    add("conf-get", conf_get, takes_args=True)
     add("dump-counters", lambda _a: Reply(True, target.counters()))
     add("reload-rules", reload(True))
     add("ruleset-reload-rules", reload(True))
@@ -110,6 +136,7 @@ def command_table(target: ControlTarget, started: float | None = None) -> dict[s
     add("ruleset-stats", lambda _a: Reply(True, target.ruleset_stats()))
     add("ruleset-failed-rules",
         lambda _a: Reply(True, target.failed_rules()[:MAX_FAILED_RULES + 1]))
+    add("reopen-log-files", reopen)
     add("iface-stat", iface_stat, takes_args=True)
     add("iface-list", lambda _a: Reply(True, {"count": len(target.ifaces()),
                                               "ifaces": target.ifaces()}))

@@ -23,6 +23,7 @@ from capture_backends.base import Capability, RawPacket
 from capture_backends.memory import MemoryBackend
 from ruleengine.commands import run
 from ruleengine.commands.control import PipelineTarget, RulesInUse
+from ruleengine.config import Config
 from ruleengine.control.commands import command_table
 from ruleengine.control.server import CommandServer
 from ruleengine.detect.engine import DetectEngine
@@ -82,8 +83,9 @@ class LiveRun:
                                   extra_rules=[])
         self.rules = RulesInUse(ruleset)
         run._enable_reload(self.pipeline, args, settings, self.rules)
+        config, _ = Config.load(None, ["stream.reassembly.depth=3mb"])
         target = PipelineTarget(self.pipeline, self.rules, capture="nfq", runmode="single",
-                                ifaces=["NFQ#0"])
+                                ifaces=["NFQ#0"], config=config)
         self.socket = str(tmp_path / "command.socket")
         self.server = CommandServer(self.socket, command_table(target))
         self.pipeline.control = self.server.poll
@@ -250,3 +252,16 @@ def test_iface_and_shutdown(live: LiveRun) -> None:
     assert live.client.command("shutdown")["message"] == "Closing Suricata"
     live.thread.join(10)
     assert not live.thread.is_alive()
+
+
+def test_conf_get_and_reopen_log_files(live: LiveRun) -> None:
+    assert live.client.command("conf-get", {"variable": "stream.reassembly.depth"}) == {
+        "return": "OK", "message": "3mb"}
+    live.send(_udp(b"ping"))
+    assert live.alerts() == [2]
+    rotated = live.eve_path.with_suffix(".1")
+    live.eve_path.rename(rotated)  # logrotate moves the file, then asks for a reopen
+    assert live.client.command("reopen-log-files")["message"] == "done"
+    live.send(_udp(b"ping"))
+    assert live.alerts() == [2]  # the new eve.json has the second alert only
+    assert '"signature_id":2' in rotated.read_text()

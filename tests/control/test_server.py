@@ -64,6 +64,12 @@ class FakeTarget:
     def shutdown(self) -> None:
         self.stopped = True
 
+    def conf_get(self, name: str) -> Any:
+        return {"a.b": "yes", "flag": True, "tree": {"x": 1}, "n": 5}.get(name)
+
+    def reopen_logs(self) -> None:
+        self.reopened = True
+
     def bypassed(self) -> list[dict[str, Any]]:
         return [{"flow_id": 5}]
 
@@ -232,6 +238,22 @@ def test_bypass_commands_and_shutdown(served: Served) -> None:
     assert client.command("bypass-remove", {"flow_id": 5})["return"] == "OK"
     assert client.command("shutdown") == {"return": "OK", "message": "Closing Suricata"}
     assert served.target.stopped
+    client.close()
+
+
+def test_conf_get_and_reopen_log_files(served: Served) -> None:
+    client = served.client()
+    assert client.command("conf-get", {"variable": "a.b"}) == {"return": "OK",
+                                                               "message": "yes"}
+    assert client.command("conf-get", {"variable": "flag"})["message"] == "yes"
+    assert client.command("conf-get", {"variable": "n"})["message"] == "5"
+    assert client.command("conf-get", {"variable": "tree"}) == {
+        "return": "NOK", "message": "No string value"}
+    assert client.command("conf-get", {"variable": "nope"}) == {
+        "return": "NOK", "message": "Unable to get value"}
+    assert client.command("conf-get", {"variable": 3})["return"] == "NOK"
+    assert client.command("reopen-log-files") == {"return": "OK", "message": "done"}
+    assert served.target.reopened
     client.close()
 
 
