@@ -17,6 +17,7 @@ MAX_ANSWER = 64 * 1024 * 1024
 ARGUMENTS: dict[str, list[tuple[str, type]]] = {
     "iface-stat": [("iface", str)],
     "bypass-remove": [("flow_id", int)],
+    "conf-get": [("variable", str)],
 }
 
 
