@@ -6,7 +6,9 @@ two packets).
 
 A pipeline runs on an in-process live-like capture that hands it UDP packets (matching
 nothing) as fast as it takes them; after ``S`` seconds ``start_reload()`` rebuilds the
-engine from the same rule file (default: ET Open 5.0, warm rule cache). Prints the build
+engine from the same rule file (default: ET Open 5.0, warm rule cache), its hyperscan
+databases compiled in a child process as ``ruleengine run`` does (``--in-process``: in this
+process, holding the GIL). Prints the build
 time, packets/s before, during and after the build, and the longest pause between two
 processed packets during the build (the stall a capture queue has to absorb).
 """
@@ -25,6 +27,7 @@ from scapy.layers.l2 import Ether
 
 from capture_backends.base import BaseBackend, Capability, RawPacket
 from ruleengine.detect.engine import DetectEngine
+from ruleengine.detect.prefilter import compile_in_child
 from ruleengine.outputs.stats import Stats
 from ruleengine.pipeline import Pipeline, RuleReload
 from ruleengine.rules.loader import load_rule_files
@@ -56,6 +59,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", default=str(ET))
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="compile hyperscan databases in this process (holding the GIL)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     ruleset = load_rule_files([args.rules])
@@ -66,7 +71,14 @@ def main() -> int:
     backend = Endless(frames)
     pipeline = Pipeline(EngineSettings(offline=False), engine, eve=None, stats=Stats(),
                         classify=lambda _c: None)
-    pipeline.rebuild = lambda: DetectEngine(load_rule_files([args.rules]).rules)
+    def rebuild() -> DetectEngine:  # as ``ruleengine run`` builds it
+        rules = load_rule_files([args.rules]).rules
+        if args.in_process:
+            return DetectEngine(rules)
+        with compile_in_child():
+            return DetectEngine(rules)
+
+    pipeline.rebuild = rebuild
     stamps: list[float] = []
     phase: dict[str, float] = {}
     reload: list[RuleReload] = []

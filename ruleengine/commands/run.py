@@ -40,6 +40,7 @@ from ruleengine.commands.control import (
 from ruleengine.config import Config, ConfigError
 from ruleengine.control.server import CommandServer
 from ruleengine.detect.engine import DetectEngine
+from ruleengine.detect.prefilter import compile_in_child
 from ruleengine.diagnostics import render_text
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
@@ -472,7 +473,8 @@ def _enable_reload(pipeline: Pipeline, args: argparse.Namespace, settings: Engin
 
     def rebuild() -> DetectEngine:
         ruleset = _reload_ruleset(args)
-        engine = _detect_engine(settings, ruleset)
+        with compile_in_child():  # hyperscan would hold the GIL: the packet loop stalls
+            engine = _detect_engine(settings, ruleset)
         rules.pending = ruleset
         return engine
 
