@@ -13,6 +13,7 @@ The capture backend is only seen through ``capture_backends.base.CaptureBackend`
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -49,6 +50,57 @@ _FLOW_ACTIONS = {FLOW_PASS: "pass", FLOW_DROP: "drop"}
 StatsSink = Callable[[float, float, dict[str, int]], None]
 
 
+class ReloadError(Exception):
+    """A rule reload cannot build its engine (unreadable or invalid rule file): the message
+    says why; the running engine stays."""
+
+
+class RuleReload:
+    """One rule reload: the new engine is built in a thread beside the running one (the
+    packet loop keeps running) and swapped in between two packets (Suricata's
+    ``DetectEngineReload``). ``done`` once swapped or failed; ``error`` says why it failed."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: str | None = None
+        self.engine: DetectEngine | None = None
+        self.started = time.time()
+        self.finished = 0.0
+        self._built = threading.Event()
+        self._listeners: list[Callable[[RuleReload], None]] = []
+
+    def add_done_callback(self, callback: Callable[[RuleReload], None]) -> None:
+        """``callback(reload)`` once it is done (at once if it is); runs between packets."""
+        if self.done:
+            callback(self)
+        else:
+            self._listeners.append(callback)
+
+    def _build(self, rebuild: Callable[[], DetectEngine]) -> None:
+        try:
+            self.engine = rebuild()
+        except ReloadError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # whatever the new rules do, the old engine runs on
+            self.error = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            self._built.set()
+
+    def complete(self, error: str | None) -> None:
+        """End a reload done elsewhere (the workers' parent: once every worker answered)."""
+        self.error = error
+        self._built.set()
+        self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+        self.finished = time.time()
+        self.engine = None  # the pipeline holds it now
+        for callback in self._listeners:
+            callback(self)
+        self._listeners.clear()
+
+
 @dataclass
 class RunReport:
     """What a run did, for the summary and for tests."""
@@ -66,6 +118,7 @@ class RunReport:
     interrupted: bool = False
 
 
+CONTROL_INTERVAL = 0.05  # seconds between two polls of the unix socket
 _MAX_EXPECTATIONS = 4096
 _EXPECTATION_TIMEOUT = 300.0  # seconds an announced data flow is waited for
 
@@ -169,12 +222,86 @@ class Pipeline:
         self._frame: bytes | memoryview = b""  # the frame being processed
         self._linktype = 1
         self._stop = False
+        # Live rule reload: ``rebuild`` builds a DetectEngine from the run's rule files
+        # (raises ReloadError); ``reload_listeners`` hear of every finished reload.
+        self.rebuild: Callable[[], DetectEngine] | None = None
+        self.reload_listeners: list[Callable[[RuleReload], None]] = []
+        self._reload: RuleReload | None = None
+        self._reload_requested = False  # set by SIGUSR2: only a flag in the handler
+        self.last_reload = time.time()  # ruleset-reload-time: the engine's load time
+        self._base_applayer = settings.applayer
+        # Polled between packets, at most every CONTROL_INTERVAL s (the unix socket)
+        self.control: Callable[[], None] | None = None
+        self._next_control = 0.0
 
     # --- driving -------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask ``run`` to return after the current packet (signal handlers call this)."""
         self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def uptime(self) -> float:
+        return time.time() - self._started
+
+    # --- live rule reload ------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """SIGUSR2: reload at the next packet boundary (safe in a signal handler)."""
+        self._reload_requested = True
+
+    def start_reload(self) -> RuleReload:
+        """Start building the new engine (or return the reload already under way)."""
+        if self._reload is not None:
+            return self._reload
+        reload = RuleReload()
+        for listener in self.reload_listeners:
+            reload.add_done_callback(listener)
+        if self.rebuild is None or self._stop:
+            reload.error = "live rule reload is not available" if self.rebuild is None \
+                else "engine is shutting down"
+            reload._finish()
+            return reload
+        self._reload = reload
+        rebuild = self.rebuild
+        threading.Thread(target=reload._build, args=(rebuild,), name="rule-reload",
+                         daemon=True).start()
+        return reload
+
+    def _swap_engine(self, reload: RuleReload) -> None:
+        """Between packets: the new engine takes over the old one's state, or, when it
+        could not be built, the old engine simply goes on."""
+        self._reload = None
+        new = reload.engine
+        if new is not None and reload.error is None:
+            new.adopt_state(self.detect)
+            self.detect = new
+            used = frozenset(name for cr in new.rules for name, _ in cr.rule.options)
+            self.settings = dataclasses.replace(
+                self.settings, applayer=self._base_applayer.for_rules(used))
+            self.last_reload = time.time()
+            self.stats.incr("detect.engine_reloads")
+        else:
+            self.stats.incr("detect.engine_reload_failures")
+        reload._finish()
+
+    def _between_packets(self) -> None:
+        """Work that must not run inside a packet: reload requests and swaps, and the
+        unix socket (whose commands may read or change engine state)."""
+        if self._reload_requested:
+            self._reload_requested = False
+            self.start_reload()
+        reload = self._reload
+        if reload is not None and reload._built.is_set():
+            self._swap_engine(reload)
+        if self.control is not None:
+            now = time.monotonic()
+            if now >= self._next_control:
+                self._next_control = now + CONTROL_INTERVAL
+                self.control()
 
     def run(self, backend: CaptureBackend, *,
             on_packet: Callable[[], None] | None = None) -> RunReport:
@@ -200,6 +327,7 @@ class Pipeline:
                     # shows alerts now rather than after the next busy period
                     self.eve.flush()
                 self._timers(ts)
+                self._between_packets()
                 if self._stop:
                     self.report.interrupted = True
                     break
@@ -688,6 +816,18 @@ class Pipeline:
             self.report.bypassed_flows_capture += 1
         else:
             self.report.bypassed_flows_local += 1
+
+    def bypassed_flows(self) -> list[Flow]:
+        """Flows bypassed now (the unix socket's ``bypass-list``), oldest first."""
+        return [f for f in self.flows.flows.values() if f.bypass]
+
+    def end_bypassed_flow(self, flow: Flow) -> None:
+        """``bypass-remove``: end a bypassed flow now. Its kernel entry is deleted (eBPF
+        map) and its flow event written, as at its timeout; the connection's next packet
+        starts a new flow that is inspected again (picked up midstream)."""
+        self.flows.remove(flow)
+        flow.end_reason = "forced"
+        self._end_flow(flow)
 
     def _count_bypassed_packet(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
         assert self.bypass_mgr is not None

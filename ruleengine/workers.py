@@ -4,10 +4,13 @@ Each worker is a forked process with its own capture socket (all in one fanout
 group, so a flow always lands on the same worker) and its own pipeline and flow
 table. The parent forwards SIGINT/SIGTERM, waits, and merges the workers' reports
 and counters. Workers talk to the parent over a pipe in framed messages (4-byte
-length + pickle): a ``stats`` snapshot at every stats interval, and their ``result``
-(report and final counters) when they finish. Stats events in the shared EVE log are
-the totals of all workers, as Suricata's are: the parent writes them (``write_stats``)
-once every running worker has sent a fresh snapshot, and once more at the end.
+length + pickle): a ``stats`` snapshot at every stats interval, a ``reload`` answer (None
+or the reason it failed) after each rule reload, and their ``result`` (report and final
+counters) when they finish. SIGUSR2 (and the unix socket's reload commands, through
+``WorkerHub``) reach every worker, each of which rebuilds its engine between packets.
+Stats events in the shared EVE log are the totals of all workers, as Suricata's are: the
+parent writes them (``write_stats``) once every running worker has sent a fresh snapshot,
+and once more at the end.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ruleengine.capture import BackendUnavailable, CaptureBackend
-from ruleengine.pipeline import Pipeline, RunReport
+from ruleengine.pipeline import Pipeline, RuleReload, RunReport
 
 OpenBackend = Callable[[int], CaptureBackend]
 MakePipeline = Callable[[], Pipeline]
@@ -35,12 +38,104 @@ WriteStats = Callable[..., None]
 Housekeeping = Callable[[], dict[str, int]]
 
 _FRAME = struct.Struct("=I")
+_MAX_WAIT = 0.2  # the parent's select() wakes at least this often (flags set by signals)
+RELOAD_TIMEOUT = 300.0  # seconds a reload waits for the workers' answers
+
+
+class WorkerHub:
+    """The parent's view of its running workers, for the unix socket: merged counters, a
+    rule reload that completes once every running worker answered, stop. ``poll`` (the
+    socket server's) runs in the parent's loop between two reads of the workers' pipes."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.poll: Callable[[], None] | None = None
+        self.pids: dict[int, int] = {}  # pipe fd -> pid of a running worker
+        self.latest: dict[int, dict[str, int]] = {}
+        self.own: dict[str, int] = {}
+        self.last_reload = time.time()
+        self._reload: RuleReload | None = None
+        self._waiting: set[int] = set()  # fds of workers whose reload answer is due
+        self._errors: list[str] = []
+        self._reload_requested = False
+        self._deadline = 0.0
+        # hear of every finished reload, whoever asked for it (socket or SIGUSR2)
+        self.reload_listeners: list[Callable[[RuleReload], None]] = []
+
+    def counters(self) -> dict[str, int]:
+        return _sum([*self.latest.values(), self.own])
+
+    def request_reload(self) -> None:
+        """SIGUSR2 in the parent: only a flag (the loop starts the reload)."""
+        self._reload_requested = True
+
+    def reload(self) -> RuleReload:
+        """Ask every running worker to reload (SIGUSR2); joins a reload under way."""
+        if self._reload is not None:
+            return self._reload
+        reload = RuleReload()
+        for listener in self.reload_listeners:
+            reload.add_done_callback(listener)
+        if not self.pids:
+            reload.complete("no worker is running")
+            return reload
+        self._reload = reload
+        self._deadline = time.monotonic() + RELOAD_TIMEOUT
+        self._waiting = set(self.pids)
+        self._errors = []
+        for pid in self.pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR2)
+        return reload
+
+    def stop(self) -> None:
+        self.signal_all(signal.SIGTERM)
+
+    def signal_all(self, signum: int) -> None:
+        for pid in self.pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _answered(self, fd: int, error: str | None) -> None:
+        if fd in self._waiting:
+            self._waiting.discard(fd)
+            if error is not None and error not in self._errors:
+                self._errors.append(error)
+        self._maybe_done()
+
+    def _gone(self, fd: int) -> None:
+        self.pids.pop(fd, None)
+        self._waiting.discard(fd)
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        reload = self._reload
+        if reload is not None and not self._waiting:
+            self._reload = None
+            if not self._errors:
+                self.last_reload = time.time()
+            reload.complete("; ".join(self._errors) or None)
+
+    def _tick(self) -> None:
+        if self._reload is not None and time.monotonic() > self._deadline:
+            # a worker that never answers (busy, or signalled before its handler was in
+            # place) must not hold the reload and its socket client forever
+            self._errors.append(f"{len(self._waiting)} worker(s) did not answer within "
+                                f"{RELOAD_TIMEOUT:.0f}s")
+            self._waiting.clear()
+            self._maybe_done()
+        if self._reload_requested:
+            self._reload_requested = False
+            self.reload()
+        if self.poll is not None:
+            self.poll()
 
 
 def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
                 write_stats: WriteStats | None = None, housekeeping: Housekeeping | None = None,
                 housekeeping_interval: float = 5.0,
                 on_started: Callable[[], None] | None = None,
+                hub: WorkerHub | None = None,
                 ) -> tuple[RunReport, dict[str, int]]:
     """Run ``threads`` workers until the capture stops or a signal arrives.
 
@@ -51,7 +146,9 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
     ran (several: each one's error is printed on stderr). With several workers the parent
     runs ``housekeeping`` every ``housekeeping_interval`` seconds (e.g. sweeping kernel
     bypass entries a dead worker left behind). ``on_started``: called in this process
-    once every worker was forked (not with one worker: it runs here)."""
+    once every worker was forked (not with one worker: it runs here). ``hub``: the
+    parent's handle on the workers for the unix socket (several workers only; one worker
+    runs in this process and its pipeline is the caller's to control)."""
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
@@ -74,7 +171,8 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
             raise
-    return _wait_children(children, write_stats, housekeeping, housekeeping_interval)
+    return _wait_children(children, write_stats, housekeeping, housekeeping_interval,
+                          hub or WorkerHub())
 
 
 def _send(fd: int, kind: str, payload: Any) -> None:
@@ -91,7 +189,10 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
         def sink(now: float, uptime: float, counters: dict[str, int]) -> None:
             _send(write_fd, "stats", counters)
 
-        result = _run_one(index, open_backend, make_pipeline, sink)
+        def reloaded(reload: RuleReload) -> None:
+            _send(write_fd, "reload", reload.error)
+
+        result = _run_one(index, open_backend, make_pipeline, sink, reloaded)
         _send(write_fd, "result", result)
     except BaseException as exc:  # a worker must never unwind into the parent's code
         print(f"error: worker {index}: {exc}", file=sys.stderr)
@@ -101,13 +202,19 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
 
 
 def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
-             sink: WriteStats | None) -> tuple[RunReport, dict[str, int]]:
+             sink: WriteStats | None,
+             reloaded: Callable[[RuleReload], None] | None = None
+             ) -> tuple[RunReport, dict[str, int]]:
     pipeline = make_pipeline()
     if sink is not None:
         pipeline.stats_sink = sink
+    if reloaded is not None:
+        pipeline.reload_listeners.append(reloaded)
     backend = open_backend(index)
     old = {sig: signal.signal(sig, lambda *_: pipeline.stop())
            for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGUSR2: Suricata's live rule reload, between packets
+    old[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, lambda *_: pipeline.request_reload())
     try:
         report = pipeline.run(backend)
     finally:
@@ -151,7 +258,7 @@ def _sum(snapshots: Any) -> dict[str, int]:
 
 
 def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
-                   housekeeping: Housekeeping | None, interval: float
+                   housekeeping: Housekeeping | None, interval: float, hub: WorkerHub
                    ) -> tuple[RunReport, dict[str, int]]:
     def forward(signum: int, frame: Any) -> None:
         for pid in children.values():
@@ -171,40 +278,47 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
 
     if parent_hangup not in (signal.SIG_DFL, None):  # only where the caller handles SIGHUP
         old[signal.SIGHUP] = signal.signal(signal.SIGHUP, hangup)
-    started = time.time()
+    old[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, lambda *_: hub.request_reload())
+    started = hub.started
+    hub.pids = dict(children)
     inboxes = {fd: _Inbox() for fd in children}
-    latest: dict[int, dict[str, int]] = {}  # fd -> last stats snapshot of that worker
+    latest = hub.latest  # fd -> last stats snapshot of that worker
     fresh: set[int] = set()  # workers that sent a snapshot since the last merged event
     results: dict[int, tuple[RunReport, dict[str, int]]] = {}
     open_fds = set(children)
-    own: dict[str, int] = {}  # the parent's counters (housekeeping)
     next_housekeeping = time.monotonic() + interval
     try:
         while open_fds:
-            wait = max(0.0, next_housekeeping - time.monotonic()) if housekeeping else None
-            ready, _, _ = select.select(sorted(open_fds), [], [], wait)
+            wait = max(0.0, next_housekeeping - time.monotonic()) if housekeeping \
+                else _MAX_WAIT
+            ready, _, _ = select.select(sorted(open_fds), [], [], min(wait, _MAX_WAIT))
             if housekeeping is not None and time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + interval
-                own = _sum([own, housekeeping()])
+                hub.own = _sum([hub.own, housekeeping()])
             for fd in ready:
                 data = os.read(fd, 1 << 16)
                 if not data:
                     open_fds.discard(fd)
                     os.close(fd)
                     os.waitpid(children[fd], 0)
+                    hub._gone(fd)
                     continue
                 for kind, payload in inboxes[fd].feed(data):
                     if kind == "stats":
                         latest[fd] = payload
                         fresh.add(fd)
+                    elif kind == "reload":
+                        hub._answered(fd, payload)
                     elif kind == "result":
                         results[fd] = payload
                         latest[fd] = payload[1]
+                        hub._gone(fd)
+            hub._tick()
             running = open_fds - set(results)
             if write_stats is not None and running and fresh >= running:
                 # a round: every worker still running has reported since the last event
                 now = time.time()
-                write_stats(now, now - started, _sum([*latest.values(), own]),
+                write_stats(now, now - started, hub.counters(),
                             threads=_per_worker(children, latest))
                 fresh.clear()
     finally:
@@ -215,7 +329,7 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
     total = RunReport()
     for report, _counters in results.values():
         _merge_report(total, report)
-    counters = _sum([*(c for _r, c in results.values()), own])
+    counters = _sum([*(c for _r, c in results.values()), hub.own])
     if write_stats is not None and results:
         now = time.time()
         write_stats(now, now - started, counters, threads=_per_worker(children, latest))

@@ -46,6 +46,14 @@ FORBIDDEN = (
     *((low, "ruleengine.commands") for low in (
         "ruleengine.pipeline", "ruleengine.detect", "ruleengine.outputs")),
     *((low, "ruleengine.cli") for low in ("ruleengine.commands", "ruleengine.pipeline")),
+    # the unix socket package knows only its target interface, nothing of the engine
+    *(("ruleengine.control", eng) for eng in (
+        "ruleengine.pipeline", "ruleengine.workers", "ruleengine.detect", "ruleengine.flow",
+        "ruleengine.stream", "ruleengine.applayer", "ruleengine.outputs", "ruleengine.rules",
+        "ruleengine.commands", "ruleengine.bypass", "ruleengine.config")),
+    *((low, "ruleengine.control") for low in (
+        "ruleengine.detect", "ruleengine.pipeline", "ruleengine.workers", "ruleengine.outputs",
+        "ruleengine.flow", "ruleengine.stream", "ruleengine.applayer", "ruleengine.bypass")),
 )
 # backends may import exactly this of the engine
 BACKEND_MAY_IMPORT = ("ruleengine.capture",)

@@ -235,3 +235,56 @@ def test_inbox_skips_a_damaged_frame() -> None:
     damaged = _FRAME.pack(5) + b"\x80junk"
     out = _Inbox().feed(damaged + _frame("stats", {"a": 1}))
     assert out == [("stats", {"a": 1})]
+
+
+class _IdleFor(BaseBackend):
+    """A live-like capture with no traffic: idle ticks for ``seconds``, then the end."""
+
+    name = "idle"
+
+    def __init__(self, seconds: float) -> None:
+        self.capabilities = Capability.NONE
+        self.linktype = 1
+        self._until = time.monotonic() + seconds
+
+    def packets(self) -> Iterator[RawPacket]:
+        while time.monotonic() < self._until:
+            time.sleep(0.01)
+            yield (time.time(), b"", 0)
+
+
+def test_the_hub_reloads_every_worker_and_reports_a_failure(detect: DetectEngine) -> None:
+    """WorkerHub.reload: SIGUSR2 to each worker, each rebuilds between packets and answers;
+    the reload completes once all answered, with the workers' reason when they failed."""
+    from ruleengine.pipeline import ReloadError, RuleReload
+    from ruleengine.workers import WorkerHub
+
+    hub = WorkerHub()
+    outcomes: list[RuleReload] = []
+
+    def make_pipeline() -> Pipeline:
+        pipeline = _pipeline(detect)
+        builds = [0]  # this worker's own count (each worker is a fork)
+
+        def rebuild() -> DetectEngine:
+            builds[0] += 1
+            if builds[0] == 2:  # the second reload meets a broken rule file
+                raise ReloadError("x.rules:3: broken")
+            return DetectEngine([cr.rule for cr in detect.rules])
+
+        pipeline.rebuild = rebuild
+        return pipeline
+
+    def poll() -> None:  # the socket server's place in the parent's loop
+        if len(hub.pids) == 2 and not outcomes and hub._reload is None:
+            time.sleep(0.3)  # the workers are in their packet loops
+            hub.reload().add_done_callback(outcomes.append)
+        elif len(outcomes) == 1 and outcomes[0].done and hub._reload is None:
+            hub.reload().add_done_callback(outcomes.append)
+
+    hub.poll = poll
+    _, counters = run_workers(threads=2, open_backend=lambda i: _IdleFor(3.0),
+                              make_pipeline=make_pipeline, hub=hub)
+    assert [o.error for o in outcomes] == [None, "x.rules:3: broken"]
+    assert counters["detect.engine_reloads"] == 2  # one swap in each worker
+    assert counters["detect.engine_reload_failures"] == 2

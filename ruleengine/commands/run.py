@@ -29,8 +29,18 @@ from typing import TYPE_CHECKING, Any
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.commands import daemon, info
+from ruleengine.commands.control import (
+    PipelineTarget,
+    RulesInUse,
+    WorkersTarget,
+    kernel_flow_entry,
+    open_server,
+    wanted_path,
+)
 from ruleengine.config import Config, ConfigError
+from ruleengine.control.server import CommandServer
 from ruleengine.detect.engine import DetectEngine
+from ruleengine.detect.prefilter import compile_in_child
 from ruleengine.diagnostics import DEFAULT_PER_KIND, render_omitted, render_text, summarize
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
@@ -38,12 +48,12 @@ from ruleengine.outputs.progress import Progress
 from ruleengine.outputs.sinks import open_sink, request_reopen
 from ruleengine.outputs.stats import Stats, StatsLogWriter
 from ruleengine.outputs.summary import render_summary
-from ruleengine.pipeline import Pipeline, RunReport, mpm_choice
+from ruleengine.pipeline import Pipeline, ReloadError, RuleReload, RunReport, mpm_choice
 from ruleengine.reject import RejectSender
 from ruleengine.rules.classification import classification
 from ruleengine.rules.loader import RuleSet, load_rule_files
 from ruleengine.settings import EngineSettings
-from ruleengine.workers import run_workers
+from ruleengine.workers import WorkerHub, run_workers
 
 if TYPE_CHECKING:  # imported lazily at run time: only AF_PACKET runs need it
     from capture_backends.af_packet import AfPacketConfig, AfPacketGroup
@@ -162,6 +172,15 @@ def register(subparsers: Any) -> None:
         help="install (and on exit remove) the iptables rules NFQ bypass needs",
     )
     daemon.add_arguments(parser)
+    parser.add_argument(
+        "--unix-socket",
+        dest="unix_socket",
+        metavar="PATH",
+        nargs="?",
+        const="",
+        help="open Suricata's unix command socket (default: unix-command.filename, else "
+        "/var/run/suricata/suricata-command.socket); also unix-command.enabled: yes",
+    )
     parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     info.add_arguments(parser)
@@ -491,6 +510,74 @@ def _print_summary(
     )
 
 
+def _reload_ruleset(args: argparse.Namespace) -> RuleSet:
+    """The rule files read again for a live reload (SIGUSR2, ``reload-rules``): the same
+    ``-S``/``-s`` files, the yaml's ``rule-files`` and address/port vars read afresh. Any
+    problem (a missing or unreadable file, an invalid rule) raises ReloadError: the running
+    engine stays, as a start with ``--init-errors-fatal`` would refuse these rules."""
+    try:
+        config, _ = Config.load(args.config, args.overrides)
+    except ConfigError as exc:
+        raise ReloadError(f"configuration: {exc}") from None
+    sources = _rule_sources(args, config)
+    missing = [s for s in sources if not os.path.lexists(s.path)]
+    ruleset = load_rule_files(
+        [s.path for s in sources if s not in missing],
+        address_vars=_str_map(config.get_section("vars.address-groups") or None),
+        port_vars=_str_map(config.get_section("vars.port-groups") or None),
+    )
+    reasons = [f"rule file {s.path} ({s.origin}): no such file or directory" for s in missing]
+    reasons.extend(_failed_exclusive_files(sources, missing, ruleset))
+    errors = ruleset.errors
+    for diag in errors:
+        print(render_text(diag), file=sys.stderr)
+    if errors:
+        first = errors[0]
+        more = f" (and {_plural(len(errors) - 1, 'more error')})" if len(errors) > 1 else ""
+        reasons.append(f"{first.file}:{first.line}: {first.message}{more}")
+    if reasons:
+        raise ReloadError("; ".join(reasons))
+    return ruleset
+
+
+def _enable_reload(pipeline: Pipeline, args: argparse.Namespace, settings: EngineSettings,
+                   rules: RulesInUse) -> None:
+    """Live rule reload for this pipeline: the new engine is built from the run's rule
+    files with the run's settings; Suricata's log lines say how it went."""
+
+    def rebuild() -> DetectEngine:
+        ruleset = _reload_ruleset(args)
+        with compile_in_child():  # hyperscan would hold the GIL: the packet loop stalls
+            engine = _detect_engine(settings, ruleset)
+        rules.pending = ruleset
+        return engine
+
+    def report(reload: RuleReload) -> None:
+        rules.swapped(reload)
+        if reload.error is None:
+            took = reload.finished - reload.started
+            _notice(f"rule reload complete ({took:.2f}s): {rules.ruleset.summary()}")
+        else:
+            _error(f"rule reload failed, old rules kept: {reload.error}")
+
+    pipeline.rebuild = rebuild
+    pipeline.reload_listeners.append(report)
+
+
+def _open_control(args: argparse.Namespace, config: Config, pipeline: Pipeline,
+                  rules: RulesInUse, *, capture: str, ifaces: list[str]) -> CommandServer | None:
+    """The unix socket for a run in this process, polled by the pipeline's loop."""
+    path = wanted_path(args, config)
+    if path is None:
+        return None
+    target = PipelineTarget(pipeline, rules, capture=capture, runmode="single", ifaces=ifaces,
+                            config=config)
+    server = open_server(path, target, _warn)
+    if server is not None:
+        pipeline.control = server.poll
+    return server
+
+
 def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path) -> int:
     try:
         backend = PcapFileBackend(args.pcap)
@@ -510,6 +597,9 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     # stats.log too: the last stats of the run (EVE's final stats event as before)
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
     pipeline.stats_sink = stats_outputs.write
+    rules = RulesInUse(ruleset)
+    _enable_reload(pipeline, args, settings, rules)
+    control = _open_control(args, config, pipeline, rules, capture="pcap", ifaces=[])
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
         _service_ready(args)
@@ -519,6 +609,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
             )
     finally:
         progress.close()
+        if control is not None:
+            control.close()
         backend.close()
         stats_outputs.close()
         _close_eve(eve)
@@ -526,7 +618,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
             fast.close()
     for warning in getattr(backend, "warnings", []):
         _warn(str(warning))
-    _print_summary(report, ruleset, pipeline.detect, pipeline.stats)
+    _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
 
 
@@ -581,11 +673,33 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
             service.worker_opened()
         return backend
 
+    rules = RulesInUse(ruleset)
+    hub = WorkerHub() if afp_config.threads > 1 else None
+    servers: list[CommandServer] = []
+    path = wanted_path(args, config)
+    if hub is not None and path is not None:
+        # the parent serves the socket; reloads reach every worker (SIGUSR2)
+        server = open_server(path, _workers_target(args, config, hub, rules, group, iface),
+                             _warn)
+        if server is not None:
+            servers.append(server)
+            hub.poll = server.poll
+
     def make_pipeline() -> Pipeline:
         fast = _open_fast_log(config, logdir, append=True)
         if fast is not None:
             fast_logs.append(fast)
-        return _make_pipeline(settings, detect, logdir, live=True, append=True, fast=fast)[0]
+        pipeline = _make_pipeline(settings, detect, logdir, live=True, append=True,
+                                  fast=fast)[0]
+        _enable_reload(pipeline, args, settings, rules)
+        if hub is None and path is not None:  # one worker, in this process
+            target = PipelineTarget(pipeline, rules, capture="af-packet", runmode="single",
+                                    ifaces=[iface], config=config)
+            server = open_server(path, target, _warn)
+            if server is not None:
+                servers.append(server)
+                pipeline.control = server.poll
+        return pipeline
 
     try:
         with _signals_stop(None):  # SIGHUP; forked workers inherit the handler
@@ -596,18 +710,21 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
                 write_stats=stats_outputs.write,
                 housekeeping=_orphan_sweep(group, settings),
                 on_started=service.ready,
+                hub=hub,
             )
     except (BackendUnavailable, OutputError) as exc:  # a worker could not start
         _error(str(exc))
         return EXIT_FAILURE
     finally:
+        for server in servers:
+            server.close()
         group.close()
         stats_outputs.close()
         for fast in fast_logs:  # the single-worker case runs in this process
             fast.close()
     stats = Stats()
     stats.merge(counters)
-    _print_summary(report, ruleset, detect, stats)
+    _print_summary(report, rules.ruleset, detect, stats)
     return EXIT_OK
 
 
@@ -619,6 +736,27 @@ def _service(args: argparse.Namespace) -> daemon.Service:
 def _service_ready(args: argparse.Namespace) -> None:
     """The capture and the logs are open: pidfile, --user/--group, -D's parent let go."""
     _service(args).ready()
+
+
+def _workers_target(args: argparse.Namespace, config: Config, hub: WorkerHub,
+                    rules: RulesInUse, group: AfPacketGroup, iface: str) -> WorkersTarget:
+    def kernel_flows() -> list[dict[str, Any]]:
+        try:
+            entries = group.bypassed_flows()
+        except OSError:
+            return []
+        return [kernel_flow_entry(t.src, t.dst, t.sport, t.dport, t.proto,
+                                  c.pkts_ab + c.pkts_ba, c.bytes_ab + c.bytes_ba)
+                for t, c in entries]
+
+    def reread() -> RuleSet | None:
+        try:
+            return _reload_ruleset(args)
+        except ReloadError:
+            return None
+
+    return WorkersTarget(hub, rules, iface=iface, kernel_flows=kernel_flows,
+                         reload_rules=reread, config=config)
 
 
 def _afp_runmode(runmode: str | None, afp_config: AfPacketConfig) -> AfPacketConfig:
@@ -764,17 +902,23 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     # stats.log too (Suricata writes it in every live run mode), EVE stats as before
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
     pipeline.stats_sink = stats_outputs.write
+    rules = RulesInUse(ruleset)
+    _enable_reload(pipeline, args, settings, rules)
+    control = _open_control(args, config, pipeline, rules, capture="nfq",
+                            ifaces=[f"NFQ#{q}" for q in nfq_config.queues])
     try:
         _service_ready(args)
         with _signals_stop(pipeline):
             report = pipeline.run(backend)
     finally:
+        if control is not None:
+            control.close()
         backend.close()
         stats_outputs.close()
         _close_eve(eve)
         if fast is not None:
             fast.close()
-    _print_summary(report, ruleset, pipeline.detect, pipeline.stats)
+    _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
 
 
@@ -799,11 +943,19 @@ class _signals_stop:
         # (between packets), never inside the handler.
         request_reopen()
 
+    def _usr2(self, signum: int, frame: object) -> None:
+        # Only a flag: the reload starts between packets. Without a pipeline (AF_PACKET)
+        # the workers and their parent put their own handlers in place; until then (and in
+        # a worker forked before that) SIGUSR2 must not take its default action, exit.
+        if self._pipeline is not None:
+            self._pipeline.request_reload()
+
     def __enter__(self) -> _signals_stop:
         if self._pipeline is not None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handler)
         self._old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
+        self._old[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, self._usr2)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -554,11 +554,14 @@ class _FlowState:
     """Per-flow detection state kept in ``flow.detect``."""
 
     __slots__ = (
-        "alerted", "buffers", "data_seen", "fired", "flowints", "flowvars", "iponly_done",
-        "mpm_cache", "pass_cut", "pd_done", "raw", "tags",
+        "alerted", "buffers", "data_seen", "fired", "flowints", "flowvars", "generation",
+        "iponly_done", "mpm_cache", "pass_cut", "pd_done", "raw", "tags",
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int = 0) -> None:
+        # the DetectEngine generation whose rule indices ``fired``/``pd_done``/``mpm_cache``
+        # use (a rule reload renumbers the rules: Suricata's flow de_ctx_version)
+        self.generation = generation
         # (tx_id, side) -> (progress of that side, fetched buffers): getters run once per
         # progress step
         self.buffers: dict[
@@ -597,14 +600,19 @@ class _FlowState:
         self.buffers = {k: v for k, v in self.buffers.items() if k[0] >= floor}
 
 
-def _flow_state(flow: FlowLike | None) -> _FlowState | None:
+def _flow_state(flow: FlowLike | None, generation: int = 0) -> _FlowState | None:
     if flow is None:
         return None
     st = flow.detect
     if not isinstance(st, _FlowState):
-        st = _FlowState()
+        st = _FlowState(generation)
         flow.detect = st
     return st
+
+
+def _rule_identity(rule: Rule) -> tuple[int, int, int]:
+    """What makes two rules of two rule sets the same rule (Suricata: gid, sid, rev)."""
+    return (rule.gid, rule.sid, rule.rev)
 
 
 _BUFFER_TWO_ARGS: dict[type, bool] = {}
@@ -711,6 +719,10 @@ class DetectEngine:
         self.flowint_max = max(1, flowint_max)
         self.flowvar_max = max(1, flowvar_max)
         self.tagged_packets = 0
+        # rule reloads: this engine's generation and, after adopt_state(), the previous
+        # generation with its rule index -> this engine's index of the same rule
+        self.generation = 0
+        self._renumbered: tuple[int, dict[int, int]] = (0, {})
         # packet variables (pcre pkt_ captures) of the packet being inspected
         self._pktvars: tuple[object, dict[str, bytes]] | None = None
         # transformed buffer key -> (plain buffer name, transform chain)
@@ -755,6 +767,46 @@ class DetectEngine:
 
     # ------------------------------------------------------------------ public API
 
+    def adopt_state(self, old: DetectEngine) -> None:
+        """Take over the running engine's state at a rule reload (this engine was built
+        beside it): thresholds of the rules both sets have, xbits, tags and counters.
+        Per-flow state (flowbits, flowints, flowvars, which rule fired on which
+        transaction) lives on the flows and is renumbered lazily, at the flow's next
+        inspection (``_state``)."""
+        new_ids = {_rule_identity(cr.rule): cr.idx for cr in self.rules}
+        renumber = {cr.idx: new_ids[key] for cr in old.rules
+                    if (key := _rule_identity(cr.rule)) in new_ids}
+        self.thresholds = old.thresholds.remapped(renumber)
+        self.xbits = old.xbits
+        self.tags = old.tags
+        self.tagged_packets = old.tagged_packets
+        self.alerts_discarded = old.alerts_discarded
+        self.errors = old.errors
+        self.generation = old.generation + 1
+        self._renumbered = (old.generation, renumber)
+
+    def _state(self, flow: FlowLike | None) -> _FlowState | None:
+        st = _flow_state(flow, self.generation)
+        if st is not None and st.generation != self.generation:
+            self._renumber(st)
+        return st
+
+    def _renumber(self, st: _FlowState) -> None:
+        """A flow inspected by an earlier rule set: its per-rule memory follows the rules
+        into this set's numbering (rules that are gone are forgotten); a flow older than
+        the previous set starts over. Caches of prefilter results are dropped."""
+        previous, renumber = self._renumbered
+        if st.generation == previous:
+            st.fired = {k: {renumber[i] for i in v if i in renumber}
+                        for k, v in st.fired.items()}
+            st.pd_done = {(renumber[i], d) for i, d in st.pd_done if i in renumber}
+        else:
+            st.fired = {}
+            st.pd_done = set()
+        st.mpm_cache = {}
+        st.pass_cut = None
+        st.generation = self.generation
+
     def inspect_packet(
         self,
         pkt: Any,
@@ -774,7 +826,7 @@ class DetectEngine:
         except Exception as exc:  # never let a detection bug take the pipeline down
             self._internal_error(exc)
             return []
-        state = _flow_state(flow)
+        state = self._state(flow)
         if state is not None:
             cut = next((m for m in out if m.rule.action is Action.PASS), None)
             state.pass_cut = (pkt, _rule_pos(self, cut.rule)) if cut is not None else None
@@ -796,7 +848,7 @@ class DetectEngine:
             raw = self._tx_raw(
                 _PacketCtx(pkt), flow, to_server, tx, tx_complete_toserver, tx_complete_toclient
             )
-            state = _flow_state(flow)
+            state = self._state(flow)
             if state is not None and state.pass_cut is not None and state.pass_cut[0] is pkt:
                 limit = state.pass_cut[1]  # a pass in this packet's packet rules
                 raw = [m for m in raw if m.cr.idx < limit]
@@ -870,7 +922,7 @@ class DetectEngine:
         if not self.tags.active or getattr(pkt, "pseudo", False):
             return False
         try:
-            state = _flow_state(flow)
+            state = self._state(flow)
             tagged = self.tags.handle_packet(pkt, state.tags if state is not None else None)
         except Exception as exc:
             self._internal_error(exc)
@@ -926,7 +978,7 @@ class DetectEngine:
             # stream rules look at the chunk; it is usually this very payload
             if use_stream and stream_chunk and stream_chunk != payload:
                 hits[PAYLOAD] = hits[PAYLOAD] | mpm.scan(stream_chunk)
-        state = _flow_state(flow)
+        state = self._state(flow)
         if state is not None and (payload or stream_chunk):
             state.data_seen.add(to_server)
         if state is not None and self._keep_raw_stream and ctx.proto == TCP:
@@ -1021,7 +1073,7 @@ class DetectEngine:
         group = self._tx_groups.get((canonical_alproto(flow.alproto) or "", to_server))
         if group is None:
             return []
-        state = _flow_state(flow)
+        state = self._state(flow)
         assert state is not None
         tx_id = tx.tx_id
         fired = state.fired.setdefault((tx_id, to_server), set())
@@ -1155,7 +1207,7 @@ class DetectEngine:
             cr.xb_checks, pkt.src, pkt.dst, float(pkt.ts)
         ):
             return "xbits"
-        state = _flow_state(flow)
+        state = self._state(flow)
         if cr.fi_checks and (
             state is None or not fi.checks_pass(cr.fi_checks, state.flowints)
         ):
@@ -1182,7 +1234,7 @@ class DetectEngine:
             apply_actions(cr.fb_actions, flow.flowbits)
         if cr.xb_actions:
             self.xbits.apply(cr.xb_actions, pkt.src, pkt.dst, float(pkt.ts))
-        state = _flow_state(flow)
+        state = self._state(flow)
         if cr.fi_actions and state is not None:
             fi.apply(cr.fi_actions, state.flowints, self.flowint_max)
         if captures:
@@ -1245,7 +1297,7 @@ class DetectEngine:
         """Thresholds, noalert, the per-packet alert limit and the pass cut-off
         (``PacketAlertFinalize``)."""
         out: list[Match] = []
-        state = _flow_state(flow)
+        state = self._state(flow)
         logged = 0  # alerts already logged for this packet (inspect_packet, then inspect_tx)
         if state is not None and state.alerted is not None and state.alerted[0] is pkt:
             logged = state.alerted[1]
@@ -1269,7 +1321,7 @@ class DetectEngine:
                     cr.trace.finalized(cr, m.tx_id, 0, False)
                 continue
             if cr.tags:  # tags are set for the matches thresholds let through
-                st = _flow_state(flow)
+                st = self._state(flow)
                 self.tags.add(rule.gid, rule.sid, cr.tags, pkt,
                               st.tags if st is not None else None)
             # a pass match is never logged (PacketAlertFinalize stops before counting it)

@@ -57,6 +57,20 @@ class ThresholdTable:
             return result
         return _update(td, entry, ts)
 
+    def remapped(self, rule_ids: dict[int, int]) -> ThresholdTable:
+        """The table for a reloaded rule set: ``rule_ids`` maps an old rule id to the new
+        id of the same rule (gid, sid, rev); entries of rules that are gone are dropped,
+        as Suricata keys its threshold entries by sid, gid and rev."""
+        out = ThresholdTable()
+        for key, entry in self._entries.items():
+            new_id = rule_ids.get(int(key[0]))  # type: ignore[call-overload]
+            if new_id is not None:
+                out._entries[(new_id, *key[1:])] = entry
+        return out
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 def _first(td: Threshold) -> int:
     if td.kind in ("limit",):

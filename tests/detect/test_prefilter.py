@@ -159,3 +159,41 @@ def test_hyperscan_compile_failure_falls_back_to_aho_corasick(monkeypatch) -> No
     mpm.build()
     assert mpm.backend == "ac" and mpm.fallback_reason
     assert mpm.scan(b"xxabc") == {pid}
+
+
+@pytest.mark.skipif(not hyperscan_available(), reason="hyperscan not installed")
+def test_databases_compiled_in_a_child_find_what_local_ones_find() -> None:
+    """compile_in_child (rule reloads): the databases come from a forked child, serialized,
+    and scan as the locally compiled ones do; the builder's process compiled none."""
+    import os
+
+    from ruleengine.detect import prefilter
+
+    rng = random.Random(7)
+    patterns = [(bytes(rng.choice(b"abcXYZ\xc0\xe0") for _ in range(rng.randint(1, 6))),
+                 rng.random() < 0.5) for _ in range(300)]
+    local, remote, other = Mpm("hs"), Mpm("hs"), Mpm("hs")
+    for mpm in (local, remote, other):
+        for pattern, nocase in patterns:
+            mpm.add(pattern, nocase)
+    local.build()
+    parent = os.getpid()
+    compiled_in: list[int] = []
+    real = Mpm._compile_hs
+
+    def spy(self: Mpm, pats: list[tuple[tuple[bytes, bool], int]]) -> object:
+        compiled_in.append(os.getpid())
+        return real(self, pats)
+
+    Mpm._compile_hs = spy  # type: ignore[method-assign]
+    try:
+        with prefilter.compile_in_child() as batch:
+            remote.build()
+            other.build()
+    finally:
+        Mpm._compile_hs = real  # type: ignore[method-assign]
+    assert batch.in_child == 2 and batch.error is None
+    assert parent not in compiled_in  # the spy ran in the child only (its list is the child's)
+    for _ in range(200):
+        data = bytes(rng.choice(b"abcxyzXYZ\xc0\xe0 ") for _ in range(rng.randint(0, 40)))
+        assert remote.scan(data) == local.scan(data) == other.scan(data)
