@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
+from ruleengine.bypass_state import BypassStateFile, state_path
 from ruleengine.commands import info
 from ruleengine.config import Config, ConfigError
 from ruleengine.detect.engine import DetectEngine
@@ -495,7 +496,11 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         fast = _open_fast_log(config, logdir, append=True)
         if fast is not None:
             fast_logs.append(fast)
-        return _make_pipeline(settings, detect, logdir, live=True, append=True, fast=fast)[0]
+        pipeline = _make_pipeline(settings, detect, logdir, live=True, append=True,
+                                  fast=fast)[0]
+        # in the worker process (forked before this runs): one state file per worker
+        pipeline.bypass_state = BypassStateFile(state_path(logdir))
+        return pipeline
 
     try:
         with _signals_stop(None):  # SIGHUP; forked workers inherit the handler
@@ -654,6 +659,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     # stats.log too (Suricata writes it in every live run mode), EVE stats as before
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
     pipeline.stats_sink = stats_outputs.write
+    pipeline.bypass_state = BypassStateFile(state_path(logdir))
     try:
         with _signals_stop(pipeline):
             report = pipeline.run(backend)
