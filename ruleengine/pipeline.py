@@ -781,6 +781,9 @@ class Pipeline:
             self.stats.set("capture.bypass.ipv6_success", cap.bypass_v6_success)
             self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
         self.stats.set("flow.active", len(self.flows))
+        if self.eve is not None:
+            self.stats.set("eve.lines_written", self.eve.events)
+            self.stats.set("eve.lines_lost", self.eve.sink.stats.lost)
         for name, value in self.flows.counters.items():  # flow.total, flow.memcap, ...
             self.stats.set(name, value)
         for name, value in self.tcp.snapshot().items():  # Suricata's tcp.* section

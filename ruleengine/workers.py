@@ -51,6 +51,7 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
+    indices: dict[int, int] = {}  # read end -> worker index
     for index in range(threads):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -59,7 +60,8 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
             _child_main(index, write_fd, open_backend, make_pipeline)
         os.close(write_fd)
         children[read_fd] = pid
-    return _wait_children(children, write_stats, housekeeping, housekeeping_interval)
+        indices[read_fd] = index
+    return _wait_children(children, write_stats, housekeeping, housekeeping_interval, indices)
 
 
 def _send(fd: int, kind: str, payload: Any) -> None:
@@ -135,9 +137,21 @@ def _sum(snapshots: Any) -> dict[str, int]:
     return total
 
 
+def _per_worker(latest: dict[int, dict[str, int]], indices: dict[int, int]) -> dict[str, int]:
+    """Each worker's capture counters under ``worker.<index>.*`` (the metrics endpoint
+    labels them by worker; EVE's schema leaves them out)."""
+    out: dict[str, int] = {}
+    for fd, counters in latest.items():
+        for name in ("capture.kernel_packets", "capture.kernel_drops"):
+            out[f"worker.{indices.get(fd, fd)}.{name}"] = counters.get(name, 0)
+    return out
+
+
 def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
-                   housekeeping: Housekeeping | None, interval: float
+                   housekeeping: Housekeeping | None, interval: float,
+                   indices: dict[int, int] | None = None
                    ) -> tuple[RunReport, dict[str, int]]:
+    indices = indices or {}
     def forward(signum: int, frame: Any) -> None:
         for pid in children.values():
             with contextlib.suppress(ProcessLookupError):
@@ -189,7 +203,8 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
             if write_stats is not None and running and fresh >= running:
                 # a round: every worker still running has reported since the last event
                 now = time.time()
-                write_stats(now, now - started, _sum([*latest.values(), own]))
+                write_stats(now, now - started,
+                            _sum([*latest.values(), own, _per_worker(latest, indices)]))
                 fresh.clear()
     finally:
         for sig, handler in old.items():
@@ -199,7 +214,7 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
     total = RunReport()
     for report, _counters in results.values():
         _merge_report(total, report)
-    counters = _sum([*(c for _r, c in results.values()), own])
+    counters = _sum([*(c for _r, c in results.values()), own, _per_worker(latest, indices)])
     if write_stats is not None and results:
         now = time.time()
         write_stats(now, now - started, counters)

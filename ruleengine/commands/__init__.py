@@ -3,6 +3,6 @@ parser and sets ``func``. Listed explicitly (suricata-update style)."""
 
 from __future__ import annotations
 
-from ruleengine.commands import bypass, explain, lint, run
+from ruleengine.commands import bypass, doctor, explain, lint, run
 
-COMMANDS = (lint, run, explain, bypass)
+COMMANDS = (lint, run, explain, bypass, doctor)

@@ -15,6 +15,7 @@ not per-packet times, so the rates are estimates at the resolution of the flows'
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -92,7 +93,8 @@ def flow_record(event: dict[str, Any]) -> FlowRecord | None:
                      else None, end_reason=str(body.get("reason") or ""))
     if rec.bypass is None:
         return rec
-    bypassed = body.get("bypassed") if isinstance(body.get("bypassed"), dict) else {}
+    raw = body.get("bypassed")
+    bypassed: dict[str, Any] = raw if isinstance(raw, dict) else {}
     rec.bypassed_pkts = _int(bypassed.get("pkts_toserver")) + _int(bypassed.get("pkts_toclient"))
     rec.bypassed_bytes = (_int(bypassed.get("bytes_toserver"))
                           + _int(bypassed.get("bytes_toclient")))
@@ -346,7 +348,7 @@ def _series(records: list[FlowRecord],
 def _measured(series: Series, points: list[tuple[float, dict[str, int]]]) -> None:
     """Capture rate between consecutive stats events (live runs write one per interval)."""
     points = sorted(points, key=lambda p: p[0])
-    for (ta, a), (tb, b) in zip(points, points[1:], strict=False):
+    for (ta, a), (tb, b) in itertools.pairwise(points):
         if tb <= ta:
             continue
         key = "capture.kernel_packets" if b.get("capture.kernel_packets") else "decoder.pkts"
@@ -374,6 +376,7 @@ def _pct(part: int, whole: int) -> str:
 
 def _table(title: str, rows: Iterable[tuple[str, Group]], total: Group,
            extra: dict[str, str] | None = None) -> list[str]:
+    del total  # same signature for every table; the shares are per row
     out = [title,
            f"  {'':<22} {'flows':>7} {'bypassed':>8} {'wire bytes':>11} "
            f"{'bypassed pkts':>13} {'bypassed bytes':>14} {'of wire':>7} "
@@ -386,7 +389,6 @@ def _table(title: str, rows: Iterable[tuple[str, Group]], total: Group,
                    f"{g.not_delivered_pkts:>13} {g.leaked_pkts:>11}")
     if len(out) == 2:
         out.append("  (none)")
-    del total
     return out
 
 

@@ -35,6 +35,7 @@ from ruleengine.detect.engine import DetectEngine
 from ruleengine.diagnostics import render_text
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
+from ruleengine.outputs.metrics import MetricsError, MetricsExporter
 from ruleengine.outputs.progress import Progress
 from ruleengine.outputs.sinks import open_sink, request_reopen
 from ruleengine.outputs.stats import Stats, StatsLogWriter
@@ -156,6 +157,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="install (and on exit remove) the iptables rules NFQ bypass needs",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus_client)")
+    parser.add_argument(
+        "--metrics-address", default="127.0.0.1", metavar="ADDR",
+        help="address of the metrics endpoint (default 127.0.0.1)")
     parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     info.add_arguments(parser)
@@ -198,11 +205,24 @@ def run_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         _error(f"cannot create log directory {logdir}: {exc.strerror}")
         return EXIT_USAGE
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        _error(f"--metrics-port {args.metrics_port}: not a port number")
+        return EXIT_USAGE
     if args.pcap is not None:
         return _run_pcap(args, config, ruleset, logdir)
     if args.af_packet is not None:
         return _run_af_packet(args, config, ruleset, logdir)
     return _run_nfq(args, config, ruleset, logdir)
+
+
+def _start_metrics(args: argparse.Namespace,
+                   source: Callable[[], dict[str, int]] | None = None) -> MetricsExporter | None:
+    """The Prometheus endpoint when ``--metrics-port`` is given; raises MetricsError."""
+    if args.metrics_port is None:
+        return None
+    exporter = MetricsExporter(args.metrics_port, args.metrics_address, source=source)
+    _notice(f"metrics on http://{args.metrics_address}:{exporter.port}/metrics")
+    return exporter
 
 
 def _test_configuration(args: argparse.Namespace) -> int:
@@ -434,6 +454,13 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         _error(str(exc))
         return EXIT_FAILURE
+    try:
+        metrics = _start_metrics(args, source=pipeline.stats.snapshot)
+    except MetricsError as exc:
+        backend.close()
+        _close_eve(eve)
+        _error(str(exc))
+        return EXIT_FAILURE
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     try:
         with _signals_stop(pipeline):
@@ -444,6 +471,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         progress.close()
         backend.close()
         _close_eve(eve)
+        if metrics is not None:
+            metrics.close()
         if fast is not None:
             fast.close()
     for warning in getattr(backend, "warnings", []):
@@ -479,6 +508,12 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
     stats_outputs = _StatsOutputs(config, logdir, settings)
+    try:
+        stats_outputs.metrics = _start_metrics(args)
+    except MetricsError as exc:
+        group.close()
+        _error(str(exc))
+        return EXIT_FAILURE
     # Built once here: forked workers inherit it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
     fast_logs: list[FastLogWriter] = []
@@ -489,6 +524,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
             first.close()
     except OutputError as exc:
         group.close()
+        stats_outputs.close()
         _error(str(exc))
         return EXIT_FAILURE
 
@@ -574,6 +610,7 @@ class _StatsOutputs:
         self._eve: EveWriter | None = eve
         self._own_eve = eve is None
         self._log: StatsLogWriter | None = None
+        self.metrics: MetricsExporter | None = None  # fed every stats interval
 
     def _open(self) -> None:
         self._opened = True
@@ -591,6 +628,8 @@ class _StatsOutputs:
                 _warn(f"stats.log: cannot open {path}: {exc.strerror}")
 
     def write(self, now: float, uptime: float, counters: dict[str, int]) -> None:
+        if self.metrics is not None:
+            self.metrics.update(counters)
         if not self._opened:
             self._open()
         if self._eve is not None:
@@ -600,6 +639,9 @@ class _StatsOutputs:
             self._log.write(counters, ts=now, uptime=uptime)
 
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if self._eve is not None and self._own_eve:
             _close_eve(self._eve)
         if self._log is not None:
@@ -658,6 +700,13 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
         return EXIT_FAILURE
     # stats.log too (Suricata writes it in every live run mode), EVE stats as before
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
+    try:
+        stats_outputs.metrics = _start_metrics(args)
+    except MetricsError as exc:
+        backend.close()
+        _close_eve(eve)
+        _error(str(exc))
+        return EXIT_FAILURE
     pipeline.stats_sink = stats_outputs.write
     pipeline.bypass_state = BypassStateFile(state_path(logdir))
     try:
