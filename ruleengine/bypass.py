@@ -40,6 +40,10 @@ class BypassManager:
     def __len__(self) -> int:
         return len(self._captured)
 
+    def captured_flows(self) -> list[Flow]:
+        """The flows the capture layer is bypassing now."""
+        return [flow for flow, _tup, _last in self._captured.values()]
+
     def bypass_capture(self, flow: Flow, tup: FlowTuple, pkt_id: int, ts: float) -> bool:
         """Try capture bypass; fall back to local. True when the capture layer took it."""
         ok = False
@@ -56,6 +60,7 @@ class BypassManager:
         flow.bypass = BYPASS_CAPTURE
         flow.state = "bypassed"
         flow.bypass_ts = ts
+        flow.mark_inspected()
         self._captured[flow.flow_id] = (flow, tup, None)
         self._moved[flow.flow_id] = ts
         self._stats.incr("flow_bypassed.capture")
@@ -65,6 +70,7 @@ class BypassManager:
         flow.bypass = BYPASS_LOCAL
         flow.state = "bypassed"
         flow.bypass_ts = ts
+        flow.mark_inspected()
         self._stats.incr("flow_bypassed.local")
 
     def count_packet(self, flow: Flow, length: int, to_server: bool | None = None,
@@ -81,6 +87,7 @@ class BypassManager:
         if flow.bypass == BYPASS_CAPTURE:
             self._stats.incr("flow_bypassed.local_capture_pkts")
             self._stats.incr("flow_bypassed.local_capture_bytes", length)
+            flow.count_leaked(length)
         else:
             self._stats.incr("flow_bypassed.local_pkts")
             self._stats.incr("flow_bypassed.local_bytes", length)

@@ -24,6 +24,8 @@ from ruleengine.applayer import registry
 from ruleengine.applayer.base import AppParser
 from ruleengine.applayer.probing import AppProtoProbe, probe_direction
 from ruleengine.bypass import BypassManager
+from ruleengine.bypass_accounting import account, mode_name
+from ruleengine.bypass_state import BypassStateFile
 from ruleengine.capture import Capability, CaptureBackend, FlowTuple, Verdict
 from ruleengine.config.values import parse_bool, parse_size
 from ruleengine.decode.decoder import Decoder
@@ -214,6 +216,8 @@ class Pipeline:
         # Set by the worker runner when several workers share one EVE log: their stats
         # snapshots go to the parent, which writes one merged stats event (Suricata's totals).
         self.stats_sink: StatsSink | None = None
+        # set by live runs: the bypassed flows, for ``ruleengine bypass list``
+        self.bypass_state: BypassStateFile | None = None
         self._next_flow_pass = 0.0
         self._next_stats = 0.0
         self._started = time.time()
@@ -876,6 +880,8 @@ class Pipeline:
             if self.bypass_mgr is not None:
                 self.bypass_mgr.poll(now)
             self._end_flows(self.flows.expire(now))
+            if self.bypass_state is not None and self.bypass_mgr is not None:
+                self.bypass_state.update(self.bypass_mgr.captured_flows())
         elif self.flows.evicted:
             # flows pushed out by flow.memcap end now, not at the next pass: a flood of new
             # flows within one interval must not pile them up
@@ -901,13 +907,17 @@ class Pipeline:
             self._log_anomalies(flow, extra, list(_parser(flow).transactions), None)
         if flow.tcp is not None:
             self.tcp.release(flow)
+        accounting = None
         if flow.bypass and self.bypass_mgr is not None:
             self.bypass_mgr.flow_ended(flow)
+            # the flow's totals are final now (kernel counters folded in): reconcile them
+            accounting = account(self.stats, flow).as_flowvar(mode_name(flow))
         self.report.flows += 1
         self.stats.incr("flow.end")
         if self.eve is not None:
             self.eve.flow(flow, app_proto=flow.alproto, alerted=extra.alerted,
                           reason=flow.end_reason, bypass_reason=flow.bypass_reason,
+                          bypass_accounting=accounting,
                           variables=self.detect.alert_vars(None, flow),
                           action=_FLOW_ACTIONS.get(extra.decision),
                           exception_policies=extra.exception_policies)
@@ -941,6 +951,8 @@ class Pipeline:
         if self._backend is None:
             return
         self._end_flows(self.flows.flush())
+        if self.bypass_state is not None:
+            self.bypass_state.remove()
         # Offline runs stamp the last stats event with capture time, as Suricata does.
         now = self._last_ts if self.settings.offline and self._last_ts else time.time()
         self.write_stats(now)
@@ -969,6 +981,9 @@ class Pipeline:
             self.stats.set("capture.bypass.ipv6_success", cap.bypass_v6_success)
             self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
         self.stats.set("flow.active", len(self.flows))
+        if self.eve is not None:
+            self.stats.set("eve.lines_written", self.eve.events)
+            self.stats.set("eve.lines_lost", self.eve.sink.stats.lost)
         for name, value in self.flows.counters.items():  # flow.total, flow.memcap, ...
             self.stats.set(name, value)
         for name, value in self.tcp.snapshot().items():  # Suricata's tcp.* section

@@ -152,6 +152,7 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
+    indices: dict[int, int] = {}  # read end -> worker index
     for index in range(threads):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -160,6 +161,7 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
             _child_main(index, write_fd, open_backend, make_pipeline)
         os.close(write_fd)
         children[read_fd] = pid
+        indices[read_fd] = index
     if on_started is not None:
         try:
             on_started()
@@ -172,7 +174,7 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
                     os.waitpid(pid, 0)
             raise
     return _wait_children(children, write_stats, housekeeping, housekeeping_interval,
-                          hub or WorkerHub())
+                          hub or WorkerHub(), indices)
 
 
 def _send(fd: int, kind: str, payload: Any) -> None:
@@ -257,9 +259,22 @@ def _sum(snapshots: Any) -> dict[str, int]:
     return total
 
 
+def _worker_capture_counters(latest: dict[int, dict[str, int]], indices: dict[int, int]
+                             ) -> dict[str, int]:
+    """Each worker's capture counters under ``worker.<index>.*`` (the metrics endpoint
+    labels them by worker; EVE's schema leaves them out)."""
+    out: dict[str, int] = {}
+    for fd, counters in latest.items():
+        for name in ("capture.kernel_packets", "capture.kernel_drops"):
+            out[f"worker.{indices.get(fd, fd)}.{name}"] = counters.get(name, 0)
+    return out
+
+
 def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
-                   housekeeping: Housekeeping | None, interval: float, hub: WorkerHub
+                   housekeeping: Housekeeping | None, interval: float, hub: WorkerHub,
+                   indices: dict[int, int] | None = None
                    ) -> tuple[RunReport, dict[str, int]]:
+    indices = indices or {}
     def forward(signum: int, frame: Any) -> None:
         for pid in children.values():
             with contextlib.suppress(ProcessLookupError):
@@ -318,7 +333,8 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
             if write_stats is not None and running and fresh >= running:
                 # a round: every worker still running has reported since the last event
                 now = time.time()
-                write_stats(now, now - started, hub.counters(),
+                write_stats(now, now - started,
+                            _sum([hub.counters(), _worker_capture_counters(latest, indices)]),
                             threads=_per_worker(children, latest))
                 fresh.clear()
     finally:
@@ -329,7 +345,8 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
     total = RunReport()
     for report, _counters in results.values():
         _merge_report(total, report)
-    counters = _sum([*(c for _r, c in results.values()), hub.own])
+    counters = _sum([*(c for _r, c in results.values()), hub.own,
+                     _worker_capture_counters(latest, indices)])
     if write_stats is not None and results:
         now = time.time()
         write_stats(now, now - started, counters, threads=_per_worker(children, latest))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
+from ruleengine.bypass_state import BypassStateFile, state_path
 from ruleengine.commands import daemon, info
 from ruleengine.commands.control import (
     PipelineTarget,
@@ -44,6 +45,7 @@ from ruleengine.detect.prefilter import compile_in_child
 from ruleengine.diagnostics import DEFAULT_PER_KIND, render_omitted, render_text, summarize
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
+from ruleengine.outputs.metrics import MetricsError, MetricsExporter
 from ruleengine.outputs.progress import Progress
 from ruleengine.outputs.sinks import open_sink, request_reopen
 from ruleengine.outputs.stats import Stats, StatsLogWriter
@@ -181,6 +183,12 @@ def register(subparsers: Any) -> None:
         help="open Suricata's unix command socket (default: unix-command.filename, else "
         "/var/run/suricata/suricata-command.socket); also unix-command.enabled: yes",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus_client)")
+    parser.add_argument(
+        "--metrics-address", default="127.0.0.1", metavar="ADDR",
+        help="address of the metrics endpoint (default 127.0.0.1)")
     parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     info.add_arguments(parser)
@@ -226,6 +234,9 @@ def run_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         _error(f"cannot create log directory {logdir}: {exc.strerror}")
         return EXIT_USAGE
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        _error(f"--metrics-port {args.metrics_port}: not a port number")
+        return EXIT_USAGE
     if service.detach:
         if args.pcap is not None:
             args.pcap = str(Path(args.pcap).absolute())
@@ -243,6 +254,16 @@ def run_command(args: argparse.Namespace) -> int:
         except daemon.DaemonError as exc:
             _error(str(exc))
             return EXIT_FAILURE
+
+
+def _start_metrics(args: argparse.Namespace,
+                   source: Callable[[], dict[str, int]] | None = None) -> MetricsExporter | None:
+    """The Prometheus endpoint when ``--metrics-port`` is given; raises MetricsError."""
+    if args.metrics_port is None:
+        return None
+    exporter = MetricsExporter(args.metrics_port, args.metrics_address, source=source)
+    _notice(f"metrics on http://{args.metrics_address}:{exporter.port}/metrics")
+    return exporter
 
 
 def _test_configuration(args: argparse.Namespace) -> int:
@@ -594,6 +615,13 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         _error(str(exc))
         return EXIT_FAILURE
+    try:
+        metrics = _start_metrics(args, source=pipeline.stats.snapshot)
+    except MetricsError as exc:
+        backend.close()
+        _close_eve(eve)
+        _error(str(exc))
+        return EXIT_FAILURE
     # stats.log too: the last stats of the run (EVE's final stats event as before)
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
     pipeline.stats_sink = stats_outputs.write
@@ -614,6 +642,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         stats_outputs.close()
         _close_eve(eve)
+        if metrics is not None:
+            metrics.close()
         if fast is not None:
             fast.close()
     for warning in getattr(backend, "warnings", []):
@@ -649,6 +679,12 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
     stats_outputs = _StatsOutputs(config, logdir, settings, iface=iface)
+    try:
+        stats_outputs.metrics = _start_metrics(args)
+    except MetricsError as exc:
+        group.close()
+        _error(str(exc))
+        return EXIT_FAILURE
     # Built once here: forked workers inherit it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
     fast_logs: list[FastLogWriter] = []
@@ -659,6 +695,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
             first.close()
     except OutputError as exc:
         group.close()
+        stats_outputs.close()
         _error(str(exc))
         return EXIT_FAILURE
 
@@ -691,6 +728,8 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
             fast_logs.append(fast)
         pipeline = _make_pipeline(settings, detect, logdir, live=True, append=True,
                                   fast=fast)[0]
+        # in the worker process (forked before this runs): one state file per worker
+        pipeline.bypass_state = BypassStateFile(state_path(logdir))
         _enable_reload(pipeline, args, settings, rules)
         if hub is None and path is not None:  # one worker, in this process
             target = PipelineTarget(pipeline, rules, capture="af-packet", runmode="single",
@@ -809,6 +848,7 @@ class _StatsOutputs:
         self._eve: EveWriter | None = eve
         self._own_eve = eve is None
         self._log: StatsLogWriter | None = None
+        self.metrics: MetricsExporter | None = None  # fed every stats interval
 
     def _open(self) -> None:
         self._opened = True
@@ -831,6 +871,8 @@ class _StatsOutputs:
               threads: dict[int, dict[str, int]] | None = None) -> None:
         """``threads``: each forked worker's counters by number; a run in one process is
         its one worker."""
+        if self.metrics is not None:
+            self.metrics.update(counters)
         if not self._opened:
             self._open()
         if self._eve is not None:
@@ -843,6 +885,9 @@ class _StatsOutputs:
             self._log.write(counters, ts=now, uptime=uptime, threads=named)
 
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if self._eve is not None and self._own_eve:
             _close_eve(self._eve)
         if self._log is not None:
@@ -901,7 +946,15 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
         return EXIT_FAILURE
     # stats.log too (Suricata writes it in every live run mode), EVE stats as before
     stats_outputs = _StatsOutputs(config, logdir, settings, eve=eve)
+    try:
+        stats_outputs.metrics = _start_metrics(args)
+    except MetricsError as exc:
+        backend.close()
+        _close_eve(eve)
+        _error(str(exc))
+        return EXIT_FAILURE
     pipeline.stats_sink = stats_outputs.write
+    pipeline.bypass_state = BypassStateFile(state_path(logdir))
     rules = RulesInUse(ruleset)
     _enable_reload(pipeline, args, settings, rules)
     control = _open_control(args, config, pipeline, rules, capture="nfq",

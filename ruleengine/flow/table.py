@@ -175,9 +175,13 @@ class Flow:
         "end_reason",
         "flow_id",
         "flowbits",
+        "inspected_bytes",
+        "inspected_pkts",
         "ip_version",
         "key",
         "last_ts",
+        "leaked_bytes",
+        "leaked_pkts",
         "max_ttl_toclient",
         "max_ttl_toserver",
         "min_ttl_toclient",
@@ -243,6 +247,12 @@ class Flow:
         self.bypassed_pkts_toclient = 0
         self.bypassed_bytes_toserver = 0
         self.bypassed_bytes_toclient = 0
+        # accounting of a bypassed flow: what it had when the bypass was set (all of it was
+        # inspected) and what still reached user space after a capture bypass (leakage)
+        self.inspected_pkts = 0
+        self.inspected_bytes = 0
+        self.leaked_pkts = 0
+        self.leaked_bytes = 0
         self.end_reason = ""
         self.timeouts = timeouts
         self.user: dict[str, object] | None = None  # free slot for other stages
@@ -264,6 +274,16 @@ class Flow:
         self.bypass = mode
         self.bypass_ts = ts
         self.state = STATE_BYPASSED
+
+    def mark_inspected(self) -> None:
+        """The bypass is set now: every packet counted so far was inspected."""
+        self.inspected_pkts = self.pkts_toserver + self.pkts_toclient
+        self.inspected_bytes = self.bytes_toserver + self.bytes_toclient
+
+    def count_leaked(self, nbytes: int) -> None:
+        """A packet of a capture-bypassed flow reached user space anyway."""
+        self.leaked_pkts += 1
+        self.leaked_bytes += nbytes
 
     def count(self, to_server: bool, nbytes: int, ttl: int = 0) -> None:
         """Account one packet of the flow in its direction (``ttl``: its TTL / hop

@@ -660,6 +660,7 @@ class EveWriter:
 
     def flow(self, flow: FlowLike, *, app_proto: str | None, alerted: bool, reason: str,
              bypass_reason: str | None = None,
+             bypass_accounting: Mapping[str, Any] | None = None,
              variables: Mapping[str, Any] | None = None, action: str | None = None,
              exception_policies: Sequence[tuple[str, str]] = ()) -> None:
         """The flow's end record. ``reason``: ``timeout``, ``forced`` or ``shutdown``.
@@ -679,11 +680,17 @@ class EveWriter:
         if bypass:
             body["bypass"] = "capture" if bypass == BYPASS_CAPTURE else "local"
             body["state"] = "bypassed"
+            # the flow schema has no field for these: flowvars, as rules' vars are logged
+            extra: list[dict[str, Any]] = []
             if bypass_reason:
-                # the flow schema has no field for it: a flowvar, as rules' vars are logged
+                extra.append({"bypass_reason": bypass_reason})
+            if bypass_accounting is not None:
+                extra.append({"bypass_accounting": {
+                    "time": format_ts(float(getattr(flow, "bypass_ts", 0.0) or 0.0)),
+                    **bypass_accounting}})
+            if extra:
                 flowvars = list((variables or {}).get("flowvars") or [])
-                variables = {**(variables or {}),
-                             "flowvars": [*flowvars, {"bypass_reason": bypass_reason}]}
+                variables = {**(variables or {}), "flowvars": [*flowvars, *extra]}
         else:
             body["state"] = flow.state or "new"
         body["reason"] = reason or "unknown"

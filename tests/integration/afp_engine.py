@@ -228,7 +228,8 @@ class Engine:
 
     def __init__(self, net: kernel.NetnsPair, ns: str, ifname: str, rules: Path,
                  logdir: Path, config: Path, *, loader: str | None = None,
-                 overrides: tuple[str, ...] = (), workers: int = 1) -> None:
+                 overrides: tuple[str, ...] = (), workers: int = 1,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.logdir = logdir
         self.workers = workers  # capture sockets to wait for (the config's threads)
         logdir.mkdir(parents=True, exist_ok=True)
@@ -238,6 +239,7 @@ class Engine:
             cmd += ["--bpf-loader", loader]
         for item in overrides:
             cmd += ["--set", item]
+        cmd += list(extra_args)
         self._stderr_path = logdir / "engine.stderr"
         self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
         env = dict(os.environ, PYTHONPATH=str(REPO))

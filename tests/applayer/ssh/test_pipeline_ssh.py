@@ -151,7 +151,8 @@ def test_bypass_after_newkeys_both_ways(tmp_path: Path, value: str) -> None:
     assert sids(events) == [1]
     (flow,) = of(events, "flow")
     assert flow["flow"]["state"] == "bypassed" and flow["flow"]["bypass"] == "local"
-    assert flow["metadata"]["flowvars"] == [{"bypass_reason": "encryption"}]
+    assert flow["metadata"]["flowvars"][0] == {"bypass_reason": "encryption"}
+    assert flow["metadata"]["flowvars"][1]["bypass_accounting"]["reconciled"] is True
     assert pipeline.stats.snapshot().get("flow_bypassed.reason.encryption") == 1
     assert of(events, "ssh")  # logged before the bypass
 
