@@ -39,8 +39,9 @@ class EngineSettings:
     applayer: AppLayerSettings = field(default_factory=default_settings)
     # outputs.eve-log.types options per event type (``tls: {extended: yes}``)
     eve_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # outputs.eve-log.types names (only the opt-in ones, such as netflow, are read)
-    eve_types: frozenset[str] = frozenset()
+    # outputs.eve-log.types names: the event types written (None: no eve-log section or no
+    # ``types`` list, every type is written)
+    eve_types: frozenset[str] | None = None
     # outputs.eve-log transport: filetype, filename and the syslog/redis options
     eve_sink: SinkSpec = field(default_factory=SinkSpec)
     eve_prefix: str = ""  # outputs.eve-log.prefix, written before every record
@@ -104,7 +105,7 @@ class EngineSettings:
             http=http,
             applayer=applayer,
             eve_options=eve_options,
-            eve_types=frozenset(eve.types or ()),
+            eve_types=eve.types,
             eve_sink=eve_sink,
             eve_prefix=eve.prefix,
             eve_host=eve_host,

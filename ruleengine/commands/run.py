@@ -479,7 +479,7 @@ def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWri
     sink.stats.notify = lambda message: _warn(f"eve-log: {message}")
     return EveWriter(spec.path(logdir), append=append, type_options=settings.eve_options,
                      sink=sink, prefix=settings.eve_prefix, host=settings.eve_host,
-                     netflow="netflow" in settings.eve_types)
+                     types=settings.eve_types)
 
 
 def _close_eve(eve: EveWriter) -> None:

@@ -443,7 +443,9 @@ class Config:
                 filename=scalar_text(body.get("filename") or "eve.json"),
                 filetype=scalar_text(body.get("filetype") or "regular"),
                 append=parse_bool(body.get("append", True)) is not False,
-                types=frozenset(types),
+                # no ``types`` list: every type (Suricata would log none; an eve-log
+                # without types is more likely a short config than a wish for silence)
+                types=frozenset(types) if "types" in body else None,
                 type_options=options,
                 community_id=parse_bool(body.get("community-id")) is True,
                 pcap_file=parse_bool(body.get("pcap-file")) is True,
