@@ -464,11 +464,22 @@ class HttpParser:
             return False
         self._append_raw(side, line)
         content = lex.chomp(line)
-        if not content:
+        if self._ends_header_block(side, line, content):
             self._headers_done(side)
             return True
         self._add_header_line(side, content)
         return True
+
+    @staticmethod
+    def _ends_header_block(side: _Side, line: bytes, content: bytes) -> bool:
+        """htp_connp_is_line_terminator (libhtp 0.5.x): only LF or CRLF is an empty line, so
+        CR CR LF is an (invalid, nameless) header; on responses a line of one space or tab
+        before the LF also ends the block, when the next byte is there and is not an LF."""
+        if not content:
+            return len(line) <= 2
+        if side.is_request or len(line) != 2 or line[0] not in (0x20, 0x09) or line[1] != 0x0A:
+            return False
+        return side.pos < len(side.buf) and side.buf[side.pos] != 0x0A
 
     def _append_raw(self, side: _Side, line: bytes) -> None:
         room = self.config.max_header_block - len(side.raw)

@@ -4,6 +4,7 @@ of it, so an evasion that fools a strict parser reads here as it reads in Surica
 
 from __future__ import annotations
 
+import gzip
 import lzma
 
 import pytest
@@ -36,10 +37,40 @@ def test_each_line_ending_ends_a_header_line(eol: bytes, name: str) -> None:
     assert tx.response_body == b"ok", name
 
 
-# Not pinned here: a " \n" line and "\r\r\n" endings. libhtp 0.5.x (C, Suricata 7) ends
-# the block at " \n" when no LF follows and does not take "\r\r\n" for an empty line;
-# libhtp-rs (Suricata 8) reads both differently. The engine keeps " \n" a fold and
-# "\r\r\n" an empty line.
+# htp_connp_is_line_terminator: only "\n" and "\r\n" are empty lines. CR CR LF is a header
+# line with no colon (an empty name), so the block goes on; a line of one space or tab and LF
+# ends the block on a response when the next byte is there and is not an LF, else it folds.
+def test_cr_cr_lf_is_a_nameless_header_not_the_end_of_the_block() -> None:
+    tx = response(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\r\nContent-Length: 2\r\n\r\nok")
+    assert (b"Content-Length", b"2") in tx.response_headers
+    assert tx.response_body == b"ok"
+    assert "http.response_field_missing_colon" in tx.events
+
+
+@pytest.mark.parametrize("ws", [b" ", b"\t"])
+def test_a_whitespace_lf_line_ends_the_block_when_data_follows(ws: bytes) -> None:
+    tx = response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + ws + b"\nokX-B: 2\r\n\r\n")
+    assert tx.response_body == b"ok"
+    assert all(name != b"X-B" for name, _ in tx.response_headers)
+
+
+def test_a_whitespace_lf_line_at_the_end_of_the_data_is_a_fold() -> None:
+    # nothing after " \n" yet: libhtp cannot look ahead, the line folds into X-A
+    parser = HttpParser(HttpConfig())
+    parser.feed(True, GET)
+    parser.feed(False, b"HTTP/1.1 200 OK\r\nX-A: 1\r\n \n")
+    parser.feed(False, b"Content-Length: 2\r\n\r\nok")
+    parser.close()
+    tx = parser.transactions[0]
+    assert tx.response_body == b"ok"
+    assert (b"Content-Length", b"2") in tx.response_headers
+
+
+def test_a_whitespace_lf_line_in_a_request_is_a_fold() -> None:
+    parser = HttpParser(HttpConfig())
+    parser.feed(True, b"GET / HTTP/1.1\r\nHost: h\r\n \nX-B: 2\r\n\r\n")
+    parser.close()
+    assert (b"X-B", b"2") in parser.transactions[0].request_headers
 
 
 def test_a_whitespace_crlf_line_is_a_fold_not_the_end() -> None:
@@ -138,9 +169,34 @@ def test_lzma_is_decoded_only_when_enabled() -> None:
     assert response(raw, config=enabled).response_body == b"secret payload"
 
 
+def test_lzma_over_the_memlimit_passes_the_data_through() -> None:
+    # the default 8 MiB dictionary is over libhtp's 1 MiB lzma-memlimit: the decoder fails
+    # and libhtp hands on the body as it came (passthrough), with the failure logged
+    body = lzma.compress(b"secret payload", format=lzma.FORMAT_ALONE)
+    raw = (b"HTTP/1.1 200 OK\r\nContent-Encoding: lzma\r\nContent-Length: "
+           + str(len(body)).encode() + b"\r\n\r\n" + body)
+    tx = response(raw, config=HttpConfig(lzma_enabled=True))
+    assert tx.response_body == body
+    assert "http.gzip_decompression_failed" in tx.events
+
+
+def test_stacked_encodings_stop_at_the_layer_limit() -> None:
+    # response-body-decompress-layer-limit (2): the third gzip stays encoded
+    once = gzip.compress(b"deep secret")
+    body = gzip.compress(gzip.compress(once))
+    raw = (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip, gzip, gzip\r\nContent-Length: "
+           + str(len(body)).encode() + b"\r\n\r\n" + body)
+    tx = response(raw)
+    assert tx.response_body == once
+    assert "http.too_many_encoding_layers" in tx.events
+    deeper = response(raw, config=HttpConfig(response_body_decompress_layer_limit=3))
+    assert deeper.response_body == b"deep secret"
+
+
 # -- chunked framing ------------------------------------------------------------------------
 @pytest.mark.parametrize(("size_line", "ok"), [
-    (b"5\r\n", True), (b"5;ext=1\r\n", True), (b"  5  \r\n", True), (b"05\r\n", True)])
+    (b"5\r\n", True), (b"5;ext=1\r\n", True), (b"  5  \r\n", True), (b"05\r\n", True),
+    (b"zz\r\n", False), (b"-5\r\n", False)])
 def test_chunk_size_lines_with_junk(size_line: bytes, ok: bool) -> None:
     raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size_line
            + b"hello\r\n0\r\n\r\n")
