@@ -205,7 +205,8 @@ class Pipeline:
         self.reject = reject
         self.fast = fast  # fast.log, when enabled
         self.flows = FlowTable(settings.timeouts, use_vlan=settings.use_vlan,
-                               memcap=settings.flow_memcap)
+                               memcap=settings.flow_memcap,
+                               use_recursion=settings.use_recursion)
         # (host a, host b, port) -> (protocol, expiry): flows announced by a parser
         self._expected: OrderedDict[tuple[bytes, bytes, int], tuple[str, float]] = OrderedDict()
         self.tcp = TcpTracker(settings.stream)
@@ -317,7 +318,8 @@ class Pipeline:
                                 checksum_auto=self.settings.checksum_auto,
                                 vxlan_ports=self.settings.vxlan_ports,
                                 geneve_ports=self.settings.geneve_ports,
-                                max_layers=self.settings.max_layers)
+                                max_layers=self.settings.max_layers,
+                                vxlan_strict=self.settings.vxlan_strict)
         self.bypass_mgr = BypassManager(backend, self.stats, self.settings.timeouts)
         t0 = time.perf_counter()
         inline = bool(backend.capabilities & Capability.INLINE)

@@ -63,6 +63,9 @@ class EngineSettings:
     vxlan_ports: frozenset[int] = VXLAN_PORTS
     geneve_ports: frozenset[int] = GENEVE_PORTS
     max_layers: int = DEFAULT_MAX_LAYERS  # decoder.max-layers
+    vxlan_strict: bool = True  # decoder.vxlan.reserved-bits-check: strict | permissive
+    # decoder.recursion-level.use-for-tracking: the tunnel depth is part of the flow key
+    use_recursion: bool = True
 
     def __post_init__(self) -> None:
         # ``http`` given on its own (tests, older callers) is the HTTP parser's config
@@ -129,6 +132,8 @@ class EngineSettings:
             vxlan_ports=vxlan_ports,
             geneve_ports=geneve_ports,
             max_layers=config.get_int("decoder.max-layers", DEFAULT_MAX_LAYERS),
+            vxlan_strict=_vxlan_strict(config, warnings),
+            use_recursion=config.get_bool("decoder.recursion-level.use-for-tracking", True),
         )
         return settings, warnings
 
@@ -147,6 +152,19 @@ def _tunnel_ports(config: Config, name: str, default: frozenset[int],
         warnings.append(f"decoder.{name}.ports: {problem}; using "
                         f"{','.join(map(str, sorted(default)))}")
     return ports
+
+
+def _vxlan_strict(config: Config, warnings: list[str]) -> bool:
+    """``decoder.vxlan.reserved-bits-check`` as DecodeVXLANConfig reads it."""
+    value = config.get("decoder.vxlan.reserved-bits-check")
+    if value is None:
+        return True
+    text = str(value).strip().lower()
+    if text not in ("strict", "permissive"):
+        warnings.append(f"decoder.vxlan.reserved-bits-check: invalid mode {value!r} "
+                        "(strict, permissive); using 'strict'")
+        return True
+    return text == "strict"
 
 
 def _pcap_checksum_checks(value: Any) -> str:

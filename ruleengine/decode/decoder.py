@@ -115,8 +115,10 @@ class Decoder(TunnelDecoder):
         vxlan_ports: frozenset[int] = VXLAN_PORTS,
         geneve_ports: frozenset[int] = GENEVE_PORTS,
         max_layers: int = DEFAULT_MAX_LAYERS,
+        vxlan_strict: bool = True,
     ) -> None:
         self.linktype = linktype
+        self.vxlan_strict = vxlan_strict  # decoder.vxlan.reserved-bits-check
         # decoder.vxlan.ports / decoder.geneve.ports (empty: that decoder is disabled)
         self.vxlan_ports = vxlan_ports
         self.geneve_ports = geneve_ports

@@ -15,6 +15,12 @@ VLAN is): they change nothing but the offset. Every encapsulation layer counts t
 ``decoder.max-layers`` (``decoder.too_many_layers``), which bounds nesting and keeps the
 recursion shallow whatever the frame holds.
 
+A tunnel whose first inner header does not decode (an IPv4 header too short, an
+Ethernet frame of 10 bytes, a bad ERSPAN version ...) is not a tunnel: Suricata drops
+the tunnel packet with its events and goes on with the outer packet as a plain one
+(PacketTunnelPktSetup), and so does ``_tunnel_failed`` here, putting the outer fields
+back. A failure deeper in (a bad inner TCP header) leaves the inner packet invalid.
+
 Differences from Suricata, on purpose: the outer packet of a tunnel is not tracked as a
 flow of its own nor inspected (Suricata runs it through header-only detection too);
 ERSPAN type III (ethertype 0x22EB), which Suricata does not decode, is.
@@ -37,6 +43,8 @@ ETHERTYPE_ERSPAN = 0x88BE  # type I (no GRE sequence) and II
 ETHERTYPE_ERSPAN3 = 0x22EB
 ETHERTYPE_PPP = 0x880B  # GRE version 1 (PPTP)
 _VLAN_ETHERTYPES = frozenset((0x8100, 0x88A8, 0x9100))
+# GRE protocols decoded as a tunnel besides IPv4/IPv6 and bridging
+_GRE_L2_PROTOS = _VLAN_ETHERTYPES | {ETHERTYPE_PPP, ETHERTYPE_ERSPAN, ETHERTYPE_ERSPAN3}
 
 IPPROTO_IPIP = 4
 IPPROTO_IPV6 = 41
@@ -52,13 +60,42 @@ _GRE_SRE = struct.Struct("!HBB")  # address family, offset, length
 _PPPOE_CODES = frozenset((0x09, 0x07, 0x19, 0x65, 0xA7))  # PADI PADO PADR PADS PADT
 _PPP_IPV4 = 0x0021
 _PPP_IPV6 = 0x0057
-# PPP protocols Suricata knows but does not decode (ppp.unsup_proto, not wrong_type)
+_PPP_VJ_UCOMP = 0x002F  # uncompressed Van Jacobson: an IPv4 header as it is
+# PPP protocols Suricata knows but does not decode: ppp.unsup_proto (not wrong_type)
 _PPP_UNSUPPORTED = frozenset(
-    (0x002B, 0x002D, 0x002F, 0x0031, 0x0033, 0x0035, 0x0039, 0x003B, 0x003D, 0x003F,
-     0x0041, 0x00FD, 0x8021, 0x8027, 0x8057, 0x80FD, 0xC021, 0xC023, 0xC025, 0xC223)
+    (0x002D, 0x002B, 0x0023, 0x0025, 0x0027, 0x0029, 0x0031, 0x0033, 0x0035, 0x0201,
+     0x0231, 0x0233, 0x0281, 0x0283, 0x8023, 0x8025, 0x8027, 0x8029, 0x802B, 0x8033,
+     0x8035, 0x8281)
+)
+# link control protocols: DecodePPP accepts them silently, DecodePPPOESession reports
+# them as unsupported
+_PPP_CONTROL = frozenset(
+    (0x8021, 0x8057, 0xC021, 0xC023, 0xC223, 0x80FD, 0xC025, 0xC029, 0x00FD, 0x8207)
+)
+_PPPOE_UNSUPPORTED = (_PPP_UNSUPPORTED | _PPP_CONTROL) - {0x80FD, 0xC029, 0x00FD, 0x8207}
+
+# The first event of a failed inner decode that makes Suricata drop the tunnel packet
+# (DecodeTunnel returned TM_ECODE_FAILED) for a tunnel carrying a link-layer frame; for
+# one carrying IP, any header-level failure (no inner IP header decoded) does.
+_L2_HEADER_FAILURES = frozenset(
+    ("ethernet.pkt_too_small", "erspan.header_too_small", "erspan.unsupported_version",
+     "erspan.too_many_vlan_layers", "vlan.header_too_small", "vlan.too_many_layers")
+)
+# inner failures after which DecodeTunnel still returns TM_ECODE_OK (the tunnel packet
+# lives on, invalid)
+_KEPT_FAILURES = frozenset(("ppp.wrong_type", "mpls.unknown_payload_type"))
+
+# Packet fields a tunnel entry overwrites and a failed tunnel puts back
+_OUTER_FIELDS = (
+    "ip_version", "src", "dst", "proto", "ttl", "ip_id", "ip_len", "sport", "dport",
+    "tcp_flags", "seq", "ack", "window", "icmp_type", "icmp_code", "payload", "ip_header",
+    "l4_header", "icmp_emb", "checksum_ok", "tunnel", "vlan",
 )
 
 Tunnel = tuple[int, bytes, bytes, int, int, int, int]
+
+
+_Saved = tuple[tuple[object, ...], int, int]
 
 
 class TunnelDecoder(LinkDecoder):
@@ -66,6 +103,7 @@ class TunnelDecoder(LinkDecoder):
 
     vxlan_ports: frozenset[int]
     geneve_ports: frozenset[int]
+    vxlan_strict: bool  # decoder.vxlan.reserved-bits-check: strict (the default)
     max_layers: int
     _layers: int  # encapsulation layers of the frame being decoded (reset per frame)
 
@@ -76,6 +114,8 @@ class TunnelDecoder(LinkDecoder):
         self._layers += 1
         if self._layers < self.max_layers:
             return True
+        # Suricata's GENERIC_TOO_MANY_LAYERS ("decoder.too_many_layers"): counted as
+        # decoder.too_many_layers, not as a decoder.event.* counter
         pkt.add_event("too_many_layers")
         self.counters["decoder.too_many_layers"] += 1
         if not pkt.invalid:
@@ -83,9 +123,11 @@ class TunnelDecoder(LinkDecoder):
             self.counters["decoder.invalid"] += 1
         return False
 
-    @staticmethod
-    def _enter_tunnel(pkt: Packet) -> None:
-        """Keep the outermost packet's addresses, clear the fields for the inner one."""
+    def _enter_tunnel(self, pkt: Packet) -> _Saved:
+        """Keep the outermost packet's addresses, clear the fields for the inner one;
+        what is returned lets ``_tunnel_failed`` put the outer packet back."""
+        saved = (tuple(getattr(pkt, f) for f in _OUTER_FIELDS),
+                 len(pkt.events) if pkt.events else 0, self._layers)
         t = pkt.tunnel
         if t is None:
             pkt.tunnel = (pkt.ip_version, pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto, 1)
@@ -99,6 +141,36 @@ class TunnelDecoder(LinkDecoder):
         pkt.payload = pkt.ip_header = pkt.l4_header = b""
         pkt.icmp_emb = None
         pkt.checksum_ok = True  # the outer checksum was counted; the inner is checked anew
+        return saved
+
+    def _tunnel_failed(self, pkt: Packet, saved: _Saved, l2: bool) -> bool:
+        """Suricata drops a tunnel packet whose first inner header does not decode
+        (PacketTunnelPktSetup: DecodeTunnel failed) and goes on with the outer packet as
+        a plain one, the inner events unseen. True when that happened here: the outer
+        packet is back, with neither the inner events nor their counts."""
+        if not pkt.invalid or pkt.ip_version or pkt.frag:
+            return False
+        fields, n_events, layers = saved
+        events = pkt.events or []
+        first = events[n_events] if len(events) > n_events else ""
+        if (first in _L2_HEADER_FAILURES) if l2 else (first not in _KEPT_FAILURES):
+            c = self.counters
+            for name in events[n_events:]:
+                key = "decoder.event." + name
+                if key in c:
+                    c[key] -= 1
+                    if not c[key]:
+                        del c[key]
+            del events[n_events:]
+            if not events:
+                pkt.events = None
+            pkt.invalid = False
+            c["decoder.invalid"] -= 1
+            for name, value in zip(_OUTER_FIELDS, fields, strict=True):
+                setattr(pkt, name, value)
+            self._layers = layers
+            return True
+        return False
 
     def _ether_at(self, pkt: Packet, buf: Buffer, off: int, n: int) -> None:
         """An Ethernet frame at ``off`` (VXLAN, Geneve, GRE bridging, ERSPAN, MPLS PW)."""
@@ -107,6 +179,21 @@ class TunnelDecoder(LinkDecoder):
             self._invalid(pkt, "ethernet.pkt_too_small")
             return
         self._ethertype(pkt, buf, off + 14, n, U16.unpack_from(buf, off + 12)[0])
+
+    def _inner_ip(self, pkt: Packet, buf: Buffer, p: int, end: int, version: int) -> bool:
+        """An IP packet as a tunnel's payload; False when the tunnel failed (the packet
+        is the outer one again)."""
+        saved = self._enter_tunnel(pkt)
+        if version == 4:
+            self._ipv4(pkt, buf, p, end)
+        else:
+            self._ipv6(pkt, buf, p, end)
+        return not self._tunnel_failed(pkt, saved, False)
+
+    def _inner_ether(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
+        saved = self._enter_tunnel(pkt)
+        self._ether_at(pkt, buf, p, end)
+        return not self._tunnel_failed(pkt, saved, True)
 
     # -- hooks called by the link, network and transport layers ------------------------
 
@@ -137,10 +224,9 @@ class TunnelDecoder(LinkDecoder):
                 c["decoder.ipv4_in_ipv6"] += 1
             else:
                 c["decoder.ipv4_in_ipv4"] += 1
-            if self._layer(pkt):
-                self._enter_tunnel(pkt)
-                self._ipv4(pkt, buf, off, end)
-            return True
+            if not self._layer(pkt):
+                return True
+            return self._inner_ip(pkt, buf, off, end, 4)
         # IPPROTO_IPV6
         if outer_v6:  # DecodeIP6inIP6
             if end - off < 40:
@@ -152,21 +238,20 @@ class TunnelDecoder(LinkDecoder):
             c["decoder.ipv6_in_ipv6"] += 1
         else:
             c["decoder.ipv6_in_ipv4"] += 1
-        if self._layer(pkt):
-            self._enter_tunnel(pkt)
-            self._ipv6(pkt, buf, off, end)
-        return True
+        if not self._layer(pkt):
+            return True
+        return self._inner_ip(pkt, buf, off, end, 6)
 
     def _encap_udp(
         self, pkt: Packet, buf: Buffer, off: int, end: int, sport: int, dport: int
     ) -> bool:
-        # Suricata's DecodeUDP tries Geneve before VXLAN; a payload that is not a valid
-        # header of either leaves the packet plain UDP
+        # Suricata's DecodeUDP tries Geneve (either port) before VXLAN (the destination
+        # port only, RFC 7348); a payload that is not a valid header of either, or whose
+        # inner packet fails, leaves the packet plain UDP
         ports = self.geneve_ports
         if (dport in ports or sport in ports) and self._geneve(pkt, buf, off, end):
             return True
-        ports = self.vxlan_ports
-        return (dport in ports or sport in ports) and self._vxlan(pkt, buf, off, end)
+        return dport in self.vxlan_ports and self._vxlan(pkt, buf, off, end)
 
     # -- GRE (decode-gre.c) -----------------------------------------------------------
 
@@ -257,48 +342,46 @@ class TunnelDecoder(LinkDecoder):
     def _gre_payload(
         self, pkt: Packet, buf: Buffer, p: int, end: int, proto: int, flags: int
     ) -> bool:
+        """False when the payload is not decoded (or its tunnel failed): the packet
+        stays a GRE packet with its payload."""
         if proto == ETHERTYPE_IPV4:
-            self._enter_tunnel(pkt)
-            self._ipv4(pkt, buf, p, end)
-        elif proto == ETHERTYPE_IPV6:
-            self._enter_tunnel(pkt)
-            self._ipv6(pkt, buf, p, end)
-        elif proto == ETHERTYPE_PPP:
-            self._enter_tunnel(pkt)
+            return self._inner_ip(pkt, buf, p, end, 4)
+        if proto == ETHERTYPE_IPV6:
+            return self._inner_ip(pkt, buf, p, end, 6)
+        if proto == ETHERTYPE_BRIDGE:
+            return self._inner_ether(pkt, buf, p, end)
+        if proto == ETHERTYPE_ARP:
+            self.counters["decoder.arp"] += 1
+            return False
+        if proto not in _GRE_L2_PROTOS:
+            return False  # not decoded: stays a GRE packet with its payload
+        saved = self._enter_tunnel(pkt)
+        if proto == ETHERTYPE_PPP:
             self._ppp(pkt, buf, p, end)
-        elif proto == ETHERTYPE_BRIDGE:
-            self._enter_tunnel(pkt)
-            self._ether_at(pkt, buf, p, end)
-        elif proto in _VLAN_ETHERTYPES:
-            self._enter_tunnel(pkt)
+            return not self._tunnel_failed(pkt, saved, False)
+        if proto in _VLAN_ETHERTYPES:
             self._vlan(pkt, buf, p, end, proto)
         elif proto == ETHERTYPE_ERSPAN:
-            self._enter_tunnel(pkt)
             if flags & 0x10:  # type II carries a sequence number; type I does not
                 self._erspan(pkt, buf, p, end, 8, 1)
             else:
                 self.counters["decoder.erspan"] += 1
                 self._ether_at(pkt, buf, p, end)
         elif proto == ETHERTYPE_ERSPAN3:
-            self._enter_tunnel(pkt)
             # the optional platform sub-header (O flag) adds 8 bytes
             hlen = 20 if end - p >= 12 and buf[p + 11] & 0x01 else 12
             self._erspan(pkt, buf, p, end, hlen, 2)
-        elif proto == ETHERTYPE_ARP:
-            self.counters["decoder.arp"] += 1
-            return False
-        else:
-            return False  # not decoded: stays a GRE packet with its payload
-        return True
+        return not self._tunnel_failed(pkt, saved, True)
 
     def _erspan(
         self, pkt: Packet, buf: Buffer, p: int, end: int, hlen: int, version: int
     ) -> None:
         """ERSPAN type II (version 1) / III (version 2) header, then Ethernet."""
         self.counters["decoder.erspan"] += 1
-        if end - p < hlen or not self._layer(pkt):
-            if not pkt.invalid:
-                self._invalid(pkt, "erspan.header_too_small")
+        if end - p < hlen:
+            self._invalid(pkt, "erspan.header_too_small")
+            return
+        if not self._layer(pkt):
             return
         ver_vlan = U16.unpack_from(buf, p)[0]
         if ver_vlan >> 12 != version:
@@ -306,7 +389,7 @@ class TunnelDecoder(LinkDecoder):
             return
         vlan = ver_vlan & 0x0FFF
         if vlan:
-            if len(pkt.vlan) >= 2:
+            if len(pkt.vlan) >= 3:  # VLAN_MAX_LAYERS
                 self._invalid(pkt, "erspan.too_many_vlan_layers")
                 return
             pkt.vlan = (*pkt.vlan, vlan)
@@ -315,49 +398,87 @@ class TunnelDecoder(LinkDecoder):
     # -- PPP (decode-ppp.c) -----------------------------------------------------------
 
     def _ppp(self, pkt: Packet, buf: Buffer, p: int, end: int) -> None:
+        """DecodePPP: an optional HDLC address/control (0xFF ..), a 1- or 2-byte
+        protocol (a 1-byte one has its low bit set)."""
         self.counters["decoder.ppp"] += 1
-        if end - p < 4:
+        n = end - p
+        skip = 2 if n >= 1 and buf[p] == 0xFF else 0
+        size = 1 if n > skip and buf[p + skip] & 1 else 2
+        if n < 1 or n < skip + size or (skip and n < 3):
             self._invalid(pkt, "ppp.pkt_too_small")
             return
-        if buf[p] == 0xFF and buf[p + 1] == 0x03:  # address/control (may be compressed)
-            p += 2
-        if buf[p] & 1:  # protocol field compression: one byte
-            proto = buf[p]
-            p += 1
-        else:
-            proto = U16.unpack_from(buf, p)[0]
-            p += 2
-        self._ppp_protocol(pkt, buf, p, end, proto)
+        if not self._layer(pkt):
+            return
+        data = p + skip + size
+        if size == 1:
+            proto = buf[p + skip]
+            if proto == 0x21 or proto == _PPP_VJ_UCOMP:
+                # Suricata names a short compressed-protocol IPv4 packet "vju"
+                self._ppp_ipv4(pkt, buf, data, end, "ppp.vju_pkt_too_small",
+                               proto == _PPP_VJ_UCOMP)
+            elif proto == 0x57:
+                self._ppp_ipv6(pkt, buf, data, end)
+            else:
+                self._event(pkt, "ppp.unsup_proto")
+            return
+        proto = U16.unpack_from(buf, p + skip)[0]
+        if proto in _PPP_CONTROL:
+            return  # valid in PPP, not inspected
+        self._ppp_protocol(pkt, buf, data, end, proto, _PPP_UNSUPPORTED)
 
-    def _ppp_protocol(self, pkt: Packet, buf: Buffer, p: int, end: int, proto: int) -> None:
+    def _ppp_protocol(
+        self, pkt: Packet, buf: Buffer, p: int, end: int, proto: int,
+        unsupported: frozenset[int],
+    ) -> None:
         if proto == _PPP_IPV4:
-            if end - p < 20:
-                self._invalid(pkt, "ppp.ip4_pkt_too_small")
-            else:
-                self._ipv4(pkt, buf, p, end)
+            self._ppp_ipv4(pkt, buf, p, end, "ppp.ip4_pkt_too_small", False)
         elif proto == _PPP_IPV6:
-            if end - p < 40:
-                self._invalid(pkt, "ppp.ip6_pkt_too_small")
-            else:
-                self._ipv6(pkt, buf, p, end)
-        elif proto in _PPP_UNSUPPORTED:
+            self._ppp_ipv6(pkt, buf, p, end)
+        elif proto == _PPP_VJ_UCOMP:
+            self._ppp_ipv4(pkt, buf, p, end, "ppp.vju_pkt_too_small", True)
+        elif proto in unsupported:
             self._event(pkt, "ppp.unsup_proto")
         else:
             self._invalid(pkt, "ppp.wrong_type")
 
+    def _ppp_ipv4(
+        self, pkt: Packet, buf: Buffer, p: int, end: int, too_small: str, vj: bool
+    ) -> None:
+        if end - p < 20:
+            self._invalid(pkt, too_small)
+        elif not vj or buf[p] >> 4 == 4:  # a VJ-uncompressed frame only when it is IPv4
+            self._ipv4(pkt, buf, p, end)
+
+    def _ppp_ipv6(self, pkt: Packet, buf: Buffer, p: int, end: int) -> None:
+        if end - p < 40:
+            self._invalid(pkt, "ppp.ip6_pkt_too_small")
+        else:
+            self._ipv6(pkt, buf, p, end)
+
     # -- PPPoE (decode-pppoe.c) -------------------------------------------------------
 
     def _pppoe_session(self, pkt: Packet, buf: Buffer, off: int, n: int) -> None:
+        """6-byte session header and the PPP protocol (one byte when its low bit is
+        set). As Suricata, the session's length field only says whether there is a
+        payload; the IP header's own length bounds it (a short PPPoE length does not
+        hide the packet)."""
         self.counters["decoder.pppoe"] += 1
-        if n - off < 8:  # 6-byte PPPoE header + the PPP protocol
+        if n - off < 7:
             self._invalid(pkt, "pppoe.pkt_too_small")
             return
         if not self._layer(pkt):
             return
-        plen = U16.unpack_from(buf, off + 4)[0]
-        # the session's length bounds the PPP frame (trailing Ethernet padding is not IP)
-        end = min(n, off + 6 + plen) if plen >= 2 else n
-        self._ppp_protocol(pkt, buf, off + 8, end, U16.unpack_from(buf, off + 6)[0])
+        if not U16.unpack_from(buf, off + 4)[0]:
+            return
+        proto = buf[off + 6]
+        p = off + 7
+        if not proto & 1:
+            if n - off < 8:
+                self._invalid(pkt, "pppoe.pkt_too_small")
+                return
+            proto = U16.unpack_from(buf, off + 6)[0]
+            p += 1
+        self._ppp_protocol(pkt, buf, p, n, proto, _PPPOE_UNSUPPORTED)
 
     def _pppoe_discovery(self, pkt: Packet, buf: Buffer, off: int, n: int) -> None:
         self.counters["decoder.pppoe"] += 1
@@ -365,7 +486,7 @@ class TunnelDecoder(LinkDecoder):
             self._invalid(pkt, "pppoe.pkt_too_small")
             return
         if buf[off + 1] not in _PPPOE_CODES:
-            self._event(pkt, "pppoe.wrong_code")
+            self._invalid(pkt, "pppoe.wrong_code")
             return
         if U16.unpack_from(buf, off + 4)[0] > n - off - 6:
             self._invalid(pkt, "pppoe.malformed_tags")
@@ -392,7 +513,7 @@ class TunnelDecoder(LinkDecoder):
         if label == 2:  # IPv6 explicit null
             self._ipv6(pkt, buf, p, n)
             return
-        if label < 16:  # router alert (1), implicit null (3), other reserved labels
+        if label < 15:  # MPLS_MAX_RESERVED_LABEL: router alert (1), implicit null (3) ...
             self._event(
                 pkt,
                 "mpls.bad_label_router_alert" if label == 1
@@ -418,43 +539,49 @@ class TunnelDecoder(LinkDecoder):
     def _vxlan(self, pkt: Packet, buf: Buffer, off: int, end: int) -> bool:
         if end - off < 22:  # VXLAN header + Ethernet header
             return False
-        if not buf[off] & 0x08 or buf[off + 7]:  # I flag (valid VNI), reserved byte
-            return False
-        self.counters["decoder.vxlan"] += 1
         if not self._layer(pkt):
             return True
+        if not buf[off] & 0x08:  # I flag: the VNI is valid
+            return False
+        # strict: every reserved bit zero (flags but I, the second flags byte, the group
+        # policy id of VXLAN-GBP, the last byte); permissive: only the I flag counts
+        if self.vxlan_strict and (buf[off] & 0xF7 or buf[off + 1] or buf[off + 2]
+                                  or buf[off + 3] or buf[off + 7]):
+            return False
+        self.counters["decoder.vxlan"] += 1
         etype = U16.unpack_from(buf, off + 20)[0]
         if etype == ETHERTYPE_ARP:
             return True  # recognised, nothing to track inside
         if etype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6) and etype not in _VLAN_ETHERTYPES:
             self._invalid(pkt, "vxlan.unknown_payload_type")
             return True
-        self._enter_tunnel(pkt)
-        self._ether_at(pkt, buf, off + 8, end)
-        return True
+        return self._inner_ether(pkt, buf, off + 8, end)
 
     def _geneve(self, pkt: Packet, buf: Buffer, off: int, end: int) -> bool:
         if end - off < 8:
             return False
-        ver_optlen = buf[off]
-        hlen = 8 + ((ver_optlen & 0x3F) << 2)
-        if ver_optlen >> 6 or end - off < hlen or not _geneve_options_ok(buf, off + 8, off + hlen):
-            return False
-        self.counters["decoder.geneve"] += 1
         if not self._layer(pkt):
             return True
+        ver_optlen = buf[off]
+        hlen = 8 + ((ver_optlen & 0x3F) << 2)
+        if (
+            end - off < hlen
+            or ver_optlen >> 6  # version 0 only
+            or buf[off + 1] & 0x3F  # reserved flags (after O and C)
+            or buf[off + 7]  # reserved byte
+            or not _geneve_options_ok(buf, off + 8, off + hlen)
+        ):
+            return False
+        self.counters["decoder.geneve"] += 1
         proto = U16.unpack_from(buf, off + 2)[0]
         p = off + hlen
         if proto == ETHERTYPE_IPV4:
-            self._enter_tunnel(pkt)
-            self._ipv4(pkt, buf, p, end)
-        elif proto == ETHERTYPE_IPV6:
-            self._enter_tunnel(pkt)
-            self._ipv6(pkt, buf, p, end)
-        elif proto == ETHERTYPE_BRIDGE:
-            self._enter_tunnel(pkt)
-            self._ether_at(pkt, buf, p, end)
-        else:
+            return self._inner_ip(pkt, buf, p, end, 4)
+        if proto == ETHERTYPE_IPV6:
+            return self._inner_ip(pkt, buf, p, end, 6)
+        if proto == ETHERTYPE_BRIDGE:
+            return self._inner_ether(pkt, buf, p, end)
+        if proto != ETHERTYPE_ARP:
             self._invalid(pkt, "geneve.unknown_payload_type")
         return True
 

@@ -459,7 +459,11 @@ class EveWriter:
         direction's last reassembled bytes (``payload-buffer-size``)."""
         if not self.wants("alert"):
             return
-        event = self._header(ts, "alert", flow.flow_id if flow is not None else None, pcap_cnt)
+        tunnel = getattr(pkt, "tunnel", None)
+        # a tunnel's inner packet has no pcap_cnt of its own in Suricata (the tunnel packet
+        # is not read from the file): the count is the root's, in the tunnel object
+        event = self._header(ts, "alert", flow.flow_id if flow is not None else None,
+                             pcap_cnt if tunnel is None else None)
         self._packet_addresses(event, pkt)
         if flow is not None:
             self._community_id(event, flow, pkt)
@@ -480,7 +484,6 @@ class EveWriter:
         if metadata:
             alert["metadata"] = metadata
         event["alert"] = alert
-        tunnel = getattr(pkt, "tunnel", None)
         if tunnel is not None:
             event["tunnel"] = _tunnel_object(tunnel, pcap_cnt)
         if tx is not None:
