@@ -552,10 +552,19 @@ class TunnelDecoder(LinkDecoder):
         etype = U16.unpack_from(buf, off + 20)[0]
         if etype == ETHERTYPE_ARP:
             return True  # recognised, nothing to track inside
-        if etype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6) and etype not in _VLAN_ETHERTYPES:
+        # the inner Ethernet header is skipped: the tunnel packet starts at its payload
+        # (DECODE_TUNNEL_IPV4 / IPV6 / VLAN)
+        p = off + 22
+        if etype == ETHERTYPE_IPV4:
+            return self._inner_ip(pkt, buf, p, end, 4)
+        if etype == ETHERTYPE_IPV6:
+            return self._inner_ip(pkt, buf, p, end, 6)
+        if etype not in _VLAN_ETHERTYPES:
             self._invalid(pkt, "vxlan.unknown_payload_type")
             return True
-        return self._inner_ether(pkt, buf, off + 8, end)
+        saved = self._enter_tunnel(pkt)
+        self._vlan(pkt, buf, p, end, etype)
+        return not self._tunnel_failed(pkt, saved, True)
 
     def _geneve(self, pkt: Packet, buf: Buffer, off: int, end: int) -> bool:
         if end - off < 8:
