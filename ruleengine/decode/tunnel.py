@@ -89,7 +89,7 @@ _KEPT_FAILURES = frozenset(("ppp.wrong_type", "mpls.unknown_payload_type"))
 _OUTER_FIELDS = (
     "ip_version", "src", "dst", "proto", "ttl", "ip_id", "ip_len", "sport", "dport",
     "tcp_flags", "seq", "ack", "window", "icmp_type", "icmp_code", "payload", "ip_header",
-    "l4_header", "icmp_emb", "checksum_ok", "tunnel", "vlan",
+    "l4_header", "icmp_emb", "checksum_ok", "tunnel", "vlan", "length",
 )
 
 Tunnel = tuple[int, bytes, bytes, int, int, int, int]
@@ -123,9 +123,10 @@ class TunnelDecoder(LinkDecoder):
             self.counters["decoder.invalid"] += 1
         return False
 
-    def _enter_tunnel(self, pkt: Packet) -> _Saved:
-        """Keep the outermost packet's addresses, clear the fields for the inner one;
-        what is returned lets ``_tunnel_failed`` put the outer packet back."""
+    def _enter_tunnel(self, pkt: Packet, start: int, end: int) -> _Saved:
+        """Keep the outermost packet's addresses, clear the fields for the inner one,
+        which starts at ``start``; what is returned lets ``_tunnel_failed`` put the outer
+        packet back."""
         saved = (tuple(getattr(pkt, f) for f in _OUTER_FIELDS),
                  len(pkt.events) if pkt.events else 0, self._layers)
         t = pkt.tunnel
@@ -141,6 +142,9 @@ class TunnelDecoder(LinkDecoder):
         pkt.payload = pkt.ip_header = pkt.l4_header = b""
         pkt.icmp_emb = None
         pkt.checksum_ok = True  # the outer checksum was counted; the inner is checked anew
+        # the tunnel packet's length (flow bytes) is what PacketTunnelPktSetup copies:
+        # the outer payload from the inner header on
+        pkt.length = end - start
         return saved
 
     def _tunnel_failed(self, pkt: Packet, saved: _Saved, l2: bool) -> bool:
@@ -183,7 +187,7 @@ class TunnelDecoder(LinkDecoder):
     def _inner_ip(self, pkt: Packet, buf: Buffer, p: int, end: int, version: int) -> bool:
         """An IP packet as a tunnel's payload; False when the tunnel failed (the packet
         is the outer one again)."""
-        saved = self._enter_tunnel(pkt)
+        saved = self._enter_tunnel(pkt, p, end)
         if version == 4:
             self._ipv4(pkt, buf, p, end)
         else:
@@ -191,7 +195,7 @@ class TunnelDecoder(LinkDecoder):
         return not self._tunnel_failed(pkt, saved, False)
 
     def _inner_ether(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
-        saved = self._enter_tunnel(pkt)
+        saved = self._enter_tunnel(pkt, p, end)
         self._ether_at(pkt, buf, p, end)
         return not self._tunnel_failed(pkt, saved, True)
 
@@ -355,7 +359,7 @@ class TunnelDecoder(LinkDecoder):
             return False
         if proto not in _GRE_L2_PROTOS:
             return False  # not decoded: stays a GRE packet with its payload
-        saved = self._enter_tunnel(pkt)
+        saved = self._enter_tunnel(pkt, p, end)
         if proto == ETHERTYPE_PPP:
             self._ppp(pkt, buf, p, end)
             return not self._tunnel_failed(pkt, saved, False)
@@ -562,7 +566,7 @@ class TunnelDecoder(LinkDecoder):
         if etype not in _VLAN_ETHERTYPES:
             self._invalid(pkt, "vxlan.unknown_payload_type")
             return True
-        saved = self._enter_tunnel(pkt)
+        saved = self._enter_tunnel(pkt, p, end)
         self._vlan(pkt, buf, p, end, etype)
         return not self._tunnel_failed(pkt, saved, True)
 

@@ -524,3 +524,14 @@ def test_garbage_after_every_tunnel_header_decodes_without_error() -> None:
             pkt = d.decode(1.0, bytes(raw))
             assert pkt is None or "decoder.internal_error" not in (pkt.events or []), \
                 raw.hex()
+
+
+def test_inner_packet_length_is_the_tunnel_packets() -> None:
+    """PacketTunnelPktSetup copies the outer payload from the inner header on: that is
+    the length flows count (VXLAN skips the inner Ethernet header, GRE bridging keeps it)."""
+    inner = len(bytes(inner4()))
+    assert decode(CASES["vxlan"][0])[0].length == inner
+    assert decode(CASES["gre"][0])[0].length == inner
+    assert decode(CASES["gre-bridged-ethernet"][0])[0].length == inner + 14
+    pkt, _ = decode(bytes(outer4() / GRE() / Raw(b"\x45\x00")))  # failed: the outer frame
+    assert pkt.length == len(bytes(outer4() / GRE() / Raw(b"\x45\x00")))
