@@ -89,7 +89,7 @@ _KEPT_FAILURES = frozenset(("ppp.wrong_type", "mpls.unknown_payload_type"))
 _OUTER_FIELDS = (
     "ip_version", "src", "dst", "proto", "ttl", "ip_id", "ip_len", "sport", "dport",
     "tcp_flags", "seq", "ack", "window", "icmp_type", "icmp_code", "payload", "ip_header",
-    "l4_header", "icmp_emb", "checksum_ok", "tunnel", "vlan", "length",
+    "l4_header", "icmp_emb", "checksum_ok", "tunnel", "vlan", "length", "invalid",
 )
 
 Tunnel = tuple[int, bytes, bytes, int, int, int, int]
@@ -168,10 +168,10 @@ class TunnelDecoder(LinkDecoder):
             del events[n_events:]
             if not events:
                 pkt.events = None
-            pkt.invalid = False
-            c["decoder.invalid"] -= 1
             for name, value in zip(_OUTER_FIELDS, fields, strict=True):
                 setattr(pkt, name, value)
+            if not pkt.invalid:  # the inner packet made it invalid: not counted after all
+                c["decoder.invalid"] -= 1
             self._layers = layers
             return True
         return False
