@@ -34,6 +34,7 @@ from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
+LINKTYPE_C_HDLC = 104  # Cisco HDLC
 LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228

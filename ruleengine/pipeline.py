@@ -205,7 +205,8 @@ class Pipeline:
         self.reject = reject
         self.fast = fast  # fast.log, when enabled
         self.flows = FlowTable(settings.timeouts, use_vlan=settings.use_vlan,
-                               memcap=settings.flow_memcap)
+                               memcap=settings.flow_memcap,
+                               use_recursion=settings.use_recursion)
         # (host a, host b, port) -> (protocol, expiry): flows announced by a parser
         self._expected: OrderedDict[tuple[bytes, bytes, int], tuple[str, float]] = OrderedDict()
         self.tcp = TcpTracker(settings.stream)
@@ -314,7 +315,11 @@ class Pipeline:
         self._linktype = int(backend.linktype)
         self._decoder = Decoder(backend.linktype,
                                 checksum_validation=self.settings.checksum_validation,
-                                checksum_auto=self.settings.checksum_auto)
+                                checksum_auto=self.settings.checksum_auto,
+                                vxlan_ports=self.settings.vxlan_ports,
+                                geneve_ports=self.settings.geneve_ports,
+                                max_layers=self.settings.max_layers,
+                                vxlan_strict=self.settings.vxlan_strict)
         self.bypass_mgr = BypassManager(backend, self.stats, self.settings.timeouts)
         t0 = time.perf_counter()
         inline = bool(backend.capabilities & Capability.INLINE)
@@ -808,7 +813,10 @@ class Pipeline:
         assert self._backend is not None and self.bypass_mgr is not None
         flow.bypass_reason = reason
         self.stats.incr("flow_bypassed.reason." + reason.split(":", 1)[0])
-        if flow.proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        # A tunnelled flow's packets carry the outer headers on the wire, which a capture
+        # bypass keyed on the flow's tuple would never match (Suricata's AFPBypassCallback
+        # refuses tunnel packets too): bypass it locally.
+        if flow.proto not in (IPPROTO_TCP, IPPROTO_UDP) or pkt.tunnel is not None:
             self.bypass_mgr.bypass_local(flow, pkt.ts)
             self.report.bypassed_flows_local += 1
             return

@@ -15,6 +15,12 @@ from ruleengine.applayer.files import FilePolicy
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.registry import AppLayerSettings, default_settings, load_settings
 from ruleengine.config import Config, parse_bool
+from ruleengine.decode.tunnel import (
+    DEFAULT_MAX_LAYERS,
+    GENEVE_PORTS,
+    VXLAN_PORTS,
+    parse_port_list,
+)
 from ruleengine.flow.table import FlowTimeouts
 from ruleengine.outputs.sinks import SinkSpec, sink_spec
 from ruleengine.stream.tcp import StreamConfig
@@ -53,6 +59,13 @@ class EngineSettings:
     # suricata.yaml action-order: which action's rules are evaluated first
     action_order: tuple[str, ...] = ("pass", "drop", "reject", "alert")
     offline: bool = True  # pcap run: pcap_cnt in events, capture-time stats
+    # decoder.vxlan / decoder.geneve: UDP ports decoded as the tunnel (empty: disabled)
+    vxlan_ports: frozenset[int] = VXLAN_PORTS
+    geneve_ports: frozenset[int] = GENEVE_PORTS
+    max_layers: int = DEFAULT_MAX_LAYERS  # decoder.max-layers
+    vxlan_strict: bool = True  # decoder.vxlan.reserved-bits-check: strict | permissive
+    # decoder.recursion-level.use-for-tracking: the tunnel depth is part of the flow key
+    use_recursion: bool = True
 
     def __post_init__(self) -> None:
         # ``http`` given on its own (tests, older callers) is the HTTP parser's config
@@ -89,6 +102,8 @@ class EngineSettings:
             warnings.append(f"action-order: unknown action(s) {', '.join(unknown)} "
                             "(pass, drop, reject, alert): ignored")
         http = applayer.config("http")
+        vxlan_ports = _tunnel_ports(config, "vxlan", VXLAN_PORTS, warnings)
+        geneve_ports = _tunnel_ports(config, "geneve", GENEVE_PORTS, warnings)
         checks = _pcap_checksum_checks(config.get("pcap-file.checksum-checks", "auto"))
         validation = config.checksum_validation(k_option)
         if offline and k_option is None and checks == "no":
@@ -114,8 +129,42 @@ class EngineSettings:
             packet_alert_max=max(1, config.detect().packet_alert_max),
             action_order=config.detect().action_order,
             offline=offline,
+            vxlan_ports=vxlan_ports,
+            geneve_ports=geneve_ports,
+            max_layers=config.get_int("decoder.max-layers", DEFAULT_MAX_LAYERS),
+            vxlan_strict=_vxlan_strict(config, warnings),
+            use_recursion=config.get_bool("decoder.recursion-level.use-for-tracking", True),
         )
         return settings, warnings
+
+
+def _tunnel_ports(config: Config, name: str, default: frozenset[int],
+                  warnings: list[str]) -> frozenset[int]:
+    """``decoder.<name>.ports`` (a ``$VAR`` of vars.port-groups resolved) when
+    ``decoder.<name>.enabled`` is true (the default), else no port."""
+    if not config.get_bool(f"decoder.{name}.enabled", True):
+        return frozenset()
+    value = config.get(f"decoder.{name}.ports")
+    if isinstance(value, str) and value.strip().startswith("$"):
+        value = config.port_groups().get(value.strip()[1:])
+    ports, problem = parse_port_list(value, default)
+    if problem:
+        warnings.append(f"decoder.{name}.ports: {problem}; using "
+                        f"{','.join(map(str, sorted(default)))}")
+    return ports
+
+
+def _vxlan_strict(config: Config, warnings: list[str]) -> bool:
+    """``decoder.vxlan.reserved-bits-check`` as DecodeVXLANConfig reads it."""
+    value = config.get("decoder.vxlan.reserved-bits-check")
+    if value is None:
+        return True
+    text = str(value).strip().lower()
+    if text not in ("strict", "permissive"):
+        warnings.append(f"decoder.vxlan.reserved-bits-check: invalid mode {value!r} "
+                        "(strict, permissive); using 'strict'")
+        return True
+    return text == "strict"
 
 
 def _pcap_checksum_checks(value: Any) -> str:

@@ -286,6 +286,26 @@ def test_a_rule_bypass_goes_to_the_capture_layer(tmp_path: Path) -> None:
     assert run.stats.get("flow_bypassed.reason.rule") == 1
 
 
+def test_a_tunnelled_flow_is_bypassed_locally(tmp_path: Path) -> None:
+    """The wire carries the outer headers, which a capture bypass keyed on the inner
+    tuple would never match (Suricata's AFPBypassCallback refuses tunnel packets)."""
+    from scapy.layers.l2 import GRE
+
+    inner: Frames = []
+    Conn(inner).open().send(True, GET).send(False, OK).send(False, OK).close()
+    outer = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(
+        src="192.0.2.1", dst="192.0.2.2") / GRE()
+    frames = [(ts, bytes(outer / Ether(frame)[IP])) for ts, frame in inner]
+    rule = 'alert http any any -> any any (msg:"big"; http.method; content:"GET"; bypass; sid:5;)'
+    run = Run(tmp_path, rule, frames, capabilities=Capability.LIVE | Capability.BYPASS,
+              backend_kw={"bypass_result": True, "flow_key": _flow_key})
+    assert run.backend.bypass_calls == []
+    assert run.report.bypassed_flows_local == 1 and run.report.bypassed_flows_capture == 0
+    assert run.sids() == [5]
+    (flow,) = run.of("flow")
+    assert flow["flow"]["bypass"] == "local" and flow["src_ip"] == CLIENT
+
+
 def test_icmp_is_bypassed_locally_even_when_the_capture_could(tmp_path: Path) -> None:
     frames = [(1.0 + i, bytes(Ether() / IP(src=CLIENT, dst=SERVER) / ICMP(seq=i) / b"ping"))
               for i in range(3)]

@@ -181,3 +181,26 @@ def test_flow_memcap_is_read_as_a_size(tmp_path: Path) -> None:
     assert EngineSettings().flow_memcap == 32 << 20  # Suricata's built-in default
     settings, warnings = _settings(tmp_path, "flow:\n  memcap: lots\n")
     assert settings.flow_memcap == 32 << 20 and warnings
+
+
+def test_tunnel_decoder_keys(tmp_path: Path) -> None:
+    settings, warnings = _settings(tmp_path, "")
+    assert settings.vxlan_ports == frozenset({4789}) and settings.geneve_ports == {6081}
+    assert settings.vxlan_strict and settings.use_recursion and settings.max_layers == 16
+    body = ("vars:\n  port-groups:\n    VXLAN_PORTS: \"[8472, 4789]\"\n"
+            "decoder:\n  max-layers: 5\n  recursion-level:\n    use-for-tracking: false\n"
+            "  vxlan:\n    ports: $VXLAN_PORTS\n    reserved-bits-check: permissive\n"
+            "  geneve:\n    enabled: no\n")
+    settings, warnings = _settings(tmp_path, body)
+    assert not warnings
+    assert settings.vxlan_ports == frozenset({8472, 4789}) and not settings.geneve_ports
+    assert not settings.vxlan_strict and not settings.use_recursion
+    assert settings.max_layers == 5
+
+
+def test_bad_tunnel_decoder_values_warn_and_keep_the_default(tmp_path: Path) -> None:
+    body = "decoder:\n  vxlan:\n    ports: \"abc\"\n    reserved-bits-check: loose\n"
+    settings, warnings = _settings(tmp_path, body)
+    assert settings.vxlan_ports == frozenset({4789}) and settings.vxlan_strict
+    assert any(w.startswith("decoder.vxlan.ports: not a port") for w in warnings)
+    assert any("reserved-bits-check" in w and "'strict'" in w for w in warnings)

@@ -39,11 +39,32 @@ class DecoderBase:
     checksum_errors: dict[str, int]
     defrag_enabled: bool
     defrag: Defragmenter
+    # UDP ports that may carry VXLAN / Geneve (decoder.vxlan.ports, decoder.geneve.ports);
+    # their union is checked first so other UDP packets pay one set lookup per port.
+    udp_tunnel_ports: frozenset[int]
 
     def _event(self, pkt: Packet, name: str) -> None:
         pkt.add_event(name)
         key = "decoder.event." + name
         self.counters[key] = self.counters.get(key, 0) + 1
+
+    # -- encapsulation hooks ------------------------------------------------------
+    # The layers below hand what they recognise as an encapsulation to these; the tunnel
+    # layer (``tunnel.TunnelDecoder``, the top of the chain) implements them.
+
+    def _encap_ethertype(self, pkt: Packet, buf: Buffer, off: int, n: int, etype: int) -> bool:
+        """MPLS / PPPoE ethertypes; False when ``etype`` is not one of them."""
+        raise NotImplementedError
+
+    def _encap_ip(self, pkt: Packet, buf: Buffer, off: int, end: int, proto: int) -> bool:
+        """GRE, IP-in-IP, 6in4 ... carried by IP; False when ``proto`` is not one of them."""
+        raise NotImplementedError
+
+    def _encap_udp(
+        self, pkt: Packet, buf: Buffer, off: int, end: int, sport: int, dport: int
+    ) -> bool:
+        """VXLAN / Geneve payload of a UDP packet; False when it is not one (stays UDP)."""
+        raise NotImplementedError
 
     def _invalid(self, pkt: Packet, name: str) -> None:
         self._event(pkt, name)

@@ -1,4 +1,5 @@
-"""Frame decoder: link layer → IPv4/IPv6 (defragmented) → TCP/UDP/ICMP.
+"""Frame decoder: link layer → IPv4/IPv6 (defragmented) → TCP/UDP/ICMP, through the
+encapsulations of ``tunnel.py`` (GRE, VXLAN, Geneve, MPLS, PPPoE, IP-in-IP ...).
 
 Design (hot path): one ``Packet`` per frame, precompiled ``struct.Struct`` objects
 read with ``unpack_from`` at offsets into the frame (no intermediate slices), bytes
@@ -18,7 +19,8 @@ engine ignores it (``tcp.invalid_checksum``). IPv4 header checksums are not enfo
 (Suricata does not either; the ``ipv4-csum`` keyword checks them).
 
 The layers live beside this module, each a class the next one up inherits
-(``link.py`` → ``network.py`` → ``transport.py`` → ``base.py``); ``Decoder`` adds the
+(``tunnel.py`` → ``link.py`` → ``network.py`` → ``transport.py`` → ``base.py``; the
+lower layers reach the tunnel one through the hooks declared in ``base.py``); ``Decoder`` adds the
 entry point, the counters and the checksum ``auto`` decision.
 """
 
@@ -34,9 +36,15 @@ from ruleengine.decode.link import (
     ETHERTYPE_IPV6,
     MAX_VLAN_LAYERS,
     SUPPORTED_LINKTYPES,
-    LinkDecoder,
 )
 from ruleengine.decode.packet import Packet
+from ruleengine.decode.tunnel import (
+    DEFAULT_MAX_LAYERS,
+    GENEVE_PORTS,
+    MAX_LAYERS_CAP,
+    VXLAN_PORTS,
+    TunnelDecoder,
+)
 
 # Names importers of this module used before the layers moved out of it.
 __all__ = [
@@ -78,10 +86,22 @@ COUNTER_NAMES = (
     "decoder.icmpv6",
     "decoder.max_pkt_size",
     "decoder.ipv4_in_ipv6",
+    "decoder.ipv4_in_ipv4",
+    "decoder.ipv6_in_ipv4",
+    "decoder.ipv6_in_ipv6",
+    "decoder.chdlc",
+    "decoder.gre",
+    "decoder.erspan",
+    "decoder.ppp",
+    "decoder.pppoe",
+    "decoder.mpls",
+    "decoder.vxlan",
+    "decoder.geneve",
+    "decoder.too_many_layers",
 )
 
 
-class Decoder(LinkDecoder):
+class Decoder(TunnelDecoder):
     """Decodes frames of one link type into ``Packet`` records."""
 
     def __init__(
@@ -92,8 +112,19 @@ class Decoder(LinkDecoder):
         defrag: bool = True,
         defrag_timeout: float = 60.0,
         checksum_auto: bool = False,
+        vxlan_ports: frozenset[int] = VXLAN_PORTS,
+        geneve_ports: frozenset[int] = GENEVE_PORTS,
+        max_layers: int = DEFAULT_MAX_LAYERS,
+        vxlan_strict: bool = True,
     ) -> None:
         self.linktype = linktype
+        self.vxlan_strict = vxlan_strict  # decoder.vxlan.reserved-bits-check
+        # decoder.vxlan.ports / decoder.geneve.ports (empty: that decoder is disabled)
+        self.vxlan_ports = vxlan_ports
+        self.geneve_ports = geneve_ports
+        self.udp_tunnel_ports = vxlan_ports | geneve_ports
+        self.max_layers = max(1, min(max_layers, MAX_LAYERS_CAP))
+        self._layers = 0
         self.checksum_validation = checksum_validation
         # Suricata's ``checksum-checks: auto`` (pcap files): look at the first
         # CHECKSUM_SAMPLE_COUNT packets; if more than 1 in CHECKSUM_INVALID_RATIO TCP
@@ -126,6 +157,7 @@ class Decoder(LinkDecoder):
         if self._auto_pending and c["decoder.pkts"] > CHECKSUM_SAMPLE_COUNT:
             self._checksum_auto_decide()
         pkt = Packet(ts, pkt_id, n)
+        self._layers = 0
         try:
             self._link(pkt, data, n)
         except Exception:  # hostile input must never escape; this is a decoder bug

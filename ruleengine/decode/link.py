@@ -1,4 +1,4 @@
-"""Link layer: Ethernet (with VLAN tags), Linux SLL/SLL2, raw IP and BSD loopback.
+"""Link layer: Ethernet (with VLAN tags), Cisco HDLC, Linux SLL/SLL2, raw IP, BSD loopback.
 
 Each link type has one handler taking ``(pkt, frame, length)``; it finds where the IP
 header starts and hands the packet to the network layer.
@@ -10,6 +10,7 @@ import struct
 from collections.abc import Callable
 
 from ruleengine.capture import (
+    LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -45,6 +46,7 @@ LinkHandler = Callable[[Packet, Buffer, int], None]
 # link type -> name of the LinkDecoder method that decodes it
 _LINK_HANDLERS = {
     LINKTYPE_ETHERNET: "_ethernet",
+    LINKTYPE_C_HDLC: "_chdlc",
     LINKTYPE_LINUX_SLL: "_sll",
     LINKTYPE_LINUX_SLL2: "_sll2",
     LINKTYPE_RAW: "_raw",
@@ -88,7 +90,7 @@ class LinkDecoder(NetworkDecoder):
             self._vlan(pkt, buf, off, n, etype)
         elif etype == ETHERTYPE_ARP:
             self.counters["decoder.arp"] += 1
-        else:
+        elif not self._encap_ethertype(pkt, buf, off, n, etype):
             self.counters["decoder.unknown_ethertype"] += 1
 
     def _vlan(self, pkt: Packet, buf: Buffer, off: int, n: int, etype: int) -> None:
@@ -110,10 +112,12 @@ class LinkDecoder(NetworkDecoder):
             c["decoder.vlan_qinq"] += 1
         elif depth == 3:
             c["decoder.vlan_qinqinq"] += 1
-        pkt.vlan = tuple(vlans)
+        # tags of an Ethernet frame inside a tunnel add to the outer ones (Suricata copies
+        # the parent's vlan ids into the tunnel packet)
+        pkt.vlan = pkt.vlan + tuple(vlans)
         if etype in (ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_ARP):
             self._ethertype(pkt, buf, off, n, etype)
-        else:
+        elif not self._encap_ethertype(pkt, buf, off, n, etype):
             self._event(pkt, "vlan.unknown_type")
 
     def _sll(self, pkt: Packet, buf: Buffer, n: int) -> None:
@@ -129,6 +133,18 @@ class LinkDecoder(NetworkDecoder):
             self._invalid(pkt, "sll.pkt_too_small")
             return
         self._ethertype(pkt, buf, 20, n, U16.unpack_from(buf, 0)[0])
+
+    def _chdlc(self, pkt: Packet, buf: Buffer, n: int) -> None:
+        """Cisco HDLC: address, control, then an ethertype (Suricata's DecodeCHDLC)."""
+        self.counters["decoder.chdlc"] += 1
+        if n < 4:
+            self._invalid(pkt, "chdlc.pkt_too_small")
+            return
+        etype = U16.unpack_from(buf, 2)[0]
+        if etype == ETHERTYPE_IPV4:
+            self._ipv4(pkt, buf, 4, n)
+        elif etype == ETHERTYPE_IPV6:
+            self._ipv6(pkt, buf, 4, n)
 
     def _raw(self, pkt: Packet, buf: Buffer, n: int) -> None:
         self.counters["decoder.raw"] += 1

@@ -20,6 +20,9 @@ from ruleengine.decode.transport import TransportDecoder
 
 _IPV6_FRAG = struct.Struct("!BBHI")
 
+# IP protocols the tunnel layer decodes: IP-in-IP (4), IPv6 (41), GRE (47)
+_ENCAP_PROTOS = frozenset((4, 41, 47))
+
 # RR, QS, TS, SEC, LSRR, E-SEC, CIPSO, SID, SSRR, RTRALT (Suricata's known IPv4 options)
 _IPV4_KNOWN_OPTIONS = frozenset((7, 25, 68, 130, 131, 133, 134, 136, 137, 148))
 
@@ -101,6 +104,8 @@ class NetworkDecoder(TransportDecoder):
             self._udp(pkt, buf, l4, end, self._pseudo4(src, dst, proto, end - l4), 4)
         elif proto == IPPROTO_ICMP:
             self._icmpv4(pkt, buf, l4, end)
+        elif proto in _ENCAP_PROTOS and self._encap_ip(pkt, buf, l4, end, proto):
+            return
         else:
             if proto == IPPROTO_ICMPV6:
                 self._event(pkt, "ipv4.icmpv6")
@@ -265,6 +270,8 @@ class NetworkDecoder(TransportDecoder):
             self._udp(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p), 6)
         elif nh == IPPROTO_ICMPV6:
             self._icmpv6(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p))
+        elif nh in _ENCAP_PROTOS and self._encap_ip(pkt, buf, p, end, nh):
+            return
         else:
             if nh == _EXT_NONE and end > p:
                 self._event(pkt, "ipv6.data_after_none_header")

@@ -56,6 +56,11 @@ class Packet:
         # (src, dst, sport, dport, proto), used to attach the error to that flow
         "icmp_emb",
         "pseudo",  # True: a flow-end pseudo packet (no wire packet; packet keywords skip it)
+        # Decoded from inside a tunnel (GRE, VXLAN, Geneve, IP-in-IP ...): the outermost
+        # packet's (ip_version, src, dst, sport, dport, proto) and the tunnel depth, as
+        # Suricata's p->root and p->recursion_level; None for a packet not in a tunnel.
+        # Every other field describes the innermost packet.
+        "tunnel",
     )
 
     def __init__(
@@ -99,6 +104,7 @@ class Packet:
         self.l4_header = b""
         self.icmp_emb: tuple[bytes, bytes, int, int, int] | None = None
         self.pseudo = False
+        self.tunnel: tuple[int, bytes, bytes, int, int, int, int] | None = None
 
     def add_event(self, name: str) -> None:
         if self.events is None:

@@ -120,6 +120,9 @@ class TransportDecoder(DecoderBase):
         ):
             pkt.checksum_ok = False
             self.checksum_errors["udp"] += 1
+        ports = self.udp_tunnel_ports
+        if dport in ports or sport in ports:
+            self._encap_udp(pkt, buf, off + 8, off + ulen, sport, dport)
 
     def _icmpv4(self, pkt: Packet, buf: Buffer, off: int, end: int) -> None:
         self.counters["decoder.icmpv4"] += 1

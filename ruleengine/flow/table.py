@@ -59,7 +59,8 @@ _SCAN_RATE = 100_000  # flows per second of capture time the expiry scan may loo
 # by it, so the table's memory stays within the configured memcap.
 FLOW_COST_BYTES = 5120
 
-FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...]]
+# (lower addr, its port, higher addr, its port, proto, vlan ids, tunnel depth)
+FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...], int]
 
 _rng = random.Random(os.urandom(16))
 
@@ -365,6 +366,7 @@ class FlowTable:
         expire_interval: float = 1.0,
         use_vlan: bool = True,
         memcap: int = 0,
+        use_recursion: bool = True,
     ) -> None:
         self.timeouts = timeouts if timeouts is not None else FlowTimeouts()
         if memcap > 0:  # flow.memcap (0: only max_flows bounds the table)
@@ -373,6 +375,10 @@ class FlowTable:
         self.memcap = memcap
         self.expire_interval = expire_interval
         self.use_vlan = use_vlan  # suricata.yaml vlan.use-for-tracking
+        # decoder.recursion-level.use-for-tracking: a tunnelled flow and the same tuple
+        # outside (or at another depth) are different flows, as Suricata's flow hash
+        # and FlowCompare include p->recursion_level
+        self.use_recursion = use_recursion
         self.flows: dict[FlowKey, Flow] = {}
         # flows pushed out (max_flows / flow.memcap) or replaced (TCP reuse), waiting to
         # be ended by the caller: take_evicted() or the next expire()/flush()
@@ -401,12 +407,14 @@ class FlowTable:
         sport = pkt.sport
         dport = pkt.dport
         vlan = pkt.vlan if self.use_vlan else ()
+        tunnel = pkt.tunnel
+        depth = tunnel[6] if tunnel is not None and self.use_recursion else 0
         if (src, sport) <= (dst, dport):
-            key: FlowKey = (src, sport, dst, dport, pkt.proto, vlan)
+            key: FlowKey = (src, sport, dst, dport, pkt.proto, vlan, depth)
         else:
-            key = (dst, dport, src, sport, pkt.proto, vlan)
+            key = (dst, dport, src, sport, pkt.proto, vlan, depth)
         if pkt.icmp_emb is not None:
-            quoted = self._quoted_flow(pkt, pkt.icmp_emb)
+            quoted = self._quoted_flow(pkt, pkt.icmp_emb, depth)
             if quoted is not None:
                 return quoted
         flow = self.flows.get(key)
@@ -449,16 +457,16 @@ class FlowTable:
         return self._create(key, pkt)
 
     def _quoted_flow(
-        self, pkt: Packet, emb: tuple[bytes, bytes, int, int, int]
+        self, pkt: Packet, emb: tuple[bytes, bytes, int, int, int], depth: int
     ) -> tuple[Flow, bool] | None:
         """An ICMP destination-unreachable belongs to the flow of the packet it quotes
         (Suricata's ``ICMPV4_DEST_UNREACH_IS_VALID`` lookup); direction by address."""
         src, dst, sport, dport, proto = emb
         vlan = pkt.vlan if self.use_vlan else ()
         if (src, sport) <= (dst, dport):
-            key: FlowKey = (src, sport, dst, dport, proto, vlan)
+            key: FlowKey = (src, sport, dst, dport, proto, vlan, depth)
         else:
-            key = (dst, dport, src, sport, proto, vlan)
+            key = (dst, dport, src, sport, proto, vlan, depth)
         flow = self.flows.get(key)
         if flow is None:
             return None

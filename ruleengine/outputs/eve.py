@@ -4,7 +4,8 @@ One JSON object per line. Every event validates against Suricata's own schema
 (``etc/schema.json``), which is strict, so only fields Suricata writes appear here:
 
 - alert: ``timestamp, flow_id, pcap_cnt, event_type, [vlan], src_ip, src_port, dest_ip,
-  dest_port, proto, [icmp_type, icmp_code], [tx_id], alert{...}, [http{...}], [app_proto],
+  dest_port, proto, [icmp_type, icmp_code], [tx_id], alert{...}, [tunnel{...}], [http{...}],
+  [app_proto],
   direction, [flow{...}]`` (addresses are the packet's, ``flow`` carries the flow's own
   direction, as in Suricata 7+);
 - flow (at flow end): addresses in the flow's direction (initiator is ``src``), ``app_proto``,
@@ -376,6 +377,26 @@ def _drop_fields(pkt: Any) -> dict[str, Any]:
     return body
 
 
+def _tunnel_object(tunnel: tuple[int, bytes, bytes, int, int, int, int],
+                   pcap_cnt: int | None) -> dict[str, Any]:
+    """output-json-alert.c AlertJsonTunnel: the outermost packet's addresses (ports 0 when
+    it has none, as Suricata writes them), the tunnel depth, the root's pcap_cnt and
+    pkt_src (the root packet always comes from the capture)."""
+    _ver, src, dst, sport, dport, proto, depth = tunnel
+    obj: dict[str, Any] = {
+        "src_ip": format_ip(src),
+        "src_port": int(sport),
+        "dest_ip": format_ip(dst),
+        "dest_port": int(dport),
+        "proto": proto_name(proto),
+        "depth": int(depth),
+    }
+    if pcap_cnt:
+        obj["pcap_cnt"] = int(pcap_cnt)
+    obj["pkt_src"] = "wire/pcap"
+    return obj
+
+
 def _tcp_flags(flags: int) -> str:
     return f"{flags & 0xFF:02x}"
 
@@ -438,7 +459,11 @@ class EveWriter:
         direction's last reassembled bytes (``payload-buffer-size``)."""
         if not self.wants("alert"):
             return
-        event = self._header(ts, "alert", flow.flow_id if flow is not None else None, pcap_cnt)
+        tunnel = getattr(pkt, "tunnel", None)
+        # a tunnel's inner packet has no pcap_cnt of its own in Suricata (the tunnel packet
+        # is not read from the file): the count is the root's, in the tunnel object
+        event = self._header(ts, "alert", flow.flow_id if flow is not None else None,
+                             pcap_cnt if tunnel is None else None)
         self._packet_addresses(event, pkt)
         if flow is not None:
             self._community_id(event, flow, pkt)
@@ -459,6 +484,8 @@ class EveWriter:
         if metadata:
             alert["metadata"] = metadata
         event["alert"] = alert
+        if tunnel is not None:
+            event["tunnel"] = _tunnel_object(tunnel, pcap_cnt)
         if tx is not None:
             obj = app_object(app_proto or "http", tx, self.type_options.get(app_proto or ""),
                              alert=True) if (app_proto or "http") != "failed" else None

@@ -10,15 +10,17 @@ from scapy.layers.l2 import Dot1Q
 from scapy.packet import Raw
 
 from ruleengine.decode.decoder import Decoder
-from tests.decode.frames import eth
+from tests.decode.frames import eth, tunnel_frames
 
-LINKTYPES = [0, 1, 12, 101, 108, 113, 228, 229, 276]
+LINKTYPES = [0, 1, 12, 101, 104, 108, 113, 228, 229, 276]
 
 SEEDS = [
     bytes(eth() / IP() / TCP(options=[("MSS", 1460), ("WScale", 7)]) / Raw(b"GET / HTTP/1.1")),
     bytes(eth() / Dot1Q(vlan=3) / IPv6() / IPv6ExtHdrRouting(addresses=["::1"]) / UDP()),
     bytes(eth() / IPv6() / IPv6ExtHdrFragment(m=1, id=5) / UDP() / Raw(b"x" * 16)),
     *[bytes(eth() / f) for f in fragment(IP() / UDP() / Raw(b"y" * 100), fragsize=24)],
+    # every encapsulation (GRE, ERSPAN, PPTP, VXLAN, Geneve, IP-in-IP, MPLS, PPPoE)
+    *[frame for lt, frame in tunnel_frames() if lt == 1],
 ]
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -267,3 +267,33 @@ def test_tcp_port_reuse_starts_a_new_flow() -> None:
     assert old.end_reason == "tcp_reuse" and table.counters["flow.tcp_reuse"] == 1
     assert table.expire(0.0) == [old]
     assert len(table) == 1
+
+
+class TestTunnelDepth:
+    """Suricata's flow hash and FlowCompare include p->recursion_level: the same tuple
+    inside a tunnel and outside it (or at another depth) are different flows."""
+
+    @staticmethod
+    def _gre(src: str, dst: str, sport: int, dport: int, depth: int = 1):
+        from scapy.layers.l2 import GRE
+
+        pkt = IP(src=src, dst=dst) / UDP(sport=sport, dport=dport)
+        for _ in range(depth):
+            pkt = IP(src="172.16.0.1", dst="172.16.0.2") / GRE() / pkt
+        return decode_one(bytes(eth() / pkt))
+
+    def test_depth_is_part_of_the_key(self) -> None:
+        table = FlowTable()
+        plain, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 5000, 53))
+        inner, to_server = table.lookup(self._gre("10.0.0.1", "10.0.0.2", 5000, 53))
+        reply, reply_to_server = table.lookup(self._gre("10.0.0.2", "10.0.0.1", 53, 5000))
+        deeper, _ = table.lookup(self._gre("10.0.0.1", "10.0.0.2", 5000, 53, depth=2))
+        assert inner is reply and to_server and not reply_to_server
+        assert len({id(plain), id(inner), id(deeper)}) == 3 and len(table) == 3
+        assert (inner.src, inner.sport, inner.dport) == (bytes([10, 0, 0, 1]), 5000, 53)
+
+    def test_use_recursion_off_merges_them(self) -> None:
+        table = FlowTable(use_recursion=False)
+        plain, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 5000, 53))
+        inner, _ = table.lookup(self._gre("10.0.0.1", "10.0.0.2", 5000, 53))
+        assert plain is inner and len(table) == 1

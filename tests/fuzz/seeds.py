@@ -141,10 +141,13 @@ def _port_protocols() -> dict[tuple[int, int], str]:
 def seeds(family: str, limit: int = 400) -> tuple[bytes, ...]:
     """Seed inputs of one family (deterministic, at most ``limit``)."""
     out: list[bytes] = []
+    pinned: list[bytes] = []  # kept whatever the sampling
     if family == "pcap":
         out = [p.read_bytes() for p in pcap_files() if p.stat().st_size <= MAX_PCAP]
     elif family == "frames":
         out = [bytes([T.LINKTYPES.index(lt)]) + f for lt, f, _ in _frames(20)]
+        # the captures hold no tunnels: hand-built frames of every encapsulation
+        pinned = [bytes([T.LINKTYPES.index(lt)]) + f for lt, f in _tunnel_frames()]
     elif family == "tcp":
         out = _tcp_seeds()
     elif family.startswith("applayer:"):
@@ -152,9 +155,16 @@ def seeds(family: str, limit: int = 400) -> tuple[bytes, ...]:
     elif family == "rules":
         out = _rule_seeds()
     out = list(dict.fromkeys(out))
-    if len(out) > limit:
-        out = random.Random(family).sample(out, limit)
-    return tuple(out)
+    room = max(0, limit - len(pinned))
+    if len(out) > room:
+        out = random.Random(family).sample(out, room)
+    return tuple(dict.fromkeys(pinned + out))
+
+
+def _tunnel_frames() -> list[tuple[int, bytes]]:
+    from tests.decode.frames import tunnel_frames
+
+    return tunnel_frames()
 
 
 def _tcp_seeds() -> list[bytes]:

@@ -83,7 +83,7 @@ def pcap_reader(data: bytes) -> None:
 
 # -- decoders ---------------------------------------------------------------------------
 
-LINKTYPES = (0, 1, 12, 101, 108, 113, 228, 229, 276)
+LINKTYPES = (0, 1, 12, 101, 108, 113, 228, 229, 276, 104)  # appended: keeps old indexes
 _DECODERS: dict[int, Any] = {}
 
 

@@ -92,3 +92,21 @@ def test_the_fuzzer_finds_and_saves_a_planted_bug(tmp_path, monkeypatch, capsys)
     saved = list(tmp_path.glob("planted-crash-*"))
     assert len(saved) == 1 and b"\xfe" in saved[0].read_bytes()
     assert '"crashes": 0' not in capsys.readouterr().out
+
+
+def test_decoder_seeds_reach_every_encapsulation() -> None:
+    """The decoder target's seeds start inside every tunnel and label layer (the
+    captures of the corpus hold none), so mutations exercise their header checks."""
+    from ruleengine.decode.decoder import Decoder
+
+    decoders: dict[int, Decoder] = {}
+    for data in S.seeds("frames"):
+        lt = T.LINKTYPES[data[0] % len(T.LINKTYPES)]
+        decoders.setdefault(lt, Decoder(lt)).decode(1.0, data[1:])
+    counters: dict[str, int] = {}
+    for d in decoders.values():
+        for key, value in d.counters.items():
+            counters[key] = counters.get(key, 0) + value
+    for name in ("gre", "erspan", "ppp", "pppoe", "mpls", "vxlan", "geneve", "chdlc",
+                 "ipv4_in_ipv4", "ipv6_in_ipv4", "ipv4_in_ipv6", "ipv6_in_ipv6"):
+        assert counters.get("decoder." + name), name
