@@ -179,6 +179,7 @@ class CRule:
         "iponly",
         "is_tx",
         "mixed",
+        "needs_data",
         "only_stream",
         "payload",
         "pd_once",
@@ -281,9 +282,28 @@ class CRule:
             and rule.dst_ports.is_any
         )
         self.pd_once = self._detection_only()
+        # cannot match a packet without payload and without new stream data
+        self.needs_data = self._needs_data()
         self.trace: RuleTrace | None = None  # set by DetectEngine.trace_rule (explain)
         # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
         self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
+
+    def _needs_data(self) -> bool:
+        """True when a packet with no payload and no stream chunk can never match: a
+        payload content that must be present, or a dsize that 0 does not satisfy."""
+        for cond in self.pkt_conds:
+            if cond.field == "dsize" and isinstance(cond.cond, IntCondition) \
+                    and not cond.cond.matches(0):
+                return True
+        for bm in self.rule.buffers:
+            if bm.buffer != PAYLOAD or bm.transforms:
+                continue
+            if any(isinstance(it, Absent) for it in bm.items):
+                continue
+            if any(isinstance(it, ContentMatch) and not it.negated and it.pattern
+                   for it in bm.items):
+                return True
+        return False
 
     def _quick_checks(self) -> tuple[tuple[str, bool | None, bytes, bool], ...]:
         if not self.is_tx or self.mixed:
@@ -497,6 +517,7 @@ class _Group:
         self.iponly: list[int] = []  # always candidates, once per flow direction
         self.by_pid: dict[str, dict[int, list[int]]] = {}
         self.mpms: dict[str, Mpm] = {}
+        self.version = 0  # bumped when the prefilter tables change (explain's trace)
         for pos, cr in enumerate(self.rules):
             if cr.iponly:
                 self.iponly.append(pos)
@@ -531,23 +552,45 @@ class _Group:
                 if pos in positions:
                     positions.remove(pos)
         self.always = sorted([*self.always, pos])
+        self.version += 1
 
-    def candidates(self, hits_by_buf: dict[str, set[int]], iponly: bool = False) -> list[int]:
-        """Positions (rule order) of the rules to inspect."""
-        if not self.by_pid and not (iponly and self.iponly):
-            return self.always
-        found: set[int] = set(self.always)
+    def resolve(self, ctx: _PacketCtx, payloadless: bool) -> tuple[list[int], set[int]]:
+        """The always-candidates whose header fits this packet's tuple (Suricata's
+        signature group head of the packet: protocol, addresses, ports, direction), as a
+        sorted list and a set. A traced rule stays in, so explain still sees its header
+        fail. ``payloadless``: only the rules that can match a packet without payload or
+        stream data (pure ACKs, SYNs, FINs)."""
+        out: list[int] = []
+        for pos in self.always:
+            cr = self.rules[pos]
+            if cr.trace is None:
+                if payloadless and cr.needs_data:
+                    continue
+                if not _header_ok(cr.header, ctx, False):
+                    continue
+            out.append(pos)
+        return out, set(out)
+
+    def candidates(self, hits_by_buf: dict[str, set[int]], iponly: bool = False,
+                   base: list[int] | None = None) -> list[int]:
+        """Positions (rule order) of the rules to inspect. ``base``: the always-candidates
+        to start from (default: all of them; the packet path passes the ones resolved for
+        the flow, see :meth:`resolve`)."""
+        always = self.always if base is None else base
+        extra: list[int] = []
         if iponly:
-            found.update(self.iponly)
+            extra.extend(self.iponly)
         for bufname, hits in hits_by_buf.items():
             table = self.by_pid.get(bufname)
-            if table is None:
+            if table is None or not hits:
                 continue
             for pid in hits:
                 positions = table.get(pid)
                 if positions:
-                    found.update(positions)
-        return sorted(found)
+                    extra.extend(positions)
+        if not extra:
+            return always
+        return sorted({*always, *extra})
 
 
 class _FlowState:
@@ -555,7 +598,7 @@ class _FlowState:
 
     __slots__ = (
         "alerted", "buffers", "data_seen", "fired", "flowints", "flowvars", "generation",
-        "iponly_done", "mpm_cache", "pass_cut", "pd_done", "raw", "tags",
+        "iponly_done", "mpm_cache", "pass_cut", "pd_done", "raw", "sgh", "tags",
     )  # fmt: skip
 
     def __init__(self, generation: int = 0) -> None:
@@ -580,6 +623,9 @@ class _FlowState:
         self.fired: dict[tuple[int, bool], set[int]] = {}
         self.mpm_cache: dict[tuple[int, bool, str], tuple[object, set[int]]] = {}
         self.iponly_done: set[bool] = set()
+        # per (direction, payloadless): the packet group's always-candidates resolved for
+        # this flow's tuple, keyed by what they were resolved for (tuple, group version)
+        self.sgh: dict[tuple[bool, bool], tuple[tuple[object, ...], list[int], set[int]]] = {}
         self.pass_cut: tuple[object, int] | None = None
         self.flowints: dict[str, int] = {}  # flowint (unsigned 32-bit)
         self.flowvars: dict[str, bytes] = {}  # pcre flow_ captures
@@ -804,6 +850,7 @@ class DetectEngine:
             st.fired = {}
             st.pd_done = set()
         st.mpm_cache = {}
+        st.sgh = {}  # positions of the previous set's groups
         st.pass_cut = None
         st.generation = self.generation
 
@@ -986,12 +1033,15 @@ class DetectEngine:
         iponly_ok = state is None or to_server not in state.iponly_done
         if state is not None:
             state.iponly_done.add(to_server)
+        base, known = _resolved(group, ctx, state, to_server,
+                                not payload and not stream_chunk)
         out: list[_RawMatch] = []
-        for pos in group.candidates(hits, iponly_ok):
+        for pos in group.candidates(hits, iponly_ok, base):
             cr = group.rules[pos]
             if cr.pd_once and state is not None and (cr.idx, to_server) in state.pd_done:
                 continue
-            failed = self._packet_prechecks(cr, ctx, flow, to_server)
+            failed = self._packet_prechecks(cr, ctx, flow, to_server,
+                                            pos in known and cr.trace is None)
             if failed is not None:
                 if cr.trace is not None:
                     cr.trace.rejected(failed, pkt, flow, to_server)
@@ -1015,15 +1065,17 @@ class DetectEngine:
         return out
 
     def _packet_prechecks(
-        self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool
+        self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool,
+        header_known: bool = False,
     ) -> str | None:
         """None when every check before the payload holds, else the failed one's name
-        (what ``ruleengine explain`` reports)."""
+        (what ``ruleengine explain`` reports). ``header_known``: the header was already
+        found to fit (the flow's resolved group)."""
         if getattr(ctx.pkt, "pseudo", False) and cr.pkt_conds:
             # A flow-end pseudo packet is no wire packet: packet keywords (dsize, ...) never
             # match it (Suricata's PKT_IS_PSEUDOPKT checks).
             return "pseudo-packet"
-        if not _header_ok(cr.header, ctx, False):
+        if not header_known and not _header_ok(cr.header, ctx, False):
             return HEADER
         if cr.alproto_conds and not _alproto_known_ok(cr, flow, to_server):
             return "app-layer-protocol"
@@ -1397,6 +1449,25 @@ def _quick_ok(
         elif pattern not in buf:
             return False
     return True
+
+
+def _resolved(group: _Group, ctx: _PacketCtx, state: _FlowState | None, to_server: bool,
+              payloadless: bool) -> tuple[list[int], set[int]]:
+    """The group's always-candidates for this packet, resolved once per flow, direction
+    and payload class (a flow's packets of one direction share the tuple, so their header
+    results are the same; the key is checked anyway, so an ICMP error or a reused flow
+    slot resolves anew)."""
+    if state is None:
+        return group.resolve(ctx, payloadless)
+    key = (id(group), group.version, ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst,
+           ctx.dport)
+    slot = (to_server, payloadless)
+    entry = state.sgh.get(slot)
+    if entry is None or entry[0] != key:
+        base, known = group.resolve(ctx, payloadless)
+        state.sgh[slot] = (key, base, known)
+        return base, known
+    return entry[1], entry[2]
 
 
 def _header_ok(header: CompiledHeader, ctx: _PacketCtx, reverse: bool) -> bool:
