@@ -4,7 +4,6 @@ rules' own contents give the same alerts with prefilter off, hyperscan and Aho-C
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 

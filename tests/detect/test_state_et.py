@@ -4,7 +4,6 @@ base64_data, tag or asn1 loads and is evaluated by detection (none skipped)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
