@@ -28,6 +28,7 @@ for both in one ordered list. Per-flow state lives in ``flow.detect``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple, Protocol
 
 from ruleengine.applayer import registry
@@ -48,6 +49,7 @@ from ruleengine.detect.conditions import (
     packet_condition_supported,
 )
 from ruleengine.detect.flowbits import apply_actions, checks_pass, order_class
+from ruleengine.detect.iponly import IpOnlyTable, bits
 from ruleengine.detect.pcre import PcreCompileError
 from ruleengine.detect.prefilter import Mpm, resolve_backend
 from ruleengine.detect.tag import TagEntry, TagTable
@@ -89,6 +91,7 @@ TCP = 6
 _GROUP_KEYS = (6, 17, 1, 58, -1)  # -1: any other IP protocol
 _MAX_TX_STATE = 64  # per flow: transactions remembered for "fired once" and MPM caches
 _TX_DONE = -1  # marker in a (tx, direction) "fired" set: inspection finished
+_NOTHING: frozenset[int] = frozenset()
 
 
 class TxLike(Protocol):
@@ -534,6 +537,36 @@ class _Group:
             self.by_pid.setdefault(bufname, {}).setdefault(pid, []).append(pos)
         for mpm in self.mpms.values():
             mpm.build()
+        # IP-only rules by address table (the prefilter's); without it every one is tried
+        self.iponly_table: IpOnlyTable | None = None
+        self.iponly_by_bit: list[list[int]] = []  # header bit -> rule positions
+        self.iponly_traced: list[int] = []  # explain: tried whatever the addresses
+        if use_mpm and self.iponly:
+            self._build_iponly()
+
+    def _build_iponly(self) -> None:
+        bit_of: dict[int, int] = {}
+        headers: list[CompiledHeader] = []
+        for pos in self.iponly:
+            header = self.rules[pos].header
+            bit = bit_of.get(header.hid)
+            if bit is None:
+                bit = bit_of[header.hid] = len(headers)
+                headers.append(header)
+                self.iponly_by_bit.append([])
+            self.iponly_by_bit[bit].append(pos)
+        self.iponly_table = IpOnlyTable(headers)
+
+    def iponly_candidates(self, ctx: _PacketCtx) -> list[int]:
+        """Positions of the IP-only rules whose addresses may fit the packet (all of
+        them without the table); their headers are still tested in full."""
+        table = self.iponly_table
+        if table is None:
+            return self.iponly
+        out = list(self.iponly_traced)
+        for bit in bits(table.lookup(ctx.ver, ctx.src, ctx.dst)):
+            out.extend(self.iponly_by_bit[bit])
+        return out
 
     def _mpm_for(self, cr: CRule) -> tuple[str, bytes, bool] | None:
         chosen = _prefilter_content(cr)
@@ -545,6 +578,8 @@ class _Group:
         """``traced`` becomes an always-candidate, so every packet or transaction reaches
         its inspection (its fast pattern is a necessary condition: no result changes)."""
         pos = next((p for p, cr in enumerate(self.rules) if cr is traced), None)
+        if pos is not None and pos in self.iponly and pos not in self.iponly_traced:
+            self.iponly_traced.append(pos)
         if pos is None or pos in self.always or pos in self.iponly:
             return
         for table in self.by_pid.values():
@@ -571,15 +606,14 @@ class _Group:
             out.append(pos)
         return out, set(out)
 
-    def candidates(self, hits_by_buf: dict[str, set[int]], iponly: bool = False,
+    def candidates(self, hits_by_buf: dict[str, set[int]], iponly: Sequence[int] = (),
                    base: list[int] | None = None) -> list[int]:
-        """Positions (rule order) of the rules to inspect. ``base``: the always-candidates
-        to start from (default: all of them; the packet path passes the ones resolved for
-        the flow, see :meth:`resolve`)."""
+        """Positions (rule order) of the rules to inspect. ``iponly``: the IP-only rules
+        to try (see :meth:`iponly_candidates`). ``base``: the always-candidates to start
+        from (default: all of them; the packet path passes the ones resolved for the
+        flow, see :meth:`resolve`)."""
         always = self.always if base is None else base
-        extra: list[int] = []
-        if iponly:
-            extra.extend(self.iponly)
+        extra: list[int] = list(iponly)
         for bufname, hits in hits_by_buf.items():
             table = self.by_pid.get(bufname)
             if table is None or not hits:
@@ -1030,13 +1064,19 @@ class DetectEngine:
             state.data_seen.add(to_server)
         if state is not None and self._keep_raw_stream and ctx.proto == TCP:
             _append_raw(state.raw[to_server], payload if stream_chunk is None else stream_chunk)
-        iponly_ok = state is None or to_server not in state.iponly_done
+        iponly: Sequence[int] = ()
+        if state is None or to_server not in state.iponly_done:
+            iponly = group.iponly_candidates(ctx)
         if state is not None:
             state.iponly_done.add(to_server)
-        base, known = _resolved(group, ctx, state, to_server,
-                                not payload and not stream_chunk)
+        known: AbstractSet[int]
+        if self._prefilter:
+            base, known = _resolved(group, ctx, state, to_server,
+                                    not payload and not stream_chunk)
+        else:  # reference mode: every rule of the group, headers tested per packet
+            base, known = group.always, _NOTHING
         out: list[_RawMatch] = []
-        for pos in group.candidates(hits, iponly_ok, base):
+        for pos in group.candidates(hits, iponly, base):
             cr = group.rules[pos]
             if cr.pd_once and state is not None and (cr.idx, to_server) in state.pd_done:
                 continue
