@@ -186,6 +186,7 @@ class CRule:
         "only_stream",
         "payload",
         "pd_once",
+        "pf_cond",
         "pkt_conds",
         "quick",
         "require_packet",
@@ -287,6 +288,8 @@ class CRule:
         self.pd_once = self._detection_only()
         # cannot match a packet without payload and without new stream data
         self.needs_data = self._needs_data()
+        # the packet keyword the prefilter tests for a rule without fast pattern
+        self.pf_cond = _prefilter_keyword(self.pkt_conds)
         self.trace: RuleTrace | None = None  # set by DetectEngine.trace_rule (explain)
         # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
         self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
@@ -589,22 +592,34 @@ class _Group:
         self.always = sorted([*self.always, pos])
         self.version += 1
 
-    def resolve(self, ctx: _PacketCtx, payloadless: bool) -> tuple[list[int], set[int]]:
-        """The always-candidates whose header fits this packet's tuple (Suricata's
-        signature group head of the packet: protocol, addresses, ports, direction), as a
-        sorted list and a set. A traced rule stays in, so explain still sees its header
-        fail. ``payloadless``: only the rules that can match a packet without payload or
-        stream data (pure ACKs, SYNs, FINs)."""
-        out: list[int] = []
+    def resolve(self, ctx: _PacketCtx, to_server: bool, payloadless: bool,
+                key: tuple[object, ...] = ()) -> _Resolved:
+        """The always-candidates whose header fits this packet's tuple and whose ``flow``
+        direction fits ``to_server`` (Suricata's signature group head of the packet:
+        protocol, addresses, ports, direction). A traced rule stays in, so explain still
+        sees its checks fail. ``payloadless``: only the rules that can match a packet
+        without payload or stream data (pure ACKs, SYNs, FINs). Rules with a prefilter
+        keyword (flags, dsize, itype...) are kept by keyword, so a packet tests each
+        distinct keyword once instead of each rule."""
+        plain: list[int] = []
+        keyed: dict[tuple[object, ...], tuple[PacketCondition, list[int]]] = {}
         for pos in self.always:
             cr = self.rules[pos]
             if cr.trace is None:
                 if payloadless and cr.needs_data:
                     continue
+                fc = cr.flow
+                if fc is not None and (fc.to_client if to_server else fc.to_server):
+                    continue  # flow:to_client on a packet to the server, and back
                 if not _header_ok(cr.header, ctx, False):
                     continue
-            out.append(pos)
-        return out, set(out)
+                pc = cr.pf_cond
+                if pc is not None:
+                    entry = keyed.setdefault((pc.field, pc.cond), (pc, []))
+                    entry[1].append(pos)
+                    continue
+            plain.append(pos)
+        return _Resolved(key, plain, tuple(keyed.values()))
 
     def candidates(self, hits_by_buf: dict[str, set[int]], iponly: Sequence[int] = (),
                    base: list[int] | None = None) -> list[int]:
@@ -659,7 +674,7 @@ class _FlowState:
         self.iponly_done: set[bool] = set()
         # per (direction, payloadless): the packet group's always-candidates resolved for
         # this flow's tuple, keyed by what they were resolved for (tuple, group version)
-        self.sgh: dict[tuple[bool, bool], tuple[tuple[object, ...], list[int], set[int]]] = {}
+        self.sgh: dict[tuple[bool, bool], _Resolved] = {}
         self.pass_cut: tuple[object, int] | None = None
         self.flowints: dict[str, int] = {}  # flowint (unsigned 32-bit)
         self.flowvars: dict[str, bytes] = {}  # pcre flow_ captures
@@ -1071,8 +1086,8 @@ class DetectEngine:
             state.iponly_done.add(to_server)
         known: AbstractSet[int]
         if self._prefilter:
-            base, known = _resolved(group, ctx, state, to_server,
-                                    not payload and not stream_chunk)
+            res = _resolved(group, ctx, state, to_server, not payload and not stream_chunk)
+            base, known = res.for_packet(pkt), res.known
         else:  # reference mode: every rule of the group, headers tested per packet
             base, known = group.always, _NOTHING
         out: list[_RawMatch] = []
@@ -1491,23 +1506,60 @@ def _quick_ok(
     return True
 
 
+class _Resolved:
+    """A packet group resolved for one flow direction (see :meth:`_Group.resolve`):
+    ``plain`` rules always met, ``keyed`` (prefilter keyword, rules) met when the
+    packet satisfies the keyword; ``known``: every position, their headers fit."""
+
+    __slots__ = ("key", "keyed", "known", "plain")
+
+    def __init__(self, key: tuple[object, ...], plain: list[int],
+                 keyed: tuple[tuple[PacketCondition, list[int]], ...]) -> None:
+        self.key = key
+        self.plain = plain
+        self.keyed = keyed
+        self.known = set(plain).union(*(positions for _, positions in keyed))
+
+    def for_packet(self, pkt: Any) -> list[int]:
+        """The always-candidates of this packet, in rule order."""
+        if not self.keyed:
+            return self.plain
+        passed = [pos for pc, positions in self.keyed
+                  if packet_condition_matches(pc, pkt) for pos in positions]
+        if not passed:
+            return self.plain
+        return sorted([*self.plain, *passed])
+
+
+# Prefilter keywords, most selective first (Suricata's packet-header prefilter engines:
+# detect-tcp-flags.c, detect-dsize.c, detect-icmp-*.c, detect-tcp-ack.c, -seq.c, -ttl.c)
+_PREFILTER_FIELDS = ("flags", "tcp.flags", "itype", "icode", "dsize", "ack", "tcp.ack",
+                     "seq", "tcp.seq", "ttl")
+
+
+def _prefilter_keyword(conds: Sequence[PacketCondition]) -> PacketCondition | None:
+    for name in _PREFILTER_FIELDS:
+        for pc in conds:
+            if pc.field == name:
+                return pc
+    return None
+
+
 def _resolved(group: _Group, ctx: _PacketCtx, state: _FlowState | None, to_server: bool,
-              payloadless: bool) -> tuple[list[int], set[int]]:
+              payloadless: bool) -> _Resolved:
     """The group's always-candidates for this packet, resolved once per flow, direction
     and payload class (a flow's packets of one direction share the tuple, so their header
     results are the same; the key is checked anyway, so an ICMP error or a reused flow
     slot resolves anew)."""
     if state is None:
-        return group.resolve(ctx, payloadless)
+        return group.resolve(ctx, to_server, payloadless)
     key = (id(group), group.version, ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst,
            ctx.dport)
     slot = (to_server, payloadless)
-    entry = state.sgh.get(slot)
-    if entry is None or entry[0] != key:
-        base, known = group.resolve(ctx, payloadless)
-        state.sgh[slot] = (key, base, known)
-        return base, known
-    return entry[1], entry[2]
+    res = state.sgh.get(slot)
+    if res is None or res.key != key:
+        res = state.sgh[slot] = group.resolve(ctx, to_server, payloadless, key)
+    return res
 
 
 def _header_ok(header: CompiledHeader, ctx: _PacketCtx, reverse: bool) -> bool:
