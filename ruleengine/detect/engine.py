@@ -619,7 +619,7 @@ class _Group:
                     entry[1].append(pos)
                     continue
             plain.append(pos)
-        return _Resolved(key, plain, tuple(keyed.values()))
+        return _Resolved(self, key, plain, tuple(keyed.values()))
 
     def candidates(self, hits_by_buf: dict[str, set[int]], iponly: Sequence[int] = (),
                    base: list[int] | None = None) -> list[int]:
@@ -1511,10 +1511,11 @@ class _Resolved:
     ``plain`` rules always met, ``keyed`` (prefilter keyword, rules) met when the
     packet satisfies the keyword; ``known``: every position, their headers fit."""
 
-    __slots__ = ("key", "keyed", "known", "plain")
+    __slots__ = ("group", "key", "keyed", "known", "plain")
 
-    def __init__(self, key: tuple[object, ...], plain: list[int],
+    def __init__(self, group: _Group, key: tuple[object, ...], plain: list[int],
                  keyed: tuple[tuple[PacketCondition, list[int]], ...]) -> None:
+        self.group = group  # the group itself, not its id(): ids of freed objects recur
         self.key = key
         self.plain = plain
         self.keyed = keyed
@@ -1553,11 +1554,10 @@ def _resolved(group: _Group, ctx: _PacketCtx, state: _FlowState | None, to_serve
     slot resolves anew)."""
     if state is None:
         return group.resolve(ctx, to_server, payloadless)
-    key = (id(group), group.version, ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst,
-           ctx.dport)
+    key = (group.version, ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst, ctx.dport)
     slot = (to_server, payloadless)
     res = state.sgh.get(slot)
-    if res is None or res.key != key:
+    if res is None or res.group is not group or res.key != key:
         res = state.sgh[slot] = group.resolve(ctx, to_server, payloadless, key)
     return res
 

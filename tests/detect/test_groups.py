@@ -116,3 +116,23 @@ def test_flow_direction_is_part_of_the_resolved_group() -> None:
     assert res.plain == [] and [len(p) for _, p in res.keyed] == [1]
     assert sids(fast.inspect_packet(reply(flags=0x12), flow, False)) == [1]
     assert flow.detect.sgh[(False, True)].plain == [0]  # type: ignore[union-attr]
+
+
+def test_a_rule_reload_resolves_the_flows_groups_anew() -> None:
+    old, _ = both('alert tcp any any -> any 80 (flags:S; sid:1;)',
+                  'alert tcp any any -> any 80 (dsize:0; sid:2;)')
+    new, ref = both('alert tcp any any -> any 80 (dsize:0; sid:3;)',
+                    'alert tcp any any -> any 81 (dsize:0; sid:4;)',
+                    'alert tcp any any -> any 80 (flags:S; sid:5;)')
+    new.adopt_state(old)
+    flow, flow_r = FakeFlow(), FakeFlow()
+    assert sids(old.inspect_packet(pkt(flags=0x02), flow, True)) == [1, 2]
+    got = sids(new.inspect_packet(pkt(flags=0x02), flow, True))
+    assert got == sids(ref.inspect_packet(pkt(flags=0x02), flow_r, True)) == [3, 5]
+    # the old set's resolved groups are dropped with its numbering, not kept beside
+    old.inspect_packet(pkt(flags=0x10), flow, True)
+    new2, _ = both('alert tcp any any -> any 80 (content:"a"; sid:6;)')
+    new2.adopt_state(old)
+    new2.inspect_packet(pkt(b"a", flags=0x18), flow, True)
+    groups = set(map(id, new2._pkt_groups.values()))
+    assert all(id(r.group) in groups for r in flow.detect.sgh.values())  # type: ignore[union-attr]
