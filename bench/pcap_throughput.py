@@ -36,7 +36,8 @@ from ruleengine.rules.loader import load_rule_files  # noqa: E402
 from ruleengine.settings import EngineSettings  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
-ET_RULES = REPO.parent / "shared" / "corpus" / "rules" / "et-open-suricata-5.0.rules"
+ET_RULES = next((p / "shared" for p in REPO.parents if (p / "shared").is_dir()),
+                REPO.parent / "shared") / "corpus" / "rules" / "et-open-suricata-5.0.rules"
 MSS = 1448
 
 USER_AGENTS = ["Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",

@@ -66,7 +66,9 @@ def _by_version(nets: tuple[Any, ...]) -> dict[int, _Intervals]:
     ranges: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     for net in nets:
         lo = int(net.network_address)
-        ranges[net.version].append((lo, lo + net.num_addresses - 1))
+        # not net.num_addresses: it goes through broadcast_address and hostmask, a third
+        # of building the headers of ET's block lists
+        ranges[net.version].append((lo, lo + (1 << (net.max_prefixlen - net.prefixlen)) - 1))
     return {v: _Intervals(r) for v, r in ranges.items()}
 
 

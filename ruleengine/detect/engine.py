@@ -28,6 +28,7 @@ for both in one ordered list. Per-flow state lives in ``flow.detect``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple, Protocol
 
 from ruleengine.applayer import registry
@@ -48,6 +49,7 @@ from ruleengine.detect.conditions import (
     packet_condition_supported,
 )
 from ruleengine.detect.flowbits import apply_actions, checks_pass, order_class
+from ruleengine.detect.iponly import IpOnlyTable, bits
 from ruleengine.detect.pcre import PcreCompileError
 from ruleengine.detect.prefilter import Mpm, resolve_backend
 from ruleengine.detect.tag import TagEntry, TagTable
@@ -89,6 +91,7 @@ TCP = 6
 _GROUP_KEYS = (6, 17, 1, 58, -1)  # -1: any other IP protocol
 _MAX_TX_STATE = 64  # per flow: transactions remembered for "fired once" and MPM caches
 _TX_DONE = -1  # marker in a (tx, direction) "fired" set: inspection finished
+_NOTHING: frozenset[int] = frozenset()
 
 
 class TxLike(Protocol):
@@ -179,9 +182,11 @@ class CRule:
         "iponly",
         "is_tx",
         "mixed",
+        "needs_data",
         "only_stream",
         "payload",
         "pd_once",
+        "pf_cond",
         "pkt_conds",
         "quick",
         "require_packet",
@@ -281,9 +286,30 @@ class CRule:
             and rule.dst_ports.is_any
         )
         self.pd_once = self._detection_only()
+        # cannot match a packet without payload and without new stream data
+        self.needs_data = self._needs_data()
+        # the packet keyword the prefilter tests for a rule without fast pattern
+        self.pf_cond = _prefilter_keyword(self.pkt_conds)
         self.trace: RuleTrace | None = None  # set by DetectEngine.trace_rule (explain)
         # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
         self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
+
+    def _needs_data(self) -> bool:
+        """True when a packet with no payload and no stream chunk can never match: a
+        payload content that must be present, or a dsize that 0 does not satisfy."""
+        for cond in self.pkt_conds:
+            if cond.field == "dsize" and isinstance(cond.cond, IntCondition) \
+                    and not cond.cond.matches(0):
+                return True
+        for bm in self.rule.buffers:
+            if bm.buffer != PAYLOAD or bm.transforms:
+                continue
+            if any(isinstance(it, Absent) for it in bm.items):
+                continue
+            if any(isinstance(it, ContentMatch) and not it.negated and it.pattern
+                   for it in bm.items):
+                return True
+        return False
 
     def _quick_checks(self) -> tuple[tuple[str, bool | None, bytes, bool], ...]:
         if not self.is_tx or self.mixed:
@@ -497,6 +523,7 @@ class _Group:
         self.iponly: list[int] = []  # always candidates, once per flow direction
         self.by_pid: dict[str, dict[int, list[int]]] = {}
         self.mpms: dict[str, Mpm] = {}
+        self.version = 0  # bumped when the prefilter tables change (explain's trace)
         for pos, cr in enumerate(self.rules):
             if cr.iponly:
                 self.iponly.append(pos)
@@ -513,6 +540,36 @@ class _Group:
             self.by_pid.setdefault(bufname, {}).setdefault(pid, []).append(pos)
         for mpm in self.mpms.values():
             mpm.build()
+        # IP-only rules by address table (the prefilter's); without it every one is tried
+        self.iponly_table: IpOnlyTable | None = None
+        self.iponly_by_bit: list[list[int]] = []  # header bit -> rule positions
+        self.iponly_traced: list[int] = []  # explain: tried whatever the addresses
+        if use_mpm and self.iponly:
+            self._build_iponly()
+
+    def _build_iponly(self) -> None:
+        bit_of: dict[int, int] = {}
+        headers: list[CompiledHeader] = []
+        for pos in self.iponly:
+            header = self.rules[pos].header
+            bit = bit_of.get(header.hid)
+            if bit is None:
+                bit = bit_of[header.hid] = len(headers)
+                headers.append(header)
+                self.iponly_by_bit.append([])
+            self.iponly_by_bit[bit].append(pos)
+        self.iponly_table = IpOnlyTable(headers)
+
+    def iponly_candidates(self, ctx: _PacketCtx) -> list[int]:
+        """Positions of the IP-only rules whose addresses may fit the packet (all of
+        them without the table); their headers are still tested in full."""
+        table = self.iponly_table
+        if table is None:
+            return self.iponly
+        out = list(self.iponly_traced)
+        for bit in bits(table.lookup(ctx.ver, ctx.src, ctx.dst)):
+            out.extend(self.iponly_by_bit[bit])
+        return out
 
     def _mpm_for(self, cr: CRule) -> tuple[str, bytes, bool] | None:
         chosen = _prefilter_content(cr)
@@ -524,6 +581,8 @@ class _Group:
         """``traced`` becomes an always-candidate, so every packet or transaction reaches
         its inspection (its fast pattern is a necessary condition: no result changes)."""
         pos = next((p for p, cr in enumerate(self.rules) if cr is traced), None)
+        if pos is not None and pos in self.iponly and pos not in self.iponly_traced:
+            self.iponly_traced.append(pos)
         if pos is None or pos in self.always or pos in self.iponly:
             return
         for table in self.by_pid.values():
@@ -531,23 +590,56 @@ class _Group:
                 if pos in positions:
                     positions.remove(pos)
         self.always = sorted([*self.always, pos])
+        self.version += 1
 
-    def candidates(self, hits_by_buf: dict[str, set[int]], iponly: bool = False) -> list[int]:
-        """Positions (rule order) of the rules to inspect."""
-        if not self.by_pid and not (iponly and self.iponly):
-            return self.always
-        found: set[int] = set(self.always)
-        if iponly:
-            found.update(self.iponly)
+    def resolve(self, ctx: _PacketCtx, to_server: bool, payloadless: bool,
+                key: tuple[object, ...] = ()) -> _Resolved:
+        """The always-candidates whose header fits this packet's tuple and whose ``flow``
+        direction fits ``to_server`` (Suricata's signature group head of the packet:
+        protocol, addresses, ports, direction). A traced rule stays in, so explain still
+        sees its checks fail. ``payloadless``: only the rules that can match a packet
+        without payload or stream data (pure ACKs, SYNs, FINs). Rules with a prefilter
+        keyword (flags, dsize, itype...) are kept by keyword, so a packet tests each
+        distinct keyword once instead of each rule."""
+        plain: list[int] = []
+        keyed: dict[tuple[object, ...], tuple[PacketCondition, list[int]]] = {}
+        for pos in self.always:
+            cr = self.rules[pos]
+            if cr.trace is None:
+                if payloadless and cr.needs_data:
+                    continue
+                fc = cr.flow
+                if fc is not None and (fc.to_client if to_server else fc.to_server):
+                    continue  # flow:to_client on a packet to the server, and back
+                if not _header_ok(cr.header, ctx, False):
+                    continue
+                pc = cr.pf_cond
+                if pc is not None:
+                    entry = keyed.setdefault((pc.field, pc.cond), (pc, []))
+                    entry[1].append(pos)
+                    continue
+            plain.append(pos)
+        return _Resolved(self, key, plain, tuple(keyed.values()))
+
+    def candidates(self, hits_by_buf: dict[str, set[int]], iponly: Sequence[int] = (),
+                   base: list[int] | None = None) -> list[int]:
+        """Positions (rule order) of the rules to inspect. ``iponly``: the IP-only rules
+        to try (see :meth:`iponly_candidates`). ``base``: the always-candidates to start
+        from (default: all of them; the packet path passes the ones resolved for the
+        flow, see :meth:`resolve`)."""
+        always = self.always if base is None else base
+        extra: list[int] = list(iponly)
         for bufname, hits in hits_by_buf.items():
             table = self.by_pid.get(bufname)
-            if table is None:
+            if table is None or not hits:
                 continue
             for pid in hits:
                 positions = table.get(pid)
                 if positions:
-                    found.update(positions)
-        return sorted(found)
+                    extra.extend(positions)
+        if not extra:
+            return always
+        return sorted({*always, *extra})
 
 
 class _FlowState:
@@ -555,7 +647,7 @@ class _FlowState:
 
     __slots__ = (
         "alerted", "buffers", "data_seen", "fired", "flowints", "flowvars", "generation",
-        "iponly_done", "mpm_cache", "pass_cut", "pd_done", "raw", "tags",
+        "iponly_done", "mpm_cache", "pass_cut", "pd_done", "raw", "sgh", "tags",
     )  # fmt: skip
 
     def __init__(self, generation: int = 0) -> None:
@@ -580,6 +672,9 @@ class _FlowState:
         self.fired: dict[tuple[int, bool], set[int]] = {}
         self.mpm_cache: dict[tuple[int, bool, str], tuple[object, set[int]]] = {}
         self.iponly_done: set[bool] = set()
+        # per (direction, payloadless): the packet group's always-candidates resolved for
+        # this flow's tuple, keyed by what they were resolved for (tuple, group version)
+        self.sgh: dict[tuple[bool, bool], _Resolved] = {}
         self.pass_cut: tuple[object, int] | None = None
         self.flowints: dict[str, int] = {}  # flowint (unsigned 32-bit)
         self.flowvars: dict[str, bytes] = {}  # pcre flow_ captures
@@ -804,6 +899,7 @@ class DetectEngine:
             st.fired = {}
             st.pd_done = set()
         st.mpm_cache = {}
+        st.sgh = {}  # positions of the previous set's groups
         st.pass_cut = None
         st.generation = self.generation
 
@@ -983,15 +1079,24 @@ class DetectEngine:
             state.data_seen.add(to_server)
         if state is not None and self._keep_raw_stream and ctx.proto == TCP:
             _append_raw(state.raw[to_server], payload if stream_chunk is None else stream_chunk)
-        iponly_ok = state is None or to_server not in state.iponly_done
+        iponly: Sequence[int] = ()
+        if state is None or to_server not in state.iponly_done:
+            iponly = group.iponly_candidates(ctx)
         if state is not None:
             state.iponly_done.add(to_server)
+        known: AbstractSet[int]
+        if self._prefilter:
+            res = _resolved(group, ctx, state, to_server, not payload and not stream_chunk)
+            base, known = res.for_packet(pkt), res.known
+        else:  # reference mode: every rule of the group, headers tested per packet
+            base, known = group.always, _NOTHING
         out: list[_RawMatch] = []
-        for pos in group.candidates(hits, iponly_ok):
+        for pos in group.candidates(hits, iponly, base):
             cr = group.rules[pos]
             if cr.pd_once and state is not None and (cr.idx, to_server) in state.pd_done:
                 continue
-            failed = self._packet_prechecks(cr, ctx, flow, to_server)
+            failed = self._packet_prechecks(cr, ctx, flow, to_server,
+                                            pos in known and cr.trace is None)
             if failed is not None:
                 if cr.trace is not None:
                     cr.trace.rejected(failed, pkt, flow, to_server)
@@ -1015,15 +1120,17 @@ class DetectEngine:
         return out
 
     def _packet_prechecks(
-        self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool
+        self, cr: CRule, ctx: _PacketCtx, flow: FlowLike | None, to_server: bool,
+        header_known: bool = False,
     ) -> str | None:
         """None when every check before the payload holds, else the failed one's name
-        (what ``ruleengine explain`` reports)."""
+        (what ``ruleengine explain`` reports). ``header_known``: the header was already
+        found to fit (the flow's resolved group)."""
         if getattr(ctx.pkt, "pseudo", False) and cr.pkt_conds:
             # A flow-end pseudo packet is no wire packet: packet keywords (dsize, ...) never
             # match it (Suricata's PKT_IS_PSEUDOPKT checks).
             return "pseudo-packet"
-        if not _header_ok(cr.header, ctx, False):
+        if not header_known and not _header_ok(cr.header, ctx, False):
             return HEADER
         if cr.alproto_conds and not _alproto_known_ok(cr, flow, to_server):
             return "app-layer-protocol"
@@ -1397,6 +1504,62 @@ def _quick_ok(
         elif pattern not in buf:
             return False
     return True
+
+
+class _Resolved:
+    """A packet group resolved for one flow direction (see :meth:`_Group.resolve`):
+    ``plain`` rules always met, ``keyed`` (prefilter keyword, rules) met when the
+    packet satisfies the keyword; ``known``: every position, their headers fit."""
+
+    __slots__ = ("group", "key", "keyed", "known", "plain")
+
+    def __init__(self, group: _Group, key: tuple[object, ...], plain: list[int],
+                 keyed: tuple[tuple[PacketCondition, list[int]], ...]) -> None:
+        self.group = group  # the group itself, not its id(): ids of freed objects recur
+        self.key = key
+        self.plain = plain
+        self.keyed = keyed
+        self.known = set(plain).union(*(positions for _, positions in keyed))
+
+    def for_packet(self, pkt: Any) -> list[int]:
+        """The always-candidates of this packet, in rule order."""
+        if not self.keyed:
+            return self.plain
+        passed = [pos for pc, positions in self.keyed
+                  if packet_condition_matches(pc, pkt) for pos in positions]
+        if not passed:
+            return self.plain
+        return sorted([*self.plain, *passed])
+
+
+# Prefilter keywords, most selective first (Suricata's packet-header prefilter engines:
+# detect-tcp-flags.c, detect-dsize.c, detect-icmp-*.c, detect-tcp-ack.c, -seq.c, -ttl.c)
+_PREFILTER_FIELDS = ("flags", "tcp.flags", "itype", "icode", "dsize", "ack", "tcp.ack",
+                     "seq", "tcp.seq", "ttl")
+
+
+def _prefilter_keyword(conds: Sequence[PacketCondition]) -> PacketCondition | None:
+    for name in _PREFILTER_FIELDS:
+        for pc in conds:
+            if pc.field == name:
+                return pc
+    return None
+
+
+def _resolved(group: _Group, ctx: _PacketCtx, state: _FlowState | None, to_server: bool,
+              payloadless: bool) -> _Resolved:
+    """The group's always-candidates for this packet, resolved once per flow, direction
+    and payload class (a flow's packets of one direction share the tuple, so their header
+    results are the same; the key is checked anyway, so an ICMP error or a reused flow
+    slot resolves anew)."""
+    if state is None:
+        return group.resolve(ctx, to_server, payloadless)
+    key = (group.version, ctx.proto, ctx.ver, ctx.src, ctx.sport, ctx.dst, ctx.dport)
+    slot = (to_server, payloadless)
+    res = state.sgh.get(slot)
+    if res is None or res.group is not group or res.key != key:
+        res = state.sgh[slot] = group.resolve(ctx, to_server, payloadless, key)
+    return res
 
 
 def _header_ok(header: CompiledHeader, ctx: _PacketCtx, reverse: bool) -> bool:

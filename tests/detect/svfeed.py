@@ -20,9 +20,10 @@ from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.decode.packet import IPPROTO_TCP, Packet
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.rules.loader import load_rule_files
+from tests.shared import SV_CORPUS
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpus" / "suricata-verify"
+CORPUS = SV_CORPUS
 
 
 @dataclass

@@ -4,7 +4,6 @@ rules' own contents give the same alerts with prefilter off, hyperscan and Aho-C
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from ruleengine.detect.prefilter import hyperscan_available
 from ruleengine.rules.loader import load_rule_files
 from ruleengine.rules.model import ContentMatch, Rule
 from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply
+from tests.shared import SHARED
 
-ET = Path(__file__).resolve().parents[2].parent / "shared/corpus/rules/et-open-suricata-5.0.rules"
+ET = SHARED / "corpus" / "rules" / "et-open-suricata-5.0.rules"
 
 
 def _tx_from_rule(rule: Rule, tx_id: int) -> FakeTx:

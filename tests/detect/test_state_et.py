@@ -4,15 +4,14 @@ base64_data, tag or asn1 loads and is evaluated by detection (none skipped)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.rules.loader import load_rule_files
+from tests.shared import SHARED
 
-ET = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "rules" / \
-    "et-open-suricata-5.0.rules"
+ET = SHARED / "corpus" / "rules" / "et-open-suricata-5.0.rules"
 KEYWORDS = re.compile(
     r"[;(]\s*(dotprefix|to_lowercase|to_uppercase|strip_whitespace|compress_whitespace|"
     r"to_md5|to_sha1|to_sha256|url_decode|xor|pcrexform|header_lowercase|from_base64|"
