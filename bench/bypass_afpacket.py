@@ -75,7 +75,7 @@ def _wait_drained(engine: ae.Engine, limit: float = 120.0) -> float:
 def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str, workers: int,
              workdir: Path) -> Result:
     logdir = workdir / ("on" if bypass else "off")
-    with kernel.netns_pair("bench") as net:
+    with kernel.netns_pair("bk") as net:
         cfg = ae.write_config(workdir / f"suricata-{'on' if bypass else 'off'}.yaml",
                               stream_bypass=bypass, depth="1mb", bypassed_timeout=2,
                               threads=workers,

@@ -13,7 +13,10 @@ Process model (like Suricata's workers runmode)::
 Bypass: the socket filter (or the XDP program) looks every packet's canonical 5-tuple (plus
 VLAN ids) up in a BPF hash map; a hit is counted in the map, per direction, and not delivered.
 One entry covers both directions. Inserting into a full map fails: ``bypass()`` then returns
-False and the engine bypasses locally.
+False and the engine bypasses locally. Packets of a bypassed flow that were already in the
+ring when the entry went in are recognised by their flow key while the block is read, counted
+and never copied out of the ring (``capture_backends.bypassed_flows``): a flood of them costs
+the worker a few slices per packet, not a decode.
 
 Cleanup: nothing is pinned and XDP is attached through a BPF link, so the kernel removes every
 program and map when the last process holding them exits, even after SIGKILL; a new start
@@ -46,6 +49,7 @@ from capture_backends.base import (
     FlowTuple,
     RawPacket,
 )
+from capture_backends.bypassed_flows import BypassedFlows
 from capture_backends.ebpf import layout, syscall
 from capture_backends.tpacket import (
     DEFAULT_BLOCK_SIZE,
@@ -560,6 +564,8 @@ class AfPacketBackend(BaseBackend):
         self._errors = 0
         self._bypass_ok = [0, 0]  # v4, v6
         self._bypass_fail = [0, 0]
+        # as many flows as the kernel table holds: every entry there may have packets here
+        self._bypassed = BypassedFlows(c.map_entries, c.vlan_in_key)
         if os.getpid() != group.owner_pid:
             group.release_in_worker()
         self._ring: TpacketV3Ring | None = None
@@ -604,8 +610,9 @@ class AfPacketBackend(BaseBackend):
             return
         self._iterating = True
         try:
+            bypassed, vlan_in_key = self._bypassed, self.group.config.vlan_in_key
             while not self._closed:
-                block = ring.read_block()
+                block = ring.read_block(bypassed, vlan_in_key)
                 if block is None:
                     if not ring.wait(POLL_TIMEOUT_MS) and self._socket_failed():
                         return
@@ -628,12 +635,13 @@ class AfPacketBackend(BaseBackend):
         if ring is None or self._closed:
             return []
         self._iterating = True  # a close() meanwhile (signal, other thread) defers release
+        vlan_in_key = self.group.config.vlan_in_key
         try:
-            block = ring.read_block()
+            block = ring.read_block(self._bypassed, vlan_in_key)
             if block is None:
                 if not ring.wait(timeout_ms):
                     self._socket_failed()
-                block = ring.read_block()
+                block = ring.read_block(self._bypassed, vlan_in_key)
             return list(block) if block else []
         finally:
             self._iterating = False
@@ -665,6 +673,7 @@ class AfPacketBackend(BaseBackend):
             return False
         if err in (0, errno.EEXIST):
             self._bypass_ok[family] += 1
+            self._bypassed.add(flow)
             return True
         self._bypass_fail[family] += 1
         if err not in _MAP_FULL_ERRNOS:
@@ -678,9 +687,16 @@ class AfPacketBackend(BaseBackend):
         if tables is None:
             return None
         try:
-            return tables.counters(flow)
+            kernel = tables.counters(flow)
         except ValueError:
             return None
+        if kernel is None:  # the kernel entry is gone (expired): so is the bypass
+            self._bypassed.discard(flow)
+            return None
+        fast = self._bypassed.counters(flow)
+        if fast is None:
+            return kernel
+        return BypassCounters(*(k + f for k, f in zip(kernel, fast, strict=True)))
 
     def bypassed_last_seen_ns(self, flow: FlowTuple) -> int | None:
         """``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC) of the flow's last bypassed packet."""
@@ -696,6 +712,7 @@ class AfPacketBackend(BaseBackend):
         return None if raw is None else layout.sum_counters(raw, table.info.value_size).last_ns
 
     def forget_bypassed(self, flow: FlowTuple) -> None:
+        self._bypassed.discard(flow)
         tables = self._tables
         if tables is None:
             return
@@ -718,7 +735,8 @@ class AfPacketBackend(BaseBackend):
             kernel_packets=self._kernel_packets, kernel_drops=self._kernel_drops,
             errors=self._errors,
             bypass_v4_success=self._bypass_ok[0], bypass_v4_fail=self._bypass_fail[0],
-            bypass_v6_success=self._bypass_ok[1], bypass_v6_fail=self._bypass_fail[1])
+            bypass_v6_success=self._bypass_ok[1], bypass_v6_fail=self._bypass_fail[1],
+            bypass_fast_path_pkts=self._bypassed.packets)
 
     def close(self) -> None:
         """Stop ``packets()`` (within POLL_TIMEOUT_MS) and release the socket and ring.

@@ -13,6 +13,10 @@
   ``CAPTURE_DOWNGRADE_S`` after the kernel last counted one for it (the capture layer is
   evidently not taking it, e.g. XDP sees only one direction) is downgraded to a local
   bypass, as Suricata's ``FlowHandlePacketUpdate`` does.
+* Inline (NFQ), every packet of a capture-bypassed flow that still reaches the engine is
+  handed to ``backend.bypass`` again, so its verdict carries the bypass mark too: a verdict
+  without it would let an unconditional ``CONNMARK --save-mark`` wipe the flow's connmark.
+  (Most such packets never get here: the backend's fast path marks them when read.)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class BypassManager:
         self._timeouts = timeouts
         self._can_capture = bool(backend.capabilities & Capability.BYPASS)
         self._has_counters = bool(backend.capabilities & Capability.BYPASS_COUNTERS)
+        self._inline = bool(backend.capabilities & Capability.INLINE)
         # flow_id -> (flow, tuple given to the backend, last counters seen)
         self._captured: dict[int, tuple[Flow, FlowTuple, BypassCounters | None]] = {}
         # flow_id -> when the kernel last counted a packet of it (the bypass time at first)
@@ -74,7 +79,7 @@ class BypassManager:
         self._stats.incr("flow_bypassed.local")
 
     def count_packet(self, flow: Flow, length: int, to_server: bool | None = None,
-                     ts: float | None = None) -> None:
+                     ts: float | None = None, pkt_id: int = 0) -> None:
         """A packet of a bypassed flow reached user space anyway. For a local bypass it is
         also the flow's bypassed traffic (EVE ``flow.bypassed``); a capture bypass's
         bypassed traffic is what the kernel counted, added when the flow ends. With ``ts``,
@@ -84,6 +89,8 @@ class BypassManager:
                 ts - self._moved.get(flow.flow_id, flow.bypass_ts) > CAPTURE_DOWNGRADE_S:
             flow.bypass = BYPASS_LOCAL
             self._stats.incr("flow_bypassed.capture_downgraded")
+        if flow.bypass == BYPASS_CAPTURE and self._inline and pkt_id:
+            self._mark_again(flow, pkt_id)
         if flow.bypass == BYPASS_CAPTURE:
             self._stats.incr("flow_bypassed.local_capture_pkts")
             self._stats.incr("flow_bypassed.local_capture_bytes", length)
@@ -93,6 +100,16 @@ class BypassManager:
             self._stats.incr("flow_bypassed.local_bytes", length)
             if to_server is not None:
                 flow.count_bypassed(to_server, length)
+
+    def _mark_again(self, flow: Flow, pkt_id: int) -> None:
+        entry = self._captured.get(flow.flow_id)
+        if entry is None:
+            return
+        try:
+            if self._backend.bypass(entry[1], pkt_id):
+                self._stats.incr("flow_bypassed.capture_remarked")
+        except OSError:
+            self._stats.incr("flow_bypassed.capture_fail")
 
     def poll(self, now: float) -> None:
         """Keep capture-bypassed flows alive while the kernel still counts packets for them."""

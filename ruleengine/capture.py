@@ -94,6 +94,9 @@ class CaptureStats:
     bypass_v4_fail: int = 0
     bypass_v6_success: int = 0
     bypass_v6_fail: int = 0
+    # packets of already-bypassed flows the backend recognised by their flow key and kept
+    # from the engine (still in the ring / queue when the bypass was set)
+    bypass_fast_path_pkts: int = 0
 
 
 class BackendUnavailable(Exception):
