@@ -15,8 +15,11 @@ VLAN ids) up in a BPF hash map; a hit is counted in the map, per direction, and 
 One entry covers both directions. Inserting into a full map fails: ``bypass()`` then returns
 False and the engine bypasses locally. Packets of a bypassed flow that were already in the
 ring when the entry went in are recognised by their flow key while the block is read, counted
-and never copied out of the ring (``capture_backends.bypassed_flows``): a flood of them costs
-the worker a few slices per packet, not a decode.
+(``fast_path_counters``: they reached user space) and never copied out of the ring
+(``capture_backends.bypassed_flows``): a flood of them costs the worker a few slices per
+packet, not a decode. Packets stamped after the limit the engine sets (``fast_path_until``:
+the kernel has not counted a packet of the flow for a while) are delivered, so the engine
+sees that the kernel is not honouring the bypass and downgrades it to a local one.
 
 Cleanup: nothing is pinned and XDP is attached through a BPF link, so the kernel removes every
 program and map when the last process holding them exits, even after SIGKILL; a new start
@@ -692,11 +695,15 @@ class AfPacketBackend(BaseBackend):
             return None
         if kernel is None:  # the kernel entry is gone (expired): so is the bypass
             self._bypassed.discard(flow)
-            return None
-        fast = self._bypassed.counters(flow)
-        if fast is None:
-            return kernel
-        return BypassCounters(*(k + f for k, f in zip(kernel, fast, strict=True)))
+        return kernel
+
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """The packets of ``flow`` the ring reader skipped (they reached the ring: the kernel
+        did not bypass them), ``flow.src`` read as the client."""
+        return self._bypassed.counters(flow)
+
+    def fast_path_until(self, flow: FlowTuple, ts: float) -> None:
+        self._bypassed.until(flow, ts)
 
     def bypassed_last_seen_ns(self, flow: FlowTuple) -> int | None:
         """``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC) of the flow's last bypassed packet."""

@@ -16,10 +16,16 @@ the normal path (the engine then recognises the bypassed flow itself).
 
 The table is bounded (``capacity`` flows); when full, the oldest flow leaves it (its packets
 take the normal path again, which still knows the flow is bypassed).
+
+Each flow may carry a time limit (``until``): packets stamped later are not taken, so that
+they reach the engine. A capture bypass the kernel does not honour (packets keep arriving
+long after the kernel last counted one) must be seen there to be downgraded to a local
+bypass, as Suricata does; the engine sets the limit from the kernel's counters.
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 
@@ -41,7 +47,7 @@ _MAX_TAGS = 3  # the decoder's MAX_VLAN_LAYERS
 Buffer = bytes | mmap.mmap
 
 
-def no_hit(_key: bytes | None, _length: int) -> bool:
+def no_hit(_key: bytes | None, _length: int, _ts: float = 0.0) -> bool:
     """``BypassedFlows.hit`` of an empty table."""
     return False
 
@@ -128,8 +134,8 @@ class BypassedFlows:
     def __init__(self, capacity: int = DEFAULT_CAPACITY, vlan_in_key: bool = True) -> None:
         self.capacity = max(1, capacity)
         self.vlan_in_key = vlan_in_key
-        # packet key -> (the flow's counts [pkts_ts, bytes_ts, pkts_tc, bytes_tc], index)
-        self.keys: dict[bytes, tuple[list[int], int]] = {}
+        # packet key -> (the flow's [pkts_ts, bytes_ts, pkts_tc, bytes_tc, until], index)
+        self.keys: dict[bytes, tuple[list[float], int]] = {}
         # forward key -> reverse key, in insertion order (the oldest leaves first)
         self._flows: dict[bytes, bytes] = {}
         self.packets = 0  # fast-path hits, all flows (also those gone since)
@@ -147,7 +153,7 @@ class BypassedFlows:
             self.keys.pop(self._flows.pop(old), None)
             self.keys.pop(old, None)
             self.evicted += 1
-        counts = [0, 0, 0, 0]
+        counts: list[float] = [0, 0, 0, 0, math.inf]
         self._flows[forward] = reverse
         self.keys[forward] = (counts, 0)
         self.keys[reverse] = (counts, 2)
@@ -161,12 +167,21 @@ class BypassedFlows:
         self.keys.pop(forward, None)
         self.keys.pop(reverse, None)
 
-    def hit(self, key: bytes | None, length: int) -> bool:
-        """Count a packet of ``key`` if its flow is bypassed; True when it is."""
+    def until(self, flow: FlowTuple, ts: float) -> None:
+        """Take packets of ``flow`` stamped up to ``ts`` only (no-op if it is not here)."""
+        entry = self.keys.get(flow_keys(flow, self.vlan_in_key)[0])
+        if entry is not None:
+            entry[0][4] = ts
+
+    def hit(self, key: bytes | None, length: int, ts: float = 0.0) -> bool:
+        """Count a packet of ``key`` (stamped ``ts``) if its flow is bypassed and the packet
+        is within the flow's time limit; True when it is."""
         entry = self.keys.get(key) if key is not None else None
         if entry is None:
             return False
         counts, i = entry
+        if ts > counts[4]:
+            return False
         counts[i] += 1
         counts[i + 1] += length
         self.packets += 1
@@ -178,8 +193,8 @@ class BypassedFlows:
         entry = self.keys.get(forward)
         if entry is None:
             return None
-        c, i = entry
-        if i == 0:
+        c = [int(v) for v in entry[0][:4]]
+        if entry[1] == 0:
             return BypassCounters(c[0], c[1], c[2], c[3])
         return BypassCounters(c[2], c[3], c[0], c[1])
 

@@ -265,8 +265,7 @@ class NfqBackend(BaseBackend):
         self.linktype = LINKTYPE_RAW
         caps = Capability.LIVE | Capability.INLINE
         if config.bypass_mask:
-            # counters: the packets of bypassed flows the fast path accepted with the mark
-            caps |= Capability.BYPASS | Capability.BYPASS_COUNTERS
+            caps |= Capability.BYPASS  # no kernel counters: marks, not map entries
         self.capabilities = caps
         self._bypass_value = config.bypass_value
         self._bypass_keep = ~config.bypass_mask & _U32
@@ -566,9 +565,13 @@ class NfqBackend(BaseBackend):
         self._counts["bypass_v6" if len(flow.src) == 16 else "bypass_v4"] += 1
         return True
 
-    def bypassed_flow_counters(self, flow: FlowTuple) -> BypassCounters | None:
-        """The packets of ``flow`` that the fast path accepted with the mark (they never
-        reached the engine); None when the flow is not in the table."""
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """The packets of ``flow`` that the fast path accepted with the mark (queued, but they
+        never reached the engine); None when the flow is not in the table.
+
+        ``fast_path_until`` is the default no-op here: a packet that reached the engine
+        after a downgrade to local bypass would get its verdict without the mark, and an
+        unconditional ``CONNMARK --save-mark`` would then wipe the flow's connmark."""
         return self._bypassed.counters(flow)
 
     def forget_bypassed(self, flow: FlowTuple) -> None:

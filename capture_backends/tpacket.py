@@ -129,7 +129,7 @@ class TpacketV3Ring:
 
         With ``bypassed`` (not empty), a packet of a flow in it is counted there and left
         out, before its frame is copied: the fast path for packets of flows bypassed while
-        they were already in the ring."""
+        they were already in the ring (within the flow's time limit: see ``BypassedFlows``)."""
         m = self._map
         if m is None:
             return None
@@ -154,7 +154,8 @@ class TpacketV3Ring:
             if keys:
                 tci = _VLAN.unpack_from(m, p + _VLAN_OFF)[0] \
                     if st & TP_STATUS_VLAN_VALID else -1
-                if hit(ether_key(m, start, start + snap, vlan_in_key, tci), snap):
+                if hit(ether_key(m, start, start + snap, vlan_in_key, tci), snap,
+                       sec + nsec * 1e-9):
                     if not nxt:
                         break
                     p += nxt

@@ -17,9 +17,17 @@
   handed to ``backend.bypass`` again, so its verdict carries the bypass mark too: a verdict
   without it would let an unconditional ``CONNMARK --save-mark`` wipe the flow's connmark.
   (Most such packets never get here: the backend's fast path marks them when read.)
+* A backend's fast path keeps packets of capture-bypassed flows from the engine by their
+  flow key (``fast_path_counters``). They reached user space all the same, so they count as
+  ``local_capture_*`` and in the flow's totals, not as bypassed. So that the downgrade above
+  still sees a bypass the kernel does not honour, the fast path takes only packets stamped
+  up to ``CAPTURE_DOWNGRADE_S`` after the kernel last counted one (``fast_path_until``);
+  later ones reach the engine.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from ruleengine.capture import BypassCounters, Capability, CaptureBackend, FlowTuple
 from ruleengine.flow.table import BYPASS_CAPTURE, BYPASS_LOCAL, Flow, FlowTimeouts
@@ -41,6 +49,8 @@ class BypassManager:
         self._captured: dict[int, tuple[Flow, FlowTuple, BypassCounters | None]] = {}
         # flow_id -> when the kernel last counted a packet of it (the bypass time at first)
         self._moved: dict[int, float] = {}
+        # flow_id -> the backend's fast-path counts already added to the flow
+        self._fast: dict[int, BypassCounters] = {}
 
     def __len__(self) -> int:
         return len(self._captured)
@@ -67,9 +77,15 @@ class BypassManager:
         flow.bypass_ts = ts
         flow.mark_inspected()
         self._captured[flow.flow_id] = (flow, tup, None)
-        self._moved[flow.flow_id] = ts
+        self._kernel_moved(flow, tup, ts)
         self._stats.incr("flow_bypassed.capture")
         return True
+
+    def _kernel_moved(self, flow: Flow, tup: FlowTuple, ts: float) -> None:
+        self._moved[flow.flow_id] = ts
+        if flow.bypass == BYPASS_CAPTURE:
+            with contextlib.suppress(OSError):
+                self._backend.fast_path_until(tup, ts + CAPTURE_DOWNGRADE_S)
 
     def bypass_local(self, flow: Flow, ts: float) -> None:
         flow.bypass = BYPASS_LOCAL
@@ -112,10 +128,13 @@ class BypassManager:
             self._stats.incr("flow_bypassed.capture_fail")
 
     def poll(self, now: float) -> None:
-        """Keep capture-bypassed flows alive while the kernel still counts packets for them."""
-        if not self._has_counters:
-            return
+        """Keep capture-bypassed flows alive while the kernel still counts packets for them
+        (or the backend's fast path still takes some), and account the fast path's."""
         for flow_id, (flow, tup, last) in list(self._captured.items()):
+            if self._fold_fast_path(flow, tup):
+                flow.last_ts = max(flow.last_ts, now)
+            if not self._has_counters:
+                continue
             counters = self._read(tup)
             if counters is None:
                 continue
@@ -123,16 +142,40 @@ class BypassManager:
                 if last is None or _total_pkts(counters) != _total_pkts(last):
                     flow.last_ts = max(flow.last_ts, now)
                 if _total_pkts(counters) != (_total_pkts(last) if last else 0):
-                    self._moved[flow_id] = now
+                    self._kernel_moved(flow, tup, now)
                 self._captured[flow_id] = (flow, tup, counters)
+
+    def _fold_fast_path(self, flow: Flow, tup: FlowTuple) -> bool:
+        """Add the packets the backend's fast path took since the last call to the flow and
+        to ``local_capture_*``; True when there were any."""
+        try:
+            fast = self._backend.fast_path_counters(tup)
+        except OSError:
+            return False
+        if fast is None:
+            return False
+        done = self._fast.get(flow.flow_id)
+        new = fast if done is None else BypassCounters(
+            *(a - b for a, b in zip(fast, done, strict=True)))
+        if not _total_pkts(new):
+            return False
+        self._fast[flow.flow_id] = fast
+        flow.add_seen(new)
+        self._stats.incr("flow_bypassed.local_capture_pkts", _total_pkts(new))
+        self._stats.incr("flow_bypassed.local_capture_bytes",
+                         new.bytes_toserver + new.bytes_toclient)
+        return True
 
     def flow_ended(self, flow: Flow) -> None:
         """The flow timed out or the run ended: remove kernel state, account its counters."""
-        entry = self._captured.pop(flow.flow_id, None)
-        self._moved.pop(flow.flow_id, None)
+        entry = self._captured.get(flow.flow_id)
         if entry is None:
             return
         _, tup, last = entry
+        self._fold_fast_path(flow, tup)
+        del self._captured[flow.flow_id]
+        self._moved.pop(flow.flow_id, None)
+        self._fast.pop(flow.flow_id, None)
         counters = self._read(tup) or last
         try:
             self._backend.forget_bypassed(tup)

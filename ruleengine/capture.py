@@ -135,6 +135,18 @@ class CaptureBackend(Protocol):
         """Remove the kernel state of a bypassed flow (its timeout expired)."""
         ...
 
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """The packets of a capture-bypassed flow that reached user space (the kernel did not
+        bypass them: already in the ring or queue, or the kernel is not honouring the bypass)
+        and that the backend kept from the engine by their flow key, undecoded. None when
+        the backend has no such fast path or does not hold the flow."""
+        ...
+
+    def fast_path_until(self, flow: FlowTuple, ts: float) -> None:
+        """Let the fast path take packets of ``flow`` stamped up to ``ts`` only: later ones
+        reach the engine, which decides whether the kernel is honouring the bypass."""
+        ...
+
     def stats(self) -> CaptureStats:
         """Kernel packet/drop counters and bypass insert successes/failures."""
         ...

@@ -42,6 +42,8 @@ class FakeBackend:
         self.counters: dict[FlowTuple, BypassCounters | OSError] = {}
         self.bypass_calls: list[tuple[FlowTuple, int]] = []
         self.forgotten: list[FlowTuple] = []
+        self.fast: dict[FlowTuple, BypassCounters] = {}  # what the fast path took
+        self.until: dict[FlowTuple, float] = {}  # fast_path_until calls, the last per flow
 
     def packets(self) -> Iterator[RawPacket]:
         return iter(())
@@ -65,6 +67,12 @@ class FakeBackend:
         self.forgotten.append(flow)
         if self.forget_error:
             raise OSError("map delete failed")
+
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        return self.fast.get(flow)
+
+    def fast_path_until(self, flow: FlowTuple, ts: float) -> None:
+        self.until[flow] = ts
 
     def stats(self) -> CaptureStats:
         return CaptureStats()
@@ -186,6 +194,48 @@ def test_kernel_counters_that_move_postpone_the_downgrade_and_keep_the_flow_aliv
     mgr.poll(T0 + 30)
     assert flow.last_ts == T0 + 30
     assert stats.get("flow_bypassed.capture_downgraded") == 0
+
+
+def test_packets_the_fast_path_took_reached_user_space_and_count_as_leaked() -> None:
+    backend = FakeBackend()
+    mgr, stats = _manager(backend)
+    flow, tup = _flow()
+    flow.pkts_toserver, flow.pkts_toclient, flow.bytes_toclient = 1, 2, 200  # before it
+    mgr.bypass_capture(flow, tup, 1, T0)
+    backend.fast[tup] = BypassCounters(1, 60, 3, 300)
+    mgr.poll(T0 + 1)
+    assert flow.last_ts == T0 + 1  # still arriving: the flow lives on
+    assert (stats.get("flow_bypassed.local_capture_pkts"),
+            stats.get("flow_bypassed.local_capture_bytes")) == (4, 360)
+    assert (flow.pkts_toserver, flow.pkts_toclient, flow.bytes_toclient) == (2, 5, 500)
+    mgr.poll(T0 + 2)  # nothing new: nothing added twice, no keep-alive
+    assert flow.last_ts == T0 + 1 and stats.get("flow_bypassed.local_capture_pkts") == 4
+    backend.fast[tup] = BypassCounters(1, 60, 4, 400)
+    mgr.flow_ended(flow)  # the rest is added when the flow ends
+    assert stats.get("flow_bypassed.local_capture_pkts") == 5
+    assert (flow.pkts_toclient, flow.bytes_toclient) == (6, 600)
+    # not the bypassed traffic: the kernel did not bypass them
+    assert flow.bypassed_pkts_toserver == flow.bypassed_pkts_toclient == 0
+    assert stats.get("flow_bypassed.pkts") == 0
+
+
+def test_the_fast_path_takes_packets_only_until_the_downgrade_would_be_decided() -> None:
+    backend = FakeBackend()
+    mgr, _ = _manager(backend)
+    flow, tup = _flow()
+    mgr.bypass_capture(flow, tup, 1, T0)
+    assert backend.until[tup] == T0 + CAPTURE_DOWNGRADE_S
+    backend.counters[tup] = BypassCounters(5, 500, 0, 0)
+    mgr.poll(T0 + 10)  # the kernel counted some: the limit moves on
+    assert backend.until[tup] == T0 + 10 + CAPTURE_DOWNGRADE_S
+    mgr.poll(T0 + 11)  # still counters: unchanged
+    assert backend.until[tup] == T0 + 10 + CAPTURE_DOWNGRADE_S
+    # a later packet reached the engine: downgraded, and the limit stays where it was
+    mgr.count_packet(flow, 50, to_server=True, ts=T0 + 14)
+    assert flow.bypass == BYPASS_LOCAL
+    backend.counters[tup] = BypassCounters(6, 600, 0, 0)
+    mgr.poll(T0 + 15)
+    assert backend.until[tup] == T0 + 10 + CAPTURE_DOWNGRADE_S
 
 
 def test_poll_without_counter_support_reads_nothing() -> None:

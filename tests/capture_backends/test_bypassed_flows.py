@@ -106,3 +106,19 @@ def test_the_table_is_bounded_and_forgets_the_oldest_flow() -> None:
     assert len(table) == 1 and len(table.keys) == 2
     table.add(flows[1])  # already there: kept, counts not reset
     assert len(table) == 1
+
+
+def test_packets_stamped_after_the_flows_time_limit_are_not_taken() -> None:
+    flow = FlowTuple(A4, B4, 40000, 80, 6)
+    table = BypassedFlows()
+    table.add(flow)
+    key = ip_key(ipv4(B4, A4, 80, 40000))
+    assert table.hit(key, 100, 1e12)  # no limit at first
+    table.until(flow, 50.0)
+    assert table.hit(key, 100, 50.0)
+    assert not table.hit(key, 100, 50.5)  # later: the engine must see it
+    assert table.hit(key, 100)  # no stamp (NFQ): taken
+    table.until(FlowTuple(B4, A4, 80, 40000, 6), 60.0)  # either way round
+    assert table.hit(key, 100, 55.0)
+    table.until(FlowTuple(A4, B4, 1, 2, 6), 0.0)  # not in the table: no-op
+    assert table.counters(flow) == BypassCounters(0, 0, 4, 400)
