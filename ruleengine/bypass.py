@@ -23,6 +23,9 @@
   still sees a bypass the kernel does not honour, the fast path takes only packets stamped
   up to ``CAPTURE_DOWNGRADE_S`` after the kernel last counted one (``fast_path_until``);
   later ones reach the engine.
+* Flows bypassed by a previous run whose tables were pinned (``adopted_bypassed``) have no
+  flow here: they are only watched, and their kernel entry is deleted once its counters
+  stood still for the protocol's ``bypassed`` timeout (``flow_bypassed.adopted*``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,17 @@ class BypassManager:
         self._moved: dict[int, float] = {}
         # flow_id -> the backend's fast-path counts already added to the flow
         self._fast: dict[int, BypassCounters] = {}
+        # bypassed before this run -> (last kernel counters, when they last moved); the
+        # time is set by the first poll
+        self._adopted: dict[FlowTuple, tuple[BypassCounters | None, float | None]] = {}
+        if self._has_counters:
+            try:
+                adopted = backend.adopted_bypassed()
+            except OSError:
+                adopted = []
+            self._adopted = dict.fromkeys(adopted, (None, None))
+            if adopted:
+                stats.incr("flow_bypassed.adopted", len(adopted))
 
     def __len__(self) -> int:
         return len(self._captured)
@@ -130,6 +144,8 @@ class BypassManager:
     def poll(self, now: float) -> None:
         """Keep capture-bypassed flows alive while the kernel still counts packets for them
         (or the backend's fast path still takes some), and account the fast path's."""
+        if self._adopted:
+            self._poll_adopted(now)
         for flow_id, (flow, tup, last) in list(self._captured.items()):
             if self._fold_fast_path(flow, tup):
                 flow.last_ts = max(flow.last_ts, now)
@@ -144,6 +160,27 @@ class BypassManager:
                 if _total_pkts(counters) != (_total_pkts(last) if last else 0):
                     self._kernel_moved(flow, tup, now)
                 self._captured[flow_id] = (flow, tup, counters)
+
+    def _poll_adopted(self, now: float) -> None:
+        for tup, (last, moved) in list(self._adopted.items()):
+            counters = self._read(tup)
+            if counters is None:  # gone (deleted by someone else)
+                del self._adopted[tup]
+                continue
+            if moved is None or counters != last:
+                self._adopted[tup] = (counters, now)
+                continue
+            timeouts = self._timeouts.udp if tup.proto == 17 else self._timeouts.tcp
+            if now - moved <= timeouts.bypassed:
+                continue
+            del self._adopted[tup]
+            try:
+                self._backend.forget_bypassed(tup)
+            except OSError:
+                self._stats.incr("flow_bypassed.forget_fail")
+                continue
+            self._stats.incr("flow_bypassed.adopted_expired")
+            self._stats.incr("flow_bypassed.adopted_pkts", _total_pkts(counters))
 
     def _fold_fast_path(self, flow: Flow, tup: FlowTuple) -> bool:
         """Add the packets the backend's fast path took since the last call to the flow and

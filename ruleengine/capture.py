@@ -135,6 +135,11 @@ class CaptureBackend(Protocol):
         """Remove the kernel state of a bypassed flow (its timeout expired)."""
         ...
 
+    def adopted_bypassed(self) -> list[FlowTuple]:
+        """Flows the capture layer bypasses since before this run (tables pinned by a previous
+        run): the engine has no flow for them, only times them out."""
+        ...
+
     def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
         """The packets of a capture-bypassed flow that reached user space (the kernel did not
         bypass them: already in the ring or queue, or the kernel is not honouring the bypass)

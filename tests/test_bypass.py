@@ -44,6 +44,7 @@ class FakeBackend:
         self.forgotten: list[FlowTuple] = []
         self.fast: dict[FlowTuple, BypassCounters] = {}  # what the fast path took
         self.until: dict[FlowTuple, float] = {}  # fast_path_until calls, the last per flow
+        self.adopted: list[FlowTuple] = []  # bypassed before the run (pinned tables)
 
     def packets(self) -> Iterator[RawPacket]:
         return iter(())
@@ -67,6 +68,9 @@ class FakeBackend:
         self.forgotten.append(flow)
         if self.forget_error:
             raise OSError("map delete failed")
+
+    def adopted_bypassed(self) -> list[FlowTuple]:
+        return list(self.adopted)
 
     def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
         return self.fast.get(flow)
@@ -236,6 +240,37 @@ def test_the_fast_path_takes_packets_only_until_the_downgrade_would_be_decided()
     backend.counters[tup] = BypassCounters(6, 600, 0, 0)
     mgr.poll(T0 + 15)
     assert backend.until[tup] == T0 + 10 + CAPTURE_DOWNGRADE_S
+
+
+def test_flows_bypassed_before_the_run_are_timed_out_once_the_kernel_stops_counting() -> None:
+    backend = FakeBackend()
+    _, tup = _flow()
+    gone = tup._replace(sport=40001)
+    backend.adopted = [tup, gone]
+    backend.counters[tup] = BypassCounters(5, 500, 9, 900)
+    mgr, stats = _manager(backend)
+    assert stats.get("flow_bypassed.adopted") == 2
+    timeout = FlowTable().timeouts.tcp.bypassed
+    mgr.poll(T0)  # the first look: the clock starts; ``gone`` has no entry any more
+    backend.counters[tup] = BypassCounters(6, 600, 9, 900)
+    mgr.poll(T0 + timeout)  # still counting
+    mgr.poll(T0 + 2 * timeout)  # still for exactly the timeout: kept
+    assert backend.forgotten == []
+    mgr.poll(T0 + 2 * timeout + 1)
+    assert backend.forgotten == [tup]
+    assert stats.get("flow_bypassed.adopted_expired") == 1
+    assert stats.get("flow_bypassed.adopted_pkts") == 15
+    mgr.poll(T0 + 3 * timeout)  # once only
+    assert backend.forgotten == [tup]
+
+
+def test_without_kernel_counters_nothing_is_adopted() -> None:
+    backend = FakeBackend(Capability.LIVE | Capability.BYPASS)
+    _, tup = _flow()
+    backend.adopted = [tup]
+    mgr, stats = _manager(backend)
+    mgr.poll(T0 + 1000)
+    assert stats.get("flow_bypassed.adopted") == 0 and backend.forgotten == []
 
 
 def test_poll_without_counter_support_reads_nothing() -> None:
