@@ -596,6 +596,8 @@ class AfPacketBackend(BaseBackend):
         self.capabilities = Capability.LIVE
         if group.tables is not None:
             self.capabilities |= Capability.BYPASS | Capability.BYPASS_COUNTERS
+            if c.pin_dir() is not None:
+                self.capabilities |= Capability.BYPASS_PINNED
         self._tables = group.tables
         self._closed = False
         self._iterating = False

@@ -25,7 +25,9 @@
   later ones reach the engine.
 * Flows bypassed by a previous run whose tables were pinned (``adopted_bypassed``) have no
   flow here: they are only watched, and their kernel entry is deleted once its counters
-  stood still for the protocol's ``bypassed`` timeout (``flow_bypassed.adopted*``).
+  stood still for the protocol's ``bypassed`` timeout (``flow_bypassed.adopted*``). For
+  the same reason, with pinned tables (BYPASS_PINNED) a flow still bypassed when the run
+  ends keeps its kernel entry: the next run adopts it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class BypassManager:
         self._can_capture = bool(backend.capabilities & Capability.BYPASS)
         self._has_counters = bool(backend.capabilities & Capability.BYPASS_COUNTERS)
         self._inline = bool(backend.capabilities & Capability.INLINE)
+        self._pinned = bool(backend.capabilities & Capability.BYPASS_PINNED)
         # flow_id -> (flow, tuple given to the backend, last counters seen)
         self._captured: dict[int, tuple[Flow, FlowTuple, BypassCounters | None]] = {}
         # flow_id -> when the kernel last counted a packet of it (the bypass time at first)
@@ -214,10 +217,13 @@ class BypassManager:
         self._moved.pop(flow.flow_id, None)
         self._fast.pop(flow.flow_id, None)
         counters = self._read(tup) or last
-        try:
-            self._backend.forget_bypassed(tup)
-        except OSError:
-            self._stats.incr("flow_bypassed.forget_fail")
+        if flow.end_reason == "shutdown" and self._pinned:
+            self._stats.incr("flow_bypassed.kept_pinned")
+        else:
+            try:
+                self._backend.forget_bypassed(tup)
+            except OSError:
+                self._stats.incr("flow_bypassed.forget_fail")
         self._stats.incr("flow_bypassed.closed")
         if counters is None:
             return

@@ -53,6 +53,7 @@ class Capability(enum.Flag):
     INLINE = enum.auto()  # every packet needs a verdict (IPS)
     BYPASS = enum.auto()  # bypass() can make the kernel stop delivering a flow
     BYPASS_COUNTERS = enum.auto()  # bypassed_flow_counters() reports per-flow kernel counters
+    BYPASS_PINNED = enum.auto()  # bypass entries outlive the run (pinned tables): kept at exit
 
 
 class Verdict(enum.IntEnum):

@@ -264,6 +264,21 @@ def test_flows_bypassed_before_the_run_are_timed_out_once_the_kernel_stops_count
     assert backend.forgotten == [tup]
 
 
+@pytest.mark.parametrize("reason", ["shutdown", "timeout"])
+def test_pinned_tables_keep_the_entries_of_flows_bypassed_at_shutdown(reason: str) -> None:
+    backend = FakeBackend(Capability.LIVE | Capability.BYPASS | Capability.BYPASS_COUNTERS
+                          | Capability.BYPASS_PINNED)
+    mgr, stats = _manager(backend)
+    flow, tup = _flow()
+    mgr.bypass_capture(flow, tup, 1, T0)
+    backend.counters[tup] = BypassCounters(4, 400, 0, 0)
+    flow.end_reason = reason
+    mgr.flow_ended(flow)
+    assert backend.forgotten == ([] if reason == "shutdown" else [tup])
+    assert stats.get("flow_bypassed.kept_pinned") == (reason == "shutdown")
+    assert flow.bypassed_pkts_toserver == 4  # what the kernel counted so far, either way
+
+
 def test_without_kernel_counters_nothing_is_adopted() -> None:
     backend = FakeBackend(Capability.LIVE | Capability.BYPASS)
     _, tup = _flow()
