@@ -19,10 +19,10 @@
   (Most such packets never get here: the backend's fast path marks them when read.)
 * A backend's fast path keeps packets of capture-bypassed flows from the engine by their
   flow key (``fast_path_counters``). They reached user space all the same, so they count as
-  ``local_capture_*`` and in the flow's totals, not as bypassed. So that the downgrade above
-  still sees a bypass the kernel does not honour, the fast path takes only packets stamped
-  up to ``CAPTURE_DOWNGRADE_S`` after the kernel last counted one (``fast_path_until``);
-  later ones reach the engine.
+  ``local_capture_*``, in the flow's totals and as its leaked packets, not as bypassed. So
+  that the downgrade above still sees a bypass the kernel does not honour, the fast path
+  takes only packets stamped up to ``CAPTURE_DOWNGRADE_S`` after the kernel last counted
+  one (``fast_path_until``); later ones reach the engine.
 * Flows bypassed by a previous run whose tables were pinned (``adopted_bypassed``) have no
   flow here: they are only watched, and their kernel entry is deleted once its counters
   stood still for the protocol's ``bypassed`` timeout (``flow_bypassed.adopted*``). For
@@ -200,7 +200,7 @@ class BypassManager:
         if not _total_pkts(new):
             return False
         self._fast[flow.flow_id] = fast
-        flow.add_seen(new)
+        flow.add_leaked(new)
         self._stats.incr("flow_bypassed.local_capture_pkts", _total_pkts(new))
         self._stats.incr("flow_bypassed.local_capture_bytes",
                          new.bytes_toserver + new.bytes_toclient)

@@ -10,6 +10,7 @@ from typing import ClassVar
 import pytest
 
 from ruleengine.bypass import CAPTURE_DOWNGRADE_S, BypassManager
+from ruleengine.bypass_accounting import reconcile
 from ruleengine.capture import (
     BypassCounters,
     Capability,
@@ -218,9 +219,12 @@ def test_packets_the_fast_path_took_reached_user_space_and_count_as_leaked() -> 
     mgr.flow_ended(flow)  # the rest is added when the flow ends
     assert stats.get("flow_bypassed.local_capture_pkts") == 5
     assert (flow.pkts_toclient, flow.bytes_toclient) == (6, 600)
-    # not the bypassed traffic: the kernel did not bypass them
+    # not the bypassed traffic: the kernel did not bypass them; leaked, and the flow's
+    # accounting still adds up
     assert flow.bypassed_pkts_toserver == flow.bypassed_pkts_toclient == 0
     assert stats.get("flow_bypassed.pkts") == 0
+    assert (flow.leaked_pkts, flow.leaked_bytes) == (5, 460)
+    assert reconcile(flow).ok, reconcile(flow)
 
 
 def test_the_fast_path_takes_packets_only_until_the_downgrade_would_be_decided() -> None:
