@@ -16,9 +16,10 @@ one Python worker has read its first MiB). ``stream.reassembly.depth`` is 1 MiB:
 Prints per mode: transfer time and rate, engine CPU seconds while the traffic ran (from
 /proc, start-up excluded) and for the whole run (rusage), packets the engine got from the
 kernel (``capture.kernel_packets`` minus drops), kernel drops, packets the bypass map
-counted, packets of bypassed flows that still reached the engine, packets the veth
-carried; then the CPU ratio off/on. Needs root; traffic stays between the two
-namespaces, which are removed at exit.
+counted, packets of bypassed flows that still reached user space ("leaked"; of them "fast":
+those the ring reader's fast path skipped undecoded), packets the veth carried; then the
+CPU ratio off/on. Needs root; traffic stays between the two namespaces, which are removed
+at exit.
 
 Usage: python bench/bypass_afpacket.py [--flows 4] [--mb 256] [--rate-mbit 1000]
                                               [--loader libbpf|bcc] [--workers 1]
@@ -55,6 +56,7 @@ class Result:
     kernel_drops: int
     map_pkts: int
     leaked_pkts: int
+    fast_path_pkts: int
     link_pkts: int
     bypassed_flows: int
 
@@ -75,7 +77,7 @@ def _wait_drained(engine: ae.Engine, limit: float = 120.0) -> float:
 def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str, workers: int,
              workdir: Path) -> Result:
     logdir = workdir / ("on" if bypass else "off")
-    with kernel.netns_pair("bench") as net:
+    with kernel.netns_pair("bk") as net:
         cfg = ae.write_config(workdir / f"suricata-{'on' if bypass else 'off'}.yaml",
                               stream_bypass=bypass, depth="1mb", bypassed_timeout=2,
                               threads=workers,
@@ -110,6 +112,7 @@ def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str, w
         kernel_drops=stats.get("capture.kernel_drops", 0),
         map_pkts=stats.get("flow_bypassed.pkts", 0),
         leaked_pkts=stats.get("flow_bypassed.local_capture_pkts", 0),
+        fast_path_pkts=stats.get("capture.bypass.fast_path_pkts", 0),
         link_pkts=(rx1 - rx0) + (tx1 - tx0),
         bypassed_flows=stats.get("flow_bypassed.capture", 0),
     )
@@ -117,14 +120,16 @@ def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str, w
 
 def _table(results: list[Result]) -> str:
     head = (f"{'mode':<11} {'xfer s':>7} {'Gbit/s':>7} {'CPU s':>7} {'CPU s':>7} "
-            f"{'user pkts':>10} {'drops':>9} {'map pkts':>10} {'leaked':>7} {'veth pkts':>10}"
+            f"{'user pkts':>10} {'drops':>9} {'map pkts':>10} {'leaked':>7} {'fast':>7} "
+            f"{'veth pkts':>10}"
             f" {'kflows':>6}")
     sub = f"{'':<11} {'':>7} {'':>7} {'traffic':>7} {'total':>7}"
     rows = [head, sub]
     for r in results:
         rows.append(f"{r.mode:<11} {r.transfer_s:7.2f} {r.gbit_s:7.2f} {r.cpu_traffic_s:7.2f} "
                     f"{r.cpu_total_s:7.2f} {r.user_pkts:10,} {r.kernel_drops:9,} "
-                    f"{r.map_pkts:10,} {r.leaked_pkts:7,} {r.link_pkts:10,} "
+                    f"{r.map_pkts:10,} {r.leaked_pkts:7,} {r.fast_path_pkts:7,} "
+                    f"{r.link_pkts:10,} "
                     f"{r.bypassed_flows:6}")
     return "\n".join(rows)
 

@@ -74,7 +74,7 @@ TIME_LIMIT_S = 120
 
 
 def run_mode(mode: str, mb: int, loader: str) -> dict[str, float]:
-    with kernel.netns_pair("bench") as net:
+    with kernel.netns_pair("bk") as net:
         config = AfPacketConfig(interface=net.if_b, bypass=True, loader=loader,
                                 ring_size=32768, block_size=1 << 20)
         with net.entered(net.ns_b):

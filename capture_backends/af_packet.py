@@ -13,11 +13,20 @@ Process model (like Suricata's workers runmode)::
 Bypass: the socket filter (or the XDP program) looks every packet's canonical 5-tuple (plus
 VLAN ids) up in a BPF hash map; a hit is counted in the map, per direction, and not delivered.
 One entry covers both directions. Inserting into a full map fails: ``bypass()`` then returns
-False and the engine bypasses locally.
+False and the engine bypasses locally. Packets of a bypassed flow that were already in the
+ring when the entry went in are recognised by their flow key while the block is read, counted
+(``fast_path_counters``: they reached user space) and never copied out of the ring
+(``capture_backends.bypassed_flows``): a flood of them costs the worker a few slices per
+packet, not a decode. Packets stamped after the limit the engine sets (``fast_path_until``:
+the kernel has not counted a packet of the flow for a while) are delivered, so the engine
+sees that the kernel is not honouring the bypass and downgrades it to a local one.
 
-Cleanup: nothing is pinned and XDP is attached through a BPF link, so the kernel removes every
-program and map when the last process holding them exits, even after SIGKILL; a new start
-after a crash finds a clean interface.
+Cleanup: XDP is attached through a BPF link and, unless ``pinned-maps: yes``, nothing is
+pinned, so the kernel removes every program and map when the last process holding them exits,
+even after SIGKILL; a new start after a crash finds a clean interface. With pinned maps the
+flow tables stay (``capture_backends.ebpf.pins``): the next start reuses them, so flows
+bypassed before a restart stay bypassed, and its first worker hands their entries to the
+engine (``adopted_bypassed``), which deletes each once the kernel stopped counting for it.
 """
 
 from __future__ import annotations
@@ -46,7 +55,8 @@ from capture_backends.base import (
     FlowTuple,
     RawPacket,
 )
-from capture_backends.ebpf import layout, syscall
+from capture_backends.bypassed_flows import BypassedFlows
+from capture_backends.ebpf import layout, pins, syscall
 from capture_backends.tpacket import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_BLOCK_TIMEOUT_MS,
@@ -88,11 +98,12 @@ _KNOWN_KEYS = frozenset({
     "interface", "threads", "cluster-id", "cluster-type", "bypass", "ebpf-filter-file",
     "ebpf-lb-file", "xdp-filter-file", "xdp-mode", "ring-size", "block-size", "block-timeout",
     "use-percpu-hash", "ebpf-loader", "ebpf-map-entries", "defrag", "rollover",
-    "disable-promisc", "frame-size",
+    "disable-promisc", "frame-size", "pinned-maps", "pinned-maps-name",
+    "pinned-maps-dir",  # ruleengine: the bpffs directory (Suricata: /sys/fs/bpf)
 })
 _ACCEPTED_SURICATA_KEYS = frozenset({
     "use-mmap", "tpacket-v3", "mmap-locked", "use-emergency-flush", "checksum-checks",
-    "buffer-size", "pin-maps", "pinned-maps", "pinned-maps-name", "xdp-cpu-redirect",
+    "buffer-size", "pin-maps", "xdp-cpu-redirect",
     "copy-mode", "copy-iface", "bpf-filter", "snaplen",
 })
 
@@ -127,6 +138,16 @@ class AfPacketConfig:
     rollover: bool = False
     promiscuous: bool = True
     vlan_in_key: bool = True  # suricata.yaml vlan.use-for-tracking (a global, not af-packet:)
+    pinned_maps: bool = False
+    pinned_maps_name: str | None = None  # directory under pinned_maps_dir
+    pinned_maps_dir: str = "/sys/fs/bpf"
+
+    def pin_dir(self) -> Path | None:
+        """Where the flow tables are pinned (``capture_backends.ebpf.pins``), or None."""
+        if not self.pinned_maps:
+            return None
+        return Path(self.pinned_maps_dir) / (self.pinned_maps_name
+                                             or f"ruleengine-{self.interface}")
 
     def with_loader(self, loader: str) -> AfPacketConfig:
         """The same config with another eBPF loader ("libbpf" or "bcc"; e.g. from a CLI flag).
@@ -263,17 +284,25 @@ def _build_config(iface: str, raw: Mapping[str, Any], warnings: list[str]) -> Af
             warnings.append(f"af-packet: cluster-type {ctype!r} unsupported "
                             f"(one of {', '.join(CLUSTER_TYPES)}), using {d.cluster_type}")
     for key, attr in (("bypass", "bypass"), ("use-percpu-hash", "use_percpu_hash"),
-                      ("defrag", "defrag"), ("rollover", "rollover")):
+                      ("defrag", "defrag"), ("rollover", "rollover"),
+                      ("pinned-maps", "pinned_maps")):
         if key in raw:
             kw[attr] = _as_bool(raw[key], key, getattr(d, attr), warnings)
     if "disable-promisc" in raw:
         kw["promiscuous"] = not _as_bool(raw["disable-promisc"], "disable-promisc", False,
                                          warnings)
     for key, attr in (("ebpf-filter-file", "ebpf_filter_file"), ("ebpf-lb-file", "ebpf_lb_file"),
-                      ("xdp-filter-file", "xdp_filter_file")):
+                      ("xdp-filter-file", "xdp_filter_file"),
+                      ("pinned-maps-name", "pinned_maps_name"),
+                      ("pinned-maps-dir", "pinned_maps_dir")):
         value = raw.get(key)
         if value not in (None, ""):
             kw[attr] = str(value)
+    name = kw.get("pinned_maps_name")
+    if name is not None and (name in (".", "..") or "/" in name):
+        warnings.append(f"af-packet: pinned-maps-name {name!r} must be a plain name, "
+                        f"using ruleengine-{iface}")
+        del kw["pinned_maps_name"]
     if "xdp-mode" in raw:
         mode = str(raw["xdp-mode"]).strip().lower()
         if mode in XDP_MODES:
@@ -364,14 +393,21 @@ class AfPacketGroup:
         self.filter_fd: int | None = None
         self.lb_fd: int | None = None
         self.tables: _BypassTables | None = None
+        self.notices: list[str] = []  # for the start-up log (pinned maps)
+        self.reused_pins = False  # the tables are those a previous run pinned
         _check_host(config)
         try:
             self.ifindex = socket.if_nametoindex(config.interface)
         except OSError:
             raise BackendUnavailable(
                 f"af-packet: no such interface {config.interface!r}") from None
+        self.adopted: list[FlowTuple] = []
         try:
             self._load_programs()
+            if self.reused_pins:
+                self.adopted = [flow for flow, _ in self.bypassed_flows()]
+                self.notices.append(f"pinned maps {config.pin_dir()} reused: "
+                                    f"{len(self.adopted)} flow(s) bypassed before this run")
         except BackendUnavailable:
             self.close()
             raise
@@ -383,10 +419,18 @@ class AfPacketGroup:
     def _open(self, path: Path, kind: str, with_tables: bool) -> ebpf.BpfObject:
         c = self.config
         tables = (layout.MAP_V4, layout.MAP_V6) if with_tables else ()
+        pin_dir = c.pin_dir() if with_tables and c.bypass else None
+        if pin_dir is not None:
+            notice = pins.ensure_bpffs(pin_dir.parent)
+            if notice:
+                self.notices.append(notice)
         obj = ebpf.open_object(c.loader, path, kind=kind, tables=tables,
                                map_entries=c.map_entries, percpu=c.use_percpu_hash,
-                               vlan_in_key=c.vlan_in_key)
+                               vlan_in_key=c.vlan_in_key, pin_dir=pin_dir)
         self._objects.append(obj)
+        self.notices += getattr(obj, "notices", [])
+        if getattr(obj, "reused", []):
+            self.reused_pins = True
         return obj
 
     def _load_programs(self) -> None:
@@ -552,6 +596,8 @@ class AfPacketBackend(BaseBackend):
         self.capabilities = Capability.LIVE
         if group.tables is not None:
             self.capabilities |= Capability.BYPASS | Capability.BYPASS_COUNTERS
+            if c.pin_dir() is not None:
+                self.capabilities |= Capability.BYPASS_PINNED
         self._tables = group.tables
         self._closed = False
         self._iterating = False
@@ -560,6 +606,8 @@ class AfPacketBackend(BaseBackend):
         self._errors = 0
         self._bypass_ok = [0, 0]  # v4, v6
         self._bypass_fail = [0, 0]
+        # as many flows as the kernel table holds: every entry there may have packets here
+        self._bypassed = BypassedFlows(c.map_entries, c.vlan_in_key)
         if os.getpid() != group.owner_pid:
             group.release_in_worker()
         self._ring: TpacketV3Ring | None = None
@@ -604,8 +652,9 @@ class AfPacketBackend(BaseBackend):
             return
         self._iterating = True
         try:
+            bypassed, vlan_in_key = self._bypassed, self.group.config.vlan_in_key
             while not self._closed:
-                block = ring.read_block()
+                block = ring.read_block(bypassed, vlan_in_key)
                 if block is None:
                     if not ring.wait(POLL_TIMEOUT_MS) and self._socket_failed():
                         return
@@ -628,12 +677,13 @@ class AfPacketBackend(BaseBackend):
         if ring is None or self._closed:
             return []
         self._iterating = True  # a close() meanwhile (signal, other thread) defers release
+        vlan_in_key = self.group.config.vlan_in_key
         try:
-            block = ring.read_block()
+            block = ring.read_block(self._bypassed, vlan_in_key)
             if block is None:
                 if not ring.wait(timeout_ms):
                     self._socket_failed()
-                block = ring.read_block()
+                block = ring.read_block(self._bypassed, vlan_in_key)
             return list(block) if block else []
         finally:
             self._iterating = False
@@ -665,6 +715,7 @@ class AfPacketBackend(BaseBackend):
             return False
         if err in (0, errno.EEXIST):
             self._bypass_ok[family] += 1
+            self._bypassed.add(flow)
             return True
         self._bypass_fail[family] += 1
         if err not in _MAP_FULL_ERRNOS:
@@ -678,9 +729,25 @@ class AfPacketBackend(BaseBackend):
         if tables is None:
             return None
         try:
-            return tables.counters(flow)
+            kernel = tables.counters(flow)
         except ValueError:
             return None
+        if kernel is None:  # the kernel entry is gone (expired): so is the bypass
+            self._bypassed.discard(flow)
+        return kernel
+
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """The packets of ``flow`` the ring reader skipped (they reached the ring: the kernel
+        did not bypass them), ``flow.src`` read as the client."""
+        return self._bypassed.counters(flow)
+
+    def fast_path_until(self, flow: FlowTuple, ts: float) -> None:
+        self._bypassed.until(flow, ts)
+
+    def adopted_bypassed(self) -> list[FlowTuple]:
+        """The flows in reused pinned tables (bypassed by a previous run), for the first
+        worker's engine to time out; the others get none."""
+        return list(self.group.adopted) if self.index == 0 else []
 
     def bypassed_last_seen_ns(self, flow: FlowTuple) -> int | None:
         """``bpf_ktime_get_ns()`` (CLOCK_MONOTONIC) of the flow's last bypassed packet."""
@@ -696,6 +763,7 @@ class AfPacketBackend(BaseBackend):
         return None if raw is None else layout.sum_counters(raw, table.info.value_size).last_ns
 
     def forget_bypassed(self, flow: FlowTuple) -> None:
+        self._bypassed.discard(flow)
         tables = self._tables
         if tables is None:
             return
@@ -718,7 +786,8 @@ class AfPacketBackend(BaseBackend):
             kernel_packets=self._kernel_packets, kernel_drops=self._kernel_drops,
             errors=self._errors,
             bypass_v4_success=self._bypass_ok[0], bypass_v4_fail=self._bypass_fail[0],
-            bypass_v6_success=self._bypass_ok[1], bypass_v6_fail=self._bypass_fail[1])
+            bypass_v6_success=self._bypass_ok[1], bypass_v6_fail=self._bypass_fail[1],
+            bypass_fast_path_pkts=self._bypassed.packets)
 
     def close(self) -> None:
         """Stop ``packets()`` (within POLL_TIMEOUT_MS) and release the socket and ring.

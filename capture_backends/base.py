@@ -77,6 +77,15 @@ class BaseBackend:
     def forget_bypassed(self, flow: FlowTuple) -> None:
         return None
 
+    def adopted_bypassed(self) -> list[FlowTuple]:
+        return []
+
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        return None
+
+    def fast_path_until(self, flow: FlowTuple, ts: float) -> None:
+        return None
+
     def stats(self) -> CaptureStats:
         return CaptureStats()
 

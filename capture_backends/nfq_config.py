@@ -57,6 +57,7 @@ _KNOWN_KEYS = {
     "batchcount", "fail-open",
     # ruleengine additions
     "install-rules", "chains", "queue-bypass", "queue-maxlen", "iptables", "inject-mark",
+    "bypass-table-size",
 }
 QUEUE_CHAINS = ("PREROUTING", "FORWARD", "OUTPUT")  # saves happen in INPUT/POSTROUTING
 
@@ -72,6 +73,8 @@ class NfqConfig:
     installed OUTPUT rule lets them out instead of queueing them back to the engine, which
     would drop them with the rest of the rejected flow. ``None`` (default) picks a free bit
     (``inject_value``: 0x40000000 unless the bypass/repeat masks use it), 0 turns it off.
+    ``bypass_table_size``: how many bypassed flows the backend remembers, so that packets of
+    them still queued get the bypass mark at once (``capture_backends.bypassed_flows``).
     """
 
     queues: tuple[int, ...]
@@ -88,6 +91,7 @@ class NfqConfig:
     queue_maxlen: int = 4096
     iptables: str = "auto"
     inject_mark: int | None = None
+    bypass_table_size: int = 65536
 
     def __post_init__(self) -> None:
         self.validate()
@@ -131,6 +135,9 @@ class NfqConfig:
                     f"({used:#x})")
         if not 1 <= self.batchcount <= 255:
             raise NfqConfigError(f"nfq: batchcount {self.batchcount} is outside 1-255")
+        if not 1 <= self.bypass_table_size <= 1 << 24:
+            raise NfqConfigError(
+                f"nfq: bypass-table-size {self.bypass_table_size} is outside 1-16777216")
         if not 1 <= self.queue_maxlen <= 1 << 20:
             raise NfqConfigError(f"nfq: queue-maxlen {self.queue_maxlen} is outside 1-1048576")
         for chain in self.chains:
@@ -207,6 +214,9 @@ class NfqConfig:
                 kwargs[key.replace("-", "_")] = _parse_bool(key, section[key])
         if section.get("queue-maxlen") is not None:
             kwargs["queue_maxlen"] = _parse_int("queue-maxlen", section["queue-maxlen"])
+        if section.get("bypass-table-size") is not None:
+            kwargs["bypass_table_size"] = _parse_int("bypass-table-size",
+                                                     section["bypass-table-size"])
         if section.get("iptables") is not None:
             kwargs["iptables"] = str(section["iptables"]).strip().lower()
         chains = section.get("chains")

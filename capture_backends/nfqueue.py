@@ -22,6 +22,14 @@ packet with ``mark = (bypass_mark & mask) | (mark & ~mask)``; firewall rules (se
 ``capture_backends.iptables``) save the mark into the connection's connmark and restore it on
 later packets, which are then accepted before they reach the queue.
 
+Unlike Suricata, the mark is not only on the packet that triggered the bypass: the flow joins
+a bounded table (``capture_backends.bypassed_flows``), and every packet of it that was already
+queued (or is queued later, e.g. before the connmark rule sees the saved mark) is accepted
+with the mark as soon as it is read, before the engine sees it. Operators' rules that save
+the mark unconditionally (``-j CONNMARK --save-mark`` in INPUT/POSTROUTING, as Suricata's
+documentation shows them) would otherwise wipe the connmark with the first unmarked verdict,
+and the whole flow would be queued again.
+
 ``pkt_id`` is ``(queue index << 32) | kernel packet id``: ids are per queue, so the index keeps
 them unique when several queues are bound.
 
@@ -61,12 +69,14 @@ from capture_backends.base import (
     LINKTYPE_RAW,
     BackendUnavailable,
     BaseBackend,
+    BypassCounters,
     Capability,
     CaptureStats,
     FlowTuple,
     RawPacket,
     Verdict,
 )
+from capture_backends.bypassed_flows import BypassedFlows, ip_key
 from capture_backends.nfq_config import _U32, NfqConfig, NfqConfigError
 
 __all__ = [
@@ -127,6 +137,7 @@ class NfqCounters:
     injected: int = 0  # inject(): packets sent
     verdict_batches: int = 0  # batch messages (each accepted several packets)
     inject_errors: int = 0
+    fast_path: int = 0  # packets of bypassed flows accepted with the mark before the engine
 
 
 def _nlattr(kind: int, payload: bytes) -> bytes:
@@ -254,7 +265,7 @@ class NfqBackend(BaseBackend):
         self.linktype = LINKTYPE_RAW
         caps = Capability.LIVE | Capability.INLINE
         if config.bypass_mask:
-            caps |= Capability.BYPASS
+            caps |= Capability.BYPASS  # no kernel counters: marks, not map entries
         self.capabilities = caps
         self._bypass_value = config.bypass_value
         self._bypass_keep = ~config.bypass_mask & _U32
@@ -272,6 +283,7 @@ class NfqBackend(BaseBackend):
         self._batch_id = 0
         self._batch_len = 0
         self._bypass_ids: set[int] = set()
+        self._bypassed = BypassedFlows(config.bypass_table_size, vlan_in_key=False)
         self._ready: list[RawPacket] = []
         self._queues: list[_Queue] = []
         self._by_fd: dict[int, _Queue] = {}
@@ -415,7 +427,23 @@ class NfqBackend(BaseBackend):
             batch = self._ready[:]
             del self._ready[:]
             self._counts["received"] += len(batch)
-            yield from batch
+            keys = self._bypassed.keys
+            for item in batch:
+                # Checked at yield time, not when read: a bypass decided on an earlier
+                # packet of this batch applies to the rest of it.
+                if keys and self._fast_path(item[1], item[2]):
+                    continue
+                yield item
+
+    def _fast_path(self, payload: bytes | memoryview, pkt_id: int) -> bool:
+        """A packet of a bypassed flow: accept it with the bypass mark now. True if it was."""
+        key = ip_key(payload) if isinstance(payload, bytes) else None
+        if not self._bypassed.hit(key, len(payload)):
+            return False
+        self._counts["fast_path"] += 1
+        self._bypass_ids.add(pkt_id)
+        self.verdict(pkt_id, Verdict.ACCEPT)
+        return True
 
     def _fill(self, timeout_ms: int) -> None:
         self._busy_thread = threading.get_ident()
@@ -522,13 +550,32 @@ class NfqBackend(BaseBackend):
             self._counts["verdict_errors"] += 1
 
     def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:
-        """Mark ``pkt_id``'s verdict with the bypass mark. False when bypass-mask is 0 or the
-        packet already has its verdict (the engine then bypasses locally)."""
+        """Mark ``pkt_id``'s verdict with the bypass mark, and the verdicts of every later
+        packet of ``flow`` read from the queue. False when bypass-mask is 0 or the packet
+        already has its verdict (the engine then bypasses locally). Called again for a
+        packet of a flow already bypassed (one the fast path could not recognise, e.g. a
+        fragment), it only marks that packet's verdict."""
         if not self._bypass_value or pkt_id not in self._pending:
             return False
         self._bypass_ids.add(pkt_id)
+        if len(self._bypassed.keys) and self._bypassed.counters(flow) is not None:
+            return True
+        if flow.proto in (6, 17):
+            self._bypassed.add(flow)
         self._counts["bypass_v6" if len(flow.src) == 16 else "bypass_v4"] += 1
         return True
+
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """The packets of ``flow`` that the fast path accepted with the mark (queued, but they
+        never reached the engine); None when the flow is not in the table.
+
+        ``fast_path_until`` is the default no-op here: a packet that reached the engine
+        after a downgrade to local bypass would get its verdict without the mark, and an
+        unconditional ``CONNMARK --save-mark`` would then wipe the flow's connmark."""
+        return self._bypassed.counters(flow)
+
+    def forget_bypassed(self, flow: FlowTuple) -> None:
+        self._bypassed.discard(flow)
 
     def inject(self, ip_packet: bytes) -> bool:
         """Send a complete IPv4/IPv6 packet (e.g. the TCP RST or ICMP error of ``reject``)
@@ -607,6 +654,7 @@ class NfqBackend(BaseBackend):
             errors=self._counts["recv_errors"] + self._counts["verdict_errors"],
             bypass_v4_success=self._counts["bypass_v4"],
             bypass_v6_success=self._counts["bypass_v6"],
+            bypass_fast_path_pkts=self._counts["fast_path"],
         )
 
     # -- shutdown -------------------------------------------------------------------------
@@ -676,6 +724,7 @@ class NfqBackend(BaseBackend):
         self._raw.clear()
         self._pending.clear()
         self._bypass_ids.clear()
+        self._bypassed.clear()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)

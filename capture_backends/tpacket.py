@@ -26,6 +26,8 @@ import socket
 import struct
 from collections.abc import Iterator
 
+from capture_backends.bypassed_flows import BypassedFlows, ether_key, no_hit
+
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_RX_RING = 5
@@ -118,11 +120,16 @@ class TpacketV3Ring:
         off = self._current * self.block_size
         return bool(_BLOCK_HDR.unpack_from(m, off)[0] & TP_STATUS_USER)
 
-    def read_block(self) -> list[tuple[float, bytes, int]] | None:
+    def read_block(self, bypassed: BypassedFlows | None = None,
+                   vlan_in_key: bool = True) -> list[tuple[float, bytes, int]] | None:
         """The packets ``(ts, frame, 0)`` of the next ready block, which is handed back to the
         kernel before returning (so frames are copies: ``bytes``); None when no block is
         ready. Copying a block's packets at once keeps the ring free while the engine works
-        and lets callers keep the data (e.g. for stream reassembly)."""
+        and lets callers keep the data (e.g. for stream reassembly).
+
+        With ``bypassed`` (not empty), a packet of a flow in it is counted there and left
+        out, before its frame is copied: the fast path for packets of flows bypassed while
+        they were already in the ring (within the flow's time limit: see ``BypassedFlows``)."""
         m = self._map
         if m is None:
             return None
@@ -133,6 +140,10 @@ class TpacketV3Ring:
         out: list[tuple[float, bytes, int]] = []
         append = out.append
         unpack = _PKT_HDR.unpack_from
+        keys: dict[bytes, object] = {}
+        hit = no_hit
+        if bypassed is not None:
+            keys, hit = bypassed.keys, bypassed.hit  # type: ignore[assignment]
         p = off + first
         end = off + self.block_size
         for _ in range(num):
@@ -140,6 +151,15 @@ class TpacketV3Ring:
                 break
             nxt, sec, nsec, snap, _wire, st, mac = unpack(m, p)
             start = p + mac
+            if keys:
+                tci = _VLAN.unpack_from(m, p + _VLAN_OFF)[0] \
+                    if st & TP_STATUS_VLAN_VALID else -1
+                if hit(ether_key(m, start, start + snap, vlan_in_key, tci), snap,
+                       sec + nsec * 1e-9):
+                    if not nxt:
+                        break
+                    p += nxt
+                    continue
             if st & TP_STATUS_VLAN_VALID:
                 tci, tpid = _VLAN.unpack_from(m, p + _VLAN_OFF)
                 if not st & TP_STATUS_VLAN_TPID_VALID or not tpid:

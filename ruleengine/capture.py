@@ -54,6 +54,7 @@ class Capability(enum.Flag):
     INLINE = enum.auto()  # every packet needs a verdict (IPS)
     BYPASS = enum.auto()  # bypass() can make the kernel stop delivering a flow
     BYPASS_COUNTERS = enum.auto()  # bypassed_flow_counters() reports per-flow kernel counters
+    BYPASS_PINNED = enum.auto()  # bypass entries outlive the run (pinned tables): kept at exit
 
 
 class Verdict(enum.IntEnum):
@@ -95,6 +96,9 @@ class CaptureStats:
     bypass_v4_fail: int = 0
     bypass_v6_success: int = 0
     bypass_v6_fail: int = 0
+    # packets of already-bypassed flows the backend recognised by their flow key and kept
+    # from the engine (still in the ring / queue when the bypass was set)
+    bypass_fast_path_pkts: int = 0
 
 
 class BackendUnavailable(Exception):
@@ -131,6 +135,23 @@ class CaptureBackend(Protocol):
 
     def forget_bypassed(self, flow: FlowTuple) -> None:
         """Remove the kernel state of a bypassed flow (its timeout expired)."""
+        ...
+
+    def adopted_bypassed(self) -> list[FlowTuple]:
+        """Flows the capture layer bypasses since before this run (tables pinned by a previous
+        run): the engine has no flow for them, only times them out."""
+        ...
+
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        """The packets of a capture-bypassed flow that reached user space (the kernel did not
+        bypass them: already in the ring or queue, or the kernel is not honouring the bypass)
+        and that the backend kept from the engine by their flow key, undecoded. None when
+        the backend has no such fast path or does not hold the flow."""
+        ...
+
+    def fast_path_until(self, flow: FlowTuple, ts: float) -> None:
+        """Let the fast path take packets of ``flow`` stamped up to ``ts`` only: later ones
+        reach the engine, which decides whether the kernel is honouring the bypass."""
         ...
 
     def stats(self) -> CaptureStats:

@@ -843,7 +843,7 @@ class Pipeline:
 
     def _count_bypassed_packet(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
         assert self.bypass_mgr is not None
-        self.bypass_mgr.count_packet(flow, pkt.length, to_server, pkt.ts)
+        self.bypass_mgr.count_packet(flow, pkt.length, to_server, pkt.ts, pkt.pkt_id)
 
     # --- exception policy ------------------------------------------------------------
 
@@ -988,6 +988,7 @@ class Pipeline:
             self.stats.set("capture.bypass.ipv4_fail", cap.bypass_v4_fail)
             self.stats.set("capture.bypass.ipv6_success", cap.bypass_v6_success)
             self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
+            self.stats.set("capture.bypass.fast_path_pkts", cap.bypass_fast_path_pkts)
         self.stats.set("flow.active", len(self.flows))
         if self.eve is not None:
             self.stats.set("eve.lines_written", self.eve.events)

@@ -10,6 +10,7 @@ from typing import ClassVar
 import pytest
 
 from ruleengine.bypass import CAPTURE_DOWNGRADE_S, BypassManager
+from ruleengine.bypass_accounting import reconcile
 from ruleengine.capture import (
     BypassCounters,
     Capability,
@@ -42,6 +43,9 @@ class FakeBackend:
         self.counters: dict[FlowTuple, BypassCounters | OSError] = {}
         self.bypass_calls: list[tuple[FlowTuple, int]] = []
         self.forgotten: list[FlowTuple] = []
+        self.fast: dict[FlowTuple, BypassCounters] = {}  # what the fast path took
+        self.until: dict[FlowTuple, float] = {}  # fast_path_until calls, the last per flow
+        self.adopted: list[FlowTuple] = []  # bypassed before the run (pinned tables)
 
     def packets(self) -> Iterator[RawPacket]:
         return iter(())
@@ -65,6 +69,15 @@ class FakeBackend:
         self.forgotten.append(flow)
         if self.forget_error:
             raise OSError("map delete failed")
+
+    def adopted_bypassed(self) -> list[FlowTuple]:
+        return list(self.adopted)
+
+    def fast_path_counters(self, flow: FlowTuple) -> BypassCounters | None:
+        return self.fast.get(flow)
+
+    def fast_path_until(self, flow: FlowTuple, ts: float) -> None:
+        self.until[flow] = ts
 
     def stats(self) -> CaptureStats:
         return CaptureStats()
@@ -186,6 +199,97 @@ def test_kernel_counters_that_move_postpone_the_downgrade_and_keep_the_flow_aliv
     mgr.poll(T0 + 30)
     assert flow.last_ts == T0 + 30
     assert stats.get("flow_bypassed.capture_downgraded") == 0
+
+
+def test_packets_the_fast_path_took_reached_user_space_and_count_as_leaked() -> None:
+    backend = FakeBackend()
+    mgr, stats = _manager(backend)
+    flow, tup = _flow()
+    flow.pkts_toserver, flow.pkts_toclient, flow.bytes_toclient = 1, 2, 200  # before it
+    mgr.bypass_capture(flow, tup, 1, T0)
+    backend.fast[tup] = BypassCounters(1, 60, 3, 300)
+    mgr.poll(T0 + 1)
+    assert flow.last_ts == T0 + 1  # still arriving: the flow lives on
+    assert (stats.get("flow_bypassed.local_capture_pkts"),
+            stats.get("flow_bypassed.local_capture_bytes")) == (4, 360)
+    assert (flow.pkts_toserver, flow.pkts_toclient, flow.bytes_toclient) == (2, 5, 500)
+    mgr.poll(T0 + 2)  # nothing new: nothing added twice, no keep-alive
+    assert flow.last_ts == T0 + 1 and stats.get("flow_bypassed.local_capture_pkts") == 4
+    backend.fast[tup] = BypassCounters(1, 60, 4, 400)
+    mgr.flow_ended(flow)  # the rest is added when the flow ends
+    assert stats.get("flow_bypassed.local_capture_pkts") == 5
+    assert (flow.pkts_toclient, flow.bytes_toclient) == (6, 600)
+    # not the bypassed traffic: the kernel did not bypass them; leaked, and the flow's
+    # accounting still adds up
+    assert flow.bypassed_pkts_toserver == flow.bypassed_pkts_toclient == 0
+    assert stats.get("flow_bypassed.pkts") == 0
+    assert (flow.leaked_pkts, flow.leaked_bytes) == (5, 460)
+    assert reconcile(flow).ok, reconcile(flow)
+
+
+def test_the_fast_path_takes_packets_only_until_the_downgrade_would_be_decided() -> None:
+    backend = FakeBackend()
+    mgr, _ = _manager(backend)
+    flow, tup = _flow()
+    mgr.bypass_capture(flow, tup, 1, T0)
+    assert backend.until[tup] == T0 + CAPTURE_DOWNGRADE_S
+    backend.counters[tup] = BypassCounters(5, 500, 0, 0)
+    mgr.poll(T0 + 10)  # the kernel counted some: the limit moves on
+    assert backend.until[tup] == T0 + 10 + CAPTURE_DOWNGRADE_S
+    mgr.poll(T0 + 11)  # still counters: unchanged
+    assert backend.until[tup] == T0 + 10 + CAPTURE_DOWNGRADE_S
+    # a later packet reached the engine: downgraded, and the limit stays where it was
+    mgr.count_packet(flow, 50, to_server=True, ts=T0 + 14)
+    assert flow.bypass == BYPASS_LOCAL
+    backend.counters[tup] = BypassCounters(6, 600, 0, 0)
+    mgr.poll(T0 + 15)
+    assert backend.until[tup] == T0 + 10 + CAPTURE_DOWNGRADE_S
+
+
+def test_flows_bypassed_before_the_run_are_timed_out_once_the_kernel_stops_counting() -> None:
+    backend = FakeBackend()
+    _, tup = _flow()
+    gone = tup._replace(sport=40001)
+    backend.adopted = [tup, gone]
+    backend.counters[tup] = BypassCounters(5, 500, 9, 900)
+    mgr, stats = _manager(backend)
+    assert stats.get("flow_bypassed.adopted") == 2
+    timeout = FlowTable().timeouts.tcp.bypassed
+    mgr.poll(T0)  # the first look: the clock starts; ``gone`` has no entry any more
+    backend.counters[tup] = BypassCounters(6, 600, 9, 900)
+    mgr.poll(T0 + timeout)  # still counting
+    mgr.poll(T0 + 2 * timeout)  # still for exactly the timeout: kept
+    assert backend.forgotten == []
+    mgr.poll(T0 + 2 * timeout + 1)
+    assert backend.forgotten == [tup]
+    assert stats.get("flow_bypassed.adopted_expired") == 1
+    assert stats.get("flow_bypassed.adopted_pkts") == 15
+    mgr.poll(T0 + 3 * timeout)  # once only
+    assert backend.forgotten == [tup]
+
+
+@pytest.mark.parametrize("reason", ["shutdown", "timeout"])
+def test_pinned_tables_keep_the_entries_of_flows_bypassed_at_shutdown(reason: str) -> None:
+    backend = FakeBackend(Capability.LIVE | Capability.BYPASS | Capability.BYPASS_COUNTERS
+                          | Capability.BYPASS_PINNED)
+    mgr, stats = _manager(backend)
+    flow, tup = _flow()
+    mgr.bypass_capture(flow, tup, 1, T0)
+    backend.counters[tup] = BypassCounters(4, 400, 0, 0)
+    flow.end_reason = reason
+    mgr.flow_ended(flow)
+    assert backend.forgotten == ([] if reason == "shutdown" else [tup])
+    assert stats.get("flow_bypassed.kept_pinned") == (reason == "shutdown")
+    assert flow.bypassed_pkts_toserver == 4  # what the kernel counted so far, either way
+
+
+def test_without_kernel_counters_nothing_is_adopted() -> None:
+    backend = FakeBackend(Capability.LIVE | Capability.BYPASS)
+    _, tup = _flow()
+    backend.adopted = [tup]
+    mgr, stats = _manager(backend)
+    mgr.poll(T0 + 1000)
+    assert stats.get("flow_bypassed.adopted") == 0 and backend.forgotten == []
 
 
 def test_poll_without_counter_support_reads_nothing() -> None:

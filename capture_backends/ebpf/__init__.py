@@ -4,6 +4,7 @@
 * ``syscall``     bpf(2) map access and XDP link attachment, shared by both loaders
 * ``libbpf``      default loader: prebuilt .o files through libbpf via ctypes
 * ``bcc_loader``  alternative loader: BCC compiles the .c sources at run time
+* ``pins``        pinned flow tables (bpffs): reused across restarts, stale ones replaced
 
 ``open_object`` picks the loader by name. Bundled programs live in package
 ``capture_backends.bpf`` (the repository's bpf/ directory).
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Protocol
 
 from capture_backends.ebpf.bundle import bundled_dir as bundled_dir
@@ -47,7 +49,8 @@ def loader_unavailable(loader: str) -> str | None:
 
 def open_object(loader: str, path: str | os.PathLike[str], *, kind: str = "socket",
                 tables: tuple[str, ...] = (), map_entries: int | None = None,
-                percpu: bool = False, vlan_in_key: bool = True) -> BpfObject:
+                percpu: bool = False, vlan_in_key: bool = True,
+                pin_dir: Path | None = None) -> BpfObject:
     """Load a BPF object with ``loader`` ("libbpf": the .o file; "bcc": the .c beside it).
     ``kind`` is "socket" (socket filter / fanout program) or "xdp". Maps named in ``tables``
     get ``map_entries`` entries and become per-CPU when ``percpu``. ``vlan_in_key`` False
@@ -59,7 +62,9 @@ def open_object(loader: str, path: str | os.PathLike[str], *, kind: str = "socke
         from capture_backends.ebpf.libbpf import LibbpfObject
 
         return LibbpfObject(path, resize=tables, map_entries=map_entries, percpu=percpu,
-                            vlan_in_key=vlan_in_key)
+                            vlan_in_key=vlan_in_key, pin_dir=pin_dir)
+    if pin_dir is not None:
+        raise OSError(95, "pinned-maps needs the libbpf loader (ebpf-loader: libbpf)")
     from capture_backends.ebpf.bcc_loader import BccObject
 
     return BccObject(path, map_entries=map_entries, percpu=percpu, kind=kind,

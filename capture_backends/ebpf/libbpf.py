@@ -13,6 +13,7 @@ import ctypes
 import os
 from pathlib import Path
 
+from capture_backends.ebpf import pins, syscall
 from capture_backends.ebpf.syscall import BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH
 
 LIBBPF_NAME = "libbpf.so.1"
@@ -38,6 +39,11 @@ def _library() -> ctypes.CDLL:
             "bpf_map__set_type": (ci, [vp, ci]),
             "libbpf_get_error": (ctypes.c_long, [vp]),
             "bpf_map__initial_value": (vp, [vp, ctypes.POINTER(ctypes.c_size_t)]),
+            "bpf_map__reuse_fd": (ci, [vp, ci]),
+            "bpf_map__type": (ci, [vp]),
+            "bpf_map__key_size": (cu, [vp]),
+            "bpf_map__value_size": (cu, [vp]),
+            "bpf_map__max_entries": (cu, [vp]),
         }
         for name, (restype, argtypes) in signatures.items():
             fn = getattr(lib, name)
@@ -58,14 +64,20 @@ def available() -> str | None:
 
 class LibbpfObject:
     """One loaded BPF object file. Maps named in ``resize`` get ``map_entries`` entries and
-    become per-CPU hashes when ``percpu``; programs are verified and loaded at construction."""
+    become per-CPU hashes when ``percpu``; programs are verified and loaded at construction.
+
+    With ``pin_dir`` (a directory in a bpffs), the ``resize`` maps are pinned there: one
+    pinned already with the same layout is reused (``reused``: its entries are those of the
+    previous run), a stale one is replaced (``notices`` says so)."""
 
     def __init__(self, path: str | os.PathLike[str], *, resize: tuple[str, ...] = (),
                  map_entries: int | None = None, percpu: bool = False,
-                 vlan_in_key: bool = True) -> None:
+                 vlan_in_key: bool = True, pin_dir: Path | None = None) -> None:
         self.path = Path(path)
         lib = _library()
         self._lib = lib
+        self.reused: list[str] = []
+        self.notices: list[str] = []
         if not self.path.is_file():
             raise OSError(2, f"BPF object {self.path} not found (run `make -C bpf`)")
         obj = lib.bpf_object__open_file(str(self.path).encode(), None)
@@ -77,10 +89,14 @@ class LibbpfObject:
             for name in resize:
                 self._configure_map(name, map_entries, percpu)
             self._set_vlan_in_key(vlan_in_key)
+            if pin_dir is not None:
+                self._reuse_pins(resize, pin_dir)
             rc = lib.bpf_object__load(obj)
             if rc != 0:
                 raise OSError(-rc, f"loading {self.path.name} into the kernel failed: "
                                    f"{os.strerror(-rc)} (verifier log above)")
+            if pin_dir is not None:
+                self._pin_new(resize, pin_dir)
         except BaseException:
             self.close()
             raise
@@ -97,6 +113,42 @@ class LibbpfObject:
         rc = self._lib.bpf_map__set_type(m, map_type)
         if rc != 0:
             raise OSError(-rc, f"map {name}: cannot set type {map_type}")
+
+    def _reuse_pins(self, names: tuple[str, ...], pin_dir: Path) -> None:
+        """Before loading: hand libbpf the pinned tables that fit (it then creates none)."""
+        lib = self._lib
+        for name in names:
+            m = lib.bpf_object__find_map_by_name(self._obj, name.encode())
+            if not m:
+                continue
+            expected = syscall.MapInfo(lib.bpf_map__type(m), lib.bpf_map__key_size(m),
+                                       lib.bpf_map__value_size(m), lib.bpf_map__max_entries(m),
+                                       name)
+            fd, notice = pins.reuse_or_remove(pin_dir / name, expected)
+            if notice:
+                self.notices.append(notice)
+            if fd is None:
+                continue
+            try:
+                rc = lib.bpf_map__reuse_fd(m, fd)  # libbpf keeps a dup of it
+            finally:
+                os.close(fd)
+            if rc != 0:
+                raise OSError(-rc, f"cannot reuse the pinned map {pin_dir / name}")
+            self.reused.append(name)
+
+    def _pin_new(self, names: tuple[str, ...], pin_dir: Path) -> None:
+        pin_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if name in self.reused:
+                continue
+            fd = self.map_fd(name)
+            path = pin_dir / name
+            if fd is None:
+                continue
+            if path.exists():  # pinned meanwhile by another object of this run: reuse next
+                path.unlink()
+            syscall.obj_pin(fd, str(path))
 
     def _set_vlan_in_key(self, enabled: bool) -> None:
         """Our programs' only read-only global is ``__u32 vlan_in_key`` (.rodata, 4 bytes);

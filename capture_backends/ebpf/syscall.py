@@ -22,6 +22,8 @@ BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
 BPF_MAP_DELETE_ELEM = 3
 BPF_MAP_GET_NEXT_KEY = 4
+BPF_OBJ_PIN = 6
+BPF_OBJ_GET = 7
 BPF_PROG_TEST_RUN = 10
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_LINK_CREATE = 28
@@ -43,6 +45,11 @@ PERCPU_MAP_TYPES = frozenset({5, 6, 10, 21})  # percpu hash/array, lru percpu ha
 class _MapElemAttr(ctypes.Structure):
     _fields_ = [("map_fd", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
                 ("key", ctypes.c_uint64), ("value", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+
+
+class _ObjAttr(ctypes.Structure):
+    _fields_ = [("pathname", ctypes.c_uint64), ("bpf_fd", ctypes.c_uint32),
+                ("file_flags", ctypes.c_uint32)]
 
 
 class _InfoAttr(ctypes.Structure):
@@ -113,6 +120,23 @@ def map_info(fd: int) -> MapInfo:
         raise OSError(-ret, f"bpf map info: {os.strerror(-ret)}")
     return MapInfo(info.type, info.key_size, info.value_size, info.max_entries,
                    info.name.decode(errors="replace"))
+
+
+def obj_pin(fd: int, path: str) -> None:
+    """Pin the map or program ``fd`` at ``path`` (in a bpffs)."""
+    name = ctypes.create_string_buffer(path.encode())
+    ret = bpf(BPF_OBJ_PIN, _ObjAttr(ctypes.addressof(name), fd, 0))
+    if ret < 0:
+        raise OSError(-ret, f"cannot pin at {path}: {os.strerror(-ret)}")
+
+
+def obj_get(path: str) -> int:
+    """A new fd of the object pinned at ``path``."""
+    name = ctypes.create_string_buffer(path.encode())
+    ret = bpf(BPF_OBJ_GET, _ObjAttr(ctypes.addressof(name), 0, 0))
+    if ret < 0:
+        raise OSError(-ret, f"cannot open the pin {path}: {os.strerror(-ret)}")
+    return ret
 
 
 def possible_cpus() -> int:

@@ -676,6 +676,8 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     except BackendUnavailable as exc:
         _error(str(exc))
         return EXIT_FAILURE
+    for notice in group.notices:  # pinned maps: mounted, reused, stale ones removed
+        _warn(f"af-packet: {notice}")
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
     stats_outputs = _StatsOutputs(config, logdir, settings, iface=iface)

@@ -318,6 +318,17 @@ class Flow:
         self.bytes_toserver += counts.bytes_toserver
         self.bytes_toclient += counts.bytes_toclient
 
+    def add_leaked(self, counts: BypassCounters) -> None:
+        """Packets of a capture-bypassed flow that reached user space but not this table (a
+        capture's fast path kept them from the engine by their flow key): they count for
+        the flow and as leaked, not as bypassed."""
+        self.pkts_toserver += counts.pkts_toserver
+        self.pkts_toclient += counts.pkts_toclient
+        self.bytes_toserver += counts.bytes_toserver
+        self.bytes_toclient += counts.bytes_toclient
+        self.leaked_pkts += counts.pkts_toserver + counts.pkts_toclient
+        self.leaked_bytes += counts.bytes_toserver + counts.bytes_toclient
+
     def _add_bypassed(self, counts: BypassCounters) -> None:
         self.bypassed_pkts_toserver += counts.pkts_toserver
         self.bypassed_pkts_toclient += counts.pkts_toclient

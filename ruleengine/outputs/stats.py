@@ -46,6 +46,7 @@ BYPASS_INSERT_COUNTERS: tuple[str, ...] = (
     "capture.bypass.ipv4_fail",
     "capture.bypass.ipv6_success",
     "capture.bypass.ipv6_fail",
+    "capture.bypass.fast_path_pkts",
 )
 
 # Inline (IPS) verdict counters.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -125,3 +126,17 @@ def test_with_loader() -> None:
     assert cfg.with_loader("bcc").loader == "bcc" and cfg.loader == "libbpf"
     with pytest.raises(ValueError, match="unknown eBPF loader"):
         cfg.with_loader("gcc")
+
+
+def test_pinned_maps_config_keys() -> None:
+    config, warnings = AfPacketConfig.from_yaml(
+        [{"interface": "eth0", "bypass": True, "pinned-maps": "yes",
+          "pinned-maps-name": "edge", "pinned-maps-dir": "/run/bpf"}], "eth0")
+    assert warnings == []
+    assert config.pin_dir() == Path("/run/bpf/edge")
+    config, warnings = AfPacketConfig.from_yaml(
+        [{"interface": "eth0", "pinned-maps": True, "pinned-maps-name": "../x"}], "eth0")
+    assert config.pin_dir() == Path("/sys/fs/bpf/ruleengine-eth0")
+    assert warnings == ["af-packet: pinned-maps-name '../x' must be a plain name, "
+                        "using ruleengine-eth0"]
+    assert AfPacketConfig.from_yaml([{"interface": "eth0"}], "eth0")[0].pin_dir() is None
