@@ -503,3 +503,10 @@ def test_set_names_are_not_mangled():
     assert warnings == ["unknown configuration key 'stream.async_oneside' "
                         "(did you mean 'stream.async-oneside'?); ignored"]
     assert config.stream().async_oneside is False
+
+
+def test_eve_types_that_are_not_a_list_are_ignored() -> None:
+    # warned as ignored by check(): the output then writes every type (not one per letter)
+    config, warnings = Config.load(None, ["outputs.1.eve-log.types=[alert, flow]"])
+    assert any("eve-log.types" in w for w in warnings)
+    assert config.eve().types is None

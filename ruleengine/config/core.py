@@ -428,7 +428,10 @@ class Config:
             body = body if isinstance(body, dict) else {}
             types: set[str] = set()
             options: dict[str, Mapping[str, Any]] = {}
-            for entry in body.get("types") or []:
+            listed = body.get("types")
+            # a ``types`` that is not a list was warned about as ignored: every type
+            has_types = isinstance(listed, list)
+            for entry in listed if has_types else []:
                 if isinstance(entry, str):
                     types.add(entry)
                 elif isinstance(entry, dict) and entry:
@@ -445,7 +448,7 @@ class Config:
                 append=parse_bool(body.get("append", True)) is not False,
                 # no ``types`` list: every type (Suricata would log none; an eve-log
                 # without types is more likely a short config than a wish for silence)
-                types=frozenset(types) if "types" in body else None,
+                types=frozenset(types) if has_types else None,
                 type_options=options,
                 community_id=parse_bool(body.get("community-id")) is True,
                 pcap_file=parse_bool(body.get("pcap-file")) is True,

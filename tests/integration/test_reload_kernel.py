@@ -187,7 +187,7 @@ class NfqEngine(ae.Engine):
         logdir.mkdir(parents=True, exist_ok=True)
         cmd = [*ae.ENGINE, "run", "-q", str(QUEUE), "--nfq-install-rules", "-S", str(rules),
                "-l", str(logdir), "--no-progress", f"--unix-socket={socket_path}",
-               "--set", "outputs.0.eve-log.types=[alert, flow, stats, drop]"]
+               "--set", "outputs.1.eve-log.types.28=drop"]
         self._stderr_path = logdir / "engine.stderr"
         self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
         env = dict(os.environ, PYTHONPATH=str(ae.REPO))
