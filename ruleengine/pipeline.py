@@ -380,6 +380,7 @@ class Pipeline:
         chunks: list[tuple[bool, bytes]] = []
         depth_reached = False
         stream_chunk: bytes | None = None
+        stream_add = False  # PKT_STREAM_ADD: this packet's payload went to the stream
         eof = (False, False)
         if pkt.proto == IPPROTO_TCP:
             upd = self.tcp.process(flow, pkt, to_server)
@@ -393,6 +394,7 @@ class Pipeline:
             eof = (upd.closed_toserver, upd.closed_toclient)
             if upd.accept:
                 stream_chunk = b""  # the payload belongs to the stream: inspect it as stream
+                stream_add = True
         elif pkt.proto == IPPROTO_UDP and pkt.payload:
             chunks = [(to_server, bytes(pkt.payload))]
         if extra.encrypted:
@@ -417,8 +419,10 @@ class Pipeline:
                 stream_chunk = b"".join(extra.pending[to_server])
                 extra.pending[to_server].clear()
         if extra.encrypted and pkt.proto == IPPROTO_TCP:
-            stream_chunk = b""
-        matches = self._detect(flow, extra, pkt, to_server, stream_chunk)
+            stream_chunk, stream_add = b"", True
+        if not pkt.payload:
+            stream_add = True  # nothing of its own to inspect: no fallback to it
+        matches = self._detect(flow, extra, pkt, to_server, stream_chunk, stream_add)
         verdict = self._act(flow, extra, pkt, to_server, matches)
         if self.detect.tag_packet(pkt, flow) and self.eve is not None:  # tag keyword
             self.eve.tagged_packet(ts=pkt.ts, flow=flow, pkt=pkt,
@@ -574,13 +578,14 @@ class Pipeline:
     # --- detection -----------------------------------------------------------------
 
     def _detect(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool,
-                stream_chunk: bytes | None) -> list[Match]:
+                stream_chunk: bytes | None, stream_add: bool = True) -> list[Match]:
         """Packet/stream rules and the transactions that progressed since this direction
         last looked at them, in one ordered pass (``pass`` and rule order span both)."""
         txs: list[tuple[Any, bool, bool]] = []
         if flow.app is not None:
             txs = self._changed_txs(_parser(flow), extra, to_server)
-        matches = self.detect.inspect(pkt, flow, to_server, stream_chunk, txs)
+        matches = self.detect.inspect(pkt, flow, to_server, stream_chunk, txs,
+                                      stream_add=stream_add)
         if flow.app is not None and txs:
             self._log_txs(flow, extra, [tx for tx, _, _ in txs], pkt)
             self._log_files(flow, [tx for tx, _, _ in txs], pkt)

@@ -376,7 +376,7 @@ def _flow_doc(cr: CRule, report: fx.FlowReport, detailed: bool) -> dict[str, Any
 def _history(ev: Evaluation) -> dict[str, Any]:
     """One line of the flow's evaluations: where, and how far."""
     return {"packet": ev.packet_no, "direction": _dir(ev.to_server), "tx_id": ev.tx_id,
-            "outcome": ev.outcome,
+            "outcome": ev.outcome, "stream": ev.stream, "flow_end": ev.pseudo,
             "buffers": [{"buffer": i.buffer, "size": i.size, "matched": i.matched}
                         for i in ev.inspections]}
 
@@ -496,7 +496,10 @@ def _flow_text(flow: dict[str, Any]) -> list[str]:
             bufs = ", ".join(f"{b['buffer']} {b['size']}B {'ok' if b['matched'] else 'no'}"
                              for b in h["buffers"])
             tx = f" tx {h['tx_id']}" if h["tx_id"] is not None else ""
-            lines.append(f"    #{h['packet']} {h['direction']}{tx}: {h['outcome']}"
+            # a pkt_stream rule can match a packet and later the stream holding it
+            where = (" on stream" if h["stream"] else "") + \
+                (" (flow end)" if h["flow_end"] else "")
+            lines.append(f"    #{h['packet']} {h['direction']}{tx}: {h['outcome']}{where}"
                          + (f" ({bufs})" if bufs else ""))
         if len(history) > HISTORY_TEXT:
             lines.append(f"    ... {len(history) - HISTORY_TEXT} more (--json lists them)")

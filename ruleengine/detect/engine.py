@@ -165,6 +165,12 @@ class _HeaderTable:
         return header
 
 
+# packet keywords whose setup sets SIG_FLAG_REQUIRE_PACKET in Suricata (detect-dsize.c,
+# detect-tcp-flags.c, detect-ttl.c, detect-tcp-seq.c): their rule inspects the packet
+# payload only, never the stream (a `flags:S; content` rule sees a TCP Fast Open SYN's data)
+_PACKET_KEYWORDS = frozenset({"dsize", "tcp.flags", "ttl", "seq"})
+
+
 class CRule:
     """A rule compiled for evaluation (positions, compiled buffers, flags)."""
 
@@ -190,6 +196,7 @@ class CRule:
         "pkt_conds",
         "quick",
         "require_packet",
+        "require_stream",
         "rule",
         "stateful",
         "stream_size",
@@ -265,11 +272,7 @@ class CRule:
         )
         fc = self.flow
         self.only_stream = bool(fc and fc.only_stream) or rule.protocol == "tcp-stream"
-        self.require_packet = (
-            bool(fc and fc.no_stream)
-            or rule.protocol == "tcp-pkt"
-            or any(c.field == "dsize" for c in self.pkt_conds)
-        )
+        self.require_stream, self.require_packet = self._payload_sources()
         self.transactional = rule.direction is Direction.TRANSACTIONAL
         self.tx_dirs, self.mixed = self._tx_directions()
         self.iponly = (
@@ -293,6 +296,29 @@ class CRule:
         self.trace: RuleTrace | None = None  # set by DetectEngine.trace_rule (explain)
         # tx rules: (buffer, side, pattern, nocase) that must all occur (cheap early reject)
         self.quick: tuple[tuple[str, bool | None, bytes, bool], ...] = self._quick_checks()
+
+    def _payload_sources(self) -> tuple[bool, bool]:
+        """(SIG_FLAG_REQUIRE_STREAM, SIG_FLAG_REQUIRE_PACKET) as Suricata's SigValidate sets
+        them ("TCP: pkt vs stream vs depth/offset"): a payload rule without an explicit
+        choice (_PACKET_KEYWORDS, flow:no_stream/only_stream, tcp-pkt/tcp-stream) inspects
+        the stream,
+        and the packet too when one of its contents has a depth or an offset (startswith
+        is a depth) or the rule uses stream_size: such a "pkt_stream" rule is matched on
+        the packet payload and again on the raw stream."""
+        rule, fc = self.rule, self.flow
+        explicit_packet = (bool(fc and fc.no_stream) or rule.protocol == "tcp-pkt"
+                           or any(c.field in _PACKET_KEYWORDS for c in self.pkt_conds))
+        if self.only_stream:
+            return True, explicit_packet
+        if explicit_packet or self.payload is None:
+            return False, explicit_packet
+        positioned = any(
+            isinstance(it, ContentMatch)
+            and (it.depth is not None or it.offset is not None or it.startswith)
+            for bm in rule.buffers if bm.buffer == PAYLOAD and not bm.transforms
+            for it in bm.items
+        )
+        return True, positioned or bool(self.stream_size)
 
     def _needs_data(self) -> bool:
         """True when a packet with no payload and no stream chunk can never match: a
@@ -503,8 +529,8 @@ def _analysis(cr: CRule, prefilter: bool) -> RuleAnalysis:
     elif cr.pd_once:
         kind = "pd_only"
     elif cr.payload is not None and cr.rule.protocol not in ("udp", "icmp", "icmpv6"):
-        packet = not cr.only_stream
-        stream = not cr.require_packet
+        packet = cr.require_packet or not cr.require_stream
+        stream = cr.require_stream
         kind = "stream" if not packet else ("pkt" if not stream else "pkt_stream")
     else:
         packet = cr.payload is not None
@@ -909,15 +935,18 @@ class DetectEngine:
         flow: FlowLike | None,
         to_server: bool,
         stream_chunk: bytes | None = None,
+        stream_add: bool | None = None,
     ) -> list[Match]:
         """Packet and stream rules. ``stream_chunk``: newly reassembled stream data of
-        this direction (TCP); stream rules inspect it instead of the packet payload.
-        ``b""`` means "this packet's data went to the stream, nothing to inspect yet"
-        (no fallback to the packet payload, like Suricata's PKT_STREAM_ADD)."""
+        this direction (TCP); stream rules inspect it first. ``b""``: nothing to inspect
+        as stream yet. ``stream_add``: the packet's payload was added to the stream
+        (Suricata's PKT_STREAM_ADD; default: whenever ``stream_chunk`` is given): a
+        stream-only rule then skips the packet payload, which it is inspected in later."""
         if getattr(pkt, "invalid", False):
             return []
         try:
-            raw = self._packet_raw(_PacketCtx(pkt), flow, to_server, stream_chunk)
+            raw = self._packet_raw(_PacketCtx(pkt), flow, to_server, stream_chunk,
+                                   stream_add)
             out = self._finalize(raw, pkt, flow)
         except Exception as exc:  # never let a detection bug take the pipeline down
             self._internal_error(exc)
@@ -960,14 +989,16 @@ class DetectEngine:
         to_server: bool,
         stream_chunk: bytes | None = None,
         txs: Sequence[tuple[TxLike, bool, bool]] = (),
+        stream_add: bool | None = None,
     ) -> list[Match]:
         """Packet rules and the given transactions ``(tx, complete_ts, complete_tc)``
-        in one pass, so ``pass`` and rule order apply across both (preferred)."""
+        in one pass, so ``pass`` and rule order apply across both (preferred).
+        ``stream_chunk`` / ``stream_add``: as for ``inspect_packet``."""
         if getattr(pkt, "invalid", False):
             return []
         try:
             ctx = _PacketCtx(pkt)
-            raw = self._packet_raw(ctx, flow, to_server, stream_chunk)
+            raw = self._packet_raw(ctx, flow, to_server, stream_chunk, stream_add)
             if flow is not None:
                 for tx, done_ts, done_tc in txs:
                     raw.extend(self._tx_raw(ctx, flow, to_server, tx, done_ts, done_tc))
@@ -1062,11 +1093,13 @@ class DetectEngine:
         flow: FlowLike | None,
         to_server: bool,
         stream_chunk: bytes | None,
+        stream_add: bool | None = None,
     ) -> list[_RawMatch]:
         group = self._pkt_groups.get(ctx.proto) or self._pkt_groups[-1]
         pkt = ctx.pkt
         payload: bytes = pkt.payload
         use_stream = ctx.proto == TCP and stream_chunk is not None
+        added = use_stream if stream_add is None else use_stream and stream_add
         hits: dict[str, set[int]] = {}
         mpm = group.mpms.get(PAYLOAD)
         if mpm is not None:
@@ -1104,7 +1137,7 @@ class DetectEngine:
             caps: list[tuple[str, str, bytes]] | None = [] if cr.payload is not None \
                 and cr.payload.captures else None
             matched, on_stream = self._match_payload(
-                cr, payload, stream_chunk, use_stream, caps
+                cr, payload, stream_chunk, use_stream, caps, added
             )
             if cr.trace is not None:
                 if not matched:
@@ -1152,16 +1185,22 @@ class DetectEngine:
     def _match_payload(
         cr: CRule, payload: bytes, chunk: bytes | None, use_stream: bool,
         caps: list[tuple[str, str, bytes]] | None = None,
+        added: bool = True,
     ) -> tuple[bool, bool]:
-        """(matched, matched on stream data)."""
+        """(matched, matched on stream data), as Suricata's
+        DetectEngineInspectRulePayloadMatches: a stream rule inspects the new stream data
+        first; without a match it falls back to the packet payload only when it also
+        requires the packet (a "pkt_stream" rule) or the packet was not added to the
+        stream. A pkt_stream rule can thus alert on the packet and again on the stream."""
         cb = cr.payload
         if cb is None:
             return True, False
-        if use_stream and not cr.require_packet:
+        if use_stream and cr.require_stream:
             assert chunk is not None
             if chunk and ci.inspect(cb, chunk, {}, caps, cr.trace):
                 return True, True
-            return False, False  # the packet's data is inspected as stream
+            if added and not cr.require_packet:
+                return False, False  # the packet's data is inspected as stream
         if cr.only_stream:
             return False, False
         return ci.inspect(cb, payload, {}, caps, cr.trace), False

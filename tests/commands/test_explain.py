@@ -312,3 +312,22 @@ def test_sv_http_evader_248_body_split_between_transactions() -> None:
         flow["verdict"]["message"]
     sizes = {h["tx_id"]: b["size"] for h in flow["history"] for b in h["buffers"]}
     assert sizes[0] == 34  # the first Content-Length value
+
+
+@pytest.mark.skipif(SV is None, reason="suricata-verify corpus not found")
+def test_sv_bytetest_02_pkt_stream_rule_fires_on_packet_and_on_stream() -> None:
+    """detect-bytetest-02 expects sid 4 twice and sid 1 once: sid 4 (``content:"GET ";
+    depth:4``) is a pkt_stream rule, matched on the midstream packet and again on the raw
+    stream at flow end; sid 1 (pcre, no depth) only on the stream. explain shows where."""
+    assert SV is not None
+    test = _sv_test("detect-bytetest-02")
+    args = [a for arg in test["args"] for a in shlex.split(arg)]
+    pcap = SV / test["pcaps"][0]["path"]
+    rules = SV / test["rules"][0]
+    flow = only_flow(explain(pcap, rules, 4, *args))
+    assert flow["verdict"]["code"] == "fired"
+    hits = [(h["stream"], h["flow_end"]) for h in flow["history"] if h["outcome"] == "match"]
+    assert hits == [(False, False), (True, True)]
+    flow = only_flow(explain(pcap, rules, 1, *args))
+    hits = [(h["stream"], h["flow_end"]) for h in flow["history"] if h["outcome"] == "match"]
+    assert hits == [(True, True)]

@@ -140,6 +140,64 @@ def test_stream_rules_use_the_stream_chunk_packet_rules_the_payload() -> None:
     assert sids(e.inspect_packet(pkt(b"split"), flow, True)) == [1, 4]
 
 
+def test_depth_offset_and_stream_size_rules_inspect_packet_and_stream() -> None:
+    """SigValidate: a content with depth/offset (startswith) or a stream_size makes a
+    stream rule a pkt_stream rule, inspected on the packet payload and on the stream
+    (detect-bytetest-02: two alerts, one per engine; stream_size: test_state_pipeline)."""
+    e = engine(
+        'alert tcp any any -> any any (content:"GET "; depth:4; sid:1;)',
+        'alert tcp any any -> any any (content:"GET "; sid:2;)',
+        'alert tcp any any -> any any (content:"ET"; offset:1; sid:3;)',
+        'alert tcp any any -> any any (content:"GET"; startswith; sid:4;)',
+    )
+    flow = FakeFlow()
+    # the packet's data went to the stream, none ready: only pkt_stream rules see it
+    assert sids(e.inspect_packet(pkt(b"GET /"), flow, True, stream_chunk=b"")) == [1, 3, 4]
+    # the stream data arrives later (flow end): every stream rule matches it once
+    out = e.inspect_packet(pkt(b""), flow, True, stream_chunk=b"GET /")
+    assert sids(out) == [1, 2, 3, 4] and all(m.stream for m in out)
+
+
+def test_stream_rule_falls_back_to_a_packet_not_added_to_the_stream() -> None:
+    """DetectEngineInspectRulePayloadMatches: without a stream match, a stream rule
+    inspects the packet payload when the packet was not added to the stream."""
+    e = engine('alert tcp any any -> any any (content:"abc"; sid:1;)')
+    flow = FakeFlow()
+    assert sids(e.inspect_packet(pkt(b"abc"), flow, True, stream_chunk=b"zzz",
+                                 stream_add=False)) == [1]
+    assert sids(e.inspect_packet(pkt(b"abc"), flow, True, stream_chunk=b"zzz")) == []
+
+
+def test_packet_keywords_make_a_rule_packet_only() -> None:
+    """flags, ttl, seq and dsize set SIG_FLAG_REQUIRE_PACKET: such a rule sees the packet
+    payload (a TCP Fast Open SYN's data, tcp-fastopen-08) and never the stream."""
+    e = engine(
+        'alert tcp any any -> any any (flags:S; content:"GET"; sid:1;)',
+        'alert tcp any any -> any any (ttl:64; content:"GET"; sid:2;)',
+        'alert tcp any any -> any any (content:"GET"; sid:3;)',
+    )
+    syn = pkt(b"GET /", flags=0x02)
+    flow = FakeFlow()
+    assert sids(e.inspect_packet(syn, flow, True, stream_chunk=b"")) == [1, 2]
+    later = pkt(b"", flags=0x10)
+    assert sids(e.inspect_packet(later, flow, True, stream_chunk=b"GET /")) == [3]
+
+
+def test_analysis_kind_follows_the_payload_sources() -> None:
+    e = engine(
+        'alert tcp any any -> any any (content:"a"; sid:1;)',
+        'alert tcp any any -> any any (content:"a"; depth:4; sid:2;)',
+        'alert tcp any any -> any any (content:"a"; dsize:>1; sid:3;)',
+        'alert tcp any any -> any any (content:"a"; stream_size:client,>,1; sid:4;)',
+        'alert tcp any any -> any any (content:"a"; depth:4; flow:only_stream; sid:5;)',
+    )
+    kinds = {a.rule.sid: (a.kind, a.requires_packet, a.requires_stream)
+             for a in e.analysis()}
+    assert kinds == {1: ("stream", False, True), 2: ("pkt_stream", True, True),
+                     3: ("pkt", True, False), 4: ("pkt_stream", True, True),
+                     5: ("stream", False, True)}
+
+
 def test_ip_only_rule_once_per_direction() -> None:
     e = engine("alert ip 10.0.0.1 any -> any any (sid:1;)", "alert ip any any <> any any (sid:2;)")
     flow = FakeFlow()

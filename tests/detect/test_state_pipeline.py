@@ -158,7 +158,10 @@ def test_alert_metadata_and_stream_size(tmp_path: Path) -> None:
     conn.send(True, b"QUIT\r\n")  # client: 18 > 15, server 5 < 12
     conn.close()
     alerts = _alerts(_run(tmp_path, VARS_RULES, frames))
-    assert [a["alert"]["signature_id"] for a in alerts] == [4, 5]
+    # stream_size makes sid 5 a "pkt_stream" rule (Suricata's SigValidate): it alerts on
+    # the QUIT packet and again when the raw stream holding QUIT is inspected
+    assert [a["alert"]["signature_id"] for a in alerts] == [4, 5, 5]
+    assert alerts[1]["pcap_cnt"] < alerts[2]["pcap_cnt"]
     meta = alerts[1]["metadata"]
     assert meta == {"flowbits": ["has.user"], "flowints": {"users": 1},
                     "flowvars": [{"user": "root"}]}
