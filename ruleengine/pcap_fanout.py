@@ -1,4 +1,4 @@
-"""Flow hashing for pcap fan-out (issue 10 §2, building block; not wired into ``run`` yet).
+"""Flow hashing for pcap fan-out (``ruleengine.pcap_workers``).
 
 The parent of an ``autofp``/``workers`` pcap run reads the file once and must send every
 packet of a flow, in both directions, to the same worker: ``worker_for`` hashes the
@@ -28,6 +28,7 @@ _PORTS = struct.Struct("!HH")
 _VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
 _PORT_PROTOS = (6, 17, 132)  # TCP, UDP, SCTP
 _V6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options
+_HEADROOM = 512  # link + IP (+ IPv6 extension) + L4 ports, or an ICMP error's quote
 
 
 def _ip_offset(linktype: int, data: bytes) -> int:
@@ -71,33 +72,41 @@ class FragmentRouter:
         return worker
 
 
-def worker_for(linktype: int, data: bytes, workers: int, frags: FragmentRouter) -> int:
-    """The worker (0..workers-1) for one frame."""
+def worker_for(linktype: int, data: bytes | memoryview, workers: int, frags: FragmentRouter,
+               *, ports: bool = True) -> int:
+    """The worker (0..workers-1) for one frame; ``ports=False`` hashes the address pair
+    only (every flow between two hosts in one worker)."""
     if workers <= 1:
         return 0
+    # only the headers are read: the first bytes as bytes (slices of a memoryview of the
+    # mapped file would not concatenate)
+    data = bytes(data[:_HEADROOM])
     off = _ip_offset(linktype, data)
     if off < 0 or len(data) < off + 20:
         return 0
     version = data[off] >> 4
     if version == 4:
-        return _v4(data, off, workers, frags)
+        return _v4(data, off, workers, frags, ports)
     if version == 6 and len(data) >= off + 40:
-        return _v6(data, off, workers, frags)
+        return _v6(data, off, workers, frags, ports)
     return 0
 
 
-def _v4(data: bytes, off: int, workers: int, frags: FragmentRouter) -> int:
+def _v4(data: bytes, off: int, workers: int, frags: FragmentRouter,
+        ports: bool) -> int:
     l4 = off + (data[off] & 0x0F) * 4
     proto, src, dst = data[off + 9], data[off + 12:off + 16], data[off + 16:off + 20]
     frag = int.from_bytes(data[off + 6:off + 8], "big")
     first = frag & 0x1FFF == 0
-    wanted = _l4_hash(data, l4, proto, src, dst, first) % workers
+    wanted = (_l4_hash(data, l4, proto, src, dst, first) if ports
+              else _symmetric(src, dst, 0, 0, 0)) % workers
     if frag & 0x3FFF:  # MF set or offset > 0: a fragment
         return frags.route(src + dst + bytes((proto,)) + data[off + 4:off + 6], wanted)
     return wanted
 
 
-def _v6(data: bytes, off: int, workers: int, frags: FragmentRouter) -> int:
+def _v6(data: bytes, off: int, workers: int, frags: FragmentRouter,
+        ports: bool) -> int:
     nh, src, dst = data[off + 6], data[off + 8:off + 24], data[off + 24:off + 40]
     l4, frag_id, first = off + 40, b"", True
     while len(data) >= l4 + 8:
@@ -112,7 +121,8 @@ def _v6(data: bytes, off: int, workers: int, frags: FragmentRouter) -> int:
             nh, l4 = data[l4], l4 + (data[l4 + 1] + 2) * 4
         else:
             break
-    wanted = _l4_hash(data, l4, nh, src, dst, first) % workers
+    wanted = (_l4_hash(data, l4, nh, src, dst, first) if ports
+              else _symmetric(src, dst, 0, 0, 0)) % workers
     if frag_id:
         return frags.route(src + dst + frag_id, wanted)
     return wanted
