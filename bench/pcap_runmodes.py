@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+import pcap_throughput  # noqa: E402
 from pcap_throughput import (  # noqa: E402
-    ET_RULES,
     HOSTS,
     MSS,
     PATHS,
@@ -42,6 +42,12 @@ from pcap_throughput import (  # noqa: E402
 )
 
 CACHE = REPO / "bench" / ".cache"
+# the shared corpus beside the checkout, or beside a worktree's parent (/work/wt/NAME)
+ET_RULES = next((p / "shared" / "corpus" / "rules" / "et-open-suricata-5.0.rules"
+                 for p in REPO.parents
+                 if (p / "shared" / "corpus" / "rules" / "et-open-suricata-5.0.rules").exists()),
+                pcap_throughput.ET_RULES)
+pcap_throughput.ET_RULES = ET_RULES  # http_rules() reads it there
 SIZES = [200, 600, 1500, 4000, 9000, 20000, 60000]
 ODD = ["/index.php?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
        "/cgi-bin/../../../../etc/passwd", "/.git/config", "/phpmyadmin/index.php",
