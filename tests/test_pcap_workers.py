@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from ruleengine.pcap_workers import (
     worker_count,
 )
 
-
 MAC_A, MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"  # no ARP lookups by scapy
 
 
@@ -35,11 +35,12 @@ def _frames() -> list[tuple[float, bytes, int]]:
         for to_server in (True, False, True):
             src, dst = (client, "192.0.2.80") if to_server else ("192.0.2.80", client)
             sport, dport = (40000 + n, 80) if to_server else (80, 40000 + n)
-            pkt = Ether(src=MAC_A, dst=MAC_B) / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport) / Raw(b"x" * n)
+            pkt = Ether(src=MAC_A, dst=MAC_B) / IP(src=src, dst=dst) / TCP(
+                sport=sport, dport=dport) / Raw(b"x" * n)
             frames.append((ts, bytes(pkt), 0))
             ts += 0.3
-    big = Ether(src=MAC_A, dst=MAC_B) / IP(src="10.9.9.9", dst="192.0.2.53", id=7) / UDP(sport=5353, dport=53) \
-        / Raw(b"y" * 3000)
+    big = Ether(src=MAC_A, dst=MAC_B) / IP(src="10.9.9.9", dst="192.0.2.53", id=7) / UDP(
+        sport=5353, dport=53) / Raw(b"y" * 3000)
     for frag in fragment(big[IP], fragsize=1000):
         frames.append((ts, bytes(Ether(src=MAC_A, dst=MAC_B) / frag), 0))
         ts += 0.01
@@ -116,7 +117,7 @@ def test_every_worker_gets_ticks_that_follow_capture_time(
     seen = _drain(_feed(frames, 2), tmp_path, monkeypatch)
     for part in seen:
         ticks = [ts for ts, data, _n in part if not data]
-        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
         # frames are 0.3 s apart: a tick comes at the first frame a second after the last
         assert gaps and max(gaps) <= pcap_workers.TICK_INTERVAL + 0.3 + 1e-6
         assert ticks[0] == frames[0][0] and ticks[-1] == frames[-1][0]

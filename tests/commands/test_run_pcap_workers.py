@@ -267,5 +267,5 @@ def test_unix_socket_is_answered_by_the_reading_process(tmp_path: Path,
         assert client.send("iface-list")["message"]["count"] == 0
         client.close()
     finally:
-        out, err = proc.communicate(timeout=300)
+        _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
