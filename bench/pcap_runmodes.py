@@ -6,11 +6,16 @@ limits), 20 % chunked, 5 % requests ET Open has rules for (scanners, traversal,
 injection), servers outside HOME_NET. Made with scapy once (seeded, cached in
 bench/.cache/), on the connection writer of ``bench/pcap_throughput.py``.
 
+Besides the whole run's wall time (which includes the serial start: rule loading and the
+engine build) the packet phase is printed: the summary's first-to-last-packet time.
+
 Each run is ``python -m ruleengine run -r PCAP -S RULES --runmode single|autofp`` in a
 child process; CPU is user+sys of the whole process tree (the reader and its workers,
 ``os.wait4`` on the parent collects the reaped children's times). ``N`` workers are made
 with ``--set threading.detect-thread-ratio`` (N = CPUs x ratio, as Suricata counts).
-The alert set (sid, pcap_cnt) of each run is digested: the digests must agree.
+The alert set (sid, pcap_cnt) of each run is digested: the digests must agree. The
+machine may be shared: before each run ``cores-free`` says how many cores two busy
+processes got at that moment (2.00 = two idle cores); read the speed-ups beside it.
 
 Usage: python bench/pcap_runmodes.py [--conns 3000] [--workers 1,2] [--sets 10,http]
 """
@@ -22,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -127,9 +133,38 @@ def run_one(pcap: Path, rules: Path, workers: int) -> dict[str, float | int | st
             elif ev.get("event_type") == "stats":
                 packets = ev["stats"].get("decoder", {}).get("pkts", packets)
     digest = hashlib.sha1(json.dumps(sorted(alerts)).encode()).hexdigest()[:12]
+    # the summary's packet phase (first to last packet; the workers' longest), without
+    # the start (rule loading, engine build), which is serial in either mode
+    phase = re.search(r"Packets: [\d,]+ \([^)]*\), \d+ invalid in ([\d.]+)s", err)
     # the children's CPU: the reaped grandchildren are in the child's rusage
     return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "packets": packets,
+            "phase": float(phase.group(1)) if phase else 0.0,
             "alerts": len(alerts), "digest": digest, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def _spin(n: int = 3_000_000) -> None:
+    x = 0
+    for i in range(n):
+        x ^= i
+
+
+def cores_free() -> float:
+    """How many cores this machine gives two busy processes right now (2.0: two idle
+    cores; 1.0: one, e.g. another job holds the other): one spin alone vs two at once."""
+    t0 = time.perf_counter()
+    _spin()
+    alone = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            _spin()
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return 2 * alone / (time.perf_counter() - t0)
 
 
 def main() -> int:
@@ -151,16 +186,21 @@ def main() -> int:
         return 1
     for kind in args.sets.split(","):
         rules = http_rules(10 if kind == "10" else None)
-        base = 0.0
+        base = base_phase = 0.0
         for _ in range(args.repeat):
             for n in (int(w) for w in args.workers.split(",")):
+                free = cores_free()
                 r = run_one(pcap, rules, n)
                 pps = float(r["packets"]) / float(r["wall"]) if r["wall"] else 0.0
+                phase = float(r["packets"]) / float(r["phase"]) if r["phase"] else 0.0
                 if n == 1:
-                    base = pps
+                    base, base_phase = pps, phase
                 speedup = f" x{pps / base:.2f}" if base and n > 1 else ""
-                print(f"rules={kind:5s} workers={n} wall={r['wall']:.2f}s cpu={r['cpu']:.2f}s "
+                phase_up = f" x{phase / base_phase:.2f}" if base_phase and n > 1 else ""
+                print(f"rules={kind:5s} workers={n} cores-free={free:.2f} "
+                      f"wall={r['wall']:.2f}s cpu={r['cpu']:.2f}s "
                       f"pkts={r['packets']} pkt/s(wall)={pps:.0f}{speedup} "
+                      f"pkt/s(packet phase {r['phase']:.2f}s)={phase:.0f}{phase_up} "
                       f"rss(max proc)={r['rss_mb']:.0f}MB alerts={r['alerts']} "
                       f"digest={r['digest']} load={os.getloadavg()[0]:.2f}", flush=True)
     return 0
