@@ -223,6 +223,7 @@ class Pipeline:
         self._next_stats = 0.0
         self._started = time.time()
         self._pcap_cnt = 0
+        self._numbered = False  # the backend's packet ids are pcap numbers
         self._last_ts = 0.0
         self._frame: bytes | memoryview = b""  # the frame being processed
         self._linktype = 1
@@ -313,6 +314,7 @@ class Pipeline:
         """Process every packet of ``backend`` until it ends or ``stop()`` is called."""
         self._backend = backend
         self._linktype = int(backend.linktype)
+        self._numbered = bool(getattr(backend, "numbered", False))
         self._decoder = Decoder(backend.linktype,
                                 checksum_validation=self.settings.checksum_validation,
                                 checksum_auto=self.settings.checksum_auto,
@@ -352,7 +354,9 @@ class Pipeline:
         assert self._decoder is not None
         self.report.packets += 1
         self.report.bytes += len(data)
-        self._pcap_cnt += 1
+        # a pcap worker's frames come numbered by their place in the file (pcap_cnt as in
+        # a run in one process); other backends are counted here
+        self._pcap_cnt = pkt_id if self._numbered else self._pcap_cnt + 1
         self._last_ts = ts
         self._frame = data  # for alerts' ``packet`` option
         pkt = self._decoder.decode(ts, data, pkt_id)

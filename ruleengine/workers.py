@@ -24,7 +24,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ruleengine.capture import BackendUnavailable, CaptureBackend
 from ruleengine.pipeline import Pipeline, RuleReload, RunReport
@@ -36,6 +36,19 @@ MakePipeline = Callable[[], Pipeline]
 WriteStats = Callable[..., None]
 # periodic work in the parent while workers run; returns counters to add to the totals
 Housekeeping = Callable[[], dict[str, int]]
+
+
+
+class Feed(Protocol):
+    """Frames the parent hands to its workers (a pcap run: ``pcap_workers.PcapFeed``),
+    driven by the parent's loop between two reads of the workers' message pipes."""
+
+    def started(self) -> None: ...
+    def wants_write(self) -> list[int]: ...
+    def can_read(self) -> bool: ...
+    def step(self, writable: list[int]) -> None: ...
+    def stop(self) -> None: ...
+
 
 _FRAME = struct.Struct("=I")
 _MAX_WAIT = 0.2  # the parent's select() wakes at least this often (flags set by signals)
@@ -136,6 +149,7 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
                 housekeeping_interval: float = 5.0,
                 on_started: Callable[[], None] | None = None,
                 hub: WorkerHub | None = None,
+                feed: Feed | None = None,
                 ) -> tuple[RunReport, dict[str, int]]:
     """Run ``threads`` workers until the capture stops or a signal arrives.
 
@@ -148,7 +162,8 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
     bypass entries a dead worker left behind). ``on_started``: called in this process
     once every worker was forked (not with one worker: it runs here). ``hub``: the
     parent's handle on the workers for the unix socket (several workers only; one worker
-    runs in this process and its pipeline is the caller's to control)."""
+    runs in this process and its pipeline is the caller's to control). ``feed``: the
+    frames this process hands to the workers (pcap runs; several workers only)."""
     if threads <= 1:
         return _run_one(0, open_backend, make_pipeline, write_stats)
     children: dict[int, int] = {}  # read end of its message pipe -> pid
@@ -162,6 +177,8 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
         os.close(write_fd)
         children[read_fd] = pid
         indices[read_fd] = index
+    if feed is not None:
+        feed.started()
     if on_started is not None:
         try:
             on_started()
@@ -174,7 +191,7 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
                     os.waitpid(pid, 0)
             raise
     return _wait_children(children, write_stats, housekeeping, housekeeping_interval,
-                          hub or WorkerHub(), indices)
+                          hub or WorkerHub(), indices, feed)
 
 
 def _send(fd: int, kind: str, payload: Any) -> None:
@@ -203,10 +220,21 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
         os._exit(code)
 
 
+_current = 0  # this process's worker index (0 in the parent and with one worker)
+
+
+def worker_index() -> int:
+    """The index (0-based, fork order) of the worker this process is: ``make_pipeline``
+    uses it for files of the worker's own (a pcap run's per-worker EVE part)."""
+    return _current
+
+
 def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
              sink: WriteStats | None,
              reloaded: Callable[[RuleReload], None] | None = None
              ) -> tuple[RunReport, dict[str, int]]:
+    global _current
+    _current = index
     pipeline = make_pipeline()
     if sink is not None:
         pipeline.stats_sink = sink
@@ -272,10 +300,12 @@ def _worker_capture_counters(latest: dict[int, dict[str, int]], indices: dict[in
 
 def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
                    housekeeping: Housekeeping | None, interval: float, hub: WorkerHub,
-                   indices: dict[int, int] | None = None
+                   indices: dict[int, int] | None = None, feed: Feed | None = None
                    ) -> tuple[RunReport, dict[str, int]]:
     indices = indices or {}
     def forward(signum: int, frame: Any) -> None:
+        if feed is not None:
+            feed.stop()  # only flags and buffers: the loop closes the pipes
         for pid in children.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -306,7 +336,13 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
         while open_fds:
             wait = max(0.0, next_housekeeping - time.monotonic()) if housekeeping \
                 else _MAX_WAIT
-            ready, _, _ = select.select(sorted(open_fds), [], [], min(wait, _MAX_WAIT))
+            wanted = feed.wants_write() if feed is not None else []
+            if feed is not None and feed.can_read():
+                wait = 0.0  # frames to read: only look whether a pipe is ready
+            ready, writable, _ = select.select(sorted(open_fds), wanted, [],
+                                               min(wait, _MAX_WAIT))
+            if feed is not None:
+                feed.step(writable)
             if housekeeping is not None and time.monotonic() >= next_housekeeping:
                 next_housekeeping = time.monotonic() + interval
                 hub.own = _sum([hub.own, housekeeping()])

@@ -192,19 +192,21 @@ class PipelineTarget:
 
 
 class WorkersTarget:
-    """The parent of several AF_PACKET workers: reloads go to every worker (each rebuilds
-    its engine), counters are the workers' merged snapshots. Bypassed flows live in the
-    workers: ``bypass-list`` shows the kernel's table, ``bypass-remove`` is refused."""
+    """The parent of several AF_PACKET or pcap workers: reloads go to every worker (each
+    rebuilds its engine), counters are the workers' merged snapshots. Bypassed flows live
+    in the workers: ``bypass-list`` shows the kernel's table, ``bypass-remove`` is refused.
+    A pcap run has no interface (``iface=""``)."""
 
     def __init__(self, hub: WorkerHub, rules: RulesInUse, *, iface: str,
                  kernel_flows: Callable[[], list[dict[str, Any]]],
                  reload_rules: Callable[[], RuleSet | None],
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, capture: str = "af-packet",
+                 runmode: str = "workers") -> None:
         self.hub = hub
         self._config = config
         self.rules = rules
-        self.capture_mode = CAPTURE_MODES["af-packet"]
-        self.running_mode = "workers"
+        self.capture_mode = CAPTURE_MODES.get(capture, capture)
+        self.running_mode = runmode
         self._iface = iface
         self._kernel_flows = kernel_flows
         self._reload_rules = reload_rules
@@ -235,10 +237,10 @@ class WorkersTarget:
         return _counters(self.hub.counters(), time.time() - self.hub.started)
 
     def ifaces(self) -> list[str]:
-        return [self._iface]
+        return [self._iface] if self._iface else []
 
     def iface_stat(self, name: str) -> dict[str, Any] | None:
-        return _iface_stat(self.hub.counters()) if name == self._iface else None
+        return _iface_stat(self.hub.counters()) if name and name == self._iface else None
 
     def shutdown(self) -> None:
         self.hub.stop()

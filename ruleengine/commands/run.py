@@ -21,6 +21,7 @@ import dataclasses
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +51,22 @@ from ruleengine.outputs.progress import Progress
 from ruleengine.outputs.sinks import open_sink, request_reopen
 from ruleengine.outputs.stats import Stats, StatsLogWriter
 from ruleengine.outputs.summary import render_summary
+from ruleengine.pcap_workers import (
+    SCHEDULERS,
+    PcapFeed,
+    Scheduler,
+    eve_key,
+    fast_key,
+    merge_lines,
+    part_path,
+    worker_count,
+)
 from ruleengine.pipeline import Pipeline, ReloadError, RuleReload, RunReport, mpm_choice
 from ruleengine.reject import RejectSender
 from ruleengine.rules.classification import classification
 from ruleengine.rules.loader import RuleSet, load_rule_files
 from ruleengine.settings import EngineSettings
-from ruleengine.workers import WorkerHub, run_workers
+from ruleengine.workers import WorkerHub, run_workers, worker_index
 
 if TYPE_CHECKING:  # imported lazily at run time: only AF_PACKET runs need it
     from capture_backends.af_packet import AfPacketConfig, AfPacketGroup
@@ -142,7 +153,9 @@ def register(subparsers: Any) -> None:
         metavar="MODE",
         help="single | autofp | workers. AF_PACKET: single runs one worker, workers runs "
         "the af-packet threads as forked workers (autofp runs as workers, with a warning). "
-        "pcap files (-r) and NFQ (-q) always run in one process: a warning says so",
+        "pcap files (-r): autofp and workers read the file here and hash flows to N "
+        "forked workers (N = CPUs x threading.detect-thread-ratio). NFQ (-q) always "
+        "runs in one process: a warning says so",
     )
     parser.add_argument(
         "-T",
@@ -605,7 +618,12 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     except (OSError, ValueError, PcapError) as exc:
         _error(f"{exc}")
         return EXIT_FAILURE
-    _warn_one_process(_runmode(args, config), "pcap files")
+    runmode = _runmode(args, config)
+    if runmode in ("autofp", "workers"):
+        threads = worker_count(config.get_float("threading.detect-thread-ratio", 1.0))
+        if threads > 1:
+            return _run_pcap_workers(args, config, ruleset, logdir, backend, threads,
+                                     runmode)
     settings = _settings(args, config, ips=args.simulate_ips, offline=True)
     try:
         fast = _open_fast_log(config, logdir)
@@ -650,6 +668,135 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         _warn(str(warning))
     _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
+
+
+def _autofp_scheduler(config: Config) -> Scheduler:
+    """``autofp-scheduler``: Suricata's ``hash`` (flow 5-tuple, the default) or ``ippair``
+    (host pair); the others run as ``hash``, with a warning."""
+    name = config.get_str("autofp-scheduler", "hash").strip().lower()
+    if name not in SCHEDULERS:
+        _warn(f"autofp-scheduler {name} is not implemented: flows are hashed (hash)")
+        name = "hash"
+    return SCHEDULERS[name]
+
+
+def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet,
+                      logdir: Path, backend: PcapFileBackend, threads: int,
+                      runmode: str) -> int:
+    """``-r`` with autofp/workers: this process reads the file and hands each flow's
+    frames to one of ``threads`` forked workers (``pcap_workers``); each worker writes
+    its own EVE/fast.log part, merged here at the end in timestamp order; the stats are
+    the workers' totals, written once at the end as in a single-process run."""
+    settings = _settings(args, config, ips=args.simulate_ips, offline=True)
+    scheduler = _autofp_scheduler(config)
+    _notice(f"runmode {runmode}: reading {args.pcap} in this process, "
+            f"{threads} worker processes")
+    spec = settings.eve_sink
+    eve_path = spec.path(logdir)
+    split_eve = spec.filetype == "regular"  # sockets, syslog, redis: a connection each
+    fast_options = config.fast_log()
+    fast_path = logdir / fast_options.filename if fast_options.enabled else None
+    try:  # what a single run would refuse to start with is refused before any fork
+        _close_eve(_open_eve(settings, logdir, append=False))
+        fast = _open_fast_log(config, logdir)
+        if fast is not None:
+            fast.close()
+    except OutputError as exc:
+        backend.close()
+        _error(str(exc))
+        return EXIT_FAILURE
+    # Built once here: the forked workers share it instead of each compiling the prefilter.
+    detect = _detect_engine(settings, ruleset)
+    feed = PcapFeed(backend, threads, scheduler=scheduler)
+    progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
+    feed.on_packet = lambda: progress.update(getattr(backend, "position", 0))
+    rules = RulesInUse(ruleset)
+    hub = WorkerHub()
+    server = _pcap_workers_server(args, config, hub, rules, runmode)
+
+    def make_pipeline() -> Pipeline:
+        index = worker_index()
+        mine = settings
+        if split_eve:
+            part = part_path(eve_path, index)
+            mine = dataclasses.replace(settings, eve_sink=dataclasses.replace(
+                spec, filename=str(part)))
+        fast = FastLogWriter(part_path(fast_path, index), append=False) \
+            if fast_path is not None else None
+        pipeline = _make_pipeline(mine, detect, logdir, live=False, fast=fast)[0]
+        _enable_reload(pipeline, args, settings, rules)
+        return pipeline
+
+    started = time.time()
+    try:
+        metrics = _start_metrics(args, source=hub.counters)
+    except MetricsError as exc:
+        backend.close()
+        _error(str(exc))
+        return EXIT_FAILURE
+    try:
+        with _signals_stop(None):
+            report, counters = run_workers(
+                threads=threads, open_backend=feed.worker_backend,
+                make_pipeline=make_pipeline, on_started=_service(args).ready, hub=hub,
+                feed=feed)
+    except (BackendUnavailable, OutputError) as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    finally:
+        progress.close()
+        if server is not None:
+            server.close()
+        backend.close()
+        if metrics is not None:
+            metrics.close()
+        _merge_parts(threads, eve_path if split_eve else None, fast_path, fast_options.append)
+    stats_outputs = _StatsOutputs(config, logdir, settings)
+    # offline: the last stats event carries capture time, as in a single-process run
+    stats_outputs.write(feed.last_ts or time.time(), time.time() - started, counters)
+    stats_outputs.close()
+    for warning in getattr(backend, "warnings", []):
+        _warn(str(warning))
+    stats = Stats()
+    stats.merge(counters)
+    _print_summary(report, rules.ruleset, detect, stats)
+    return EXIT_OK
+
+
+def _merge_parts(threads: int, eve_path: Path | None, fast_path: Path | None,
+                 fast_append: bool) -> None:
+    """The workers' EVE and fast.log parts joined into the configured files."""
+    try:
+        if eve_path is not None:
+            merge_lines([part_path(eve_path, i) for i in range(threads)], eve_path,
+                        eve_key, append=False)
+        if fast_path is not None:
+            merge_lines([part_path(fast_path, i) for i in range(threads)], fast_path,
+                        fast_key, append=fast_append)
+    except OSError as exc:
+        _error(f"cannot merge the workers' logs: {exc}")
+
+
+def _pcap_workers_server(args: argparse.Namespace, config: Config, hub: WorkerHub,
+                         rules: RulesInUse, runmode: str) -> CommandServer | None:
+    """The unix socket of a pcap run on workers, served by the reading process; reloads
+    reach every worker (SIGUSR2)."""
+    path = wanted_path(args, config)
+    if path is None:
+        return None
+
+    def reread() -> RuleSet | None:
+        try:
+            return _reload_ruleset(args)
+        except ReloadError:
+            return None
+
+    target = WorkersTarget(hub, rules, iface="", kernel_flows=list, reload_rules=reread,
+                           config=config, capture="pcap", runmode=runmode)
+    server = open_server(path, target, _warn)
+    if server is not None:
+        hub.poll = server.poll
+    return server
 
 
 def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path) -> int:

@@ -158,6 +158,8 @@ VALUE_KINDS: tuple[tuple[str, Any], ...] = (
     ("max-pending-packets", "int"),
     ("packet-alert-max", "int"),
     ("runmode", ("single", "autofp", "workers")),
+    ("threading.detect-thread-ratio", "float"),
+    ("autofp-scheduler", ("hash", "ippair", "ftp-hash", "active-packets")),
     ("host-mode", ("auto", "router", "sniffer-only")),
     ("mpm-algo", ("auto", "ac", "ac-bs", "ac-ks", "hs")),
     ("spm-algo", ("auto", "bm", "hs")),

@@ -63,6 +63,8 @@ FLOW_COST_BYTES = 5120
 FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...], int]
 
 _rng = random.Random(os.urandom(16))
+# forked workers (pcap and AF_PACKET runs) must not draw the same flow ids
+os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(16)))
 
 
 def new_flow_id() -> int:

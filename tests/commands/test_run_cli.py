@@ -33,7 +33,8 @@ TEST_OK = "Configuration provided was successfully loaded. Exiting."
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    # this checkout's code, not the installed one's (the subprocess runs in tmp_path)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "ruleengine", *args], capture_output=True,
                           text=True, cwd=tmp_path, env=env, timeout=120)
 
@@ -214,12 +215,15 @@ def test_unknown_runmode_is_an_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("runmode", ["autofp", "workers", "single"])
-def test_pcap_runmode_warns_it_is_single_threaded(tmp_path: Path, runmode: str) -> None:
+def test_pcap_runmode_runs_workers_unless_single(tmp_path: Path, runmode: str) -> None:
+    # two workers whatever the machine: CPUs x threading.detect-thread-ratio
+    ratio = 2.5 / len(os.sched_getaffinity(0))
     proc = cli(tmp_path, "run", "-r", str(DEMO_PCAP), "-S", "/dev/null", "-l",
-               str(tmp_path / "o"), "--runmode", runmode, "--no-progress")
+               str(tmp_path / "o"), "--runmode", runmode, "--no-progress",
+               "--set", f"threading.detect-thread-ratio={ratio}")
     assert proc.returncode == 0, proc.stderr
-    warned = f"runmode {runmode} is not honoured for pcap files" in proc.stderr
-    assert warned is (runmode != "single")
+    assert "not honoured" not in proc.stderr
+    assert ("2 worker processes" in proc.stderr) is (runmode != "single")
 
 
 def test_af_packet_runmode_sets_the_workers() -> None:
