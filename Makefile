@@ -37,7 +37,7 @@ venv: $(STAMP)/venv
 $(STAMP)/venv: pyproject.toml setup.py $(STAMP)/apt
 	@test -x $(PY) || $(PY_SYS) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,hyperscan,nfq,redis,magic,plot]'
+	$(PIP) install -q -e '.[dev,hyperscan,nfq,redis,magic,plot,hunt]'
 	@# BCC is Debian's python3-bpfcc (the PyPI package named "bcc" is unrelated); it is pure Python
 	@# over ctypes, so the venv sees it through a symlink.
 	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \

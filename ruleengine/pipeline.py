@@ -239,6 +239,10 @@ class Pipeline:
         # Polled between packets, at most every CONTROL_INTERVAL s (the unix socket)
         self.control: Callable[[], None] | None = None
         self._next_control = 0.0
+        # ``ruleengine hunt`` shards a big pcap by flow hash: frames this returns False for
+        # belong to another shard. They still count (pcap_cnt stays the file's packet
+        # number) and still drive the timers, but are not decoded or inspected.
+        self.packet_filter: Callable[[bytes | memoryview], bool] | None = None
 
     # --- driving -------------------------------------------------------------------
 
@@ -358,6 +362,8 @@ class Pipeline:
         # a run in one process); other backends are counted here
         self._pcap_cnt = pkt_id if self._numbered else self._pcap_cnt + 1
         self._last_ts = ts
+        if self.packet_filter is not None and not self.packet_filter(data):
+            return Verdict.ACCEPT
         self._frame = data  # for alerts' ``packet`` option
         pkt = self._decoder.decode(ts, data, pkt_id)
         if pkt is None:  # a fragment held for reassembly

@@ -3,6 +3,6 @@ parser and sets ``func``. Listed explicitly (suricata-update style)."""
 
 from __future__ import annotations
 
-from ruleengine.commands import bypass, doctor, explain, lint, run, sc
+from ruleengine.commands import bypass, doctor, explain, hunt, lint, run, sc
 
-COMMANDS = (lint, run, explain, sc, bypass, doctor)
+COMMANDS = (lint, run, explain, sc, bypass, doctor, hunt)
