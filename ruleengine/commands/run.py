@@ -936,6 +936,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     except BackendUnavailable as exc:
         _error(str(exc))
         return EXIT_FAILURE
+    backend.notice = _warn
     _warn_one_process(_runmode(args, config), "NFQ")
     settings = _settings(args, config, ips=True, offline=False)
     try:

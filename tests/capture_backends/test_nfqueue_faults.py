@@ -1,0 +1,135 @@
+"""NFQUEUE faults on the real kernel (issue 15, section 3): an overloaded queue with
+fail-open, and firewall rules removed under a running engine. Namespaces ``flt*``, queues
+430-439 (other helpers run kernel tests at the same time)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import pytest
+
+from capture_backends.base import Verdict
+from capture_backends.nfqueue import NfqBackend, NfqConfig
+from tests import kernel
+from tests.capture_backends.test_nfqueue_kernel import Consumer, _require, tcp_transfer
+
+pytestmark = pytest.mark.kernel
+
+
+class NsConsumer(Consumer):
+    """A consumer whose thread lives in the engine's namespace, as the engine does: the
+    periodic rule check runs iptables there."""
+
+    def __init__(self, net: kernel.NetnsPair, backend: NfqBackend, policy: object = None
+                 ) -> None:
+        super().__init__(backend, policy)  # type: ignore[arg-type]
+        self.net = net
+
+    def _loop(self) -> None:
+        with self.net.entered(self.net.ns_b):
+            super()._loop()
+
+
+def _slow(delay: float) -> object:
+    def policy(_b: NfqBackend, _d: bytes, _p: int, _n: int) -> Verdict:
+        time.sleep(delay)  # a slow rule set: the queue fills faster than we judge
+        return Verdict.ACCEPT
+    return policy
+
+
+def test_fail_open_flood_with_a_slow_engine_passes_and_counts_the_kernel_accepts() -> None:
+    _require()
+    sent = 600
+    with kernel.netns_pair("flt") as net:
+        config = NfqConfig(queues=(430,), queue_maxlen=8, fail_open=True, install_rules=True)
+        with net.entered(net.ns_b):
+            backend = NfqBackend(config)
+        consumer = NsConsumer(net, backend, _slow(0.004))
+        consumer.start()
+        try:
+            rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 7430)
+            rx.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: hold the flood
+            tx = kernel.udp_socket(net, net.ns_a, net.v4_a, 0)
+            got = kernel.udp_exchange(tx, rx, sent)
+            sport = tx.getsockname()[1]
+            assert kernel.wait_for(lambda: backend.pending == 0, timeout=10)
+            time.sleep(0.3)  # quiet: the fail-open figure is exact
+            with net.entered(net.ns_b):
+                fail_open = backend.fail_open_accepted()
+                stats = backend.stats()
+                kernel_stats = backend.kernel_queue_stats()[430]
+        finally:
+            consumer.stop()
+            with net.entered(net.ns_b):
+                backend.close()
+        judged = consumer.count(sport, 7430)
+        counters = backend.counters()
+        assert got == sent  # the traffic went on: the engine's verdicts plus the kernel's
+        assert 0 < judged < sent, judged  # the engine saw some, the queue overflowed
+        assert fail_open is not None
+        # every datagram the engine did not judge was accepted by the kernel, counted
+        # (plus a few IPv6 ND/MLD packets of the namespace, also queued by the rules)
+        assert sent - judged <= fail_open <= sent - judged + 10, (fail_open, judged)
+        assert dict(stats.extra)["nfq.fail_open_accepted"] == fail_open
+        # every packet read got exactly one verdict, none left waiting in the kernel
+        assert counters.received == sum(consumer.seen.values())
+        assert counters.accepted == counters.received and counters.verdict_errors == 0
+        assert kernel_stats["dropped"] == 0 and kernel_stats["total"] == 0
+        print(f"fail-open flood: {sent} sent, {judged} judged, {fail_open} kernel-accepted")
+
+
+def _wait_reinstalled(backend: NfqBackend) -> float:
+    start = time.monotonic()
+    kernel.wait_for(lambda: backend.counters().rules_reinstalled >= 1, timeout=6)
+    return time.monotonic() - start
+
+
+def _flush(ns: str) -> None:
+    for tool in ("iptables", "ip6tables"):
+        subprocess.run(["ip", "netns", "exec", ns, tool, "-t", "mangle", "-F"], check=True)
+
+
+def test_rules_flushed_during_a_download_are_reinstalled_once_warned() -> None:
+    _require()
+    nbytes = 48 << 20
+    with kernel.netns_pair("flt") as net:
+        config = NfqConfig(queues=(431,), install_rules=True)
+        with net.entered(net.ns_b):
+            backend = NfqBackend(config)
+        notices: list[str] = []
+        backend.notice = notices.append
+        consumer = NsConsumer(net, backend)
+        consumer.start()
+        marks: dict[str, int] = {}
+
+        def progress(done: int) -> None:
+            if "flushed" not in marks and done >= nbytes // 8:
+                _flush(net.ns_b)
+                marks["flushed"] = consumer.count(40431, 8431)
+                # the receiver stalls (the download goes on afterwards) until the periodic
+                # check has put the rules back
+                marks["waited_ms"] = int(1000 * _wait_reinstalled(backend))
+            if "flushed" in marks and "late" not in marks and done >= nbytes * 7 // 8:
+                marks["late"] = consumer.count(40431, 8431)
+
+        try:
+            got = tcp_transfer(net, False, 8431, nbytes, 40431, timeout=60, progress=progress)
+            time.sleep(0.5)
+            with net.entered(net.ns_b):
+                complete = backend.rules.complete()
+        finally:
+            consumer.stop()
+            with net.entered(net.ns_b):
+                backend.close()
+        counters = backend.counters()
+        assert got == nbytes
+        assert counters.rules_reinstalled >= 1 and complete
+        assert len(notices) == 1 and "re-installed" in notices[0], notices
+        # packets of the download were judged again after the re-install
+        assert consumer.count(40431, 8431) > marks["late"] > marks["flushed"], marks
+        assert counters.verdict_errors == 0 and backend.pending == 0
+        print(f"rules flushed mid-download: re-installed {counters.rules_reinstalled}x, "
+              f"{marks['late'] - marks['flushed']} packets judged between flush and 7/8, "
+              f"re-installed {marks['waited_ms']} ms after the flush")
