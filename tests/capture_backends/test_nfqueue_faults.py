@@ -4,15 +4,20 @@ fail-open, and firewall rules removed under a running engine. Namespaces ``flt*`
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from capture_backends.base import Verdict
 from capture_backends.nfqueue import NfqBackend, NfqConfig
 from tests import kernel
+from tests.capture_backends import test_nfqueue_engine as nfq_engine
 from tests.capture_backends.test_nfqueue_kernel import Consumer, _require, tcp_transfer
 
 pytestmark = pytest.mark.kernel
@@ -133,3 +138,68 @@ def test_rules_flushed_during_a_download_are_reinstalled_once_warned() -> None:
         print(f"rules flushed mid-download: re-installed {counters.rules_reinstalled}x, "
               f"{marks['late'] - marks['flushed']} packets judged between flush and 7/8, "
               f"re-installed {marks['waited_ms']} ms after the flush")
+
+
+def _start_engine(net: kernel.NetnsPair, tmp: Path, queue: int, nrules: int
+                  ) -> tuple[subprocess.Popen[bytes], Path]:
+    rule_file = tmp / "many.rules"
+    rule_file.write_text("".join(
+        f'alert tcp any any -> any {1000 + i % 50000} (msg:"r{i}"; content:"needle{i}"; '
+        f"sid:{i + 1}; rev:1;)\n" for i in range(nrules)))
+    logdir = tmp / "log"
+    logdir.mkdir(exist_ok=True)
+    out = tmp / "engine.out"
+    cmd = [sys.executable, "-c", nfq_engine._ENGINE, "run", "-S", str(rule_file), "-l",
+           str(logdir), "--nfq-install-rules", "-q", str(queue)]
+    env = dict(os.environ, PYTHONPATH=str(kernel.REPO_ROOT))
+    with open(out, "wb") as fh:
+        proc = net.popen(net.ns_b, *cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    return proc, out
+
+
+def test_sigterm_during_start_up_after_the_rules_went_in_removes_them(tmp_path: Path) -> None:
+    """SIGTERM while the rule set compiles, after NfqBackend installed the firewall rules
+    (before, the default action ended the process and left them behind)."""
+    nfq_engine._require()
+    queue = 433
+    with kernel.netns_pair("flt") as net:
+        proc, out = _start_engine(net, tmp_path, queue, nrules=4000)
+        try:
+            installed = kernel.wait_for(
+                lambda: proc.poll() is not None or nfq_engine.rules_installed(net, queue),
+                timeout=60, interval=0.01)
+            assert installed and proc.poll() is None, out.read_text()
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        left = [nfq_engine.mangle_rules(net, tool) for tool in ("iptables", "ip6tables")]
+        text = out.read_text()
+        assert rc == 0, text
+        assert "Traceback" not in text
+        assert not any(f"ruleengine-{queue}" in rules for rules in left), left
+        assert (tmp_path / "log" / "eve.json").exists()  # outputs opened, flushed, closed
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.2, 0.5, 1.0])
+def test_sigterm_at_any_moment_of_start_up_leaves_no_rules(delay: float, tmp_path: Path
+                                                            ) -> None:
+    nfq_engine._require()
+    queue = 434
+    with kernel.netns_pair("flt") as net:
+        proc, out = _start_engine(net, tmp_path, queue, nrules=200)
+        try:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        left = [nfq_engine.mangle_rules(net, tool) for tool in ("iptables", "ip6tables")]
+        text = out.read_text()
+        assert rc in (0, -signal.SIGTERM), text  # -15: before any rule or output existed
+        assert "Traceback" not in text
+        assert not any(f"ruleengine-{queue}" in rules for rules in left), left
