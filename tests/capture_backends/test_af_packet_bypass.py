@@ -353,7 +353,11 @@ def test_interface_down_then_removed() -> None:
     """Link down: errors are counted, no busy loop, capture resumes when it comes back up.
     Interface removed: packets() ends instead of spinning."""
     _require()
-    with kernel.netns_pair() as net, capture(net) as (_g, be):
+    # the reader lives in the interface's namespace, as the engine does (it looks the
+    # interface up by name to tell "down" from "gone")
+    with kernel.netns_pair() as net, capture(net) as (_g, be), net.entered(net.ns_b):
+        notices: list[str] = []
+        be.notice = notices.append
         net.run(net.ns_b, "ip", "link", "set", net.if_b, "down")
         deadline = time.monotonic() + 3
         while be.stats().errors == 0 and time.monotonic() < deadline:
@@ -365,6 +369,8 @@ def test_interface_down_then_removed() -> None:
         for _ in range(3):
             assert be.read_batch(100) == []
         assert time.monotonic() - start >= 0.25  # waited in poll(), did not spin
+        # one warning per outage, however many errors it causes
+        assert len(notices) == 1 and "waiting for it to come back up" in notices[0], notices
         net.run(net.ns_b, "ip", "link", "set", net.if_b, "up")
         for ns, ifname in ((net.ns_a, net.if_a), (net.ns_b, net.if_b)):
             assert kernel.wait_for(lambda ns=ns, ifname=ifname: "LOWER_UP" in net.run(
@@ -373,6 +379,7 @@ def test_interface_down_then_removed() -> None:
         client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
         kernel.udp_exchange(client, server, 10)
         assert count_flows(drain(be)).get(flow(net.v4_a, net.v4_b, 6000, 5000)) == 10
+        assert len(notices) == 1, notices
 
         timer = threading.Timer(0.3, lambda: net.run(net.ns_a, "ip", "link", "del", net.if_a))
         timer.start()
@@ -383,6 +390,7 @@ def test_interface_down_then_removed() -> None:
             assert time.monotonic() - start < 3.0
         finally:
             timer.join()
+        assert "is gone" in notices[-1] and len(notices) == 2, notices
 
 
 def test_kernel_drops_are_counted_when_the_ring_is_full() -> None:
