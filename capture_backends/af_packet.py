@@ -610,6 +610,7 @@ class AfPacketBackend(BaseBackend):
         self._kernel_drops = 0
         self._errors = 0
         self._bypass_ok = [0, 0]  # v4, v6
+        self._full_warned = False  # "bypass table full": said once per run
         self._down_warned = False  # this outage was reported (reset by the next packets)
         # where run-time faults are reported, once per outage (tests collect them)
         self.notice: Callable[[str], None] = _stderr_notice
@@ -738,6 +739,13 @@ class AfPacketBackend(BaseBackend):
         self._bypass_fail[family] += 1
         if err not in _MAP_FULL_ERRNOS:
             self._errors += 1
+        elif not self._full_warned:
+            self._full_warned = True
+            c = self.group.config
+            self.notice(f"af-packet: worker {self.index}: the bypass table on {c.interface} is "
+                        f"full ({c.map_entries} flows per family); further flows are bypassed "
+                        "in user space (counted as capture.bypass.ipv4_fail/ipv6_fail); raise "
+                        "af-packet.ebpf-map-entries")
         return False
 
     def bypassed_flow_counters(self, flow: FlowTuple) -> BypassCounters | None:

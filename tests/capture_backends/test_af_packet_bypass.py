@@ -208,6 +208,8 @@ def test_map_full_bypass_returns_false(loader: str) -> None:
     _require(loader)
     with kernel.netns_pair() as net, capture(net, bypass=True, loader=loader,
                                              map_entries=2) as (_g, be):
+        notices: list[str] = []
+        be.notice = notices.append
         flows = [flow(net.v4_a, net.v4_b, 7000 + i, 80, proto=6) for i in range(3)]
         assert be.bypass(flows[0], 0) and be.bypass(flows[1], 0)
         assert be.bypass(flows[2], 0) is False  # E2BIG: the engine bypasses locally
@@ -215,6 +217,8 @@ def test_map_full_bypass_returns_false(loader: str) -> None:
         stats = be.stats()
         assert (stats.bypass_v4_success, stats.bypass_v4_fail) == (2, 1)
         assert stats.errors == 0
+        assert be.bypass(flow(net.v4_a, net.v4_b, 7010, 80, proto=6), 0) is False
+        assert len(notices) == 1 and "bypass table" in notices[0], notices  # said once
         be.forget_bypassed(flows[0])
         assert be.bypass(flows[2], 0) is True
 
