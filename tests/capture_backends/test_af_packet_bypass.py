@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -343,6 +344,12 @@ def test_unavailable_reasons() -> None:
             BackendUnavailable, match="not found"):
         AfPacketGroup(AfPacketConfig(interface=net.if_b, bypass=True,
                                      ebpf_filter_file="/nonexistent/filter.o"))
+    with tempfile.NamedTemporaryFile(suffix=".o") as bad:
+        bad.write(b"not an ELF object")
+        bad.flush()
+        with kernel.netns_pair() as net, net.entered(net.ns_b), pytest.raises(
+                BackendUnavailable, match="not a valid eBPF ELF object"):
+            AfPacketGroup(AfPacketConfig(interface=net.if_b, ebpf_filter_file=bad.name))
     with kernel.netns_pair() as net, net.entered(net.ns_b):
         # veth cannot offload XDP to hardware: the attach fails, nothing is left behind
         with pytest.raises(BackendUnavailable, match="XDP attach"):
