@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -203,3 +204,61 @@ def test_sigterm_at_any_moment_of_start_up_leaves_no_rules(delay: float, tmp_pat
         assert rc in (0, -signal.SIGTERM), text  # -15: before any rule or output existed
         assert "Traceback" not in text
         assert not any(f"ruleengine-{queue}" in rules for rules in left), left
+
+
+def test_a_unix_socket_eve_reader_that_never_reads_does_not_stall_verdicts(tmp_path: Path
+                                                                           ) -> None:
+    """EVE to a unix_stream socket whose reader accepted and then reads nothing: alerts on
+    every packet (MBs, far beyond the socket buffer) do not block the engine, the download
+    completes, drops still drop, every event is written, held or counted lost."""
+    nfq_engine._require()
+    queue = 435
+    path = str(tmp_path / "eve.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    held: list[socket.socket] = []
+    acceptor = threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True)
+    acceptor.start()
+    yaml_text = ("outputs:\n  - eve-log:\n      enabled: yes\n      filetype: unix_stream\n"
+                 f"      filename: {path}\n      types:\n        - alert\n"
+                 "  - stats:\n      enabled: yes\n      filename: stats.log\n"
+                 "stats:\n  enabled: yes\n  interval: 1\n")
+    rules = ('drop http any any -> any any (msg:"blocked"; flow:to_server; http.uri; '
+             'content:"/blocked"; sid:1; rev:1;)\n'
+             'alert tcp any any -> any any (msg:"every packet"; dsize:>0; sid:2; rev:1;)\n')
+    try:
+        with kernel.netns_pair("flt") as net:
+            server = nfq_engine.HttpServer(net, False)
+            try:
+                with nfq_engine.running_engine(net, tmp_path, rules, yaml_text,
+                                               queues=(queue,)) as proc:
+                    big = nfq_engine.http_get(net, False, "/big?size=20000000", timeout=30)
+                    blocked = nfq_engine.http_get(net, False, "/blocked?size=500", timeout=2)
+                    time.sleep(1.5)  # one stats interval
+                    nfq_engine.stop_engine(proc, tmp_path)
+            finally:
+                server.close()
+    finally:
+        for conn in held:
+            conn.close()
+        listener.close()
+    out = (tmp_path / "engine.out").read_text()
+    stats = (tmp_path / "log" / "stats.log").read_text()
+    last: dict[str, int] = {}
+    for line in stats.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) == 3 and fields[2].isdigit():
+            last[fields[0]] = int(fields[2])
+    assert held, "the reader never got a connection"
+    assert big.status == 200 and big.body_bytes == 20_000_000, (big, out)
+    assert blocked.status is None, blocked  # the drop verdict still applied
+    # every alert is accounted for: sent, held in the bounded backlog, or counted lost;
+    # far more than the socket holds (the reader read nothing), yet no verdict waited
+    alerts = last["detect.alert"]
+    assert alerts > 2000, stats
+    assert last["output.eve.written"] + last.get("output.eve.lost", 0) == alerts, stats
+    assert last.get("output.eve.lost", 0) > 0, stats  # beyond the 4 MiB backlog: counted
+    assert "Traceback" not in out
+    print(f"reader that never reads: 20 MB in {big.seconds:.2f} s, {alerts} alerts, "
+          f"{last.get('output.eve.lost', 0)} EVE events lost")
