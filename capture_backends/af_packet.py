@@ -38,8 +38,9 @@ import errno
 import os
 import socket
 import struct
+import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -549,6 +550,10 @@ class AfPacketGroup:
             atexit.unregister(self.close)
 
 
+def _stderr_notice(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def _program_name(config: AfPacketConfig, path: Path, bundled_name: str) -> str | None:
     """Our programs are found by name; a user's libbpf object by its first program."""
     if config.loader == "bcc" or path.parent.resolve() == ebpf.bundled_dir().resolve():
@@ -605,6 +610,10 @@ class AfPacketBackend(BaseBackend):
         self._kernel_drops = 0
         self._errors = 0
         self._bypass_ok = [0, 0]  # v4, v6
+        self._full_warned = False  # "bypass table full": said once per run
+        self._down_warned = False  # this outage was reported (reset by the next packets)
+        # where run-time faults are reported, once per outage (tests collect them)
+        self.notice: Callable[[str], None] = _stderr_notice
         self._bypass_fail = [0, 0]
         # as many flows as the kernel table holds: every entry there may have packets here
         self._bypassed = BypassedFlows(c.map_entries, c.vlan_in_key)
@@ -664,6 +673,7 @@ class AfPacketBackend(BaseBackend):
                         # packets arrive (bypassed flows!).
                         yield (time.time(), b"", 0)
                     continue
+                self._down_warned = False
                 yield from block
         finally:
             self._iterating = False
@@ -684,6 +694,8 @@ class AfPacketBackend(BaseBackend):
                 if not ring.wait(timeout_ms):
                     self._socket_failed()
                 block = ring.read_block(self._bypassed, vlan_in_key)
+            if block:
+                self._down_warned = False
             return list(block) if block else []
         finally:
             self._iterating = False
@@ -695,10 +707,17 @@ class AfPacketBackend(BaseBackend):
         else pause one poll period (interface down: the kernel resumes delivery when it
         comes back up) so that repeated errors cannot spin the CPU."""
         self._errors += 1
+        iface = self.group.config.interface
         try:
-            socket.if_nametoindex(self.group.config.interface)
+            socket.if_nametoindex(iface)
         except OSError:
+            self.notice(f"af-packet: interface {iface} is gone; capture on it ends")
             return True
+        if not self._down_warned:
+            self._down_warned = True
+            self.notice(f"af-packet: worker {self.index}: capture on {iface} failed (interface "
+                        "down?); waiting for it to come back up, capture resumes by itself "
+                        "(errors counted as capture.errors)")
         time.sleep(POLL_TIMEOUT_MS / 1000)
         return False
 
@@ -720,6 +739,13 @@ class AfPacketBackend(BaseBackend):
         self._bypass_fail[family] += 1
         if err not in _MAP_FULL_ERRNOS:
             self._errors += 1
+        elif not self._full_warned:
+            self._full_warned = True
+            c = self.group.config
+            self.notice(f"af-packet: worker {self.index}: the bypass table on {c.interface} is "
+                        f"full ({c.map_entries} flows per family); further flows are bypassed "
+                        "in user space (counted as capture.bypass.ipv4_fail/ipv6_fail); raise "
+                        "af-packet.ebpf-map-entries")
         return False
 
     def bypassed_flow_counters(self, flow: FlowTuple) -> BypassCounters | None:

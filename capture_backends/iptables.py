@@ -22,6 +22,7 @@ leftovers of a run that crashed. Use one iptables flavour (nft or legacy) per na
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -209,6 +210,28 @@ class NfqRules:
                             found.append((family, tokens))
                         break
         return found
+
+    def complete(self, runner: Runner = _run) -> bool:
+        """True when every rule of ours is in place (a flush or a hand-deleted rule: False)."""
+        return len(self.installed(runner)) >= len(self.rules()) * len(self.families)
+
+    def queue_hits(self, runner: Runner = _run) -> int:
+        """Packets our NFQUEUE rules sent to the queue since they were installed (the
+        kernel's rule counters, both families): with fail-open, those the queue did not
+        take were accepted by the kernel unseen."""
+        hits = 0
+        for family in self.families:
+            save = self.restore_binary(family).replace("-restore", "-save")
+            listing = self._exec([save, "-c", "-t", self.table], runner)
+            for line in listing.splitlines():
+                if "NFQUEUE" not in line or not line.startswith("["):
+                    continue
+                tokens = line.split()
+                if self.tag not in tokens:  # whole token: tag 43 is a prefix of tag 430
+                    continue
+                with contextlib.suppress(ValueError):
+                    hits += int(line[1:line.index(":")])
+        return hits
 
     def remove(self, runner: Runner = _run) -> int:
         """Delete every rule tagged for our queues (one transaction per family, rule by rule

@@ -58,10 +58,11 @@ import select
 import signal
 import socket
 import struct
+import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -117,6 +118,18 @@ _BATCH = 64  # messages read per queue before the engine gets them
 _POLL_MS = 250  # idle tick period: the engine's timers and stop flag run at least this often
 # thread-self: the namespace of the thread that binds (tests bind from a setns'd thread)
 _PROC_QUEUES = "/proc/thread-self/net/netfilter/nfnetlink_queue"
+RULES_CHECK_S = 2.0  # how often installed firewall rules are checked for (and re-installed)
+
+
+def _netns_id() -> str:
+    try:
+        return os.readlink("/proc/thread-self/ns/net")
+    except OSError:
+        return ""
+
+
+def _stderr_notice(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 
@@ -138,6 +151,8 @@ class NfqCounters:
     verdict_batches: int = 0  # batch messages (each accepted several packets)
     inject_errors: int = 0
     fast_path: int = 0  # packets of bypassed flows accepted with the mark before the engine
+    rules_reinstalled: int = 0  # installed rules found removed (iptables -F) and put back
+    rules_check_errors: int = 0  # the periodic rule check or its re-install failed
 
 
 def _nlattr(kind: int, payload: bytes) -> bytes:
@@ -293,6 +308,13 @@ class NfqBackend(BaseBackend):
         self._lock = threading.RLock()
         self._busy_thread: int | None = None
         self._rules: Any = None
+        self._rules_next_check = 0.0
+        self._rules_warned = False
+        self._rules_netns = ""  # the rules live in this network namespace (tests: setns'd)
+        self._hits_base = 0  # queue-rule hits counted by rules that were later removed
+        self._last_hits = 0
+        # where run-time faults are reported, once each (the CLI passes its warning printer)
+        self.notice: Callable[[str], None] = _stderr_notice
         self._proc: Any = None  # the namespace's nfnetlink_queue status file, opened at bind
         self._raw: dict[bool, socket.socket] = {}  # inject(): raw sockets by "is IPv6"
         self._seq = int(time.time()) & 0xFFFF
@@ -325,6 +347,8 @@ class NfqBackend(BaseBackend):
             except IptablesError as exc:
                 raise BackendUnavailable(f"nfq: cannot install firewall rules: {exc}") from None
             self._rules = rules
+            self._rules_netns = _netns_id()
+            self._rules_next_check = time.monotonic() + RULES_CHECK_S
 
     def _bind(self, binding: Any, index: int, num: int) -> None:
         try:
@@ -416,6 +440,8 @@ class NfqBackend(BaseBackend):
         """Yield ``(ts, ip_packet, pkt_id)``; ``(now, b"", 0)`` ticks when idle (about every
         250 ms). Returns after ``stop()``/``close()``."""
         while not self._stopping:
+            if self._rules is not None and time.monotonic() >= self._rules_next_check:
+                self._check_rules()
             if not self._ready:
                 self._flush_batch()  # never keep accepted packets waiting while we block
                 self._fill(_POLL_MS)
@@ -434,6 +460,37 @@ class NfqBackend(BaseBackend):
                 if keys and self._fast_path(item[1], item[2]):
                     continue
                 yield item
+
+    def _check_rules(self) -> None:
+        """Put our firewall rules back when someone removed them (``iptables -F``, a
+        firewall reload) under the running engine: without them no packet reaches the queue
+        and the host runs uninspected. Warned once; every re-install is counted."""
+        from capture_backends.iptables import IptablesError
+
+        self._rules_next_check = time.monotonic() + RULES_CHECK_S
+        if _netns_id() != self._rules_netns:
+            return  # iptables would look at another namespace's tables (a test's thread)
+        rules = self._rules
+        try:
+            if rules.complete():
+                return
+            self._hits_base += self._last_hits  # the removed rules' counters are gone
+            self._last_hits = 0
+            rules.install()
+        except IptablesError as exc:
+            self._counts["rules_check_errors"] += 1
+            if not self._rules_warned:
+                self._rules_warned = True
+                self.notice(f"nfq: checking the firewall rules {rules.tag} failed: {exc}")
+            return
+        self._counts["rules_reinstalled"] += 1
+        if not self._rules_warned:
+            self._rules_warned = True
+            self.notice(
+                f"nfq: the firewall rules {rules.tag} were removed under the running engine "
+                f"(iptables -F or a firewall reload?); re-installed them (checked every "
+                f"{RULES_CHECK_S:g} s, counted as capture.nfq.rules_reinstalled); to manage "
+                "the rules yourself, run without --nfq-install-rules")
 
     def _fast_path(self, payload: bytes | memoryview, pkt_id: int) -> bool:
         """A packet of a bypassed flow: accept it with the bypass mark now. True if it was."""
@@ -645,9 +702,34 @@ class NfqBackend(BaseBackend):
                                "user_dropped": int(fields[6]), "id_sequence": int(fields[7])}
         return result
 
+    def fail_open_accepted(self, kernel: dict[int, dict[str, int]] | None = None) -> int | None:
+        """Packets the kernel accepted without queueing them (fail-open, queue or socket
+        buffer full): those our NFQUEUE rules sent minus those delivered to this process.
+        The kernel counts neither (queue_dropped stays 0 with fail-open), so this needs the
+        installed rules' counters; None without them. Exact when the queue is quiet."""
+        if self._rules is None or not self.config.fail_open or _netns_id() != self._rules_netns:
+            return None
+        from capture_backends.iptables import IptablesError
+
+        try:
+            self._last_hits = self._rules.queue_hits()
+        except IptablesError:
+            return None
+        kernel = self.kernel_queue_stats() if kernel is None else kernel
+        held = sum(q["total"] for q in kernel.values())  # delivered or in our socket, no verdict
+        unread = max(0, held - len(self._pending) - self._batch_len)
+        read = self._counts["received"] + len(self._ready) + self._counts["already_marked"]
+        return max(0, self._hits_base + self._last_hits - read - unread)
+
     def stats(self) -> CaptureStats:
         kernel = self.kernel_queue_stats()
         drops = sum(q["dropped"] + q["user_dropped"] for q in kernel.values())
+        extra: list[tuple[str, int]] = []
+        fail_open = self.fail_open_accepted(kernel)
+        if fail_open is not None:
+            extra.append(("nfq.fail_open_accepted", fail_open))
+        if self._rules is not None:
+            extra.append(("nfq.rules_reinstalled", self._counts["rules_reinstalled"]))
         return CaptureStats(
             kernel_packets=self._counts["received"] + self._counts["already_marked"],
             kernel_drops=drops,
@@ -655,6 +737,7 @@ class NfqBackend(BaseBackend):
             bypass_v4_success=self._counts["bypass_v4"],
             bypass_v6_success=self._counts["bypass_v6"],
             bypass_fast_path_pkts=self._counts["fast_path"],
+            extra=tuple(extra),
         )
 
     # -- shutdown -------------------------------------------------------------------------

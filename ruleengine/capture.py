@@ -99,6 +99,8 @@ class CaptureStats:
     # packets of already-bypassed flows the backend recognised by their flow key and kept
     # from the engine (still in the ring / queue when the bypass was set)
     bypass_fast_path_pkts: int = 0
+    # backend-specific counters, written as ``capture.<name>`` (e.g. NFQ's fail-open accepts)
+    extra: tuple[tuple[str, int], ...] = ()
 
 
 class BackendUnavailable(Exception):

@@ -1004,6 +1004,8 @@ class Pipeline:
             self.stats.set("capture.bypass.ipv6_success", cap.bypass_v6_success)
             self.stats.set("capture.bypass.ipv6_fail", cap.bypass_v6_fail)
             self.stats.set("capture.bypass.fast_path_pkts", cap.bypass_fast_path_pkts)
+            for name, value in cap.extra:
+                self.stats.set(f"capture.{name}", value)
         self.stats.set("flow.active", len(self.flows))
         if self.eve is not None:
             self.stats.set("eve.lines_written", self.eve.events)

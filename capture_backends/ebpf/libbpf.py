@@ -62,6 +62,22 @@ def available() -> str | None:
     return None
 
 
+
+# libbpf's own error numbers (libbpf.h, enum libbpf_errno), which os.strerror cannot name
+_LIBBPF_ERRORS = {
+    4000: "something wrong in libelf", 4001: "not a valid eBPF ELF object (BPF format error)",
+    4002: "the object was built for a different kernel version", 4003: "endianness mismatch",
+    4004: "internal libbpf error", 4005: "relocation failed", 4006: "load failed",
+    4007: "the kernel verifier rejected the program", 4008: "program too big",
+    4009: "wrong kernel version", 4010: "kernel does not support this program type",
+    4011: "wrong pid in netlink message", 4012: "invalid netlink sequence",
+    4013: "netlink parse error",
+}
+
+
+def _libbpf_strerror(err: int) -> str:
+    return _LIBBPF_ERRORS.get(err) or os.strerror(err)
+
 class LibbpfObject:
     """One loaded BPF object file. Maps named in ``resize`` get ``map_entries`` entries and
     become per-CPU hashes when ``percpu``; programs are verified and loaded at construction.
@@ -83,7 +99,7 @@ class LibbpfObject:
         obj = lib.bpf_object__open_file(str(self.path).encode(), None)
         if not obj:
             err = ctypes.get_errno() or 22
-            raise OSError(err, f"cannot open BPF object {self.path}: {os.strerror(err)}")
+            raise OSError(err, f"cannot open BPF object {self.path}: {_libbpf_strerror(err)}")
         self._obj: int | None = obj
         try:
             for name in resize:
@@ -94,7 +110,7 @@ class LibbpfObject:
             rc = lib.bpf_object__load(obj)
             if rc != 0:
                 raise OSError(-rc, f"loading {self.path.name} into the kernel failed: "
-                                   f"{os.strerror(-rc)} (verifier log above)")
+                                   f"{_libbpf_strerror(-rc)} (verifier log above)")
             if pin_dir is not None:
                 self._pin_new(resize, pin_dir)
         except BaseException:

@@ -1067,6 +1067,18 @@ def _first_interface(section: Any) -> str | None:
 
 
 def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path) -> int:
+    # From the moment the firewall rules go in, SIGINT/SIGTERM must not take the default
+    # action (the rules would stay and, without queue-bypass, black-hole the host): noted
+    # until the pipeline runs, which then stops at once.
+    early = _EarlySignals()
+    try:
+        return _run_nfq_engine(args, config, ruleset, logdir, early)
+    finally:
+        early.restore()
+
+
+def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path,
+                    early: _EarlySignals) -> int:
     from capture_backends.nfqueue import NfqBackend, NfqConfig, NfqConfigError
 
     try:
@@ -1083,6 +1095,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     except BackendUnavailable as exc:
         _error(str(exc))
         return EXIT_FAILURE
+    backend.notice = _warn
     _warn_one_process(_runmode(args, config), "NFQ")
     settings = _settings(args, config, ips=True, offline=False)
     try:
@@ -1111,6 +1124,8 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
     try:
         _service_ready(args)
         with _signals_stop(pipeline):
+            if early.requested:
+                pipeline.stop()  # a signal during start-up: flush, verdicts, rules out
             report = pipeline.run(backend)
     finally:
         if control is not None:
@@ -1122,6 +1137,22 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
             fast.close()
     _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
+
+
+class _EarlySignals:
+    """SIGINT/SIGTERM during start-up: remembered instead of ending the process."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = {sig: signal.signal(sig, self._note)
+                     for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.requested = True
 
 
 class _signals_stop:

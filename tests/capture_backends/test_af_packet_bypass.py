@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -208,6 +209,8 @@ def test_map_full_bypass_returns_false(loader: str) -> None:
     _require(loader)
     with kernel.netns_pair() as net, capture(net, bypass=True, loader=loader,
                                              map_entries=2) as (_g, be):
+        notices: list[str] = []
+        be.notice = notices.append
         flows = [flow(net.v4_a, net.v4_b, 7000 + i, 80, proto=6) for i in range(3)]
         assert be.bypass(flows[0], 0) and be.bypass(flows[1], 0)
         assert be.bypass(flows[2], 0) is False  # E2BIG: the engine bypasses locally
@@ -215,6 +218,8 @@ def test_map_full_bypass_returns_false(loader: str) -> None:
         stats = be.stats()
         assert (stats.bypass_v4_success, stats.bypass_v4_fail) == (2, 1)
         assert stats.errors == 0
+        assert be.bypass(flow(net.v4_a, net.v4_b, 7010, 80, proto=6), 0) is False
+        assert len(notices) == 1 and "bypass table" in notices[0], notices  # said once
         be.forget_bypassed(flows[0])
         assert be.bypass(flows[2], 0) is True
 
@@ -339,6 +344,12 @@ def test_unavailable_reasons() -> None:
             BackendUnavailable, match="not found"):
         AfPacketGroup(AfPacketConfig(interface=net.if_b, bypass=True,
                                      ebpf_filter_file="/nonexistent/filter.o"))
+    with tempfile.NamedTemporaryFile(suffix=".o") as bad:
+        bad.write(b"not an ELF object")
+        bad.flush()
+        with kernel.netns_pair() as net, net.entered(net.ns_b), pytest.raises(
+                BackendUnavailable, match="not a valid eBPF ELF object"):
+            AfPacketGroup(AfPacketConfig(interface=net.if_b, ebpf_filter_file=bad.name))
     with kernel.netns_pair() as net, net.entered(net.ns_b):
         # veth cannot offload XDP to hardware: the attach fails, nothing is left behind
         with pytest.raises(BackendUnavailable, match="XDP attach"):
@@ -353,7 +364,11 @@ def test_interface_down_then_removed() -> None:
     """Link down: errors are counted, no busy loop, capture resumes when it comes back up.
     Interface removed: packets() ends instead of spinning."""
     _require()
-    with kernel.netns_pair() as net, capture(net) as (_g, be):
+    # the reader lives in the interface's namespace, as the engine does (it looks the
+    # interface up by name to tell "down" from "gone")
+    with kernel.netns_pair() as net, capture(net) as (_g, be), net.entered(net.ns_b):
+        notices: list[str] = []
+        be.notice = notices.append
         net.run(net.ns_b, "ip", "link", "set", net.if_b, "down")
         deadline = time.monotonic() + 3
         while be.stats().errors == 0 and time.monotonic() < deadline:
@@ -365,6 +380,8 @@ def test_interface_down_then_removed() -> None:
         for _ in range(3):
             assert be.read_batch(100) == []
         assert time.monotonic() - start >= 0.25  # waited in poll(), did not spin
+        # one warning per outage, however many errors it causes
+        assert len(notices) == 1 and "waiting for it to come back up" in notices[0], notices
         net.run(net.ns_b, "ip", "link", "set", net.if_b, "up")
         for ns, ifname in ((net.ns_a, net.if_a), (net.ns_b, net.if_b)):
             assert kernel.wait_for(lambda ns=ns, ifname=ifname: "LOWER_UP" in net.run(
@@ -373,6 +390,7 @@ def test_interface_down_then_removed() -> None:
         client = kernel.udp_socket(net, net.ns_a, net.v4_a, 6000)
         kernel.udp_exchange(client, server, 10)
         assert count_flows(drain(be)).get(flow(net.v4_a, net.v4_b, 6000, 5000)) == 10
+        assert len(notices) == 1, notices
 
         timer = threading.Timer(0.3, lambda: net.run(net.ns_a, "ip", "link", "del", net.if_a))
         timer.start()
@@ -383,6 +401,7 @@ def test_interface_down_then_removed() -> None:
             assert time.monotonic() - start < 3.0
         finally:
             timer.join()
+        assert "is gone" in notices[-1] and len(notices) == 2, notices
 
 
 def test_kernel_drops_are_counted_when_the_ring_is_full() -> None:
