@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-from ruleengine.capture import Capability, CaptureBackend, CaptureStats, RawPacket
+from ruleengine.capture import Capability, CaptureBackend, CaptureStats, FlowTuple, RawPacket
 from ruleengine.pcap_fanout import FragmentRouter, worker_for
 
 RECORD = struct.Struct("=dQI")  # capture time, pcap number (1-based), frame length
@@ -234,6 +234,15 @@ class FedBackend:
         return None
 
     def forget_bypassed(self, flow: object) -> None:
+        return None
+
+    def adopted_bypassed(self) -> list[FlowTuple]:
+        return []  # a pcap has no kernel tables to take over
+
+    def fast_path_counters(self, flow: object) -> None:
+        return None
+
+    def fast_path_until(self, flow: object, ts: float) -> None:
         return None
 
     def stats(self) -> CaptureStats:

@@ -435,13 +435,15 @@ def test_set_below_a_scalar_list_item_keeps_its_name():
 def test_stage_config_objects():
     config, _ = Config.load(None, ["stream.midstream=true", "stream.reassembly.depth=64kb",
                                    "flow-timeouts.tcp.established=42"])
-    stream = config.stream_config(ips=True)
-    assert isinstance(stream, StreamConfig)
+    # each stage parses the subtree the config hands it
+    stream = StreamConfig.from_mapping(config.get_section("stream"), ips_mode=True)
     assert stream.midstream and stream.inline and stream.reassembly_depth == 64 << 10
-    assert config.stream_config(ips=False).inline is False
-    assert isinstance(config.flow_timeouts_config(), FlowTimeouts)
-    http, _problems = config.http_config()
-    assert isinstance(http, HttpConfig)
+    assert StreamConfig.from_mapping(config.get_section("stream")).inline is False
+    timeouts = FlowTimeouts.from_mapping(config.get_section("flow-timeouts"))
+    assert timeouts.tcp.established == 42
+    http, problems = HttpConfig.from_mapping(
+        config.get_section("app-layer.protocols.http.libhtp.default-config"))
+    assert http == HttpConfig() and problems == []
 
 
 from hypothesis import given, settings  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ruleengine.config.catalogue import (
     EVE_TYPES,
@@ -45,11 +45,6 @@ from ruleengine.config.views import (
     af_packet_iface,
     http_settings,
 )
-
-if TYPE_CHECKING:  # the stages' own config types (imported lazily: they import nothing back)
-    from ruleengine.applayer.http1.config import HttpConfig
-    from ruleengine.flow.table import FlowTimeouts
-    from ruleengine.stream.tcp import StreamConfig
 
 _MISSING = object()
 _MAX_SET_DEPTH = 32
@@ -354,34 +349,6 @@ class Config:
             out.append(http_settings(str(name), tuple(str(a) for a in addr_list), body, base))
         return out
 
-    # --- the stages' own config objects ---------------------------------------------
-
-    def stream_config(self, *, ips: bool) -> StreamConfig:
-        """``ruleengine.stream.tcp.StreamConfig`` from the ``stream`` section."""
-        from ruleengine.stream.tcp import StreamConfig
-
-        view = self.stream()
-        return StreamConfig(midstream=view.midstream, inline=view.is_inline(ips),
-                            reassembly_depth=view.reassembly_depth,
-                            async_oneside=view.async_oneside, bypass=view.bypass,
-                            toserver_chunk_size=view.toserver_chunk_size,
-                            toclient_chunk_size=view.toclient_chunk_size,
-                            # 0 would leave no room for any out-of-order byte: the default
-                            memcap=view.reassembly_memcap or StreamConfig.memcap)
-
-    def flow_timeouts_config(self) -> FlowTimeouts:
-        """``ruleengine.flow.table.FlowTimeouts`` from ``flow-timeouts``."""
-        from ruleengine.flow.table import FlowTimeouts
-
-        return FlowTimeouts.from_mapping(self.get_section("flow-timeouts"))
-
-    def http_config(self) -> tuple[HttpConfig, list[str]]:
-        """``ruleengine.applayer.http1.config.HttpConfig`` from libhtp's default-config, with
-        the keys it could not use."""
-        from ruleengine.applayer.http1.config import HttpConfig
-
-        return HttpConfig.from_mapping(self.get_section(LIBHTP + "default-config"))
-
     def address_groups(self) -> dict[str, str]:
         return {str(k): scalar_text(v) for k, v in self.get_section(
             "vars.address-groups").items()}
@@ -431,7 +398,7 @@ class Config:
             listed = body.get("types")
             # a ``types`` that is not a list was warned about as ignored: every type
             has_types = isinstance(listed, list)
-            for entry in listed if has_types else []:
+            for entry in listed if isinstance(listed, list) else []:
                 if isinstance(entry, str):
                     types.add(entry)
                 elif isinstance(entry, dict) and entry:

@@ -41,6 +41,11 @@ def parse_bool(value: Any) -> bool | None:
     return None
 
 
+def is_true(value: Any) -> bool:
+    """A switch that is on (``ConfValIsTrue``); absent or anything else is off."""
+    return parse_bool(value) is True
+
+
 # App-layer protocol sections have always taken these words too (http1's parser as well).
 _SWITCH_WORDS = {"enable": True, "enabled": True, "disable": False, "disabled": False}
 

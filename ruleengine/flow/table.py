@@ -39,7 +39,7 @@ from ruleengine.capture import BypassCounters
 from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
 
 if TYPE_CHECKING:
-    from ruleengine.stream.tcp import TcpSession
+    from ruleengine.flow.tcp_session import TcpSession
 
 BYPASS_NONE = 0
 BYPASS_LOCAL = 1

@@ -43,6 +43,7 @@ from ruleengine.applayer import registry
 from ruleengine.applayer.files import AppFile, fileinfo_object
 from ruleengine.applayer.jsontext import as_int
 from ruleengine.applayer.jsontext import text as _text
+from ruleengine.config.values import is_true
 from ruleengine.outputs.sinks import FileSink, Sink
 from ruleengine.outputs.sinks import OutputError as OutputError  # re-exported
 from ruleengine.outputs.stats import nest
@@ -522,9 +523,9 @@ class EveWriter:
         ``payload-buffer-size``), else the packet's payload (Suricata's fallback), with
         ``stream: 1``."""
         options = self.type_options.get("alert") or {}
-        base64_on = _truthy(options.get("payload", False))
-        printable_on = _truthy(options.get("payload-printable", False))
-        length_on = _truthy(options.get("payload-length", False))
+        base64_on = is_true(options.get("payload", False))
+        printable_on = is_true(options.get("payload-printable", False))
+        length_on = is_true(options.get("payload-length", False))
         if base64_on or printable_on or length_on:
             payload = stream_data if stream and stream_data else \
                 bytes(getattr(pkt, "payload", b"") or b"")
@@ -535,7 +536,7 @@ class EveWriter:
             if printable_on:
                 event["payload_printable"] = payload.translate(_PRINTABLE).decode("ascii")
             event["stream"] = 1 if stream else 0
-        if _truthy(options.get("packet", False)) and frame:
+        if is_true(options.get("packet", False)) and frame:
             event["packet"] = base64.b64encode(bytes(frame)).decode("ascii")
             event["packet_info"] = {"linktype": int(linktype)}
 
@@ -546,7 +547,7 @@ class EveWriter:
         stock suricata.yaml). The decoder keeps no link layer, so the raw IP packet is
         logged with linktype 12 (DLT_RAW)."""
         options = self.type_options.get("alert") or {}
-        if not self.wants("alert") or not _truthy(options.get("tagged-packets")):
+        if not self.wants("alert") or not is_true(options.get("tagged-packets")):
             return
         event = self._header(ts, "packet", flow.flow_id if flow is not None else None,
                              pcap_cnt)
@@ -933,10 +934,3 @@ class EveWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _truthy(value: Any) -> bool:
-    """A suricata.yaml boolean (ConfValIsTrue: yes, true, on, 1)."""
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("yes", "true", "on", "1")

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ruleengine.config.values import is_true
+
 # A batch is written once it reaches this size or this age (live runs stay timely).
 _BATCH_BYTES = 64 * 1024
 _BATCH_SECONDS = 1.0
@@ -225,7 +227,7 @@ def _redis_options(section: dict[str, Any]) -> tuple[RedisOptions, str | None]:
                                 "a port number")
     batch = 0
     pipelining = section.get("pipelining")
-    if isinstance(pipelining, dict) and _truthy(pipelining.get("enabled")):
+    if isinstance(pipelining, dict) and is_true(pipelining.get("enabled")):
         size = _int(pipelining.get("batch-size", 10))
         if size is None or size < 1:
             return RedisOptions(), (f"outputs.eve-log.redis.pipelining.batch-size: "
@@ -243,12 +245,6 @@ def _int(value: Any) -> int | None:
         return int(str(value).strip(), 10)
     except ValueError:
         return None
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("yes", "true", "on", "1", "y")
 
 
 def open_sink(spec: SinkSpec, logdir: Path, *, append: bool = True,

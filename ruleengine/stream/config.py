@@ -4,53 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 1 << 10,
-    "kib": 1 << 10,
-    "mb": 1 << 20,
-    "mib": 1 << 20,
-    "gb": 1 << 30,
-    "gib": 1 << 30,
-}
-
-
-def parse_size(value: object) -> int | None:
-    """Suricata size strings: ``1mb``, ``512kb``, ``1gb``, ``4096`` → bytes; None if bad."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower().replace(" ", "")
-    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(digits) :]
-    if unit not in _SIZE_UNITS:
-        return None
-    try:
-        number = float(digits)
-    except ValueError:
-        return None
-    if number < 0:
-        return None
-    return int(number * _SIZE_UNITS[unit])
-
-
-def _truthy(value: object, default: bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("yes", "true", "on", "1", "enable", "enabled"):
-            return True
-        if v in ("no", "false", "off", "0", "disable", "disabled"):
-            return False
-    if isinstance(value, int):
-        return value != 0
-    return default
+from ruleengine.config.values import parse_bool, parse_size, value_or
 
 
 @dataclass(frozen=True)
@@ -73,33 +29,27 @@ class StreamConfig:
 
     @classmethod
     def from_mapping(
-        cls, section: Mapping[str, object] | None, *, ips_mode: bool = False
+        cls, section: Mapping[str, Any] | None, *, ips_mode: bool = False
     ) -> StreamConfig:
-        """Build from suricata.yaml's ``stream`` mapping (keys: ``midstream``,
-        ``inline`` (yes/no/auto — auto means inline in IPS mode), ``async-oneside``,
-        ``bypass``, ``reassembly.depth``). Bad values keep the default."""
+        """The tracker's settings from suricata.yaml's ``stream`` section (the subtree the
+        config hands this stage). ``inline: auto`` (or any value that is not a boolean)
+        means inline in IPS mode; a value of the wrong kind keeps the default."""
         if not isinstance(section, Mapping):
-            return cls(inline=ips_mode)
-        inline_raw = section.get("inline", "auto")
-        if isinstance(inline_raw, str) and inline_raw.strip().lower() == "auto":
-            inline = ips_mode
-        else:
-            inline = _truthy(inline_raw, ips_mode)
-        depth = cls.reassembly_depth
-        memcap = cls.memcap
+            section = {}
         reassembly = section.get("reassembly")
-        if isinstance(reassembly, Mapping):
-            parsed = parse_size(reassembly.get("depth"))
-            if parsed is not None:
-                depth = parsed
-            parsed = parse_size(reassembly.get("memcap"))
-            if parsed:
-                memcap = parsed
+        if not isinstance(reassembly, Mapping):
+            reassembly = {}
+        inline = parse_bool(section.get("inline"))
         return cls(
-            midstream=_truthy(section.get("midstream"), False),
-            inline=inline,
-            reassembly_depth=depth,
-            async_oneside=_truthy(section.get("async-oneside"), False),
-            bypass=_truthy(section.get("bypass"), False),
-            memcap=memcap,
+            midstream=value_or(parse_bool, section.get("midstream"), False),
+            inline=ips_mode if inline is None else inline,
+            reassembly_depth=value_or(parse_size, reassembly.get("depth"), cls.reassembly_depth),
+            async_oneside=value_or(parse_bool, section.get("async-oneside"), False),
+            bypass=value_or(parse_bool, section.get("bypass"), False),
+            toserver_chunk_size=value_or(
+                parse_size, reassembly.get("toserver-chunk-size"), cls.toserver_chunk_size),
+            toclient_chunk_size=value_or(
+                parse_size, reassembly.get("toclient-chunk-size"), cls.toclient_chunk_size),
+            # 0 would leave no room for any out-of-order byte: the default
+            memcap=value_or(parse_size, reassembly.get("memcap"), cls.memcap) or cls.memcap,
         )

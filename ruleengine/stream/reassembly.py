@@ -27,8 +27,9 @@ from bisect import bisect_left
 
 from ruleengine.decode.segments import contiguous_end, insert_first_wins
 from ruleengine.flow.table import Flow
+from ruleengine.flow.tcp_session import HalfStream, TcpSession
 from ruleengine.stream.config import StreamConfig
-from ruleengine.stream.session import MAX_AHEAD, HalfStream, StreamUpdate, TcpSession
+from ruleengine.stream.update import MAX_AHEAD, StreamUpdate
 
 
 class Reassembler:

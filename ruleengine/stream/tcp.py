@@ -1,11 +1,11 @@
 """TCP session tracking and stream reassembly (modelled on Suricata's stream engine).
 
 Per flow, a ``TcpSession`` follows the handshake and keeps two ``HalfStream`` streams
-(client→server and server→client); see ``ruleengine.stream.session`` for how sequence
-numbers become stream offsets. This module is the state machine; ``TcpTracker`` inherits
-the segment store and delivery from ``ruleengine.stream.reassembly`` (overlaps,
-retransmissions, out-of-order buffering, memcap, depth, gaps) and decides *when* data
-goes out.
+(client→server and server→client); the session is the flow's state and lives beside it
+(``ruleengine.flow.tcp_session``, which also tells how sequence numbers become stream
+offsets). This module is the state machine; ``TcpTracker`` inherits the segment store
+and delivery from ``ruleengine.stream.reassembly`` (overlaps, retransmissions,
+out-of-order buffering, memcap, depth, gaps) and decides *when* data goes out.
 
 Delivery to the app layer follows Suricata: in IDS mode data goes out when the other
 side ACKs it (processed on the ACKing packet, before that packet's own data); in inline
@@ -28,10 +28,7 @@ from __future__ import annotations
 
 from ruleengine.decode.packet import TH_ACK, TH_FIN, TH_RST, TH_SYN, Packet
 from ruleengine.flow.table import STATE_BYPASSED, STATE_CLOSED, STATE_ESTABLISHED, Flow
-from ruleengine.stream.config import StreamConfig, parse_size
-from ruleengine.stream.reassembly import Reassembler, discard
-from ruleengine.stream.session import (
-    MAX_AHEAD,
+from ruleengine.flow.tcp_session import (
     S_CLOSE_WAIT,
     S_CLOSED,
     S_ESTABLISHED,
@@ -41,9 +38,11 @@ from ruleengine.stream.session import (
     S_SYN_SENT,
     SEQ_MASK,
     STATE_NAMES,
-    StreamUpdate,
     TcpSession,
 )
+from ruleengine.stream.config import StreamConfig
+from ruleengine.stream.reassembly import Reassembler, discard
+from ruleengine.stream.update import MAX_AHEAD, StreamUpdate
 
 # Names importers of this module used before config, session and reassembly moved out.
 __all__ = [
@@ -60,7 +59,6 @@ __all__ = [
     "StreamUpdate",
     "TcpSession",
     "TcpTracker",
-    "parse_size",
 ]
 
 # Window assumed for RST validation (window scaling is not tracked): a RST must carry a

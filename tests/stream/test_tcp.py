@@ -365,7 +365,7 @@ def test_invalid_packet_not_accepted() -> None:
 def _stream_config(*overrides: str, ips: bool = False) -> StreamConfig:
     """The tracker's settings as the engine reads them from suricata.yaml (``--set``)."""
     config, _ = Config.load(None, list(overrides))
-    return config.stream_config(ips=ips)
+    return StreamConfig.from_mapping(config.get_section("stream"), ips_mode=ips)
 
 
 def test_config_from_yaml() -> None:

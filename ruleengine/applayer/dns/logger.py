@@ -28,6 +28,7 @@ from ruleengine.applayer.dns.wire import (
     Srv,
     Sshfp,
 )
+from ruleengine.config.values import is_true
 
 _ANSWER_KEYS = frozenset({"rdata", "rrname", "rrtype", "soa", "srv", "sshfp", "ttl"})
 _AUTHORITY_KEYS = frozenset({"rdata", "rdata_truncated", "rrname", "rrname_truncated",
@@ -80,12 +81,9 @@ class LogConfig:
         return self.types is None or rrtype in self.types
 
 
-def _yes(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("yes", "true", "on", "1")
+def _switch(value: Any) -> bool:
+    """On unless set to something other than true (Suricata's ``ConfValIsTrue``)."""
+    return value is None or is_true(value)
 
 
 def _list(value: Any) -> list[str] | None:
@@ -114,8 +112,8 @@ def log_config(options: Mapping[str, Any] | None) -> LogConfig:
         version = 3
     if version not in (2, 3):
         version = 3  # v1 was removed, others invalid: Suricata uses the default
-    requests = _yes(options.get("requests"), True)
-    responses = _yes(options.get("responses"), True)
+    requests = _switch(options.get("requests"))
+    responses = _switch(options.get("responses"))
     detailed = grouped = True
     formats = _list(options.get("formats"))
     if formats and responses:

@@ -1,7 +1,8 @@
 """HTTP/1.x: a lenient, bounded, sans-IO parser with libhtp's IDS normalisation.
 
 Modules: ``config`` (libhtp settings from suricata.yaml), ``parser`` (:class:`HttpParser`, one
-per flow), ``tx`` (:class:`HttpTransaction`, what detection and EVE read), ``normalize`` (URI
+per flow, assembled from ``parse_state``, ``framing``, ``tunnel``, ``request`` and
+``response``), ``tx`` (:class:`HttpTransaction`, what detection and EVE read), ``normalize`` (URI
 and host normalisation), ``decompress`` (gzip/deflate/lzma layers), ``body`` (Suricata's
 inspection windows), ``getters`` and ``buffers`` (the detection buffers), ``logger`` (the EVE
 ``http`` object), ``events`` (anomaly event names).

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ruleengine.config.values import parse_size, parse_switch
+
 _KIB = 1024
 _MIB = 1024 * 1024
 
@@ -91,30 +93,14 @@ _ACCEPTED_UNMODELLED = frozenset({
 
 
 def _parse_bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("yes", "true", "on", "1", "enable", "enabled"):
-        return True
-    if text in ("no", "false", "off", "0", "disable", "disabled"):
-        return False
-    raise ValueError(text)
-
-
-_UNITS = {"": 1, "b": 1, "kb": _KIB, "kib": _KIB, "k": _KIB, "mb": _MIB, "mib": _MIB, "m": _MIB,
-          "gb": _MIB * _KIB, "gib": _MIB * _KIB, "g": _MIB * _KIB}
+    value = parse_switch(raw)
+    if value is None:
+        raise ValueError(raw)
+    return value
 
 
 def _parse_size(raw: Any) -> int:
-    if isinstance(raw, bool):
+    value = parse_size(raw)
+    if value is None:
         raise ValueError(raw)
-    if isinstance(raw, int):
-        if raw < 0:
-            raise ValueError(raw)
-        return raw
-    text = str(raw).strip().lower().replace(" ", "")
-    digits = len(text) - len(text.lstrip("0123456789."))
-    number, unit = text[:digits], text[digits:]
-    if not number or unit not in _UNITS:
-        raise ValueError(text)
-    return int(float(number) * _UNITS[unit])
+    return value

@@ -4,17 +4,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from ruleengine.applayer.files import magics_in, names_in
 from ruleengine.applayer.http1.files import multipart_boundary, multipart_file_parts
-
-if TYPE_CHECKING:
-    from ruleengine.applayer.http1.tx import HttpTransaction
+from ruleengine.applayer.http1.tx import BufferGetter, HttpTransaction
 
 Headers = list[tuple[bytes, bytes]]
-TxGetter = Callable[["HttpTransaction"], "bytes | list[bytes] | None"]
 
 def header_buffer(headers: Headers, skip: bytes) -> bytes | None:
     """``http.header``: ``Name: value\\r\\n`` per header, without the cookie header of that
@@ -100,7 +94,7 @@ def get_request_protocol(tx: HttpTransaction) -> bytes | None:
     return tx.request_protocol
 
 
-def _request_header_getter(name: bytes) -> TxGetter:
+def _request_header_getter(name: bytes) -> BufferGetter:
     def getter(tx: HttpTransaction) -> bytes | None:
         return tx.request_header(name)
 
@@ -149,7 +143,7 @@ def get_response_protocol(tx: HttpTransaction) -> bytes | None:
     return tx.response_protocol
 
 
-def _response_header_getter(name: bytes) -> TxGetter:
+def _response_header_getter(name: bytes) -> BufferGetter:
     def getter(tx: HttpTransaction) -> bytes | None:
         return tx.response_header(name)
 
@@ -210,7 +204,7 @@ def get_response_file_magic(tx: HttpTransaction) -> list[bytes] | None:
     return magics_in(tx.files, False)
 
 
-TOSERVER: dict[str, TxGetter] = {
+TOSERVER: dict[str, BufferGetter] = {
     "http.uri": get_uri,
     "http.uri.raw": get_uri_raw,
     "http.method": get_method,
@@ -239,7 +233,7 @@ TOSERVER: dict[str, TxGetter] = {
 }
 """Request-side getters by canonical buffer name."""
 
-TOCLIENT: dict[str, TxGetter] = {
+TOCLIENT: dict[str, BufferGetter] = {
     "http.response_line": get_response_line,
     "http.response_body": get_response_body,
     "file.data": get_response_body,
@@ -261,3 +255,6 @@ TOCLIENT: dict[str, TxGetter] = {
     "http.server": get_server,
 }
 """Response-side getters by canonical buffer name."""
+
+# ``tx.buffer(name, to_server)`` answers from these tables.
+HttpTransaction.buffer_getters = (TOSERVER, TOCLIENT)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ruleengine.applayer.files import AppFile
 
@@ -22,11 +24,20 @@ def _lower_name(name: bytes) -> bytes:
     return name.replace(b"\x00", b"").strip(b" \t").lower()
 
 
+BufferGetter = Callable[["HttpTransaction"], "bytes | list[bytes] | None"]
+
+
 @dataclass(slots=True, eq=False)
 class HttpTransaction:
     """Request and response fields. Header lists keep the first spelling of each name with the
     values of repeated headers joined by ``", "`` (Content-Length is not joined); bodies are
     dechunked, decompressed and bounded by the body limits (``*_body_truncated`` tells)."""
+
+    # Buffer getters of each side (to-server, to-client), by canonical buffer name. They read
+    # the transaction, so ``http1/getters.py`` hands them in when it loads (the package
+    # imports it) instead of this module importing its own readers back.
+    buffer_getters: ClassVar[tuple[Mapping[str, BufferGetter], Mapping[str, BufferGetter]]] = (
+        {}, {})
 
     tx_id: int
     ts: float = 0.0
@@ -168,12 +179,11 @@ class HttpTransaction:
     def buffer(self, name: str, to_server: bool | None = None) -> bytes | list[bytes] | None:
         """The named inspection buffer (canonical name from ``ruleengine.buffers``). For buffers
         that exist in both directions ``to_server`` picks the side (default: request side)."""
-        from ruleengine.applayer.http1 import getters
-
-        table = getters.TOCLIENT if to_server is False else getters.TOSERVER
+        toserver, toclient = self.buffer_getters
+        table = toclient if to_server is False else toserver
         getter = table.get(name)
         if getter is None:
-            other = getters.TOSERVER if to_server is False else getters.TOCLIENT
+            other = toserver if to_server is False else toclient
             getter = other.get(name) if to_server is None else None
         return None if getter is None else getter(self)
 

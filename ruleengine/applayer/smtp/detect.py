@@ -3,27 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from ruleengine.applayer.base import BufferDirection, BufferSpec
 from ruleengine.applayer.files import magics_in, names_in
-
-if TYPE_CHECKING:  # the transaction asks this module for its buffers: types only here
-    from ruleengine.applayer.smtp.parser import SmtpTransaction
-
-Getter = Callable[["SmtpTransaction"], "bytes | list[bytes] | None"]
+from ruleengine.applayer.smtp.parser import BufferGetter, SmtpTransaction
 
 
 def _text(value: str | None) -> bytes | None:
     return None if value is None else value.encode("utf-8", "surrogateescape")
 
 
-def _header(name: str) -> Getter:
+def _header(name: str) -> BufferGetter:
     return lambda tx: _text(tx.header(name))
 
 
-def _header_list(name: str) -> Getter:
+def _header_list(name: str) -> BufferGetter:
     def get(tx: SmtpTransaction) -> list[bytes] | None:
         values = tx.headers(name)
         return [v.encode("utf-8", "surrogateescape") for v in values] or None
@@ -43,7 +36,7 @@ def _rcpt_to(tx: SmtpTransaction) -> list[bytes] | None:
     return list(tx.rcpt_to) or None
 
 
-GETTERS: dict[str, Getter] = {
+GETTERS: dict[str, BufferGetter] = {
     "smtp.helo": lambda tx: tx.helo,
     "smtp.mail_from": lambda tx: tx.mail_from,
     "smtp.rcpt_to": _rcpt_to,
@@ -68,3 +61,6 @@ BUFFERS: tuple[BufferSpec, ...] = tuple(
     BufferSpec(name, direction=BufferDirection.TO_SERVER, multi=name in _MULTI, getter=getter)
     for name, getter in GETTERS.items()
 )
+
+# ``tx.buffer(name)`` answers from this table.
+SmtpTransaction.buffer_getters = GETTERS

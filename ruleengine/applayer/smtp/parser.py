@@ -16,6 +16,8 @@ After an accepted
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from ruleengine.applayer.base import add_bounded
 from ruleengine.applayer.files import AppFile, FilePolicy
@@ -42,8 +44,15 @@ EVENTS = frozenset({
 _CMD_DATA, _CMD_BDAT, _CMD_STARTTLS, _CMD_RSET, _CMD_DATA_END, _CMD_OTHER = range(6)
 
 
+BufferGetter = Callable[["SmtpTransaction"], "bytes | list[bytes] | None"]
+
+
 class SmtpTransaction:
     """One mail (or the commands around it)."""
+
+    # Detection buffers by canonical name: ``smtp/detect.py`` reads the transaction and
+    # hands its getters in when it loads, so this module does not import its readers back.
+    buffer_getters: ClassVar[Mapping[str, BufferGetter]] = {}
 
     __slots__ = ("bdat_left", "done", "events", "files", "helo", "mail_from", "message", "mime",
                  "mime_status", "rcpt_to", "request_progress", "response_progress",
@@ -90,9 +99,7 @@ class SmtpTransaction:
 
     def buffer(self, name: str, to_server: bool | None = None) -> bytes | list[bytes] | None:
         """Detection buffers (the engine asks the transaction, as for HTTP)."""
-        from ruleengine.applayer.smtp.detect import GETTERS
-
-        getter = GETTERS.get(name)
+        getter = self.buffer_getters.get(name)
         if getter is None or to_server is False:
             return None
         return getter(self)
