@@ -32,6 +32,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["BypassLists", "ListEntry", "ListWatcher", "parse_file", "parse_lines"]
 
@@ -345,3 +346,81 @@ class ListWatcher:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
+
+
+# --- kernel maps (bpf/flow_tables.h: bypass_cidr_v4/v6, bypass_ports) -----------------
+MAP_CIDR_V4 = "bypass_cidr_v4"
+MAP_CIDR_V6 = "bypass_cidr_v6"
+MAP_PORTS = "bypass_ports"
+LIST_MAPS = (MAP_CIDR_V4, MAP_CIDR_V6, MAP_PORTS)
+_LPM_V4 = struct.Struct("=I4s")  # prefixlen (host order), address (network order)
+_LPM_V6 = struct.Struct("=I16s")
+_PORT_KEY = struct.Struct("!H2x")
+_LIST_COUNTERS = struct.Struct("=QQ")
+
+
+def kernel_keys(lists: BypassLists) -> dict[str, dict[bytes, ListEntry]]:
+    """The map keys ``lists`` needs, by map name (first entry wins a shared key)."""
+    out: dict[str, dict[bytes, ListEntry]] = {name: {} for name in LIST_MAPS}
+    for e in lists.entries:
+        if e.kind == "cidr":
+            net = ipaddress.ip_network(e.value)
+            if net.version == 4:
+                key = _LPM_V4.pack(net.prefixlen, net.network_address.packed)
+                out[MAP_CIDR_V4].setdefault(key, e)
+            else:
+                key = _LPM_V6.pack(net.prefixlen, net.network_address.packed)
+                out[MAP_CIDR_V6].setdefault(key, e)
+        elif e.kind == "port":
+            lo, _, hi = e.value.partition("-")
+            for port in range(int(lo), int(hi or lo) + 1):
+                out[MAP_PORTS].setdefault(_PORT_KEY.pack(port), e)
+    return out
+
+
+class KernelLists:
+    """Keeps the eBPF list maps equal to a ``BypassLists`` and reads their counters back.
+    ``maps``: map name -> ``syscall.BpfMap`` (from the loaded filter's map fds)."""
+
+    def __init__(self, maps: dict[str, Any]) -> None:
+        self.maps = maps
+        self._keys: dict[str, dict[bytes, ListEntry]] = {name: {} for name in LIST_MAPS}
+        self.errors = 0  # keys the kernel refused (map full)
+
+    def sync(self, lists: BypassLists) -> None:
+        """Add the keys new entries need, delete those of removed entries (their packets are
+        delivered again at once). A kept key keeps its kernel counters."""
+        wanted = kernel_keys(lists)
+        zero = _LIST_COUNTERS.pack(0, 0)
+        for name, keys in wanted.items():
+            table = self.maps.get(name)
+            if table is None:
+                continue
+            have = self._keys[name]
+            for key in [k for k in have if k not in keys]:
+                table.delete(key)
+            added: dict[bytes, ListEntry] = {}
+            for key, entry in keys.items():
+                if key in have or table.update(key, zero) == 0:
+                    added[key] = entry
+                else:
+                    self.errors += 1
+            self._keys[name] = added
+
+    def read_counts(self, lists: BypassLists) -> None:
+        """Each entry's counters = the sum over its keys' kernel values."""
+        totals: dict[ListEntry, list[int]] = {}
+        for name, keys in self._keys.items():
+            table = self.maps.get(name)
+            if table is None:
+                continue
+            for key, entry in keys.items():
+                raw = table.lookup(key)
+                if raw is None:
+                    continue
+                pkts, nbytes = _LIST_COUNTERS.unpack_from(raw)
+                t = totals.setdefault(entry, [0, 0])
+                t[0] += pkts
+                t[1] += nbytes
+        for entry, (pkts, nbytes) in totals.items():
+            lists.set_count(entry, pkts, nbytes)
