@@ -45,6 +45,29 @@ struct flow_counters {
     __u64 last_ns;     /* bpf_ktime_get_ns() of the last packet (CLOCK_MONOTONIC) */
 };                     /* 40 bytes; a per-CPU map holds one per possible CPU */
 
+/* Bypass lists (capture_backends/bypass_lists.py): CIDRs in LPM tries, ports in a hash.
+ * An LPM key is the prefix length then the address (network order); one value per map
+ * entry, counted with atomic adds. */
+struct lpm_key_v4 {
+    __u32 prefixlen;
+    __u32 addr;
+};                     /* 8 bytes */
+
+struct lpm_key_v6 {
+    __u32 prefixlen;
+    __u32 addr[4];
+};                     /* 20 bytes */
+
+struct list_port_key {
+    __u16 port;        /* network order */
+    __u16 pad;
+};                     /* 4 bytes */
+
+struct list_counters {
+    __u64 pkts;
+    __u64 bytes;
+};                     /* 16 bytes */
+
 #define FLOW_TABLE_V4 flow_table_v4
 #define FLOW_TABLE_V6 flow_table_v6
 
