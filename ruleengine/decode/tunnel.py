@@ -49,6 +49,13 @@ _GRE_L2_PROTOS = _VLAN_ETHERTYPES | {ETHERTYPE_PPP, ETHERTYPE_ERSPAN, ETHERTYPE_
 IPPROTO_IPIP = 4
 IPPROTO_IPV6 = 41
 IPPROTO_GRE = 47
+# an IP packet inside IPv6 (by inner version): its minimum header, the events of a short or a
+# wrongly versioned one, its counter; inside IPv4 only the counter (decode-ipv6.c, ipv4.c)
+_IN_IPV6 = {4: (20, "ipv6.ipv4_in_ipv6_too_small", "ipv6.ipv4_in_ipv6_wrong_version",
+                "decoder.ipv4_in_ipv6"),
+            6: (40, "ipv6.ipv6_in_ipv6_too_small", "ipv6.ipv6_in_ipv6_wrong_version",
+                "decoder.ipv6_in_ipv6")}
+_IN_IPV4 = {4: "decoder.ipv4_in_ipv4", 6: "decoder.ipv6_in_ipv4"}
 
 VXLAN_PORTS = frozenset((4789,))
 GENEVE_PORTS = frozenset((6081,))
@@ -215,36 +222,21 @@ class TunnelDecoder(LinkDecoder):
     def _encap_ip(self, pkt: Packet, buf: Buffer, off: int, end: int, proto: int) -> bool:
         if proto == IPPROTO_GRE:
             return self._gre(pkt, buf, off, end)
-        c = self.counters
-        outer_v6 = pkt.ip_version == 6
-        if proto == IPPROTO_IPIP:
-            if outer_v6:  # Suricata's DecodeIPv4inIPv6
-                if end - off < 20:
-                    self._invalid(pkt, "ipv6.ipv4_in_ipv6_too_small")
-                    return True
-                if buf[off] >> 4 != 4:
-                    self._event(pkt, "ipv6.ipv4_in_ipv6_wrong_version")
-                    return False
-                c["decoder.ipv4_in_ipv6"] += 1
-            else:
-                c["decoder.ipv4_in_ipv4"] += 1
-            if not self._layer(pkt):
+        inner = 4 if proto == IPPROTO_IPIP else 6
+        if pkt.ip_version == 6:  # Suricata's DecodeIPv4inIPv6 / DecodeIP6inIP6
+            min_len, too_small, wrong_version, counter = _IN_IPV6[inner]
+            if end - off < min_len:
+                self._invalid(pkt, too_small)
                 return True
-            return self._inner_ip(pkt, buf, off, end, 4)
-        # IPPROTO_IPV6
-        if outer_v6:  # DecodeIP6inIP6
-            if end - off < 40:
-                self._invalid(pkt, "ipv6.ipv6_in_ipv6_too_small")
-                return True
-            if buf[off] >> 4 != 6:
-                self._event(pkt, "ipv6.ipv6_in_ipv6_wrong_version")
+            if buf[off] >> 4 != inner:
+                self._event(pkt, wrong_version)
                 return False
-            c["decoder.ipv6_in_ipv6"] += 1
+            self.counters[counter] += 1
         else:
-            c["decoder.ipv6_in_ipv4"] += 1
+            self.counters[_IN_IPV4[inner]] += 1
         if not self._layer(pkt):
             return True
-        return self._inner_ip(pkt, buf, off, end, 6)
+        return self._inner_ip(pkt, buf, off, end, inner)
 
     def _encap_udp(
         self, pkt: Packet, buf: Buffer, off: int, end: int, sport: int, dport: int
