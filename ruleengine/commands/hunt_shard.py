@@ -18,16 +18,18 @@ import hashlib
 import struct
 from collections.abc import Callable
 
-# link types (pcap LINKTYPE_*)
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_RAW_OLD = (12, 14)
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
+from ruleengine.capture import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+)
+
+LINKTYPE_RAW_OLD = (12, 14)  # DLT_RAW's old numbers, still found in pcaps
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
