@@ -239,7 +239,7 @@ def test_unix_socket_is_answered_by_the_reading_process(tmp_path: Path,
     from scapy.utils import rdpcap
     base = rdpcap(str(many_flows))
     pkts = []
-    for round_ in range(12):
+    for round_ in range(48):  # long enough that the run outlives the questions
         for p in base:
             q = p.copy()
             q.time = float(p.time) + round_ * 400.0
