@@ -340,6 +340,7 @@ class _BypassTables:
 
     def __init__(self, obj: ebpf.BpfObject, source: Path, vlan_in_key: bool = True) -> None:
         self.vlan_in_key = vlan_in_key
+        self.obj = obj  # the program that consults the tables (and the bypass list maps)
         maps: dict[str, syscall.BpfMap] = {}
         for name, key_layout in ((layout.MAP_V4, layout.KEY_V4), (layout.MAP_V6, layout.KEY_V6)):
             fd = obj.map_fd(name)
@@ -485,6 +486,17 @@ class AfPacketGroup:
         else:
             parts.append("no kernel bypass")
         return "; ".join(parts)
+
+    def list_maps(self) -> dict[str, syscall.BpfMap]:
+        """The bypass list maps (``capture_backends.bypass_lists.LIST_MAPS``) of the program
+        holding the flow tables, by name; empty without kernel bypass or when a user's
+        program has none."""
+        if self.tables is None:
+            return {}
+        from capture_backends.bypass_lists import LIST_MAPS
+
+        found = ((name, self.tables.obj.map_fd(name)) for name in LIST_MAPS)
+        return {name: syscall.BpfMap(fd) for name, fd in found if fd is not None}
 
     @property
     def xdp_attached(self) -> bool:

@@ -77,6 +77,7 @@ from capture_backends.base import (
     RawPacket,
     Verdict,
 )
+from capture_backends.bypass_lists import BypassLists
 from capture_backends.bypassed_flows import BypassedFlows, ip_key
 from capture_backends.nfq_config import _U32, NfqConfig, NfqConfigError
 
@@ -153,6 +154,7 @@ class NfqCounters:
     fast_path: int = 0  # packets of bypassed flows accepted with the mark before the engine
     rules_reinstalled: int = 0  # installed rules found removed (iptables -F) and put back
     rules_check_errors: int = 0  # the periodic rule check or its re-install failed
+    list_bypassed: int = 0  # packets a bypass-lists entry matched: accepted with the mark
 
 
 def _nlattr(kind: int, payload: bytes) -> bytes:
@@ -299,6 +301,10 @@ class NfqBackend(BaseBackend):
         self._batch_len = 0
         self._bypass_ids: set[int] = set()
         self._bypassed = BypassedFlows(config.bypass_table_size, vlan_in_key=False)
+        # bypass-lists (set by the run): a CIDR/port entry's packets are accepted with the
+        # bypass mark when read, never handed to the engine; the connmark rules keep the
+        # rest of the connection out of the queue
+        self.bypass_lists: BypassLists | None = None
         self._ready: list[RawPacket] = []
         self._queues: list[_Queue] = []
         self._by_fd: dict[int, _Queue] = {}
@@ -454,10 +460,13 @@ class NfqBackend(BaseBackend):
             del self._ready[:]
             self._counts["received"] += len(batch)
             keys = self._bypassed.keys
+            lists = self.bypass_lists
             for item in batch:
                 # Checked at yield time, not when read: a bypass decided on an earlier
                 # packet of this batch applies to the rest of it.
                 if keys and self._fast_path(item[1], item[2]):
+                    continue
+                if lists and self._list_path(lists, item[1], item[2]):
                     continue
                 yield item
 
@@ -499,6 +508,19 @@ class NfqBackend(BaseBackend):
             return False
         self._counts["fast_path"] += 1
         self._bypass_ids.add(pkt_id)
+        self.verdict(pkt_id, Verdict.ACCEPT)
+        return True
+
+    def _list_path(self, lists: BypassLists, payload: bytes | memoryview, pkt_id: int) -> bool:
+        """A packet a bypass-lists entry matches: counted for the entry, accepted with the
+        bypass mark (when one is configured) now. True if it was."""
+        entry = lists.match_packet(bytes(payload))
+        if entry is None:
+            return False
+        lists.count(entry, 1, len(payload))
+        self._counts["list_bypassed"] += 1
+        if self._bypass_value:
+            self._bypass_ids.add(pkt_id)
         self.verdict(pkt_id, Verdict.ACCEPT)
         return True
 
@@ -730,6 +752,8 @@ class NfqBackend(BaseBackend):
             extra.append(("nfq.fail_open_accepted", fail_open))
         if self._rules is not None:
             extra.append(("nfq.rules_reinstalled", self._counts["rules_reinstalled"]))
+        if self.bypass_lists is not None:
+            extra.append(("nfq.list_bypassed", self._counts["list_bypassed"]))
         return CaptureStats(
             kernel_packets=self._counts["received"] + self._counts["already_marked"],
             kernel_drops=drops,

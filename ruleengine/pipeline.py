@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from ruleengine.applayer import registry
 from ruleengine.applayer.base import AppParser
@@ -125,16 +125,30 @@ _MAX_EXPECTATIONS = 4096
 _EXPECTATION_TIMEOUT = 300.0  # seconds an announced data flow is waited for
 
 
+class BypassListsHook(Protocol):
+    """Live bypass lists as the pipeline uses them (``commands.bypass_lists_live``)."""
+
+    def poll(self) -> bool: ...
+    def counters(self) -> dict[str, int]: ...
+    @property
+    def has_sni(self) -> bool: ...
+    def match_server_name(self, app: Any) -> tuple[bool, Any]: ...
+    def count_flow(self, entry: Any, flow: Flow) -> None: ...
+
+
 class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
     __slots__ = ("alerted", "anomalies", "decision", "drops_logged", "encrypted",
                  "exception_policies",
-                 "inspected", "logged", "midstream_seen", "pending", "probe", "raw_done",
-                 "recent_txs", "stream_log")
+                 "inspected", "list_entry", "logged", "midstream_seen", "pending", "probe",
+                 "raw_done", "recent_txs", "sni_checked", "stream_log")
 
     def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
+        # bypass lists: the server name was looked up; the entry that bypassed the flow
+        self.sni_checked = False
+        self.list_entry: Any = None
         self.midstream_seen = False
         # exception policies applied to the flow: (target, policy) as the flow event logs them
         self.exception_policies: list[tuple[str, str]] = []
@@ -219,6 +233,8 @@ class Pipeline:
         self.stats_sink: StatsSink | None = None
         # set by live runs: the bypassed flows, for ``ruleengine bypass list``
         self.bypass_state: BypassStateFile | None = None
+        # set by live runs with ``bypass-lists:``: reloaded between packets, sni entries
+        self.bypass_lists: BypassListsHook | None = None
         self._next_flow_pass = 0.0
         self._next_stats = 0.0
         self._started = time.time()
@@ -307,6 +323,8 @@ class Pipeline:
         reload = self._reload
         if reload is not None and reload._built.is_set():
             self._swap_engine(reload)
+        if self.bypass_lists is not None:
+            self.bypass_lists.poll()  # a look at the watcher about once a second
         if self.control is not None:
             now = time.monotonic()
             if now >= self._next_control:
@@ -439,6 +457,9 @@ class Pipeline:
                                    pcap_cnt=self._pcap_cnt if self.settings.offline else None)
         if depth_reached and self.settings.stream_bypass and not flow.bypass:
             self._bypass(flow, pkt, "stream-depth")
+        if self.bypass_lists is not None and not extra.sni_checked and flow.app is not None \
+                and to_server:  # after detection saw the client hello (a to-server tx)
+            self._sni_list(flow, extra, pkt)
         if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
             self._encrypted(flow, extra, pkt)
         return verdict
@@ -844,6 +865,19 @@ class Pipeline:
         else:
             self.report.bypassed_flows_local += 1
 
+    def _sni_list(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> None:
+        """Bypass lists' ``sni`` entries: decided once the client hello was parsed."""
+        lists = self.bypass_lists
+        assert lists is not None
+        if flow.bypass or not lists.has_sni:
+            extra.sni_checked = True
+            return
+        decided, entry = lists.match_server_name(flow.app)
+        extra.sni_checked = decided
+        if entry is not None:
+            extra.list_entry = entry
+            self._bypass(flow, pkt, "list")
+
     def bypassed_flows(self) -> list[Flow]:
         """Flows bypassed now (the unix socket's ``bypass-list``), oldest first."""
         return [f for f in self.flows.flows.values() if f.bypass]
@@ -935,6 +969,8 @@ class Pipeline:
             self.bypass_mgr.flow_ended(flow)
             # the flow's totals are final now (kernel counters folded in): reconcile them
             accounting = account(self.stats, flow).as_flowvar(mode_name(flow))
+            if extra.list_entry is not None and self.bypass_lists is not None:
+                self.bypass_lists.count_flow(extra.list_entry, flow)
         self.report.flows += 1
         self.stats.incr("flow.end")
         if self.eve is not None:
@@ -1014,6 +1050,9 @@ class Pipeline:
             self.stats.set(name, value)
         for name, value in self.tcp.snapshot().items():  # Suricata's tcp.* section
             self.stats.set(name, value)
+        if self.bypass_lists is not None:  # bypass_list.<file>:<line>.pkts|bytes
+            for name, value in self.bypass_lists.counters().items():
+                self.stats.set(name, value)
         if self.eve is not None:  # EVE's own transport (not in EVE's stats schema)
             sink = self.eve.sink.stats
             self.stats.set("output.eve.written", sink.written)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.bypass_state import BypassStateFile, state_path
-from ruleengine.commands import daemon, info
+from ruleengine.commands import bypass_lists_live, daemon, info
 from ruleengine.commands.control import (
     PipelineTarget,
     RulesInUse,
@@ -825,6 +825,7 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
         return EXIT_FAILURE
     for notice in group.notices:  # pinned maps: mounted, reused, stale ones removed
         _warn(f"af-packet: {notice}")
+    lists = bypass_lists_live.for_af_packet(config, group, _warn)
     if args.checksum is None and not _afp_checksum_checks(section, iface):
         settings = dataclasses.replace(settings, checksum_validation=False)
     stats_outputs = _StatsOutputs(config, logdir, settings, iface=iface)
@@ -879,6 +880,8 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
                                   fast=fast)[0]
         # in the worker process (forked before this runs): one state file per worker
         pipeline.bypass_state = BypassStateFile(state_path(logdir))
+        if lists is not None:  # several workers: the parent owns the kernel maps
+            pipeline.bypass_lists = lists if hub is None else lists.worker_copy()
         _enable_reload(pipeline, args, settings, rules)
         if hub is None and path is not None:  # one worker, in this process
             target = PipelineTarget(pipeline, rules, capture="af-packet", runmode="single",
@@ -896,7 +899,9 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
                 open_backend=open_worker,
                 make_pipeline=make_pipeline,
                 write_stats=stats_outputs.write,
-                housekeeping=_orphan_sweep(group, settings),
+                housekeeping=bypass_lists_live.with_housekeeping(
+                    _orphan_sweep(group, settings), lists),
+                housekeeping_interval=bypass_lists_live.housekeeping_interval(lists),
                 on_started=service.ready,
                 hub=hub,
             )
@@ -906,6 +911,8 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
     finally:
         for server in servers:
             server.close()
+        if lists is not None:
+            lists.close()
         group.close()
         stats_outputs.close()
         for fast in fast_logs:  # the single-worker case runs in this process
@@ -1096,6 +1103,7 @@ def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, 
         _error(str(exc))
         return EXIT_FAILURE
     backend.notice = _warn
+    lists = bypass_lists_live.for_nfq(config, backend, _warn)
     _warn_one_process(_runmode(args, config), "NFQ")
     settings = _settings(args, config, ips=True, offline=False)
     try:
@@ -1117,6 +1125,7 @@ def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, 
         return EXIT_FAILURE
     pipeline.stats_sink = stats_outputs.write
     pipeline.bypass_state = BypassStateFile(state_path(logdir))
+    pipeline.bypass_lists = lists
     rules = RulesInUse(ruleset)
     _enable_reload(pipeline, args, settings, rules)
     control = _open_control(args, config, pipeline, rules, capture="nfq",
@@ -1173,8 +1182,9 @@ class _signals_stop:
     @staticmethod
     def _hangup(signum: int, frame: object) -> None:
         # Only a counter: each regular-file output reopens at its next write or flush
-        # (between packets), never inside the handler.
+        # (between packets), never inside the handler; the bypass lists are reread there too.
         request_reopen()
+        bypass_lists_live.request_reload()
 
     def _usr2(self, signum: int, frame: object) -> None:
         # Only a flag: the reload starts between packets. Without a pipeline (AF_PACKET)

@@ -97,6 +97,16 @@ class TlsParser:
         tx = self.tx
         return tx is not None and tx.client.handshake_done and tx.server.handshake_done
 
+    @property
+    def client_server_name(self) -> str | None:
+        """The client hello's server name ("" without one, or when parsing failed) once the
+        hello was parsed; None before (bypass lists' ``sni`` entries decide on it)."""
+        tx = self.tx
+        if tx is None or not tx.client.hello_seen:
+            return "" if self.failed else None
+        sni = tx.client.sni
+        return sni.decode("ascii", "replace") if sni else ""
+
     def feed(self, to_server: bool, data: bytes, ts: float = 0.0) -> None:
         tx = self._ensure_tx()
         if ts:
