@@ -173,7 +173,8 @@ def test_af_packet_cidr_entry_keeps_a_download_out_of_user_space(tmp_path: Path,
         nginx.kill()
     v4_packets, v6_packets = link1 - link0, link2 - link1
     counted = stats["bypass_list.cidr.list:2.pkts"]
-    print(f"AF_PACKET CIDR list, {workers} worker(s): v4 download {size} B, {v4_packets} packets on the veth, "
+    print(f"AF_PACKET CIDR list, {workers} worker(s): v4 download {size} B, "
+          f"{v4_packets} packets on the veth, "
           f"{counted} counted by the list entry ({stats['bypass_list.cidr.list:2.bytes']} B); "
           f"capture.kernel_packets {stats['capture.kernel_packets']} (v6 download "
           f"{v6_packets} packets)")
