@@ -1139,6 +1139,8 @@ def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, 
     finally:
         if control is not None:
             control.close()
+        if lists is not None:
+            lists.close()
         backend.close()
         stats_outputs.close()
         _close_eve(eve)
