@@ -380,9 +380,13 @@ def test_sni_entry_bypasses_the_tls_flow_in_the_kernel(tmp_path: Path) -> None:
     assert flow["metadata"]["flowvars"][0] == {"bypass_reason": "list"}, flow
     assert stats["flow_bypassed.reason.list"] == 1, stats
     kernel_pkts = int(body["bypassed"]["pkts_toserver"]) + int(body["bypassed"]["pkts_toclient"])
+    leaked = stats.get("flow_bypassed.local_capture_pkts", 0)
     print(f"SNI list: {size} B TLS download, flow {_pkts(flow)} packets, "
-          f"{kernel_pkts} in the kernel after the bypass")
-    assert kernel_pkts >= 0.95 * _pkts(flow) and kernel_pkts > size // 65536, body
+          f"{kernel_pkts} in the kernel after the bypass, {leaked} already in the ring")
+    # s_server answers at once, unpaced: what reached the ring while the engine decided
+    # reaches user space (1-5 % here, depending on the machine's load), and is counted
+    assert kernel_pkts >= 0.8 * _pkts(flow) and kernel_pkts > size // 65536, body
+    assert _pkts(flow) - kernel_pkts - leaked <= 40, (body, leaked)  # inspected: handshakes
     assert stats["bypass_list.sni.list:1.pkts"] == kernel_pkts, stats
     assert stats["flow_bypassed.by_reason.list.pkts"] == kernel_pkts, stats
     (other,) = _flows(events, 41032, 8444)
