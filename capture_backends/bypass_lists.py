@@ -407,6 +407,11 @@ class KernelLists:
                     self.errors += 1
             self._keys[name] = added
 
+    @property
+    def key_count(self) -> int:
+        """Keys in the maps now (what ``read_counts`` looks up)."""
+        return sum(len(keys) for keys in self._keys.values())
+
     def read_counts(self, lists: BypassLists) -> None:
         """Each entry's counters = the sum over its keys' kernel values."""
         totals: dict[ListEntry, list[int]] = {}

@@ -36,6 +36,7 @@ from capture_backends.bypass_lists import BypassLists, KernelLists, ListEntry, L
 __all__ = ["LiveLists", "from_config", "list_paths", "request_reload", "with_housekeeping"]
 
 POLL_INTERVAL = 1.0  # seconds between two looks at the watcher
+BIG_LIST_KEYS = 4096  # more kernel keys than this: their counters are read less often
 MAX_REPORTED = 20  # bad lines reported per load; the rest are counted
 REASON = "list"  # flow bypass reason (EVE flowvar bypass_reason, flow_bypassed.reason.list)
 
@@ -202,34 +203,48 @@ def housekeeping_interval(live: LiveLists | None, default: float = 5.0) -> float
 
 
 def with_housekeeping(sweep: Callable[[], dict[str, int]], live: LiveLists | None,
-                      sweep_interval: float = 5.0) -> Callable[[], dict[str, int]]:
+                      sweep_interval: float = 5.0, big_list_interval: float = 5.0,
+                      ) -> Callable[[], dict[str, int]]:
     """The parent's housekeeping with several workers, run every ``POLL_INTERVAL`` when
-    there are lists: poll them, and ``sweep`` as before every ``sweep_interval``. The
-    parent's counters are summed (``WorkerHub.own``), so the lists' counters are returned
-    as increments. Without lists: ``sweep`` itself."""
+    there are lists: poll them, read the kernel counters (every second, or every
+    ``big_list_interval`` when the maps hold more than ``BIG_LIST_KEYS`` keys: one lookup
+    per key, and a wide port range is many keys; the run's final counters may then miss
+    that much) and ``sweep`` as before every ``sweep_interval``. The parent's counters are
+    summed (``WorkerHub.own``), so the lists' counters are returned as increments.
+    Without lists: ``sweep`` itself."""
     if live is None:
         return sweep
     last: dict[str, int] = {}
     next_sweep = time.monotonic() + sweep_interval
+    next_counters = 0.0
 
     def run() -> dict[str, int]:
-        nonlocal next_sweep
+        nonlocal next_sweep, next_counters
         live._next_poll = 0.0  # called once a POLL_INTERVAL already
-        live.poll()
+        reloaded = live.poll()
         out: dict[str, int] = {}
-        for name, value in live.counters().items():
-            old = last.get(name, 0)
-            # an entry's counter that went down was reset (its entry replaced): count it
-            # anew; the gauges simply move
-            reset = value < old and name not in _GAUGES
-            out[name] = value if reset else value - old
-            last[name] = value
+        if time.monotonic() >= next_counters or reloaded:
+            big = live.kernel is not None and live.kernel.key_count > BIG_LIST_KEYS
+            next_counters = time.monotonic() + (big_list_interval if big else 0.0)
+            out = _increments(live.counters(), last)
         if time.monotonic() >= next_sweep:
             next_sweep = time.monotonic() + sweep_interval
             out.update(sweep())
         return out
 
     return run
+
+
+def _increments(counters: dict[str, int], last: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, value in counters.items():
+        old = last.get(name, 0)
+        # an entry's counter that went down was reset (its entry replaced): count it
+        # anew; the gauges simply move
+        reset = value < old and name not in _GAUGES
+        out[name] = value if reset else value - old
+        last[name] = value
+    return out
 
 
 def for_af_packet(config: Any, group: Any, warn: Callable[[str], None]) -> LiveLists | None:

@@ -204,3 +204,39 @@ def test_a_name_not_listed_and_non_tls_flows_are_inspected(tmp_path: Path) -> No
     assert flow["flow"]["state"] != "bypassed"
     assert backend.bypass_calls == []
     assert pipeline.stats.snapshot().get("flow_bypassed.reason.list", 0) == 0
+
+
+@pytest.mark.kernel
+def test_parent_reads_a_big_lists_kernel_counters_less_often(tmp_path: Path) -> None:
+    """Real eBPF maps (the bundled socket filter, no traffic): 5,000 port keys are more than
+    BIG_LIST_KEYS, so after the first read the counters wait for ``big_list_interval``;
+    a reload reads them at once."""
+    from capture_backends import ebpf
+    from capture_backends.bypass_lists import LIST_MAPS
+    from capture_backends.ebpf import layout, syscall
+    from tests import kernel
+
+    kernel.require_root()
+    kernel.require_bpf()
+    if reason := ebpf.loader_unavailable("libbpf"):
+        kernel.skip(reason)
+    path = Path(__file__).resolve().parents[2] / "bpf" / "bypass_filter.o"
+    obj = ebpf.open_object("libbpf", path, kind="socket",
+                           tables=(layout.MAP_V4, layout.MAP_V6), map_entries=64)
+    try:
+        maps = {name: syscall.BpfMap(fd) for name in LIST_MAPS
+                if (fd := obj.map_fd(name)) is not None}
+        listed = tmp_path / "big.list"
+        live = _live(listed, "port 1-5000\n")
+        assert live.attach_kernel(maps)
+        assert live.kernel is not None and live.kernel.key_count == 5000 > bl.BIG_LIST_KEYS
+        run = bl.with_housekeeping(dict, live, big_list_interval=3600)
+        assert run()["bypass_list.entries"] == 1  # the first call reads
+        assert run() == {}  # then not for an hour
+        listed.write_text("port 1-10\n")
+        assert run()["bypass_list.entries"] == 0  # a reload reads at once (an increment)
+        assert live.kernel.key_count == 10
+        assert len(maps[LIST_MAPS[2]]) == 10  # the kernel map followed the file
+        live.close()
+    finally:
+        obj.close()
