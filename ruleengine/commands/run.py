@@ -44,6 +44,7 @@ from ruleengine.control.server import CommandServer
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.detect.prefilter import compile_in_child
 from ruleengine.diagnostics import DEFAULT_PER_KIND, render_omitted, render_text, summarize
+from ruleengine.outputs.config import fast_log_settings, stats_log_settings
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
 from ruleengine.outputs.metrics import MetricsError, MetricsExporter
@@ -510,7 +511,7 @@ def _open_fast_log(config: Config, logdir: Path, *, append: bool | None = None
                    ) -> FastLogWriter | None:
     """The ``fast`` output's writer when enabled (a relative filename is in the log
     directory, an absolute one is used as is, as Suricata does). Raises OutputError."""
-    options = config.fast_log()
+    options = fast_log_settings(config.get_list("outputs"))
     if not options.enabled:
         return None
     return FastLogWriter(logdir / options.filename,
@@ -694,7 +695,7 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
     spec = settings.eve_sink
     eve_path = spec.path(logdir)
     split_eve = spec.filetype == "regular"  # sockets, syslog, redis: a connection each
-    fast_options = config.fast_log()
+    fast_options = fast_log_settings(config.get_list("outputs"))
     fast_path = logdir / fast_options.filename if fast_options.enabled else None
     try:  # what a single run would refuse to start with is refused before any fork
         _close_eve(_open_eve(settings, logdir, append=False))
@@ -992,7 +993,7 @@ class _StatsOutputs:
         self._logdir = logdir
         self._iface = iface  # in the thread names of stats.log (W#01-eth0)
         self._settings = settings
-        self._options = config.stats_log()
+        self._options = stats_log_settings(config.get_list("outputs"))
         self._opened = False
         self._eve: EveWriter | None = eve
         self._own_eve = eve is None
