@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from ruleengine.decode.base import IPV4_HEADER, IPV6_HEADER, Buffer
+from ruleengine.decode.base import IPV4_HEADER, IPV6_HEADER, Buffer, option_kinds
 from ruleengine.decode.packet import (
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
@@ -113,27 +113,19 @@ class NetworkDecoder(TransportDecoder):
 
     def _ipv4_options(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
         """Option sanity as in Suricata's DecodeIPV4Options; False when invalid."""
+        kinds, problem = option_kinds(buf, p, end)
         seen: set[int] = set()
-        while p < end:
-            kind = buf[p]
-            if kind == 0:  # end of option list
-                break
-            if kind == 1:  # NOP
-                p += 1
-                continue
-            if end - p < 2:
-                self._event(pkt, "ipv4.opt_eol_required")
-                return True
-            olen = buf[p + 1]
-            if olen < 2 or olen > end - p:
-                self._invalid(pkt, "ipv4.opt_invalid_len")
-                return False
+        for kind in kinds:
             if kind not in _IPV4_KNOWN_OPTIONS:
                 self._event(pkt, "ipv4.opt_unknown")
             elif kind in seen:
                 self._event(pkt, "ipv4.opt_duplicate")
             seen.add(kind)
-            p += olen
+        if problem == "length":
+            self._invalid(pkt, "ipv4.opt_invalid_len")
+            return False
+        if problem == "short":  # a last option byte without its length: still decoded
+            self._event(pkt, "ipv4.opt_eol_required")
         return True
 
     def _pseudo4(self, src: bytes, dst: bytes, proto: int, length: int) -> int:
