@@ -79,132 +79,88 @@ RUNMODES = ("single", "autofp", "workers")
 TEST_MODE_OK = "Configuration provided was successfully loaded. Exiting."
 
 
+# The command line as data: (flags, argparse keywords) per option, in --help order.
+_Option = tuple[tuple[str, ...], dict[str, Any]]
+# where the packets come from: one of them
+_SOURCE_OPTIONS: tuple[_Option, ...] = (
+    (("-r",), {"dest": "pcap", "metavar": "PCAP",
+               "help": "read packets from a pcap/pcapng file"}),
+    (("--af-packet", "-i"), {
+        "dest": "af_packet", "metavar": "IFACE", "nargs": "?", "const": "",
+        "help": "capture on an interface with AF_PACKET (default: af-packet config)"}),
+    (("-q",), {"dest": "queues", "metavar": "N", "type": int, "action": "append",
+               "help": "inline IPS on NFQUEUE queue N (repeatable)"}),
+)
+_OPTIONS: tuple[_Option, ...] = (
+    (("-S",), {"dest": "rules", "metavar": "RULES", "action": "append", "default": [],
+               "help": "rule file (exclusive: yaml rule-files are ignored); repeatable"}),
+    (("-s",), {"dest": "extra_rules", "metavar": "RULES", "action": "append", "default": [],
+               "help": "rule file in addition to the yaml's rule-files; repeatable"}),
+    (("-l",), {"dest": "logdir", "metavar": "LOGDIR", "default": ".",
+               "help": "directory for eve.json (default: current directory)"}),
+    (("-c",), {"dest": "config", "metavar": "YAML", "help": "suricata.yaml"}),
+    (("--set",), {"dest": "overrides", "metavar": "KEY=VALUE", "action": "append",
+                  "default": [], "help": "override a configuration value (repeatable)"}),
+    (("-k",), {"dest": "checksum", "choices": ("none", "all"),
+               "help": "checksum checks: none disables them, all forces them"}),
+    (("--simulate-ips",), {"action": "store_true",
+                           "help": "apply drop/reject on a pcap run as an inline IPS would"}),
+    (("--runmode",), {
+        "metavar": "MODE",
+        "help": "single | autofp | workers. AF_PACKET: single runs one worker, workers runs "
+        "the af-packet threads as forked workers (autofp runs as workers, with a warning). "
+        "pcap files (-r): autofp and workers read the file here and hash flows to N "
+        "forked workers (N = CPUs x threading.detect-thread-ratio). NFQ (-q) always "
+        "runs in one process: a warning says so"}),
+    (("-T",), {"dest": "test_mode", "action": "store_true",
+               "help": "test mode: load the configuration and rules, report and exit "
+               "(0 ok, 1 on any rule file or rule error); needs no -r/-i/-q"}),
+    (("--engine-analysis",), {
+        "action": "store_true",
+        "help": "write Suricata's rules_analysis.txt, rules_fast_pattern.txt and rules.json "
+        "for the loaded rules to the log directory, then exit"}),
+    (("--init-errors-fatal",), {
+        "action": "store_true",
+        "help": "refuse to start when a rule file is missing or a rule fails to load "
+        "(also engine.init-failure-fatal: yes)"}),
+    (("--bpf-loader",), {
+        "choices": ("libbpf", "bcc"),
+        "help": "eBPF loader for AF_PACKET (default: af-packet.loader or libbpf)"}),
+    (("--nfq-install-rules",), {
+        "action": "store_true",
+        "help": "install (and on exit remove) the iptables rules NFQ bypass needs"}),
+)
+# after the daemon options
+_LATE_OPTIONS: tuple[_Option, ...] = (
+    (("--unix-socket",), {
+        "dest": "unix_socket", "metavar": "PATH", "nargs": "?", "const": "",
+        "help": "open Suricata's unix command socket (default: unix-command.filename, else "
+        "/var/run/suricata/suricata-command.socket); also unix-command.enabled: yes"}),
+    (("--metrics-port",), {
+        "type": int, "metavar": "PORT",
+        "help": "serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus_client)"}),
+    (("--metrics-address",), {"default": "127.0.0.1", "metavar": "ADDR",
+                              "help": "address of the metrics endpoint (default 127.0.0.1)"}),
+    (("-v",), {"dest": "verbose", "action": "count", "default": 0, "help": "more output"}),
+    (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),
+)
+
+
+def _add_options(parser: Any, options: tuple[_Option, ...]) -> None:
+    for flags, keywords in options:
+        parser.add_argument(*flags, **keywords)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
         help="inspect a pcap file, an AF_PACKET interface or NFQUEUE queues",
         description="Run the detection engine, like `suricata -r/-i/-q`.",
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "-r", dest="pcap", metavar="PCAP", help="read packets from a pcap/pcapng file"
-    )
-    source.add_argument(
-        "--af-packet",
-        "-i",
-        dest="af_packet",
-        metavar="IFACE",
-        nargs="?",
-        const="",
-        help="capture on an interface with AF_PACKET (default: af-packet config)",
-    )
-    source.add_argument(
-        "-q",
-        dest="queues",
-        metavar="N",
-        type=int,
-        action="append",
-        help="inline IPS on NFQUEUE queue N (repeatable)",
-    )
-    parser.add_argument(
-        "-S",
-        dest="rules",
-        metavar="RULES",
-        action="append",
-        default=[],
-        help="rule file (exclusive: yaml rule-files are ignored); repeatable",
-    )
-    parser.add_argument(
-        "-s",
-        dest="extra_rules",
-        metavar="RULES",
-        action="append",
-        default=[],
-        help="rule file in addition to the yaml's rule-files; repeatable",
-    )
-    parser.add_argument(
-        "-l",
-        dest="logdir",
-        metavar="LOGDIR",
-        default=".",
-        help="directory for eve.json (default: current directory)",
-    )
-    parser.add_argument("-c", dest="config", metavar="YAML", help="suricata.yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a configuration value (repeatable)",
-    )
-    parser.add_argument(
-        "-k",
-        dest="checksum",
-        choices=("none", "all"),
-        help="checksum checks: none disables them, all forces them",
-    )
-    parser.add_argument(
-        "--simulate-ips",
-        action="store_true",
-        help="apply drop/reject on a pcap run as an inline IPS would",
-    )
-    parser.add_argument(
-        "--runmode",
-        metavar="MODE",
-        help="single | autofp | workers. AF_PACKET: single runs one worker, workers runs "
-        "the af-packet threads as forked workers (autofp runs as workers, with a warning). "
-        "pcap files (-r): autofp and workers read the file here and hash flows to N "
-        "forked workers (N = CPUs x threading.detect-thread-ratio). NFQ (-q) always "
-        "runs in one process: a warning says so",
-    )
-    parser.add_argument(
-        "-T",
-        dest="test_mode",
-        action="store_true",
-        help="test mode: load the configuration and rules, report and exit "
-        "(0 ok, 1 on any rule file or rule error); needs no -r/-i/-q",
-    )
-    parser.add_argument(
-        "--engine-analysis",
-        action="store_true",
-        help="write Suricata's rules_analysis.txt, rules_fast_pattern.txt and rules.json "
-        "for the loaded rules to the log directory, then exit",
-    )
-    parser.add_argument(
-        "--init-errors-fatal",
-        action="store_true",
-        help="refuse to start when a rule file is missing or a rule fails to load "
-        "(also engine.init-failure-fatal: yes)",
-    )
-    parser.add_argument(
-        "--bpf-loader",
-        choices=("libbpf", "bcc"),
-        help="eBPF loader for AF_PACKET (default: af-packet.loader or libbpf)",
-    )
-    parser.add_argument(
-        "--nfq-install-rules",
-        action="store_true",
-        help="install (and on exit remove) the iptables rules NFQ bypass needs",
-    )
+    _add_options(parser.add_mutually_exclusive_group(), _SOURCE_OPTIONS)
+    _add_options(parser, _OPTIONS)
     daemon.add_arguments(parser)
-    parser.add_argument(
-        "--unix-socket",
-        dest="unix_socket",
-        metavar="PATH",
-        nargs="?",
-        const="",
-        help="open Suricata's unix command socket (default: unix-command.filename, else "
-        "/var/run/suricata/suricata-command.socket); also unix-command.enabled: yes",
-    )
-    parser.add_argument(
-        "--metrics-port", type=int, metavar="PORT",
-        help="serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus_client)")
-    parser.add_argument(
-        "--metrics-address", default="127.0.0.1", metavar="ADDR",
-        help="address of the metrics endpoint (default 127.0.0.1)")
-    parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_options(parser, _LATE_OPTIONS)
     info.add_arguments(parser)
     parser.set_defaults(func=run_command)
 
