@@ -165,6 +165,9 @@ class TcpTracker(Reassembler):
         sender = ssn.client if to_server else ssn.server
         sender.flags |= flags
         state = ssn.state
+        if flags & TH_RST and state in (S_SYN_SENT, S_SYN_RECV):
+            self._reset(flow, ssn, to_server, upd)  # any RST ends a handshake
+            return
         if state == S_SYN_SENT:
             self._syn_sent(flow, ssn, pkt, to_server, upd)
         elif state == S_SYN_RECV:
@@ -237,9 +240,6 @@ class TcpTracker(Reassembler):
         self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
     ) -> None:
         flags = pkt.tcp_flags
-        if flags & TH_RST:
-            self._reset(flow, ssn, to_server, upd)
-            return
         if to_server:
             if flags & TH_SYN:  # SYN retransmission (maybe a new ISN: follow it)
                 ssn.client.set_base(pkt.seq + 1)
@@ -282,9 +282,6 @@ class TcpTracker(Reassembler):
         self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
     ) -> None:
         flags = pkt.tcp_flags
-        if flags & TH_RST:
-            self._reset(flow, ssn, to_server, upd)
-            return
         if flags & TH_SYN:
             if to_server and not flags & TH_ACK:
                 if (pkt.seq + 1) & SEQ_MASK != ssn.client.base:
