@@ -452,6 +452,21 @@ def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWri
                      types=settings.eve_types)
 
 
+def _close_run(control: CommandServer | None, backend: Any, stats_outputs: _StatsOutputs,
+               eve: EveWriter, *writers: MetricsExporter | FastLogWriter | None) -> None:
+    """Close what a single-process run opened: the socket first (no command runs on a
+    closed engine), then the capture, the outputs, and the optional ``writers`` (None: not
+    opened)."""
+    if control is not None:
+        control.close()
+    backend.close()
+    stats_outputs.close()
+    _close_eve(eve)
+    for writer in writers:
+        if writer is not None:
+            writer.close()
+
+
 def _close_eve(eve: EveWriter) -> None:
     """Close the writer and say what its transport lost (Suricata: "N events were dropped
     due to slow or disconnected socket", "There were N output errors to ...")."""
@@ -612,15 +627,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
             )
     finally:
         progress.close()
-        if control is not None:
-            control.close()
-        backend.close()
-        stats_outputs.close()
-        _close_eve(eve)
-        if metrics is not None:
-            metrics.close()
-        if fast is not None:
-            fast.close()
+        _close_run(control, backend, stats_outputs, eve, metrics, fast)
     for warning in getattr(backend, "warnings", []):
         _warn(str(warning))
     _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
@@ -1085,13 +1092,7 @@ def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, 
                 pipeline.stop()  # a signal during start-up: flush, verdicts, rules out
             report = pipeline.run(backend)
     finally:
-        if control is not None:
-            control.close()
-        backend.close()
-        stats_outputs.close()
-        _close_eve(eve)
-        if fast is not None:
-            fast.close()
+        _close_run(control, backend, stats_outputs, eve, fast)
     _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
 

@@ -441,16 +441,11 @@ class UnixSocketSink:
 
     def _connect(self) -> bool:
         self._last_attempt = time.monotonic()
-        sock = socket.socket(socket.AF_UNIX, self.sock_type)
         try:
-            # a full listen backlog must not hang a live capture
-            sock.settimeout(_OFFLINE_TIMEOUT if self.blocking else _LIVE_TIMEOUT)
-            sock.connect(self.path)
+            sock = _unix_connect(self.path, self.sock_type, self.blocking)
         except OSError as exc:
-            sock.close()
             self.stats.error(exc.strerror or str(exc))
             return False
-        sock.setblocking(self.blocking)
         self._sock = sock
         self._pending = b""
         self.stats.recovered(self.description)
@@ -469,10 +464,8 @@ class UnixSocketSink:
         return False
 
     def _drop_socket(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None
+        _close_quietly(self._sock)
+        self._sock = None
         if self._pending:  # lines (one cut in half) that die with the connection
             lines = max(1, self._pending.count(b"\n"))
             self.stats.lost += lines
@@ -630,17 +623,13 @@ class _SyslogSocket:
     def _connect(self) -> bool:
         self._last_attempt = time.monotonic()
         for sock_type in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            sock = socket.socket(socket.AF_UNIX, sock_type)
             try:
-                sock.settimeout(_OFFLINE_TIMEOUT if self.blocking else _LIVE_TIMEOUT)
-                sock.connect(self.address)
+                sock = _unix_connect(self.address, sock_type, self.blocking)
             except OSError as exc:
-                sock.close()
                 if exc.errno == errno.EPROTOTYPE:  # the daemon listens on a stream socket
                     continue
                 self.stats.error(exc.strerror or str(exc))
                 return False
-            sock.setblocking(self.blocking)
             self._sock, self._stream = sock, sock_type == socket.SOCK_STREAM
             return True
         return False
@@ -675,10 +664,28 @@ class _SyslogSocket:
         return False
 
     def close(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None
+        _close_quietly(self._sock)
+        self._sock = None
+
+
+def _unix_connect(path: str, sock_type: int, blocking: bool) -> socket.socket:
+    """A connected AF_UNIX socket; OSError when it cannot connect (the socket closed). The
+    connect has a timeout: a full listen backlog must not hang a live capture."""
+    sock = socket.socket(socket.AF_UNIX, sock_type)
+    try:
+        sock.settimeout(_OFFLINE_TIMEOUT if blocking else _LIVE_TIMEOUT)
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(blocking)
+    return sock
+
+
+def _close_quietly(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 # --- redis -------------------------------------------------------------------------------
