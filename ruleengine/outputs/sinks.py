@@ -32,7 +32,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -195,22 +195,28 @@ def sink_spec(*, filetype: str, filename: str, facility: str | None = None,
 
 def _syslog_options(facility: str | None, level: str | None, identity: str | None,
                     warnings: list[str]) -> SyslogOptions:
-    options = SyslogOptions(identity=identity)
-    if facility is not None:
-        code = SYSLOG_FACILITIES.get(facility.strip().lower())
-        if code is None:
-            warnings.append(f'outputs.eve-log.facility: invalid syslog facility "{facility}", '
-                            'using "local0"')
-        else:
-            options = SyslogOptions(facility=code, identity=identity)
-    if level is not None:
-        code = SYSLOG_LEVELS.get(level.strip().lower())
-        if code is None:
-            warnings.append(f'outputs.eve-log.level: invalid syslog level "{level}" (Emergency, '
-                            'Alert, Critical, Error, Warning, Notice, Info, Debug), using "Info"')
-        else:
-            options = SyslogOptions(facility=options.facility, level=code, identity=identity)
-    return options
+    default = SyslogOptions()
+    return SyslogOptions(
+        facility=_syslog_code(SYSLOG_FACILITIES, facility, default.facility, warnings,
+                              'outputs.eve-log.facility: invalid syslog facility "{}", '
+                              'using "local0"'),
+        level=_syslog_code(SYSLOG_LEVELS, level, default.level, warnings,
+                           'outputs.eve-log.level: invalid syslog level "{}" (Emergency, '
+                           'Alert, Critical, Error, Warning, Notice, Info, Debug), using "Info"'),
+        identity=identity)
+
+
+def _syslog_code(names: Mapping[str, int], value: str | None, default: int,
+                 warnings: list[str], invalid: str) -> int:
+    """A facility or level name's number; ``default`` (with the warning ``invalid``
+    filled in) for a name syslog does not know."""
+    if value is None:
+        return default
+    code = names.get(value.strip().lower())
+    if code is None:
+        warnings.append(invalid.format(value))
+        return default
+    return code
 
 
 def _redis_options(section: dict[str, Any]) -> tuple[RedisOptions, str | None]:
