@@ -23,7 +23,7 @@ from ruleengine.decode.tunnel import (
 )
 from ruleengine.detect.config import DetectSettings
 from ruleengine.flow.table import FlowTimeouts
-from ruleengine.outputs.config import eve_settings
+from ruleengine.outputs.config import eve_settings, stats_interval
 from ruleengine.outputs.sinks import SinkSpec, sink_spec
 from ruleengine.stream.config import midstream_policy
 from ruleengine.stream.tcp import StreamConfig
@@ -109,7 +109,7 @@ class EngineSettings:
         vxlan_ports = _tunnel_ports(config, "vxlan", VXLAN_PORTS, warnings)
         geneve_ports = _tunnel_ports(config, "geneve", GENEVE_PORTS, warnings)
         checks = _pcap_checksum_checks(config.get("pcap-file.checksum-checks", "auto"))
-        validation = config.checksum_validation(k_option)
+        validation = checksum_validation(config, k_option)
         if offline and k_option is None and checks == "no":
             validation = False  # Suricata's CHECKSUM_VALIDATION_DISABLE for pcap files
         stream = config.get_section("stream")
@@ -129,7 +129,7 @@ class EngineSettings:
             eve_sink=eve_sink,
             eve_prefix=eve.prefix,
             eve_host=eve_host,
-            stats_interval=float(config.stats_interval()),
+            stats_interval=float(stats_interval(config.get_section("stats"))),
             mpm=detect.mpm_algo,
             packet_alert_max=max(1, detect.packet_alert_max),
             action_order=detect.action_order,
@@ -141,6 +141,19 @@ class EngineSettings:
             use_recursion=config.get_bool("decoder.recursion-level.use-for-tracking", True),
         )
         return settings, warnings
+
+
+def checksum_validation(config: Config, k_option: str | None = None) -> bool:
+    """Whether to validate checksums: ``-k none|all`` wins, else
+    ``capture.checksum-validation: none`` disables, else ``stream.checksum-validation``."""
+    if k_option is not None:
+        return k_option.strip().lower() != "none"
+    capture = config.get("capture.checksum-validation")
+    if isinstance(capture, str) and capture.strip().lower() == "none":
+        return False
+    if parse_bool(capture) is False:
+        return False
+    return config.get_bool("stream.checksum-validation", True)
 
 
 def _tunnel_ports(config: Config, name: str, default: frozenset[int],

@@ -25,9 +25,10 @@ from ruleengine.outputs.config import (
     EveSettings,
     eve_settings,
     fast_log_settings,
+    stats_interval,
     stats_log_settings,
 )
-from ruleengine.settings import EngineSettings
+from ruleengine.settings import EngineSettings, checksum_validation
 from ruleengine.stream.config import midstream_policy
 from ruleengine.stream.tcp import StreamConfig
 from tests.outputs.eve_schema import VERIFY_DIR
@@ -99,7 +100,7 @@ def test_defaults_are_suricatas_shipped_values():
     assert htp.response_body_inspect_window == 16 << 10
     assert timeouts(config).tcp.established == 600
     assert eve(config).filename == "eve.json" and "alert" in (eve(config).types or ())
-    assert config.stats_interval() == 8
+    assert stats_interval(config.get_section("stats")) == 8
 
 
 def test_missing_file_is_an_error(tmp_path: Path):
@@ -323,18 +324,6 @@ def test_exception_policy(value: object, master: object, ips: bool, packet_level
     assert exception_policy(value, master, ips=ips, packet_level=packet_level) == expected
 
 
-# --- values read across stages --------------------------------------------------------------
-
-
-def test_checksum_validation():
-    config, _ = Config.load(None)
-    assert config.checksum_validation() is True
-    assert config.checksum_validation("none") is False
-    assert config.checksum_validation("all") is True
-    config, _ = Config.load(None, ["capture.checksum-validation=none"])
-    assert config.checksum_validation() is False
-
-
 # --- the suricata-verify corpus --------------------------------------------------------------
 
 
@@ -452,6 +441,7 @@ def _every_stage(config: Config, *, ips: bool) -> None:
     with contextlib.suppress(NfqConfigError):
         NfqConfig.from_yaml(config.get_section("nfq"), [0])
     EngineSettings.from_config(config, ips=ips)
+    checksum_validation(config)
 
 
 @settings(max_examples=150, deadline=None)
@@ -468,7 +458,7 @@ def test_any_file_and_set_text_never_raises_unexpectedly(body: str, overrides: l
             return
         # every view copes with whatever the tree holds
         _every_stage(config, ips=True)
-        config.address_groups(), config.checksum_validation()
+        config.address_groups()
 
 
 _KEYS = st.sampled_from([

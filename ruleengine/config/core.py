@@ -262,18 +262,6 @@ class Config:
         value = self.get("runmode")
         return str(value).lower() if value is not None else None
 
-    def checksum_validation(self, k_option: str | None = None) -> bool:
-        """Whether to validate checksums: ``-k none|all`` wins, else
-        ``capture.checksum-validation: none`` disables, else ``stream.checksum-validation``."""
-        if k_option is not None:
-            return k_option.strip().lower() != "none"
-        capture = self.get("capture.checksum-validation")
-        if isinstance(capture, str) and capture.strip().lower() == "none":
-            return False
-        if parse_bool(capture) is False:
-            return False
-        return self.get_bool("stream.checksum-validation", True)
-
     def address_groups(self) -> dict[str, str]:
         return {str(k): scalar_text(v) for k, v in self.get_section(
             "vars.address-groups").items()}
@@ -287,10 +275,3 @@ class Config:
         """``sensor-name`` (EVE's ``host`` field), None when not set."""
         value = self.get("sensor-name")
         return None if value is None else scalar_text(value)
-
-    def stats_enabled(self) -> bool:
-        return self.get_bool("stats.enabled", True)
-
-    def stats_interval(self) -> int:
-        interval = self.get_int("stats.interval", 8)
-        return interval if interval > 0 else 8

@@ -1,6 +1,7 @@
 """The ``outputs`` list of suricata.yaml as the outputs read it: ``eve-log``, ``stats``,
 ``fast``. The config hands this stage its subtree (``config.get_list("outputs")``); each
-output takes the first entry of its kind (Suricata may have several; we write one file)."""
+output takes the first entry of its kind (Suricata may have several; we write one file).
+Beside it the top-level ``stats`` section (the interval of the stats events)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruleengine.config.values import is_true, parse_bool, scalar_text
+from ruleengine.config.values import is_true, parse_bool, parse_int, scalar_text, value_or
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,13 @@ class FastLogSettings:
     enabled: bool = False
     filename: str = "fast.log"
     append: bool = True
+
+
+def stats_interval(section: Mapping[str, Any]) -> int:
+    """Seconds between stats events (the ``stats`` section's ``interval``; 8, Suricata's
+    default, when absent or not a positive number)."""
+    interval = value_or(parse_int, section.get("interval"), 8)
+    return interval if interval > 0 else 8
 
 
 def _first(outputs: Sequence[Any], kind: str, *, mapping_only: bool) -> Any:

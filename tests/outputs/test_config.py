@@ -8,6 +8,7 @@ from ruleengine.outputs.config import (
     StatsLogSettings,
     eve_settings,
     fast_log_settings,
+    stats_interval,
     stats_log_settings,
 )
 from tests.outputs.eve_schema import VERIFY_DIR
@@ -66,3 +67,9 @@ def test_the_subtree_of_a_loaded_config() -> None:
         outputs = config.get_list("outputs")
         assert stats_log_settings(outputs).append is True
         assert eve_settings(outputs).type_options["alert"] == {"verdict": True}
+
+
+def test_stats_interval() -> None:
+    assert stats_interval({}) == 8
+    assert stats_interval({"interval": "30"}) == 30
+    assert stats_interval({"interval": 0}) == 8 == stats_interval({"interval": "soon"})
