@@ -71,6 +71,7 @@ from capture_backends.tpacket import (
     read_stats,
     set_promiscuous,
 )
+from ruleengine.conf_values import parse_int, parse_size, parse_switch
 
 # PACKET_FANOUT modes (linux/if_packet.h) by Suricata cluster-type name
 CLUSTER_TYPES: Mapping[str, int] = {
@@ -232,37 +233,26 @@ def _entries(section: object, warnings: list[str]) -> list[Mapping[str, Any]]:
 
 
 def _as_bool(value: object, key: str, default: bool, warnings: list[str]) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("yes", "true", "on", "1", "enable", "enabled"):
-        return True
-    if text in ("no", "false", "off", "0", "disable", "disabled"):
-        return False
-    warnings.append(f"af-packet: {key}: {value!r} is not a boolean, using {default}")
-    return default
+    flag = parse_switch(value)
+    if flag is None:
+        warnings.append(f"af-packet: {key}: {value!r} is not a boolean, using {default}")
+        return default
+    return flag
 
 
 def _as_int(value: object, key: str, default: int, lo: int, hi: int,
             warnings: list[str]) -> int:
-    try:
-        number = _parse_size(value) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    # a size ("4mb") or a plain / hex integer
+    number = parse_size(value) if isinstance(value, str) else None
+    if number is None:
+        number = parse_int(value)
+    if number is None:
         warnings.append(f"af-packet: {key}: {value!r} is not a number, using {default}")
         return default
     if not lo <= number <= hi:
         warnings.append(f"af-packet: {key}: {number} out of range [{lo}, {hi}], using {default}")
         return default
     return number
-
-
-def _parse_size(text: str) -> int:
-    t = text.strip().lower()
-    for suffix, mult in (("kib", 1024), ("kb", 1024), ("mib", 1 << 20), ("mb", 1 << 20),
-                         ("gib", 1 << 30), ("gb", 1 << 30)):
-        if t.endswith(suffix):
-            return int(float(t[: -len(suffix)]) * mult)
-    return int(t, 0)
 
 
 def _build_config(iface: str, raw: Mapping[str, Any], warnings: list[str]) -> AfPacketConfig:

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ruleengine.conf_values import parse_switch
+
 __all__ = ["MODES", "NfqConfig", "NfqConfigError"]
 
 MODES = ("accept", "repeat")
@@ -38,18 +40,13 @@ def _parse_int(key: str, value: object) -> int:
     return number
 
 
-_TRUE = {"yes", "true", "on", "1", "enable", "enabled"}
-_FALSE = {"no", "false", "off", "0", "disable", "disabled"}
-
-
 def _parse_bool(key: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise NfqConfigError(f"nfq: {key} must be yes or no, not {value!r}")
+    # an integer other than 0/1 is a typo here, not a switch
+    odd_int = isinstance(value, int) and not isinstance(value, bool) and value not in (0, 1)
+    flag = None if odd_int else parse_switch(value)
+    if flag is None:
+        raise NfqConfigError(f"nfq: {key} must be yes or no, not {value!r}")
+    return flag
 
 
 _KNOWN_KEYS = {
@@ -195,7 +192,7 @@ class NfqConfig:
         inject = section.get("inject-mark")
         if isinstance(inject, str) and inject.strip().lower() == "auto":
             inject = None
-        elif isinstance(inject, str | bool) and str(inject).strip().lower() in _FALSE:
+        elif isinstance(inject, str | bool) and parse_switch(inject) is False:
             inject = 0
         kwargs["inject_mark"] = None if inject is None else _parse_int("inject-mark", inject)
         for key in ("repeat-mark", "repeat-mask", "bypass-mark", "bypass-mask"):

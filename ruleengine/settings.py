@@ -21,8 +21,11 @@ from ruleengine.decode.tunnel import (
     VXLAN_PORTS,
     parse_port_list,
 )
+from ruleengine.detect.config import DetectSettings
 from ruleengine.flow.table import FlowTimeouts
+from ruleengine.outputs.config import eve_settings, stats_interval
 from ruleengine.outputs.sinks import SinkSpec, sink_spec
+from ruleengine.stream.config import midstream_policy
 from ruleengine.stream.tcp import StreamConfig
 
 
@@ -84,7 +87,8 @@ class EngineSettings:
         warnings: list[str] = []
         applayer, problems = load_settings(config.get_section("app-layer.protocols"))
         warnings.extend(problems)
-        eve = config.eve()
+        eve = eve_settings(config.get_list("outputs"))
+        detect = DetectSettings.from_mapping(config.data)
         eve_options = eve.type_options
         eve_sink, problems = sink_spec(
             filetype=eve.filetype, filename=eve.filename, facility=eve.facility,
@@ -96,7 +100,7 @@ class EngineSettings:
         file_policy, problems = FilePolicy.from_files_options(eve_options.get("files"))
         warnings.extend(problems)
         applayer = replace(applayer, files=file_policy)
-        unknown = [a for a in config.detect().action_order
+        unknown = [a for a in detect.action_order
                    if a not in ("pass", "drop", "reject", "alert")]
         if unknown:
             warnings.append(f"action-order: unknown action(s) {', '.join(unknown)} "
@@ -105,15 +109,16 @@ class EngineSettings:
         vxlan_ports = _tunnel_ports(config, "vxlan", VXLAN_PORTS, warnings)
         geneve_ports = _tunnel_ports(config, "geneve", GENEVE_PORTS, warnings)
         checks = _pcap_checksum_checks(config.get("pcap-file.checksum-checks", "auto"))
-        validation = config.checksum_validation(k_option)
+        validation = checksum_validation(config, k_option)
         if offline and k_option is None and checks == "no":
             validation = False  # Suricata's CHECKSUM_VALIDATION_DISABLE for pcap files
+        stream = config.get_section("stream")
         settings = cls(
             checksum_validation=validation,
             checksum_auto=offline and k_option is None and checks == "auto",
             ips=ips,
-            stream=StreamConfig.from_mapping(config.get_section("stream"), ips_mode=ips),
-            midstream_policy=config.exception_policies(ips).stream_midstream,
+            stream=StreamConfig.from_mapping(stream, ips_mode=ips),
+            midstream_policy=midstream_policy(stream, config.get("exception-policy"), ips=ips),
             timeouts=FlowTimeouts.from_mapping(config.get_section("flow-timeouts")),
             use_vlan=config.get_bool("vlan.use-for-tracking", True),
             flow_memcap=config.get_size("flow.memcap", 32 << 20),
@@ -124,10 +129,10 @@ class EngineSettings:
             eve_sink=eve_sink,
             eve_prefix=eve.prefix,
             eve_host=eve_host,
-            stats_interval=float(config.stats_interval()),
-            mpm=config.detect().mpm_algo,
-            packet_alert_max=max(1, config.detect().packet_alert_max),
-            action_order=config.detect().action_order,
+            stats_interval=float(stats_interval(config.get_section("stats"))),
+            mpm=detect.mpm_algo,
+            packet_alert_max=max(1, detect.packet_alert_max),
+            action_order=detect.action_order,
             offline=offline,
             vxlan_ports=vxlan_ports,
             geneve_ports=geneve_ports,
@@ -136,6 +141,19 @@ class EngineSettings:
             use_recursion=config.get_bool("decoder.recursion-level.use-for-tracking", True),
         )
         return settings, warnings
+
+
+def checksum_validation(config: Config, k_option: str | None = None) -> bool:
+    """Whether to validate checksums: ``-k none|all`` wins, else
+    ``capture.checksum-validation: none`` disables, else ``stream.checksum-validation``."""
+    if k_option is not None:
+        return k_option.strip().lower() != "none"
+    capture = config.get("capture.checksum-validation")
+    if isinstance(capture, str) and capture.strip().lower() == "none":
+        return False
+    if parse_bool(capture) is False:
+        return False
+    return config.get_bool("stream.checksum-validation", True)
 
 
 def _tunnel_ports(config: Config, name: str, default: frozenset[int],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
+from capture_backends.af_packet import AfPacketConfig
+from capture_backends.nfq_config import NfqConfig, NfqConfigError
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.config import (
     Config,
@@ -15,7 +18,18 @@ from ruleengine.config import (
     parse_int,
     parse_size,
 )
+from ruleengine.config.values import exception_policy
+from ruleengine.detect.config import DetectSettings
 from ruleengine.flow.table import FlowTimeouts
+from ruleengine.outputs.config import (
+    EveSettings,
+    eve_settings,
+    fast_log_settings,
+    stats_interval,
+    stats_log_settings,
+)
+from ruleengine.settings import EngineSettings, checksum_validation
+from ruleengine.stream.config import midstream_policy
 from ruleengine.stream.tcp import StreamConfig
 from tests.outputs.eve_schema import VERIFY_DIR
 
@@ -25,6 +39,24 @@ HEADER = "%YAML 1.1\n---\n"
 def write(path: Path, body: str, header: bool = True) -> Path:
     path.write_text((HEADER if header else "") + body)
     return path
+
+
+def stream(config: Config) -> StreamConfig:
+    """What the TCP tracker reads of the loaded tree (the stage parses its subtree)."""
+    return StreamConfig.from_mapping(config.get_section("stream"))
+
+
+def eve(config: Config) -> EveSettings:
+    return eve_settings(config.get_list("outputs"))
+
+
+def http(config: Config) -> HttpConfig:
+    return HttpConfig.from_mapping(
+        config.get_section("app-layer.protocols.http.libhtp.default-config"))[0]
+
+
+def timeouts(config: Config) -> FlowTimeouts:
+    return FlowTimeouts.from_mapping(config.get_section("flow-timeouts"))
 
 
 # --- value parsing ---------------------------------------------------------------------------
@@ -63,12 +95,12 @@ def test_defaults_are_suricatas_shipped_values():
     assert config.get_bool("stream.checksum-validation", False) is True
     assert config.get("vars.address-groups.HOME_NET") == "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]"
     assert config.port_groups()["HTTP_PORTS"] == "80"
-    http = config.http_default_config()
-    assert (http.request_body_limit, http.response_body_limit) == (100 << 10, 100 << 10)
-    assert http.response_body_inspect_window == 16 << 10
-    assert config.flow_timeouts()["tcp"].established == 600
-    assert config.eve().filename == "eve.json" and "alert" in (config.eve().types or ())
-    assert config.stats_interval() == 8
+    htp = http(config)
+    assert (htp.request_body_limit, htp.response_body_limit) == (100 << 10, 100 << 10)
+    assert htp.response_body_inspect_window == 16 << 10
+    assert timeouts(config).tcp.established == 600
+    assert eve(config).filename == "eve.json" and "alert" in (eve(config).types or ())
+    assert stats_interval(config.get_section("stats")) == 8
 
 
 def test_missing_file_is_an_error(tmp_path: Path):
@@ -91,15 +123,14 @@ def test_file_values_only_and_code_defaults(tmp_path: Path):
     assert config.get_bool("stream.midstream", False) is True
     # not in the file: the getter's default (Suricata's built-in) applies
     assert config.get("vars.address-groups.HOME_NET") is None
-    assert config.http_default_config().request_body_limit == 4096
-    assert config.eve().types is None
+    assert eve(config).types is None
 
 
 def test_missing_header_is_a_warning(tmp_path: Path):
     path = write(tmp_path / "s.yaml", "stream:\n  midstream: yes\n", header=False)
     config, warnings = Config.load(path)
     assert len(warnings) == 1 and "%YAML 1.1" in warnings[0]
-    assert config.stream().midstream is True
+    assert stream(config).midstream is True
 
 
 def test_yaml_11_booleans_and_empty_values(tmp_path: Path):
@@ -107,7 +138,7 @@ def test_yaml_11_booleans_and_empty_values(tmp_path: Path):
                  "logging:\n  default-output-filter:\n")
     config, warnings = Config.load(path)
     assert warnings == []
-    assert config.stream().inline == "yes" and config.stream().async_oneside is False
+    assert stream(config).inline is True and stream(config).async_oneside is False
     assert config.get("logging.default-output-filter", "x") == "x"
 
 
@@ -131,7 +162,7 @@ def test_include_key_and_tag(tmp_path: Path):
     # as in Suricata, the included "vars" replaces the one defined before the include
     assert config.get("vars.address-groups.HOME_NET") == "[10.0.0.0/8]"
     assert config.get("vars.address-groups.EXTERNAL_NET") is None
-    assert config.eve().types == frozenset({"alert"})
+    assert eve(config).types == frozenset({"alert"})
     assert len(warnings) == 1 and "missing.yaml" in warnings[0] and "cannot read" in warnings[0]
 
 
@@ -142,7 +173,7 @@ def test_include_position_decides(tmp_path: Path):
     config, warnings = Config.load(path)
     assert warnings == []
     assert config.get("flow.memcap") == "1mb"  # defined before the include: replaced
-    assert config.stream().midstream is False  # defined after the include: kept
+    assert stream(config).midstream is False  # defined after the include: kept
 
 
 def test_include_key_only_at_top_level(tmp_path: Path):
@@ -156,7 +187,7 @@ def test_underscores_become_dashes_except_in_variable_names(tmp_path: Path):
                  "vars:\n  address-groups:\n    MY_NET: any\n  port-groups:\n"
                  "    MY_PORTS: '80'\n")
     config, warnings = Config.load(path)
-    assert config.stream().toserver_chunk_size == 4096
+    assert stream(config).toserver_chunk_size == 4096
     assert config.address_groups() == {"MY_NET": "any"}
     assert config.port_groups() == {"MY_PORTS": "80"}
     assert len(warnings) == 1
@@ -167,14 +198,14 @@ def test_include_loop_is_cut(tmp_path: Path):
     write(tmp_path / "a.yaml", "include: b.yaml\nstream:\n  midstream: yes\n")
     write(tmp_path / "b.yaml", "include: a.yaml\n")
     config, warnings = Config.load(tmp_path / "a.yaml")
-    assert config.stream().midstream is True
+    assert stream(config).midstream is True
     assert any("nested more than" in w for w in warnings)
 
 
 def test_duplicate_key_warning(tmp_path: Path):
     path = write(tmp_path / "s.yaml", "stream:\n  midstream: no\nstream:\n  midstream: yes\n")
     config, warnings = Config.load(path)
-    assert config.stream().midstream is True
+    assert stream(config).midstream is True
     assert len(warnings) == 1 and "defined again" in warnings[0]
 
 
@@ -196,11 +227,11 @@ def test_set_overrides():
     ])
     assert warnings == []
     assert config.get("stream.midstream") == "true"  # kept as text, as Suricata does
-    assert config.stream().midstream is True
-    assert config.stream().reassembly_depth == 2 << 20
-    assert config.http_default_config().response_body_decompress_layer_limit == 3
-    assert config.eve().enabled is False
-    assert config.af_packet()[0].bypass is True
+    assert stream(config).midstream is True
+    assert stream(config).reassembly_depth == 2 << 20
+    assert http(config).response_body_decompress_layer_limit == 3
+    assert eve(config).enabled is False
+    assert AfPacketConfig.from_yaml(config.get("af-packet"), "eth0")[0].bypass is True
     assert config.get_bool("vlan.use-for-tracking", True) is False
 
 
@@ -209,7 +240,8 @@ def test_set_creates_sections_and_list_items(tmp_path: Path):
         "outputs.0.eve-log.enabled=yes", "nfq.bypass-mark=0x10", "nfq.bypass-mask=0x10"])
     assert warnings == []
     assert config.get("outputs.0.eve-log.enabled") == "yes"
-    assert (config.nfq().bypass_mark, config.nfq().bypass_mask) == (16, 16)
+    nfq, _ = NfqConfig.from_yaml(config.get_section("nfq"), [0])
+    assert (nfq.bypass_mark, nfq.bypass_mask) == (16, 16)
 
 
 @pytest.mark.parametrize(("override", "fragment"), [
@@ -252,12 +284,8 @@ def test_free_form_sections_do_not_warn(tmp_path: Path):
                  "          - apache:\n              address: [10.0.0.0/8]\n"
                  "              personality: Apache_2\n              request-body-limit: 8kb\n"
                  "logging:\n  anything:\n    goes: here\n")
-    config, warnings = Config.load(path)
+    _config, warnings = Config.load(path)
     assert warnings == []
-    (server,) = config.http_server_configs()
-    assert server.name == "apache" and server.addresses == ("10.0.0.0/8",)
-    assert server.request_body_limit == 8192 and server.personality == "Apache_2"
-    assert server.response_body_limit == 4096
 
 
 def test_bad_values_warn_and_fall_back(tmp_path: Path):
@@ -267,8 +295,8 @@ def test_bad_values_warn_and_fall_back(tmp_path: Path):
     assert len(warnings) == 5
     assert "stream.reassembly.depth: 'lots' is not a size like 1mb; the default is used" in warnings
     config, _ = Config.load(None, ["stream.reassembly.depth=lots", "flow-timeouts.tcp.new=soon"])
-    assert config.stream().reassembly_depth == 1 << 20
-    assert config.flow_timeouts()["tcp"].new == 60
+    assert stream(config).reassembly_depth == 1 << 20
+    assert timeouts(config).tcp.new == 60
 
 
 def test_catalogue_knows_commented_and_newer_keys():
@@ -281,57 +309,19 @@ def test_catalogue_knows_commented_and_newer_keys():
     assert not catalogue.is_known(["stream", "bypas"])
 
 
-# --- typed views -----------------------------------------------------------------------------
-
-
-def test_exception_policies():
-    config, _ = Config.load(None, ["exception-policy=auto"])
-    assert config.exception_policies(ips=True).stream_midstream == "drop-flow"
-    assert config.exception_policies(ips=True).flow_memcap == "drop-packet"
-    assert config.exception_policies(ips=False).stream_midstream == "ignore"
-    config, _ = Config.load(None, ["stream.midstream-policy=pass-flow"])
-    assert config.exception_policies(ips=False).stream_midstream == "pass-flow"
-    config, _ = Config.load(None, ["stream.midstream-policy=drop-flow"])
-    assert config.exception_policies(ips=False).stream_midstream == "ignore"  # IDS: no drops
-    config, _ = Config.load(None, ["stream.midstream=true", "stream.midstream-policy=bypass"])
-    assert config.exception_policies(ips=True).stream_midstream == "ignore"
-
-
-def test_checksum_validation():
-    config, _ = Config.load(None)
-    assert config.checksum_validation() is True
-    assert config.checksum_validation("none") is False
-    assert config.checksum_validation("all") is True
-    config, _ = Config.load(None, ["capture.checksum-validation=none"])
-    assert config.checksum_validation() is False
-
-
-def test_af_packet_default_interface():
-    config, _ = Config.load(None, ["af-packet.1.cluster-id=42", "af-packet.1.bypass=yes"])
-    eth0 = config.af_packet_for("eth0")
-    assert eth0.cluster_id == 99 and eth0.bypass is True  # eth0 takes default's bypass too
-    other = config.af_packet_for("veth7")
-    assert other.interface == "veth7" and other.cluster_id == 42
-
-
-def test_eve_types_and_options(tmp_path: Path):
-    path = write(tmp_path / "s.yaml",
-                 "outputs:\n  - eve-log:\n      enabled: yes\n      filename: out.json\n"
-                 "      types:\n        - alert:\n            payload: yes\n        - http\n"
-                 "        - dhcp:\n            enabled: no\n        - flow\n")
-    config, warnings = Config.load(path)
-    assert warnings == []
-    eve = config.eve()
-    assert eve.filename == "out.json"
-    assert eve.types == frozenset({"alert", "http", "flow"})
-    assert eve.type_options["alert"] == {"payload": True}
-
-
-def test_detect_settings():
-    config, _ = Config.load(None, ["packet-alert-max=6", "mpm-algo=hs"])
-    detect = config.detect()
-    assert detect.packet_alert_max == 6 and detect.mpm_algo == "hs"
-    assert detect.action_order == ("pass", "drop", "reject", "alert")
+@pytest.mark.parametrize(("value", "master", "ips", "packet_level", "expected"), [
+    (None, None, True, False, "drop-flow"),  # auto
+    (None, "auto", True, True, "drop-packet"),  # flow.memcap-policy, defrag.memcap-policy
+    (None, "auto", False, False, "ignore"),
+    ("pass-flow", "drop-flow", True, False, "pass-flow"),  # the key wins
+    ("explode", "reject", True, False, "reject"),  # not a policy: the master
+    ("not-set", "nonsense", True, False, "drop-flow"),  # neither: auto
+    ("reject-both", None, False, False, "ignore"),  # IDS: no drops or rejects
+    ("Bypass", None, False, False, "bypass"),
+])
+def test_exception_policy(value: object, master: object, ips: bool, packet_level: bool,
+                          expected: str) -> None:
+    assert exception_policy(value, master, ips=ips, packet_level=packet_level) == expected
 
 
 # --- the suricata-verify corpus --------------------------------------------------------------
@@ -347,7 +337,7 @@ def _verify_yamls() -> list[Path]:
 def test_suricata_verify_configs_load_without_warnings(path: Path):
     config, warnings = Config.load(path)
     assert warnings == []
-    assert config.eve().enabled
+    assert eve(config).enabled
 
 
 @pytest.mark.skipif(not (VERIFY_DIR / "index.json").is_file(), reason="corpus index not found")
@@ -394,7 +384,7 @@ def test_hostile_include_is_a_warning(tmp_path: Path):
     write(tmp_path / "bad.yaml", "x: [\n")
     path = write(tmp_path / "main.yaml", "include: bad.yaml\ninclude: 42\nstream:\n  bypass: yes\n")
     config, warnings = Config.load(path)
-    assert config.stream().bypass is True
+    assert stream(config).bypass is True
     assert len(warnings) == 2 and all(w.endswith("ignored") for w in warnings)
 
 
@@ -403,33 +393,22 @@ def test_hostile_set_values():
     assert any("more than 32 parts" in w for w in warnings)
     # replacing the whole stream section with text is allowed (Suricata would too), and the
     # typed view then falls back to built-in defaults
-    assert config.stream().reassembly_depth == 1 << 20
+    assert stream(config).reassembly_depth == 1 << 20
 
 
 def test_non_string_keys_and_odd_values(tmp_path: Path):
     path = write(tmp_path / "s.yaml", "1: x\nstream:\n  reassembly: 5\nvars: [1, 2]\n")
     config, warnings = Config.load(path)
-    assert config.stream().reassembly_depth == 1 << 20
+    assert stream(config).reassembly_depth == 1 << 20
     assert config.address_groups() == {}
     assert len(warnings) == 3
-
-
-def test_stats_log_and_sensor_name():
-    config, _ = Config.load(None, ["sensor-name=probe1"])
-    assert config.stats_log().enabled and config.stats_log().filename == "stats.log"
-    assert config.sensor_name == "probe1"
-    path = VERIFY_DIR / "bug-5464-verdict-05" / "suricata.yaml"
-    if path.is_file():
-        config, _ = Config.load(path)
-        assert config.stats_log().append is True and config.sensor_name is None
-        assert config.eve().type_options["alert"] == {"verdict": True}
 
 
 def test_set_below_a_scalar_list_item_keeps_its_name():
     config, warnings = Config.load(None, ["outputs.1.eve-log.types.3.dns.enabled=no"])
     assert warnings == []
     assert config.get("outputs.1.eve-log.types.3") == {"dns": {"enabled": "no"}}
-    assert "dns" not in (config.eve().types or ())
+    assert "dns" not in (eve(config).types or ())
 
 
 def test_stage_config_objects():
@@ -450,6 +429,21 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
+def _every_stage(config: Config, *, ips: bool) -> None:
+    """Each stage's parser copes with whatever subtree it is handed (nfq's refuses a value
+    that cannot work with its one error type, which the CLI prints)."""
+    outputs = config.get_list("outputs")
+    stream(config), timeouts(config), http(config), eve_settings(outputs)
+    stats_log_settings(outputs), fast_log_settings(outputs)
+    DetectSettings.from_mapping(config.data)
+    midstream_policy(config.get_section("stream"), config.get("exception-policy"), ips=ips)
+    AfPacketConfig.from_yaml(config.get("af-packet"), "eth9")
+    with contextlib.suppress(NfqConfigError):
+        NfqConfig.from_yaml(config.get_section("nfq"), [0])
+    EngineSettings.from_config(config, ips=ips)
+    checksum_validation(config)
+
+
 @settings(max_examples=150, deadline=None)
 @given(body=st.text(max_size=200), overrides=st.lists(st.text(max_size=40), max_size=4))
 def test_any_file_and_set_text_never_raises_unexpectedly(body: str, overrides: list[str]):
@@ -463,10 +457,8 @@ def test_any_file_and_set_text_never_raises_unexpectedly(body: str, overrides: l
         except ConfigError:
             return
         # every view copes with whatever the tree holds
-        config.stream(), config.flow_timeouts(), config.http_default_config()
-        config.http_server_configs(), config.af_packet(), config.nfq(), config.eve()
-        config.exception_policies(ips=True), config.detect(), config.stats_log()
-        config.address_groups(), config.checksum_validation()
+        _every_stage(config, ips=True)
+        config.address_groups()
 
 
 _KEYS = st.sampled_from([
@@ -493,10 +485,8 @@ def test_any_structure_gives_views_not_exceptions(tree: dict[str, object]):
         path = Path(tmp) / "s.yaml"
         path.write_text(HEADER + yaml.safe_dump(tree), encoding="utf-8")
         config, _warnings = Config.load(path, ["stream.inline=auto"])
-    config.stream(), config.flow_timeouts(), config.http_default_config()
-    config.http_server_configs(), config.af_packet(), config.af_packet_for("eth9")
-    config.nfq(), config.eve(), config.exception_policies(ips=False), config.detect()
-    config.stats_log(), config.address_groups(), config.port_groups(), config.runmode
+    _every_stage(config, ips=False)
+    config.address_groups(), config.port_groups(), config.runmode
 
 
 def test_set_names_are_not_mangled():
@@ -504,11 +494,11 @@ def test_set_names_are_not_mangled():
     config, warnings = Config.load(None, ["stream.async_oneside=true"])
     assert warnings == ["unknown configuration key 'stream.async_oneside' "
                         "(did you mean 'stream.async-oneside'?); ignored"]
-    assert config.stream().async_oneside is False
+    assert stream(config).async_oneside is False
 
 
 def test_eve_types_that_are_not_a_list_are_ignored() -> None:
     # warned as ignored by check(): the output then writes every type (not one per letter)
     config, warnings = Config.load(None, ["outputs.1.eve-log.types=[alert, flow]"])
     assert any("eve-log.types" in w for w in warnings)
-    assert config.eve().types is None
+    assert eve(config).types is None

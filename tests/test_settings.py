@@ -12,7 +12,7 @@ import pytest
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.config import Config
 from ruleengine.flow.table import FlowTimeouts
-from ruleengine.settings import EngineSettings
+from ruleengine.settings import EngineSettings, checksum_validation
 from ruleengine.stream.tcp import StreamConfig
 
 
@@ -204,3 +204,16 @@ def test_bad_tunnel_decoder_values_warn_and_keep_the_default(tmp_path: Path) -> 
     assert settings.vxlan_ports == frozenset({4789}) and settings.vxlan_strict
     assert any(w.startswith("decoder.vxlan.ports: not a port") for w in warnings)
     assert any("reserved-bits-check" in w and "'strict'" in w for w in warnings)
+
+
+def test_checksum_validation() -> None:
+    config, _ = Config.load(None)
+    assert checksum_validation(config) is True
+    assert checksum_validation(config, "none") is False
+    assert checksum_validation(config, "all") is True
+    config, _ = Config.load(None, ["capture.checksum-validation=none"])
+    assert checksum_validation(config) is False
+    config, _ = Config.load(None, ["capture.checksum-validation=no"])
+    assert checksum_validation(config) is False
+    config, _ = Config.load(None, ["stream.checksum-validation=no"])
+    assert checksum_validation(config) is False

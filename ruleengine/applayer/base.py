@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Literal, Protocol, TypeVar
 
 
@@ -220,3 +221,28 @@ def settings_parser(parser: Callable[[_Settings], AppParser],
         return parser(config if isinstance(config, settings) else settings())
 
     return make
+
+
+# The parts of a protocol package found by their conventional names: AppLayerSpec field ->
+# the name a module of the package exports it under.
+_CONVENTIONAL_PARTS = {
+    "parse_config": "parse_config", "for_rules": "for_rules", "buffers": "BUFFERS",
+    "keywords": "KEYWORDS", "events": "EVENTS", "eve_logger": "eve_logger",
+    "alert_logger": "alert_logger", "eve_extra": "eve_extra",
+}
+
+
+def package_spec(name: str, *modules: ModuleType, **specifics: Any) -> AppLayerSpec:
+    """The :class:`AppLayerSpec` of a protocol package, its one registration.
+
+    The parts every package has are taken from its ``modules`` by their conventional names
+    (``parse_config`` and ``for_rules`` of its config module, ``BUFFERS``, ``KEYWORDS``,
+    ``EVENTS``, ``eve_logger``, ``alert_logger``, ``eve_extra``), each from the first module
+    that exports it; ``specifics`` say what is the protocol's own (ports, probe, parser
+    factory, log policy, differently named loggers) and win over a conventional part."""
+    parts: dict[str, Any] = {}
+    for field_name, export in _CONVENTIONAL_PARTS.items():
+        found = next((getattr(m, export) for m in modules if hasattr(m, export)), None)
+        if found is not None:
+            parts[field_name] = found
+    return AppLayerSpec(name=name, **{**parts, **specifics})

@@ -128,17 +128,35 @@ def _selector_error(args: dict[str, Any]) -> str | None:
     return None
 
 
-class PipelineTarget:
+class _RunTarget:
+    """What every target answers alike: the rule set in use, the configuration, the
+    capture and run modes."""
+
+    def __init__(self, rules: RulesInUse, config: Config | None, capture: str,
+                 runmode: str) -> None:
+        self.rules = rules
+        self._config = config
+        self.capture_mode = CAPTURE_MODES.get(capture, capture)
+        self.running_mode = runmode
+
+    def ruleset_stats(self) -> list[dict[str, Any]]:
+        return self.rules.stats()
+
+    def failed_rules(self) -> list[dict[str, Any]]:
+        return self.rules.failed()
+
+    def conf_get(self, name: str) -> Any:
+        return None if self._config is None else self._config.get(name)
+
+
+class PipelineTarget(_RunTarget):
     """One pipeline in this process (pcap, NFQ, AF_PACKET with one worker). Every method
     runs between packets: the server is polled by the pipeline's own loop."""
 
     def __init__(self, pipeline: Pipeline, rules: RulesInUse, *, capture: str,
                  runmode: str, ifaces: list[str], config: Config | None = None) -> None:
+        super().__init__(rules, config, capture, runmode)
         self.pipeline = pipeline
-        self._config = config
-        self.rules = rules
-        self.capture_mode = CAPTURE_MODES.get(capture, capture)
-        self.running_mode = runmode
         self._ifaces = ifaces
 
     def reload(self) -> Pending:
@@ -146,12 +164,6 @@ class PipelineTarget:
 
     def reload_times(self) -> list[dict[str, Any]]:
         return [{"id": 0, "last_reload": iso_time(self.pipeline.last_reload)}]
-
-    def ruleset_stats(self) -> list[dict[str, Any]]:
-        return self.rules.stats()
-
-    def failed_rules(self) -> list[dict[str, Any]]:
-        return self.rules.failed()
 
     def counters(self) -> dict[str, Any]:
         self.pipeline.collect_counters()
@@ -168,9 +180,6 @@ class PipelineTarget:
 
     def shutdown(self) -> None:
         self.pipeline.stop()
-
-    def conf_get(self, name: str) -> Any:
-        return None if self._config is None else self._config.get(name)
 
     def reopen_logs(self) -> None:
         request_reopen()  # each file reopens at its next write, as after SIGHUP
@@ -191,7 +200,7 @@ class PipelineTarget:
         return Reply(True, {"count": len(removed), "flows": removed})
 
 
-class WorkersTarget:
+class WorkersTarget(_RunTarget):
     """The parent of several AF_PACKET or pcap workers: reloads go to every worker (each
     rebuilds its engine), counters are the workers' merged snapshots. Bypassed flows live
     in the workers: ``bypass-list`` shows the kernel's table, ``bypass-remove`` is refused.
@@ -202,11 +211,8 @@ class WorkersTarget:
                  reload_rules: Callable[[], RuleSet | None],
                  config: Config | None = None, capture: str = "af-packet",
                  runmode: str = "workers") -> None:
+        super().__init__(rules, config, capture, runmode)
         self.hub = hub
-        self._config = config
-        self.rules = rules
-        self.capture_mode = CAPTURE_MODES.get(capture, capture)
-        self.running_mode = runmode
         self._iface = iface
         self._kernel_flows = kernel_flows
         self._reload_rules = reload_rules
@@ -227,12 +233,6 @@ class WorkersTarget:
     def reload_times(self) -> list[dict[str, Any]]:
         return [{"id": 0, "last_reload": iso_time(self.hub.last_reload)}]
 
-    def ruleset_stats(self) -> list[dict[str, Any]]:
-        return self.rules.stats()
-
-    def failed_rules(self) -> list[dict[str, Any]]:
-        return self.rules.failed()
-
     def counters(self) -> dict[str, Any]:
         return _counters(self.hub.counters(), time.time() - self.hub.started)
 
@@ -244,9 +244,6 @@ class WorkersTarget:
 
     def shutdown(self) -> None:
         self.hub.stop()
-
-    def conf_get(self, name: str) -> Any:
-        return None if self._config is None else self._config.get(name)
 
     def reopen_logs(self) -> None:
         request_reopen()  # the parent's stats files

@@ -44,6 +44,7 @@ from ruleengine.control.server import CommandServer
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.detect.prefilter import compile_in_child
 from ruleengine.diagnostics import DEFAULT_PER_KIND, render_omitted, render_text, summarize
+from ruleengine.outputs.config import fast_log_settings, stats_log_settings
 from ruleengine.outputs.eve import EveWriter, OutputError
 from ruleengine.outputs.fastlog import FastLogWriter
 from ruleengine.outputs.metrics import MetricsError, MetricsExporter
@@ -78,132 +79,88 @@ RUNMODES = ("single", "autofp", "workers")
 TEST_MODE_OK = "Configuration provided was successfully loaded. Exiting."
 
 
+# The command line as data: (flags, argparse keywords) per option, in --help order.
+_Option = tuple[tuple[str, ...], dict[str, Any]]
+# where the packets come from: one of them
+_SOURCE_OPTIONS: tuple[_Option, ...] = (
+    (("-r",), {"dest": "pcap", "metavar": "PCAP",
+               "help": "read packets from a pcap/pcapng file"}),
+    (("--af-packet", "-i"), {
+        "dest": "af_packet", "metavar": "IFACE", "nargs": "?", "const": "",
+        "help": "capture on an interface with AF_PACKET (default: af-packet config)"}),
+    (("-q",), {"dest": "queues", "metavar": "N", "type": int, "action": "append",
+               "help": "inline IPS on NFQUEUE queue N (repeatable)"}),
+)
+_OPTIONS: tuple[_Option, ...] = (
+    (("-S",), {"dest": "rules", "metavar": "RULES", "action": "append", "default": [],
+               "help": "rule file (exclusive: yaml rule-files are ignored); repeatable"}),
+    (("-s",), {"dest": "extra_rules", "metavar": "RULES", "action": "append", "default": [],
+               "help": "rule file in addition to the yaml's rule-files; repeatable"}),
+    (("-l",), {"dest": "logdir", "metavar": "LOGDIR", "default": ".",
+               "help": "directory for eve.json (default: current directory)"}),
+    (("-c",), {"dest": "config", "metavar": "YAML", "help": "suricata.yaml"}),
+    (("--set",), {"dest": "overrides", "metavar": "KEY=VALUE", "action": "append",
+                  "default": [], "help": "override a configuration value (repeatable)"}),
+    (("-k",), {"dest": "checksum", "choices": ("none", "all"),
+               "help": "checksum checks: none disables them, all forces them"}),
+    (("--simulate-ips",), {"action": "store_true",
+                           "help": "apply drop/reject on a pcap run as an inline IPS would"}),
+    (("--runmode",), {
+        "metavar": "MODE",
+        "help": "single | autofp | workers. AF_PACKET: single runs one worker, workers runs "
+        "the af-packet threads as forked workers (autofp runs as workers, with a warning). "
+        "pcap files (-r): autofp and workers read the file here and hash flows to N "
+        "forked workers (N = CPUs x threading.detect-thread-ratio). NFQ (-q) always "
+        "runs in one process: a warning says so"}),
+    (("-T",), {"dest": "test_mode", "action": "store_true",
+               "help": "test mode: load the configuration and rules, report and exit "
+               "(0 ok, 1 on any rule file or rule error); needs no -r/-i/-q"}),
+    (("--engine-analysis",), {
+        "action": "store_true",
+        "help": "write Suricata's rules_analysis.txt, rules_fast_pattern.txt and rules.json "
+        "for the loaded rules to the log directory, then exit"}),
+    (("--init-errors-fatal",), {
+        "action": "store_true",
+        "help": "refuse to start when a rule file is missing or a rule fails to load "
+        "(also engine.init-failure-fatal: yes)"}),
+    (("--bpf-loader",), {
+        "choices": ("libbpf", "bcc"),
+        "help": "eBPF loader for AF_PACKET (default: af-packet.loader or libbpf)"}),
+    (("--nfq-install-rules",), {
+        "action": "store_true",
+        "help": "install (and on exit remove) the iptables rules NFQ bypass needs"}),
+)
+# after the daemon options
+_LATE_OPTIONS: tuple[_Option, ...] = (
+    (("--unix-socket",), {
+        "dest": "unix_socket", "metavar": "PATH", "nargs": "?", "const": "",
+        "help": "open Suricata's unix command socket (default: unix-command.filename, else "
+        "/var/run/suricata/suricata-command.socket); also unix-command.enabled: yes"}),
+    (("--metrics-port",), {
+        "type": int, "metavar": "PORT",
+        "help": "serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus_client)"}),
+    (("--metrics-address",), {"default": "127.0.0.1", "metavar": "ADDR",
+                              "help": "address of the metrics endpoint (default 127.0.0.1)"}),
+    (("-v",), {"dest": "verbose", "action": "count", "default": 0, "help": "more output"}),
+    (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),
+)
+
+
+def _add_options(parser: Any, options: tuple[_Option, ...]) -> None:
+    for flags, keywords in options:
+        parser.add_argument(*flags, **keywords)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
         help="inspect a pcap file, an AF_PACKET interface or NFQUEUE queues",
         description="Run the detection engine, like `suricata -r/-i/-q`.",
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "-r", dest="pcap", metavar="PCAP", help="read packets from a pcap/pcapng file"
-    )
-    source.add_argument(
-        "--af-packet",
-        "-i",
-        dest="af_packet",
-        metavar="IFACE",
-        nargs="?",
-        const="",
-        help="capture on an interface with AF_PACKET (default: af-packet config)",
-    )
-    source.add_argument(
-        "-q",
-        dest="queues",
-        metavar="N",
-        type=int,
-        action="append",
-        help="inline IPS on NFQUEUE queue N (repeatable)",
-    )
-    parser.add_argument(
-        "-S",
-        dest="rules",
-        metavar="RULES",
-        action="append",
-        default=[],
-        help="rule file (exclusive: yaml rule-files are ignored); repeatable",
-    )
-    parser.add_argument(
-        "-s",
-        dest="extra_rules",
-        metavar="RULES",
-        action="append",
-        default=[],
-        help="rule file in addition to the yaml's rule-files; repeatable",
-    )
-    parser.add_argument(
-        "-l",
-        dest="logdir",
-        metavar="LOGDIR",
-        default=".",
-        help="directory for eve.json (default: current directory)",
-    )
-    parser.add_argument("-c", dest="config", metavar="YAML", help="suricata.yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override a configuration value (repeatable)",
-    )
-    parser.add_argument(
-        "-k",
-        dest="checksum",
-        choices=("none", "all"),
-        help="checksum checks: none disables them, all forces them",
-    )
-    parser.add_argument(
-        "--simulate-ips",
-        action="store_true",
-        help="apply drop/reject on a pcap run as an inline IPS would",
-    )
-    parser.add_argument(
-        "--runmode",
-        metavar="MODE",
-        help="single | autofp | workers. AF_PACKET: single runs one worker, workers runs "
-        "the af-packet threads as forked workers (autofp runs as workers, with a warning). "
-        "pcap files (-r): autofp and workers read the file here and hash flows to N "
-        "forked workers (N = CPUs x threading.detect-thread-ratio). NFQ (-q) always "
-        "runs in one process: a warning says so",
-    )
-    parser.add_argument(
-        "-T",
-        dest="test_mode",
-        action="store_true",
-        help="test mode: load the configuration and rules, report and exit "
-        "(0 ok, 1 on any rule file or rule error); needs no -r/-i/-q",
-    )
-    parser.add_argument(
-        "--engine-analysis",
-        action="store_true",
-        help="write Suricata's rules_analysis.txt, rules_fast_pattern.txt and rules.json "
-        "for the loaded rules to the log directory, then exit",
-    )
-    parser.add_argument(
-        "--init-errors-fatal",
-        action="store_true",
-        help="refuse to start when a rule file is missing or a rule fails to load "
-        "(also engine.init-failure-fatal: yes)",
-    )
-    parser.add_argument(
-        "--bpf-loader",
-        choices=("libbpf", "bcc"),
-        help="eBPF loader for AF_PACKET (default: af-packet.loader or libbpf)",
-    )
-    parser.add_argument(
-        "--nfq-install-rules",
-        action="store_true",
-        help="install (and on exit remove) the iptables rules NFQ bypass needs",
-    )
+    _add_options(parser.add_mutually_exclusive_group(), _SOURCE_OPTIONS)
+    _add_options(parser, _OPTIONS)
     daemon.add_arguments(parser)
-    parser.add_argument(
-        "--unix-socket",
-        dest="unix_socket",
-        metavar="PATH",
-        nargs="?",
-        const="",
-        help="open Suricata's unix command socket (default: unix-command.filename, else "
-        "/var/run/suricata/suricata-command.socket); also unix-command.enabled: yes",
-    )
-    parser.add_argument(
-        "--metrics-port", type=int, metavar="PORT",
-        help="serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus_client)")
-    parser.add_argument(
-        "--metrics-address", default="127.0.0.1", metavar="ADDR",
-        help="address of the metrics endpoint (default 127.0.0.1)")
-    parser.add_argument("-v", dest="verbose", action="count", default=0, help="more output")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_options(parser, _LATE_OPTIONS)
     info.add_arguments(parser)
     parser.set_defaults(func=run_command)
 
@@ -495,6 +452,21 @@ def _open_eve(settings: EngineSettings, logdir: Path, *, append: bool) -> EveWri
                      types=settings.eve_types)
 
 
+def _close_run(control: CommandServer | None, backend: Any, stats_outputs: _StatsOutputs,
+               eve: EveWriter, *writers: MetricsExporter | FastLogWriter | None) -> None:
+    """Close what a single-process run opened: the socket first (no command runs on a
+    closed engine), then the capture, the outputs, and the optional ``writers`` (None: not
+    opened)."""
+    if control is not None:
+        control.close()
+    backend.close()
+    stats_outputs.close()
+    _close_eve(eve)
+    for writer in writers:
+        if writer is not None:
+            writer.close()
+
+
 def _close_eve(eve: EveWriter) -> None:
     """Close the writer and say what its transport lost (Suricata: "N events were dropped
     due to slow or disconnected socket", "There were N output errors to ...")."""
@@ -510,7 +482,7 @@ def _open_fast_log(config: Config, logdir: Path, *, append: bool | None = None
                    ) -> FastLogWriter | None:
     """The ``fast`` output's writer when enabled (a relative filename is in the log
     directory, an absolute one is used as is, as Suricata does). Raises OutputError."""
-    options = config.fast_log()
+    options = fast_log_settings(config.get_list("outputs"))
     if not options.enabled:
         return None
     return FastLogWriter(logdir / options.filename,
@@ -655,15 +627,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
             )
     finally:
         progress.close()
-        if control is not None:
-            control.close()
-        backend.close()
-        stats_outputs.close()
-        _close_eve(eve)
-        if metrics is not None:
-            metrics.close()
-        if fast is not None:
-            fast.close()
+        _close_run(control, backend, stats_outputs, eve, metrics, fast)
     for warning in getattr(backend, "warnings", []):
         _warn(str(warning))
     _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
@@ -694,7 +658,7 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
     spec = settings.eve_sink
     eve_path = spec.path(logdir)
     split_eve = spec.filetype == "regular"  # sockets, syslog, redis: a connection each
-    fast_options = config.fast_log()
+    fast_options = fast_log_settings(config.get_list("outputs"))
     fast_path = logdir / fast_options.filename if fast_options.enabled else None
     try:  # what a single run would refuse to start with is refused before any fork
         _close_eve(_open_eve(settings, logdir, append=False))
@@ -999,7 +963,7 @@ class _StatsOutputs:
         self._logdir = logdir
         self._iface = iface  # in the thread names of stats.log (W#01-eth0)
         self._settings = settings
-        self._options = config.stats_log()
+        self._options = stats_log_settings(config.get_list("outputs"))
         self._opened = False
         self._eve: EveWriter | None = eve
         self._own_eve = eve is None
@@ -1137,15 +1101,9 @@ def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, 
                 pipeline.stop()  # a signal during start-up: flush, verdicts, rules out
             report = pipeline.run(backend)
     finally:
-        if control is not None:
-            control.close()
         if lists is not None:
             lists.close()
-        backend.close()
-        stats_outputs.close()
-        _close_eve(eve)
-        if fast is not None:
-            fast.close()
+        _close_run(control, backend, stats_outputs, eve, fast)
     _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
 

@@ -11,42 +11,29 @@ the wrong kind are warned about, never fatal.
 
 Without a file, the values are those of Suricata's shipped suricata.yaml. With a file, only
 that file counts, as in Suricata: a key it leaves out takes Suricata's built-in default, which
-is what the ``default`` of every getter and the typed views below supply.
+is what the ``default`` of every getter and each stage's parser supply.
 
 Only two things raise ``ConfigError``: a file given explicitly that cannot be read, and one
 that is not YAML at all (the message has the file, line and column).
 """
 
-from ruleengine.config.catalogue import EVE_TYPES, EXCEPTION_POLICIES, KeyCatalogue, known_keys
+from ruleengine.config.catalogue import EVE_TYPES, KeyCatalogue, known_keys
 from ruleengine.config.core import Config
-from ruleengine.config.values import ConfigError, parse_bool, parse_float, parse_int, parse_size
-from ruleengine.config.views import (
-    AfPacketInterface,
-    DetectSettings,
-    EveSettings,
-    ExceptionPolicies,
-    HttpServerSettings,
-    NfqSettings,
-    ProtoTimeoutSettings,
-    StatsLogSettings,
-    StreamSettings,
+from ruleengine.config.values import (
+    EXCEPTION_POLICIES,
+    ConfigError,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_size,
 )
 
 __all__ = [
     "EVE_TYPES",
     "EXCEPTION_POLICIES",
-    "AfPacketInterface",
     "Config",
     "ConfigError",
-    "DetectSettings",
-    "EveSettings",
-    "ExceptionPolicies",
-    "HttpServerSettings",
     "KeyCatalogue",
-    "NfqSettings",
-    "ProtoTimeoutSettings",
-    "StatsLogSettings",
-    "StreamSettings",
     "known_keys",
     "parse_bool",
     "parse_float",

@@ -8,7 +8,13 @@ from importlib import resources
 from typing import Any
 
 from ruleengine.config.loader import parse_yaml
-from ruleengine.config.values import parse_bool, parse_float, parse_int, parse_size
+from ruleengine.config.values import (
+    EXCEPTION_POLICIES,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_size,
+)
 
 
 class _Trie:
@@ -119,9 +125,6 @@ EVE_TYPES = frozenset({
     "flow", "netflow", "metadata", "dnp3", "frame", "arp", "websocket", "pop3", "imap",
     "llmnr", "mdns", "template", "enip", "modbus", "ntp", "nfs3", "sctp",
 })
-
-EXCEPTION_POLICIES = ("auto", "ignore", "pass-flow", "pass-packet", "drop-flow", "drop-packet",
-                      "bypass", "reject", "reject-both", "not-set")
 
 # Values checked at load: pattern -> kind ("bool", "size", "int", "float", or allowed words).
 VALUE_KINDS: tuple[tuple[str, Any], ...] = (

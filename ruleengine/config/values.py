@@ -1,10 +1,23 @@
-"""Errors and Suricata's value syntax: booleans, sizes, integers."""
+"""Errors and Suricata's value syntax: booleans, sizes, integers (their one implementation
+is :mod:`ruleengine.conf_values`, shared with the capture backends), exception policies."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from ruleengine.conf_values import (
+    is_true,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_size,
+    parse_switch,
+)
+
+__all__ = ["EXCEPTION_POLICIES", "ConfigError", "exception_policy", "is_true", "parse_bool",
+           "parse_float", "parse_int", "parse_size", "parse_switch", "policy_word",
+           "scalar_text", "value_or"]
 
 _T = TypeVar("_T")
 
@@ -13,107 +26,38 @@ class ConfigError(Exception):
     """The configuration file cannot be used at all (missing, unreadable, not YAML)."""
 
 
-_TRUE = frozenset({"1", "yes", "true", "on", "y"})
-_FALSE = frozenset({"0", "no", "false", "off", "n"})
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    "": 1, "b": 1,
-    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
-    "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
-    "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
-    "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
-}
-
-
-def parse_bool(value: Any) -> bool | None:
-    """Suricata truthiness (``ConfValIsTrue``/``ConfValIsFalse``); None when neither."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-    return None
-
-
-def is_true(value: Any) -> bool:
-    """A switch that is on (``ConfValIsTrue``); absent or anything else is off."""
-    return parse_bool(value) is True
-
-
-# App-layer protocol sections have always taken these words too (http1's parser as well).
-_SWITCH_WORDS = {"enable": True, "enabled": True, "disable": False, "disabled": False}
-
-
-def parse_switch(value: Any) -> bool | None:
-    """An on/off value of an app-layer protocol section: :func:`parse_bool` plus
-    ``enable(d)`` / ``disable(d)``; None when neither."""
-    if isinstance(value, str):
-        word = _SWITCH_WORDS.get(value.strip().lower())
-        if word is not None:
-            return word
-    return parse_bool(value)
-
-
-def parse_size(value: Any) -> int | None:
-    """``"1mb"``, ``"4kb"``, ``"100 KiB"``, ``"1.5m"``, plain numbers -> bytes (1024-based,
-    as Suricata's ``ParseSizeStringU64``); None when it is not a size."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float):
-        return int(value) if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    match = _SIZE_RE.match(value)
-    if match is None:
-        return None
-    unit = _SIZE_UNITS.get(match.group(2).lower())
-    if unit is None:
-        return None
-    return int(float(match.group(1)) * unit)
-
-
-def parse_int(value: Any) -> int | None:
-    """Decimal or ``0x`` hex integers; None otherwise."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        word = value.strip()
-        try:
-            return int(word, 16) if word.lower().startswith(("0x", "-0x")) else int(word, 10)
-        except ValueError:
-            return None
-    return None
-
-
-def parse_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def value_or(parse: Callable[[Any], _T | None], value: Any, default: _T) -> _T:
     """``parse(value)``, or ``default`` when ``value`` is absent or not of that kind."""
     parsed = parse(value)
     return default if parsed is None else parsed
+
+
+# Suricata's exception policy words (``src/util-exception-policy.c``).
+EXCEPTION_POLICIES = ("auto", "ignore", "pass-flow", "pass-packet", "drop-flow", "drop-packet",
+                      "bypass", "reject", "reject-both", "not-set")
+
+
+def policy_word(value: Any) -> str:
+    """A policy key's value in lower case; "" when absent or not a scalar."""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return scalar_text(value).lower()
+
+
+def exception_policy(value: Any, master: Any, *, ips: bool, packet_level: bool = False) -> str:
+    """One ``*-policy`` key as Suricata's ExceptionPolicyParse resolves it (each stage
+    reads its own key): the key, else the master ``exception-policy`` (its value as
+    written, None when absent); ``auto`` means drop-flow (drop-packet for packet-level
+    policies) in IPS mode and ignore otherwise; drop/reject act only in IPS mode."""
+    main = policy_word(master) or "auto"
+    word = policy_word(value) or main
+    if word not in EXCEPTION_POLICIES or word == "not-set":
+        word = main if main in EXCEPTION_POLICIES else "auto"
+    if word == "auto":
+        word = ("drop-packet" if packet_level else "drop-flow") if ips else "ignore"
+    if not ips and word.startswith(("drop", "reject")):
+        word = "ignore"
+    return word
 
 
 def scalar_text(value: Any) -> str:

@@ -30,6 +30,29 @@ def sum16(data: Buffer) -> int:
     return value % 0xFFFF
 
 
+def option_kinds(buf: Buffer, p: int, end: int) -> tuple[list[int], str | None]:
+    """The kinds of an IPv4 or TCP option list, which share one layout (EOL ends the list,
+    NOP is one byte, any other option is kind, length, data), and why the walk stopped
+    early: ``"short"`` a kind without its length byte, ``"length"`` a length under 2 or
+    past ``end``; None when the list is whole."""
+    kinds: list[int] = []
+    while p < end:
+        kind = buf[p]
+        if kind == 0:  # end of option list
+            break
+        if kind == 1:  # NOP
+            p += 1
+            continue
+        if end - p < 2:
+            return kinds, "short"
+        olen = buf[p + 1]
+        if olen < 2 or olen > end - p:
+            return kinds, "length"
+        kinds.append(kind)
+        p += olen
+    return kinds, None
+
+
 class DecoderBase:
     """State the layers read and write; ``Decoder.__init__`` sets it up."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from functools import partialmethod
 
 from ruleengine.capture import (
     LINKTYPE_C_HDLC,
@@ -120,19 +121,18 @@ class LinkDecoder(NetworkDecoder):
         elif not self._encap_ethertype(pkt, buf, off, n, etype):
             self._event(pkt, "vlan.unknown_type")
 
-    def _sll(self, pkt: Packet, buf: Buffer, n: int) -> None:
-        self.counters["decoder.sll"] += 1
-        if n < 16:
+    def _cooked(self, pkt: Packet, buf: Buffer, n: int, counter: str, header_len: int,
+                etype_off: int) -> None:
+        """Linux cooked capture: a fixed header with the ethertype inside it."""
+        self.counters[counter] += 1
+        if n < header_len:
             self._invalid(pkt, "sll.pkt_too_small")
             return
-        self._ethertype(pkt, buf, 16, n, U16.unpack_from(buf, 14)[0])
+        self._ethertype(pkt, buf, header_len, n, U16.unpack_from(buf, etype_off)[0])
 
-    def _sll2(self, pkt: Packet, buf: Buffer, n: int) -> None:
-        self.counters["decoder.sll2"] += 1
-        if n < 20:
-            self._invalid(pkt, "sll.pkt_too_small")
-            return
-        self._ethertype(pkt, buf, 20, n, U16.unpack_from(buf, 0)[0])
+    # SLL: 16 bytes, the protocol last; SLL2: 20 bytes, the protocol first
+    _sll = partialmethod(_cooked, counter="decoder.sll", header_len=16, etype_off=14)
+    _sll2 = partialmethod(_cooked, counter="decoder.sll2", header_len=20, etype_off=0)
 
     def _chdlc(self, pkt: Packet, buf: Buffer, n: int) -> None:
         """Cisco HDLC: address, control, then an ethertype (Suricata's DecodeCHDLC)."""

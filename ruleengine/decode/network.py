@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from ruleengine.decode.base import IPV4_HEADER, IPV6_HEADER, Buffer
+from ruleengine.decode.base import IPV4_HEADER, IPV6_HEADER, Buffer, option_kinds
 from ruleengine.decode.packet import (
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
@@ -101,7 +101,7 @@ class NetworkDecoder(TransportDecoder):
                 pseudo = int.from_bytes(src + dst, "big") + proto + end - l4
             self._tcp(pkt, buf, l4, end, pseudo)
         elif proto == IPPROTO_UDP:
-            self._udp(pkt, buf, l4, end, self._pseudo4(src, dst, proto, end - l4), 4)
+            self._udp(pkt, buf, l4, end, self._pseudo(src, dst, proto, end - l4), 4)
         elif proto == IPPROTO_ICMP:
             self._icmpv4(pkt, buf, l4, end)
         elif proto in _ENCAP_PROTOS and self._encap_ip(pkt, buf, l4, end, proto):
@@ -113,30 +113,24 @@ class NetworkDecoder(TransportDecoder):
 
     def _ipv4_options(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
         """Option sanity as in Suricata's DecodeIPV4Options; False when invalid."""
+        kinds, problem = option_kinds(buf, p, end)
         seen: set[int] = set()
-        while p < end:
-            kind = buf[p]
-            if kind == 0:  # end of option list
-                break
-            if kind == 1:  # NOP
-                p += 1
-                continue
-            if end - p < 2:
-                self._event(pkt, "ipv4.opt_eol_required")
-                return True
-            olen = buf[p + 1]
-            if olen < 2 or olen > end - p:
-                self._invalid(pkt, "ipv4.opt_invalid_len")
-                return False
+        for kind in kinds:
             if kind not in _IPV4_KNOWN_OPTIONS:
                 self._event(pkt, "ipv4.opt_unknown")
             elif kind in seen:
                 self._event(pkt, "ipv4.opt_duplicate")
             seen.add(kind)
-            p += olen
+        if problem == "length":
+            self._invalid(pkt, "ipv4.opt_invalid_len")
+            return False
+        if problem == "short":  # a last option byte without its length: still decoded
+            self._event(pkt, "ipv4.opt_eol_required")
         return True
 
-    def _pseudo4(self, src: bytes, dst: bytes, proto: int, length: int) -> int:
+    def _pseudo(self, src: bytes, dst: bytes, proto: int, length: int) -> int:
+        """The pseudo-header's part of a transport checksum (IPv4 or IPv6 addresses), as
+        a sum congruent modulo 0xFFFF; 0 when checksums are not validated."""
         if not self.checksum_validation:
             return 0
         return int.from_bytes(src, "big") + int.from_bytes(dst, "big") + proto + length
@@ -265,11 +259,11 @@ class NetworkDecoder(TransportDecoder):
         pkt.ip_len = 40 + plen
         pkt.ip_header = bytes(buf[off:p])
         if nh == IPPROTO_TCP:
-            self._tcp(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p))
+            self._tcp(pkt, buf, p, end, self._pseudo(src, dst_pseudo, nh, end - p))
         elif nh == IPPROTO_UDP:
-            self._udp(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p), 6)
+            self._udp(pkt, buf, p, end, self._pseudo(src, dst_pseudo, nh, end - p), 6)
         elif nh == IPPROTO_ICMPV6:
-            self._icmpv6(pkt, buf, p, end, self._pseudo6(src, dst_pseudo, nh, end - p))
+            self._icmpv6(pkt, buf, p, end, self._pseudo(src, dst_pseudo, nh, end - p))
         elif nh in _ENCAP_PROTOS and self._encap_ip(pkt, buf, p, end, nh):
             return
         else:
@@ -324,11 +318,6 @@ class NetworkDecoder(TransportDecoder):
         if rtype == 4 and elen >= 24:
             return bytes(buf[p + 8 : p + 24])  # SRH: segment list[0] is the last segment
         return None
-
-    def _pseudo6(self, src: bytes, dst: bytes, nh: int, length: int) -> int:
-        if not self.checksum_validation:
-            return 0
-        return int.from_bytes(src, "big") + int.from_bytes(dst, "big") + nh + length
 
     def _defrag6(
         self,

@@ -14,6 +14,7 @@ from ruleengine.decode.base import (
     TWO_U16,
     Buffer,
     DecoderBase,
+    option_kinds,
     sum16,
 )
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
@@ -21,6 +22,11 @@ from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
 _TCP = struct.Struct("!HHIIBBHHH")
 _UDP = struct.Struct("!HHHH")
 _ICMP = struct.Struct("!BBH")
+# per ICMP version: its counter, the shortest valid packet, the event when it is shorter
+_ICMP_HEAD = {4: ("decoder.icmpv4", 8, "icmpv4.pkt_too_small"),
+              6: ("decoder.icmpv6", 4, "icmpv6.pkt_too_small")}
+# options a segment may carry once (MSS, window scale, SACK-permitted, timestamps)
+_TCP_ONCE_OPTIONS = frozenset({2, 3, 4, 8})
 
 _KNOWN_ICMPV4_TYPES = frozenset(
     (0, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 40, 42, 43)
@@ -74,27 +80,15 @@ class TransportDecoder(DecoderBase):
 
     def _tcp_options(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
         """Walk TCP options for length sanity (Suricata's tcp.opt_* events)."""
-        seen = 0
-        while p < end:
-            kind = buf[p]
-            if kind == 0:  # end of options list
-                break
-            if kind == 1:  # NOP
-                p += 1
-                continue
-            if p + 1 >= end:
-                self._invalid(pkt, "tcp.opt_invalid_len")
-                return False
-            olen = buf[p + 1]
-            if olen < 2 or p + olen > end:
-                self._invalid(pkt, "tcp.opt_invalid_len")
-                return False
-            if kind < 64:
-                bit = 1 << kind
-                if seen & bit and kind in (2, 3, 4, 8):
-                    self._event(pkt, "tcp.opt_duplicate")
-                seen |= bit
-            p += olen
+        kinds, problem = option_kinds(buf, p, end)
+        seen: set[int] = set()
+        for kind in kinds:
+            if kind in _TCP_ONCE_OPTIONS and kind in seen:
+                self._event(pkt, "tcp.opt_duplicate")
+            seen.add(kind)
+        if problem is not None:
+            self._invalid(pkt, "tcp.opt_invalid_len")
+            return False
         return True
 
     def _udp(self, pkt: Packet, buf: Buffer, off: int, end: int, pseudo: int, ipver: int) -> None:
@@ -125,13 +119,9 @@ class TransportDecoder(DecoderBase):
             self._encap_udp(pkt, buf, off + 8, off + ulen, sport, dport)
 
     def _icmpv4(self, pkt: Packet, buf: Buffer, off: int, end: int) -> None:
-        self.counters["decoder.icmpv4"] += 1
-        if end - off < 8:
-            self._invalid(pkt, "icmpv4.pkt_too_small")
+        if not self._icmp_head(pkt, buf, off, end, 4):
             return
-        itype, icode, _csum = _ICMP.unpack_from(buf, off)
-        pkt.icmp_type = itype
-        pkt.icmp_code = icode
+        itype, icode = pkt.icmp_type, pkt.icmp_code
         pkt.l4_header = bytes(buf[off : off + 8])
         pkt.payload = bytes(buf[off + 8 : end])
         if itype not in _KNOWN_ICMPV4_TYPES:
@@ -143,6 +133,16 @@ class TransportDecoder(DecoderBase):
         if self.checksum_validation and sum16(buf[off:end]):
             pkt.checksum_ok = False
             self.checksum_errors["icmp"] += 1
+
+    def _icmp_head(self, pkt: Packet, buf: Buffer, off: int, end: int, version: int) -> bool:
+        """Count the ICMP packet and read its type and code; False when it is too short."""
+        counter, min_len, too_small = _ICMP_HEAD[version]
+        self.counters[counter] += 1
+        if end - off < min_len:
+            self._invalid(pkt, too_small)
+            return False
+        pkt.icmp_type, pkt.icmp_code, _csum = _ICMP.unpack_from(buf, off)
+        return True
 
     def _icmp_embedded_v4(self, pkt: Packet, buf: Buffer, p: int, end: int) -> None:
         """Destination unreachable quotes the offending IPv4 header + 8 bytes."""
@@ -174,13 +174,9 @@ class TransportDecoder(DecoderBase):
             pkt.icmp_emb = (src, dst, ports[0], ports[1], nh)
 
     def _icmpv6(self, pkt: Packet, buf: Buffer, off: int, end: int, pseudo: int) -> None:
-        self.counters["decoder.icmpv6"] += 1
-        if end - off < 4:
-            self._invalid(pkt, "icmpv6.pkt_too_small")
+        if not self._icmp_head(pkt, buf, off, end, 6):
             return
-        itype, icode, _csum = _ICMP.unpack_from(buf, off)
-        pkt.icmp_type = itype
-        pkt.icmp_code = icode
+        itype = pkt.icmp_type
         hdr = min(8, end - off)
         pkt.l4_header = bytes(buf[off : off + hdr])
         pkt.payload = bytes(buf[off + hdr : end])

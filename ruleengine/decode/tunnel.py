@@ -43,6 +43,8 @@ ETHERTYPE_ERSPAN = 0x88BE  # type I (no GRE sequence) and II
 ETHERTYPE_ERSPAN3 = 0x22EB
 ETHERTYPE_PPP = 0x880B  # GRE version 1 (PPTP)
 _VLAN_ETHERTYPES = frozenset((0x8100, 0x88A8, 0x9100))
+# a tunnel payload named by its ethertype that is an IP packet, and its version
+_INNER_IP_VERSION = {ETHERTYPE_IPV4: 4, ETHERTYPE_IPV6: 6}
 # GRE protocols decoded as a tunnel besides IPv4/IPv6 and bridging
 _GRE_L2_PROTOS = _VLAN_ETHERTYPES | {ETHERTYPE_PPP, ETHERTYPE_ERSPAN, ETHERTYPE_ERSPAN3}
 
@@ -206,6 +208,17 @@ class TunnelDecoder(LinkDecoder):
         self._ether_at(pkt, buf, p, end)
         return not self._tunnel_failed(pkt, saved, True)
 
+    def _inner_by_ethertype(self, pkt: Packet, buf: Buffer, p: int, end: int, proto: int,
+                            *, bridge: bool) -> bool | None:
+        """A tunnel payload named by its ethertype: IPv4, IPv6 and, with ``bridge``,
+        Ethernet are decoded (the inner decode's answer); None for any other ethertype."""
+        version = _INNER_IP_VERSION.get(proto)
+        if version is not None:
+            return self._inner_ip(pkt, buf, p, end, version)
+        if bridge and proto == ETHERTYPE_BRIDGE:
+            return self._inner_ether(pkt, buf, p, end)
+        return None
+
     # -- hooks called by the link, network and transport layers ------------------------
 
     def _encap_ethertype(self, pkt: Packet, buf: Buffer, off: int, n: int, etype: int) -> bool:
@@ -340,12 +353,9 @@ class TunnelDecoder(LinkDecoder):
     ) -> bool:
         """False when the payload is not decoded (or its tunnel failed): the packet
         stays a GRE packet with its payload."""
-        if proto == ETHERTYPE_IPV4:
-            return self._inner_ip(pkt, buf, p, end, 4)
-        if proto == ETHERTYPE_IPV6:
-            return self._inner_ip(pkt, buf, p, end, 6)
-        if proto == ETHERTYPE_BRIDGE:
-            return self._inner_ether(pkt, buf, p, end)
+        inner = self._inner_by_ethertype(pkt, buf, p, end, proto, bridge=True)
+        if inner is not None:
+            return inner
         if proto == ETHERTYPE_ARP:
             self.counters["decoder.arp"] += 1
             return False
@@ -551,10 +561,9 @@ class TunnelDecoder(LinkDecoder):
         # the inner Ethernet header is skipped: the tunnel packet starts at its payload
         # (DECODE_TUNNEL_IPV4 / IPV6 / VLAN)
         p = off + 22
-        if etype == ETHERTYPE_IPV4:
-            return self._inner_ip(pkt, buf, p, end, 4)
-        if etype == ETHERTYPE_IPV6:
-            return self._inner_ip(pkt, buf, p, end, 6)
+        inner = self._inner_by_ethertype(pkt, buf, p, end, etype, bridge=False)
+        if inner is not None:
+            return inner
         if etype not in _VLAN_ETHERTYPES:
             self._invalid(pkt, "vxlan.unknown_payload_type")
             return True
@@ -580,12 +589,9 @@ class TunnelDecoder(LinkDecoder):
         self.counters["decoder.geneve"] += 1
         proto = U16.unpack_from(buf, off + 2)[0]
         p = off + hlen
-        if proto == ETHERTYPE_IPV4:
-            return self._inner_ip(pkt, buf, p, end, 4)
-        if proto == ETHERTYPE_IPV6:
-            return self._inner_ip(pkt, buf, p, end, 6)
-        if proto == ETHERTYPE_BRIDGE:
-            return self._inner_ether(pkt, buf, p, end)
+        inner = self._inner_by_ethertype(pkt, buf, p, end, proto, bridge=True)
+        if inner is not None:
+            return inner
         if proto != ETHERTYPE_ARP:
             self._invalid(pkt, "geneve.unknown_payload_type")
         return True

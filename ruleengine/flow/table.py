@@ -105,6 +105,10 @@ class FlowTimeouts:
         """Build from the YAML ``flow-timeouts`` mapping; unknown or bad values are
         ignored (the default is kept), as Suricata does for unset keys.
 
+        As Suricata's FlowInitFlowProto (flow.c): each protocol starts from its own
+        built-in values and only its own section overrides them; ``default`` is the
+        section of the other IP protocols (SCTP, GRE...), not a base tcp/udp/icmp inherit.
+
         Keys: ``default|tcp|udp|icmp`` → ``new``, ``established``, ``closed``,
         ``bypassed`` (``emergency-*`` keys are accepted and ignored).
         """

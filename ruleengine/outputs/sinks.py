@@ -32,7 +32,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -195,22 +195,28 @@ def sink_spec(*, filetype: str, filename: str, facility: str | None = None,
 
 def _syslog_options(facility: str | None, level: str | None, identity: str | None,
                     warnings: list[str]) -> SyslogOptions:
-    options = SyslogOptions(identity=identity)
-    if facility is not None:
-        code = SYSLOG_FACILITIES.get(facility.strip().lower())
-        if code is None:
-            warnings.append(f'outputs.eve-log.facility: invalid syslog facility "{facility}", '
-                            'using "local0"')
-        else:
-            options = SyslogOptions(facility=code, identity=identity)
-    if level is not None:
-        code = SYSLOG_LEVELS.get(level.strip().lower())
-        if code is None:
-            warnings.append(f'outputs.eve-log.level: invalid syslog level "{level}" (Emergency, '
-                            'Alert, Critical, Error, Warning, Notice, Info, Debug), using "Info"')
-        else:
-            options = SyslogOptions(facility=options.facility, level=code, identity=identity)
-    return options
+    default = SyslogOptions()
+    return SyslogOptions(
+        facility=_syslog_code(SYSLOG_FACILITIES, facility, default.facility, warnings,
+                              'outputs.eve-log.facility: invalid syslog facility "{}", '
+                              'using "local0"'),
+        level=_syslog_code(SYSLOG_LEVELS, level, default.level, warnings,
+                           'outputs.eve-log.level: invalid syslog level "{}" (Emergency, '
+                           'Alert, Critical, Error, Warning, Notice, Info, Debug), using "Info"'),
+        identity=identity)
+
+
+def _syslog_code(names: Mapping[str, int], value: str | None, default: int,
+                 warnings: list[str], invalid: str) -> int:
+    """A facility or level name's number; ``default`` (with the warning ``invalid``
+    filled in) for a name syslog does not know."""
+    if value is None:
+        return default
+    code = names.get(value.strip().lower())
+    if code is None:
+        warnings.append(invalid.format(value))
+        return default
+    return code
 
 
 def _redis_options(section: dict[str, Any]) -> tuple[RedisOptions, str | None]:
@@ -441,16 +447,11 @@ class UnixSocketSink:
 
     def _connect(self) -> bool:
         self._last_attempt = time.monotonic()
-        sock = socket.socket(socket.AF_UNIX, self.sock_type)
         try:
-            # a full listen backlog must not hang a live capture
-            sock.settimeout(_OFFLINE_TIMEOUT if self.blocking else _LIVE_TIMEOUT)
-            sock.connect(self.path)
+            sock = _unix_connect(self.path, self.sock_type, self.blocking)
         except OSError as exc:
-            sock.close()
             self.stats.error(exc.strerror or str(exc))
             return False
-        sock.setblocking(self.blocking)
         self._sock = sock
         self._pending = b""
         self.stats.recovered(self.description)
@@ -469,10 +470,8 @@ class UnixSocketSink:
         return False
 
     def _drop_socket(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None
+        _close_quietly(self._sock)
+        self._sock = None
         if self._pending:  # lines (one cut in half) that die with the connection
             lines = max(1, self._pending.count(b"\n"))
             self.stats.lost += lines
@@ -630,17 +629,13 @@ class _SyslogSocket:
     def _connect(self) -> bool:
         self._last_attempt = time.monotonic()
         for sock_type in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            sock = socket.socket(socket.AF_UNIX, sock_type)
             try:
-                sock.settimeout(_OFFLINE_TIMEOUT if self.blocking else _LIVE_TIMEOUT)
-                sock.connect(self.address)
+                sock = _unix_connect(self.address, sock_type, self.blocking)
             except OSError as exc:
-                sock.close()
                 if exc.errno == errno.EPROTOTYPE:  # the daemon listens on a stream socket
                     continue
                 self.stats.error(exc.strerror or str(exc))
                 return False
-            sock.setblocking(self.blocking)
             self._sock, self._stream = sock, sock_type == socket.SOCK_STREAM
             return True
         return False
@@ -675,10 +670,28 @@ class _SyslogSocket:
         return False
 
     def close(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            self._sock = None
+        _close_quietly(self._sock)
+        self._sock = None
+
+
+def _unix_connect(path: str, sock_type: int, blocking: bool) -> socket.socket:
+    """A connected AF_UNIX socket; OSError when it cannot connect (the socket closed). The
+    connect has a timeout: a full listen backlog must not hang a live capture."""
+    sock = socket.socket(socket.AF_UNIX, sock_type)
+    try:
+        sock.settimeout(_OFFLINE_TIMEOUT if blocking else _LIVE_TIMEOUT)
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(blocking)
+    return sock
+
+
+def _close_quietly(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 # --- redis -------------------------------------------------------------------------------

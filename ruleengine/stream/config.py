@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ruleengine.config.values import parse_bool, parse_size, value_or
+from ruleengine.config.values import (
+    EXCEPTION_POLICIES,
+    parse_bool,
+    parse_size,
+    policy_word,
+    value_or,
+)
 
 
 @dataclass(frozen=True)
@@ -53,3 +59,34 @@ class StreamConfig:
             # 0 would leave no room for any out-of-order byte: the default
             memcap=value_or(parse_size, reassembly.get("memcap"), cls.memcap) or cls.memcap,
         )
+
+
+def midstream_policy(section: Mapping[str, Any] | None, master: Any, *, ips: bool) -> str:
+    """``stream.midstream-policy`` as Suricata's ExceptionPolicyMidstreamParse resolves it
+    (``master``: the top-level ``exception-policy`` as written, None when absent). With
+    midstream pick-up enabled the policy still applies to picked-up sessions, but only
+    ``pass-flow`` (or ``ignore``) may be set directly; the master switch is taken as is
+    (``bypass`` included); ``auto`` and the built-in default mean drop-flow only in IPS
+    mode without midstream pick-up."""
+    if not isinstance(section, Mapping):
+        section = {}
+    midstream = value_or(parse_bool, section.get("midstream"), False)
+    auto = "drop-flow" if ips and not midstream else "ignore"
+    direct = policy_word(section.get("midstream-policy"))
+    if direct in EXCEPTION_POLICIES and direct != "not-set":
+        if direct == "auto":
+            return auto
+        if midstream and direct not in ("ignore", "pass-flow"):
+            return "ignore"  # Suricata refuses this combination at start-up
+        if not ips and direct.startswith(("drop", "reject")):
+            return "ignore"
+        return direct
+    if master is None:
+        return auto
+    # a master that is not a scalar was warned about: it reads as its default, auto
+    word = "auto" if isinstance(master, dict | list) else policy_word(master)
+    if word == "auto":
+        return auto
+    if not ips and word.startswith(("drop", "reject")):
+        return "ignore"
+    return word if word in EXCEPTION_POLICIES else "ignore"

@@ -64,6 +64,8 @@ __all__ = [
 # Window assumed for RST validation (window scaling is not tracked): a RST must carry a
 # sequence number between what the peer ACKed and this much beyond the highest data.
 _RST_WINDOW = 1 << 20
+# session state entered -> the flow's state and the StreamUpdate flag that reports it
+_ENTERED = {S_ESTABLISHED: (STATE_ESTABLISHED, "established"), S_CLOSED: (STATE_CLOSED, "closed")}
 
 
 COUNTER_NAMES = (
@@ -163,6 +165,9 @@ class TcpTracker(Reassembler):
         sender = ssn.client if to_server else ssn.server
         sender.flags |= flags
         state = ssn.state
+        if flags & TH_RST and state in (S_SYN_SENT, S_SYN_RECV):
+            self._reset(flow, ssn, to_server, upd)  # any RST ends a handshake
+            return
         if state == S_SYN_SENT:
             self._syn_sent(flow, ssn, pkt, to_server, upd)
         elif state == S_SYN_RECV:
@@ -222,21 +227,19 @@ class TcpTracker(Reassembler):
         if cfg.async_oneside:  # Suricata flags midstream pick-ups ASYNC with async-oneside
             ssn.oneside = True
             ssn.oneside_toserver = to_server
-        self._to_established(flow, ssn, upd)
+        self._enter(flow, ssn, upd, S_ESTABLISHED)
         self._established(flow, ssn, pkt, to_server, upd)
 
-    def _to_established(self, flow: Flow, ssn: TcpSession, upd: StreamUpdate) -> None:
-        ssn.state = S_ESTABLISHED
-        flow.state = STATE_ESTABLISHED
-        upd.established = True
+    def _enter(self, flow: Flow, ssn: TcpSession, upd: StreamUpdate, state: int) -> None:
+        """The session enters ``state``; its flow follows and the update reports it."""
+        ssn.state = state
+        flow.state, reported = _ENTERED[state]
+        setattr(upd, reported, True)
 
     def _syn_sent(
         self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
     ) -> None:
         flags = pkt.tcp_flags
-        if flags & TH_RST:
-            self._reset(flow, ssn, to_server, upd)
-            return
         if to_server:
             if flags & TH_SYN:  # SYN retransmission (maybe a new ISN: follow it)
                 ssn.client.set_base(pkt.seq + 1)
@@ -247,7 +250,7 @@ class TcpTracker(Reassembler):
                 ssn.oneside = True
                 ssn.async_win = pkt.window
                 ssn.async_last = ssn.client.offset(pkt.seq)
-                self._to_established(flow, ssn, upd)
+                self._enter(flow, ssn, upd, S_ESTABLISHED)
                 self._established(flow, ssn, pkt, to_server, upd)
                 return
             upd.accept = False
@@ -279,9 +282,6 @@ class TcpTracker(Reassembler):
         self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
     ) -> None:
         flags = pkt.tcp_flags
-        if flags & TH_RST:
-            self._reset(flow, ssn, to_server, upd)
-            return
         if flags & TH_SYN:
             if to_server and not flags & TH_ACK:
                 if (pkt.seq + 1) & SEQ_MASK != ssn.client.base:
@@ -310,7 +310,7 @@ class TcpTracker(Reassembler):
             upd.accept = False
             upd.invalid = True
             return
-        self._to_established(flow, ssn, upd)
+        self._enter(flow, ssn, upd, S_ESTABLISHED)
         self._established(flow, ssn, pkt, to_server, upd)
 
     def _closed(
@@ -331,12 +331,7 @@ class TcpTracker(Reassembler):
         self.counters["tcp.rst"] += 1
         self._flush_half(ssn.client, True, upd)
         self._flush_half(ssn.server, False, upd)
-        self._close(flow, ssn, upd)
-
-    def _close(self, flow: Flow, ssn: TcpSession, upd: StreamUpdate) -> None:
-        ssn.state = S_CLOSED
-        flow.state = STATE_CLOSED
-        upd.closed = True
+        self._enter(flow, ssn, upd, S_CLOSED)
 
     def _established(
         self, flow: Flow, ssn: TcpSession, pkt: Packet, to_server: bool, upd: StreamUpdate
@@ -414,6 +409,6 @@ class TcpTracker(Reassembler):
             if peer.fin_off >= 0:
                 self._flush_half(ssn.client, True, upd)
                 self._flush_half(ssn.server, False, upd)
-                self._close(flow, ssn, upd)
+                self._enter(flow, ssn, upd, S_CLOSED)
             else:
                 ssn.state = S_CLOSE_WAIT if to_server else S_FIN_WAIT  # as Suricata names them

@@ -297,3 +297,21 @@ class TestTunnelDepth:
         plain, _ = table.lookup(_udp("10.0.0.1", "10.0.0.2", 5000, 53))
         inner, _ = table.lookup(self._gre("10.0.0.1", "10.0.0.2", 5000, 53))
         assert plain is inner and len(table) == 1
+
+
+def test_flow_timeouts_sections_do_not_inherit_from_default() -> None:
+    """Suricata's FlowInitFlowProto: ``default`` is the other protocols' section; tcp, udp
+    and icmp keep their own built-in values for what their section leaves out."""
+    timeouts = FlowTimeouts.from_mapping({
+        "default": {"new": 7, "established": 70},
+        "udp": {"established": "45"},
+        "tcp": {"new": "soon", "closed": -1, "bypassed": 5},
+    })
+    assert (timeouts.default.new, timeouts.default.established) == (7, 70)
+    assert timeouts.for_proto(132).new == 7  # SCTP: the default section
+    assert (timeouts.udp.new, timeouts.udp.established) == (30, 45)  # udp's own new
+    assert (timeouts.tcp.new, timeouts.tcp.established) == (60, 600)  # bad values: built-in
+    assert (timeouts.tcp.closed, timeouts.tcp.bypassed) == (60, 5)
+    assert timeouts.for_proto(1) == timeouts.icmp == FlowTimeouts().icmp
+    assert FlowTimeouts.from_mapping(None) == FlowTimeouts.from_mapping({"tcp": 3}) \
+        == FlowTimeouts()

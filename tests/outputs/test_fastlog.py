@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ruleengine.config import Config
+from ruleengine.outputs.config import fast_log_settings
 from ruleengine.outputs.eve import OutputError
 from ruleengine.outputs.fastlog import _KNOWN_PROTO as KNOWN_PROTO
 from ruleengine.outputs.fastlog import (
@@ -166,7 +167,7 @@ def test_writer_open_error_is_an_output_error(tmp_path: Path) -> None:
 
 def test_fast_output_settings() -> None:
     def fast(body: object) -> tuple[bool, str, bool]:
-        settings = Config({"outputs": [{"eve-log": {}}, {"fast": body}]}).fast_log()
+        settings = fast_log_settings([{"eve-log": {}}, {"fast": body}])
         return settings.enabled, settings.filename, settings.append
 
     assert fast({"enabled": "yes", "filename": "alerts.txt", "append": "no"}) == (
@@ -174,9 +175,9 @@ def test_fast_output_settings() -> None:
     assert fast({"enabled": "yes"}) == (True, "fast.log", True)
     assert fast({"filename": "x.log"})[0] is False  # Suricata skips an output without enabled
     assert fast({"enabled": "no"})[0] is False
-    assert Config({}).fast_log().enabled is False
+    assert fast_log_settings(Config({}).get_list("outputs")).enabled is False
     # the shipped suricata.yaml enables it, as Suricata's does
-    assert Config.load(None)[0].fast_log().enabled is True
+    assert fast_log_settings(Config.load(None)[0].get_list("outputs")).enabled is True
 
 
 # --- the real command ----------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ruleengine.config import Config
-from ruleengine.stream.config import StreamConfig
+from ruleengine.stream.config import StreamConfig, midstream_policy
 
 
 def test_no_section_gives_the_defaults() -> None:
@@ -52,3 +52,22 @@ def test_the_subtree_of_a_loaded_config() -> None:
     config, _ = Config.load(None, ["stream.midstream=true", "stream.reassembly.depth=2mb"])
     cfg = StreamConfig.from_mapping(config.get_section("stream"))
     assert cfg.midstream and cfg.reassembly_depth == 2 << 20
+
+
+@pytest.mark.parametrize(("section", "master", "ips", "expected"), [
+    ({}, None, True, "drop-flow"),  # built-in default: auto
+    ({}, None, False, "ignore"),
+    ({}, "auto", True, "drop-flow"),
+    ({"midstream": True}, None, True, "ignore"),  # auto with midstream pick-up
+    ({"midstream-policy": "pass-flow"}, None, False, "pass-flow"),
+    ({"midstream-policy": "drop-flow"}, None, False, "ignore"),  # IDS: no drops
+    ({"midstream-policy": "drop-flow"}, None, True, "drop-flow"),
+    ({"midstream": True, "midstream-policy": "bypass"}, None, True, "ignore"),
+    ({"midstream": True}, "bypass", True, "bypass"),  # the master is taken as is
+    ({"midstream-policy": "explode"}, "reject", False, "ignore"),
+    ({}, "pass-packet", False, "pass-packet"),
+    ({}, {"not": "a word"}, True, "drop-flow"),
+])
+def test_midstream_policy(section: dict[str, Any], master: Any, ips: bool,
+                          expected: str) -> None:
+    assert midstream_policy(section, master, ips=ips) == expected

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.base import AppParser, ProbeResult, package_spec
+from ruleengine.applayer.dns import config, detect, logger, parser
 from ruleengine.applayer.dns.config import DnsConfig, parse_config
-from ruleengine.applayer.dns.detect import BUFFERS, KEYWORDS
 from ruleengine.applayer.dns.logger import alert_logger, eve_logger, log_sides
 from ruleengine.applayer.dns.parser import EVENTS, DnsParser, DnsTransaction
 from ruleengine.applayer.dns.wire import (
@@ -102,23 +102,14 @@ def _make_parser(config: Any, ipproto: int) -> AppParser:
     return DnsParser(config if isinstance(config, DnsConfig) else DnsConfig(), tcp=ipproto == 6)
 
 
-PROTOCOL = AppLayerSpec(
-    probes={17: probe_udp_result, 6: probe_tcp_result},
-    name="dns",
-    ipprotos=frozenset({6, 17}),
-    default_ports={17: (53,), 6: (53,)},
-    probe=probe,
-    probe_depth=PROBE_DEPTH,
+PROTOCOL = package_spec(
+    "dns", config, detect, logger, parser,
+    ipprotos=frozenset({6, 17}), default_ports={17: (53,), 6: (53,)},
+    probe=probe, probes={17: probe_udp_result, 6: probe_tcp_result}, probe_depth=PROBE_DEPTH,
     make_parser=_make_parser,
-    parse_config=parse_config,
-    buffers=BUFFERS,
-    keywords=KEYWORDS,
-    eve_logger=eve_logger,
-    alert_logger=alert_logger,
-    log_when="each_side",
-    log_dir="packet",
+    # a query is logged as the client's message, a response as the server's
+    log_when="each_side", log_dir="packet",
     event_from_client=lambda obj: obj.get("type") in ("request", "query"),
-    events=EVENTS,
 )
 
 __all__ = ["EVENTS", "PROTOCOL", "DnsConfig", "DnsParser", "DnsTransaction", "alert_logger",

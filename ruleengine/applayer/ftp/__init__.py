@@ -21,9 +21,9 @@ package); the data channel's content is not parsed here.
 
 from __future__ import annotations
 
-from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
+from ruleengine.applayer.base import ProbeResult, package_spec, settings_parser
+from ruleengine.applayer.ftp import config, detect, parser
 from ruleengine.applayer.ftp.config import FtpSettings, parse_config
-from ruleengine.applayer.ftp.detect import BUFFERS, KEYWORDS
 from ruleengine.applayer.ftp.logger import eve_ftp
 from ruleengine.applayer.ftp.parser import EVENTS, FtpParser, FtpTransaction
 
@@ -42,17 +42,11 @@ def probe(data: bytes, to_server: bool) -> ProbeResult:
     return "undecided" if undecided else "nomatch"
 
 
-PROTOCOL = AppLayerSpec(
-    name="ftp",
-    default_ports={6: (21,)},
-    probe=probe,
-    probe_depth=5,
+PROTOCOL = package_spec(
+    "ftp", config, detect, parser,
+    default_ports={6: (21,)}, probe=probe, probe_depth=5,
     make_parser=settings_parser(FtpParser, FtpSettings),
-    parse_config=parse_config,
-    buffers=BUFFERS,
-    keywords=KEYWORDS,
     eve_logger=eve_ftp,
-    events=EVENTS,
 )
 
 __all__ = ["EVENTS", "PROTOCOL", "FtpParser", "FtpSettings", "FtpTransaction", "parse_config",

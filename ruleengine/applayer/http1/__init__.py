@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ruleengine.applayer.base import AppLayerSpec, AppParser, ProbeResult
+from ruleengine.applayer.base import AppParser, ProbeResult, package_spec
 from ruleengine.applayer.detect_proto import detect_app_proto
-from ruleengine.applayer.http1.buffers import BUFFERS
+from ruleengine.applayer.http1 import buffers
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.http1.logger import eve_http, eve_http_alert
 from ruleengine.applayer.http1.parser import HttpParser
@@ -56,21 +56,12 @@ def _make_parser(config: Any, ipproto: int) -> AppParser:
     return HttpParser(config if isinstance(config, HttpConfig) else HttpConfig())
 
 
-PROTOCOL = AppLayerSpec(
-    name="http",
-    anomaly_upper=True,
-    aliases=("http1",),
-    ipprotos=frozenset({6}),
-    default_ports={6: (80, 8080)},
-    probe=_probe,
-    probe_depth=24,
-    make_parser=_make_parser,
-    parse_config=_parse_config,
-    buffers=BUFFERS,
-    eve_logger=eve_http,
-    alert_logger=eve_http_alert,
-    log_when="complete",
-    raw_on_complete=True,
+PROTOCOL = package_spec(
+    "http", buffers,
+    aliases=("http1",), anomaly_upper=True, raw_on_complete=True,
+    default_ports={6: (80, 8080)}, probe=_probe, probe_depth=24,
+    make_parser=_make_parser, parse_config=_parse_config,
+    eve_logger=eve_http, alert_logger=eve_http_alert,
 )
 
 __all__ = ["PROTOCOL", "HttpConfig", "HttpParser", "HttpTransaction", "Progress"]

@@ -51,20 +51,10 @@ def body_inspect_range(
     tx: HttpTransaction, to_server: bool, config: HttpConfig, inspected: int
 ) -> tuple[int, int] | None:
     """:func:`inspect_range` for the request (``to_server``) or response body of ``tx``."""
+    sizes = config.body(to_server)
     if to_server:
-        return inspect_range(
-            seen=len(tx.request_body),
-            inspected=inspected,
-            complete=tx.request_body_complete,
-            body_limit=config.request_body_limit,
-            min_size=config.request_body_minimal_inspect_size,
-            window=config.request_body_inspect_window,
-        )
-    return inspect_range(
-        seen=len(tx.response_body),
-        inspected=inspected,
-        complete=tx.response_body_complete,
-        body_limit=config.response_body_limit,
-        min_size=config.response_body_minimal_inspect_size,
-        window=config.response_body_inspect_window,
-    )
+        body, complete = tx.request_body, tx.request_body_complete
+    else:
+        body, complete = tx.response_body, tx.response_body_complete
+    return inspect_range(seen=len(body), inspected=inspected, complete=complete,
+                         body_limit=sizes.limit, min_size=sizes.min_size, window=sizes.window)

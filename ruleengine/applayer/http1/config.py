@@ -17,6 +17,15 @@ _KIB = 1024
 _MIB = 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class BodySettings:
+    """One direction's body: how much is kept (0: all) and Suricata's inspection sizes."""
+
+    limit: int
+    min_size: int  # minimal-inspect-size
+    window: int  # inspect-window
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     """Parser and inspection settings; build it with :meth:`from_mapping` from the YAML section."""
@@ -53,6 +62,14 @@ class HttpConfig:
     max_tx: int = 512
     # Anomaly events kept per parser (the rest are counted in ``events_dropped``).
     max_events: int = 256
+
+    def body(self, to_server: bool) -> BodySettings:
+        """The request (``to_server``) or response body's settings."""
+        if to_server:
+            return BodySettings(self.request_body_limit, self.request_body_minimal_inspect_size,
+                                self.request_body_inspect_window)
+        return BodySettings(self.response_body_limit, self.response_body_minimal_inspect_size,
+                            self.response_body_inspect_window)
 
     @classmethod
     def from_mapping(cls, libhtp_default_config: Mapping[str, Any]) -> tuple[HttpConfig, list[str]]:

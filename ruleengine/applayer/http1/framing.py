@@ -193,24 +193,8 @@ class BodyFraming(ParserBase):
     def _store_body(self, side: Side, tx: HttpTransaction, data: bytes) -> None:
         if not data:
             return
-        if side.is_request:
-            limit = self.config.request_body_limit
-            stored = len(tx.request_body)
-            tx.request_body_len_seen += len(data)
-            room = limit - stored if limit else len(data)
-            if room < len(data):
-                tx.request_body_truncated = True
-            if room > 0:
-                tx.request_body += data[:room]
-        else:
-            limit = self.config.response_body_limit
-            stored = len(tx.response_body)
-            tx.response_body_len_seen += len(data)
-            room = limit - stored if limit else len(data)
-            if room < len(data):
-                tx.response_body_truncated = True
-            if room > 0:
-                tx.response_body += data[:room]
+        limit = self.config.body(side.is_request).limit
+        stored = tx.add_body(side.is_request, data, limit)
         side.files.data(tx, data, stored, limit, self.file_policy)
 
     def _complete(self, side: Side) -> None:

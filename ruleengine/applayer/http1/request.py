@@ -6,6 +6,7 @@ from __future__ import annotations
 from ruleengine.applayer.http1 import events as ev
 from ruleengine.applayer.http1 import lexical as lex
 from ruleengine.applayer.http1.normalize import (
+    ParsedUri,
     normalize_host,
     normalize_path,
     normalize_uri,
@@ -80,27 +81,14 @@ class RequestParsing(ConnectTunnel):
         cfg = self.config
         if tx.uri_raw is None:
             return
-        uri_norm, parsed = normalize_uri(
-            tx.uri_raw or b"",
-            method=tx.method_raw or b"",
-            double_decode_path=cfg.double_decode_path,
-            double_decode_query=cfg.double_decode_query,
-            plusspace=cfg.query_plusspace_decode,
-            lowercase=cfg.path_convert_lowercase,
-            include_all=cfg.uri_include_all,
-        )
+        uri_norm, parsed = self._normalized_uri(tx, cfg.double_decode_path,
+                                                cfg.double_decode_query)
         tx.uri_normalized = uri_norm
         if parsed.path is not None:
             tx.uri_path = normalize_path(parsed.path, lowercase=cfg.path_convert_lowercase,
                                          double_decode=cfg.double_decode_path)
         if cfg.double_decode_path or cfg.double_decode_query:
-            single, _ = normalize_uri(
-                tx.uri_raw or b"",
-                method=tx.method_raw or b"",
-                plusspace=cfg.query_plusspace_decode,
-                lowercase=cfg.path_convert_lowercase,
-                include_all=cfg.uri_include_all,
-            )
+            single, _ = self._normalized_uri(tx, False, False)
             if single != uri_norm:
                 self._event(tx, ev.DOUBLE_ENCODED_URI)
         if parsed.hostname is not None:
@@ -110,6 +98,21 @@ class RequestParsing(ConnectTunnel):
             tx.request_port = lex.port_number(parsed.port)
             if parsed.port is not None and tx.request_port is None:
                 self._event(tx, ev.INVALID_AUTHORITY_PORT)
+
+    def _normalized_uri(self, tx: HttpTransaction, double_path: bool,
+                        double_query: bool) -> tuple[bytes | None, ParsedUri]:
+        """The request target normalised with this parser's settings, decoded twice in the
+        path / query as asked (a second, single-decoded pass tells a double-encoded URI)."""
+        cfg = self.config
+        return normalize_uri(
+            tx.uri_raw or b"",
+            method=tx.method_raw or b"",
+            double_decode_path=double_path,
+            double_decode_query=double_query,
+            plusspace=cfg.query_plusspace_decode,
+            lowercase=cfg.path_convert_lowercase,
+            include_all=cfg.uri_include_all,
+        )
 
     def _request_host(self, tx: HttpTransaction) -> None:
         header = tx.request_header(b"host")

@@ -95,6 +95,25 @@ class HttpTransaction:
     def response_header(self, name: bytes) -> bytes | None:
         return _lookup(self.response_headers, name)
 
+    # ------------------------------------------------------------------ bodies
+    def add_body(self, to_server: bool, data: bytes, limit: int) -> int:
+        """Keep what fits under ``limit`` (0: no limit) of a chunk of the request
+        (``to_server``) or response body, counting all of it as seen; the number of body
+        bytes stored before it."""
+        body = self.request_body if to_server else self.response_body
+        room = limit - len(body) if limit else len(data)
+        kept = body + data[:room] if room > 0 else body
+        cut = room < len(data)
+        if to_server:
+            self.request_body = kept
+            self.request_body_len_seen += len(data)
+            self.request_body_truncated |= cut
+        else:
+            self.response_body = kept
+            self.response_body_len_seen += len(data)
+            self.response_body_truncated |= cut
+        return len(body)
+
     # ------------------------------------------------------------------ completion
     @property
     def request_complete(self) -> bool:

@@ -12,10 +12,9 @@ flow too (an FTP greeting is ``220`` as well: the name tells them apart).
 
 from __future__ import annotations
 
-from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
+from ruleengine.applayer.base import ProbeResult, package_spec, settings_parser
+from ruleengine.applayer.smtp import config, detect, logger, parser
 from ruleengine.applayer.smtp.config import SmtpConfig, parse_config
-from ruleengine.applayer.smtp.detect import BUFFERS
-from ruleengine.applayer.smtp.logger import eve_extra, eve_logger
 from ruleengine.applayer.smtp.parser import EVENTS, SmtpParser, SmtpTransaction
 
 _COMMANDS = (b"EHLO", b"HELO")
@@ -39,18 +38,11 @@ def _probe(data: bytes, to_server: bool) -> ProbeResult:
     return "undecided" if b"\n" not in head and len(head) < 512 else "nomatch"
 
 
-PROTOCOL = AppLayerSpec(
-    name="smtp",
+PROTOCOL = package_spec(
+    "smtp", config, detect, logger, parser,
     anomaly_upper=True,
-    default_ports={6: (25, 465, 587)},
-    probe=_probe,
-    probe_depth=512,
+    default_ports={6: (25, 465, 587)}, probe=_probe, probe_depth=512,
     make_parser=settings_parser(SmtpParser, SmtpConfig),
-    parse_config=parse_config,
-    buffers=BUFFERS,
-    eve_logger=eve_logger,
-    eve_extra=eve_extra,
-    events=EVENTS,
 )
 
 __all__ = ["EVENTS", "PROTOCOL", "SmtpConfig", "SmtpParser", "SmtpTransaction", "parse_config"]

@@ -19,9 +19,9 @@ NEWKEYS, ``app-layer.protocols.ssh.encryption-handling`` decides (track-only / b
 
 from __future__ import annotations
 
-from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
-from ruleengine.applayer.ssh.config import SshSettings, for_rules, parse_config
-from ruleengine.applayer.ssh.detect import BUFFERS, KEYWORDS
+from ruleengine.applayer.base import ProbeResult, package_spec, settings_parser
+from ruleengine.applayer.ssh import config, detect, parser
+from ruleengine.applayer.ssh.config import SshSettings, parse_config
 from ruleengine.applayer.ssh.logger import alert_ssh, eve_ssh
 from ruleengine.applayer.ssh.parser import EVENTS, SshParser, SshTransaction
 
@@ -36,22 +36,14 @@ def probe(data: bytes, to_server: bool) -> ProbeResult:
     return "match" if head == _MAGIC else "nomatch"
 
 
-PROTOCOL = AppLayerSpec(
-    name="ssh",
-    default_ports={6: (22,)},
-    probe=probe,
-    probe_depth=4,
+PROTOCOL = package_spec(
+    "ssh", config, detect, parser,
+    encrypts=True,
+    default_ports={6: (22,)}, probe=probe, probe_depth=4,
     make_parser=settings_parser(SshParser, SshSettings),
-    parse_config=parse_config,
-    buffers=BUFFERS,
-    keywords=KEYWORDS,
-    eve_logger=eve_ssh,
-    alert_logger=alert_ssh,
+    eve_logger=eve_ssh, alert_logger=alert_ssh,
     # the logger decides (Suricata's log condition) and writes once: asked on every change
     log_when="each_side",
-    events=EVENTS,
-    encrypts=True,
-    for_rules=for_rules,
 )
 
 __all__ = ["EVENTS", "PROTOCOL", "SshParser", "SshSettings", "SshTransaction", "parse_config",

@@ -17,11 +17,9 @@ handshake (or the flow ended), and only when Suricata would (see :mod:`.logger`)
 
 from __future__ import annotations
 
-from ruleengine.applayer.base import AppLayerSpec, ProbeResult, settings_parser
-from ruleengine.applayer.tls.buffers import BUFFERS
-from ruleengine.applayer.tls.config import TlsSettings, for_rules, parse_config
-from ruleengine.applayer.tls.consts import EVENTS
-from ruleengine.applayer.tls.keywords import KEYWORDS
+from ruleengine.applayer.base import ProbeResult, package_spec, settings_parser
+from ruleengine.applayer.tls import buffers, config, consts, keywords
+from ruleengine.applayer.tls.config import TlsSettings, parse_config
 from ruleengine.applayer.tls.logger import alert_tls, eve_tls
 from ruleengine.applayer.tls.parser import TlsParser
 from ruleengine.applayer.tls.tx import TlsTransaction
@@ -45,22 +43,12 @@ def probe(data: bytes, to_server: bool) -> ProbeResult:
     return "nomatch"
 
 
-PROTOCOL = AppLayerSpec(
-    name="tls",
-    anomaly_upper=True,
-    aliases=("ssl",),
-    default_ports={6: (443,)},
-    probe=probe,
-    probe_depth=8,
+PROTOCOL = package_spec(
+    "tls", config, buffers, keywords, consts,
+    aliases=("ssl",), anomaly_upper=True, encrypts=True,
+    default_ports={6: (443,)}, probe=probe, probe_depth=8,
     make_parser=settings_parser(TlsParser, TlsSettings),
-    parse_config=parse_config,
-    buffers=BUFFERS,
-    keywords=KEYWORDS,
-    eve_logger=eve_tls,
-    alert_logger=alert_tls,
-    events=EVENTS,
-    encrypts=True,
-    for_rules=for_rules,
+    eve_logger=eve_tls, alert_logger=alert_tls,
 )
 
 __all__ = ["PROTOCOL", "TlsParser", "TlsSettings", "TlsTransaction", "parse_config", "probe"]
