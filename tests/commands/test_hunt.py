@@ -16,7 +16,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from scapy.layers.inet import IP, TCP, UDP, fragment  # noqa: E402
+from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment  # noqa: E402
 from scapy.layers.inet6 import IPv6  # noqa: E402
 from scapy.layers.l2 import ARP, Ether  # noqa: E402
 from scapy.packet import Packet, Raw  # noqa: E402
@@ -236,6 +236,10 @@ def test_shards_keep_flows_whole_and_fragments_in_shard_zero() -> None:
     v6 = Ether(**MACS) / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=1, dport=2)
     v6_back = Ether(**MACS) / IPv6(src="2001:db8::2", dst="2001:db8::1") / UDP(sport=2, dport=1)
     assert flow_key(1, bytes(v6)) == flow_key(1, bytes(v6_back)) is not None
+    # an ICMP error goes with the flow it quotes, as the flow table files it
+    udp = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5353, dport=53)
+    error = Ether(**MACS) / IP(src="10.0.0.9", dst="10.0.0.1") / ICMP(type=3, code=3) / udp
+    assert flow_key(1, bytes(error)) == flow_key(1, bytes(Ether(**MACS) / udp)) is not None
     shards = {shard_of(1, bytes(Ether(**MACS) / IP(src=f"10.1.0.{i}", dst="10.2.0.1")
                                 / TCP(sport=i, dport=80)), 4) for i in range(1, 60)}
     assert shards == {0, 1, 2, 3}
