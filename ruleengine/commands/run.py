@@ -64,7 +64,7 @@ from ruleengine.pcap_workers import (
 from ruleengine.pipeline import Pipeline, ReloadError, RuleReload, RunReport, mpm_choice
 from ruleengine.reject import RejectSender
 from ruleengine.rules.classification import classification
-from ruleengine.rules.loader import RuleSet, load_rule_files
+from ruleengine.rules.loader import RuleSet, gc_paused, load_rule_files
 from ruleengine.settings import EngineSettings
 from ruleengine.workers import WorkerHub, run_workers, worker_index
 
@@ -456,8 +456,9 @@ def _settings(
 
 
 def _detect_engine(settings: EngineSettings, ruleset: RuleSet) -> DetectEngine:
-    return DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm),
-                        action_order=settings.action_order)
+    with gc_paused():  # long-lived objects only: full collections would rescan them
+        return DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm),
+                            action_order=settings.action_order)
 
 
 def _make_pipeline(
