@@ -158,6 +158,7 @@ def _rules_for(spec: HuntSpec) -> tuple[Config, RuleSet]:
     ruleset = run._load_rules(args, config, strict=False)
     if ruleset is None:
         raise RuntimeError("the rules cannot be loaded")
+    _CACHE.clear()  # the rules of one hunt at a time (a long-lived cluster runs many)
     _CACHE[spec] = (config, ruleset)
     return config, ruleset
 
@@ -172,9 +173,13 @@ def _engine_for(spec: HuntSpec, settings: EngineSettings, ruleset: RuleSet) -> D
     ``ruleengine run`` has: thresholds, xbits and tags (empty copies of the kept engine's
     tables, so their caps stay), counters, the packet variables. Per-flow state is on
     the flows, and every task has its own flow table."""
-    key = (spec, threading.get_ident())
+    thread = threading.get_ident()
+    key = (spec, thread)
     built = _ENGINES.get(key)
     if built is None:
+        # one engine per thread: a long-lived cluster's next hunt frees the last one's
+        for old in [k for k in _ENGINES if k[1] == thread]:
+            del _ENGINES[old]
         built = _ENGINES[key] = run._detect_engine(settings, ruleset)
     engine = copy.copy(built)
     engine.thresholds = copy.deepcopy(built.thresholds)

@@ -315,6 +315,7 @@ def test_the_engine_is_built_once_and_each_task_gets_its_own_state(
     other = dataclasses.replace(spec, digest="other rules, same names")
     assert hunt_module.run_task(other, hunt_module.Task(str(pcap), "c.pcap")).error is None
     assert len(built) == 2  # another digest: another engine
+    assert [k[0] for k in hunt_module._ENGINES] == [other]  # and the last one is freed
 
 
 def test_a_rule_file_changed_between_hunts_is_read_anew(tmp_path: Path, scheduler: str) -> None:
