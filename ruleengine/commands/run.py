@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import signal
 import sys
@@ -708,6 +709,9 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
         return EXIT_FAILURE
     # Built once here: the forked workers share it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
+    # frozen: the workers' full collections skip it, and do not write to every one of its
+    # objects (which would copy all the engine's pages into each worker)
+    gc.freeze()
     feed = PcapFeed(backend, threads, scheduler=scheduler)
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     feed.on_packet = lambda: progress.update(getattr(backend, "position", 0))
