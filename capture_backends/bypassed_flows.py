@@ -10,9 +10,10 @@ frame is copied out of the ring; NFQ: accepted with the bypass mark at once).
 
 Keys are the wire bytes ``src + dst + sport + dport + proto`` (IPv4 or IPv6), followed by the
 two-byte ids of up to two VLAN tags when VLANs are part of flow tracking. Both directions of a
-flow are entered, so a lookup needs no canonical ordering. Only packets whose transport header
-follows the IP header directly are looked up: IPv4 fragments and IPv6 extension headers take
-the normal path (the engine then recognises the bypassed flow itself).
+flow are entered, so a lookup needs no canonical ordering. The tuple is read by
+``ruleengine.rawflow`` (the reader the engine's pcap fan-out and hunt shards use too), IPv4
+options and IPv6 extension headers skipped; fragments take the normal path (the engine then
+recognises the bypassed flow itself).
 
 The table is bounded (``capacity`` flows); when full, the oldest flow leaves it (its packets
 take the normal path again, which still knows the flow is bypassed).
@@ -30,17 +31,15 @@ import mmap
 import struct
 
 from capture_backends.base import BypassCounters, FlowTuple
+from ruleengine.capture import MAX_VLAN_LAYERS
+from ruleengine.rawflow import ether_ip_offset, ip_tuple
 
 __all__ = ["DEFAULT_CAPACITY", "BypassedFlows", "ether_key", "flow_keys", "ip_key"]
 
 DEFAULT_CAPACITY = 65536
 _PORTS_PROTO = struct.Struct("!HHB")
 _VLAN_ID = struct.Struct("!H")
-_PROTO = {6: b"\x06", 17: b"\x11"}  # TCP, UDP: the protocols a backend bypasses
-_ETH_IPV4 = 0x0800
-_ETH_IPV6 = 0x86DD
-_VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
-_MAX_TAGS = 3  # the decoder's MAX_VLAN_LAYERS
+_BYPASSED = (6, 17)  # TCP, UDP: the protocols a backend bypasses
 
 
 # bytes, or the mmap of an AF_PACKET ring (indexing gives ints, slicing bytes)
@@ -54,33 +53,11 @@ def no_hit(_key: bytes | None, _length: int, _ts: float = 0.0) -> bool:
 
 def ip_key(buf: Buffer, off: int = 0, end: int = -1) -> bytes | None:
     """The key of the IPv4/IPv6 TCP/UDP packet at ``buf[off:end]`` (``end`` -1: the whole
-    buffer), or None when it has no plain transport header there (not TCP/UDP, a fragment,
-    IPv6 extension headers, truncated)."""
-    if end < 0:
-        end = len(buf)
-    if off >= end:
+    buffer), or None when it has none (not TCP/UDP, a fragment, truncated)."""
+    t = ip_tuple(buf, off, end)
+    if t is None or t[0] not in _BYPASSED or t[5]:
         return None
-    version = buf[off] >> 4
-    if version == 4:
-        if off + 20 > end:
-            return None
-        proto = _PROTO.get(buf[off + 9])
-        # MF flag or a fragment offset: the ports are not (all) here
-        if proto is None or buf[off + 6] & 0x3F or buf[off + 7]:
-            return None
-        t = off + (buf[off] & 15) * 4
-        if t + 4 > end:
-            return None
-        return buf[off + 12:off + 20] + buf[t:t + 4] + proto
-    if version == 6:
-        t = off + 40
-        if t + 4 > end:
-            return None
-        proto = _PROTO.get(buf[off + 6])
-        if proto is None:
-            return None
-        return buf[off + 8:t] + buf[t:t + 4] + proto
-    return None
+    return t[1] + t[2] + _PORTS_PROTO.pack(t[3], t[4], t[0])
 
 
 def ether_key(buf: Buffer, off: int, end: int, vlan_in_key: bool = True,
@@ -88,30 +65,14 @@ def ether_key(buf: Buffer, off: int, end: int, vlan_in_key: bool = True,
     """The key of the Ethernet frame at ``buf[off:end]``, or None (see ``ip_key``).
     ``outer_tag``: the TCI of a tag the kernel took out of the frame (AF_PACKET metadata);
     it comes before the tags still in the frame."""
-    p = off + 12
-    if p + 2 > end:
+    tags: list[int] = [outer_tag & 0x0FFF] if outer_tag >= 0 else []
+    ip = ether_ip_offset(buf, off, end, tags, MAX_VLAN_LAYERS - (outer_tag >= 0))
+    if ip < 0:
         return None
-    etype = (buf[p] << 8) | buf[p + 1]
-    tags = b""
-    ntags = 0
-    if outer_tag >= 0:
-        ntags = 1
-        if vlan_in_key:
-            tags = _VLAN_ID.pack(outer_tag & 0x0FFF)
-    while etype in _VLAN_TPIDS:
-        if ntags == _MAX_TAGS or p + 6 > end:
-            return None
-        if vlan_in_key and ntags < 2:
-            tags += _VLAN_ID.pack(((buf[p + 2] << 8) | buf[p + 3]) & 0x0FFF)
-        ntags += 1
-        p += 4
-        etype = (buf[p] << 8) | buf[p + 1]
-    if etype != _ETH_IPV4 and etype != _ETH_IPV6:
-        return None
-    key = ip_key(buf, p + 2, end)
-    if key is None:
-        return None
-    return key + tags if tags else key
+    key = ip_key(buf, ip, end)
+    if key is None or not vlan_in_key or not tags:
+        return key
+    return key + b"".join(_VLAN_ID.pack(v) for v in tags[:2])
 
 
 def flow_keys(flow: FlowTuple, vlan_in_key: bool = True) -> tuple[bytes, bytes]:

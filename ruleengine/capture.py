@@ -40,6 +40,16 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
+# Old/BSD DLT values some writers put in pcap headers for raw IP.
+DLT_RAW_12 = 12
+DLT_RAW_14 = 14
+
+# Ethernet types and VLAN tags every reader of raw frames (the decoder, ruleengine.rawflow)
+# agrees on, so that they find the same IP header in the same frame.
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
+MAX_VLAN_LAYERS = 3
 
 RawPacket = tuple[float, bytes | memoryview, int]
 """``(ts, data, pkt_id)`` as yielded by ``CaptureBackend.packets``."""

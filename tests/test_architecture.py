@@ -25,7 +25,8 @@ ROOTS = ("ruleengine", "capture_backends")
 # "ruleengine" alone is the package's face (its __init__: the version).
 LAYERS: tuple[tuple[str, ...], ...] = (
     # contract and vocabulary both sides share
-    ("=ruleengine", "ruleengine.capture", "ruleengine.conf_values", "ruleengine.safety",
+    ("=ruleengine", "ruleengine.capture", "ruleengine.conf_values", "ruleengine.rawflow",
+     "ruleengine.safety",
      "ruleengine.diagnostics", "ruleengine.data"),
     # capture backends, unix socket, decode, config (YAML, values), all over the contract
     ("capture_backends", "ruleengine.control", "ruleengine.decode", "ruleengine.config"),
@@ -53,12 +54,15 @@ ONLY_IMPORTED_BY = {
 }
 # What these may import of the two packages, whatever the layers allow.
 MAY_ONLY_IMPORT = {
-    # backends know the contract only (capture_backends/base.py re-exports it) and read
-    # their YAML sections with Suricata's value syntax
-    "capture_backends": ("capture_backends", "ruleengine.capture", "ruleengine.conf_values"),
+    # backends know the contract only (capture_backends/base.py re-exports it), read
+    # their YAML sections with Suricata's value syntax and raw frames' flow tuples
+    "capture_backends": ("capture_backends", "ruleengine.capture", "ruleengine.conf_values",
+                         "ruleengine.rawflow"),
     # the contract imports nothing of the engine
     "ruleengine.capture": (),
     "ruleengine.conf_values": (),
+    # the raw-frame flow reader (backends use it) knows only the contract's link types
+    "ruleengine.rawflow": ("ruleengine.capture",),
     # the socket package knows only its target interface (and the version)
     "ruleengine.control": ("ruleengine.control", "=ruleengine"),
     # decode reads the contract's link types, nothing of a backend or a higher stage

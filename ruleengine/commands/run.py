@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import signal
 import sys
@@ -65,7 +66,7 @@ from ruleengine.pcap_workers import (
 from ruleengine.pipeline import Pipeline, ReloadError, RuleReload, RunReport, mpm_choice
 from ruleengine.reject import RejectSender
 from ruleengine.rules.classification import classification
-from ruleengine.rules.loader import RuleSet, load_rule_files
+from ruleengine.rules.loader import RuleSet, gc_paused, load_rule_files
 from ruleengine.settings import EngineSettings
 from ruleengine.workers import WorkerHub, run_workers, worker_index
 
@@ -413,8 +414,9 @@ def _settings(
 
 
 def _detect_engine(settings: EngineSettings, ruleset: RuleSet) -> DetectEngine:
-    return DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm),
-                        action_order=settings.action_order)
+    with gc_paused():  # long-lived objects only: full collections would rescan them
+        return DetectEngine(ruleset.rules, mpm=mpm_choice(settings.mpm),
+                            action_order=settings.action_order)
 
 
 def _make_pipeline(
@@ -671,6 +673,9 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
         return EXIT_FAILURE
     # Built once here: the forked workers share it instead of each compiling the prefilter.
     detect = _detect_engine(settings, ruleset)
+    # frozen: the workers' full collections skip it, and do not write to every one of its
+    # objects (which would copy all the engine's pages into each worker)
+    gc.freeze()
     feed = PcapFeed(backend, threads, scheduler=scheduler)
     progress = Progress(total=getattr(backend, "size_bytes", 0), enabled=not args.no_progress)
     feed.on_packet = lambda: progress.update(getattr(backend, "position", 0))

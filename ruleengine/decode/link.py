@@ -10,6 +10,12 @@ import struct
 from collections.abc import Callable
 from functools import partialmethod
 
+# the raw-frame vocabulary lives in the contract (ruleengine.rawflow reads frames too);
+# re-exported here for the decoder's importers
+from ruleengine.capture import DLT_RAW_12 as DLT_RAW_12
+from ruleengine.capture import DLT_RAW_14 as DLT_RAW_14
+from ruleengine.capture import ETHERTYPE_IPV4 as ETHERTYPE_IPV4
+from ruleengine.capture import ETHERTYPE_IPV6 as ETHERTYPE_IPV6
 from ruleengine.capture import (
     LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
@@ -21,19 +27,13 @@ from ruleengine.capture import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
 )
+from ruleengine.capture import MAX_VLAN_LAYERS as MAX_VLAN_LAYERS
+from ruleengine.capture import VLAN_TPIDS as _VLAN_TYPES
 from ruleengine.decode.base import TWO_U16, U16, Buffer
 from ruleengine.decode.network import NetworkDecoder
 from ruleengine.decode.packet import Packet
 
-# Old/BSD DLT values some writers put in pcap headers for raw IP.
-DLT_RAW_12 = 12
-DLT_RAW_14 = 14
-
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_ARP = 0x0806
-_VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
-MAX_VLAN_LAYERS = 3
 
 # BSD loopback address families (NULL/LOOP link types); IPv6 varies by OS.
 _AF_INET = 2

@@ -8,6 +8,7 @@ the new one has a higher rev, which then replaces the old one (with a warning).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import hashlib
@@ -16,7 +17,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,17 +114,25 @@ def load_rule_files(
     vars_key = repr((sorted(addresses.items()), sorted(ports.items()))).encode()
     results: list[_FileResult] = []
     files = 0
-    # Loading allocates ~100 long-lived objects per rule and no cycles worth collecting:
-    # the cyclic GC would rescan them over and over (a third of the load time).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         for path in expand_paths(paths, results):
             files += 1
             results.append(_load_file(path, headers, vars_key, use_cache))
         return _merge(results, files=files)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: for loading rules and building the detection
+    engine from them. Both allocate ~100 long-lived objects per rule and no cycles worth
+    collecting, and each full collection rescans every object made so far (ET Open: a
+    third of the load time; the engine build 2.5-2.8 s -> 1.55-1.75 s CPU)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
-        if gc_was_enabled:
+        if was_enabled:
             gc.enable()
 
 
@@ -520,6 +529,7 @@ __all__ = [
     "RuleSet",
     "cache_dir",
     "classification",
+    "gc_paused",
     "load_rule_files",
     "load_rule_text",
     "parse_rule",

@@ -1,5 +1,5 @@
 """The backends' fast-path table: keys read from raw packets match the keys of the tuple the
-engine bypassed, in both directions, and only for packets with a plain transport header."""
+engine bypassed, in both directions, and only for TCP/UDP packets that are not fragments."""
 
 from __future__ import annotations
 
@@ -58,7 +58,12 @@ def test_fragments_options_extension_headers_and_junk() -> None:
     assert ip_key(ipv4(A4, B4, 1, 2, frag=0x4000)) is not None  # DF only: not a fragment
     with_options = ip_key(ipv4(A4, B4, 1, 2, ihl=6))
     assert with_options == flow_keys(FlowTuple(A4, B4, 1, 2, 6))[0]
-    assert ip_key(ipv6(A6, B6, 1, 2, nxt=0)) is None  # hop-by-hop header first
+    # extension headers are skipped (the engine's flow has the same tuple)
+    hop = ipv6(A6, B6, 0, 0, nxt=0)[:40] + bytes((6, 0)) + b"\0" * 6 + ipv6(A6, B6, 1, 2)[40:]
+    assert ip_key(hop) == flow_keys(FlowTuple(A6, B6, 1, 2, 6))[0]
+    frag = ipv6(A6, B6, 0, 0, nxt=44)[:40] + struct.pack("!BBHI", 6, 0, 1, 9) + \
+        ipv6(A6, B6, 1, 2)[40:]
+    assert ip_key(frag) is None  # a first fragment (M set)
     assert ip_key(ipv4(A4, B4, 1, 2, proto=1)) is None  # ICMP
     assert ip_key(b"") is None
     assert ip_key(ipv4(A4, B4, 1, 2)[:22]) is None  # ports cut off

@@ -5,6 +5,7 @@ reported without stopping the rest of the archive."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -16,13 +17,14 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from scapy.layers.inet import IP, TCP, UDP, fragment  # noqa: E402
+from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment  # noqa: E402
 from scapy.layers.inet6 import IPv6  # noqa: E402
 from scapy.layers.l2 import ARP, Ether  # noqa: E402
 from scapy.packet import Packet, Raw  # noqa: E402
 from scapy.utils import wrpcap  # noqa: E402
 
 from ruleengine.cli import main  # noqa: E402
+from ruleengine.commands import hunt as hunt_module  # noqa: E402
 from ruleengine.commands.hunt_shard import flow_key, shard_of  # noqa: E402
 
 CORPUS = Path("/work/shared/corpus/suricata-verify")
@@ -236,6 +238,10 @@ def test_shards_keep_flows_whole_and_fragments_in_shard_zero() -> None:
     v6 = Ether(**MACS) / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=1, dport=2)
     v6_back = Ether(**MACS) / IPv6(src="2001:db8::2", dst="2001:db8::1") / UDP(sport=2, dport=1)
     assert flow_key(1, bytes(v6)) == flow_key(1, bytes(v6_back)) is not None
+    # an ICMP error goes with the flow it quotes, as the flow table files it
+    udp = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5353, dport=53)
+    error = Ether(**MACS) / IP(src="10.0.0.9", dst="10.0.0.1") / ICMP(type=3, code=3) / udp
+    assert flow_key(1, bytes(error)) == flow_key(1, bytes(Ether(**MACS) / udp)) is not None
     shards = {shard_of(1, bytes(Ether(**MACS) / IP(src=f"10.1.0.{i}", dst="10.2.0.1")
                                 / TCP(sport=i, dport=80)), 4) for i in range(1, 60)}
     assert shards == {0, 1, 2, 3}
@@ -253,6 +259,77 @@ def test_rules_with_state_across_flows_are_not_sharded(
     assert "threshold (state across flows): files are not split" in captured.err
     assert "1 file(s) in 1 task(s)" in captured.out
     assert alerts_of(tmp_path / "o" / "eve.json") == sequential([pcap], rules, tmp_path)
+
+
+STATEFUL_RULES = """\
+alert tcp any any -> any any (msg:"syn by src"; flags:S; \
+threshold:type limit, track by_src, count 1, seconds 600; sid:11;)
+alert tcp any any -> any 80 (msg:"mark host"; flags:S; xbits:set,hunt.seen,track ip_src; \
+xbits:noalert; sid:12;)
+alert tcp any any -> any 80 (msg:"host seen before"; flags:PA; \
+xbits:isset,hunt.seen,track ip_src; sid:13;)
+"""
+
+
+def test_tasks_in_one_worker_start_with_fresh_run_state(
+        tmp_path: Path, scheduler: str) -> None:
+    # the engine is built once per worker and reused: six copies of one capture on two
+    # workers (three tasks each) must each give what a run of its own gives, so
+    # thresholds and xbits of one task never reach the next
+    rules = tmp_path / "state.rules"
+    rules.write_text(STATEFUL_RULES)
+    first = write_archive_pcap(tmp_path / "c0.pcap", flows=8)
+    pcaps = [first]
+    for i in range(1, 6):
+        copy = tmp_path / f"c{i}.pcap"
+        copy.write_bytes(first.read_bytes())
+        pcaps.append(copy)
+    assert hunt("--scheduler", scheduler, "-S", str(rules), "-l", str(tmp_path / "o"),
+                *map(str, pcaps)) == 0
+    found = alerts_of(tmp_path / "o" / "eve.json")
+    assert found == sequential(pcaps, rules, tmp_path)
+    assert {key[0] for key in found} == {11, 13}
+    assert len({key[6] for key in found}) == 6  # every copy alerts
+
+
+def test_the_engine_is_built_once_and_each_task_gets_its_own_state(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "state.rules"
+    rules.write_text(STATEFUL_RULES)
+    pcap = write_archive_pcap(tmp_path / "c.pcap", flows=8)
+    built: list[object] = []
+    real = hunt_module.run._detect_engine
+
+    def counting(*args: Any) -> Any:
+        built.append(real(*args))
+        return built[-1]
+
+    monkeypatch.setattr(hunt_module.run, "_detect_engine", counting)
+    spec = hunt_module.HuntSpec(None, (), (str(rules),), (), None, digest="test-once")
+    results = [hunt_module.run_task(spec, hunt_module.Task(str(pcap), "c.pcap"))
+               for _ in range(3)]
+    assert len(built) == 1
+    assert all(r.error is None for r in results)
+    assert len({r.eve.count(b'"event_type":"alert"') for r in results}) == 1
+    assert results[0].eve.count(b'"event_type":"alert"') > 0
+    other = dataclasses.replace(spec, digest="other rules, same names")
+    assert hunt_module.run_task(other, hunt_module.Task(str(pcap), "c.pcap")).error is None
+    assert len(built) == 2  # another digest: another engine
+    assert [k[0] for k in hunt_module._ENGINES] == [other]  # and the last one is freed
+
+
+def test_a_rule_file_changed_between_hunts_is_read_anew(tmp_path: Path, scheduler: str) -> None:
+    # the cluster outlives a hunt: its cached engine must not serve the next one
+    rules = tmp_path / "same-name.rules"
+    pcap = write_archive_pcap(tmp_path / "a.pcap", flows=4)
+    rules.write_text('alert tcp any any -> any any (msg:"syn"; flags:S; sid:21;)\n')
+    assert hunt("--scheduler", scheduler, "-S", str(rules), "-l", str(tmp_path / "o1"),
+                str(pcap)) == 0
+    rules.write_text('alert tcp any any -> any any (msg:"synack"; flags:SA; sid:22;)\n')
+    assert hunt("--scheduler", scheduler, "-S", str(rules), "-l", str(tmp_path / "o2"),
+                str(pcap)) == 0
+    assert {k[0] for k in alerts_of(tmp_path / "o1" / "eve.json")} == {21}
+    assert {k[0] for k in alerts_of(tmp_path / "o2" / "eve.json")} == {22}
 
 
 # --- bad input ---------------------------------------------------------------------------

@@ -7,9 +7,10 @@ from pathlib import Path
 from ruleengine.diagnostics import Diagnostic
 from ruleengine.rules.loader import RuleSet, load_rule_text
 from ruleengine.rules.model import Rule
+from tests.shared import SHARED
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS_RULES = REPO.parent / "shared" / "corpus" / "rules"
+CORPUS_RULES = SHARED / "corpus" / "rules"  # the nearest ../shared (worktrees too)
 
 
 def load(text: str) -> RuleSet:
