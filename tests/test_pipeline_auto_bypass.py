@@ -7,6 +7,8 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from capture_backends.base import Capability
 from ruleengine.stream.tcp import StreamConfig
 from tests.test_pipeline import Conn, Frames, Run, _flow_key
@@ -110,3 +112,22 @@ def test_a_body_under_the_limit_is_not_auto_bypassed(tmp_path: Path) -> None:
 def test_auto_bypass_is_off_unless_configured(tmp_path: Path) -> None:
     run = Run(tmp_path, HTTP_RULES, _download(), stream=STREAM)
     assert run.report.bypassed_flows_local == 0
+
+
+def test_a_tls_flow_is_auto_bypassed_after_the_handshake(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    from tests.test_pipeline_applayer import PAYLOAD_RULE, SNI_RULE, _session
+
+    frames = _session()
+    version = 'alert tls any any -> any any (msg:"v"; tls.version:1.2; sid:4;)\n'
+    base = Run(tmp_path, SNI_RULE + version, frames, stream=STREAM)
+    auto = Run(tmp_path, SNI_RULE + version, frames, stream=AUTO)
+    assert set(base.sids()) == {1, 4} and _alerts(auto) == _alerts(base)
+    assert auto.stats.get("flow_bypassed.reason.auto") == 1
+    # the five application-data records after the handshake were not inspected
+    assert auto.stats.get("flow_bypassed.local_pkts") >= 5
+    (tls,) = auto.of("tls")
+    assert tls["tls"] == base.of("tls")[0]["tls"] and "CN=big.example" in tls["tls"]["subject"]
+    # a payload rule for any TCP flow could still match the encrypted data's packets
+    held = Run(tmp_path, SNI_RULE + PAYLOAD_RULE, frames, stream=AUTO)
+    assert held.stats.get("flow_bypassed.reason.auto") == 0 and held.sids() == [1]
