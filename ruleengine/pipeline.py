@@ -467,8 +467,9 @@ class Pipeline:
         if self.bypass_lists is not None and not extra.sni_checked and flow.app is not None \
                 and to_server:  # after detection saw the client hello (a to-server tx)
             self._sni_list(flow, extra, pkt)
-        if self._auto_plan is not None and not flow.bypass and flow.app is not None:
-            self._auto_bypass(flow, extra, pkt, to_server)
+        if self._auto_plan is not None and not flow.bypass and flow.app is not None \
+                and self._auto_bypass(flow, extra, pkt, to_server) is Verdict.DROP:
+            verdict = Verdict.DROP
         if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
             self._encrypted(flow, extra, pkt)
         return verdict
@@ -887,27 +888,33 @@ class Pipeline:
             extra.list_entry = entry
             self._bypass(flow, pkt, "list")
 
-    def _auto_bypass(self, flow: Flow, extra: _FlowExtra, pkt: Packet, to_server: bool) -> None:
+    def _auto_bypass(self, flow: Flow, extra: _FlowExtra, pkt: Packet,
+                     to_server: bool) -> Verdict:
         """stream.auto-bypass (``detect/auto_bypass.py``): once no rule can still match the
-        flow, run the last evaluation its transactions would get, log them, bypass it."""
+        flow, run the last evaluation its transactions would get, log them, bypass it.
+        Returns that evaluation's verdict for the packet."""
         assert self._auto_plan is not None
+        verdict = Verdict.ACCEPT
         watch = extra.auto_watch
         if watch is None or watch.plan is not self._auto_plan:
             watch = extra.auto_watch = self._auto_plan.watch(flow)
             if watch is None:
-                return
+                return verdict
         views = watch.ready(flow, to_server, extra.encrypted)
         if views is None:
-            return
+            return verdict
         for view in views:
             matches = self.detect.inspect_tx(pkt, flow, to_server, view, True, True)
-            if matches:
-                self._act(flow, extra, pkt, to_server, matches)
+            if matches and self._act(flow, extra, pkt, to_server, matches) is Verdict.DROP:
+                verdict = Verdict.DROP
         txs = list(_parser(flow).transactions)
         self._log_txs(flow, extra, txs, pkt, flow_end=True)
         self._log_files(flow, txs, pkt, flow_end=True)
-        if not flow.bypass:  # a bypass rule of the last evaluation may have done it
+        # a drop or pass of the last evaluation decides the flow's fate instead; a bypass
+        # rule may have bypassed it already
+        if not flow.bypass and extra.decision == FLOW_INSPECT:
             self._bypass(flow, pkt, AUTO)
+        return verdict
 
     def bypassed_flows(self) -> list[Flow]:
         """Flows bypassed now (the unix socket's ``bypass-list``), oldest first."""

@@ -131,3 +131,19 @@ def test_a_tls_flow_is_auto_bypassed_after_the_handshake(tmp_path: Path) -> None
     # a payload rule for any TCP flow could still match the encrypted data's packets
     held = Run(tmp_path, SNI_RULE + PAYLOAD_RULE, frames, stream=AUTO)
     assert held.stats.get("flow_bypassed.reason.auto") == 0 and held.sids() == [1]
+
+
+def test_a_drop_of_the_last_evaluation_drops_the_flow_instead(tmp_path: Path) -> None:
+    """IPS: the response rule that matches in the evaluation before the bypass is a drop
+    rule: the packet and the flow are dropped, and the flow is not bypassed."""
+    rules = HTTP_RULES.replace('alert http any any -> any any (msg:"needle"',
+                               'drop http any any -> any any (msg:"needle"')
+    frames = _download()
+    kw = {"capabilities": Capability.LIVE | Capability.INLINE, "ips": True}
+    base = Run(tmp_path, rules, frames, stream=STREAM, **kw)
+    auto = Run(tmp_path, rules, frames, stream=AUTO, **kw)
+    assert _alerts(auto) == _alerts(base) and sorted(auto.sids()) == [1, 2, 3]
+    assert auto.stats.get("flow_bypassed.reason.auto") == 0
+    assert auto.report.bypassed_flows_local == 0 and auto.report.dropped > 0
+    (flow,) = auto.of("flow")
+    assert flow["flow"]["action"] == "drop"
