@@ -81,12 +81,13 @@ def buffer_only_rules(source: Path) -> Path:
     return out
 
 
-def run(pcap: Path, rules: Path, home: str, auto: bool) -> Result:
+def run(pcap: Path, rules: Path, home: str, auto: bool, depth: str) -> Result:
     logdir = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     cmd = [sys.executable, "-m", "ruleengine", "run", "-r", str(pcap), "-S", str(rules),
            "-l", str(logdir), "--no-progress", "-k", "none",
            "--set", f"vars.address-groups.HOME_NET=[{home}]",
-           "--set", "stream.bypass=yes", "--set", f"stream.auto-bypass={'yes' if auto else 'no'}"]
+           "--set", "stream.bypass=yes", "--set", f"stream.auto-bypass={'yes' if auto else 'no'}",
+           "--set", f"stream.reassembly.depth={depth}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -149,6 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pcap", type=Path, default=DEFAULT_PCAP)
     parser.add_argument("--sets", default="10,http,http-buffers")
+    parser.add_argument("--depth", default="1mb", help="stream.reassembly.depth (1mb)")
     args = parser.parse_args()
     if not args.pcap.exists():
         print(f"{args.pcap}: missing; run bench/workload_nginx.py (root) once to capture it")
@@ -162,9 +164,9 @@ def main() -> int:
         else:
             rules = http_rules(10 if kind == "10" else None)
         t0 = time.monotonic()
-        depth = run(args.pcap, rules, home, auto=False)
-        auto = run(args.pcap, rules, home, auto=True)
-        report(kind, depth, auto)
+        depth = run(args.pcap, rules, home, False, args.depth)
+        auto = run(args.pcap, rules, home, True, args.depth)
+        report(f"{kind} depth={args.depth}", depth, auto)
         print(f"  ({time.monotonic() - t0:.0f}s)", flush=True)
     return 0
 
