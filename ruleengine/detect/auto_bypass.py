@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruleengine.detect.conditions import CompiledHeader, addr_int
 from ruleengine.detect.engine import canonical_alproto
@@ -68,15 +68,33 @@ class Blocker:
     def fits(self, flow: Any, protos: frozenset[str]) -> bool:
         """Could the rule match a packet of ``flow`` (either direction)? ``protos``: the
         flow's known app-layer protocols (final and per direction), canonical."""
+        return self.fits_tuple(_FlowKey.of(flow), protos)
+
+    def fits_tuple(self, key: _FlowKey, protos: frozenset[str]) -> bool:
         for name, negated in self.alprotos:
             if negated and protos == {name}:
                 return False
             if not negated and name not in protos:
                 return False
-        ver = 4 if len(flow.src) == 4 else 6
-        cli, srv = addr_int(flow.src), addr_int(flow.dst)
-        return (self.header.matches(flow.proto, ver, cli, flow.sport, srv, flow.dport)
-                or self.header.matches(flow.proto, ver, srv, flow.dport, cli, flow.sport))
+        proto, ver, cli, cport, srv, sport = key
+        return (self.header.matches(proto, ver, cli, cport, srv, sport)
+                or self.header.matches(proto, ver, srv, sport, cli, cport))
+
+
+class _FlowKey(NamedTuple):
+    """A flow's tuple as header tests take it (addresses as integers)."""
+
+    proto: int
+    ver: int
+    cli: int
+    cport: int
+    srv: int
+    sport: int
+
+    @classmethod
+    def of(cls, flow: Any) -> _FlowKey:
+        return cls(flow.proto, 4 if len(flow.src) == 4 else 6, addr_int(flow.src), flow.sport,
+                   addr_int(flow.dst), flow.dport)
 
 
 def late_feature(cr: Any) -> str | None:
@@ -142,7 +160,8 @@ class AutoBypassPlan:
         protos = frozenset(p for p in (canonical_alproto(getattr(flow, name, None))
                                        for name in ("alproto", "alproto_ts", "alproto_tc"))
                            if p is not None)
-        return next((b.sid for b in self.blockers if b.fits(flow, protos)), None)
+        key = _FlowKey.of(flow)
+        return next((b.sid for b in self.blockers if b.fits_tuple(key, protos)), None)
 
     def why_not(self, phase: str) -> str | None:
         """Why the rule set refuses a phase (``http``, ``encrypted:tls``), or None."""
