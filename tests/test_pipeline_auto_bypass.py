@@ -147,3 +147,18 @@ def test_a_drop_of_the_last_evaluation_drops_the_flow_instead(tmp_path: Path) ->
     assert auto.report.bypassed_flows_local == 0 and auto.report.dropped > 0
     (flow,) = auto.of("flow")
     assert flow["flow"]["action"] == "drop"
+
+
+def test_bypass_report_shows_the_auto_reason(tmp_path: Path) -> None:
+    import json
+
+    from ruleengine.commands.bypass_report import build_report, render_text
+
+    run = Run(tmp_path, HTTP_RULES, _download(), stream=AUTO)
+    eve = tmp_path / "auto.json"
+    eve.write_text("".join(json.dumps(e) + "\n" for e in run.events))
+    report = build_report(eve)
+    auto = report.by_reason["auto"]
+    assert auto.bypassed_flows == 1
+    assert auto.bypassed_bytes == run.stats.get("flow_bypassed.local_bytes")
+    assert "auto" in render_text(report)
