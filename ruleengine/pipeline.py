@@ -30,6 +30,7 @@ from ruleengine.capture import Capability, CaptureBackend, FlowTuple, Verdict
 from ruleengine.config.values import parse_bool, parse_size
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
+from ruleengine.detect.auto_bypass import AUTO, AutoBypassPlan, FlowWatch
 from ruleengine.detect.engine import DetectEngine, Match
 from ruleengine.flow.table import STATE_CLOSED, Flow, FlowTable
 from ruleengine.outputs.eve import EveWriter, verdict_object
@@ -139,7 +140,7 @@ class BypassListsHook(Protocol):
 class _FlowExtra:
     """Per-flow pipeline state that no stage owns (kept in ``Flow.user``)."""
 
-    __slots__ = ("alerted", "anomalies", "decision", "drops_logged", "encrypted",
+    __slots__ = ("alerted", "anomalies", "auto_watch", "decision", "drops_logged", "encrypted",
                  "exception_policies",
                  "inspected", "list_entry", "logged", "midstream_seen", "pending", "probe",
                  "raw_done", "recent_txs", "sni_checked", "stream_log")
@@ -176,6 +177,7 @@ class _FlowExtra:
         self.recent_txs: list[Any] = []
         # the last reassembled bytes per direction, for alerts' payload (when logged)
         self.stream_log: dict[bool, bytearray] | None = None
+        self.auto_watch: FlowWatch | None = None  # stream.auto-bypass
 
 
 class Pipeline:
@@ -197,6 +199,9 @@ class Pipeline:
         settings = dataclasses.replace(settings, applayer=settings.applayer.for_rules(used))
         self.settings = settings
         self.detect = detect
+        # stream.auto-bypass: what the rule set allows, decided once per engine
+        self._auto_plan = AutoBypassPlan.build(detect.rules) \
+            if settings.stream.auto_bypass else None
         self.eve = eve
         # eve-log alert option ``verdict: yes``: alerts carry the packet's final verdict
         alert_options = settings.eve_options.get("alert") or {}
@@ -305,6 +310,8 @@ class Pipeline:
         if new is not None and reload.error is None:
             new.adopt_state(self.detect)
             self.detect = new
+            if self._auto_plan is not None:
+                self._auto_plan = AutoBypassPlan.build(new.rules)
             used = frozenset(name for cr in new.rules for name, _ in cr.rule.options)
             self.settings = dataclasses.replace(
                 self.settings, applayer=self._base_applayer.for_rules(used))
@@ -460,6 +467,9 @@ class Pipeline:
         if self.bypass_lists is not None and not extra.sni_checked and flow.app is not None \
                 and to_server:  # after detection saw the client hello (a to-server tx)
             self._sni_list(flow, extra, pkt)
+        if self._auto_plan is not None and not flow.bypass and flow.app is not None \
+                and self._auto_bypass(flow, extra, pkt, to_server) is Verdict.DROP:
+            verdict = Verdict.DROP
         if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
             self._encrypted(flow, extra, pkt)
         return verdict
@@ -877,6 +887,34 @@ class Pipeline:
         if entry is not None:
             extra.list_entry = entry
             self._bypass(flow, pkt, "list")
+
+    def _auto_bypass(self, flow: Flow, extra: _FlowExtra, pkt: Packet,
+                     to_server: bool) -> Verdict:
+        """stream.auto-bypass (``detect/auto_bypass.py``): once no rule can still match the
+        flow, run the last evaluation its transactions would get, log them, bypass it.
+        Returns that evaluation's verdict for the packet."""
+        assert self._auto_plan is not None
+        verdict = Verdict.ACCEPT
+        watch = extra.auto_watch
+        if watch is None or watch.plan is not self._auto_plan:
+            watch = extra.auto_watch = self._auto_plan.watch(flow)
+            if watch is None:
+                return verdict
+        views = watch.ready(flow, to_server, extra.encrypted)
+        if views is None:
+            return verdict
+        for view in views:
+            matches = self.detect.inspect_tx(pkt, flow, to_server, view, True, True)
+            if matches and self._act(flow, extra, pkt, to_server, matches) is Verdict.DROP:
+                verdict = Verdict.DROP
+        txs = list(_parser(flow).transactions)
+        self._log_txs(flow, extra, txs, pkt, flow_end=True)
+        self._log_files(flow, txs, pkt, flow_end=True)
+        # a drop or pass of the last evaluation decides the flow's fate instead; a bypass
+        # rule may have bypassed it already
+        if not flow.bypass and extra.decision == FLOW_INSPECT:
+            self._bypass(flow, pkt, AUTO)
+        return verdict
 
     def bypassed_flows(self) -> list[Flow]:
         """Flows bypassed now (the unix socket's ``bypass-list``), oldest first."""

@@ -390,6 +390,8 @@ def _bypass_text(reason: str) -> str:
         return "stream depth reached with stream.bypass"
     if reason == "encryption":
         return "encryption-handling: bypass"
+    if reason == "auto":
+        return "stream.auto-bypass: no loaded rule could still match the flow"
     return reason
 
 

@@ -131,6 +131,7 @@ VALUE_KINDS: tuple[tuple[str, Any], ...] = (
     ("stream.midstream", "bool"),
     ("stream.async-oneside", "bool"),
     ("stream.bypass", "bool"),
+    ("stream.auto-bypass", "bool"),
     ("stream.drop-invalid", "bool"),
     ("stream.checksum-validation", "bool"),
     ("stream.inline", ("auto", "bool")),

@@ -24,6 +24,8 @@ class StreamConfig:
     reassembly_depth: int = 1 << 20  # 0 = unlimited
     async_oneside: bool = False
     bypass: bool = False
+    # stream.auto-bypass (ruleengine): bypass a flow once no loaded rule can still match it
+    auto_bypass: bool = False
     max_buffered: int = 4 << 20  # out-of-order bytes kept per direction
     max_segments: int = 4096  # out-of-order ranges kept per direction
     max_unacked: int = 1 << 20  # contiguous bytes waiting for an ACK before forced delivery
@@ -52,6 +54,7 @@ class StreamConfig:
             reassembly_depth=value_or(parse_size, reassembly.get("depth"), cls.reassembly_depth),
             async_oneside=value_or(parse_bool, section.get("async-oneside"), False),
             bypass=value_or(parse_bool, section.get("bypass"), False),
+            auto_bypass=value_or(parse_bool, section.get("auto-bypass"), False),
             toserver_chunk_size=value_or(
                 parse_size, reassembly.get("toserver-chunk-size"), cls.toserver_chunk_size),
             toclient_chunk_size=value_or(
