@@ -130,8 +130,8 @@ class _FlowExtra:
 
     __slots__ = ("alerted", "anomalies", "decision", "drops_logged", "encrypted",
                  "exception_policies",
-                 "inspected", "logged", "midstream_seen", "pending", "probe", "raw_done",
-                 "recent_txs", "stream_log")
+                 "inspected", "logged", "midstream_seen", "pending", "probe", "raw_alproto",
+                 "raw_done", "raw_on_complete", "recent_txs", "stream_log")
 
     def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
@@ -155,6 +155,9 @@ class _FlowExtra:
         # per direction (index: to_server): how many of its messages were complete when
         # its raw stream was last inspected (raw_on_complete protocols)
         self.raw_done = [0, 0]
+        # the protocol whose registry entry said raw_on_complete (``_raw_ready``'s cache)
+        self.raw_alproto: str | None = ""
+        self.raw_on_complete = False
         # (tx_id, to_server) -> (request_progress, response_progress) last inspected
         self.inspected: dict[tuple[int, bool], tuple[int, int]] = {}
         # the transactions handed to detection in the current pass: one pruned from the
@@ -221,6 +224,7 @@ class Pipeline:
         self.bypass_state: BypassStateFile | None = None
         self._next_flow_pass = 0.0
         self._next_stats = 0.0
+        self._next_timer = 0.0  # min of the two above (offline: the flow pass only)
         self._started = time.time()
         self._pcap_cnt = 0
         self._numbered = False  # the backend's packet ids are pcap numbers
@@ -329,10 +333,11 @@ class Pipeline:
         self.bypass_mgr = BypassManager(backend, self.stats, self.settings.timeouts)
         t0 = time.perf_counter()
         inline = bool(backend.capabilities & Capability.INLINE)
+        process = self.process
         try:
             for ts, data, pkt_id in backend.packets():
                 if data:
-                    verdict = self.process(ts, data, pkt_id)
+                    verdict = process(ts, data, pkt_id)
                     if inline:
                         backend.verdict(pkt_id, verdict)
                     if on_packet is not None:
@@ -341,8 +346,13 @@ class Pipeline:
                     # idle tick of a live capture: write what is buffered, so eve.json
                     # shows alerts now rather than after the next busy period
                     self.eve.flush()
-                self._timers(ts)
-                self._between_packets()
+                # the timers' and the between-packets checks inline: on most packets
+                # neither has anything to do, and a call each costs more than the test
+                if ts >= self._next_timer or self.flows.evicted:
+                    self._timers(ts)
+                if self._reload_requested or self._reload is not None \
+                        or self.control is not None:
+                    self._between_packets()
                 if self._stop:
                     self.report.interrupted = True
                     break
@@ -391,8 +401,9 @@ class Pipeline:
         depth_reached = False
         stream_chunk: bytes | None = None
         stream_add = False  # PKT_STREAM_ADD: this packet's payload went to the stream
-        eof = (False, False)
-        if pkt.proto == IPPROTO_TCP:
+        eof_ts = eof_tc = False
+        is_tcp = pkt.proto == IPPROTO_TCP
+        if is_tcp:
             upd = self.tcp.process(flow, pkt, to_server)
             if self._midstream_exception(flow, extra, upd.midstream_rejected):
                 self._exception_applied(extra, "stream_midstream", "tcp.midstream",
@@ -401,7 +412,7 @@ class Pipeline:
                     return Verdict.DROP if extra.decision == FLOW_DROP else Verdict.ACCEPT
             chunks = upd.data
             depth_reached = upd.depth_reached_toserver or upd.depth_reached_toclient
-            eof = (upd.closed_toserver, upd.closed_toclient)
+            eof_ts, eof_tc = upd.closed_toserver, upd.closed_toclient
             if upd.accept:
                 stream_chunk = b""  # the payload belongs to the stream: inspect it as stream
                 stream_add = True
@@ -414,32 +425,37 @@ class Pipeline:
                 # the app layer found the flow's sides swapped (midstream pick-up)
                 chunks = [(not d, c) for d, c in chunks]
                 to_server = not to_server
-                eof = (eof[1], eof[0])
+                eof_ts, eof_tc = eof_tc, eof_ts
                 self._app_feed_rest(flow, chunks[i + 1:], pkt.ts)
                 break
-        self._app_eof(flow, *eof)
-        if self._stream_log_size and chunks and pkt.proto == IPPROTO_TCP:
-            self._keep_stream_log(extra, chunks)
-        if pkt.proto == IPPROTO_TCP:
-            for chunk_to_server, chunk in chunks:
-                extra.pending[chunk_to_server].append(chunk)
-            if extra.pending[to_server] and self._raw_ready(flow, extra, to_server,
-                                                             eof[0 if to_server else 1]
-                                                             or depth_reached):
-                stream_chunk = b"".join(extra.pending[to_server])
-                extra.pending[to_server].clear()
-        if extra.encrypted and pkt.proto == IPPROTO_TCP:
-            stream_chunk, stream_add = b"", True
+        if eof_ts or eof_tc:
+            self._app_eof(flow, eof_ts, eof_tc)
+        if is_tcp:
+            if chunks:
+                if self._stream_log_size:
+                    self._keep_stream_log(extra, chunks)
+                pending_by_side = extra.pending
+                for chunk_to_server, chunk in chunks:
+                    pending_by_side[chunk_to_server].append(chunk)
+            pending = extra.pending[to_server]
+            if pending and self._raw_ready(flow, extra, to_server,
+                                           (eof_ts if to_server else eof_tc) or depth_reached):
+                stream_chunk = b"".join(pending)
+                pending.clear()
+            if extra.encrypted:
+                stream_chunk, stream_add = b"", True
         if not pkt.payload:
             stream_add = True  # nothing of its own to inspect: no fallback to it
         matches = self._detect(flow, extra, pkt, to_server, stream_chunk, stream_add)
-        verdict = self._act(flow, extra, pkt, to_server, matches)
+        verdict = self._act(flow, extra, pkt, to_server, matches) if matches \
+            else Verdict.ACCEPT
         if self.detect.tag_packet(pkt, flow) and self.eve is not None:  # tag keyword
             self.eve.tagged_packet(ts=pkt.ts, flow=flow, pkt=pkt,
                                    pcap_cnt=self._pcap_cnt if self.settings.offline else None)
         if depth_reached and self.settings.stream_bypass and not flow.bypass:
             self._bypass(flow, pkt, "stream-depth")
-        if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
+        app = flow.app
+        if app is not None and not extra.encrypted and cast(AppParser, app).encrypted:
             self._encrypted(flow, extra, pkt)
         return verdict
 
@@ -451,16 +467,25 @@ class Pipeline:
         close). Other flows inspect what the peer ACKed on this direction's next packet."""
         if ending or flow.app is None or flow.state == STATE_CLOSED:
             return True
-        spec = registry.by_name().get(flow.alproto or "")
-        if spec is None or not spec.raw_on_complete:
+        alproto = flow.alproto
+        if alproto is not extra.raw_alproto:  # looked up once per flow (and protocol)
+            spec = registry.by_name().get(alproto or "")
+            extra.raw_alproto = alproto
+            extra.raw_on_complete = spec is not None and spec.raw_on_complete
+        if not extra.raw_on_complete:
             return True
         stream = self.settings.stream
         limit = stream.toserver_chunk_size if to_server else stream.toclient_chunk_size
         if sum(map(len, extra.pending[to_server])) >= limit:
             return True
         side = 1 if to_server else 0
-        done = sum(1 for tx in _parser(flow).transactions
-                   if (tx.request_complete if to_server else tx.response_complete))
+        done = 0
+        if to_server:
+            for tx in _parser(flow).transactions:
+                done += tx.request_complete
+        else:
+            for tx in _parser(flow).transactions:
+                done += tx.response_complete
         if done != extra.raw_done[side]:
             extra.raw_done[side] = done
             return True
@@ -596,10 +621,11 @@ class Pipeline:
             txs = self._changed_txs(_parser(flow), extra, to_server)
         matches = self.detect.inspect(pkt, flow, to_server, stream_chunk, txs,
                                       stream_add=stream_add)
-        if flow.app is not None and txs:
-            self._log_txs(flow, extra, [tx for tx, _, _ in txs], pkt)
-            self._log_files(flow, [tx for tx, _, _ in txs], pkt)
-            self._log_anomalies(flow, extra, [tx for tx, _, _ in txs], pkt)
+        if txs and self.eve is not None and flow.app is not None:
+            changed = extra.recent_txs  # the transactions of ``txs`` (``_changed_txs``)
+            self._log_txs(flow, extra, changed, pkt)
+            self._log_files(flow, changed, pkt)
+            self._log_anomalies(flow, extra, changed, pkt)
         return matches
 
     def _changed_txs(self, parser: AppParser, extra: _FlowExtra,
@@ -898,6 +924,14 @@ class Pipeline:
     # --- timers and flow end ---------------------------------------------------------
 
     def _timers(self, now: float) -> None:
+        try:
+            self._timer_pass(now)
+        finally:
+            # the earliest time a timer is due (``run`` skips the call before)
+            self._next_timer = self._next_flow_pass if self.settings.offline \
+                else min(self._next_flow_pass, self._next_stats)
+
+    def _timer_pass(self, now: float) -> None:
         if now >= self._next_flow_pass:
             self._next_flow_pass = now + self.settings.flow_manager_interval
             if self.bypass_mgr is not None:
