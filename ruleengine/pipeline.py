@@ -366,8 +366,9 @@ class Pipeline:
     def process(self, ts: float, data: bytes | memoryview, pkt_id: int) -> Verdict:
         """Decode, track, parse, detect and act on one frame; return its verdict."""
         assert self._decoder is not None
-        self.report.packets += 1
-        self.report.bytes += len(data)
+        report = self.report
+        report.packets += 1
+        report.bytes += len(data)
         # a pcap worker's frames come numbered by their place in the file (pcap_cnt as in
         # a run in one process); other backends are counted here
         self._pcap_cnt = pkt_id if self._numbered else self._pcap_cnt + 1
@@ -379,12 +380,13 @@ class Pipeline:
         if pkt is None:  # a fragment held for reassembly
             return Verdict.ACCEPT
         if pkt.invalid:
-            self.report.invalid += 1
+            report.invalid += 1
             return Verdict.ACCEPT
         if not pkt.ip_version:
             return Verdict.ACCEPT
         flow, to_server = self.flows.lookup(pkt)
-        extra = self._extra(flow)
+        stored = flow.user
+        extra = self._extra(flow) if stored is None else cast(_FlowExtra, stored)
         if flow.bypass:
             self._count_bypassed_packet(flow, pkt, to_server)
             return Verdict.ACCEPT
