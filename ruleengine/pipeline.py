@@ -225,6 +225,7 @@ class Pipeline:
         self._next_flow_pass = 0.0
         self._next_stats = 0.0
         self._next_timer = 0.0  # min of the two above (offline: the flow pass only)
+        self._stamp = 0  # EveWriter.stamp: bumped whenever transactions may change
         self._started = time.time()
         self._pcap_cnt = 0
         self._numbered = False  # the backend's packet ids are pcap numbers
@@ -369,6 +370,10 @@ class Pipeline:
         report = self.report
         report.packets += 1
         report.bytes += len(data)
+        eve = self.eve
+        if eve is not None:  # transactions may change now: EVE rebuilds their objects
+            self._stamp += 1
+            eve.stamp = self._stamp
         # a pcap worker's frames come numbered by their place in the file (pcap_cnt as in
         # a run in one process); other backends are counted here
         self._pcap_cnt = pkt_id if self._numbered else self._pcap_cnt + 1
@@ -478,7 +483,8 @@ class Pipeline:
             return True
         stream = self.settings.stream
         limit = stream.toserver_chunk_size if to_server else stream.toclient_chunk_size
-        if sum(map(len, extra.pending[to_server])) >= limit:
+        pending = extra.pending[to_server]
+        if (len(pending[0]) if len(pending) == 1 else sum(map(len, pending))) >= limit:
             return True
         side = 1 if to_server else 0
         done = 0
@@ -533,9 +539,11 @@ class Pipeline:
         if flow.alproto not in (None, "failed") and \
                 (flow.alproto_ts if to_server else flow.alproto_tc) is None:
             self._other_direction(flow, to_server, data)
-        if flow.app is not None:
-            _parser(flow).feed(to_server, data, ts)
-            self._take_expectations(flow)
+        app = flow.app
+        if app is not None:
+            cast(AppParser, app).feed(to_server, data, ts)
+            if getattr(app, "expectations", None):
+                self._take_expectations(flow)
         return False
 
     def _take_expectations(self, flow: Flow) -> None:
@@ -633,14 +641,18 @@ class Pipeline:
     def _changed_txs(self, parser: AppParser, extra: _FlowExtra,
                      to_server: bool) -> list[tuple[Any, bool, bool]]:
         changed = []
+        recent = []
+        inspected = extra.inspected
         for tx in parser.transactions:
             progress = (tx.request_progress, tx.response_progress)
             key = (tx.tx_id, to_server)
-            if extra.inspected.get(key) != progress:
-                extra.inspected[key] = progress
+            if inspected.get(key) != progress:
+                inspected[key] = progress
                 changed.append((tx, tx.request_complete, tx.response_complete))
-        extra.recent_txs = [tx for tx, _, _ in changed]
-        self._prune_txs(parser, extra)
+                recent.append(tx)
+        extra.recent_txs = recent
+        if len(parser.transactions) > 1:  # _prune_txs keeps the last one anyway
+            self._prune_txs(parser, extra)
         return changed
 
     def _log_txs(self, flow: Flow, extra: _FlowExtra, txs: list[Any], pkt: Packet | None,
@@ -955,6 +967,9 @@ class Pipeline:
 
     def _end_flow(self, flow: Flow) -> None:
         extra = self._extra(flow)
+        if self.eve is not None:  # the flow's last data and close change its transactions
+            self._stamp += 1
+            self.eve.stamp = self._stamp
         if not flow.bypass and extra.decision == FLOW_INSPECT:
             self._final_inspection(flow, extra)
         # A bypassed flow that times out gets no pseudo packets in Suricata (the flow
