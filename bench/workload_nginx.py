@@ -13,7 +13,10 @@ the kernel's).
 Needs root (namespaces), nginx, curl and tcpdump (``make setup`` installs them). The pcap is
 cached in bench/.cache/; then ``ruleengine run`` is run on it as a child of each ``--repo``
 (default: this checkout) with 10 rules and with ET Open's HTTP rules, and CPU seconds,
-packets/s, Mbit/s of TCP payload, peak RSS and the alert digest are printed. HOME_NET is the
+packets/s, Mbit/s of TCP payload, peak RSS and the alert digest are printed; ``start+end``
+is the CPU of a run on the capture's first packets (interpreter, imports, rule load,
+shutdown) and ``per-pkt`` the CPU per packet without it. ``--passes N`` alternates the
+checkouts N times (a shared machine is noisy: compare the spread, not one pass). HOME_NET is the
 client's address, so ``$HOME_NET -> $EXTERNAL_NET`` rules apply as on a sensor's uplink.
 Traffic only goes between the two namespaces.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -51,6 +55,7 @@ AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safar
           "curl/7.88.1", "python-requests/2.31.0"]
 SCANNER_AGENTS = ["sqlmap/1.7.2#stable (https://sqlmap.org)", "Nikto/2.5.0", "Go-http-client/1.1"]
 HTTP_PORT, TCP_PORT, UDP_PORT = 80, 9000, 9001
+HEAD_PACKETS = 20  # the fixed-cost run: this many packets (flows start, nothing to detect)
 
 
 def make_site(root: Path, rng: random.Random) -> list[tuple[str, int]]:
@@ -227,6 +232,22 @@ def capture(pcap: Path, requests: int, seed: int) -> str:
         return net.v4_a
 
 
+def head_pcap(pcap: Path, count: int) -> Path:
+    """The capture's first ``count`` packets (classic pcap): a run on it costs what a run
+    costs before and after its packets (interpreter, imports, rule load, shutdown)."""
+    out = pcap.with_name(f"{pcap.stem}-head{count}.pcap")
+    if not out.exists():
+        data = pcap.read_bytes()
+        order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        pos = 24
+        for _ in range(count):
+            if pos + 16 > len(data):
+                break
+            pos += 16 + struct.unpack_from(order + "I", data, pos + 8)[0]
+        out.write_bytes(data[:pos])
+    return out
+
+
 def tcp_payload_bytes(pcap: Path) -> int:
     return sum(len(c.to_server) + len(c.to_client) for c in
                realtraffic.tcp_conversations(realtraffic.read_pcap(pcap)))
@@ -238,6 +259,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repo", action="append", type=Path, help="checkout to run (repeat)")
     parser.add_argument("--sets", default="10,http", help="10, http (ET Open HTTP), all")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="run every checkout this many times, alternating (noisy hosts)")
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     pcap = CACHE / f"nginx-{args.requests}-{args.seed}.pcap"
@@ -250,16 +273,22 @@ def main() -> int:
     payload = tcp_payload_bytes(pcap)
     print(f"pcap: {pcap} ({pcap.stat().st_size / 1e6:.1f} MB, TCP payload "
           f"{payload / 1e6:.1f} MB), HOME_NET {home}")
+    head = head_pcap(pcap, HEAD_PACKETS)
+    extra = ["--no-progress", "--set", f"vars.address-groups.HOME_NET=[{home}]"]
     for kind in args.sets.split(","):
         rules = ET_RULES if kind == "all" else http_rules(10 if kind == "10" else None)
-        for repo in args.repo or [REPO]:
-            r = run_engine(repo.resolve(), pcap, rules, [
-                "--no-progress", "--set", f"vars.address-groups.HOME_NET=[{home}]"])
-            cpu = float(r["cpu"])  # type: ignore[arg-type]
-            print(f"rules={kind:5s} repo={repo} cpu={cpu:.2f}s wall={r['wall']:.2f}s "
-                  f"pkts={r['packets']} pkt/s(cpu)={float(r['packets']) / cpu:.0f} "  # type: ignore[arg-type]
-                  f"Mbit/s(cpu)={payload * 8 / cpu / 1e6:.1f} rss={r['rss_mb']:.0f}MB "
-                  f"alerts={r['alerts']} digest={r['digest']}", flush=True)
+        for _ in range(args.passes):
+            for repo in args.repo or [REPO]:
+                r = run_engine(repo.resolve(), pcap, rules, extra)
+                fixed = float(run_engine(repo.resolve(), head, rules, extra)["cpu"])  # type: ignore[arg-type]
+                cpu = float(r["cpu"])  # type: ignore[arg-type]
+                packets = int(r["packets"])  # type: ignore[call-overload]
+                per_packet = (cpu - fixed) / max(1, packets - HEAD_PACKETS) * 1e6
+                print(f"rules={kind:5s} repo={repo} cpu={cpu:.2f}s wall={r['wall']:.2f}s "
+                      f"start+end={fixed:.2f}s per-pkt={per_packet:.1f}us pkts={packets} "
+                      f"pkt/s(cpu)={packets / cpu:.0f} "
+                      f"Mbit/s(cpu)={payload * 8 / cpu / 1e6:.1f} rss={r['rss_mb']:.0f}MB "
+                      f"alerts={r['alerts']} digest={r['digest']}", flush=True)
     return 0
 
 

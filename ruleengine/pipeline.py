@@ -143,7 +143,8 @@ class _FlowExtra:
     __slots__ = ("alerted", "anomalies", "auto_watch", "decision", "drops_logged", "encrypted",
                  "exception_policies",
                  "inspected", "list_entry", "logged", "midstream_seen", "pending", "probe",
-                 "raw_done", "recent_txs", "sni_checked", "stream_log")
+                 "raw_alproto", "raw_done", "raw_on_complete", "recent_txs", "sni_checked",
+                 "stream_log")
 
     def __init__(self, probe: AppProtoProbe) -> None:
         self.alerted = False
@@ -170,6 +171,9 @@ class _FlowExtra:
         # per direction (index: to_server): how many of its messages were complete when
         # its raw stream was last inspected (raw_on_complete protocols)
         self.raw_done = [0, 0]
+        # the protocol whose registry entry said raw_on_complete (``_raw_ready``'s cache)
+        self.raw_alproto: str | None = ""
+        self.raw_on_complete = False
         # (tx_id, to_server) -> (request_progress, response_progress) last inspected
         self.inspected: dict[tuple[int, bool], tuple[int, int]] = {}
         # the transactions handed to detection in the current pass: one pruned from the
@@ -242,6 +246,8 @@ class Pipeline:
         self.bypass_lists: BypassListsHook | None = None
         self._next_flow_pass = 0.0
         self._next_stats = 0.0
+        self._next_timer = 0.0  # min of the two above (offline: the flow pass only)
+        self._stamp = 0  # EveWriter.stamp: bumped whenever transactions may change
         self._started = time.time()
         self._pcap_cnt = 0
         self._numbered = False  # the backend's packet ids are pcap numbers
@@ -354,10 +360,11 @@ class Pipeline:
         self.bypass_mgr = BypassManager(backend, self.stats, self.settings.timeouts)
         t0 = time.perf_counter()
         inline = bool(backend.capabilities & Capability.INLINE)
+        process = self.process
         try:
             for ts, data, pkt_id in backend.packets():
                 if data:
-                    verdict = self.process(ts, data, pkt_id)
+                    verdict = process(ts, data, pkt_id)
                     if inline:
                         backend.verdict(pkt_id, verdict)
                     if on_packet is not None:
@@ -366,8 +373,13 @@ class Pipeline:
                     # idle tick of a live capture: write what is buffered, so eve.json
                     # shows alerts now rather than after the next busy period
                     self.eve.flush()
-                self._timers(ts)
-                self._between_packets()
+                # the timers' and the between-packets checks inline: on most packets
+                # neither has anything to do, and a call each costs more than the test
+                if ts >= self._next_timer or self.flows.evicted:
+                    self._timers(ts)
+                if self._reload_requested or self._reload is not None \
+                        or self.control is not None or self.bypass_lists is not None:
+                    self._between_packets()
                 if self._stop:
                     self.report.interrupted = True
                     break
@@ -381,8 +393,13 @@ class Pipeline:
     def process(self, ts: float, data: bytes | memoryview, pkt_id: int) -> Verdict:
         """Decode, track, parse, detect and act on one frame; return its verdict."""
         assert self._decoder is not None
-        self.report.packets += 1
-        self.report.bytes += len(data)
+        report = self.report
+        report.packets += 1
+        report.bytes += len(data)
+        eve = self.eve
+        if eve is not None:  # transactions may change now: EVE rebuilds their objects
+            self._stamp += 1
+            eve.stamp = self._stamp
         # a pcap worker's frames come numbered by their place in the file (pcap_cnt as in
         # a run in one process); other backends are counted here
         self._pcap_cnt = pkt_id if self._numbered else self._pcap_cnt + 1
@@ -394,12 +411,13 @@ class Pipeline:
         if pkt is None:  # a fragment held for reassembly
             return Verdict.ACCEPT
         if pkt.invalid:
-            self.report.invalid += 1
+            report.invalid += 1
             return Verdict.ACCEPT
         if not pkt.ip_version:
             return Verdict.ACCEPT
         flow, to_server = self.flows.lookup(pkt)
-        extra = self._extra(flow)
+        stored = flow.user
+        extra = self._extra(flow) if stored is None else cast(_FlowExtra, stored)
         if flow.bypass:
             self._count_bypassed_packet(flow, pkt, to_server)
             return Verdict.ACCEPT
@@ -416,8 +434,9 @@ class Pipeline:
         depth_reached = False
         stream_chunk: bytes | None = None
         stream_add = False  # PKT_STREAM_ADD: this packet's payload went to the stream
-        eof = (False, False)
-        if pkt.proto == IPPROTO_TCP:
+        eof_ts = eof_tc = False
+        is_tcp = pkt.proto == IPPROTO_TCP
+        if is_tcp:
             upd = self.tcp.process(flow, pkt, to_server)
             if self._midstream_exception(flow, extra, upd.midstream_rejected):
                 self._exception_applied(extra, "stream_midstream", "tcp.midstream",
@@ -426,7 +445,7 @@ class Pipeline:
                     return Verdict.DROP if extra.decision == FLOW_DROP else Verdict.ACCEPT
             chunks = upd.data
             depth_reached = upd.depth_reached_toserver or upd.depth_reached_toclient
-            eof = (upd.closed_toserver, upd.closed_toclient)
+            eof_ts, eof_tc = upd.closed_toserver, upd.closed_toclient
             if upd.accept:
                 stream_chunk = b""  # the payload belongs to the stream: inspect it as stream
                 stream_add = True
@@ -439,26 +458,30 @@ class Pipeline:
                 # the app layer found the flow's sides swapped (midstream pick-up)
                 chunks = [(not d, c) for d, c in chunks]
                 to_server = not to_server
-                eof = (eof[1], eof[0])
+                eof_ts, eof_tc = eof_tc, eof_ts
                 self._app_feed_rest(flow, chunks[i + 1:], pkt.ts)
                 break
-        self._app_eof(flow, *eof)
-        if self._stream_log_size and chunks and pkt.proto == IPPROTO_TCP:
-            self._keep_stream_log(extra, chunks)
-        if pkt.proto == IPPROTO_TCP:
-            for chunk_to_server, chunk in chunks:
-                extra.pending[chunk_to_server].append(chunk)
-            if extra.pending[to_server] and self._raw_ready(flow, extra, to_server,
-                                                             eof[0 if to_server else 1]
-                                                             or depth_reached):
-                stream_chunk = b"".join(extra.pending[to_server])
-                extra.pending[to_server].clear()
-        if extra.encrypted and pkt.proto == IPPROTO_TCP:
-            stream_chunk, stream_add = b"", True
+        if eof_ts or eof_tc:
+            self._app_eof(flow, eof_ts, eof_tc)
+        if is_tcp:
+            if chunks:
+                if self._stream_log_size:
+                    self._keep_stream_log(extra, chunks)
+                pending_by_side = extra.pending
+                for chunk_to_server, chunk in chunks:
+                    pending_by_side[chunk_to_server].append(chunk)
+            pending = extra.pending[to_server]
+            if pending and self._raw_ready(flow, extra, to_server,
+                                           (eof_ts if to_server else eof_tc) or depth_reached):
+                stream_chunk = b"".join(pending)
+                pending.clear()
+            if extra.encrypted:
+                stream_chunk, stream_add = b"", True
         if not pkt.payload:
             stream_add = True  # nothing of its own to inspect: no fallback to it
         matches = self._detect(flow, extra, pkt, to_server, stream_chunk, stream_add)
-        verdict = self._act(flow, extra, pkt, to_server, matches)
+        verdict = self._act(flow, extra, pkt, to_server, matches) if matches \
+            else Verdict.ACCEPT
         if self.detect.tag_packet(pkt, flow) and self.eve is not None:  # tag keyword
             self.eve.tagged_packet(ts=pkt.ts, flow=flow, pkt=pkt,
                                    pcap_cnt=self._pcap_cnt if self.settings.offline else None)
@@ -470,7 +493,8 @@ class Pipeline:
         if self._auto_plan is not None and not flow.bypass and flow.app is not None \
                 and self._auto_bypass(flow, extra, pkt, to_server) is Verdict.DROP:
             verdict = Verdict.DROP
-        if not extra.encrypted and flow.app is not None and _parser(flow).encrypted:
+        app = flow.app
+        if app is not None and not extra.encrypted and cast(AppParser, app).encrypted:
             self._encrypted(flow, extra, pkt)
         return verdict
 
@@ -482,16 +506,26 @@ class Pipeline:
         close). Other flows inspect what the peer ACKed on this direction's next packet."""
         if ending or flow.app is None or flow.state == STATE_CLOSED:
             return True
-        spec = registry.by_name().get(flow.alproto or "")
-        if spec is None or not spec.raw_on_complete:
+        alproto = flow.alproto
+        if alproto is not extra.raw_alproto:  # looked up once per flow (and protocol)
+            spec = registry.by_name().get(alproto or "")
+            extra.raw_alproto = alproto
+            extra.raw_on_complete = spec is not None and spec.raw_on_complete
+        if not extra.raw_on_complete:
             return True
         stream = self.settings.stream
         limit = stream.toserver_chunk_size if to_server else stream.toclient_chunk_size
-        if sum(map(len, extra.pending[to_server])) >= limit:
+        pending = extra.pending[to_server]
+        if (len(pending[0]) if len(pending) == 1 else sum(map(len, pending))) >= limit:
             return True
         side = 1 if to_server else 0
-        done = sum(1 for tx in _parser(flow).transactions
-                   if (tx.request_complete if to_server else tx.response_complete))
+        done = 0
+        if to_server:
+            for tx in _parser(flow).transactions:
+                done += tx.request_complete
+        else:
+            for tx in _parser(flow).transactions:
+                done += tx.response_complete
         if done != extra.raw_done[side]:
             extra.raw_done[side] = done
             return True
@@ -537,9 +571,11 @@ class Pipeline:
         if flow.alproto not in (None, "failed") and \
                 (flow.alproto_ts if to_server else flow.alproto_tc) is None:
             self._other_direction(flow, to_server, data)
-        if flow.app is not None:
-            _parser(flow).feed(to_server, data, ts)
-            self._take_expectations(flow)
+        app = flow.app
+        if app is not None:
+            cast(AppParser, app).feed(to_server, data, ts)
+            if getattr(app, "expectations", None):
+                self._take_expectations(flow)
         return False
 
     def _take_expectations(self, flow: Flow) -> None:
@@ -627,23 +663,28 @@ class Pipeline:
             txs = self._changed_txs(_parser(flow), extra, to_server)
         matches = self.detect.inspect(pkt, flow, to_server, stream_chunk, txs,
                                       stream_add=stream_add)
-        if flow.app is not None and txs:
-            self._log_txs(flow, extra, [tx for tx, _, _ in txs], pkt)
-            self._log_files(flow, [tx for tx, _, _ in txs], pkt)
-            self._log_anomalies(flow, extra, [tx for tx, _, _ in txs], pkt)
+        if txs and self.eve is not None and flow.app is not None:
+            changed = extra.recent_txs  # the transactions of ``txs`` (``_changed_txs``)
+            self._log_txs(flow, extra, changed, pkt)
+            self._log_files(flow, changed, pkt)
+            self._log_anomalies(flow, extra, changed, pkt)
         return matches
 
     def _changed_txs(self, parser: AppParser, extra: _FlowExtra,
                      to_server: bool) -> list[tuple[Any, bool, bool]]:
         changed = []
+        recent = []
+        inspected = extra.inspected
         for tx in parser.transactions:
             progress = (tx.request_progress, tx.response_progress)
             key = (tx.tx_id, to_server)
-            if extra.inspected.get(key) != progress:
-                extra.inspected[key] = progress
+            if inspected.get(key) != progress:
+                inspected[key] = progress
                 changed.append((tx, tx.request_complete, tx.response_complete))
-        extra.recent_txs = [tx for tx, _, _ in changed]
-        self._prune_txs(parser, extra)
+                recent.append(tx)
+        extra.recent_txs = recent
+        if len(parser.transactions) > 1:  # _prune_txs keeps the last one anyway
+            self._prune_txs(parser, extra)
         return changed
 
     def _log_txs(self, flow: Flow, extra: _FlowExtra, txs: list[Any], pkt: Packet | None,
@@ -970,6 +1011,14 @@ class Pipeline:
     # --- timers and flow end ---------------------------------------------------------
 
     def _timers(self, now: float) -> None:
+        try:
+            self._timer_pass(now)
+        finally:
+            # the earliest time a timer is due (``run`` skips the call before)
+            self._next_timer = self._next_flow_pass if self.settings.offline \
+                else min(self._next_flow_pass, self._next_stats)
+
+    def _timer_pass(self, now: float) -> None:
         if now >= self._next_flow_pass:
             self._next_flow_pass = now + self.settings.flow_manager_interval
             if self.bypass_mgr is not None:
@@ -991,6 +1040,9 @@ class Pipeline:
 
     def _end_flow(self, flow: Flow) -> None:
         extra = self._extra(flow)
+        if self.eve is not None:  # the flow's last data and close change its transactions
+            self._stamp += 1
+            self.eve.stamp = self._stamp
         if not flow.bypass and extra.decision == FLOW_INSPECT:
             self._final_inspection(flow, extra)
         # A bypassed flow that times out gets no pseudo packets in Suricata (the flow

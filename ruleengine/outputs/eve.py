@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ruleengine.applayer import registry
@@ -190,6 +191,7 @@ _YEAR_10000 = 253402300800.0
 
 
 _MAX_EVENTS_PER_TX = 256  # DNS v2: one event per query/answer; bounded
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
 def app_object(alproto: str, tx: Any, options: Mapping[str, Any] | None = None,
@@ -436,6 +438,32 @@ class EveWriter:
         self.sink: Sink = sink if sink is not None else FileSink(self.path, append=append)
         self._prefix = prefix  # eve-log ``prefix``, before every record (e.g. "@cee: ")
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+        # The alert-style app object (alerts, fileinfo) of a transaction, reused by the
+        # events of one packet: ``stamp`` is set by the caller each time transactions may
+        # have changed (the pipeline: every packet and flow end); None: no reuse. The
+        # objects are shared by those events, so nothing may change them once built.
+        self.stamp: int | None = None
+        self._objects_stamp: int | None = None
+        self._objects: dict[tuple[int, str], tuple[Any, Any, dict[str, Any] | None]] = {}
+
+    def _alert_object(self, alproto: str, tx: Any, options: Mapping[str, Any] | None
+                      ) -> dict[str, Any] | None:
+        """``app_object(alert=True)``, once per transaction and stamp."""
+        stamp = self.stamp
+        if stamp is None:
+            return app_object(alproto, tx, options, alert=True)
+        cache = self._objects
+        if stamp != self._objects_stamp:
+            cache.clear()
+            self._objects_stamp = stamp
+        key = (id(tx), alproto)
+        hit = cache.get(key)
+        # the entry holds tx and options: their ids cannot be reused while it lives
+        if hit is not None and hit[0] is tx and hit[1] is options:
+            return hit[2]
+        obj = app_object(alproto, tx, options, alert=True)
+        cache[key] = (tx, options, obj)
+        return obj
 
     # --- events --------------------------------------------------------------------
 
@@ -488,8 +516,9 @@ class EveWriter:
         if tunnel is not None:
             event["tunnel"] = _tunnel_object(tunnel, pcap_cnt)
         if tx is not None:
-            obj = app_object(app_proto or "http", tx, self.type_options.get(app_proto or ""),
-                             alert=True) if (app_proto or "http") != "failed" else None
+            obj = self._alert_object(app_proto or "http", tx,
+                                     self.type_options.get(app_proto or "")) \
+                if (app_proto or "http") != "failed" else None
             if obj:
                 event[registry.canonical(app_proto or "http") or "http"] = obj
             event.update(app_extra(app_proto or "", tx, self.type_options.get(app_proto or "")))
@@ -676,9 +705,9 @@ class EveWriter:
         event = self._header(ts, "fileinfo", flow.flow_id, pcap_cnt)
         self._flow_addresses(event, flow, reverse=not file.to_server)
         self._community_id(event, flow, None)
-        options = self.type_options.get(name) or {}
+        options = self.type_options.get(name) or _NO_OPTIONS
         # the transaction's metadata object, as alerts carry it (EveHttpAddMetadata)
-        obj = app_object(name, tx, options, alert=True)
+        obj = self._alert_object(name, tx, options)
         if obj:
             event[name] = obj
         event.update(app_extra(name, tx, options))

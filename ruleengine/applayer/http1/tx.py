@@ -20,8 +20,23 @@ class Progress(enum.IntEnum):
     COMPLETE = 4
 
 
+# header names as sent -> as compared: a handful of spellings recur in every transaction,
+# and every header lookup (detection, EVE http and fileinfo) compares each name of the list
+_LOWER: dict[bytes, bytes] = {}
+_LOWER_MAX = 4096  # bounded: a hostile peer may send endless distinct (or long) names
+_LOWER_LEN = 64
+
+
 def _lower_name(name: bytes) -> bytes:
-    return name.replace(b"\x00", b"").strip(b" \t").lower()
+    low = _LOWER.get(name)
+    if low is None:
+        low = name.replace(b"\x00", b"").strip(b" \t").lower()
+        if len(name) > _LOWER_LEN:
+            return low
+        if len(_LOWER) >= _LOWER_MAX:
+            _LOWER.clear()
+        _LOWER[name] = low
+    return low
 
 
 BufferGetter = Callable[["HttpTransaction"], "bytes | list[bytes] | None"]
@@ -209,7 +224,11 @@ class HttpTransaction:
 
 def _lookup(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     wanted = name.lower()
+    known = _LOWER.get
     for key, value in headers:
-        if _lower_name(key) == wanted:
+        low = known(key)
+        if low is None:
+            low = _lower_name(key)
+        if low == wanted:
             return value
     return None
