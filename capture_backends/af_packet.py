@@ -556,6 +556,10 @@ def _stderr_notice(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _stderr_info(message: str) -> None:
+    print(f"notice: {message}", file=sys.stderr)
+
+
 def _program_name(config: AfPacketConfig, path: Path, bundled_name: str) -> str | None:
     """Our programs are found by name; a user's libbpf object by its first program."""
     if config.loader == "bcc" or path.parent.resolve() == ebpf.bundled_dir().resolve():
@@ -613,9 +617,10 @@ class AfPacketBackend(BaseBackend):
         self._errors = 0
         self._bypass_ok = [0, 0]  # v4, v6
         self._full_warned = False  # "bypass table full": said once per run
-        self._down_warned = False  # this outage was reported (reset by the next packets)
+        self._down_since: float | None = None  # monotonic time the interface went down
         # where run-time faults are reported, once per outage (tests collect them)
         self.notice: Callable[[str], None] = _stderr_notice
+        self.info: Callable[[str], None] = _stderr_info  # the end of a fault (resumed)
         self._bypass_fail = [0, 0]
         # as many flows as the kernel table holds: every entry there may have packets here
         self._bypassed = BypassedFlows(c.map_entries, c.vlan_in_key)
@@ -675,7 +680,8 @@ class AfPacketBackend(BaseBackend):
                         # packets arrive (bypassed flows!).
                         yield (time.time(), b"", 0)
                     continue
-                self._down_warned = False
+                if self._down_since is not None:
+                    self._resumed()
                 yield from block
         finally:
             self._iterating = False
@@ -696,8 +702,8 @@ class AfPacketBackend(BaseBackend):
                 if not ring.wait(timeout_ms):
                     self._socket_failed()
                 block = ring.read_block(self._bypassed, vlan_in_key)
-            if block:
-                self._down_warned = False
+            if block and self._down_since is not None:
+                self._resumed()
             return list(block) if block else []
         finally:
             self._iterating = False
@@ -706,22 +712,43 @@ class AfPacketBackend(BaseBackend):
 
     def _socket_failed(self) -> bool:
         """After a socket error: True when the interface is gone (capture cannot resume),
-        else pause one poll period (interface down: the kernel resumes delivery when it
-        comes back up) so that repeated errors cannot spin the CPU."""
+        else pause one poll period (interface down: the kernel re-attaches a bound packet
+        socket when the interface comes back up, and delivery resumes by itself) so that
+        repeated errors cannot spin the CPU."""
         self._errors += 1
         iface = self.group.config.interface
         try:
             socket.if_nametoindex(iface)
         except OSError:
-            self.notice(f"af-packet: interface {iface} is gone; capture on it ends")
+            self.notice(f"af-packet: {self.thread_name}: interface {iface} is gone; capture "
+                        "on it ends (restart the engine once the interface exists again)")
             return True
-        if not self._down_warned:
-            self._down_warned = True
-            self.notice(f"af-packet: worker {self.index}: capture on {iface} failed (interface "
-                        "down?); waiting for it to come back up, capture resumes by itself "
-                        "(errors counted as capture.errors)")
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            # Every worker's socket sees the same outage: the first worker says it, once.
+            if self.index == 0:
+                workers = self.group.config.threads
+                self.notice(f"af-packet: {self.thread_name}: interface {iface} is down; "
+                            f"capture paused on {workers} worker(s), it resumes by itself when "
+                            f"the interface is up again (ip link set {iface} up); errors "
+                            "counted as capture.errors")
         time.sleep(POLL_TIMEOUT_MS / 1000)
         return False
+
+    def _resumed(self) -> None:
+        """The first packets after an outage: say how long capture was paused (worker 1)."""
+        assert self._down_since is not None
+        paused = time.monotonic() - self._down_since
+        self._down_since = None
+        if self.index == 0:
+            iface = self.group.config.interface
+            self.info(f"af-packet: {self.thread_name}: capture on {iface} resumed after "
+                        f"{paused:.1f} s")
+
+    @property
+    def thread_name(self) -> str:
+        """This worker's name in logs, as in stats.log and Suricata (``W#01-eth0``)."""
+        return f"W#{self.index + 1:02d}-{self.group.config.interface}"
 
     # -- bypass --
     def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:

@@ -1,0 +1,125 @@
+"""``ruleengine run --af-packet`` under kernel faults (issue 15, section 3): the interface
+goes down and comes back up under the running engine; the workers' EVE on a filesystem
+that fills. Needs root (namespaces ``f15-*``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import kernel
+
+pytestmark = pytest.mark.kernel
+RULES = 'alert udp any any -> any 5001 (msg:"seen"; content:"SEEN"; sid:2;)\n'
+
+
+def _packet_sockets(net: kernel.NetnsPair) -> int:
+    lines = net.run(net.ns_b, "cat", "/proc/net/packet").stdout.splitlines()
+    return max(0, len(lines) - 1)
+
+
+@contextmanager
+def afp_engine(net: kernel.NetnsPair, tmp: Path, threads: int, outputs: str
+               ) -> Iterator[subprocess.Popen[bytes]]:
+    """The engine (this checkout's code) capturing on ``net.if_b`` with ``threads`` workers;
+    stopped with SIGINT at the end of the block (its output in ``tmp/engine.out``)."""
+    kernel.require_root()
+    rules, yaml_file, logdir = tmp / "t.rules", tmp / "s.yaml", tmp / "log"
+    rules.write_text(RULES)
+    logdir.mkdir(exist_ok=True)
+    yaml_file.write_text(
+        f"%YAML 1.1\n---\naf-packet:\n  - interface: default\n    threads: {threads}\n"
+        f"    cluster-type: cluster_flow\noutputs:\n{outputs}")
+    env = dict(os.environ, PYTHONPATH=str(kernel.REPO_ROOT))
+    with open(tmp / "engine.out", "wb") as out:
+        proc = net.popen(net.ns_b, sys.executable, "-m", "ruleengine", "run", "--af-packet",
+                         net.if_b, "-S", str(rules), "-l", str(logdir), "-c", str(yaml_file),
+                         "--no-progress", stdout=out, stderr=subprocess.STDOUT, env=env,
+                         cwd=str(kernel.REPO_ROOT))
+    try:
+        assert kernel.wait_for(lambda: _packet_sockets(net) >= threads
+                               or proc.poll() is not None, timeout=30)
+        assert proc.poll() is None, (tmp / "engine.out").read_text()
+        time.sleep(0.5)  # every worker is in its capture loop
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _send(net: kernel.NetnsPair, sport: int, count: int, tag: bytes = b"") -> None:
+    tx = kernel.udp_socket(net, net.ns_a, net.v4_a, sport)
+    try:
+        for n in range(count):
+            tx.sendto(b"SEEN %s %d" % (tag, n), (net.v4_b, 5001))
+            time.sleep(0.005)
+    finally:
+        tx.close()
+
+
+def _alerts(path: Path) -> list[dict[str, Any]]:
+    events = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return [e for e in events if e.get("event_type") == "alert"]
+
+
+def _wait_link_up(net: kernel.NetnsPair) -> None:
+    for ns, ifname in ((net.ns_a, net.if_a), (net.ns_b, net.if_b)):
+        assert kernel.wait_for(lambda ns=ns, ifname=ifname: "LOWER_UP" in net.run(
+            ns, "ip", "link", "show", ifname).stdout, timeout=5)
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["one-worker", "two-workers"])
+def test_interface_down_and_up_under_the_engine_alerts_after_the_up(tmp_path: Path,
+                                                                    threads: int) -> None:
+    """Traffic, ``ip link set down``, ``up``, traffic: the alerts of the second burst are in
+    EVE (capture re-attached by itself), the outage is warned once (not once per worker) with
+    the fix, in the workers' log format (``W#01-<iface>``), and its end is noted once."""
+    eve = tmp_path / "log" / "eve.json"
+    outputs = "  - eve-log:\n      enabled: yes\n"
+    rx = None
+    with kernel.netns_pair("f15") as net:
+        rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 5001)  # no ICMP port unreachable
+        with afp_engine(net, tmp_path, threads, outputs) as proc:
+            _send(net, 6001, 5, b"before")
+            assert kernel.wait_for(lambda: len(_alerts(eve)) >= 5, timeout=10)
+            net.run(net.ns_b, "ip", "link", "set", net.if_b, "down")
+            time.sleep(1.0)  # the workers see the error and wait
+            net.run(net.ns_b, "ip", "link", "set", net.if_b, "up")
+            _wait_link_up(net)
+            time.sleep(0.3)
+            _send(net, 6002, 5, b"after")
+            assert kernel.wait_for(lambda: len(_alerts(eve)) >= 10, timeout=10), \
+                (tmp_path / "engine.out").read_text()
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(30)
+        rx.close()
+        iface = net.if_b
+    output = (tmp_path / "engine.out").read_text()
+    assert rc == 0, output
+    assert "Traceback" not in output
+    by_port: dict[int, int] = {}
+    for alert in _alerts(eve):
+        by_port[alert["src_port"]] = by_port.get(alert["src_port"], 0) + 1
+    assert by_port == {6001: 5, 6002: 5}, (by_port, output)
+    down = [ln for ln in output.splitlines() if "is down" in ln]
+    assert len(down) == 1, output
+    assert down[0].startswith(f"warning: af-packet: W#01-{iface}: interface {iface} is down")
+    assert f"ip link set {iface} up" in down[0] and f"on {threads} worker(s)" in down[0]
+    resumed = [ln for ln in output.splitlines() if "resumed after" in ln]
+    assert len(resumed) == 1 and resumed[0].startswith(f"notice: af-packet: W#01-{iface}:"), \
+        output
