@@ -171,12 +171,13 @@ class NfqRules:
         text = f"*{self.table}\n" + "".join(line + "\n" for line in lines) + "COMMIT\n"
         self._exec([self.restore_binary(family), "-w", "5", "--noflush"], runner, text)
 
-    def install(self, runner: Runner = _run) -> None:
+    def install(self, runner: Runner = _run) -> int:
         """Remove leftovers for these queues, then insert our rules at the top of each chain,
         atomically per family: a packet never meets half of them (say the restore and accept
-        rules but not yet the queue rule). On failure everything added is removed again and
+        rules but not yet the queue rule). Returns how many leftover rules were removed (an
+        earlier run that was killed). On failure everything added is removed again and
         IptablesError is raised."""
-        self.remove(runner)
+        leftovers = self.remove(runner)
         lines: list[str] = []
         position: dict[str, int] = {}
         for chain, args in self.rules():
@@ -188,6 +189,7 @@ class NfqRules:
         except IptablesError:
             self.remove(runner)
             raise
+        return leftovers
 
     def installed(self, runner: Runner = _run) -> list[tuple[str, list[str]]]:
         """Our rules currently present, as ``(family, iptables -S tokens)``: those tagged for

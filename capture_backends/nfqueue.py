@@ -138,7 +138,8 @@ def _stderr_notice(message: str) -> None:
 class NfqCounters:
     """Backend-side counters (the engine keeps its own ``ips.*`` counters)."""
 
-    received: int = 0
+    received: int = 0  # handed to the engine (packets())
+    delivered: int = 0  # read from the kernel (every queued packet we got, judged or not)
     accepted: int = 0
     dropped: int = 0
     repeated: int = 0
@@ -155,6 +156,8 @@ class NfqCounters:
     rules_reinstalled: int = 0  # installed rules found removed (iptables -F) and put back
     rules_check_errors: int = 0  # the periodic rule check or its re-install failed
     list_bypassed: int = 0  # packets a bypass-lists entry matched: accepted with the mark
+    shutdown_accepted: int = 0  # close(): read but never judged by the engine, accepted
+    rules_leftover: int = 0  # rules of an earlier run (killed?) removed before installing
 
 
 def _nlattr(kind: int, payload: bytes) -> bytes:
@@ -322,6 +325,9 @@ class NfqBackend(BaseBackend):
         # where run-time faults are reported, once each (the CLI passes its warning printer)
         self.notice: Callable[[str], None] = _stderr_notice
         self._proc: Any = None  # the namespace's nfnetlink_queue status file, opened at bind
+        # kernel_queue_stats() as close() found it after the last verdict
+        self.final_kernel: dict[int, dict[str, int]] = {}
+        self.leftover_note = ""  # set when install found an earlier run's rules (said by the CLI)
         self._raw: dict[bool, socket.socket] = {}  # inject(): raw sockets by "is IPv6"
         self._seq = int(time.time()) & 0xFFFF
         self._wake_r, self._wake_w = os.pipe()
@@ -349,9 +355,14 @@ class NfqBackend(BaseBackend):
 
             rules = NfqRules.from_config(self.config)
             try:
-                rules.install()
+                leftovers = rules.install()
             except IptablesError as exc:
                 raise BackendUnavailable(f"nfq: cannot install firewall rules: {exc}") from None
+            if leftovers:
+                self._counts["rules_leftover"] = leftovers
+                self.leftover_note = (
+                    f"nfq: removed {leftovers} firewall rules {rules.tag} left by an earlier run "
+                    "(killed?) before installing ours")
             self._rules = rules
             self._rules_netns = _netns_id()
             self._rules_next_check = time.monotonic() + RULES_CHECK_S
@@ -425,6 +436,7 @@ class NfqBackend(BaseBackend):
         def on_packet(pkt: Any) -> None:
             # Runs inside the binding's C parser: it must never raise.
             try:
+                counts["delivered"] += 1
                 if repeat and pkt.mark & repeat_mask == repeat_value:
                     pkt.accept()  # already inspected (Suricata: "already treated")
                     counts["already_marked"] += 1
@@ -765,6 +777,23 @@ class NfqBackend(BaseBackend):
         )
 
     # -- shutdown -------------------------------------------------------------------------
+    def shutdown_summary(self) -> str:
+        """After close(): what the kernel queued for us and what became of each packet, as
+        one line (the kernel's figures from /proc/net/netfilter/nfnetlink_queue)."""
+        kernel = self.final_kernel
+        c = self._counts
+        verdicts = c["accepted"] + c["dropped"] + c["repeated"] + c["already_marked"]
+        queues = ",".join(str(n) for n in sorted(kernel)) or "-"
+        queued = sum(q["id_sequence"] for q in kernel.values())
+        return (f"nfq: queue {queues}: {queued} packets queued by the kernel, "
+                f"{c['delivered']} read, {verdicts} verdicts ({c['accepted']} accepted, "
+                f"{c['dropped']} dropped, {c['repeated'] + c['already_marked']} repeated; "
+                f"{c['shutdown_accepted']} accepted at shutdown unjudged), "
+                f"{sum(q['total'] for q in kernel.values())} still waiting, "
+                f"{sum(q['dropped'] for q in kernel.values())} dropped by the kernel "
+                f"(queue full), {sum(q['user_dropped'] for q in kernel.values())} "
+                f"(socket full), {c['verdict_errors']} verdict errors")
+
     def stop(self) -> None:
         """Make ``packets()`` return soon. Safe from signal handlers and other threads."""
         self._stopping = True
@@ -791,9 +820,13 @@ class NfqBackend(BaseBackend):
             for queue in self._queues:
                 self._dispatch(queue, self._read_all(queue))
             self._ready.clear()
+            self._counts["shutdown_accepted"] += len(self._pending)
             for pkt_id in list(self._pending):
                 self.verdict(pkt_id, Verdict.ACCEPT)
             self._flush_batch()
+            # the kernel's own figures once every packet it gave us has its verdict (the
+            # queue disappears with the unbind below)
+            self.final_kernel = self.kernel_queue_stats()
             self._teardown()
 
     def _read_all(self, queue: _Queue) -> list[bytes]:
