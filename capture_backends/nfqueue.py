@@ -321,6 +321,12 @@ class NfqBackend(BaseBackend):
         self._rules_warned = False
         self._rules_netns = ""  # the rules live in this network namespace (tests: setns'd)
         self._hits_base = 0  # queue-rule hits counted by rules that were later removed
+        # operators' NFQUEUE rules (not installed by us): their hits when we bound, the last
+        # figure read, and what earlier (reloaded) copies counted
+        self._op_start = self._op_last = self._op_done = 0
+        self._hits_warned = False
+        self._bound_netns = ""
+        self._families = ("ipv4", "ipv6") if os.path.exists("/proc/net/if_inet6") else ("ipv4",)
         self._last_hits = 0
         # where run-time faults are reported, once each (the CLI passes its warning printer)
         self.notice: Callable[[str], None] = _stderr_notice
@@ -350,6 +356,13 @@ class NfqBackend(BaseBackend):
             self._proc = open(_PROC_QUEUES, "rb")  # noqa: SIM115 - kept open: re-read in stats()
         for index, num in enumerate(self.config.queues):
             self._bind(binding, index, num)
+        self._bound_netns = _netns_id()
+        if self.config.fail_open and not self.config.install_rules:
+            from capture_backends.iptables import queue_rule_hits
+
+            # an operator's rule counted packets before we bound (bypassed or dropped)
+            start = queue_rule_hits(self.config.queues, self._families, self.config.iptables)
+            self._op_start = self._op_last = start or 0
         if self.config.install_rules:
             from capture_backends.iptables import IptablesError, NfqRules
 
@@ -737,23 +750,52 @@ class NfqBackend(BaseBackend):
         return result
 
     def fail_open_accepted(self, kernel: dict[int, dict[str, int]] | None = None) -> int | None:
-        """Packets the kernel accepted without queueing them (fail-open, queue or socket
-        buffer full): those our NFQUEUE rules sent minus those delivered to this process.
-        The kernel counts neither (queue_dropped stays 0 with fail-open), so this needs the
-        installed rules' counters; None without them. Exact when the queue is quiet."""
-        if self._rules is None or not self.config.fail_open or _netns_id() != self._rules_netns:
-            return None
-        from capture_backends.iptables import IptablesError
+        """Packets the kernel accepted without queueing them (fail-open: queue or socket
+        buffer full), whoever installed the NFQUEUE rules; None without fail-open.
 
-        try:
-            self._last_hits = self._rules.queue_hits()
-        except IptablesError:
+        The kernel numbers a packet (``id_sequence``) before it tries our socket, so one
+        accepted because the socket was full is ``id_sequence`` minus those delivered (or
+        still in the socket). A full queue is checked before numbering and counted nowhere
+        (``queue_dropped`` only without fail-open): those are the queue rules' hits (ours,
+        or any rule of any table sending to our queues, from ``iptables-save -c``) minus
+        the packets numbered. Without such a rule (nft without iptables-nft) only the
+        socket part is counted, said once. Exact when the queue is quiet."""
+        if not self.config.fail_open or _netns_id() != self._bound_netns:
             return None
         kernel = self.kernel_queue_stats() if kernel is None else kernel
         held = sum(q["total"] for q in kernel.values())  # delivered or in our socket, no verdict
         unread = max(0, held - len(self._pending) - self._batch_len)
-        read = self._counts["received"] + len(self._ready) + self._counts["already_marked"]
-        return max(0, self._hits_base + self._last_hits - read - unread)
+        delivered = self._counts["delivered"]
+        hits = self._queue_hits()
+        if hits is None:
+            numbered = sum(q["id_sequence"] for q in kernel.values())
+            return max(0, numbered - delivered - unread)
+        return max(0, hits - delivered - unread)
+
+    def _queue_hits(self) -> int | None:
+        """Packets the NFQUEUE rules sent to our queues since we bound them."""
+        from capture_backends.iptables import IptablesError, queue_rule_hits
+
+        if self._rules is not None:
+            try:
+                self._last_hits = self._rules.queue_hits()
+            except IptablesError:
+                return None
+            return self._hits_base + self._last_hits
+        raw = queue_rule_hits(self.config.queues, self._families, self.config.iptables)
+        if raw is None:
+            if not self._hits_warned:
+                self._hits_warned = True
+                queues = ",".join(str(q) for q in self.config.queues)
+                self.notice(f"nfq: no iptables rule sending to queue {queues} found; packets "
+                            "fail-open accepted while the queue was full cannot be counted "
+                            "(only those of a full socket: capture.nfq.fail_open_accepted)")
+            return None
+        if raw < self._op_last:  # the rules were reloaded or zeroed: their counts restart
+            self._op_done += self._op_last - self._op_start
+            self._op_start = 0
+        self._op_last = raw
+        return self._op_done + raw - self._op_start
 
     def stats(self) -> CaptureStats:
         kernel = self.kernel_queue_stats()
