@@ -389,7 +389,7 @@ class FileSink:
         line cannot follow half of ours; the line stays in the backlog, whole. Safe because
         every writer of the file holds the lock while it writes. Returns the bytes kept."""
         keep = data.rfind(b"\n", 0, done) + 1
-        if keep == done or start < 0:
+        if keep == done or start < 0 or self._fd is None:
             return done
         try:
             os.ftruncate(self._fd, start + keep)
