@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests import kernel
+from tests.outputs.test_sink_faults import tiny_tmpfs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.kernel
 RULES = 'alert udp any any -> any 5001 (msg:"seen"; content:"SEEN"; sid:2;)\n'
@@ -123,3 +124,66 @@ def test_interface_down_and_up_under_the_engine_alerts_after_the_up(tmp_path: Pa
     resumed = [ln for ln in output.splitlines() if "resumed after" in ln]
     assert len(resumed) == 1 and resumed[0].startswith(f"notice: af-packet: W#01-{iface}:"), \
         output
+
+
+def _wait_full(mnt: Path, timeout: float = 20.0) -> bool:
+    return kernel.wait_for(lambda: os.statvfs(mnt).f_bavail == 0, timeout=timeout,
+                           interval=0.01)
+
+
+def test_two_workers_eve_on_a_filesystem_that_fills_keeps_whole_lines(
+        tmp_path: Path, tiny_tmpfs: Path) -> None:  # noqa: F811
+    """``run --af-packet`` with 2 workers appending to one eve.json on a 256 KiB tmpfs:
+    alerts fill it, room comes back twice and fills again. Every line in the file is whole
+    JSON (no worker's line follows half of another's), the run goes on, the fault is said."""
+    eve = tiny_tmpfs / "eve.json"
+    ballast = [tiny_tmpfs / f"ballast{i}" for i in range(2)]
+    for path in ballast:
+        path.write_bytes(b"\0" * (40 << 10))
+    outputs = (f"  - eve-log:\n      enabled: yes\n      filename: {eve}\n"
+               "      types:\n        - alert:\n            payload-printable: yes\n")
+    with kernel.netns_pair("f15") as net:
+        rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 5001)
+        senders = [kernel.udp_socket(net, net.ns_a, net.v4_a, 6100 + i) for i in range(8)]
+        sent = 0
+
+        def burst(rounds: int, until_full: bool = False) -> None:
+            nonlocal sent
+            for _ in range(rounds):
+                for tx in senders:  # 8 flows: both workers get some
+                    tx.sendto(b"SEEN %06d " % sent + b"y" * 300, (net.v4_b, 5001))
+                    sent += 1
+                time.sleep(0.004)
+                if until_full and os.statvfs(tiny_tmpfs).f_bavail == 0:
+                    return
+
+        try:
+            with afp_engine(net, tmp_path, 2, outputs) as proc:
+                for path in [*ballast, None]:
+                    burst(2000, until_full=True)
+                    assert _wait_full(tiny_tmpfs), (tmp_path / "engine.out").read_text()
+                    burst(40)  # more alerts while it is full
+                    if path is not None:
+                        path.unlink()  # room again
+                        time.sleep(1.2)  # the workers' retry period
+                proc.send_signal(signal.SIGINT)
+                rc = proc.wait(30)
+        finally:
+            rx.close()
+            for tx in senders:
+                tx.close()
+    output = (tmp_path / "engine.out").read_text()
+    assert rc == 0 and "Traceback" not in output, output
+    data = eve.read_bytes()
+    assert data.endswith(b"\n"), data[-200:]
+    workers: set[str] = set()
+    for number, line in enumerate(data.splitlines()):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            pytest.fail(f"line {number + 1} is not whole: {line[:100]!r}...{line[-60:]!r}")
+        assert event["event_type"] == "alert"
+        workers.add(str(event["src_port"]))
+    assert len(data.splitlines()) > 100
+    assert "No space left on device" in output, output
+    print(f"2 workers on a full tmpfs: {sent} packets, {len(data.splitlines())} whole lines")
