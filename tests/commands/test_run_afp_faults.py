@@ -187,3 +187,44 @@ def test_two_workers_eve_on_a_filesystem_that_fills_keeps_whole_lines(
     assert len(data.splitlines()) > 100
     assert "No space left on device" in output, output
     print(f"2 workers on a full tmpfs: {sent} packets, {len(data.splitlines())} whole lines")
+
+
+def test_interface_removed_and_created_again_the_engine_re_attaches(tmp_path: Path) -> None:
+    """The veth is deleted under ``run --af-packet`` (2 workers) and created again with the
+    same name: the workers wait, re-attach (a new fanout group on the new device) and the
+    traffic after it alerts; said once when it went and once when capture is back."""
+    eve = tmp_path / "log" / "eve.json"
+    outputs = "  - eve-log:\n      enabled: yes\n"
+    with kernel.netns_pair("f15") as net:
+        rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 5001)
+        with afp_engine(net, tmp_path, 2, outputs) as proc:
+            _send(net, 6001, 5, b"before")
+            assert kernel.wait_for(lambda: len(_alerts(eve)) >= 5, timeout=10)
+            rx.close()
+            net.run(net.ns_a, "ip", "link", "del", net.if_a)  # both ends go
+            assert kernel.wait_for(lambda: "is gone" in (tmp_path / "engine.out").read_text(),
+                                   timeout=10)
+            time.sleep(0.5)
+            net.recreate_link()
+            rx = kernel.udp_socket(net, net.ns_b, net.v4_b, 5001)
+            assert kernel.wait_for(lambda: "re-attached to" in (tmp_path / "engine.out")
+                                   .read_text() and _packet_sockets(net) >= 2, timeout=10), \
+                (tmp_path / "engine.out").read_text()
+            time.sleep(0.3)  # the second worker too
+            _send(net, 6002, 5, b"after")
+            assert kernel.wait_for(lambda: len(_alerts(eve)) >= 10, timeout=10), \
+                (tmp_path / "engine.out").read_text()
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(30)
+        rx.close()
+        iface = net.if_b
+    output = (tmp_path / "engine.out").read_text()
+    assert rc == 0 and "Traceback" not in output, output
+    by_port: dict[int, int] = {}
+    for alert in _alerts(eve):
+        by_port[alert["src_port"]] = by_port.get(alert["src_port"], 0) + 1
+    assert by_port == {6001: 5, 6002: 5}, (by_port, output)
+    gone = [ln for ln in output.splitlines() if "is gone" in ln]
+    back = [ln for ln in output.splitlines() if "re-attached to" in ln]
+    assert len(gone) == 1 and gone[0].startswith(f"warning: af-packet: W#01-{iface}:"), output
+    assert len(back) == 1 and back[0].startswith(f"notice: af-packet: W#01-{iface}:"), output
