@@ -556,6 +556,10 @@ def _stderr_notice(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _stderr_info(message: str) -> None:
+    print(f"notice: {message}", file=sys.stderr)
+
+
 def _program_name(config: AfPacketConfig, path: Path, bundled_name: str) -> str | None:
     """Our programs are found by name; a user's libbpf object by its first program."""
     if config.loader == "bcc" or path.parent.resolve() == ebpf.bundled_dir().resolve():
@@ -613,9 +617,11 @@ class AfPacketBackend(BaseBackend):
         self._errors = 0
         self._bypass_ok = [0, 0]  # v4, v6
         self._full_warned = False  # "bypass table full": said once per run
-        self._down_warned = False  # this outage was reported (reset by the next packets)
+        self._down_since: float | None = None  # monotonic time the interface went down
+        self._gone_since: float | None = None  # the interface was removed: re-attach later
         # where run-time faults are reported, once per outage (tests collect them)
         self.notice: Callable[[str], None] = _stderr_notice
+        self.info: Callable[[str], None] = _stderr_info  # the end of a fault (resumed)
         self._bypass_fail = [0, 0]
         # as many flows as the kernel table holds: every entry there may have packets here
         self._bypassed = BypassedFlows(c.map_entries, c.vlan_in_key)
@@ -665,17 +671,25 @@ class AfPacketBackend(BaseBackend):
         try:
             bypassed, vlan_in_key = self._bypassed, self.group.config.vlan_in_key
             while not self._closed:
+                if self._gone_since is not None:  # the interface was removed
+                    if not self._reattach():
+                        time.sleep(POLL_TIMEOUT_MS / 1000)
+                        yield (time.time(), b"", 0)  # idle tick: timers, stop requests
+                        continue
+                    ring = self._ring
+                    assert ring is not None
                 block = ring.read_block(bypassed, vlan_in_key)
                 if block is None:
                     if not ring.wait(POLL_TIMEOUT_MS) and self._socket_failed():
-                        return
+                        continue  # gone: re-attached above once it exists again
                     if not ring.block_ready():
                         # Idle tick (empty frame) after a quiet poll period: lets the engine
                         # run its timers, flush its logs and notice a stop request while no
                         # packets arrive (bypassed flows!).
                         yield (time.time(), b"", 0)
                     continue
-                self._down_warned = False
+                if self._down_since is not None:
+                    self._resumed()
                 yield from block
         finally:
             self._iterating = False
@@ -685,6 +699,9 @@ class AfPacketBackend(BaseBackend):
     def read_batch(self, timeout_ms: int = POLL_TIMEOUT_MS) -> list[RawPacket]:
         """Packets of the next ready block, waiting at most ``timeout_ms`` for one; an empty
         list on timeout. For loops that must also wake up without traffic (timeouts)."""
+        if self._gone_since is not None and not self._closed and not self._reattach():
+            time.sleep(timeout_ms / 1000)
+            return []
         ring = self._ring
         if ring is None or self._closed:
             return []
@@ -693,11 +710,11 @@ class AfPacketBackend(BaseBackend):
         try:
             block = ring.read_block(self._bypassed, vlan_in_key)
             if block is None:
-                if not ring.wait(timeout_ms):
-                    self._socket_failed()
+                if not ring.wait(timeout_ms) and self._socket_failed():
+                    return []  # gone: the next call re-attaches once it exists again
                 block = ring.read_block(self._bypassed, vlan_in_key)
-            if block:
-                self._down_warned = False
+            if block and self._down_since is not None:
+                self._resumed()
             return list(block) if block else []
         finally:
             self._iterating = False
@@ -706,22 +723,85 @@ class AfPacketBackend(BaseBackend):
 
     def _socket_failed(self) -> bool:
         """After a socket error: True when the interface is gone (capture cannot resume),
-        else pause one poll period (interface down: the kernel resumes delivery when it
-        comes back up) so that repeated errors cannot spin the CPU."""
+        else pause one poll period (interface down: the kernel re-attaches a bound packet
+        socket when the interface comes back up, and delivery resumes by itself) so that
+        repeated errors cannot spin the CPU."""
         self._errors += 1
         iface = self.group.config.interface
         try:
             socket.if_nametoindex(iface)
         except OSError:
-            self.notice(f"af-packet: interface {iface} is gone; capture on it ends")
+            self._gone()
             return True
-        if not self._down_warned:
-            self._down_warned = True
-            self.notice(f"af-packet: worker {self.index}: capture on {iface} failed (interface "
-                        "down?); waiting for it to come back up, capture resumes by itself "
-                        "(errors counted as capture.errors)")
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            # Every worker's socket sees the same outage: the first worker says it, once.
+            if self.index == 0:
+                workers = self.group.config.threads
+                self.notice(f"af-packet: {self.thread_name}: interface {iface} is down; "
+                            f"capture paused on {workers} worker(s), it resumes by itself when "
+                            f"the interface is up again (ip link set {iface} up); errors "
+                            "counted as capture.errors")
         time.sleep(POLL_TIMEOUT_MS / 1000)
         return False
+
+    def _gone(self) -> None:
+        """The interface was removed: let go of the socket at once (every worker does, so
+        the old fanout group disappears and the re-attached sockets can form a new one),
+        then re-attach once an interface of that name exists again (``_reattach``)."""
+        self._gone_since = time.monotonic()
+        self._release()
+        if self.index == 0:
+            iface = self.group.config.interface
+            xdp = (" (the XDP program is not re-attached: bypass falls back to the engine)"
+                   if self.group.config.xdp_filter_file else "")
+            self.notice(f"af-packet: {self.thread_name}: interface {iface} is gone; capture "
+                        f"waits for an interface {iface} to exist again and re-attaches to "
+                        f"it{xdp}")
+
+    def _reattach(self) -> bool:
+        """Capture on the interface again (socket, filter, ring, fanout) if it exists; False
+        to try again later (it is still missing, or the kernel refused: counted)."""
+        c = self.group.config
+        try:
+            ifindex = socket.if_nametoindex(c.interface)
+        except OSError:
+            return False
+        try:
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except OSError:
+            self._errors += 1
+            return False
+        self.group.ifindex = ifindex  # the new device: promiscuous mode is set on it
+        try:
+            self._setup_socket(c)
+        except OSError:  # e.g. the other workers' old fanout group is not gone yet
+            self._errors += 1
+            self._release()
+            return False
+        assert self._gone_since is not None
+        gone_for = time.monotonic() - self._gone_since
+        self._gone_since = None
+        self._down_since = None
+        if self.index == 0:
+            self.info(f"af-packet: {self.thread_name}: re-attached to {c.interface} (ifindex "
+                      f"{ifindex}) {gone_for:.1f} s after it was removed")
+        return True
+
+    def _resumed(self) -> None:
+        """The first packets after an outage: say how long capture was paused (worker 1)."""
+        assert self._down_since is not None
+        paused = time.monotonic() - self._down_since
+        self._down_since = None
+        if self.index == 0:
+            iface = self.group.config.interface
+            self.info(f"af-packet: {self.thread_name}: capture on {iface} resumed after "
+                        f"{paused:.1f} s")
+
+    @property
+    def thread_name(self) -> str:
+        """This worker's name in logs, as in stats.log and Suricata (``W#01-eth0``)."""
+        return f"W#{self.index + 1:02d}-{self.group.config.interface}"
 
     # -- bypass --
     def bypass(self, flow: FlowTuple, pkt_id: int) -> bool:
@@ -803,7 +883,7 @@ class AfPacketBackend(BaseBackend):
 
     # -- stats / lifecycle --
     def stats(self) -> CaptureStats:
-        if not self._closed:
+        if not self._closed and self._ring is not None:
             try:
                 packets, drops = read_stats(self._sock)
                 self._kernel_packets += packets

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from capture_backends.nfq_config import NfqConfig
 
-__all__ = ["IptablesError", "NfqRules"]
+__all__ = ["IptablesError", "NfqRules", "queue_rule_hits"]
 
 TAG_PREFIX = "ruleengine-"
 SAVE_CHAINS = ("INPUT", "POSTROUTING")
@@ -171,12 +171,13 @@ class NfqRules:
         text = f"*{self.table}\n" + "".join(line + "\n" for line in lines) + "COMMIT\n"
         self._exec([self.restore_binary(family), "-w", "5", "--noflush"], runner, text)
 
-    def install(self, runner: Runner = _run) -> None:
+    def install(self, runner: Runner = _run) -> int:
         """Remove leftovers for these queues, then insert our rules at the top of each chain,
         atomically per family: a packet never meets half of them (say the restore and accept
-        rules but not yet the queue rule). On failure everything added is removed again and
+        rules but not yet the queue rule). Returns how many leftover rules were removed (an
+        earlier run that was killed). On failure everything added is removed again and
         IptablesError is raised."""
-        self.remove(runner)
+        leftovers = self.remove(runner)
         lines: list[str] = []
         position: dict[str, int] = {}
         for chain, args in self.rules():
@@ -188,6 +189,7 @@ class NfqRules:
         except IptablesError:
             self.remove(runner)
             raise
+        return leftovers
 
     def installed(self, runner: Runner = _run) -> list[tuple[str, list[str]]]:
         """Our rules currently present, as ``(family, iptables -S tokens)``: those tagged for
@@ -259,6 +261,48 @@ class NfqRules:
         if errors:
             raise IptablesError("; ".join(errors))
         return removed
+
+
+def _rule_queues(tokens: list[str]) -> set[int] | None:
+    """The queues an ``iptables-save`` rule's NFQUEUE target sends to (None: not NFQUEUE)."""
+    if "NFQUEUE" not in tokens:
+        return None
+    for i, token in enumerate(tokens[:-1]):
+        if token == "--queue-num" and tokens[i + 1].isdigit():
+            return {int(tokens[i + 1])}
+        if token == "--queue-balance":
+            first, _, last = tokens[i + 1].partition(":")
+            if first.isdigit() and last.isdigit():
+                return set(range(int(first), int(last) + 1))
+    return {0}  # -j NFQUEUE alone sends to queue 0
+
+
+def queue_rule_hits(queues: Sequence[int], families: Sequence[str] = ("ipv4", "ipv6"),
+                    variant: str = "auto", runner: Runner = _run) -> int | None:
+    """Packets sent to ``queues`` by every NFQUEUE rule of every table, whoever installed it
+    (an operator's own ``-j NFQUEUE --queue-num N --queue-bypass``), from the kernel's rule
+    counters (``iptables-save -c``); rules balancing over other queues too count only when
+    the whole range is ours. None when no such rule exists (or iptables is missing)."""
+    ours = set(queues)
+    hits, found = 0, False
+    for family in families:
+        base = "iptables" if family == "ipv4" else "ip6tables"
+        save = f"{base}-save" if variant == "auto" else f"{base}-{variant}-save"
+        if shutil.which(save) is None:
+            continue
+        try:
+            proc = runner([save, "-c"], None)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for line in (proc.stdout or "").splitlines() if proc.returncode == 0 else []:
+            if not line.startswith("[") or "NFQUEUE" not in line:
+                continue
+            targets = _rule_queues(line.split())
+            if targets and targets <= ours:
+                with contextlib.suppress(ValueError):
+                    hits += int(line[1:line.index(":")])
+                    found = True
+    return hits if found else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

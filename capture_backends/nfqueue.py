@@ -138,7 +138,8 @@ def _stderr_notice(message: str) -> None:
 class NfqCounters:
     """Backend-side counters (the engine keeps its own ``ips.*`` counters)."""
 
-    received: int = 0
+    received: int = 0  # handed to the engine (packets())
+    delivered: int = 0  # read from the kernel (every queued packet we got, judged or not)
     accepted: int = 0
     dropped: int = 0
     repeated: int = 0
@@ -155,6 +156,8 @@ class NfqCounters:
     rules_reinstalled: int = 0  # installed rules found removed (iptables -F) and put back
     rules_check_errors: int = 0  # the periodic rule check or its re-install failed
     list_bypassed: int = 0  # packets a bypass-lists entry matched: accepted with the mark
+    shutdown_accepted: int = 0  # close(): read but never judged by the engine, accepted
+    rules_leftover: int = 0  # rules of an earlier run (killed?) removed before installing
 
 
 def _nlattr(kind: int, payload: bytes) -> bytes:
@@ -318,10 +321,19 @@ class NfqBackend(BaseBackend):
         self._rules_warned = False
         self._rules_netns = ""  # the rules live in this network namespace (tests: setns'd)
         self._hits_base = 0  # queue-rule hits counted by rules that were later removed
+        # operators' NFQUEUE rules (not installed by us): their hits when we bound, the last
+        # figure read, and what earlier (reloaded) copies counted
+        self._op_start = self._op_last = self._op_done = 0
+        self._hits_warned = False
+        self._bound_netns = ""
+        self._families = ("ipv4", "ipv6") if os.path.exists("/proc/net/if_inet6") else ("ipv4",)
         self._last_hits = 0
         # where run-time faults are reported, once each (the CLI passes its warning printer)
         self.notice: Callable[[str], None] = _stderr_notice
         self._proc: Any = None  # the namespace's nfnetlink_queue status file, opened at bind
+        # kernel_queue_stats() as close() found it after the last verdict
+        self.final_kernel: dict[int, dict[str, int]] = {}
+        self.leftover_note = ""  # set when install found an earlier run's rules (said by the CLI)
         self._raw: dict[bool, socket.socket] = {}  # inject(): raw sockets by "is IPv6"
         self._seq = int(time.time()) & 0xFFFF
         self._wake_r, self._wake_w = os.pipe()
@@ -344,14 +356,26 @@ class NfqBackend(BaseBackend):
             self._proc = open(_PROC_QUEUES, "rb")  # noqa: SIM115 - kept open: re-read in stats()
         for index, num in enumerate(self.config.queues):
             self._bind(binding, index, num)
+        self._bound_netns = _netns_id()
+        if self.config.fail_open and not self.config.install_rules:
+            from capture_backends.iptables import queue_rule_hits
+
+            # an operator's rule counted packets before we bound (bypassed or dropped)
+            start = queue_rule_hits(self.config.queues, self._families, self.config.iptables)
+            self._op_start = self._op_last = start or 0
         if self.config.install_rules:
             from capture_backends.iptables import IptablesError, NfqRules
 
             rules = NfqRules.from_config(self.config)
             try:
-                rules.install()
+                leftovers = rules.install()
             except IptablesError as exc:
                 raise BackendUnavailable(f"nfq: cannot install firewall rules: {exc}") from None
+            if leftovers:
+                self._counts["rules_leftover"] = leftovers
+                self.leftover_note = (
+                    f"nfq: removed {leftovers} firewall rules {rules.tag} left by an earlier run "
+                    "(killed?) before installing ours")
             self._rules = rules
             self._rules_netns = _netns_id()
             self._rules_next_check = time.monotonic() + RULES_CHECK_S
@@ -425,6 +449,7 @@ class NfqBackend(BaseBackend):
         def on_packet(pkt: Any) -> None:
             # Runs inside the binding's C parser: it must never raise.
             try:
+                counts["delivered"] += 1
                 if repeat and pkt.mark & repeat_mask == repeat_value:
                     pkt.accept()  # already inspected (Suricata: "already treated")
                     counts["already_marked"] += 1
@@ -725,23 +750,52 @@ class NfqBackend(BaseBackend):
         return result
 
     def fail_open_accepted(self, kernel: dict[int, dict[str, int]] | None = None) -> int | None:
-        """Packets the kernel accepted without queueing them (fail-open, queue or socket
-        buffer full): those our NFQUEUE rules sent minus those delivered to this process.
-        The kernel counts neither (queue_dropped stays 0 with fail-open), so this needs the
-        installed rules' counters; None without them. Exact when the queue is quiet."""
-        if self._rules is None or not self.config.fail_open or _netns_id() != self._rules_netns:
-            return None
-        from capture_backends.iptables import IptablesError
+        """Packets the kernel accepted without queueing them (fail-open: queue or socket
+        buffer full), whoever installed the NFQUEUE rules; None without fail-open.
 
-        try:
-            self._last_hits = self._rules.queue_hits()
-        except IptablesError:
+        The kernel numbers a packet (``id_sequence``) before it tries our socket, so one
+        accepted because the socket was full is ``id_sequence`` minus those delivered (or
+        still in the socket). A full queue is checked before numbering and counted nowhere
+        (``queue_dropped`` only without fail-open): those are the queue rules' hits (ours,
+        or any rule of any table sending to our queues, from ``iptables-save -c``) minus
+        the packets numbered. Without such a rule (nft without iptables-nft) only the
+        socket part is counted, said once. Exact when the queue is quiet."""
+        if not self.config.fail_open or _netns_id() != self._bound_netns:
             return None
         kernel = self.kernel_queue_stats() if kernel is None else kernel
         held = sum(q["total"] for q in kernel.values())  # delivered or in our socket, no verdict
         unread = max(0, held - len(self._pending) - self._batch_len)
-        read = self._counts["received"] + len(self._ready) + self._counts["already_marked"]
-        return max(0, self._hits_base + self._last_hits - read - unread)
+        delivered = self._counts["delivered"]
+        hits = self._queue_hits()
+        if hits is None:
+            numbered = sum(q["id_sequence"] for q in kernel.values())
+            return max(0, numbered - delivered - unread)
+        return max(0, hits - delivered - unread)
+
+    def _queue_hits(self) -> int | None:
+        """Packets the NFQUEUE rules sent to our queues since we bound them."""
+        from capture_backends.iptables import IptablesError, queue_rule_hits
+
+        if self._rules is not None:
+            try:
+                self._last_hits = self._rules.queue_hits()
+            except IptablesError:
+                return None
+            return self._hits_base + self._last_hits
+        raw = queue_rule_hits(self.config.queues, self._families, self.config.iptables)
+        if raw is None:
+            if not self._hits_warned:
+                self._hits_warned = True
+                queues = ",".join(str(q) for q in self.config.queues)
+                self.notice(f"nfq: no iptables rule sending to queue {queues} found; packets "
+                            "fail-open accepted while the queue was full cannot be counted "
+                            "(only those of a full socket: capture.nfq.fail_open_accepted)")
+            return None
+        if raw < self._op_last:  # the rules were reloaded or zeroed: their counts restart
+            self._op_done += self._op_last - self._op_start
+            self._op_start = 0
+        self._op_last = raw
+        return self._op_done + raw - self._op_start
 
     def stats(self) -> CaptureStats:
         kernel = self.kernel_queue_stats()
@@ -765,6 +819,23 @@ class NfqBackend(BaseBackend):
         )
 
     # -- shutdown -------------------------------------------------------------------------
+    def shutdown_summary(self) -> str:
+        """After close(): what the kernel queued for us and what became of each packet, as
+        one line (the kernel's figures from /proc/net/netfilter/nfnetlink_queue)."""
+        kernel = self.final_kernel
+        c = self._counts
+        verdicts = c["accepted"] + c["dropped"] + c["repeated"] + c["already_marked"]
+        queues = ",".join(str(n) for n in sorted(kernel)) or "-"
+        queued = sum(q["id_sequence"] for q in kernel.values())
+        return (f"nfq: queue {queues}: {queued} packets queued by the kernel, "
+                f"{c['delivered']} read, {verdicts} verdicts ({c['accepted']} accepted, "
+                f"{c['dropped']} dropped, {c['repeated'] + c['already_marked']} repeated; "
+                f"{c['shutdown_accepted']} accepted at shutdown unjudged), "
+                f"{sum(q['total'] for q in kernel.values())} still waiting, "
+                f"{sum(q['dropped'] for q in kernel.values())} dropped by the kernel "
+                f"(queue full), {sum(q['user_dropped'] for q in kernel.values())} "
+                f"(socket full), {c['verdict_errors']} verdict errors")
+
     def stop(self) -> None:
         """Make ``packets()`` return soon. Safe from signal handlers and other threads."""
         self._stopping = True
@@ -791,9 +862,13 @@ class NfqBackend(BaseBackend):
             for queue in self._queues:
                 self._dispatch(queue, self._read_all(queue))
             self._ready.clear()
+            self._counts["shutdown_accepted"] += len(self._pending)
             for pkt_id in list(self._pending):
                 self.verdict(pkt_id, Verdict.ACCEPT)
             self._flush_batch()
+            # the kernel's own figures once every packet it gave us has its verdict (the
+            # queue disappears with the unbind below)
+            self.final_kernel = self.kernel_queue_stats()
             self._teardown()
 
     def _read_all(self, queue: _Queue) -> list[bytes]:

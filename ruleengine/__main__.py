@@ -2,6 +2,22 @@
 
 import sys
 
-from ruleengine.cli import main
+try:
+    from ruleengine import startup
 
-sys.exit(main())
+    startup.install()  # before the imports below: they take a while on a loaded machine
+    from ruleengine.cli import main
+except KeyboardInterrupt as exc:
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if "startup" not in globals():
+        # SIGINT in the interpreter's first milliseconds, before ``startup`` (a SIGTERM
+        # there still takes its default action)
+        print("ruleengine: stopped before the run started; nothing was inspected",
+              file=sys.stderr)
+        sys.exit(0 if command == "run" else 130)
+    startup.exit_now(startup.interrupted(exc, command))
+
+code = main()
+if startup.was_interrupted:
+    startup.exit_now(code)
+sys.exit(code)

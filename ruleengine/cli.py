@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import ruleengine
+from ruleengine import startup
 from ruleengine.commands import COMMANDS, info
 from ruleengine.commands.errors import UsageError
 
@@ -35,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    startup.install()  # SIGTERM while loading rules: a clean stop, not the default action
+    args: argparse.Namespace | None = None
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
         requested = info.run_requested(args)
         if requested is not None:
@@ -50,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ruleengine: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM before the run's own handlers
+        return startup.interrupted(exc, getattr(args, "command", None))
     except BrokenPipeError:
         return 0
     except Exception as exc:  # the promise: no traceback reaches a user

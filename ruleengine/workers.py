@@ -213,6 +213,8 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
 
         result = _run_one(index, open_backend, make_pipeline, sink, reloaded)
         _send(write_fd, "result", result)
+    except KeyboardInterrupt:  # SIGINT/SIGTERM before its pipeline's handlers: a clean stop
+        code = 0
     except BaseException as exc:  # a worker must never unwind into the parent's code
         print(f"error: worker {index}: {exc}", file=sys.stderr)
         code = 1

@@ -169,6 +169,15 @@ class NetnsPair:
         for ns in (self.ns_a, self.ns_b):
             _ip("netns", "add", ns)
             self._created.append(ns)
+        self._add_link()
+
+    def recreate_link(self) -> None:
+        """Delete the veth pair and create it again, same names and addresses (an interface
+        removed and re-created under a running capture)."""
+        _ip("-n", self.ns_a, "link", "del", self.if_a, check=False)
+        self._add_link()
+
+    def _add_link(self) -> None:
         _ip("link", "add", self.if_a, "netns", self.ns_a, "type", "veth",
             "peer", "name", self.if_b, "netns", self.ns_b)
         for ns, ifname, v4, v6 in ((self.ns_a, self.if_a, self.v4_a, self.v6_a),

@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ruleengine.settings", "ruleengine.pipeline", "ruleengine.workers",
      "ruleengine.pcap_fanout", "ruleengine.pcap_workers"),
     ("ruleengine.commands",),
-    ("ruleengine.cli",),
+    ("ruleengine.cli", "ruleengine.startup"),  # startup: signals before the handlers
     ("ruleengine.__main__",),
 )
 

@@ -1073,6 +1073,8 @@ def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, 
         return EXIT_FAILURE
     backend.notice = _warn
     lists = bypass_lists_live.for_nfq(config, backend, _warn)
+    if backend.leftover_note:
+        _notice(backend.leftover_note)
     _warn_one_process(_runmode(args, config), "NFQ")
     settings = _settings(args, config, ips=True, offline=False)
     try:
@@ -1109,6 +1111,7 @@ def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, 
         if lists is not None:
             lists.close()
         _close_run(control, backend, stats_outputs, eve, fast)
+    _notice(backend.shutdown_summary())  # every queued packet's fate, by the kernel's count
     _print_summary(report, rules.ruleset, pipeline.detect, pipeline.stats)
     return EXIT_OK
 

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -275,14 +276,34 @@ def open_sink(spec: SinkSpec, logdir: Path, *, append: bool = True,
 # --- regular file ----------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _exclusive(fd: int) -> Iterator[None]:
+    """An exclusive ``flock`` on the file while one batch is written: the writers of one
+    EVE file (forked workers, each with its own open file description) take turns, so a
+    writer that must cut back a partial write knows the file's end is its own."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a filesystem without flock: write unlocked, as before
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class FileSink:
     """``path`` opened with ``O_APPEND`` (truncated first unless ``append``). Records are
     batched and each ``write()`` carries whole lines only, so lines of several processes
     never interleave. Raises OutputError when the file cannot be opened.
 
     Faults after opening never raise and never stop the run: a write that fails (disk full,
-    I/O error) keeps the unwritten bytes, from where the write stopped, in a bounded
-    backlog retried every second, so the file goes on with whole lines once space is back;
+    I/O error) keeps the unwritten lines in a bounded backlog retried every second, so the
+    file goes on with whole lines once space is back. A write cut inside a line takes that
+    line's head out of the file again (``ftruncate``, under an exclusive ``flock`` that
+    every writer of the file holds while it writes): another worker's line never follows
+    half of one;
     a file removed under the engine (with its directory or alone) is created again as soon
     as its directory exists, instead of writing into the removed inode. What does not fit
     in the backlog is counted in ``stats.lost``."""
@@ -346,17 +367,35 @@ class FileSink:
             return
         data = self._backlog
         done = 0
-        try:
-            while done < len(data):
-                done += os.write(self._fd, memoryview(data)[done:])
-        except OSError as exc:
-            self._retry_at = now + _RETRY_SECONDS
-            self.stats.error(f"writing {self.path}: {exc.strerror}")
-        finally:
-            self.stats.written += data.count(b"\n", 0, done)
-            self._backlog = data[done:]
+        start = -1
+        with _exclusive(self._fd):
+            try:
+                start = os.fstat(self._fd).st_size  # O_APPEND: where this write lands
+                while done < len(data):
+                    done += os.write(self._fd, memoryview(data)[done:])
+            except OSError as exc:
+                self._retry_at = now + _RETRY_SECONDS
+                self.stats.error(f"writing {self.path}: {exc.strerror}")
+                done = self._cut_back(start, data, done)
+            finally:
+                self.stats.written += data.count(b"\n", 0, done)
+                self._backlog = data[done:]
         if not self._backlog:
             self.stats.recovered(f"EVE log {self.path}")
+
+    def _cut_back(self, start: int, data: bytes, done: int) -> int:
+        """After a write cut short (disk full) inside a line: take the cut line's head out
+        of the file again, so the file holds only whole lines and another process's next
+        line cannot follow half of ours; the line stays in the backlog, whole. Safe because
+        every writer of the file holds the lock while it writes. Returns the bytes kept."""
+        keep = data.rfind(b"\n", 0, done) + 1
+        if keep == done or start < 0 or self._fd is None:
+            return done
+        try:
+            os.ftruncate(self._fd, start + keep)
+        except OSError:
+            return done  # cannot shorten: go on where the write stopped, as before
+        return keep
 
     def _check_removed(self) -> None:
         """The file was unlinked (its directory removed, or it alone): create it again at

@@ -78,10 +78,13 @@ def test_fail_open_flood_with_a_slow_engine_passes_and_counts_the_kernel_accepts
         # every datagram the engine did not judge was accepted by the kernel, counted
         # (plus a few IPv6 ND/MLD packets of the namespace, also queued by the rules)
         assert sent - judged <= fail_open <= sent - judged + 10, (fail_open, judged)
-        assert dict(stats.extra)["nfq.fail_open_accepted"] == fail_open
-        # every packet read got exactly one verdict, none left waiting in the kernel
+        # read a moment later: an IPv6 ND/MLD packet of the namespace may be in flight
+        assert abs(dict(stats.extra)["nfq.fail_open_accepted"] - fail_open) <= 3
+        # every packet read got exactly one verdict (one that came while closing: accepted
+        # then), none left waiting in the kernel
         assert counters.received == sum(consumer.seen.values())
-        assert counters.accepted == counters.received and counters.verdict_errors == 0
+        assert counters.delivered == counters.received + counters.shutdown_accepted
+        assert counters.accepted == counters.delivered and counters.verdict_errors == 0
         assert kernel_stats["dropped"] == 0 and kernel_stats["total"] == 0
         print(f"fail-open flood: {sent} sent, {judged} judged, {fail_open} kernel-accepted")
 

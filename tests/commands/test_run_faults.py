@@ -134,3 +134,40 @@ def test_nfq_verdicts_go_on_while_eve_cannot_be_written(tmp_path: Path) -> None:
         assert counters.get("decoder.pkts", 0) >= queued > 0, (queued, last)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6, 1.0])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_while_loading_rules_stops_cleanly(tmp_path: Path, sig: signal.Signals,
+                                                  delay: float) -> None:
+    """A signal during imports, configuration or the loading of 20,000 rules (before the
+    run's own handlers; not in the interpreter's first milliseconds, before any of ours):
+    exit 0 with one line saying so, no traceback, no half-written EVE (SIGTERM took its
+    default action before, SIGINT printed a KeyboardInterrupt traceback)."""
+    pcap, _rules, logdir = setup_run(tmp_path, 10)
+    many = tmp_path / "many.rules"
+    many.write_text("".join(
+        f'alert tcp any any -> any {1000 + i % 50000} (msg:"r{i}"; content:"needle{i}"; '
+        f"sid:{i + 1}; rev:1;)\n" for i in range(20_000)))
+    proc = run_cli(tmp_path, "-r", str(pcap), "-S", str(many), "-l", str(logdir))
+    try:
+        time.sleep(delay)
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
+    # stopped while starting, or (a fast machine) the run had begun and the signal ended it
+    stopped = f"stopped by {name} before the run started; nothing was inspected" in err
+    assert stopped or "Run summary" in err, err
+    if delay < 0.5:
+        assert stopped, err  # still importing or parsing
+    eve = logdir / "eve.json"
+    if eve.exists():
+        data = eve.read_bytes()
+        assert not data or data.endswith(b"\n")
+        [json.loads(line) for line in data.splitlines()]
