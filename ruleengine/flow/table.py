@@ -452,24 +452,9 @@ class FlowTable:
             # sender is the client (no TCP session exists yet to contradict it)
             flow.reverse()
             to_server = True
-        # Flow.count, inline (once per packet): totals and the direction's TTL range
-        ttl = pkt.ttl
-        if to_server:
-            if not flow.pkts_toserver or ttl < flow.min_ttl_toserver:
-                flow.min_ttl_toserver = ttl
-            if ttl > flow.max_ttl_toserver:
-                flow.max_ttl_toserver = ttl
-            flow.pkts_toserver += 1
-            flow.bytes_toserver += pkt.length
-        else:
-            if not flow.pkts_toclient or ttl < flow.min_ttl_toclient:
-                flow.min_ttl_toclient = ttl
-            if ttl > flow.max_ttl_toclient:
-                flow.max_ttl_toclient = ttl
-            flow.pkts_toclient += 1
-            flow.bytes_toclient += pkt.length
-            if flow.state == STATE_NEW and flow.proto != IPPROTO_TCP:
-                flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
+        flow.count(to_server, pkt.length, pkt.ttl)
+        if not to_server and flow.state == STATE_NEW and flow.proto != IPPROTO_TCP:
+            flow.state = STATE_ESTABLISHED  # UDP/ICMP/other: reply seen
         flow.last_ts = pkt.ts
         return flow, to_server
 
