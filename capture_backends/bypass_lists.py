@@ -230,6 +230,11 @@ class BypassLists:
             return self._ports.get(sport) or self._ports.get(dport)
         return None
 
+    @property
+    def has_sni(self) -> bool:
+        """Whether any ``sni`` entry is loaded (kept by ``reload``: no scan of entries)."""
+        return bool(self._sni_exact or self._sni_suffix)
+
     def match_sni(self, server_name: str) -> ListEntry | None:
         """The entry a TLS server name matches: exact (case-insensitive), or ``*.d`` for
         any name ending in ``.d`` (not ``d`` itself)."""

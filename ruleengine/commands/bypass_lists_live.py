@@ -164,7 +164,7 @@ class LiveLists:
     # -- matching / counting ------------------------------------------------------------
     @property
     def has_sni(self) -> bool:
-        return any(e.kind == "sni" for e in self.lists.entries)
+        return self.lists.has_sni  # asked once per flow: the matcher's tables, not a scan
 
     def match_server_name(self, app: Any) -> tuple[bool, ListEntry | None]:
         """(decided, entry) for a flow's app-layer state: decided once its client hello
