@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ruleengine.applayer.http1.tx import Progress
 from ruleengine.detect.conditions import CompiledHeader, addr_int
 from ruleengine.detect.engine import canonical_alproto
 from ruleengine.keywords.applayer import APP_LAYER_EVENT
@@ -52,8 +53,6 @@ AUTO = "auto"
 HTTP = "http"
 ENCRYPTED = "encrypted"  # the phase after a handshake, whatever the protocol
 _TCP = 6
-_HTTP_BODY = 3  # http1 Progress.BODY
-_HTTP_COMPLETE = 4  # http1 Progress.COMPLETE
 
 
 @dataclass(frozen=True)
@@ -231,12 +230,12 @@ class FlowWatch:
         if self.request_done != tx.tx_id:
             return None
         if not (getattr(parser, "response_state", None) == "body-length"
-                and tx.response_progress == _HTTP_BODY and tx.response_body_truncated
+                and tx.response_progress == Progress.BODY and tx.response_body_truncated
                 and _client_closes(tx)):
             return None
         # what the response side is evaluated on when it completes: the same, final buffers
         view = copy.copy(tx)
-        view.response_progress = _HTTP_COMPLETE
+        view.response_progress = Progress.COMPLETE
         return [view]
 
 
