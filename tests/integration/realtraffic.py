@@ -204,6 +204,20 @@ def wait_listening(net: kernel.NetnsPair, ns: str, port: int, proc: subprocess.P
     raise RuntimeError(f"{what} not listening on port {port} after {timeout}s: {tail(log)}")
 
 
+def start_nginx(net: kernel.NetnsPair, ns: str, work: Path, conf_text: str,
+                port: int) -> subprocess.Popen[bytes]:
+    """nginx in the foreground in ``ns`` with ``conf_text`` as ``work``/nginx.conf (its
+    errors to ``work``/error.log), once it listens on ``port``."""
+    conf = work / "nginx.conf"
+    conf.write_text(conf_text)
+    log = work / "error.log"
+    proc = net.popen(ns, "nginx", "-p", str(work), "-c", str(conf), "-e", str(log),
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+    wait_listening(net, ns, port, proc, "nginx", log)
+    return proc
+
+
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)

@@ -28,6 +28,7 @@ import pytest
 
 from tests import kernel
 from tests.integration import afp_engine as ae
+from tests.integration import realtraffic as rt
 from tests.integration import tls_servers as ts
 from tests.outputs.eve_schema import validate_line
 
@@ -96,16 +97,8 @@ def _nginx(net: kernel.NetnsPair, work: Path, files: dict[str, int]) -> subproce
     """nginx in B on both of B's addresses, serving sparse files of the given sizes."""
     for name, size in files.items():
         ts.sparse_file(work / "www" / name, size)
-    conf = work / "nginx.conf"
-    conf.write_text(NGINX.format(work=work, v4=net.v4_b, v6=net.v6_b, port=PORT))
-    proc = net.popen(net.ns_b, "nginx", "-p", str(work), "-c", str(conf), "-e",
-                     str(work / "error.log"), stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not ts.listening(net, net.ns_b, PORT):
-        assert proc.poll() is None and time.monotonic() < deadline, "nginx did not start"
-        time.sleep(0.05)
-    return proc
+    return rt.start_nginx(net, net.ns_b, work,
+                          NGINX.format(work=work, v4=net.v4_b, v6=net.v6_b, port=PORT), PORT)
 
 
 def _curl(net: kernel.NetnsPair, host: str, name: str, local_port: int,

@@ -9,7 +9,6 @@ each event's fields must equal what the client sent and what nginx answered.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,12 +87,8 @@ def test_http_events_equal_what_curl_sent_and_nginx_answered(tmp_path: Path) -> 
     pcap = tmp_path / "http.pcap"
     with kernel.netns_pair("rh") as net:
         rt.tx_checksums_in_software(net)
-        conf = work / "nginx.conf"
-        conf.write_text(NGINX.format(work=work, host=net.v4_b, port=PORT))
-        nginx = net.popen(net.ns_b, "nginx", "-p", str(work), "-c", str(conf), "-e",
-                          str(work / "error.log"), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        rt.wait_listening(net, net.ns_b, PORT, nginx, "nginx", work / "error.log")
+        nginx = rt.start_nginx(net, net.ns_b, work,
+                               NGINX.format(work=work, host=net.v4_b, port=PORT), PORT)
         with rt.capture(net, net.ns_b, net.if_b, pcap):
             for conn in CONNECTIONS:
                 done = rt.run_client(net, net.ns_a, _curl(conn, net.v4_b))
