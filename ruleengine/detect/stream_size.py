@@ -25,7 +25,7 @@ def compare(value: int, op: str, target: int) -> bool:
 
 
 def half_size(half: Any) -> int:
-    """``next_seq - isn`` of one direction (``ruleengine.stream.session.HalfStream``): 0 before
+    """``next_seq - isn`` of one direction (``ruleengine.flow.tcp_session.HalfStream``): 0 before
     the side's first packet, the SYN counts one, then every contiguous byte and the FIN."""
     if not getattr(half, "base_set", True):
         return 0
