@@ -14,15 +14,12 @@ from ruleengine.applayer import registry
 from ruleengine.buffers import BUFFERS, BufferDirection
 from ruleengine.detect import content as ci
 from ruleengine.detect.alproto import canonical_alproto
-from ruleengine.detect.conditions import (
-    IP_VERSIONS,
-    PROTO_NUMBERS,
-    TX_FIELDS,
-    CompiledHeader,
-    packet_condition_supported,
-)
+from ruleengine.detect.conditions import IP_VERSIONS, PROTO_NUMBERS, CompiledHeader
+from ruleengine.keywords import REGISTRY
 from ruleengine.keywords import transform_apply as tf
 from ruleengine.keywords.applayer import APP_LAYER_EVENT
+from ruleengine.keywords.packet import TX_FIELDS, packet_condition_supported
+from ruleengine.keywords.registry import MatchStep, PostmatchStep
 from ruleengine.rules.model import (
     PAYLOAD,
     Absent,
@@ -51,6 +48,10 @@ ACTION_RANK = {
     Action.REJECTBOTH: 2,
     Action.ALERT: 3,
 }
+
+
+_MATCH_SETUPS = REGISTRY.match_setups()
+_POSTMATCH_SETUPS = REGISTRY.postmatch_setups()
 
 
 class SkipRule(Exception):
@@ -102,6 +103,7 @@ class CRule:
         "idx",
         "iponly",
         "is_tx",
+        "matches",
         "mixed",
         "needs_data",
         "only_stream",
@@ -109,6 +111,7 @@ class CRule:
         "pd_once",
         "pf_cond",
         "pkt_conds",
+        "postmatches",
         "quick",
         "require_packet",
         "require_stream",
@@ -157,6 +160,12 @@ class CRule:
         # any check on state kept outside the packet (xbits, flowint, stream, variables)
         self.stateful = bool(self.xb_checks or self.fi_checks or self.stream_size
                              or self.var_checks)
+        # the match list (after header and app-layer protocol) and the post-match list,
+        # each keyword's own steps as its registry entry compiles them (detect-*.c's Match)
+        self.matches: tuple[MatchStep, ...] = tuple(
+            step for setup in _MATCH_SETUPS for step in setup(rule))
+        self.postmatches: tuple[PostmatchStep, ...] = tuple(
+            step for setup in _POSTMATCH_SETUPS for step in setup(rule))
         self.payload: ci.CompiledBuffer | None = None
         self.tx_bufs: list[tuple[ci.CompiledBuffer, BufferDirection, bool]] = []
         buffer_protos: list[str] = []

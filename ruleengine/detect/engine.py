@@ -31,12 +31,12 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ruleengine.detect import content as ci
-from ruleengine.detect import flowint as fi
 from ruleengine.detect.alproto import canonical_alproto
 from ruleengine.detect.conditions import FlowLike
+from ruleengine.detect.context import PacketCtx
 from ruleengine.detect.crule import CRule, HeaderTable, SkipRule, skip_reason
 from ruleengine.detect.flow_state import FlowState, printable, split_traffic_bits
-from ruleengine.detect.groups import GROUP_KEYS, Group, PacketCtx, in_proto_group
+from ruleengine.detect.groups import GROUP_KEYS, Group, in_proto_group
 from ruleengine.detect.ordering import RuleAnalysis, action_ranks, analysis_of, order_key
 from ruleengine.detect.packet_inspect import PacketInspector
 from ruleengine.detect.pcre import PcreCompileError
@@ -47,6 +47,7 @@ from ruleengine.detect.threshold import ThresholdTable, track_key
 from ruleengine.detect.trace import RuleTrace
 from ruleengine.detect.tx_inspect import TxInspector, TxLike, get_buffer
 from ruleengine.detect.xbits import XbitsTable
+from ruleengine.keywords import flowint as fi
 from ruleengine.rules.model import Action, Rule
 
 __all__ = [
@@ -203,7 +204,7 @@ class DetectEngine(PacketInspector, TxInspector):
         if getattr(pkt, "invalid", False):
             return []
         try:
-            raw = self._packet_raw(PacketCtx(pkt), flow, to_server, stream_chunk,
+            raw = self._packet_raw(PacketCtx(pkt, self), flow, to_server, stream_chunk,
                                    stream_add)
             out = self._finalize(raw, pkt, flow)
         except Exception as exc:  # never let a detection bug take the pipeline down
@@ -228,9 +229,8 @@ class DetectEngine(PacketInspector, TxInspector):
         Each rule fires at most once per (transaction, direction); rules whose buffers
         are not available yet are tried again on later calls."""
         try:
-            raw = self._tx_raw(
-                PacketCtx(pkt), flow, to_server, tx, tx_complete_toserver, tx_complete_toclient
-            )
+            raw = self._tx_raw(PacketCtx(pkt, self), flow, to_server, tx,
+                               tx_complete_toserver, tx_complete_toclient)
             state = self._state(flow)
             if state is not None and state.pass_cut is not None and state.pass_cut[0] is pkt:
                 limit = state.pass_cut[1]  # a pass in this packet's packet rules
@@ -255,7 +255,7 @@ class DetectEngine(PacketInspector, TxInspector):
         if getattr(pkt, "invalid", False):
             return []
         try:
-            ctx = PacketCtx(pkt)
+            ctx = PacketCtx(pkt, self)
             raw = self._packet_raw(ctx, flow, to_server, stream_chunk, stream_add)
             if flow is not None:
                 for tx, done_ts, done_tc in txs:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ruleengine.detect.conditions import FlowLike, packet_condition_matches
+from ruleengine.detect.conditions import FlowLike
 from ruleengine.detect.tag import TagEntry
+from ruleengine.keywords.packet import packet_condition_matches
 from ruleengine.rules.model import PacketCondition
 
 _MAX_TX_STATE = 64  # per flow: transactions remembered for "fired once" and MPM caches

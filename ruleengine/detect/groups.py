@@ -5,18 +5,17 @@ for a flow direction (Suricata's signature group head), and the per-packet conte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from ruleengine.detect.conditions import (
     CompiledHeader,
-    addr_int,
 )
+from ruleengine.detect.context import PacketCtx
 from ruleengine.detect.crule import CRule
 from ruleengine.detect.flow_state import Resolved
 from ruleengine.detect.iponly import IpOnlyTable, bits
 from ruleengine.detect.ordering import prefilter_content
 from ruleengine.detect.prefilter import Mpm
-from ruleengine.rules.model import FlowCondition, PacketCondition
+from ruleengine.rules.model import PacketCondition
 
 GROUP_KEYS = (6, 17, 1, 58, -1)  # -1: any other IP protocol
 
@@ -166,21 +165,3 @@ def in_proto_group(cr: CRule, key: int) -> bool:
     if not protos:
         return True
     return key in protos
-
-
-class PacketCtx:
-    """Per-packet values computed once."""
-
-    __slots__ = ("dport", "dst", "fcache", "hcache", "pkt", "proto", "sport", "src", "ver")
-
-    def __init__(self, pkt: Any) -> None:
-        self.pkt = pkt
-        self.fcache: dict[FlowCondition, bool] = {}  # flow keyword results (tx rules)
-        self.hcache: dict[int, bool] = {}  # header id (~id: reversed) -> result
-        self.proto = pkt.proto
-        self.ver = pkt.ip_version
-        self.src = addr_int(pkt.src)
-        self.dst = addr_int(pkt.dst)
-        self.sport = pkt.sport
-        self.dport = pkt.dport
-

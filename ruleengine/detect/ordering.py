@@ -9,9 +9,9 @@ from typing import NamedTuple
 from ruleengine.detect import content as ci
 from ruleengine.detect.alproto import canonical_alproto
 from ruleengine.detect.crule import ACTION_RANK, CRule
-from ruleengine.detect.flowbits import order_class
 from ruleengine.detect.xbits import order_class as xbits_order_class
 from ruleengine.keywords import transform_apply as tf
+from ruleengine.keywords.flowbits import order_class
 from ruleengine.rules.model import PAYLOAD, Absent, Action, ContentMatch, Rule
 
 

@@ -11,13 +11,11 @@ from ruleengine.detect import content as ci
 from ruleengine.detect.alproto import alproto_known_ok
 from ruleengine.detect.conditions import (
     FlowLike,
-    flow_condition_matches,
-    packet_condition_matches,
 )
+from ruleengine.detect.context import PacketCtx
 from ruleengine.detect.crule import CRule
 from ruleengine.detect.flow_state import FlowState, Resolved, append_raw
-from ruleengine.detect.flowbits import checks_pass
-from ruleengine.detect.groups import Group, PacketCtx, header_ok
+from ruleengine.detect.groups import Group, header_ok
 from ruleengine.detect.state import EngineState, RawMatch
 from ruleengine.detect.trace import HEADER
 from ruleengine.rules.model import PAYLOAD
@@ -52,6 +50,7 @@ class PacketInspector(EngineState):
             if use_stream and stream_chunk and stream_chunk != payload:
                 hits[PAYLOAD] = hits[PAYLOAD] | mpm.scan(stream_chunk)
         state = self._state(flow)
+        ctx.flow, ctx.to_server, ctx.state = flow, to_server, state
         if state is not None and (payload or stream_chunk):
             state.data_seen.add(to_server)
         if state is not None and self._keep_raw_stream and ctx.proto == TCP:
@@ -90,7 +89,7 @@ class PacketInspector(EngineState):
                     cr.trace.matched(pkt, flow, to_server, stream=on_stream)
             if not matched:
                 continue
-            self._postmatch(cr, pkt, flow, caps)
+            self._postmatch(cr, ctx, caps)
             if cr.pd_once and state is not None:
                 state.pd_done.add((cr.idx, to_server))
             out.append(RawMatch(cr, None, to_server, on_stream))
@@ -111,19 +110,11 @@ class PacketInspector(EngineState):
             return HEADER
         if cr.alproto_conds and not alproto_known_ok(cr.alproto_conds, flow, to_server):
             return "app-layer-protocol"
-        pkt = ctx.pkt
-        if cr.flow is not None and not flow_condition_matches(
-            cr.flow, flow, to_server, bool(pkt.frag)
-        ):
-            return "flow"
-        for cond in cr.pkt_conds:
-            if not packet_condition_matches(cond, pkt):
-                return cond.field
-        if cr.fb_checks and not checks_pass(
-            cr.fb_checks, flow.flowbits if flow is not None else None
-        ):
-            return "flowbits"
-        return self._state_failure(cr, pkt, flow) if cr.stateful else None
+        # the match list: each keyword's own test (flow, dsize, flowbits, xbits, ...)
+        for match, arg, name in cr.matches:
+            if not match(ctx, arg):
+                return name
+        return None
 
     @staticmethod
     def _match_payload(

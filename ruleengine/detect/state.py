@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ruleengine.detect import flowint as fi
-from ruleengine.detect import stream_size as ssz
 from ruleengine.detect.conditions import FlowLike
+from ruleengine.detect.context import PacketCtx
 from ruleengine.detect.crule import CRule
 from ruleengine.detect.flow_state import FlowState, flow_state
-from ruleengine.detect.flowbits import apply_actions
 from ruleengine.detect.groups import Group
 from ruleengine.detect.xbits import XbitsTable
 from ruleengine.safety import reraise_bug
@@ -69,44 +67,15 @@ class EngineState:
         st.generation = self.generation
 
 
-    def _state_failure(self, cr: CRule, pkt: Any, flow: FlowLike | None) -> str | None:
-        """xbits, flowint, stream_size, flowvar and pktvar checks (match list): None when
-        all hold, else the failed keyword."""
-        if cr.xb_checks and not self.xbits.checks_pass(
-            cr.xb_checks, pkt.src, pkt.dst, float(pkt.ts)
-        ):
-            return "xbits"
-        state = self._state(flow)
-        if cr.fi_checks and (
-            state is None or not fi.checks_pass(cr.fi_checks, state.flowints)
-        ):
-            return "flowint"
-        if cr.stream_size and not ssz.all_match(
-            cr.stream_size, pkt.proto, getattr(flow, "tcp", None)
-        ):
-            return "stream_size"
-        for vc in cr.var_checks:
-            if vc.scope == "flow":
-                value = state.flowvars.get(vc.name) if state is not None else None
-            else:
-                pv = self._pktvars
-                value = pv[1].get(vc.name) if pv is not None and pv[0] is pkt else None
-            if value is None or vc.content not in value:
-                return f"{vc.scope}var"
-        return None
-
-    def _postmatch(self, cr: CRule, pkt: Any, flow: FlowLike | None,
+    def _postmatch(self, cr: CRule, ctx: PacketCtx,
                    captures: list[tuple[str, str, bytes]] | None) -> None:
-        """The rule matched: flowbits, xbits and flowint commands and pcre variable
-        captures take effect now (later rules of this packet see them)."""
-        if flow is not None and cr.fb_actions:
-            apply_actions(cr.fb_actions, flow.flowbits)
-        if cr.xb_actions:
-            self.xbits.apply(cr.xb_actions, pkt.src, pkt.dst, float(pkt.ts))
-        state = self._state(flow)
-        if cr.fi_actions and state is not None:
-            fi.apply(cr.fi_actions, state.flowints, self.flowint_max)
+        """The rule matched: its keywords' post-match steps (flowbits, xbits and flowint
+        commands) and pcre variable captures take effect now (later rules of this packet
+        see them)."""
+        for action, arg in cr.postmatches:
+            action(ctx, arg)
         if captures:
+            pkt, state = ctx.pkt, ctx.state
             for scope, name, value in captures:
                 if scope == "flow":
                     if state is not None and (

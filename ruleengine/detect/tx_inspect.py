@@ -13,13 +13,11 @@ from ruleengine.detect import content as ci
 from ruleengine.detect.alproto import alproto_ok, canonical_alproto
 from ruleengine.detect.conditions import (
     FlowLike,
-    flow_condition_matches,
-    packet_condition_matches,
 )
+from ruleengine.detect.context import PacketCtx
 from ruleengine.detect.crule import CRule
 from ruleengine.detect.flow_state import TX_DONE, FlowState
-from ruleengine.detect.flowbits import checks_pass
-from ruleengine.detect.groups import PacketCtx, header_ok
+from ruleengine.detect.groups import header_ok
 from ruleengine.detect.prefilter import Mpm
 from ruleengine.detect.state import EngineState, RawMatch
 from ruleengine.detect.trace import HEADER
@@ -101,6 +99,7 @@ class TxInspector(EngineState):
             return []
         state = self._state(flow)
         assert state is not None
+        ctx.flow, ctx.to_server, ctx.state = flow, to_server, state
         tx_id = tx.tx_id
         fired = state.fired.setdefault((tx_id, to_server), set())
         if TX_DONE in fired:
@@ -167,7 +166,7 @@ class TxInspector(EngineState):
             if failed is not None:
                 continue
             fired.add(cr.idx)
-            self._postmatch(cr, pkt, flow, caps)
+            self._postmatch(cr, ctx, caps)
             out.append(RawMatch(cr, tx_id, to_server, False))
         if done_ts if to_server else done_tc:
             # this side of the transaction is complete and was fully inspected: like
@@ -210,21 +209,11 @@ class TxInspector(EngineState):
         # the flow is HTTP here: only other app-layer-protocol conditions need a test
         if cr.tx_alproto_check and not alproto_ok(cr.alproto_conds, flow, to_server):
             return "app-layer-protocol"
-        fc = cr.flow
-        if fc is not None:
-            ok = ctx.fcache.get(fc)
-            if ok is None:
-                ok = ctx.fcache[fc] = flow_condition_matches(
-                    fc, flow, to_server, bool(ctx.pkt.frag)
-                )
-            if not ok:
-                return "flow"
-        for cond in cr.pkt_conds:
-            if not packet_condition_matches(cond, ctx.pkt):
-                return cond.field
-        if cr.fb_checks and not checks_pass(cr.fb_checks, flow.flowbits):
-            return "flowbits"
-        return self._state_failure(cr, ctx.pkt, flow) if cr.stateful else None
+        # the match list: each keyword's own test (flow, dsize, flowbits, xbits, ...)
+        for match, arg, name in cr.matches:
+            if not match(ctx, arg):
+                return name
+        return None
 
     @staticmethod
     def _tx_buffers_check(
