@@ -115,6 +115,7 @@ class DetectEngine(PacketInspector, TxInspector):
         self.skipped: list[tuple[Rule, str]] = []
         self.thresholds = ThresholdTable()
         self.errors = 0  # internal errors caught while inspecting (should stay 0)
+        self.getter_errors = 0  # buffer getters / tx keywords that hostile data broke
         self.last_error: str | None = None
         self.xbits = XbitsTable(xbits_max)
         self.tags = TagTable(tag_max_hosts, tag_max_per_key)
@@ -184,6 +185,7 @@ class DetectEngine(PacketInspector, TxInspector):
         self.tagged_packets = old.tagged_packets
         self.alerts_discarded = old.alerts_discarded
         self.errors = old.errors
+        self.getter_errors = old.getter_errors
         self.generation = old.generation + 1
         self._renumbered = (old.generation, renumber)
 
@@ -293,6 +295,7 @@ class DetectEngine(PacketInspector, TxInspector):
             "detect.rules_skipped": len(self.skipped),
             "detect.alerts_discarded": self.alerts_discarded,
             "detect.internal_errors": self.errors,
+            "detect.getter_errors": self.getter_errors,
             "detect.xbits_entries": len(self.xbits),
             "detect.xbits_evicted": self.xbits.evicted,
             "detect.tag_hosts": len(self.tags.hosts),

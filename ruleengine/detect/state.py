@@ -34,6 +34,7 @@ class EngineState:
     flowvar_max: int
     generation: int
     errors: int
+    getter_errors: int
     last_error: str | None
     _renumbered: tuple[int, dict[int, int]]
     _pktvars: tuple[object, dict[str, bytes]] | None
@@ -88,6 +89,13 @@ class EngineState:
                     pv = self._pktvars = (pkt, {})
                 if name in pv[1] or len(pv[1]) < self.flowvar_max:
                     pv[1][name] = value
+
+    def _hostile_input(self, exc: BaseException) -> None:
+        """A buffer getter or protocol keyword failed on what the traffic sent (one of
+        ``safety.HOSTILE_ERRORS``): an engine event (``detect.getter_errors``); the
+        buffer counts as absent, the other rules go on. Bugs are not caught here."""
+        self.getter_errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
 
     def _internal_error(self, exc: Exception) -> None:
         """Counted (``errors``) and remembered for diagnostics; the packet gets no match.

@@ -5,6 +5,7 @@ keywords. Each rule fires at most once per (transaction, direction)."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Protocol
 
 from ruleengine.applayer.base import TxMatchContext
@@ -23,6 +24,7 @@ from ruleengine.detect.state import EngineState, RawMatch
 from ruleengine.detect.trace import HEADER
 from ruleengine.keywords import transform_apply as tf
 from ruleengine.rules.model import IntCondition, TxCondition
+from ruleengine.safety import HOSTILE_ERRORS
 
 
 class TxLike(Protocol):
@@ -41,23 +43,30 @@ class TxLike(Protocol):
 _BUFFER_TWO_ARGS: dict[type, bool] = {}
 
 
+def _takes_side(kind: Any) -> bool:
+    """Does ``kind.buffer`` take the side after the name? Read from its signature, not by
+    calling it and catching TypeError: a TypeError inside a getter is a bug to see."""
+    try:
+        params = list(inspect.signature(kind.buffer).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin): assume it does
+        return True
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                   inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3  # self, name, side
+
+
 def get_buffer(tx: Any, name: str, to_server: bool) -> bytes | list[bytes] | None:
-    """``tx.buffer(name, to_server)``; falls back to ``tx.buffer(name)`` for
-    transaction types whose ``buffer`` takes only the name (learnt once per type)."""
+    """``tx.buffer(name, to_server)``; ``tx.buffer(name)`` for transaction types whose
+    ``buffer`` takes only the name (learnt once per type)."""
     kind = type(tx)
     if not hasattr(kind, "buffer"):
         getter = getter_for(name, to_server) if name in BUFFERS else None
         return None if getter is None else getter(tx)
     two = _BUFFER_TWO_ARGS.get(kind)
     if two is None:
-        try:
-            value = tx.buffer(name, to_server)
-        except TypeError:
-            _BUFFER_TWO_ARGS[kind] = False
-            value = tx.buffer(name)
-        else:
-            _BUFFER_TWO_ARGS[kind] = True
-        return value  # type: ignore[no-any-return]
+        two = _BUFFER_TWO_ARGS[kind] = _takes_side(kind)
     if two:
         return tx.buffer(name, to_server)  # type: ignore[no-any-return]
     return tx.buffer(name)  # type: ignore[no-any-return]
@@ -127,10 +136,14 @@ class TxInspector(EngineState):
             key = (name, side)
             if key not in bufs:
                 chain = chains.get(name)
-                if chain is None:
-                    value = _as_buffer(get_buffer(tx, name, side))
-                else:
-                    value = tf.apply_multi(chain[1], fetch(chain[0], side))
+                try:
+                    if chain is None:
+                        value = _as_buffer(get_buffer(tx, name, side))
+                    else:
+                        value = tf.apply_multi(chain[1], fetch(chain[0], side))
+                except HOSTILE_ERRORS as exc:  # the transaction's data, not a bug
+                    value = None  # this buffer is absent at this progress step
+                    self._hostile_input(exc)
                 bufs[key] = value
                 state.buffers[(tx_id, side)][1][key] = value
             return bufs[key]
@@ -157,7 +170,7 @@ class TxInspector(EngineState):
             if failed is None:
                 failed = self._tx_buffers_check(cr, to_server, fetch, done_ts, done_tc, caps)
             if failed is None and cr.tx_keywords:
-                failed = _tx_keywords_check(cr, tx, flow, to_server)
+                failed = self._tx_keywords_check(cr, tx, flow, to_server)
             if cr.trace is not None:
                 if failed is None:
                     cr.trace.matched(pkt, flow, to_server, tx)
@@ -213,6 +226,27 @@ class TxInspector(EngineState):
         for match, arg, name in cr.matches:
             if not match(ctx, arg):
                 return name
+        return None
+
+    def _tx_keywords_check(self, cr: CRule, tx: Any, flow: FlowLike,
+                           to_server: bool) -> str | None:
+        """None when every protocol keyword of the rule holds on the transaction, else
+        the failed keyword. A keyword that cannot tell yet (None) is a non-match now; the
+        transaction is inspected again later. A keyword that hostile data broke (one of
+        ``HOSTILE_ERRORS``) is a non-match and an engine event."""
+        ctx = TxMatchContext(to_server, getattr(flow, "src", b""), getattr(flow, "dst", b""))
+        for cond, match in cr.tx_keywords:
+            if match is None:
+                if not _has_event(cond, tx):
+                    return cond.keyword
+                continue
+            try:
+                ok = match(cond.arg, tx, ctx) is True
+            except HOSTILE_ERRORS as exc:
+                self._hostile_input(exc)
+                ok = False
+            if not ok:
+                return cond.keyword
         return None
 
     @staticmethod
@@ -281,21 +315,6 @@ def _quick_ok(
         elif pattern not in buf:
             return False
     return True
-
-
-def _tx_keywords_check(cr: CRule, tx: Any, flow: FlowLike, to_server: bool) -> str | None:
-    """None when every protocol keyword of the rule holds on the transaction, else the
-    failed keyword. A keyword that cannot tell yet (None) is a non-match now; the
-    transaction is inspected again later."""
-    ctx = TxMatchContext(to_server, getattr(flow, "src", b""), getattr(flow, "dst", b""))
-    for cond, match in cr.tx_keywords:
-        if match is None:
-            if not _has_event(cond, tx):
-                return cond.keyword
-            continue
-        if match(cond.arg, tx, ctx) is not True:
-            return cond.keyword
-    return None
 
 
 def _has_event(cond: TxCondition, tx: Any) -> bool:
