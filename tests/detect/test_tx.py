@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ruleengine.detect.engine import DetectEngine, Match
-from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply, rule
+from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply, rule, udp
 
 
 def engine(*texts: str, **kw: object) -> DetectEngine:
@@ -311,3 +311,30 @@ def test_buffers_are_refetched_when_the_side_progresses() -> None:
     assert e.inspect_tx(reply(), flow, False, tx, True, False) == []
     tx.response_progress, tx.response = 4, {"file.data": b"hay needle"}
     assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [1]
+
+
+def test_a_protocol_keyword_broken_by_hostile_data_is_a_non_match_and_an_event() -> None:
+    e = engine('alert dns any any -> any any (dns.opcode:0; sid:1;)')
+    (cr,) = e.rules
+    (cond, _match), = cr.tx_keywords
+
+    def hostile(arg: object, tx: object, ctx: object) -> bool:
+        raise ValueError("record past the end")
+
+    cr.tx_keywords = ((cond, hostile),)
+    flow = FakeFlow(alproto="dns")
+    assert e.inspect_tx(udp(), flow, True, FakeTx(0), True, False) == []
+    assert (e.getter_errors, e.errors) == (1, 0)
+
+
+def test_a_protocol_keyword_bug_fails_a_strict_run() -> None:
+    e = engine('alert dns any any -> any any (dns.opcode:0; sid:1;)')
+    (cr,) = e.rules
+    (cond, _match), = cr.tx_keywords
+
+    def buggy(arg: object, tx: object, ctx: object) -> bool:
+        raise AttributeError("no such field")
+
+    cr.tx_keywords = ((cond, buggy),)
+    with pytest.raises(AttributeError):
+        e.inspect_tx(udp(), FakeFlow(alproto="dns"), True, FakeTx(0), True, False)
