@@ -5,10 +5,17 @@ Flow of one packet (``inspect_packet``) or one HTTP transaction (``inspect_tx``)
 1. the rule group of the packet's IP protocol (or of the transaction direction);
 2. the prefilter: one multi-pattern scan per buffer gives the rules whose fast pattern is
    present, plus the rules that have no usable fast pattern (always candidates);
-3. per candidate, in Suricata's order: header, app-layer protocol, ``flow``, packet
-   keywords, flowbits checks, then the buffers (content inspection engine);
-4. post-match: flowbits commands right away (later rules see them), then thresholds,
-   ``noalert`` and the ``pass`` cut-off when the match list is finalised.
+3. per candidate: header, app-layer protocol, then the rule's match list (``CRule.matches``:
+   each keyword's own compiled test, ``flow``, packet keywords, flowbits, xbits, flowint,
+   stream_size, variables, see ``keywords.registry``), then the buffers (content
+   inspection engine);
+4. post-match: the keywords' post-match steps (flowbits, xbits, flowint commands) right
+   away (later rules see them), then thresholds, ``noalert`` and the ``pass`` cut-off when
+   the match list is finalised.
+
+The parts: ``crule.py`` (a compiled rule), ``ordering.py``, ``groups.py`` (groups and
+prefilter), ``packet_inspect.py`` and ``tx_inspect.py`` (the two paths, combined here),
+``state.py`` (what both share), ``flow_state.py`` (``flow.detect``).
 
 Ordering follows ``src/detect-engine-sigorder.c``: action (pass, drop, reject, alert),
 flowbits (setters before checkers), priority, then load order.
