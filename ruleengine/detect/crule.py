@@ -7,8 +7,8 @@ is skipped. The engine (``engine.py``) builds one per loaded rule; ``trace.py`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ruleengine.applayer import registry
 from ruleengine.buffers import BUFFERS, BufferDirection
@@ -52,6 +52,19 @@ ACTION_RANK = {
 
 _MATCH_SETUPS = REGISTRY.match_setups()
 _POSTMATCH_SETUPS = REGISTRY.postmatch_setups()
+_Step = TypeVar("_Step")
+
+
+def _compiled(setups: tuple[Callable[[Rule], tuple[_Step, ...]], ...],
+              rule: Rule) -> tuple[_Step, ...]:
+    """The steps of every setup for the rule, in setup order (most rules have none or one
+    keyword's: a plain loop, no generator per setup; this runs for every loaded rule)."""
+    out: tuple[_Step, ...] = ()
+    for setup in setups:
+        steps = setup(rule)
+        if steps:
+            out += steps
+    return out
 
 
 class SkipRule(Exception):
@@ -162,10 +175,8 @@ class CRule:
                              or self.var_checks)
         # the match list (after header and app-layer protocol) and the post-match list,
         # each keyword's own steps as its registry entry compiles them (detect-*.c's Match)
-        self.matches: tuple[MatchStep, ...] = tuple(
-            step for setup in _MATCH_SETUPS for step in setup(rule))
-        self.postmatches: tuple[PostmatchStep, ...] = tuple(
-            step for setup in _POSTMATCH_SETUPS for step in setup(rule))
+        self.matches: tuple[MatchStep, ...] = _compiled(_MATCH_SETUPS, rule)
+        self.postmatches: tuple[PostmatchStep, ...] = _compiled(_POSTMATCH_SETUPS, rule)
         self.payload: ci.CompiledBuffer | None = None
         self.tx_bufs: list[tuple[ci.CompiledBuffer, BufferDirection, bool]] = []
         buffer_protos: list[str] = []

@@ -139,11 +139,15 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowbit, ...]) -> None:
 
 
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+    if not rule.flowbits:
+        return ()
     checks = tuple(f for f in rule.flowbits if f.is_check)
     return ((_match, checks, "flowbits"),) if checks else ()
 
 
 def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
+    if not rule.flowbits:
+        return ()
     actions = tuple(f for f in rule.flowbits if f.cmd in ACTIONS)
     return ((_postmatch, actions),) if actions else ()
 

@@ -139,11 +139,15 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowint, ...]) -> None:
 
 
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+    if not rule.flowints:
+        return ()
     checks = tuple(f for f in rule.flowints if f.is_check)
     return ((_match, checks, "flowint"),) if checks else ()
 
 
 def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
+    if not rule.flowints:
+        return ()
     actions = tuple(f for f in rule.flowints if not f.is_check)
     return ((_postmatch, actions),) if actions else ()
 

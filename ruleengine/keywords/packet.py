@@ -257,6 +257,8 @@ def compile_condition(pc: PacketCondition) -> MatchStep:
 
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
     """The packet conditions of the rule in rule order (urilen is a transaction's)."""
+    if not rule.packet_conditions:
+        return ()
     return tuple(compile_condition(pc) for pc in rule.packet_conditions
                  if pc.field not in TX_FIELDS)
 

@@ -67,6 +67,8 @@ def _match(ctx: MatchContext, vc: VarCheck) -> bool:
 
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
     """flowvar and pktvar checks in rule order (one setup for both keywords)."""
+    if not rule.var_checks:
+        return ()
     return tuple((_match, vc, f"{vc.scope}var") for vc in rule.var_checks)
 
 

@@ -105,11 +105,15 @@ def _postmatch(ctx: MatchContext, actions: tuple[Xbit, ...]) -> None:
 
 
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+    if not rule.xbits:
+        return ()
     checks = tuple(x for x in rule.xbits if x.is_check)
     return ((_match, checks, "xbits"),) if checks else ()
 
 
 def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
+    if not rule.xbits:
+        return ()
     actions = tuple(x for x in rule.xbits if not x.is_check)
     return ((_postmatch, actions),) if actions else ()
 
