@@ -19,7 +19,7 @@ from ruleengine.keywords import REGISTRY
 from ruleengine.keywords import transform_apply as tf
 from ruleengine.keywords.applayer import APP_LAYER_EVENT
 from ruleengine.keywords.packet import TX_FIELDS, packet_condition_supported
-from ruleengine.keywords.registry import MatchStep, PostmatchStep
+from ruleengine.keywords.registry import MatchStep, PostmatchStep, StepCache
 from ruleengine.rules.model import (
     PAYLOAD,
     Absent,
@@ -57,14 +57,17 @@ _Step = TypeVar("_Step")
 
 def _compiled(setups: tuple[Callable[[Rule], tuple[_Step, ...]], ...],
               rule: Rule) -> tuple[_Step, ...]:
-    """The steps of every setup for the rule, in setup order (most rules have none or one
-    keyword's: a plain loop, no generator per setup; this runs for every loaded rule)."""
-    out: tuple[_Step, ...] = ()
-    for setup in setups:
-        steps = setup(rule)
-        if steps:
-            out += steps
-    return out
+    """The steps of every setup for the rule, in setup order. The keywords share their
+    steps between rules (``StepCache``); so do rules whose whole list is the same, so
+    the engine adds few objects per rule for the garbage collector to walk."""
+    parts = [steps for setup in setups if (steps := setup(rule))]
+    if len(parts) <= 1:
+        return parts[0] if parts else ()
+    key = tuple(parts)
+    return _LISTS.get(key, lambda: tuple(step for steps in parts for step in steps))  # type: ignore[no-any-return]
+
+
+_LISTS: StepCache[Any] = StepCache()
 
 
 class SkipRule(Exception):

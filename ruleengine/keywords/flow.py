@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ruleengine.keywords._values import split_args
-from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder, MatchStep, Quotes
+from ruleengine.keywords.registry import (
+    KeywordSpec,
+    MatchContext,
+    MatchOrder,
+    MatchStep,
+    Quotes,
+    StepCache,
+)
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import FlowCondition, Rule
 
@@ -106,8 +113,14 @@ def match_flow(ctx: MatchContext, fc: FlowCondition) -> bool:
     return ok
 
 
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+
+
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
-    return () if rule.flow is None else ((match_flow, rule.flow, "flow"),)
+    fc = rule.flow
+    if fc is None:
+        return ()
+    return _STEPS.get(fc, lambda: ((match_flow, fc, "flow"),))
 
 
 SPECS: tuple[KeywordSpec, ...] = (

@@ -17,6 +17,7 @@ from ruleengine.keywords.registry import (
     PostmatchStep,
     Quotes,
     Stage,
+    StepCache,
 )
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Flowbit, FlowbitCmd, Rule
@@ -138,18 +139,26 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowbit, ...]) -> None:
         apply_actions(actions, ctx.flow.flowbits)
 
 
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
+
+
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
     if not rule.flowbits:
         return ()
     checks = tuple(f for f in rule.flowbits if f.is_check)
-    return ((_match, checks, "flowbits"),) if checks else ()
+    if not checks:
+        return ()
+    return _STEPS.get(checks, lambda: ((_match, checks, "flowbits"),))
 
 
 def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
     if not rule.flowbits:
         return ()
     actions = tuple(f for f in rule.flowbits if f.cmd in ACTIONS)
-    return ((_postmatch, actions),) if actions else ()
+    if not actions:
+        return ()
+    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
 
 
 SPECS: tuple[KeywordSpec, ...] = (

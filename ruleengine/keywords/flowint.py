@@ -24,6 +24,7 @@ from ruleengine.keywords.registry import (
     PostmatchStep,
     Quotes,
     Stage,
+    StepCache,
 )
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Flowint, Rule
@@ -138,18 +139,26 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowint, ...]) -> None:
         apply(actions, state.flowints, ctx.flowint_max)
 
 
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
+
+
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
     if not rule.flowints:
         return ()
     checks = tuple(f for f in rule.flowints if f.is_check)
-    return ((_match, checks, "flowint"),) if checks else ()
+    if not checks:
+        return ()
+    return _STEPS.get(checks, lambda: ((_match, checks, "flowint"),))
 
 
 def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
     if not rule.flowints:
         return ()
     actions = tuple(f for f in rule.flowints if not f.is_check)
-    return ((_postmatch, actions),) if actions else ()
+    if not actions:
+        return ()
+    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
 
 
 SPECS: tuple[KeywordSpec, ...] = (

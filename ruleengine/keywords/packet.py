@@ -18,6 +18,7 @@ from ruleengine.keywords.registry import (
     MatchStep,
     Quotes,
     Setup,
+    StepCache,
 )
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import (
@@ -259,8 +260,12 @@ def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
     """The packet conditions of the rule in rule order (urilen is a transaction's)."""
     if not rule.packet_conditions:
         return ()
-    return tuple(compile_condition(pc) for pc in rule.packet_conditions
-                 if pc.field not in TX_FIELDS)
+    conds = tuple(pc for pc in rule.packet_conditions if pc.field not in TX_FIELDS)
+    return _STEPS.get(tuple((pc.field, pc.cond) for pc in conds),
+                      lambda: tuple(compile_condition(pc) for pc in conds))
+
+
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
 
 
 def _packet_spec(name: str, setup: Setup, aliases: tuple[str, ...] = ()) -> KeywordSpec:

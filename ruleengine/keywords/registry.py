@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import difflib
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ruleengine.rules.errors import KeywordError
 
@@ -86,6 +86,27 @@ PostmatchStep = tuple[PostmatchFn, Any]
 PostmatchSetup = Callable[["Rule"], tuple[PostmatchStep, ...]]
 """As ``MatchSetup`` for what runs after the whole rule matched (Suricata's
 DETECT_SM_LIST_POSTMATCH: flowbits/xbits/flowint set, unset, toggle...)."""
+
+
+_Steps = TypeVar("_Steps")
+
+
+class StepCache(Generic[_Steps]):
+    """Identical keyword arguments compile to one shared steps tuple (thousands of rules
+    carry the same ``flow:established,to_server``): fewer objects for the garbage
+    collector to walk over the life of the engine. Bounded; the values are immutable."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._steps: dict[Hashable, _Steps] = {}
+        self.limit = limit
+
+    def get(self, key: Hashable, make: Callable[[], _Steps]) -> _Steps:
+        steps = self._steps.get(key)
+        if steps is None:
+            steps = make()
+            if len(self._steps) < self.limit:
+                self._steps[key] = steps
+        return steps
 
 
 class MatchOrder(enum.IntEnum):

@@ -17,6 +17,7 @@ from ruleengine.keywords.registry import (
     MatchStep,
     Quotes,
     Stage,
+    StepCache,
 )
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Rule, StreamSize
@@ -108,7 +109,13 @@ def _match(ctx: MatchContext, conds: tuple[StreamSize, ...]) -> bool:
 
 
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
-    return ((_match, tuple(rule.stream_size), "stream_size"),) if rule.stream_size else ()
+    if not rule.stream_size:
+        return ()
+    conds = tuple(rule.stream_size)
+    return _STEPS.get(conds, lambda: ((_match, conds, "stream_size"),))
+
+
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
 
 
 SPECS: tuple[KeywordSpec, ...] = (

@@ -20,6 +20,7 @@ from ruleengine.keywords.registry import (
     Quotes,
     Setup,
     Stage,
+    StepCache,
 )
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Rule, VarCheck
@@ -69,7 +70,11 @@ def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
     """flowvar and pktvar checks in rule order (one setup for both keywords)."""
     if not rule.var_checks:
         return ()
-    return tuple((_match, vc, f"{vc.scope}var") for vc in rule.var_checks)
+    checks = tuple(rule.var_checks)
+    return _STEPS.get(checks, lambda: tuple((_match, vc, f"{vc.scope}var") for vc in checks))
+
+
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
 
 
 SPECS: tuple[KeywordSpec, ...] = (

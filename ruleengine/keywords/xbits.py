@@ -19,6 +19,7 @@ from ruleengine.keywords.registry import (
     PostmatchStep,
     Quotes,
     Stage,
+    StepCache,
 )
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Rule, Xbit, XbitCmd
@@ -104,18 +105,26 @@ def _postmatch(ctx: MatchContext, actions: tuple[Xbit, ...]) -> None:
     ctx.xbits.apply(actions, pkt.src, pkt.dst, float(pkt.ts))
 
 
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
+
+
 def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
     if not rule.xbits:
         return ()
     checks = tuple(x for x in rule.xbits if x.is_check)
-    return ((_match, checks, "xbits"),) if checks else ()
+    if not checks:
+        return ()
+    return _STEPS.get(checks, lambda: ((_match, checks, "xbits"),))
 
 
 def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
     if not rule.xbits:
         return ()
     actions = tuple(x for x in rule.xbits if not x.is_check)
-    return ((_postmatch, actions),) if actions else ()
+    if not actions:
+        return ()
+    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
 
 
 SPECS: tuple[KeywordSpec, ...] = (
