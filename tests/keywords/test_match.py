@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ruleengine.keywords import REGISTRY, flow, flowbits, flowint, packet, stream_size, vars, xbits
-from ruleengine.keywords.registry import KeywordSpec, MatchOrder, MatchStep, Registry
+from ruleengine.keywords.registry import KeywordSpec, MatchOrder, MatchStep, Registry, StepCache
 from ruleengine.rules.model import Rule
 from tests.detect.helpers import FakeFlow, pkt, rule, udp
 
@@ -134,3 +134,20 @@ def test_flowint_and_variables_read_the_flow_state() -> None:
 def test_stream_size_needs_a_tcp_session() -> None:
     s = steps("stream_size:client,>,0;")
     assert failed(s, Ctx(pkt(b""), FakeFlow())) == "stream_size"
+
+
+def test_identical_arguments_share_their_compiled_steps() -> None:
+    a = steps("flow:established,to_server; dsize:>2;")
+    b = steps("flow:established,to_server; dsize:>2;")
+    assert a == b and all(x is y for x, y in zip(a, b, strict=True))
+    r1 = rule("alert tcp any any -> any any (flowbits:isset,x; sid:1;)")
+    r2 = rule("alert tcp any any -> any any (flowbits:isset,x; sid:2;)")
+    assert flowbits.match_setup(r1) is flowbits.match_setup(r2)
+
+
+def test_the_step_cache_is_bounded() -> None:
+    cache: StepCache[tuple[int, ...]] = StepCache(limit=2)
+    made = [cache.get(n, lambda n=n: (n,)) for n in range(4)]  # type: ignore[misc]
+    assert made == [(0,), (1,), (2,), (3,)]
+    assert cache.get(0, lambda: (9,)) == (0,)  # kept
+    assert cache.get(3, lambda: (9,)) == (9,)  # over the limit: made again, not kept
