@@ -72,12 +72,7 @@ MAY_ONLY_IMPORT = {
 # Circles that need a folder other work is rewriting at the moment; each one is to be
 # removed (see docs/progress/issue-11.md, "Left"). The test fails when one is gone too, so
 # the entry does not outlive the circle.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"ruleengine.detect.engine", "ruleengine.detect.trace"}):
-        "trace.py names engine.CRule in annotations while engine.py builds traces: CRule "
-        "belongs in a module of its own (detect/ is being rewritten by the signature-group "
-        "work of issue 10)",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -1,5 +1,6 @@
-"""Per-packet conditions: rule header (addresses, ports), the ``flow`` keyword, and
-non-buffer packet keywords (``dsize``, ``flags``, ``ack``, ``ttl``...).
+"""The rule header compiled for the per-packet test (protocol, addresses, ports,
+direction) and what detection reads of a flow. The keyword tests (``flow``, ``dsize``,
+``flags``...) are their keyword modules' (``ruleengine/keywords/``).
 
 Addresses are compiled to integer ranges once so the per-packet test is a few
 integer comparisons (``ipaddress`` objects are too slow on the hot path).
@@ -8,18 +9,13 @@ integer comparisons (``ipaddress`` objects are too slow on the hot path).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from ruleengine.applayer.registry import protocols
 from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from ruleengine.rules.model import (
     AddressSet,
-    FlowCondition,
-    IntCondition,
-    PacketCondition,
     PortSet,
-    TcpFlags,
 )
 
 
@@ -30,15 +26,6 @@ class FlowLike(Protocol):
     detect: Any
     state: str
     alproto: str | None
-
-
-ESTABLISHED_STATES = frozenset({"established", "closed"})
-"""Flow states in which Suricata sets FLOW_PKT_ESTABLISHED (TCP after the handshake
-until it is torn down; UDP/other once both directions were seen)."""
-
-
-def flow_established(flow: FlowLike | None) -> bool:
-    return flow is not None and flow.state in ESTABLISHED_STATES
 
 
 class _Intervals:
@@ -152,97 +139,3 @@ for _spec in protocols():
 
 IP_VERSIONS: dict[str, int] = {"ipv4": 4, "ip4": 4, "ipv6": 6, "ip6": 6, "icmpv6": 6}
 """Header protocols that also fix the IP version."""
-
-
-def flow_condition_matches(
-    fc: FlowCondition, flow: FlowLike | None, to_server: bool, frag: bool
-) -> bool:
-    """Suricata's ``FlowMatch``: every flag given must hold (stream flags are handled
-    by the caller as inspection constraints)."""
-    if fc.no_frag and frag:
-        return False
-    if fc.only_frag and not frag:
-        return False
-    has_flow = flow is not None
-    if fc.to_server and not (has_flow and to_server):
-        return False
-    if fc.to_client and not (has_flow and not to_server):
-        return False
-    established = flow_established(flow)
-    if fc.established and not established:
-        return False
-    return not (fc.not_established and established)
-
-
-def tcp_flags_match(tf: TcpFlags, pflags: int) -> bool:
-    """Suricata ``FlagsMatch`` (``src/detect-tcp-flags.c``)."""
-    dflags = tf.flags
-    if not dflags and pflags:
-        return tf.modifier == "!"
-    flags = pflags & tf.mask
-    if tf.modifier == "*":
-        return (flags & dflags) > 0
-    if tf.modifier == "+":
-        return (flags & dflags) == dflags
-    if tf.modifier == "!":
-        return (flags & dflags) != dflags
-    return flags == dflags
-
-
-def _tcp_only(getter: Callable[[Any], int]) -> Callable[[Any], int | None]:
-    def get(pkt: Any) -> int | None:
-        return getter(pkt) if pkt.proto == IPPROTO_TCP else None
-
-    return get
-
-
-def _icmp_only(getter: Callable[[Any], int]) -> Callable[[Any], int | None]:
-    def get(pkt: Any) -> int | None:
-        if pkt.proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
-            return getter(pkt)
-        return None
-
-    return get
-
-
-def _ip_only(getter: Callable[[Any], int]) -> Callable[[Any], int | None]:
-    def get(pkt: Any) -> int | None:
-        return getter(pkt) if pkt.ip_version else None
-
-    return get
-
-
-PACKET_FIELDS: dict[str, Callable[[Any], int | None]] = {
-    "dsize": lambda p: len(p.payload),
-    "ttl": _ip_only(lambda p: int(p.ttl)),
-    "id": _ip_only(lambda p: int(p.ip_id)),
-    "ip_proto": _ip_only(lambda p: int(p.proto)),
-    "ack": _tcp_only(lambda p: int(p.ack)),
-    "seq": _tcp_only(lambda p: int(p.seq)),
-    "window": _tcp_only(lambda p: int(p.window)),
-    "itype": _icmp_only(lambda p: int(p.icmp_type)),
-    "icode": _icmp_only(lambda p: int(p.icmp_code)),
-    "flags": _tcp_only(lambda p: int(p.tcp_flags)),
-}
-"""Packet keyword field -> value getter (None: the keyword cannot match this packet)."""
-# Suricata 8's ``tcp.*`` names of the same fields
-PACKET_FIELDS.update({f"tcp.{name}": PACKET_FIELDS[name]
-                      for name in ("window", "ack", "seq", "flags")})
-
-TX_FIELDS = frozenset({"urilen", "urilen.raw", "urilen_raw", "urilen.norm"})
-"""Conditions evaluated on an HTTP transaction rather than on the packet."""
-
-
-def packet_condition_supported(pc: PacketCondition) -> bool:
-    return pc.field in PACKET_FIELDS or pc.field in TX_FIELDS
-
-
-def packet_condition_matches(pc: PacketCondition, pkt: Any) -> bool:
-    value = PACKET_FIELDS[pc.field](pkt)
-    if value is None:
-        return False
-    cond = pc.cond
-    if isinstance(cond, TcpFlags):
-        return tcp_flags_match(cond, value)
-    assert isinstance(cond, IntCondition)
-    return cond.matches(value)

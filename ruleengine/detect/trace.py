@@ -13,18 +13,25 @@ Only the traced rule pays for this: every other rule passes the hooks with one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ruleengine.detect.content import CompiledBuffer, ProgramSteps
-from ruleengine.rules.model import Action
-
-if TYPE_CHECKING:
-    from ruleengine.detect.engine import CRule
+from ruleengine.rules.model import Action, Rule
 
 MATCH = "match"  # Evaluation.outcome of a match; any other outcome names the failed check
 HEADER = "header"
 MAX_EVALUATIONS = 50_000  # kept per trace (matches are always kept); the rest is counted
 MAX_KEPT_BYTES = 1 << 20  # bytes kept of one inspected buffer
+
+
+class Finalized(Protocol):
+    """What ``finalized`` reads of the compiled rule (``crule.CRule``)."""
+
+    @property
+    def rule(self) -> Rule: ...
+
+    @property
+    def fb_noalert(self) -> bool: ...
 
 
 @dataclass
@@ -96,7 +103,7 @@ class RuleTrace:
                 stream: bool = False) -> None:
         self._close(MATCH, pkt, flow, to_server, tx, stream)
 
-    def finalized(self, cr: CRule, tx_id: int | None, threshold: int, alert: bool) -> None:
+    def finalized(self, cr: Finalized, tx_id: int | None, threshold: int, alert: bool) -> None:
         """What ``_finalize`` made of the match of this packet for ``tx_id``: logged, or
         not and why. ``threshold``: the threshold/detection_filter result (0: suppressed,
         1: alert, other: act without an alert)."""
@@ -119,7 +126,7 @@ class RuleTrace:
             flow, to_server, tx, outcome, stream, inspections))
 
 
-def _silenced(cr: CRule, threshold: int) -> str:
+def _silenced(cr: Finalized, threshold: int) -> str:
     rule = cr.rule
     if threshold == 0:
         return "threshold"  # threshold / detection_filter suppressed the match

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from ruleengine.detect.flowbits import sigorder_class
+from ruleengine.keywords.flowbits import sigorder_class
 from ruleengine.rules.model import Xbit, XbitCmd
 
 DEFAULT_MAX_ENTRIES = 65536

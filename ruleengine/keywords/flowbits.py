@@ -1,13 +1,26 @@
-"""flowbits:set|unset|toggle|isset|isnotset,name[|name...] and flowbits:noalert."""
+"""flowbits:set|unset|toggle|isset|isnotset,name[|name...] and flowbits:noalert
+(``src/detect-flowbits.c``): parse, the match-time checks (isset/isnotset, ``|`` = any of,
+``&`` = all of) and the post-match commands (set/unset/toggle), which run only after the
+whole rule matched. ``noalert`` is the engine's (the alert is not logged)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ruleengine.keywords.registry import KeywordSpec, Quotes, Stage
+from ruleengine.keywords.registry import (
+    KeywordSpec,
+    MatchContext,
+    MatchOrder,
+    MatchStep,
+    PostmatchStep,
+    Quotes,
+    Stage,
+    StepCache,
+)
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import Flowbit, FlowbitCmd
+from ruleengine.rules.model import Flowbit, FlowbitCmd, Rule
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -64,6 +77,92 @@ def setup_flowbits(b: RuleBuilder, value: str | None) -> None:
     b.rule.flowbits.append(Flowbit(cmd, names, any_of))
 
 
+# ------------------------------------------------------------------------------ match
+
+
+def checks_pass(checks: Sequence[Flowbit], bits: set[str] | None) -> bool:
+    current: set[str] = bits if bits is not None else set()
+    for fb in checks:
+        if fb.cmd is FlowbitCmd.ISSET:
+            present = [name in current for name in fb.names]
+            ok = any(present) if fb.any_of else all(present)
+        else:  # ISNOTSET
+            absent = [name not in current for name in fb.names]
+            ok = any(absent) if fb.any_of else all(absent)
+        if not ok:
+            return False
+    return True
+
+
+def apply_actions(actions: Sequence[Flowbit], bits: set[str]) -> None:
+    for fb in actions:
+        if fb.cmd is FlowbitCmd.SET:
+            bits.update(fb.names)
+        elif fb.cmd is FlowbitCmd.UNSET:
+            bits.difference_update(fb.names)
+        elif fb.cmd is FlowbitCmd.TOGGLE:
+            for name in fb.names:
+                if name in bits:
+                    bits.discard(name)
+                else:
+                    bits.add(name)
+
+
+def order_class(flowbits: Sequence[Flowbit]) -> int:
+    """Suricata's flowbits ordering value (``src/detect-engine-sigorder.c``)."""
+    sets = any(fb.cmd in ACTIONS for fb in flowbits)
+    return sigorder_class(sets=sets, reads=any(fb.is_check for fb in flowbits))
+
+
+def sigorder_class(*, sets: bool, reads: bool) -> int:
+    """Rules that only set bits come first (4), then set+read (3), read-only (2), none (1);
+    flowbits and xbits alike."""
+    if sets and reads:
+        return 3
+    if sets:
+        return 4
+    if reads:
+        return 2
+    return 1
+
+
+ACTIONS = (FlowbitCmd.SET, FlowbitCmd.UNSET, FlowbitCmd.TOGGLE)
+
+
+def _match(ctx: MatchContext, checks: tuple[Flowbit, ...]) -> bool:
+    flow = ctx.flow
+    return checks_pass(checks, flow.flowbits if flow is not None else None)
+
+
+def _postmatch(ctx: MatchContext, actions: tuple[Flowbit, ...]) -> None:
+    if ctx.flow is not None:
+        apply_actions(actions, ctx.flow.flowbits)
+
+
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
+
+
+def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+    if not rule.flowbits:
+        return ()
+    checks = tuple(f for f in rule.flowbits if f.is_check)
+    if not checks:
+        return ()
+    return _STEPS.get(checks, lambda: ((_match, checks, "flowbits"),))
+
+
+def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
+    if not rule.flowbits:
+        return ()
+    actions = tuple(f for f in rule.flowbits if f.cmd in ACTIONS)
+    if not actions:
+        return ()
+    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
+
+
 SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("flowbits", setup_flowbits, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH),
+    KeywordSpec("flowbits", setup_flowbits, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
+                match=match_setup, match_order=MatchOrder.FLOWBITS,
+                postmatch=postmatch_setup),
 )

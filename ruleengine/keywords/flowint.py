@@ -3,17 +3,31 @@
 ``= + -`` change the variable after the whole rule matched; ``== != < <= > >=`` compare
 it (a missing variable never matches) and ``isset`` / ``notset`` (``isnotset``) test it.
 The value is an unsigned 32-bit number or the name of another flowint (0 when unset).
+
+Match: a missing target variable counts as 0; a comparison on a missing variable fails;
+``+`` on a missing variable starts it at the added value, ``-`` on a missing one does
+nothing. A flow keeps at most ``flowint_max`` variables (later new names are ignored).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import match_syntax
-from ruleengine.keywords.registry import KeywordSpec, Quotes, Stage
+from ruleengine.keywords.registry import (
+    KeywordSpec,
+    MatchContext,
+    MatchOrder,
+    MatchStep,
+    PostmatchStep,
+    Quotes,
+    Stage,
+    StepCache,
+)
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import Flowint
+from ruleengine.rules.model import Flowint, Rule
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -58,6 +72,97 @@ def setup_flowint(b: RuleBuilder, value: str | None) -> None:
     b.rule.flowints.append(Flowint(m.group("name"), op, target))
 
 
+# ------------------------------------------------------------------------------ match
+
+MAX_VARS = 256
+_U32 = 0xFFFFFFFF
+
+
+def _target(fi: Flowint, store: dict[str, int]) -> int:
+    t = fi.target
+    if isinstance(t, str):
+        return store.get(t, 0)
+    return t or 0
+
+
+def check(fi: Flowint, store: dict[str, int] | None) -> bool:
+    current = store.get(fi.name) if store is not None else None
+    if fi.op == "isset":
+        return current is not None
+    if fi.op in ("notset", "isnotset"):
+        return current is None
+    if current is None or store is None:
+        return False
+    target = _target(fi, store)
+    op = fi.op
+    if op == "==":
+        return current == target
+    if op == "!=":
+        return current != target
+    if op == "<":
+        return current < target
+    if op == "<=":
+        return current <= target
+    if op == ">":
+        return current > target
+    if op == ">=":
+        return current >= target
+    return False
+
+
+def checks_pass(checks: Sequence[Flowint], store: dict[str, int] | None) -> bool:
+    return all(check(fi, store) for fi in checks)
+
+
+def apply(actions: Sequence[Flowint], store: dict[str, int], max_vars: int = MAX_VARS) -> None:
+    for fi in actions:
+        target = _target(fi, store)
+        if fi.name not in store and len(store) >= max_vars:
+            continue
+        current = store.get(fi.name)
+        if fi.op == "=":
+            store[fi.name] = target & _U32
+        elif fi.op == "+":
+            store[fi.name] = ((current or 0) + target) & _U32
+        elif fi.op == "-" and current is not None:
+            store[fi.name] = (current - target) & _U32
+
+
+def _match(ctx: MatchContext, checks: tuple[Flowint, ...]) -> bool:
+    state = ctx.state
+    return state is not None and checks_pass(checks, state.flowints)
+
+
+def _postmatch(ctx: MatchContext, actions: tuple[Flowint, ...]) -> None:
+    state = ctx.state
+    if state is not None:
+        apply(actions, state.flowints, ctx.flowint_max)
+
+
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
+
+
+def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+    if not rule.flowints:
+        return ()
+    checks = tuple(f for f in rule.flowints if f.is_check)
+    if not checks:
+        return ()
+    return _STEPS.get(checks, lambda: ((_match, checks, "flowint"),))
+
+
+def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
+    if not rule.flowints:
+        return ()
+    actions = tuple(f for f in rule.flowints if not f.is_check)
+    if not actions:
+        return ()
+    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
+
+
 SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("flowint", setup_flowint, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH),
+    KeywordSpec("flowint", setup_flowint, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
+                match=match_setup, match_order=MatchOrder.FLOWINT,
+                postmatch=postmatch_setup),
 )

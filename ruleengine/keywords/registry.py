@@ -2,20 +2,27 @@
 
 Each keyword module exports ``SPECS`` (a tuple of ``KeywordSpec``); the package
 ``__init__`` lists the modules explicitly and builds ``REGISTRY`` from them.
+
+A keyword owns its parse (``setup``, Suricata's Setup) and, when it tests packets or flow
+state, its match (``match``, Suricata's Match of the DETECT_SM_LIST_MATCH list): a
+``MatchSetup`` that turns what the setup put in the ``Rule`` into ``MatchStep``s, once,
+when the engine compiles the rule. Per packet the engine only walks the rule's steps,
+calling ``match(ctx, arg)``; ``ctx`` is the engine's ``MatchContext``.
 """
 
 from __future__ import annotations
 
 import difflib
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ruleengine.rules.errors import KeywordError
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
+    from ruleengine.rules.model import Rule
 
 
 class ArgKind(enum.Enum):
@@ -45,6 +52,77 @@ removed (quotes kept), None when absent. Raise KeywordError with ``value_range``
 relative to that string."""
 
 
+class MatchContext(Protocol):
+    """What a keyword's match may read (Suricata hands its Match the thread context, the
+    packet and the signature): the packet, its flow and direction, the flow's detection
+    memory and the engine's tables. ``detect/groups.PacketCtx`` implements it."""
+
+    pkt: Any  # the decoded packet (``ruleengine.decode.packet``)
+    flow: Any  # its flow (``flowbits``, ``state``, ``alproto``, ``tcp``...) or None
+    to_server: bool
+    state: Any  # the flow's detection memory (``flowints``, ``flowvars``) or None
+    xbits: Any  # the engine's host / IP-pair bit table (``detect/xbits.XbitsTable``)
+    fcache: dict[int, bool]  # per packet: results of shared arguments, by id()
+    flowint_max: int  # flowints a flow may hold
+
+    def pktvar(self, name: str) -> bytes | None:
+        """The packet variable ``name`` (a pcre ``pkt_`` capture of this packet)."""
+        ...
+
+
+MatchFn = Callable[[MatchContext, Any], bool]
+"""``match(ctx, arg)``: does the keyword hold for this packet? ``arg`` is what the
+keyword's ``MatchSetup`` compiled for the rule."""
+
+MatchStep = tuple[MatchFn, Any, str]
+"""(match, its compiled argument, the name reported when it fails: ``ruleengine explain``)."""
+
+MatchSetup = Callable[["Rule"], tuple[MatchStep, ...]]
+"""Called once per rule at compile time: the steps of the keyword for that rule (none
+when the rule does not use it)."""
+
+PostmatchFn = Callable[[MatchContext, Any], None]
+PostmatchStep = tuple[PostmatchFn, Any]
+PostmatchSetup = Callable[["Rule"], tuple[PostmatchStep, ...]]
+"""As ``MatchSetup`` for what runs after the whole rule matched (Suricata's
+DETECT_SM_LIST_POSTMATCH: flowbits/xbits/flowint set, unset, toggle...)."""
+
+
+_Steps = TypeVar("_Steps")
+
+
+class StepCache(Generic[_Steps]):
+    """Identical keyword arguments compile to one shared steps tuple (thousands of rules
+    carry the same ``flow:established,to_server``): fewer objects for the garbage
+    collector to walk over the life of the engine. Bounded; the values are immutable."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._steps: dict[Hashable, _Steps] = {}
+        self.limit = limit
+
+    def get(self, key: Hashable, make: Callable[[], _Steps]) -> _Steps:
+        steps = self._steps.get(key)
+        if steps is None:
+            steps = make()
+            if len(self._steps) < self.limit:
+                self._steps[key] = steps
+        return steps
+
+
+class MatchOrder(enum.IntEnum):
+    """Where a keyword's steps stand in a rule's match list. Suricata keeps the rule's
+    option order; here the cheap packet tests come before the lookups of kept state
+    (which one failed first is what ``ruleengine explain`` reports)."""
+
+    FLOW = 0
+    PACKET = 1
+    FLOWBITS = 2
+    XBITS = 3
+    FLOWINT = 4
+    STREAM_SIZE = 5
+    VARIABLES = 6
+
+
 @dataclass(frozen=True)
 class KeywordSpec:
     name: str
@@ -55,6 +133,9 @@ class KeywordSpec:
     negatable: bool = False
     stage: Stage = Stage.MATCH
     doc: str = ""
+    match: MatchSetup | None = None  # packet / flow-state test (see the module doc)
+    match_order: MatchOrder = MatchOrder.PACKET
+    postmatch: PostmatchSetup | None = None  # what runs once the rule matched
 
 
 class Registry:
@@ -75,6 +156,17 @@ class Registry:
 
     def get(self, name: str) -> KeywordSpec | None:
         return self._by_name.get(name)
+
+    def match_setups(self) -> tuple[MatchSetup, ...]:
+        """Every keyword's match setup in ``MatchOrder`` (registration order within one),
+        each once (a family's keywords may share one setup)."""
+        ordered = sorted((s for s in self.specs if s.match is not None),
+                         key=lambda s: s.match_order)
+        return tuple(dict.fromkeys(s.match for s in ordered if s.match is not None))
+
+    def postmatch_setups(self) -> tuple[PostmatchSetup, ...]:
+        """Every keyword's postmatch setup, in registration order, each once."""
+        return tuple(dict.fromkeys(s.postmatch for s in self.specs if s.postmatch is not None))
 
     @property
     def lookup(self) -> Callable[[str], KeywordSpec | None]:

@@ -12,9 +12,18 @@ import re
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords.content import parse_content_value
-from ruleengine.keywords.registry import KeywordSpec, Quotes, Setup, Stage
+from ruleengine.keywords.registry import (
+    KeywordSpec,
+    MatchContext,
+    MatchOrder,
+    MatchStep,
+    Quotes,
+    Setup,
+    Stage,
+    StepCache,
+)
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import VarCheck
+from ruleengine.rules.model import Rule, VarCheck
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -48,7 +57,29 @@ def _setup(scope: str) -> Setup:
     return setup
 
 
+def _match(ctx: MatchContext, vc: VarCheck) -> bool:
+    if vc.scope == "flow":
+        state = ctx.state
+        value = state.flowvars.get(vc.name) if state is not None else None
+    else:
+        value = ctx.pktvar(vc.name)
+    return value is not None and vc.content in value
+
+
+def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+    """flowvar and pktvar checks in rule order (one setup for both keywords)."""
+    if not rule.var_checks:
+        return ()
+    checks = tuple(rule.var_checks)
+    return _STEPS.get(checks, lambda: tuple((_match, vc, f"{vc.scope}var") for vc in checks))
+
+
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+
+
 SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("flowvar", _setup("flow"), quotes=Quotes.FORBIDDEN, stage=Stage.MATCH),
-    KeywordSpec("pktvar", _setup("pkt"), quotes=Quotes.FORBIDDEN, stage=Stage.MATCH),
+    KeywordSpec("flowvar", _setup("flow"), quotes=Quotes.FORBIDDEN, stage=Stage.MATCH,
+                match=match_setup, match_order=MatchOrder.VARIABLES),
+    KeywordSpec("pktvar", _setup("pkt"), quotes=Quotes.FORBIDDEN, stage=Stage.MATCH,
+                match=match_setup, match_order=MatchOrder.VARIABLES),
 )

@@ -11,9 +11,18 @@ import re
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import parse_int, split_args
-from ruleengine.keywords.registry import KeywordSpec, Quotes, Stage
+from ruleengine.keywords.registry import (
+    KeywordSpec,
+    MatchContext,
+    MatchOrder,
+    MatchStep,
+    PostmatchStep,
+    Quotes,
+    Stage,
+    StepCache,
+)
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import Xbit, XbitCmd
+from ruleengine.rules.model import Rule, Xbit, XbitCmd
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -82,6 +91,43 @@ def setup_xbits(b: RuleBuilder, value: str | None) -> None:
     b.rule.xbits.append(Xbit(cmd, name, track, expire))
 
 
+# ------------------------------------------------------------------------------ match
+# The bits are the engine's (``ctx.xbits``, ``detect/xbits.XbitsTable``: bounded, expiring).
+
+
+def _match(ctx: MatchContext, checks: tuple[Xbit, ...]) -> bool:
+    pkt = ctx.pkt
+    return bool(ctx.xbits.checks_pass(checks, pkt.src, pkt.dst, float(pkt.ts)))
+
+
+def _postmatch(ctx: MatchContext, actions: tuple[Xbit, ...]) -> None:
+    pkt = ctx.pkt
+    ctx.xbits.apply(actions, pkt.src, pkt.dst, float(pkt.ts))
+
+
+_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
+_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
+
+
+def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+    if not rule.xbits:
+        return ()
+    checks = tuple(x for x in rule.xbits if x.is_check)
+    if not checks:
+        return ()
+    return _STEPS.get(checks, lambda: ((_match, checks, "xbits"),))
+
+
+def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
+    if not rule.xbits:
+        return ()
+    actions = tuple(x for x in rule.xbits if not x.is_check)
+    if not actions:
+        return ()
+    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
+
+
 SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("xbits", setup_xbits, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH),
+    KeywordSpec("xbits", setup_xbits, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
+                match=match_setup, match_order=MatchOrder.XBITS, postmatch=postmatch_setup),
 )

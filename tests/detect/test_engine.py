@@ -355,6 +355,7 @@ def test_counters() -> None:
         "detect.rules_skipped": 1,
         "detect.alerts_discarded": 0,
         "detect.internal_errors": 0,
+        "detect.getter_errors": 0,
         "detect.xbits_entries": 0,
         "detect.xbits_evicted": 0,
         "detect.tag_hosts": 0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ruleengine.detect.engine import DetectEngine, Match
-from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply, rule
+from tests.detect.helpers import FakeFlow, FakeTx, pkt, reply, rule, udp
 
 
 def engine(*texts: str, **kw: object) -> DetectEngine:
@@ -209,7 +209,44 @@ def test_hostile_value_error_is_counted_even_when_strict() -> None:
 
     e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
     assert e.inspect_tx(pkt(), FakeFlow(), True, Hostile(0), True, False) == []
-    assert e.errors == 1
+    assert (e.getter_errors, e.errors) == (1, 0)
+    assert e.counters()["detect.getter_errors"] == 1
+
+
+def test_a_getter_broken_by_hostile_data_spoils_only_its_buffer() -> None:
+    class OneBad(FakeTx):
+        def buffer(self, name: str, to_server: bool | None = None) -> bytes | None:
+            if name == "http.user_agent":
+                raise OverflowError("length out of range")
+            return super().buffer(name, to_server)  # type: ignore[return-value]
+
+    e = engine(
+        'alert http any any -> any any (http.user_agent; content:"curl"; sid:1;)',
+        'alert http any any -> any any (http.uri; content:"index"; sid:2;)',
+    )
+    assert sids(e.inspect_tx(pkt(), FakeFlow(), True, OneBad(0, dict(REQ)), True, False)) == [2]
+    assert (e.getter_errors, e.errors) == (1, 0)
+
+
+def test_a_type_error_inside_a_getter_is_a_bug_not_a_one_argument_buffer() -> None:
+    class Buggy(FakeTx):
+        def buffer(self, name: str, to_server: bool | None = None) -> bytes | None:
+            raise TypeError("unsupported operand")
+
+    e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
+    with pytest.raises(TypeError, match="unsupported operand"):
+        e.inspect_tx(pkt(), FakeFlow(), True, Buggy(0), True, False)
+
+
+def test_one_argument_buffer_is_learnt_from_its_signature() -> None:
+    class NameOnly:
+        tx_id = 0
+
+        def buffer(self, name: str) -> bytes | None:
+            return b"/index" if name == "http.uri" else None
+
+    e = engine('alert http any any -> any any (http.uri; content:"index"; sid:1;)')
+    assert sids(e.inspect_tx(pkt(), FakeFlow(), True, NameOnly(), True, False)) == [1]  # type: ignore[arg-type]
 
 
 def test_payload_part_of_tx_rule_sees_earlier_stream_data() -> None:
@@ -274,3 +311,30 @@ def test_buffers_are_refetched_when_the_side_progresses() -> None:
     assert e.inspect_tx(reply(), flow, False, tx, True, False) == []
     tx.response_progress, tx.response = 4, {"file.data": b"hay needle"}
     assert sids(e.inspect_tx(reply(), flow, False, tx, True, True)) == [1]
+
+
+def test_a_protocol_keyword_broken_by_hostile_data_is_a_non_match_and_an_event() -> None:
+    e = engine('alert dns any any -> any any (dns.opcode:0; sid:1;)')
+    (cr,) = e.rules
+    (cond, _match), = cr.tx_keywords
+
+    def hostile(arg: object, tx: object, ctx: object) -> bool:
+        raise ValueError("record past the end")
+
+    cr.tx_keywords = ((cond, hostile),)
+    flow = FakeFlow(alproto="dns")
+    assert e.inspect_tx(udp(), flow, True, FakeTx(0), True, False) == []
+    assert (e.getter_errors, e.errors) == (1, 0)
+
+
+def test_a_protocol_keyword_bug_fails_a_strict_run() -> None:
+    e = engine('alert dns any any -> any any (dns.opcode:0; sid:1;)')
+    (cr,) = e.rules
+    (cond, _match), = cr.tx_keywords
+
+    def buggy(arg: object, tx: object, ctx: object) -> bool:
+        raise AttributeError("no such field")
+
+    cr.tx_keywords = ((cond, buggy),)
+    with pytest.raises(AttributeError):
+        e.inspect_tx(udp(), FakeFlow(alproto="dns"), True, FakeTx(0), True, False)
