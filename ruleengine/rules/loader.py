@@ -460,8 +460,7 @@ def _flowbit_warnings(rules: list[Rule]) -> list[Diagnostic]:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ruleengine"
+    return rule_cache.cache_dir()
 
 
 @functools.cache
