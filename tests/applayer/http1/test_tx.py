@@ -6,8 +6,7 @@ from __future__ import annotations
 import copy
 import random
 
-from ruleengine.applayer.http1 import HttpConfig, HttpParser, HttpTransaction
-from ruleengine.applayer.http1 import getters
+from ruleengine.applayer.http1 import HttpConfig, HttpParser, HttpTransaction, getters
 
 NAMES = sorted(set(getters.TOSERVER) | set(getters.TOCLIENT))
 
