@@ -24,6 +24,7 @@ Traffic only goes between the two namespaces.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import random
 import struct
@@ -248,6 +249,13 @@ def head_pcap(pcap: Path, count: int) -> Path:
     return out
 
 
+def _cold(kind: str) -> Path:
+    """The set's rules under a new name (parsed cold by the run); removed at exit."""
+    path = http_rules(10 if kind == "10" else None)
+    atexit.register(path.unlink, missing_ok=True)
+    return path
+
+
 def tcp_payload_bytes(pcap: Path) -> int:
     return sum(len(c.to_server) + len(c.to_client) for c in
                realtraffic.tcp_conversations(realtraffic.read_pcap(pcap)))
@@ -262,8 +270,9 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=1,
                         help="run every checkout this many times, alternating (noisy hosts)")
     parser.add_argument("--cold-rules", action="store_true",
-                        help="a new rule file name per run: every run parses its rules (the "
-                             "rule cache is keyed by name); default: bench/.cache/rules-SET")
+                        help="a new rule file name for every run (the rule cache is keyed "
+                             "by name): each run parses its rules (and leaves a cache "
+                             "entry); default: bench/.cache/rules-SET, warm after the first")
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     pcap = CACHE / f"nginx-{args.requests}-{args.seed}.pcap"
@@ -281,12 +290,13 @@ def main() -> int:
     for kind in args.sets.split(","):
         # a fixed name (detect_realistic's): runs after the first load their rules warm,
         # as a sensor restarted on the same files does
-        rules = _rules(kind) if not args.cold_rules or kind == "all" else \
-            http_rules(10 if kind == "10" else None)
+        cold = args.cold_rules and kind != "all"
+        rules = _rules(kind)
         for _ in range(args.passes):
             for repo in args.repo or [REPO]:
-                r = run_engine(repo.resolve(), pcap, rules, extra)
-                fixed = float(run_engine(repo.resolve(), head, rules, extra)["cpu"])  # type: ignore[arg-type]
+                r = run_engine(repo.resolve(), pcap, _cold(kind) if cold else rules, extra)
+                fixed = float(run_engine(repo.resolve(), head, _cold(kind) if cold else rules,  # type: ignore[arg-type]
+                                         extra)["cpu"])
                 cpu = float(r["cpu"])  # type: ignore[arg-type]
                 packets = int(r["packets"])  # type: ignore[call-overload]
                 per_packet = (cpu - fixed) / max(1, packets - HEAD_PACKETS) * 1e6
