@@ -196,7 +196,9 @@ def run_command(args: argparse.Namespace) -> int:
     except daemon.DaemonError as exc:
         _error(str(exc))
         return EXIT_FAILURE
-    ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
+    # the rules live as long as the run (a reload unfreezes): frozen, no collection walks them
+    with gc_paused(freeze=True):
+        ruleset = _load_rules(args, config, strict=_init_errors_fatal(args, config))
     if ruleset is None:
         return EXIT_FAILURE
     logdir = Path(args.logdir).absolute()  # -D runs in "/"
@@ -554,6 +556,8 @@ def _enable_reload(pipeline: Pipeline, args: argparse.Namespace, settings: Engin
     files with the run's settings; Suricata's log lines say how it went."""
 
     def rebuild() -> DetectEngine:
+        # a frozen engine (pcap run) is never collected once replaced: back to normal
+        gc.unfreeze()
         ruleset = _reload_ruleset(args)
         with compile_in_child():  # hyperscan would hold the GIL: the packet loop stalls
             engine = _detect_engine(settings, ruleset)
@@ -601,8 +605,11 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
     settings = _settings(args, config, ips=args.simulate_ips, offline=True)
     try:
         fast = _open_fast_log(config, logdir)
-        pipeline, eve = _make_pipeline(settings, _detect_engine(settings, ruleset), logdir,
-                                       live=False, fast=fast)
+        # the engine lives as long as the run: frozen, the collections of the packet loop
+        # no longer walk its ~1.5 M objects (ET HTTP: 0.6 s CPU); a reload unfreezes first
+        with gc_paused(freeze=True):
+            detect = _detect_engine(settings, ruleset)
+        pipeline, eve = _make_pipeline(settings, detect, logdir, live=False, fast=fast)
     except OutputError as exc:
         backend.close()
         _error(str(exc))

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import platform
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import ahocorasick
+
+from ruleengine.rules import cache as rule_cache
 
 _hs: Any
 try:  # optional dependency (pyproject extra "hyperscan")
@@ -69,9 +72,7 @@ class CompileBatch:
         for i, (mpm, pats) in enumerate(self.jobs):
             blob = blobs[i] if blobs is not None else None
             if isinstance(blob, bytes):
-                db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
-                db.scratch = _hs.Scratch(db)  # a loaded database comes without one
-                mpm._db = db
+                mpm._db = _hs_load(blob)
                 self.in_child += 1
             else:
                 mpm._build_now(pats)
@@ -190,13 +191,19 @@ class Mpm:
         ]
         # Regex mode with every byte escaped: hyperscan's literal mode (hs_compile_lit)
         # was seen matching 0xC0 against 0xE0 without CASELESS, so it is not used.
-        db.compile(
-            expressions=[_escape(p) for (p, _), _ in pats],
-            ids=[pid for _, pid in pats],
-            elements=len(pats),
-            flags=flags,
-        )
-        return db
+        expressions = [_escape(p) for (p, _), _ in pats]
+        ids = [pid for _, pid in pats]
+
+        def build() -> Any:
+            db.compile(expressions=expressions, ids=ids, elements=len(pats), flags=flags)
+            return db
+
+        if len(pats) < _HS_CACHE_MIN:
+            return build()
+        # large databases come from the cache (ET HTTP: 0.37 s of a 0.67 s engine build)
+        parts = (_hs.__version__.encode(), platform.machine().encode(),
+                 repr((expressions, ids, flags)).encode())
+        return rule_cache.cached("hs", parts, build, _hs.dumpb, _hs_load)
 
     def _build_ac(self, pats: list[tuple[tuple[bytes, bool], int]]) -> None:
         # One automaton over lower-cased keys; case-sensitive patterns are verified on
@@ -238,6 +245,16 @@ class Mpm:
 
 
 _AC_SHORT = 3
+
+
+_HS_CACHE_MIN = 200  # patterns: smaller databases compile in milliseconds
+
+
+def _hs_load(blob: bytes) -> Any:
+    assert _hs is not None
+    db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+    db.scratch = _hs.Scratch(db)  # a loaded database comes without one
+    return db
 
 
 def _escape(pattern: bytes) -> bytes:

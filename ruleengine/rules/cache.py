@@ -1,4 +1,5 @@
-"""Fast pickling of loaded rules for the warm-load cache.
+"""Fast pickling of loaded rules for the warm-load cache, and the cache of other
+compiled artefacts (``cached``: hyperscan databases of the detection engine).
 
 The model's frozen dataclasses unpickle through a slow Python ``__setstate__`` and
 ``ipaddress`` networks re-parse their text; a per-pickler ``dispatch_table`` reduces
@@ -8,10 +9,15 @@ them to positional constructor calls instead (no global copyreg side effects).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import ipaddress
+import os
 import pickle
-from typing import Any
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from ruleengine.rules import model
 
@@ -68,3 +74,40 @@ def dumps(obj: Any) -> bytes:
 
 def loads(blob: bytes) -> Any:
     return pickle.loads(blob)
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ruleengine`` (default ``~/.cache/ruleengine``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ruleengine"
+
+
+_T = TypeVar("_T")
+
+
+def cached(kind: str, parts: Iterable[bytes], build: Callable[[], _T],
+           dump: Callable[[_T], bytes], load: Callable[[bytes], _T]) -> _T:
+    """What ``build()`` makes from ``parts`` (everything it depends on, versions
+    included), read back with ``load`` from the cache when an earlier run stored it
+    (``dump``). A missing, unreadable or unloadable entry is built again; a cache that
+    cannot be written (read-only home) only costs the build."""
+    h = hashlib.sha256(kind.encode())
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    path = cache_dir() / f"{kind}-{h.hexdigest()}.bin"
+    try:
+        return load(path.read_bytes())
+    except Exception:  # not there, truncated, or from another library build
+        pass
+    value = build()
+    try:
+        blob = dump(value)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except Exception:
+        pass
+    return value

@@ -4,11 +4,13 @@ hyperscan and Aho-Corasick matchers, on generated rules and inputs."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ruleengine.detect import prefilter
 from ruleengine.detect.engine import DetectEngine
 from ruleengine.detect.prefilter import Mpm, hyperscan_available
 from ruleengine.rules.errors import RuleError
@@ -197,3 +199,43 @@ def test_databases_compiled_in_a_child_find_what_local_ones_find() -> None:
     for _ in range(200):
         data = bytes(rng.choice(b"abcxyzXYZ\xc0\xe0 ") for _ in range(rng.randint(0, 40)))
         assert remote.scan(data) == local.scan(data) == other.scan(data)
+
+
+@pytest.mark.skipif(not hyperscan_available(), reason="hyperscan not installed")
+def test_a_cached_hyperscan_database_gives_the_compiled_ones_hits(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Large databases are stored (``rules.cache.cached``) and loaded by the next build:
+    the loaded one finds what a fresh compile finds, a torn entry is compiled again, and
+    another pattern set is another entry."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    r = random.Random(5)
+    pats = [(bytes(r.choice(ALPHABET) for _ in range(r.randint(2, 6))), r.random() < 0.4)
+            for _ in range(300)]
+    data = [bytes(r.choice(ALPHABET) for _ in range(200)) for _ in range(50)]
+
+    def build(patterns: list[tuple[bytes, bool]]) -> Mpm:
+        m = Mpm("hs")
+        for p, nocase in patterns:
+            m.add(p, nocase)
+        m.build()
+        assert m.backend == "hs"
+        return m
+
+    first = build(pats)
+    entries = sorted((tmp_path / "ruleengine").glob("hs-*.bin"))
+    assert len(entries) == 1
+    loads = []
+    original = prefilter._hs_load
+    monkeypatch.setattr(prefilter, "_hs_load", lambda b: loads.append(1) or original(b))
+    second = build(pats)
+    assert loads == [1]
+    assert [second.scan(d) for d in data] == [first.scan(d) for d in data]
+    assert any(first.scan(d) for d in data)
+    entries[0].write_bytes(entries[0].read_bytes()[:100])
+    third = build(pats)
+    assert [third.scan(d) for d in data] == [first.scan(d) for d in data]
+    build(pats[:-1])
+    assert len(list((tmp_path / "ruleengine").glob("hs-*.bin"))) == 2
+    small = build(pats[:50])  # under the threshold: compiled, not stored
+    assert len(list((tmp_path / "ruleengine").glob("hs-*.bin"))) == 2
+    assert small.scan(data[0]) <= first.scan(data[0])

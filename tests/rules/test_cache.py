@@ -199,3 +199,53 @@ def test_an_unwritable_cache_does_not_break_loading(tmp_path: Path, parses: list
     assert load_rule_files([path]).loaded == 1
     assert load_rule_files([path]).loaded == 1
     assert parses == ["a.rules", "a.rules"]
+
+
+# --- other compiled artefacts (cache.cached) --------------------------------------------
+
+
+def test_cached_builds_once_then_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built: list[int] = []
+
+    def build() -> list[int]:
+        built.append(1)
+        return [1, 2, 3]
+
+    def run(parts: tuple[bytes, ...]) -> list[int]:
+        return cache.cached("t", parts, build, lambda v: bytes(v), list)
+
+    assert run((b"a", b"b")) == [1, 2, 3] and len(built) == 1
+    assert run((b"a", b"b")) == [1, 2, 3] and len(built) == 1  # loaded
+    assert run((b"ab",)) == [1, 2, 3] and len(built) == 2  # parts are length-framed
+    assert run(()) == [1, 2, 3] and len(built) == 3
+    assert len(list((tmp_path / "ruleengine").glob("t-*.bin"))) == 3
+
+
+def test_cached_rebuilds_an_unloadable_entry(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built: list[int] = []
+
+    def build() -> bytes:
+        built.append(1)
+        return b"good"
+
+    def load(blob: bytes) -> bytes:
+        if blob != b"good":
+            raise ValueError("corrupt")
+        return blob
+
+    assert cache.cached("t", (b"k",), build, bytes, load) == b"good"
+    (entry,) = (tmp_path / "ruleengine").glob("t-*.bin")
+    entry.write_bytes(b"torn")
+    assert cache.cached("t", (b"k",), build, bytes, load) == b"good"
+    assert len(built) == 2 and entry.read_bytes() == b"good"  # and written anew
+
+
+def test_cached_without_a_writable_cache_still_builds(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert cache.cached("t", (b"k",), lambda: b"v", bytes, bytes) == b"v"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from pathlib import Path
@@ -331,3 +332,22 @@ def test_dev_null_is_an_empty_rule_file_on_purpose(tmp_path: Path) -> None:
     assert [(d.code, d.message) for d in rs.diagnostics] == [
         ("file-error", "not a regular file or directory")
     ]
+
+
+def test_gc_paused_freezes_what_the_outermost_block_made() -> None:
+    assert gc.isenabled()
+    before = gc.get_freeze_count()
+    try:
+        with loader.gc_paused(freeze=True):
+            with loader.gc_paused(freeze=True):  # nested: the outer block freezes
+                kept = [[i] for i in range(1000)]
+                assert not gc.isenabled() and gc.get_freeze_count() == before
+            assert not gc.isenabled()
+        frozen = gc.get_freeze_count()
+        assert gc.isenabled() and frozen >= before + 1000
+        with loader.gc_paused():  # default: nothing frozen
+            more = [[i] for i in range(1000)]
+        assert gc.isenabled() and gc.get_freeze_count() == frozen and len(more) == 1000
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0 and len(kept) == 1000

@@ -4,11 +4,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar, cast
+
 from ruleengine.applayer.files import magics_in, names_in
 from ruleengine.applayer.http1.files import multipart_boundary, multipart_file_parts
-from ruleengine.applayer.http1.tx import BufferGetter, HttpTransaction
+from ruleengine.applayer.http1.tx import BufferGetter, Headers, HttpTransaction
 
-Headers = list[tuple[bytes, bytes]]
+_V = TypeVar("_V")
+
+
+def _memo(tx: HttpTransaction, key: object, inputs: object, build: Callable[..., _V],
+          *args: object) -> _V:
+    """``build(*args)``, made from ``inputs``: the value kept in ``tx.memo`` under ``key``
+    while the inputs are equal (the same object again: see ``HttpTransaction.memo``)."""
+    hit = tx.memo.get(key)
+    if hit is not None and hit[0] == inputs:
+        return cast(_V, hit[1])
+    value = build(*args)
+    tx.memo[key] = (inputs, value)
+    return value
+
 
 def header_buffer(headers: Headers, skip: bytes) -> bytes | None:
     """``http.header``: ``Name: value\\r\\n`` per header, without the cookie header of that
@@ -61,7 +77,8 @@ def get_request_body(tx: HttpTransaction) -> bytes | None:
 
 
 def get_request_header(tx: HttpTransaction) -> bytes | None:
-    return header_buffer(tx.request_headers, b"cookie")
+    headers = tx.request_headers
+    return _memo(tx, ("http.header", True), tuple(headers), header_buffer, headers, b"cookie")
 
 
 def get_request_header_raw(tx: HttpTransaction) -> bytes | None:
@@ -69,11 +86,13 @@ def get_request_header_raw(tx: HttpTransaction) -> bytes | None:
 
 
 def get_request_header_names(tx: HttpTransaction) -> bytes | None:
-    return header_names_buffer(tx.request_headers)
+    headers = tx.request_headers
+    return _memo(tx, ("http.header_names", True), tuple(headers), header_names_buffer, headers)
 
 
 def get_request_start(tx: HttpTransaction) -> bytes | None:
-    return start_buffer(tx.request_line, tx.request_headers)
+    line, headers = tx.request_line, tx.request_headers
+    return _memo(tx, ("http.start", True), (line, tuple(headers)), start_buffer, line, headers)
 
 
 def get_request_header_list(tx: HttpTransaction) -> list[bytes] | None:
@@ -112,7 +131,9 @@ def get_response_body(tx: HttpTransaction) -> bytes | None:
 
 
 def get_response_header(tx: HttpTransaction) -> bytes | None:
-    return header_buffer(tx.response_headers, b"set-cookie")
+    headers = tx.response_headers
+    return _memo(tx, ("http.header", False), tuple(headers), header_buffer, headers,
+                 b"set-cookie")
 
 
 def get_response_header_raw(tx: HttpTransaction) -> bytes | None:
@@ -120,11 +141,13 @@ def get_response_header_raw(tx: HttpTransaction) -> bytes | None:
 
 
 def get_response_header_names(tx: HttpTransaction) -> bytes | None:
-    return header_names_buffer(tx.response_headers)
+    headers = tx.response_headers
+    return _memo(tx, ("http.header_names", False), tuple(headers), header_names_buffer, headers)
 
 
 def get_response_start(tx: HttpTransaction) -> bytes | None:
-    return start_buffer(tx.response_line, tx.response_headers)
+    line, headers = tx.response_line, tx.response_headers
+    return _memo(tx, ("http.start", False), (line, tuple(headers)), start_buffer, line, headers)
 
 
 def get_response_header_list(tx: HttpTransaction) -> list[bytes] | None:
@@ -181,10 +204,16 @@ def get_request_file_data(tx: HttpTransaction) -> bytes | None:
         return tx.request_body
     if method != b"POST":
         return None
-    boundary = multipart_boundary(tx.request_header(b"content-type"))
+    body, content_type = tx.request_body, tx.request_header(b"content-type")
+    return _memo(tx, ("file.data", True), (body, content_type), _post_file_data, body,
+                 content_type)
+
+
+def _post_file_data(body: bytes, content_type: bytes | None) -> bytes | None:
+    boundary = multipart_boundary(content_type)
     if boundary is None:
-        return tx.request_body
-    files = multipart_file_parts(tx.request_body, boundary)
+        return body
+    files = multipart_file_parts(body, boundary)
     return b"".join(content for _, content, _ in files) if files else None
 
 

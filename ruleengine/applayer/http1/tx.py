@@ -41,6 +41,10 @@ def _lower_name(name: bytes) -> bytes:
 
 BufferGetter = Callable[["HttpTransaction"], "bytes | list[bytes] | None"]
 
+Headers = list[tuple[bytes, bytes]]
+Memo = dict[object, tuple[object, object]]
+"""Values derived from a transaction, by key: (the inputs they were made from, value)."""
+
 
 @dataclass(slots=True, eq=False)
 class HttpTransaction:
@@ -102,13 +106,18 @@ class HttpTransaction:
     # Detection bookkeeping the pipeline may use (inspected progress per direction).
     inspected_request: int = 0
     inspected_response: int = 0
+    # Derived values (header indexes, built buffers: ``getters.py``), each kept with the
+    # inputs it was made from and reused while they are equal: detection asks for the same
+    # buffers at every progress step, and an unchanged buffer is then the same object,
+    # which the engine's per-buffer MPM cache recognises without scanning again.
+    memo: Memo = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ header lookup
     def request_header(self, name: bytes) -> bytes | None:
-        return _lookup(self.request_headers, name)
+        return header_index(self, self.request_headers, True).get(name.lower())
 
     def response_header(self, name: bytes) -> bytes | None:
-        return _lookup(self.response_headers, name)
+        return header_index(self, self.response_headers, False).get(name.lower())
 
     # ------------------------------------------------------------------ bodies
     def add_body(self, to_server: bool, data: bytes, limit: int) -> int:
@@ -222,13 +231,16 @@ class HttpTransaction:
         return None if getter is None else getter(self)
 
 
-def _lookup(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    wanted = name.lower()
-    known = _LOWER.get
+def header_index(tx: HttpTransaction, headers: Headers, request: bool) -> dict[bytes, bytes]:
+    """Lowered header name (NULs and surrounding blanks dropped) -> the value of its first
+    header, for the header list ``headers`` of ``tx`` (``request``: which one). Rebuilt only
+    when the list's content changed (headers are merged into it in place, trailers late)."""
+    snapshot = tuple(headers)
+    hit = tx.memo.get(request)
+    if hit is not None and hit[0] == snapshot:
+        return hit[1]  # type: ignore[return-value]
+    index: dict[bytes, bytes] = {}
     for key, value in headers:
-        low = known(key)
-        if low is None:
-            low = _lower_name(key)
-        if low == wanted:
-            return value
-    return None
+        index.setdefault(_lower_name(key), value)
+    tx.memo[request] = (snapshot, index)
+    return index
