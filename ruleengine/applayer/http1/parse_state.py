@@ -42,6 +42,10 @@ class State(enum.Enum):
     IGNORE = "ignore"  # after HTTP/0.9, in a tunnel, after close
     STOPPED = "stopped"  # gave up on this direction
 
+    # members are singletons: the identity hash is enough for the handler table, and unlike
+    # Enum's own (hash of the name, in Python) it costs no call on every handler lookup
+    __hash__ = object.__hash__
+
 
 class Side:
     """Parsing state of one direction."""
@@ -128,7 +132,8 @@ class ParserBase:
     # ------------------------------------------------------------------ driver
     def _run(self, side: Side) -> None:
         handlers = self._handlers
-        while side.available():
+        buf = side.buf
+        while len(buf) > side.pos:
             handler = handlers.get(side.state)
             if handler is None:  # IGNORE / STOPPED: drop the rest
                 side.pos = len(side.buf)
