@@ -171,6 +171,9 @@ class AppLayerSpec:
     eve_logger: EveLogger | None = None
     # the object added to alerts (``alert.tls``...); defaults to eve_logger
     alert_logger: EveLogger | None = None
+    # eve_same_as_alert(options): with these eve-log options, is the event's object the one
+    # alert_logger builds? Then the event, alerts and fileinfo of a packet share one object
+    eve_same_as_alert: Callable[[Mapping[str, Any]], bool] | None = None
     # more top-level objects of the protocol's events and alerts, beside its own key
     # (SMTP's ``email``): ``{"email": {...}}``, or None
     eve_extra: EveLogger | None = None

@@ -445,6 +445,7 @@ class EveWriter:
         self.stamp: int | None = None
         self._objects_stamp: int | None = None
         self._objects: dict[tuple[int, str], tuple[Any, Any, dict[str, Any] | None]] = {}
+        self._same_alert: dict[str, bool] = {}
 
     def _alert_object(self, alproto: str, tx: Any, options: Mapping[str, Any] | None
                       ) -> dict[str, Any] | None:
@@ -452,6 +453,7 @@ class EveWriter:
         stamp = self.stamp
         if stamp is None:
             return app_object(alproto, tx, options, alert=True)
+        options = options or _NO_OPTIONS  # None and {} alike: one entry for all callers
         cache = self._objects
         if stamp != self._objects_stamp:
             cache.clear()
@@ -464,6 +466,17 @@ class EveWriter:
         obj = app_object(alproto, tx, options, alert=True)
         cache[key] = (tx, options, obj)
         return obj
+
+    def _same_as_alert(self, name: str, spec: Any) -> bool:
+        """Does the protocol's event object equal its alert object under this writer's
+        options (asked once per protocol)?"""
+        known = self._same_alert.get(name)
+        if known is None:
+            same = spec.eve_same_as_alert
+            options = self.type_options.get(name) or _NO_OPTIONS
+            known = same is not None and spec.alert_logger is not None and bool(same(options))
+            self._same_alert[name] = known
+        return known
 
     # --- events --------------------------------------------------------------------
 
@@ -646,9 +659,13 @@ class EveWriter:
         if logger is None:
             return True
         options = self.type_options.get(name) or {}
+        shared = spec is not None and self._same_as_alert(name, spec)
         wrote = False
         for _ in range(_MAX_EVENTS_PER_TX):
-            obj = logger(tx, options)
+            # the alert-style object when it is the same: fileinfo and alerts of this
+            # packet then reuse it instead of building it again
+            obj = self._alert_object(name, tx, self.type_options.get(name) or _NO_OPTIONS) \
+                if shared else logger(tx, options)
             if not obj:
                 break
             event = self._header(ts, name, flow.flow_id, pcap_cnt)

@@ -28,7 +28,7 @@ from ruleengine.applayer.base import AppParser, ProbeResult, package_spec
 from ruleengine.applayer.detect_proto import detect_app_proto
 from ruleengine.applayer.http1 import buffers
 from ruleengine.applayer.http1.config import HttpConfig
-from ruleengine.applayer.http1.logger import eve_http, eve_http_alert
+from ruleengine.applayer.http1.logger import eve_http, eve_http_alert, same_as_alert
 from ruleengine.applayer.http1.parser import HttpParser
 from ruleengine.applayer.http1.tx import HttpTransaction, Progress
 
@@ -61,7 +61,7 @@ PROTOCOL = package_spec(
     aliases=("http1",), anomaly_upper=True, raw_on_complete=True,
     default_ports={6: (80, 8080)}, probe=_probe, probe_depth=24,
     make_parser=_make_parser, parse_config=_parse_config,
-    eve_logger=eve_http, alert_logger=eve_http_alert,
+    eve_logger=eve_http, alert_logger=eve_http_alert, eve_same_as_alert=same_as_alert,
 )
 
 __all__ = ["PROTOCOL", "HttpConfig", "HttpParser", "HttpTransaction", "Progress"]

@@ -193,7 +193,8 @@ class BodyFraming(ParserBase):
     def _store_body(self, side: Side, tx: HttpTransaction, data: bytes) -> None:
         if not data:
             return
-        limit = self.config.body(side.is_request).limit
+        cfg = self.config
+        limit = cfg.request_body_limit if side.is_request else cfg.response_body_limit
         stored = tx.add_body(side.is_request, data, limit)
         side.files.data(tx, data, stored, limit, self.file_policy)
 

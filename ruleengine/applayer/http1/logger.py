@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ruleengine.applayer.http1.tx import HttpTransaction
 from ruleengine.applayer.jsontext import as_int, text
 from ruleengine.config.values import parse_bool
 
@@ -96,6 +97,112 @@ def dump_all(options: Mapping[str, Any]) -> tuple[bool, bool]:
     if word.startswith("both"):
         return True, True
     return word.startswith("request"), word.startswith("response")
+
+
+# header names as sent -> as compared (tx.py's rule: NULs out, SP/HT trimmed, lower case);
+# the same few spellings recur in every transaction. Bounded: a peer may send endless names.
+_LOWER: dict[bytes, bytes] = {}
+_LOWER_MAX = 4096
+_LOWER_LEN = 64
+# the headers the basic and extended fields read, per side
+_REQUEST_WANTED = frozenset((b"user-agent", b"x-forwarded-for", b"referer"))
+_RESPONSE_WANTED = frozenset((b"content-type", b"content-range", b"location"))
+
+
+def _lower(name: bytes) -> bytes:
+    low = name.replace(b"\x00", b"").strip(b" \t").lower()
+    if len(name) <= _LOWER_LEN:
+        if len(_LOWER) >= _LOWER_MAX:
+            _LOWER.clear()
+        _LOWER[name] = low
+    return low
+
+
+def _pick(headers: list[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[bytes, bytes]:
+    """The wanted headers of a list in one pass, the first of each name (as
+    ``HttpTransaction.request_header`` finds it)."""
+    found: dict[bytes, bytes] = {}
+    known = _LOWER.get
+    for name, value in headers:
+        low = known(name)
+        if low is None:
+            low = _lower(name)
+        if low in wanted and low not in found:
+            found[low] = value
+    return found
+
+
+def _replace(raw: bytes | None) -> str | None:
+    """The transaction's own EVE text (``HttpTransaction.url`` and the like): bad UTF-8
+    replaced, not escaped."""
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+def _escaped(raw: bytes | None) -> str | None:
+    """A header value as EVE text (``text``), the common case without a call."""
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text(raw)
+
+
+def _tx_object(tx: HttpTransaction, extended: bool) -> dict[str, Any]:
+    """``_basic`` (+ ``_extended``) of a parser transaction in one go: each header list is
+    read once for all the fields, and the fields come straight from the transaction's
+    attributes. Same keys, order and values as the generic path."""
+    request = _pick(tx.request_headers, _REQUEST_WANTED)
+    response = _pick(tx.response_headers, _RESPONSE_WANTED)
+    http: dict[str, Any] = {}
+    value: str | None = _replace(tx.host)
+    if value:
+        http["hostname"] = value
+    if tx.request_port is not None:
+        http["http_port"] = tx.request_port
+    value = _replace(tx.uri_raw)
+    if value:
+        http["url"] = value
+    value = _replace(request.get(b"user-agent"))
+    if value:
+        http["http_user_agent"] = value
+    value = _escaped(request.get(b"x-forwarded-for"))
+    if value:
+        http["xff"] = value
+    value = _escaped(response.get(b"content-type"))
+    if value:
+        # Suricata logs the media type only, without parameters
+        value = value.split(";", 1)[0].strip()
+        if value:
+            http["http_content_type"] = value
+    content_range = response.get(b"content-range")
+    if content_range:
+        http["content_range"] = _content_range(content_range)
+    if not extended:
+        return http
+    value = _escaped(request.get(b"referer"))
+    if value:
+        http["http_refer"] = value
+    value = _replace(tx.method_raw)
+    if value:
+        http["http_method"] = value
+    value = _replace(tx.request_protocol)
+    if value:
+        http["protocol"] = value
+    status = tx.status
+    if status is not None and status > 0:
+        http["status"] = status
+    else:
+        # a status line whose code is not a number: its text (libhtp's response_status)
+        value = _escaped(tx.status_code)
+        if value:
+            http["status_string"] = value
+    value = _escaped(response.get(b"location"))
+    if value:
+        http["redirect"] = value
+    length = tx.response_message_len
+    http["length"] = length if length >= 0 else 0
+    return http
 
 
 def _basic(tx: Any, http: dict[str, Any]) -> None:
@@ -186,18 +293,34 @@ def eve_http(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any
     """The ``http`` event's object with eve-log's ``http`` options. Fields Suricata leaves
     out when absent or empty are left out here too."""
     options = options or {}
-    http: dict[str, Any] = {}
-    _basic(tx, http)
-    if parse_bool(options.get("extended")) is True:
-        _extended(tx, http)
-    _add_headers(tx, http, options)
+    extended = parse_bool(options.get("extended")) is True
+    if type(tx) is HttpTransaction:
+        http = _tx_object(tx, extended)
+    else:
+        http = {}
+        _basic(tx, http)
+        if extended:
+            _extended(tx, http)
+    if "dump-all-headers" in options or "custom" in options:
+        _add_headers(tx, http, options)
     return http
 
 
 def eve_http_alert(tx: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``http`` object of alerts, fileinfo and other events: basic and extended fields
     whatever the http logger's options (``EveHttpAddMetadata``)."""
+    if type(tx) is HttpTransaction:
+        return _tx_object(tx, True)
     http: dict[str, Any] = {}
     _basic(tx, http)
     _extended(tx, http)
     return http
+
+
+def same_as_alert(options: Mapping[str, Any]) -> bool:
+    """Is ``eve_http(tx, options)`` the object ``eve_http_alert(tx)`` builds (extended on,
+    no header arrays)? Then one object can serve the http event, alerts and fileinfo."""
+    if parse_bool(options.get("extended")) is not True:
+        return False
+    request, response = dump_all(options)
+    return not (request or response or custom_fields(options))

@@ -19,6 +19,12 @@ VALUE_WS = b" \t\r\n\x0b\x0c"
 SPACE_OR_NUL = b" \t\r\n\x0b\x0c\x00"  # libhtp's take_is_space_or_null
 MAX_REPETITIONS = 64
 MAX_TX_EVENTS = 32
+# header names already found clean (no trailing whitespace or NUL, a token): the same few
+# recur in every message, so their checks are done once. Bounded: a peer may send endless
+# distinct names.
+_CLEAN_NAMES: set[bytes] = set()
+_CLEAN_NAMES_MAX = 4096
+_CLEAN_NAME_LEN = 64
 
 
 class State(enum.Enum):
@@ -35,6 +41,10 @@ class State(enum.Enum):
     CONNECT_PROBE = "connect-probe"  # CONNECT accepted: is the tunnel HTTP again?
     IGNORE = "ignore"  # after HTTP/0.9, in a tunnel, after close
     STOPPED = "stopped"  # gave up on this direction
+
+    # members are singletons: the identity hash is enough for the handler table, and unlike
+    # Enum's own (hash of the name, in Python) it costs no call on every handler lookup
+    __hash__ = object.__hash__
 
 
 class Side:
@@ -122,7 +132,8 @@ class ParserBase:
     # ------------------------------------------------------------------ driver
     def _run(self, side: Side) -> None:
         handlers = self._handlers
-        while side.available():
+        buf = side.buf
+        while len(buf) > side.pos:
             handler = handlers.get(side.state)
             if handler is None:  # IGNORE / STOPPED: drop the rest
                 side.pos = len(side.buf)
@@ -186,6 +197,38 @@ class ParserBase:
         if room > 0:
             side.raw += line[:room]
 
+    def _plain_header_lines(self, side: Side) -> None:
+        """Fast path of the header state: take every ``name: value CRLF`` line in a row that
+        no leniency rule can touch (the only CR right before the LF, not starting with SP,
+        HT or NUL, within the field limit and the header count), as the lenient path would
+        take it: the line into the raw block, its content into the header lines. Anything
+        else (the empty line ending the block, folds, bare CR, LF-only or LF CR endings, a
+        line still arriving) is left to the lenient path."""
+        buf = side.buf
+        pos = side.pos
+        cfg = self.config
+        field_limit = cfg.field_limit
+        room = cfg.headers_limit - side.header_count
+        block_limit = cfg.max_header_block
+        headers = side.headers
+        raw = side.raw
+        taken = 0
+        while taken < room:
+            lf = buf.find(b"\n", pos)
+            size = lf - pos  # negative without an LF
+            if size < 2 or size > field_limit or buf[lf - 1] != 0x0D or (
+                buf[pos] in (0x20, 0x09, 0x00) or buf.find(b"\r", pos, lf - 1) != -1
+            ):
+                break
+            left = block_limit - len(raw)
+            if left > 0:
+                raw += buf[pos : min(lf + 1, pos + left)]
+            headers.append(bytes(buf[pos : lf - 1]))
+            taken += 1
+            pos = lf + 1
+        side.header_count += taken
+        side.pos = pos
+
     def _add_header_line(self, side: Side, content: bytes) -> None:
         """Collect logical header lines: a line starting with SP/HT continues the previous one
         (libhtp keeps the folding whitespace). On the response side a continuation that looks
@@ -230,11 +273,17 @@ class ParserBase:
             self._event(tx, name)
             return b"", line.strip(VALUE_WS)
         raw_name = line[:colon]
+        if raw_name in _CLEAN_NAMES:
+            return raw_name, line[colon + 1 :].strip(VALUE_WS)
         # trailing whitespace and NULs are not part of the name (libhtp trims them)
         header_name = raw_name.rstrip(VALUE_WS + b"\x00")
         if header_name != raw_name or not header_name or not lex.is_token(header_name):
             name = ev.REQUEST_HEADER_INVALID if side.is_request else ev.RESPONSE_HEADER_INVALID
             self._event(tx, name)
+        elif len(header_name) <= _CLEAN_NAME_LEN:
+            if len(_CLEAN_NAMES) >= _CLEAN_NAMES_MAX:
+                _CLEAN_NAMES.clear()
+            _CLEAN_NAMES.add(header_name)
         return header_name, line[colon + 1 :].strip(VALUE_WS)
 
     def _merged_headers(self, side: Side, into: list[tuple[bytes, bytes]]) -> None:

@@ -139,6 +139,7 @@ class HttpParser(RequestParsing, ResponseParsing):
         return self._start_response(side, line, content)
 
     def _on_headers(self, side: Side) -> bool:
+        self._plain_header_lines(side)
         line = self._read_header_line(side)
         if line is None:
             return False

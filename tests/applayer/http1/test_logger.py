@@ -89,3 +89,114 @@ def test_alert_http_object_is_extended_whatever_the_http_options(tmp_path: Path)
     fileinfo = next(e for e in events if e["event_type"] == "fileinfo")
     assert fileinfo["http"]["http_method"] == "GET"
     assert json.dumps(http_event(events)).count("http_method") == 0
+
+
+# --- the parser transaction's fast path and the shared alert-style object ------------------
+
+_ODD_REQUESTS = [
+    REQ,
+    b"GET http://Abs.Test:81/p\xff?q HTTP/1.0\r\nUser-Agent: bad \xfe utf8\r\n"
+    b"X-Forwarded-For: 10.0.0.1\xc3\r\nReferer: \xe9\r\nx-forwarded-for: second\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nUser\x00-Agent: nul\r\n  X-Forwarded-For : spaced\r\n\r\n",
+    b"POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab",
+]
+_ODD_RESPONSES = [
+    RESP,
+    b"HTTP/1.1 abc Weird\r\nContent-Type: ;x\r\nLocation: /\xffnext\r\n"
+    b"Content-Range: bytes */20\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 302 Found\r\nContent-Type:  text/html ; q=1\r\nContent-Range: junk\r\n"
+    b"Location: http://r/\r\nLocation: http://s/\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+]
+_OPTIONS: list[dict[str, Any]] = [
+    {}, {"extended": "yes"}, {"extended": True, "custom": ["accept", "Location"]},
+    {"dump-all-headers": "both"}, {"extended": "yes", "dump-all-headers": "response"},
+]
+
+
+class _Generic:
+    """The transaction seen through another type: the logger's generic path."""
+
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+
+def _transactions() -> list[Any]:
+    from ruleengine.applayer.http1 import HttpParser
+
+    txs = []
+    for request in _ODD_REQUESTS:
+        for response in _ODD_RESPONSES:
+            parser = HttpParser()
+            parser.feed(True, request)
+            parser.feed(False, response)
+            parser.close()
+            txs.extend(parser.transactions)
+    return txs
+
+
+def test_parser_transactions_log_exactly_as_the_generic_path() -> None:
+    from ruleengine.applayer.http1.logger import eve_http, eve_http_alert
+
+    txs = _transactions()
+    assert len(txs) >= 16
+    for tx in txs:
+        for options in _OPTIONS:
+            fast, generic = eve_http(tx, options), eve_http(_Generic(tx), options)
+            assert list(fast.items()) == list(generic.items()), (tx, options)
+        assert list(eve_http_alert(tx).items()) == list(eve_http_alert(_Generic(tx)).items())
+
+
+def test_same_as_alert_only_for_extended_without_header_arrays() -> None:
+    from ruleengine.applayer.http1.logger import eve_http, eve_http_alert, same_as_alert
+
+    assert same_as_alert({"extended": "yes"}) and same_as_alert({"extended": True})
+    assert not same_as_alert({}) and not same_as_alert({"extended": "no"})
+    assert not same_as_alert({"extended": "yes", "dump-all-headers": "request"})
+    assert not same_as_alert({"extended": "yes", "custom": ["cookie"]})
+    # a custom list of names outside Suricata's table logs nothing: still the same object
+    assert same_as_alert({"extended": "yes", "custom": ["x-not-in-the-table"]})
+    for tx in _transactions():
+        for options in [*_OPTIONS, {"extended": "yes", "custom": ["x-not-in-the-table"]}]:
+            if same_as_alert(options):
+                assert eve_http(tx, options) == eve_http_alert(tx)
+
+
+def test_http_event_fileinfo_and_alert_share_one_object_per_stamp(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from types import SimpleNamespace
+
+    from ruleengine.applayer.http1 import logger
+    from ruleengine.outputs.eve import EveWriter
+
+    tx = next(t for t in _transactions() if t.files)
+    flow = SimpleNamespace(src=bytes([10, 0, 0, 1]), dst=bytes([10, 0, 0, 2]), sport=1234,
+                           dport=80, proto=6, flow_id=7, vlan=None)
+    built: list[Any] = []
+    real = logger._tx_object
+
+    def counting(t: Any, extended: bool) -> dict[str, Any]:
+        built.append(t)
+        return real(t, extended)
+
+    monkeypatch.setattr(logger, "_tx_object", counting)
+
+    def events(options: dict[str, Any], stamp: int | None) -> list[dict[str, Any]]:
+        built.clear()
+        writer = EveWriter(tmp_path / f"eve-{len(options)}-{stamp}.json",
+                           type_options={"http": options})
+        writer.stamp = stamp
+        writer.app_tx("http", ts=1.0, flow=flow, tx=tx, pcap_cnt=1)
+        writer.fileinfo("http", ts=1.0, flow=flow, tx=tx, file=tx.files[0], pcap_cnt=1)
+        writer.close()
+        return [json.loads(line) for line in writer.path.read_text().splitlines()]
+
+    shared = events({"extended": "yes"}, stamp=1)
+    assert len(built) == 1 and shared[0]["http"] == shared[1]["http"]
+    assert events({"extended": "yes"}, stamp=None) == shared and len(built) == 2
+    basic = events({}, stamp=1)
+    assert len(built) == 2 and "http_method" not in basic[0]["http"]
+    assert basic[1]["http"] == shared[1]["http"]
