@@ -9,18 +9,10 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ruleengine.keywords.registry import (
-    KeywordSpec,
-    MatchContext,
-    MatchOrder,
-    MatchStep,
-    PostmatchStep,
-    Quotes,
-    Stage,
-    StepCache,
-)
+from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder, Quotes, Stage
+from ruleengine.keywords.state_steps import CheckActionSteps
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import Flowbit, FlowbitCmd, Rule
+from ruleengine.rules.model import Flowbit, FlowbitCmd
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -139,26 +131,11 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowbit, ...]) -> None:
         apply_actions(actions, ctx.flow.flowbits)
 
 
-_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
-_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
-
-
-def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
-    if not rule.flowbits:
-        return ()
-    checks = tuple(f for f in rule.flowbits if f.is_check)
-    if not checks:
-        return ()
-    return _STEPS.get(checks, lambda: ((_match, checks, "flowbits"),))
-
-
-def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
-    if not rule.flowbits:
-        return ()
-    actions = tuple(f for f in rule.flowbits if f.cmd in ACTIONS)
-    if not actions:
-        return ()
-    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
+_STEPS: CheckActionSteps[Flowbit] = CheckActionSteps(
+    "flowbits", lambda rule: rule.flowbits, _match, _postmatch,
+    is_action=lambda f: f.cmd in ACTIONS)  # noalert is neither a check nor an action
+match_setup = _STEPS.match_setup
+postmatch_setup = _STEPS.postmatch_setup
 
 
 SPECS: tuple[KeywordSpec, ...] = (

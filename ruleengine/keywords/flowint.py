@@ -16,18 +16,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import match_syntax
-from ruleengine.keywords.registry import (
-    KeywordSpec,
-    MatchContext,
-    MatchOrder,
-    MatchStep,
-    PostmatchStep,
-    Quotes,
-    Stage,
-    StepCache,
-)
+from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder, Quotes, Stage
+from ruleengine.keywords.state_steps import CheckActionSteps
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import Flowint, Rule
+from ruleengine.rules.model import Flowint
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -139,26 +131,10 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowint, ...]) -> None:
         apply(actions, state.flowints, ctx.flowint_max)
 
 
-_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
-_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
-
-
-def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
-    if not rule.flowints:
-        return ()
-    checks = tuple(f for f in rule.flowints if f.is_check)
-    if not checks:
-        return ()
-    return _STEPS.get(checks, lambda: ((_match, checks, "flowint"),))
-
-
-def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
-    if not rule.flowints:
-        return ()
-    actions = tuple(f for f in rule.flowints if not f.is_check)
-    if not actions:
-        return ()
-    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
+_STEPS: CheckActionSteps[Flowint] = CheckActionSteps(
+    "flowint", lambda rule: rule.flowints, _match, _postmatch)
+match_setup = _STEPS.match_setup
+postmatch_setup = _STEPS.postmatch_setup
 
 
 SPECS: tuple[KeywordSpec, ...] = (

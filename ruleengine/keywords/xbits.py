@@ -11,18 +11,10 @@ import re
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import parse_int, split_args
-from ruleengine.keywords.registry import (
-    KeywordSpec,
-    MatchContext,
-    MatchOrder,
-    MatchStep,
-    PostmatchStep,
-    Quotes,
-    Stage,
-    StepCache,
-)
+from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder, Quotes, Stage
+from ruleengine.keywords.state_steps import CheckActionSteps
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import Rule, Xbit, XbitCmd
+from ruleengine.rules.model import Xbit, XbitCmd
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -105,26 +97,10 @@ def _postmatch(ctx: MatchContext, actions: tuple[Xbit, ...]) -> None:
     ctx.xbits.apply(actions, pkt.src, pkt.dst, float(pkt.ts))
 
 
-_STEPS: StepCache[tuple[MatchStep, ...]] = StepCache()
-_POST_STEPS: StepCache[tuple[PostmatchStep, ...]] = StepCache()
-
-
-def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
-    if not rule.xbits:
-        return ()
-    checks = tuple(x for x in rule.xbits if x.is_check)
-    if not checks:
-        return ()
-    return _STEPS.get(checks, lambda: ((_match, checks, "xbits"),))
-
-
-def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
-    if not rule.xbits:
-        return ()
-    actions = tuple(x for x in rule.xbits if not x.is_check)
-    if not actions:
-        return ()
-    return _POST_STEPS.get(actions, lambda: ((_postmatch, actions),))
+_STEPS: CheckActionSteps[Xbit] = CheckActionSteps(
+    "xbits", lambda rule: rule.xbits, _match, _postmatch)
+match_setup = _STEPS.match_setup
+postmatch_setup = _STEPS.postmatch_setup
 
 
 SPECS: tuple[KeywordSpec, ...] = (
