@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder, Quotes, Stage
+from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder
 from ruleengine.keywords.state_steps import CheckActionSteps
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Flowbit, FlowbitCmd
@@ -134,12 +134,5 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowbit, ...]) -> None:
 _STEPS: CheckActionSteps[Flowbit] = CheckActionSteps(
     "flowbits", lambda rule: rule.flowbits, _match, _postmatch,
     is_action=lambda f: f.cmd in ACTIONS)  # noalert is neither a check nor an action
-match_setup = _STEPS.match_setup
-postmatch_setup = _STEPS.postmatch_setup
-
-
-SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("flowbits", setup_flowbits, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
-                match=match_setup, match_order=MatchOrder.FLOWBITS,
-                postmatch=postmatch_setup),
-)
+match_setup, postmatch_setup = _STEPS.match_setup, _STEPS.postmatch_setup
+SPECS: tuple[KeywordSpec, ...] = (_STEPS.spec(setup_flowbits, MatchOrder.FLOWBITS),)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import match_syntax
-from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder, Quotes, Stage
+from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder
 from ruleengine.keywords.state_steps import CheckActionSteps
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Flowint
@@ -133,12 +133,5 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowint, ...]) -> None:
 
 _STEPS: CheckActionSteps[Flowint] = CheckActionSteps(
     "flowint", lambda rule: rule.flowints, _match, _postmatch)
-match_setup = _STEPS.match_setup
-postmatch_setup = _STEPS.postmatch_setup
-
-
-SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("flowint", setup_flowint, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
-                match=match_setup, match_order=MatchOrder.FLOWINT,
-                postmatch=postmatch_setup),
-)
+match_setup, postmatch_setup = _STEPS.match_setup, _STEPS.postmatch_setup
+SPECS: tuple[KeywordSpec, ...] = (_STEPS.spec(setup_flowint, MatchOrder.FLOWINT),)

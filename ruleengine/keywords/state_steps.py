@@ -8,7 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from ruleengine.keywords.registry import MatchStep, PostmatchStep, StepCache
+from ruleengine.keywords.registry import (
+    KeywordSpec,
+    MatchOrder,
+    MatchStep,
+    PostmatchStep,
+    Quotes,
+    Setup,
+    Stage,
+    StepCache,
+)
 
 if TYPE_CHECKING:
     from ruleengine.keywords.registry import MatchContext
@@ -63,3 +72,10 @@ class CheckActionSteps(Generic[_I]):
         if not actions:
             return ()
         return self._post_steps.get(actions, lambda: ((self._postmatch, actions),))
+
+    def spec(self, setup: Setup, order: MatchOrder) -> KeywordSpec:
+        """The keyword's registry entry: one unquoted argument, parsed after the rule's
+        other options (Stage.POSTMATCH), matched and applied through these steps."""
+        return KeywordSpec(self.name, setup, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
+                           match=self.match_setup, match_order=order,
+                           postmatch=self.postmatch_setup)

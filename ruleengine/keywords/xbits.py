@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import parse_int, split_args
-from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder, Quotes, Stage
+from ruleengine.keywords.registry import KeywordSpec, MatchContext, MatchOrder
 from ruleengine.keywords.state_steps import CheckActionSteps
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Xbit, XbitCmd
@@ -99,11 +99,5 @@ def _postmatch(ctx: MatchContext, actions: tuple[Xbit, ...]) -> None:
 
 _STEPS: CheckActionSteps[Xbit] = CheckActionSteps(
     "xbits", lambda rule: rule.xbits, _match, _postmatch)
-match_setup = _STEPS.match_setup
-postmatch_setup = _STEPS.postmatch_setup
-
-
-SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("xbits", setup_xbits, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
-                match=match_setup, match_order=MatchOrder.XBITS, postmatch=postmatch_setup),
-)
+match_setup, postmatch_setup = _STEPS.match_setup, _STEPS.postmatch_setup
+SPECS: tuple[KeywordSpec, ...] = (_STEPS.spec(setup_xbits, MatchOrder.XBITS),)
