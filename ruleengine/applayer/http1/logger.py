@@ -205,23 +205,25 @@ def _tx_object(tx: HttpTransaction, extended: bool) -> dict[str, Any]:
     return http
 
 
-def _basic(tx: Any, http: dict[str, Any]) -> None:
-    def put(key: str, value: Any) -> None:
-        value = text(value)
-        if value:
-            http[key] = value
+def _put(http: dict[str, Any], key: str, value: Any) -> None:
+    """``http[key]`` = the value as text, when it has any."""
+    value = text(value)
+    if value:
+        http[key] = value
 
-    put("hostname", getattr(tx, "hostname", None))
+
+def _basic(tx: Any, http: dict[str, Any]) -> None:
+    _put(http, "hostname", getattr(tx, "hostname", None))
     port = as_int(getattr(tx, "host_port", None))
     if port is not None:
         http["http_port"] = port
-    put("url", getattr(tx, "url", None))
-    put("http_user_agent", getattr(tx, "user_agent", None))
-    put("xff", _header(tx, "request_header", b"x-forwarded-for", "xff"))
+    _put(http, "url", getattr(tx, "url", None))
+    _put(http, "http_user_agent", getattr(tx, "user_agent", None))
+    _put(http, "xff", _header(tx, "request_header", b"x-forwarded-for", "xff"))
     content_type = text(_header(tx, "response_header", b"content-type", "content_type"))
     if content_type:
         # Suricata logs the media type only, without parameters
-        put("http_content_type", content_type.split(";", 1)[0].strip())
+        _put(http, "http_content_type", content_type.split(";", 1)[0].strip())
     content_range = _header(tx, "response_header", b"content-range", "content_range")
     if isinstance(content_range, bytes | str) and content_range:
         http["content_range"] = _content_range(content_range)
@@ -242,21 +244,16 @@ def _content_range(value: bytes | str) -> dict[str, Any]:
 
 
 def _extended(tx: Any, http: dict[str, Any]) -> None:
-    def put(key: str, value: Any) -> None:
-        value = text(value)
-        if value:
-            http[key] = value
-
-    put("http_refer", _header(tx, "request_header", b"referer", "referer"))
-    put("http_method", getattr(tx, "method", None))
-    put("protocol", getattr(tx, "protocol", None))
+    _put(http, "http_refer", _header(tx, "request_header", b"referer", "referer"))
+    _put(http, "http_method", getattr(tx, "method", None))
+    _put(http, "protocol", getattr(tx, "protocol", None))
     status = as_int(getattr(tx, "status", None))
     if status is not None and status > 0:
         http["status"] = status
     else:
         # a status line whose code is not a number: its text (libhtp's response_status)
-        put("status_string", getattr(tx, "status_code", None))
-    put("redirect", _header(tx, "response_header", b"location", "redirect"))
+        _put(http, "status_string", getattr(tx, "status_code", None))
+    _put(http, "redirect", _header(tx, "response_header", b"location", "redirect"))
     length = as_int(getattr(tx, "length", None))
     http["length"] = length if length is not None and length >= 0 else 0
 
