@@ -170,20 +170,24 @@ class ParserBase:
         return tx
 
     def _request_tx(self) -> HttpTransaction | None:
-        if self._awaiting_request:
-            return self._awaiting_request.popleft()
-        tx = self._new_tx()
-        if tx is not None:
-            self._awaiting_response.append(tx)
-        return tx
+        return self._side_tx(self._awaiting_request, self._awaiting_response, None)
 
     def _response_tx(self) -> HttpTransaction | None:
-        if self._awaiting_response:
-            return self._awaiting_response.popleft()
+        # a response before its request: the transaction waits for the request
+        return self._side_tx(self._awaiting_response, self._awaiting_request,
+                             ev.UNABLE_TO_MATCH_RESPONSE_TO_REQUEST)
+
+    def _side_tx(self, waiting: deque[HttpTransaction], other: deque[HttpTransaction],
+                 event: str | None) -> HttpTransaction | None:
+        """The oldest transaction waiting for this side, else a new one, which then waits
+        for the other side (``event`` set on it when that is an anomaly)."""
+        if waiting:
+            return waiting.popleft()
         tx = self._new_tx()
         if tx is not None:
-            self._event(tx, ev.UNABLE_TO_MATCH_RESPONSE_TO_REQUEST)
-            self._awaiting_request.append(tx)
+            if event is not None:
+                self._event(tx, event)
+            other.append(tx)
         return tx
 
     # ------------------------------------------------------------------ headers
