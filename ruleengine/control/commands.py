@@ -10,6 +10,7 @@ the AF_PACKET workers' parent.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import ruleengine
@@ -69,6 +70,19 @@ class ControlTarget(Protocol):
         ...
 
 
+def _lookup(args: dict[str, Any] | None, key: str, not_string: str,
+            get: Callable[[str], Any], missing: str) -> Reply:
+    """What ``get`` finds for the command's string argument ``key``: NOK ``not_string``
+    when the argument is not a string, NOK ``missing`` when nothing is found."""
+    name = (args or {}).get(key)
+    if not isinstance(name, str):
+        return Reply(False, not_string)
+    found = get(name)
+    if found is None:
+        return Reply(False, missing)
+    return Reply(True, found)
+
+
 def command_table(target: ControlTarget, started: float | None = None) -> dict[str, Command]:
     """Every command, in Suricata's registration order (command-list shows that order)."""
     start = time.time() if started is None else started
@@ -91,21 +105,15 @@ def command_table(target: ControlTarget, started: float | None = None) -> dict[s
         return run
 
     def iface_stat(args: dict[str, Any] | None) -> Reply:
-        name = (args or {}).get("iface")
-        if not isinstance(name, str):
-            return Reply(False, "Interface name is not a string")
-        found = target.iface_stat(name)
-        if found is None:
-            return Reply(False, "Interface not found")
-        return Reply(True, found)
+        return _lookup(args, "iface", "Interface name is not a string", target.iface_stat,
+                       "Interface not found")
 
     def conf_get(args: dict[str, Any] | None) -> Reply:
-        name = (args or {}).get("variable")
-        if not isinstance(name, str):
-            return Reply(False, "variable is not a string")
-        value = target.conf_get(name)
-        if value is None:
-            return Reply(False, "Unable to get value")
+        found = _lookup(args, "variable", "variable is not a string", target.conf_get,
+                        "Unable to get value")
+        value = found.message
+        if not found.ok:
+            return found
         if isinstance(value, dict | list):
             return Reply(False, "No string value")
         if isinstance(value, bool):  # yaml's yes/no, as Suricata keeps them: strings
