@@ -27,7 +27,13 @@ from typing import Any
 from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.commands import explain_findings as fx
 from ruleengine.commands.errors import UsageError
-from ruleengine.commands.run import _detect_engine, _load_rules, _settings
+from ruleengine.commands.run import (
+    CONFIG_OPTIONS,
+    _detect_engine,
+    _load_rules,
+    _settings,
+    add_options,
+)
 from ruleengine.config import Config, ConfigError
 from ruleengine.decode.decoder import Decoder
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP
@@ -66,11 +72,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--why-fired", action="store_true",
                         help="the flows where the rule alerted: packet, buffers, offsets")
     parser.add_argument("--json", action="store_true", help="JSON output")
-    parser.add_argument("-c", dest="config", metavar="YAML", help="suricata.yaml")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append",
-                        default=[], help="override a configuration value (repeatable)")
-    parser.add_argument("-k", dest="checksum", choices=("none", "all"),
-                        help="checksum checks: none disables them, all forces them")
+    add_options(parser, CONFIG_OPTIONS)
     parser.add_argument("--simulate-ips", action="store_true",
                         help="apply drop/reject as an inline IPS would")
     parser.add_argument("-l", dest="logdir", metavar="LOGDIR",

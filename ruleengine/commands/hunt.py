@@ -71,11 +71,7 @@ def register(subparsers: Any) -> None:
                         help="rule file (exclusive: yaml rule-files are ignored); repeatable")
     parser.add_argument("-s", dest="extra_rules", metavar="RULES", action="append",
                         default=[], help="rule file in addition to the yaml's rule-files")
-    parser.add_argument("-c", dest="config", metavar="YAML", help="suricata.yaml")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append",
-                        default=[], help="override a configuration value (repeatable)")
-    parser.add_argument("-k", dest="checksum", choices=("none", "all"),
-                        help="checksum checks: none disables them, all forces them")
+    run.add_options(parser, run.CONFIG_OPTIONS)
     parser.add_argument("-l", dest="logdir", metavar="LOGDIR", default=".",
                         help="directory for the merged eve.json (default: .)")
     parser.add_argument("--workers", type=int, metavar="N",

@@ -92,6 +92,14 @@ _SOURCE_OPTIONS: tuple[_Option, ...] = (
     (("-q",), {"dest": "queues", "metavar": "N", "type": int, "action": "append",
                "help": "inline IPS on NFQUEUE queue N (repeatable)"}),
 )
+# the configuration of the engine: run, explain and hunt alike
+CONFIG_OPTIONS: tuple[_Option, ...] = (
+    (("-c",), {"dest": "config", "metavar": "YAML", "help": "suricata.yaml"}),
+    (("--set",), {"dest": "overrides", "metavar": "KEY=VALUE", "action": "append",
+                  "default": [], "help": "override a configuration value (repeatable)"}),
+    (("-k",), {"dest": "checksum", "choices": ("none", "all"),
+               "help": "checksum checks: none disables them, all forces them"}),
+)
 _OPTIONS: tuple[_Option, ...] = (
     (("-S",), {"dest": "rules", "metavar": "RULES", "action": "append", "default": [],
                "help": "rule file (exclusive: yaml rule-files are ignored); repeatable"}),
@@ -99,11 +107,7 @@ _OPTIONS: tuple[_Option, ...] = (
                "help": "rule file in addition to the yaml's rule-files; repeatable"}),
     (("-l",), {"dest": "logdir", "metavar": "LOGDIR", "default": ".",
                "help": "directory for eve.json (default: current directory)"}),
-    (("-c",), {"dest": "config", "metavar": "YAML", "help": "suricata.yaml"}),
-    (("--set",), {"dest": "overrides", "metavar": "KEY=VALUE", "action": "append",
-                  "default": [], "help": "override a configuration value (repeatable)"}),
-    (("-k",), {"dest": "checksum", "choices": ("none", "all"),
-               "help": "checksum checks: none disables them, all forces them"}),
+    *CONFIG_OPTIONS,
     (("--simulate-ips",), {"action": "store_true",
                            "help": "apply drop/reject on a pcap run as an inline IPS would"}),
     (("--runmode",), {
@@ -147,7 +151,7 @@ _LATE_OPTIONS: tuple[_Option, ...] = (
 )
 
 
-def _add_options(parser: Any, options: tuple[_Option, ...]) -> None:
+def add_options(parser: Any, options: tuple[_Option, ...]) -> None:
     for flags, keywords in options:
         parser.add_argument(*flags, **keywords)
 
@@ -158,10 +162,10 @@ def register(subparsers: Any) -> None:
         help="inspect a pcap file, an AF_PACKET interface or NFQUEUE queues",
         description="Run the detection engine, like `suricata -r/-i/-q`.",
     )
-    _add_options(parser.add_mutually_exclusive_group(), _SOURCE_OPTIONS)
-    _add_options(parser, _OPTIONS)
+    add_options(parser.add_mutually_exclusive_group(), _SOURCE_OPTIONS)
+    add_options(parser, _OPTIONS)
     daemon.add_arguments(parser)
-    _add_options(parser, _LATE_OPTIONS)
+    add_options(parser, _LATE_OPTIONS)
     info.add_arguments(parser)
     parser.set_defaults(func=run_command)
 
