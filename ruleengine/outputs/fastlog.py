@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import IO, Protocol
 
-from ruleengine.outputs.eve import OutputError
+from ruleengine.outputs.eve import OutputError, RuleLike
 from ruleengine.outputs.sinks import reopen_requests
 
 DEFAULT_FILENAME = "fast.log"
@@ -62,17 +62,10 @@ class _Action(Protocol):
     def value(self) -> str: ...
 
 
-class FastRule(Protocol):
-    """What a line needs of a rule (``ruleengine.rules.model.Rule`` fits)."""
+class FastRule(RuleLike, Protocol):
+    """What a line needs of a rule: an alert's fields and the action
+    (``ruleengine.rules.model.Rule`` fits)."""
 
-    @property
-    def gid(self) -> int: ...
-    @property
-    def sid(self) -> int: ...
-    @property
-    def rev(self) -> int: ...
-    @property
-    def msg(self) -> str: ...
     @property
     def action(self) -> _Action: ...
 
