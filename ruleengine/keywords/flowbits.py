@@ -132,7 +132,7 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowbit, ...]) -> None:
 
 
 _STEPS: CheckActionSteps[Flowbit] = CheckActionSteps(
-    "flowbits", lambda rule: rule.flowbits, _match, _postmatch,
+    "flowbits", "flowbits", _match, _postmatch,
     is_action=lambda f: f.cmd in ACTIONS)  # noalert is neither a check nor an action
 match_setup, postmatch_setup = _STEPS.match_setup, _STEPS.postmatch_setup
 SPECS: tuple[KeywordSpec, ...] = (_STEPS.spec(setup_flowbits, MatchOrder.FLOWBITS),)

@@ -132,6 +132,6 @@ def _postmatch(ctx: MatchContext, actions: tuple[Flowint, ...]) -> None:
 
 
 _STEPS: CheckActionSteps[Flowint] = CheckActionSteps(
-    "flowint", lambda rule: rule.flowints, _match, _postmatch)
+    "flowint", "flowints", _match, _postmatch)
 match_setup, postmatch_setup = _STEPS.match_setup, _STEPS.postmatch_setup
 SPECS: tuple[KeywordSpec, ...] = (_STEPS.spec(setup_flowint, MatchOrder.FLOWINT),)

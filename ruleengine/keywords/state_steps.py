@@ -6,12 +6,15 @@ DETECT_SM_LIST_POSTMATCH). Identical item tuples share one steps tuple (``StepCa
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from operator import attrgetter
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ruleengine.keywords.registry import (
     KeywordSpec,
     MatchOrder,
+    MatchSetup,
     MatchStep,
+    PostmatchSetup,
     PostmatchStep,
     Quotes,
     Setup,
@@ -33,7 +36,7 @@ _I = TypeVar("_I", bound=_Item)
 
 
 class CheckActionSteps(Generic[_I]):
-    """``match_setup`` / ``postmatch_setup`` of one such keyword: ``items`` reads the
+    """``match_setup`` / ``postmatch_setup`` of one such keyword: ``field`` names the
     rule's parsed items, ``match(ctx, checks)`` tests the checks, ``postmatch(ctx,
     actions)`` applies the actions; ``is_action`` picks the actions (by default every
     item that is not a check)."""
@@ -41,37 +44,16 @@ class CheckActionSteps(Generic[_I]):
     def __init__(
         self,
         name: str,
-        items: Callable[[Rule], Sequence[_I]],
+        field: str,  # the Rule attribute holding the parsed items
         match: Callable[[MatchContext, tuple[_I, ...]], bool],
         postmatch: Callable[[MatchContext, tuple[_I, ...]], None],
         is_action: Callable[[_I], bool] | None = None,
     ) -> None:
         self.name = name
-        self._items = items
-        self._match: Any = match
-        self._postmatch: Any = postmatch
-        self._is_action = is_action or (lambda item: not item.is_check)
-        self._steps: StepCache[tuple[MatchStep, ...]] = StepCache()
-        self._post_steps: StepCache[tuple[PostmatchStep, ...]] = StepCache()
-
-    def match_setup(self, rule: Rule) -> tuple[MatchStep, ...]:
-        items = self._items(rule)
-        if not items:
-            return ()
-        checks = tuple(i for i in items if i.is_check)
-        if not checks:
-            return ()
-        return self._steps.get(checks, lambda: ((self._match, checks, self.name),))
-
-    def postmatch_setup(self, rule: Rule) -> tuple[PostmatchStep, ...]:
-        items = self._items(rule)
-        if not items:
-            return ()
-        is_action = self._is_action
-        actions = tuple(i for i in items if is_action(i))
-        if not actions:
-            return ()
-        return self._post_steps.get(actions, lambda: ((self._postmatch, actions),))
+        # closures, not methods: called for every loaded rule, most of which have no items
+        self.match_setup: MatchSetup = _match_setup(name, attrgetter(field), match)
+        self.postmatch_setup: PostmatchSetup = _postmatch_setup(
+            attrgetter(field), postmatch, is_action or _not_check)
 
     def spec(self, setup: Setup, order: MatchOrder) -> KeywordSpec:
         """The keyword's registry entry: one unquoted argument, parsed after the rule's
@@ -79,3 +61,40 @@ class CheckActionSteps(Generic[_I]):
         return KeywordSpec(self.name, setup, quotes=Quotes.FORBIDDEN, stage=Stage.POSTMATCH,
                            match=self.match_setup, match_order=order,
                            postmatch=self.postmatch_setup)
+
+
+def _not_check(item: _Item) -> bool:
+    return not item.is_check
+
+
+def _match_setup(name: str, items: Callable[[Rule], Sequence[_I]],
+                 match: Callable[[MatchContext, tuple[_I, ...]], bool]) -> MatchSetup:
+    cache: StepCache[tuple[MatchStep, ...]] = StepCache()
+
+    def match_setup(rule: Rule) -> tuple[MatchStep, ...]:
+        found = items(rule)
+        if not found:
+            return ()
+        checks = tuple(i for i in found if i.is_check)
+        if not checks:
+            return ()
+        return cache.get(checks, lambda: ((match, checks, name),))
+
+    return match_setup
+
+
+def _postmatch_setup(items: Callable[[Rule], Sequence[_I]],
+                     postmatch: Callable[[MatchContext, tuple[_I, ...]], None],
+                     is_action: Callable[[_I], bool]) -> PostmatchSetup:
+    cache: StepCache[tuple[PostmatchStep, ...]] = StepCache()
+
+    def postmatch_setup(rule: Rule) -> tuple[PostmatchStep, ...]:
+        found = items(rule)
+        if not found:
+            return ()
+        actions = tuple(i for i in found if is_action(i))
+        if not actions:
+            return ()
+        return cache.get(actions, lambda: ((postmatch, actions),))
+
+    return postmatch_setup

@@ -98,6 +98,6 @@ def _postmatch(ctx: MatchContext, actions: tuple[Xbit, ...]) -> None:
 
 
 _STEPS: CheckActionSteps[Xbit] = CheckActionSteps(
-    "xbits", lambda rule: rule.xbits, _match, _postmatch)
+    "xbits", "xbits", _match, _postmatch)
 match_setup, postmatch_setup = _STEPS.match_setup, _STEPS.postmatch_setup
 SPECS: tuple[KeywordSpec, ...] = (_STEPS.spec(setup_xbits, MatchOrder.XBITS),)
