@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from ruleengine.applayer import registry
 from ruleengine.applayer.base import AppParser
@@ -417,7 +417,7 @@ class Pipeline:
             return Verdict.ACCEPT
         flow, to_server = self.flows.lookup(pkt)
         stored = flow.user
-        extra = self._extra(flow) if stored is None else cast(_FlowExtra, stored)
+        extra: _FlowExtra = self._extra(flow) if stored is None else stored
         if flow.bypass:
             self._count_bypassed_packet(flow, pkt, to_server)
             return Verdict.ACCEPT
@@ -494,7 +494,7 @@ class Pipeline:
                 and self._auto_bypass(flow, extra, pkt, to_server) is Verdict.DROP:
             verdict = Verdict.DROP
         app = flow.app
-        if app is not None and not extra.encrypted and cast(AppParser, app).encrypted:
+        if app is not None and not extra.encrypted and app.encrypted:
             self._encrypted(flow, extra, pkt)
         return verdict
 
@@ -573,7 +573,7 @@ class Pipeline:
             self._other_direction(flow, to_server, data)
         app = flow.app
         if app is not None:
-            cast(AppParser, app).feed(to_server, data, ts)
+            app.feed(to_server, data, ts)
             if getattr(app, "expectations", None):
                 self._take_expectations(flow)
         return False
@@ -1155,14 +1155,15 @@ class Pipeline:
             extra = _FlowExtra(AppProtoProbe(
                 midstream=self.settings.stream.midstream, ipproto=flow.proto,
                 ports=(flow.sport, flow.dport), enabled=self.settings.applayer.enabled))
-            flow.user = cast(Any, extra)
+            flow.user = extra
             expected = self._expected_alproto(flow)
             if expected is not None and expected in self.settings.applayer.enabled:
                 extra.probe = None
                 flow.alproto = flow.alproto_ts = flow.alproto_tc = expected
                 flow.app = registry.make_parser(expected, self.settings.applayer, flow.proto)
             return extra
-        return cast(_FlowExtra, stored)
+        known: _FlowExtra = stored
+        return known
 
 
 def _set_direction_alproto(flow: Flow, to_server: bool, alproto: str | None) -> None:
@@ -1175,7 +1176,8 @@ def _set_direction_alproto(flow: Flow, to_server: bool, alproto: str | None) -> 
 def _parser(flow: Flow) -> AppParser:
     """The flow's app-layer parser (the flow table stores it untyped, below the app layer);
     callers check ``flow.app is not None`` first."""
-    return cast(AppParser, flow.app)
+    parser: AppParser = flow.app
+    return parser
 
 
 def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import platform
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -184,6 +183,8 @@ class Feature:
 
 
 def build_info() -> str:
+    import platform  # here: every command line imports this module, few ask for this
+
     features = list(optional_features())
     names = " ".join(f.label for f in features if f.available)
     lines = [

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.bypass_state import BypassStateFile, state_path
-from ruleengine.commands import bypass_lists_live, daemon, info
+from ruleengine.commands import daemon, info
 from ruleengine.commands.control import (
     PipelineTarget,
     RulesInUse,
@@ -53,16 +53,6 @@ from ruleengine.outputs.progress import Progress
 from ruleengine.outputs.sinks import open_sink, request_reopen
 from ruleengine.outputs.stats import Stats, StatsLogWriter
 from ruleengine.outputs.summary import render_summary
-from ruleengine.pcap_workers import (
-    SCHEDULERS,
-    PcapFeed,
-    Scheduler,
-    eve_key,
-    fast_key,
-    merge_lines,
-    part_path,
-    worker_count,
-)
 from ruleengine.pipeline import Pipeline, ReloadError, RuleReload, RunReport, mpm_choice
 from ruleengine.reject import RejectSender
 from ruleengine.rules.classification import classification
@@ -72,6 +62,9 @@ from ruleengine.workers import WorkerHub, run_workers, worker_index
 
 if TYPE_CHECKING:  # imported lazily at run time: only AF_PACKET runs need it
     from capture_backends.af_packet import AfPacketConfig, AfPacketGroup
+    from ruleengine.pcap_workers import Scheduler
+# Also imported where used: the live bypass lists (AF_PACKET, NFQ) and the pcap workers
+# (autofp/workers runmodes); a single-threaded pcap run does not compile them.
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -602,6 +595,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         return EXIT_FAILURE
     runmode = _runmode(args, config)
     if runmode in ("autofp", "workers"):
+        from ruleengine.pcap_workers import worker_count
+
         threads = worker_count(config.get_float("threading.detect-thread-ratio", 1.0))
         if threads > 1:
             return _run_pcap_workers(args, config, ruleset, logdir, backend, threads,
@@ -650,6 +645,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
 def _autofp_scheduler(config: Config) -> Scheduler:
     """``autofp-scheduler``: Suricata's ``hash`` (flow 5-tuple, the default) or ``ippair``
     (host pair); the others run as ``hash``, with a warning."""
+    from ruleengine.pcap_workers import SCHEDULERS
+
     name = config.get_str("autofp-scheduler", "hash").strip().lower()
     if name not in SCHEDULERS:
         _warn(f"autofp-scheduler {name} is not implemented: flows are hashed (hash)")
@@ -664,6 +661,8 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
     frames to one of ``threads`` forked workers (``pcap_workers``); each worker writes
     its own EVE/fast.log part, merged here at the end in timestamp order; the stats are
     the workers' totals, written once at the end as in a single-process run."""
+    from ruleengine.pcap_workers import PcapFeed, part_path
+
     settings = _settings(args, config, ips=args.simulate_ips, offline=True)
     scheduler = _autofp_scheduler(config)
     _notice(f"runmode {runmode}: reading {args.pcap} in this process, "
@@ -746,6 +745,8 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
 def _merge_parts(threads: int, eve_path: Path | None, fast_path: Path | None,
                  fast_append: bool) -> None:
     """The workers' EVE and fast.log parts joined into the configured files."""
+    from ruleengine.pcap_workers import eve_key, fast_key, merge_lines, part_path
+
     try:
         if eve_path is not None:
             merge_lines([part_path(eve_path, i) for i in range(threads)], eve_path,
@@ -781,6 +782,7 @@ def _pcap_workers_server(args: argparse.Namespace, config: Config, hub: WorkerHu
 
 def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path) -> int:
     from capture_backends.af_packet import AfPacketConfig, AfPacketGroup
+    from ruleengine.commands import bypass_lists_live
 
     section = config.get("af-packet") or []
     iface = args.af_packet or _first_interface(section)
@@ -1067,6 +1069,7 @@ def _run_nfq(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir:
 def _run_nfq_engine(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path,
                     early: _EarlySignals) -> int:
     from capture_backends.nfqueue import NfqBackend, NfqConfig, NfqConfigError
+    from ruleengine.commands import bypass_lists_live
 
     try:
         nfq_config, warnings = NfqConfig.from_yaml(config.get_section("nfq") or {}, args.queues)
@@ -1163,7 +1166,11 @@ class _signals_stop:
         # Only a counter: each regular-file output reopens at its next write or flush
         # (between packets), never inside the handler; the bypass lists are reread there too.
         request_reopen()
-        bypass_lists_live.request_reload()
+        # only a run that loaded the live lists (AF_PACKET, NFQ) has any to reread; no
+        # import inside a signal handler
+        live = sys.modules.get("ruleengine.commands.bypass_lists_live")
+        if live is not None:
+            live.request_reload()
 
     def _usr2(self, signum: int, frame: object) -> None:
         # Only a flag: the reload starts between packets. Without a pipeline (AF_PACKET)

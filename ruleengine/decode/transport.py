@@ -14,7 +14,6 @@ from ruleengine.decode.base import (
     TWO_U16,
     Buffer,
     DecoderBase,
-    option_kinds,
     sum16,
 )
 from ruleengine.decode.packet import IPPROTO_TCP, IPPROTO_UDP, Packet
@@ -27,6 +26,7 @@ _ICMP_HEAD = {4: ("decoder.icmpv4", 8, "icmpv4.pkt_too_small"),
               6: ("decoder.icmpv6", 4, "icmpv6.pkt_too_small")}
 # options a segment may carry once (MSS, window scale, SACK-permitted, timestamps)
 _TCP_ONCE_OPTIONS = frozenset({2, 3, 4, 8})
+_NOP_NOP_TIMESTAMPS = b"\x01\x01\x08\x0a"  # NOP, NOP, kind 8 length 10 (12 bytes)
 
 _KNOWN_ICMPV4_TYPES = frozenset(
     (0, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30, 40, 42, 43)
@@ -79,16 +79,31 @@ class TransportDecoder(DecoderBase):
             self.checksum_errors["tcp"] += 1
 
     def _tcp_options(self, pkt: Packet, buf: Buffer, p: int, end: int) -> bool:
-        """Walk TCP options for length sanity (Suricata's tcp.opt_* events)."""
-        kinds, problem = option_kinds(buf, p, end)
-        seen: set[int] = set()
-        for kind in kinds:
-            if kind in _TCP_ONCE_OPTIONS and kind in seen:
-                self._event(pkt, "tcp.opt_duplicate")
-            seen.add(kind)
-        if problem is not None:
-            self._invalid(pkt, "tcp.opt_invalid_len")
-            return False
+        """Walk TCP options for length sanity (Suricata's tcp.opt_* events). Inline
+        rather than through ``option_kinds``: nearly every segment has options."""
+        if end - p == 12 and buf[p : p + 4] == _NOP_NOP_TIMESTAMPS:
+            return True  # the usual Linux/BSD segment: one well-formed option
+        seen = 0  # bit per option kind (< 64) seen, for duplicates of _TCP_ONCE_OPTIONS
+        while p < end:
+            kind = buf[p]
+            if kind == 0:  # end of option list
+                break
+            if kind == 1:  # NOP
+                p += 1
+                continue
+            if end - p < 2:
+                self._invalid(pkt, "tcp.opt_invalid_len")
+                return False
+            olen = buf[p + 1]
+            if olen < 2 or olen > end - p:
+                self._invalid(pkt, "tcp.opt_invalid_len")
+                return False
+            if kind in _TCP_ONCE_OPTIONS:
+                bit = 1 << kind
+                if seen & bit:
+                    self._event(pkt, "tcp.opt_duplicate")
+                seen |= bit
+            p += olen
         return True
 
     def _udp(self, pkt: Packet, buf: Buffer, off: int, end: int, pseudo: int, ipver: int) -> None:

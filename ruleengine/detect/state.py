@@ -45,8 +45,14 @@ class EngineState:
     _chains: dict[str, tuple[str, tuple[Any, ...]]]
 
     def _state(self, flow: FlowLike | None) -> FlowState | None:
-        st = flow_state(flow, self.generation)
-        if st is not None and st.generation != self.generation:
+        # flow_state's lookup inline (2-3 calls per packet): it only builds the state
+        if flow is None:
+            return None
+        st = flow.detect
+        if not isinstance(st, FlowState):
+            st = flow_state(flow, self.generation)
+            assert st is not None
+        if st.generation != self.generation:
             self._renumber(st)
         return st
 

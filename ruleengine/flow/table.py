@@ -33,7 +33,7 @@ import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ruleengine.capture import BypassCounters
 from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
@@ -244,7 +244,10 @@ class Flow:
         # None until that direction was looked at, then usually equal to ``alproto``
         self.alproto_ts: str | None = None
         self.alproto_tc: str | None = None
-        self.app: object | None = None
+        # the app-layer parser and the pipeline's record (typed Any: this layer cannot
+        # import their types; Any rather than object spares the pipeline a typing.cast
+        # call per packet on each)
+        self.app: Any = None
         self.flowbits: set[str] = set()
         self.detect: object | None = None
         self.bypass = BYPASS_NONE
@@ -262,7 +265,7 @@ class Flow:
         self.leaked_bytes = 0
         self.end_reason = ""
         self.timeouts = timeouts
-        self.user: dict[str, object] | None = None  # free slot for other stages
+        self.user: Any = None  # free slot for other stages (the pipeline's record)
 
     def timeout(self) -> float:
         """Seconds of inactivity after which this flow expires (depends on state)."""
