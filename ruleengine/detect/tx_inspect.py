@@ -72,6 +72,20 @@ def get_buffer(tx: Any, name: str, to_server: bool) -> bytes | list[bytes] | Non
     return tx.buffer(name)  # type: ignore[no-any-return]
 
 
+_UNSET: Any = object()
+_TABLES: dict[type, bool] = {}
+
+
+def _buffer_table(tx: Any, to_server: bool) -> Any:
+    """``tx.buffer_table(to_server)`` (name -> getter of that side) for transaction types
+    that have one, else None (learnt once per type)."""
+    kind = type(tx)
+    has = _TABLES.get(kind)
+    if has is None:
+        has = _TABLES[kind] = callable(getattr(kind, "buffer_table", None))
+    return tx.buffer_table(to_server) if has else None
+
+
 def _side_progress(tx: Any, to_server: bool) -> int | None:
     """``request_progress`` / ``response_progress`` of the transaction (None: unknown)."""
     value = getattr(tx, "request_progress" if to_server else "response_progress", None)
@@ -149,9 +163,7 @@ class TxInspector(EngineState):
             return bufs[key]
 
         lowered: dict[tuple[str, bool], list[bytes]] = {}
-        hits: dict[str, set[int]] = {}
-        for name, mpm in group.mpms.items():
-            hits[name] = self._tx_scan(state, mpm, tx_id, to_server, name, fetch(name, to_server))
+        hits = self._mpm_hits(state, group.mpms, tx, tx_id, to_server, bufs, fetch)
         out: list[RawMatch] = []
         pkt = ctx.pkt
         for pos in group.candidates(hits):
@@ -187,6 +199,52 @@ class TxInspector(EngineState):
             fired.add(TX_DONE)
             state.release(tx_id, to_server)
         return out
+
+    def _mpm_hits(
+        self,
+        state: FlowState,
+        mpms: dict[str, Mpm],
+        tx: Any,
+        tx_id: int,
+        to_server: bool,
+        bufs: dict[tuple[str, bool], bytes | list[bytes] | None],
+        fetch: Any,
+    ) -> dict[str, set[int]]:
+        """The prefilter hits of every MPM buffer of this side. The plain buffers come
+        straight from the transaction's getter table when it has one (one call per
+        buffer instead of ``fetch`` -> ``get_buffer`` -> ``buffer`` -> getter: a side
+        has a dozen MPM buffers and most are fetched once); transformed ones, and
+        transactions without a table, through ``fetch``. An absent buffer has no hits."""
+        table = _buffer_table(tx, to_server)
+        chains = self._chains
+        store = state.buffers[(tx_id, to_server)][1]
+        mpm_cache = state.mpm_cache
+        hits: dict[str, set[int]] = {}
+        for name, mpm in mpms.items():
+            key = (name, to_server)
+            buf = bufs.get(key, _UNSET)
+            if buf is _UNSET:
+                if table is None or name in chains:
+                    buf = fetch(name, to_server)
+                else:
+                    getter = table.get(name)  # none: the buffer is absent, as in ``buffer``
+                    try:
+                        buf = None if getter is None else getter(tx)
+                        if buf is not None and type(buf) is not bytes:
+                            buf = _as_buffer(buf)
+                    except HOSTILE_ERRORS as exc:  # the transaction's data, not a bug
+                        buf = None
+                        self._hostile_input(exc)
+                    bufs[key] = store[key] = buf
+            if buf is None:
+                hits[name] = set()
+                continue
+            cached = mpm_cache.get((tx_id, to_server, name))
+            if cached is not None and cached[0] is buf:
+                hits[name] = cached[1]
+            else:
+                hits[name] = self._tx_scan(state, mpm, tx_id, to_server, name, buf)
+        return hits
 
     @staticmethod
     def _tx_scan(

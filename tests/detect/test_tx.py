@@ -338,3 +338,98 @@ def test_a_protocol_keyword_bug_fails_a_strict_run() -> None:
     cr.tx_keywords = ((cond, buggy),)
     with pytest.raises(AttributeError):
         e.inspect_tx(udp(), FakeFlow(alproto="dns"), True, FakeTx(0), True, False)
+
+
+class TableTx(FakeTx):
+    """A transaction with a getter table (as HttpTransaction.buffer_table): detection
+    calls the getters directly for the MPM buffers instead of ``buffer``."""
+
+    calls: list[str]
+
+    def buffer(self, name: str, to_server: bool | None = None) -> bytes | list[bytes] | None:
+        self.calls.append("buffer:" + name)
+        return super().buffer(name, to_server)
+
+    def buffer_table(self, to_server: bool) -> dict[str, object]:
+        fields = self.request if to_server else self.response
+
+        def getter(name: str) -> object:
+            def get(tx: TableTx) -> object:
+                tx.calls.append(name)
+                value = fields[name]
+                if isinstance(value, Exception):
+                    raise value
+                return value
+            return get
+
+        return {name: getter(name) for name in fields}
+
+
+def _table_tx(tx_id: int, request: dict[str, object], response: dict[str, object]) -> TableTx:
+    tx = TableTx(tx_id, dict(request), dict(response))
+    tx.calls = []
+    return tx
+
+
+TABLE_RULES = (
+    'alert http any any -> any any (http.uri; content:"index.php"; sid:1;)',
+    'alert http any any -> any any (http.user_agent; content:"CURL"; nocase; sid:2;)',
+    'alert http any any -> any any (http.uri; to_uppercase; content:"INDEX"; sid:3;)',
+    'alert http any any -> any any (http.request_header; content:"User-Agent: curl"; sid:4;)',
+    'alert http any any -> any any (http.stat_code; content:"200"; sid:5;)',
+    'alert http any any -> any any (http.response_body; content:"hello"; sid:6;)',
+    'alert http any any -> any any (http.host; content:"example"; '
+    'http.response_body; content:"html"; sid:7;)',
+    'alert http any any -> any any (http.cookie; content:"session"; sid:8;)',
+    'alert http any any -> any any (http.host; content:"example"; sid:9;)',
+)
+
+
+@pytest.mark.parametrize("variant", range(4))
+def test_getter_table_gives_the_matches_of_buffer(variant: int) -> None:
+    """The same transactions through ``buffer`` (FakeTx) and through a getter table:
+    the same matches at every step, bytearray values inspected as bytes, a buffer the
+    table lacks is absent (sid 8), the transformed one built from the plain one."""
+    req: dict[str, object] = dict(REQ)
+    resp: dict[str, object] = dict(RESP)
+    if variant & 1:
+        req["http.user_agent"] = bytearray(b"xCuRl")
+        resp["http.response_body"] = bytearray(b"<html>hello</html>")
+        req["http.host"] = "example.com"  # not bytes: never inspected (sid 7 cannot fire)
+    if variant & 2:
+        req["http.uri"] = b"/other"
+    results = []
+    for make in (lambda: FakeTx(0, dict(req), dict(resp)), lambda: _table_tx(0, req, resp)):
+        e, flow, tx = engine(*TABLE_RULES), FakeFlow(), make()
+        got = [sids(e.inspect_tx(pkt(), flow, True, tx, False, False)),
+               sids(e.inspect_tx(reply(), flow, False, tx, True, False)),
+               sids(e.inspect_tx(reply(), flow, False, tx, True, True))]
+        results.append(got)
+    assert results[0] == results[1]
+    assert (7 in results[1][1] + results[1][2]) == (not variant & 1)
+    assert results[1][0] == ([1, 2, 3, 4] if not variant & 2 else [2, 4]) + (
+        [] if variant & 1 else [9])
+
+
+def test_getter_table_is_called_once_per_buffer_and_progress_step() -> None:
+    e, flow = engine(*TABLE_RULES), FakeFlow()
+    tx = _table_tx(0, REQ, RESP)
+    e.inspect_tx(pkt(), flow, True, tx, False, False)
+    assert sorted(tx.calls) == sorted(set(tx.calls))  # each getter at most once
+    assert "http.uri" in tx.calls and "http.cookie" not in tx.calls
+    # the buffers the MPM fetched are reused by the rules' checks, not fetched again
+    assert "buffer:http.uri" not in tx.calls and "buffer:http.user_agent" not in tx.calls
+
+
+def test_a_table_getter_broken_by_hostile_data_spoils_only_its_buffer() -> None:
+    e = engine(*TABLE_RULES[:2])
+    tx = _table_tx(0, {**REQ, "http.user_agent": OverflowError("length")}, {})
+    assert sids(e.inspect_tx(pkt(), FakeFlow(), True, tx, True, False)) == [1]
+    assert (e.getter_errors, e.errors) == (1, 0)
+
+
+def test_a_table_getter_bug_fails_a_strict_run() -> None:
+    e = engine(TABLE_RULES[0])
+    tx = _table_tx(0, {**REQ, "http.uri": RuntimeError("boom")}, {})
+    with pytest.raises(RuntimeError, match="boom"):
+        e.inspect_tx(pkt(), FakeFlow(), True, tx, True, False)

@@ -230,6 +230,12 @@ class HttpTransaction:
             getter = other.get(name) if to_server is None else None
         return None if getter is None else getter(self)
 
+    def buffer_table(self, to_server: bool) -> Mapping[str, BufferGetter]:
+        """The getters ``buffer(name, to_server)`` dispatches to for that side: detection
+        fetches a side's dozen MPM buffers per inspection and calls them directly (a
+        buffer not in the table is absent, as ``buffer`` returns None for it)."""
+        return self.buffer_getters[0 if to_server else 1]
+
 
 def header_index(tx: HttpTransaction, headers: Headers, request: bool) -> dict[bytes, bytes]:
     """Lowered header name (NULs and surrounding blanks dropped) -> the value of its first
