@@ -134,6 +134,7 @@ class BypassListsHook(Protocol):
     @property
     def has_sni(self) -> bool: ...
     def match_server_name(self, app: Any) -> tuple[bool, Any]: ...
+    def match_flow(self, flow: Flow) -> Any: ...
     def count_flow(self, entry: Any, flow: Flow) -> None: ...
 
 
@@ -418,6 +419,8 @@ class Pipeline:
         flow, to_server = self.flows.lookup(pkt)
         stored = flow.user
         extra = self._extra(flow) if stored is None else cast(_FlowExtra, stored)
+        if stored is None and self.bypass_lists is not None:
+            self._flow_list(flow, extra, pkt)
         if flow.bypass:
             self._count_bypassed_packet(flow, pkt, to_server)
             return Verdict.ACCEPT
@@ -915,6 +918,19 @@ class Pipeline:
             self.report.bypassed_flows_capture += 1
         else:
             self.report.bypassed_flows_local += 1
+
+    def _flow_list(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> None:
+        """Address/port entries matched in user space (a pcap run; live captures match
+        them in the kernel or the NFQ reader): a new flow they list is bypassed before its
+        first packet is inspected."""
+        assert self.bypass_lists is not None
+        entry = self.bypass_lists.match_flow(flow)
+        if entry is None:
+            return
+        extra.list_entry = entry
+        self._bypass(flow, pkt, "list")
+        # none of it was inspected: this first packet counts as bypassed (accounting)
+        flow.inspected_pkts = flow.inspected_bytes = 0
 
     def _sni_list(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> None:
         """Bypass lists' ``sni`` entries: decided once the client hello was parsed."""
