@@ -205,7 +205,7 @@ class Pipeline:
         self.settings = settings
         self.detect = detect
         # stream.auto-bypass: what the rule set allows, decided once per engine
-        self._auto_plan = AutoBypassPlan.build(detect.rules) \
+        self._auto_plan = self._auto_bypass_plan(detect.rules) \
             if settings.stream.auto_bypass else None
         self.eve = eve
         # eve-log alert option ``verdict: yes``: alerts carry the packet's final verdict
@@ -318,7 +318,7 @@ class Pipeline:
             new.adopt_state(self.detect)
             self.detect = new
             if self._auto_plan is not None:
-                self._auto_plan = AutoBypassPlan.build(new.rules)
+                self._auto_plan = self._auto_bypass_plan(new.rules)
             used = frozenset(name for cr in new.rules for name, _ in cr.rule.options)
             self.settings = dataclasses.replace(
                 self.settings, applayer=self._base_applayer.for_rules(used))
@@ -944,6 +944,12 @@ class Pipeline:
         if entry is not None:
             extra.list_entry = entry
             self._bypass(flow, pkt, "list")
+
+    def _auto_bypass_plan(self, rules: Any) -> AutoBypassPlan:
+        plan = AutoBypassPlan.build(rules)
+        if self.settings.stream_bypass:  # the depth bypass comes anyway past the depth
+            plan.depth_bypass = self.settings.stream.reassembly_depth
+        return plan
 
     def _auto_bypass(self, flow: Flow, extra: _FlowExtra, pkt: Packet,
                      to_server: bool) -> Verdict:
