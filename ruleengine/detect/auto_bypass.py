@@ -32,9 +32,12 @@ either, because
   to-client stream (``AutoBypassPlan.depth_bypass``): the depth bypass takes the flow
   before the response completes, so nothing after it would be inspected anyway; the
   auto-bypass only comes earlier, without the completion's evaluation (which the depth
-  bypass prevents as well: the same alerts as depth bypass alone). The one request that depth bypass alone would still see
-  is one the client pipelines *during* the download, before the depth is reached (allowed
-  on a keep-alive connection, not done by browsers or curl): it is not inspected here. Those rules would be evaluated once more when the response completes;
+  bypass prevents as well: the same alerts as depth bypass alone). The one request that
+  depth bypass alone would still see is one the client pipelines *during* the download,
+  before the depth is reached (allowed on a keep-alive connection, not done by browsers
+  or curl): it is not inspected here.
+
+Otherwise the rules would be evaluated once more when the response completes;
 the pipeline does that evaluation now, on a view of the transaction marked complete
 (:meth:`FlowWatch.ready` returns it), then bypasses. Refused when an HTTP rule evaluated
 on the response side depends on something that still changes after that point: raw
