@@ -395,7 +395,9 @@ class AfPacketGroup:
                 f"af-packet: no such interface {config.interface!r}") from None
         self.adopted: list[FlowTuple] = []
         try:
+            stamp = self._check_pin_stamp()
             self._load_programs()
+            self._write_pin_stamp(stamp)
             if self.reused_pins:
                 self.adopted = [flow for flow, _ in self.bypassed_flows()]
                 self.notices.append(f"pinned maps {config.pin_dir()} reused: "
@@ -407,6 +409,30 @@ class AfPacketGroup:
             self.close()
             raise BackendUnavailable(f"af-packet: {_describe(exc)}") from exc
         atexit.register(self.close)
+
+    def _check_pin_stamp(self) -> pins.PinStamp | None:
+        """Before any program is loaded: pinned tables another program, layout or key option
+        wrote are removed (one notice), so none of them is reused. The stamp of this run, or
+        None when nothing is pinned."""
+        c = self.config
+        pin_dir = c.pin_dir()
+        if pin_dir is None or not c.bypass or c.loader != "libbpf":
+            return None
+        notice = pins.ensure_bpffs(pin_dir.parent)
+        if notice:
+            self.notices.append(notice)
+        programs = [p for p in (c.filter_path(), c.xdp_path()) if p is not None]
+        stamp = pins.PinStamp.for_programs(programs, vlan_in_key=c.vlan_in_key,
+                                           percpu=c.use_percpu_hash, map_entries=c.map_entries)
+        notice = pins.check_stamp(pin_dir, stamp, (layout.MAP_V4, layout.MAP_V6))
+        if notice:
+            self.notices.append(notice)
+        return stamp
+
+    def _write_pin_stamp(self, stamp: pins.PinStamp | None) -> None:
+        pin_dir = self.config.pin_dir()
+        if stamp is not None and pin_dir is not None and pin_dir.is_dir():
+            pins.write_stamp(pin_dir, stamp)
 
     def _open(self, path: Path, kind: str, with_tables: bool) -> ebpf.BpfObject:
         c = self.config

@@ -134,6 +134,7 @@ class BypassListsHook(Protocol):
     @property
     def has_sni(self) -> bool: ...
     def match_server_name(self, app: Any) -> tuple[bool, Any]: ...
+    def match_flow(self, flow: Flow) -> Any: ...
     def count_flow(self, entry: Any, flow: Flow) -> None: ...
 
 
@@ -204,7 +205,7 @@ class Pipeline:
         self.settings = settings
         self.detect = detect
         # stream.auto-bypass: what the rule set allows, decided once per engine
-        self._auto_plan = AutoBypassPlan.build(detect.rules) \
+        self._auto_plan = self._auto_bypass_plan(detect.rules) \
             if settings.stream.auto_bypass else None
         self.eve = eve
         # eve-log alert option ``verdict: yes``: alerts carry the packet's final verdict
@@ -317,7 +318,7 @@ class Pipeline:
             new.adopt_state(self.detect)
             self.detect = new
             if self._auto_plan is not None:
-                self._auto_plan = AutoBypassPlan.build(new.rules)
+                self._auto_plan = self._auto_bypass_plan(new.rules)
             used = frozenset(name for cr in new.rules for name, _ in cr.rule.options)
             self.settings = dataclasses.replace(
                 self.settings, applayer=self._base_applayer.for_rules(used))
@@ -418,6 +419,8 @@ class Pipeline:
         flow, to_server = self.flows.lookup(pkt)
         stored = flow.user
         extra: _FlowExtra = self._extra(flow) if stored is None else stored
+        if stored is None and self.bypass_lists is not None:
+            self._flow_list(flow, extra, pkt)
         if flow.bypass:
             self._count_bypassed_packet(flow, pkt, to_server)
             return Verdict.ACCEPT
@@ -916,6 +919,19 @@ class Pipeline:
         else:
             self.report.bypassed_flows_local += 1
 
+    def _flow_list(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> None:
+        """Address/port entries matched in user space (a pcap run; live captures match
+        them in the kernel or the NFQ reader): a new flow they list is bypassed before its
+        first packet is inspected."""
+        assert self.bypass_lists is not None
+        entry = self.bypass_lists.match_flow(flow)
+        if entry is None:
+            return
+        extra.list_entry = entry
+        self._bypass(flow, pkt, "list")
+        # none of it was inspected: this first packet counts as bypassed (accounting)
+        flow.inspected_pkts = flow.inspected_bytes = 0
+
     def _sni_list(self, flow: Flow, extra: _FlowExtra, pkt: Packet) -> None:
         """Bypass lists' ``sni`` entries: decided once the client hello was parsed."""
         lists = self.bypass_lists
@@ -928,6 +944,12 @@ class Pipeline:
         if entry is not None:
             extra.list_entry = entry
             self._bypass(flow, pkt, "list")
+
+    def _auto_bypass_plan(self, rules: Any) -> AutoBypassPlan:
+        plan = AutoBypassPlan.build(rules)
+        if self.settings.stream_bypass:  # the depth bypass comes anyway past the depth
+            plan.depth_bypass = self.settings.stream.reassembly_depth
+        return plan
 
     def _auto_bypass(self, flow: Flow, extra: _FlowExtra, pkt: Packet,
                      to_server: bool) -> Verdict:

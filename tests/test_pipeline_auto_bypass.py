@@ -18,15 +18,19 @@ NEEDLE_AT = 50_000  # in the body, before the 100 KiB response-body-limit, after
 
 
 def _download(*, request_headers: bytes = b"Connection: close\r\n", mss: int = 1400,
-              body_size: int = BODY_SIZE) -> Frames:
+              body_size: int = BODY_SIZE, response_headers: bytes | None = None) -> Frames:
+    """``response_headers``: instead of the Content-Length framing (e.g. none at all: the
+    body runs until the server closes)."""
     frames: Frames = []
     conn = Conn(frames).open()
     conn.send(True, b"GET /big.bin HTTP/1.1\r\nHost: www.example.com\r\n" + request_headers
               + b"\r\n")
     body = bytearray(b"x" * body_size)
     body[NEEDLE_AT:NEEDLE_AT + 6] = b"NEEDLE"
+    framing = b"Content-Length: %d\r\n" % body_size if response_headers is None \
+        else response_headers
     message = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-               b"Content-Length: %d\r\n\r\n" % body_size) + bytes(body)
+               + framing + b"\r\n") + bytes(body)
     for i in range(0, len(message), mss):
         conn.send(False, message[i:i + mss])
     conn.close()
@@ -101,6 +105,67 @@ def test_a_keep_alive_connection_is_not_auto_bypassed(tmp_path: Path) -> None:
     run = Run(tmp_path, HTTP_RULES, _download(request_headers=b""), stream=AUTO)
     assert run.stats.get("flow_bypassed.reason.auto") == 0
     assert sorted(run.sids()) == [1, 2, 3]
+
+
+def _same_alerts_auto_bypassed(tmp_path: Path, frames: Frames,
+                               stream: StreamConfig = STREAM, sids: tuple[int, ...] = (1, 2, 3)
+                               ) -> Run:
+    base = Run(tmp_path, HTTP_RULES, frames, stream=stream)
+    auto = Run(tmp_path, HTTP_RULES, frames, stream=dataclasses.replace(stream, auto_bypass=True))
+    assert sorted(base.sids()) == list(sids)
+    assert _alerts(auto) == _alerts(base)
+    assert auto.stats.get("flow_bypassed.reason.auto") == 1
+    assert auto.stats.get("flow_bypassed.local_bytes") > 150_000  # from the body limit on
+    assert [e["http"] for e in auto.of("http")] == [e["http"] for e in base.of("http")]
+    return auto
+
+
+def test_a_server_connection_close_is_enough(tmp_path: Path) -> None:
+    """Keep-alive client, server says close: no later request will be answered."""
+    frames = _download(request_headers=b"", response_headers=b"Content-Length: %d\r\n"
+                       b"Connection: close\r\n" % BODY_SIZE)
+    _same_alerts_auto_bypassed(tmp_path, frames)
+
+
+def test_a_body_until_the_servers_close_is_auto_bypassed(tmp_path: Path) -> None:
+    frames = _download(request_headers=b"", response_headers=b"")
+    _same_alerts_auto_bypassed(tmp_path, frames)
+
+
+def test_a_keep_alive_download_ending_past_the_depth_is_auto_bypassed(tmp_path: Path) -> None:
+    """stream.bypass would take the flow at the depth (200 kB, before the 300 kB response
+    ends) anyway: auto-bypass at the body limit (100 KiB) comes earlier, same alerts (the
+    needle's, evaluated at the response's completion, comes neither way: the response never
+    completes once bypassed)."""
+    shallow = dataclasses.replace(STREAM, reassembly_depth=200_000)
+    frames = _download(request_headers=b"")
+    auto = _same_alerts_auto_bypassed(tmp_path, frames, shallow, sids=(1, 2))
+    assert auto.stats.get("flow_bypassed.reason.stream-depth") == 0
+    base = Run(tmp_path, HTTP_RULES, frames, stream=shallow)
+    assert base.stats.get("flow_bypassed.reason.stream-depth") == 1
+    # more of it bypassed than by the depth alone
+    assert auto.stats.get("flow_bypassed.local_bytes") > \
+        base.stats.get("flow_bypassed.local_bytes") + 90_000
+    # without stream.bypass nothing would end the inspection: not auto-bypassed
+    no_depth = dataclasses.replace(shallow, bypass=False, auto_bypass=True)
+    assert Run(tmp_path, HTTP_RULES, frames, stream=no_depth).stats.get(
+        "flow_bypassed.reason.auto") == 0
+
+
+def test_a_chunked_response_is_not_auto_bypassed(tmp_path: Path) -> None:
+    """Trailers could still add headers."""
+    body = b"x" * BODY_SIZE
+    chunked = b"".join(b"%x\r\n" % len(body[i:i + 8000]) + body[i:i + 8000] + b"\r\n"
+                       for i in range(0, len(body), 8000)) + b"0\r\n\r\n"
+    frames: Frames = []
+    conn = Conn(frames).open()
+    conn.send(True, b"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    message = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+    for i in range(0, len(message), 1400):
+        conn.send(False, message[i:i + 1400])
+    conn.close()
+    assert Run(tmp_path, HTTP_RULES, frames, stream=AUTO).stats.get(
+        "flow_bypassed.reason.auto") == 0
 
 
 def test_a_body_under_the_limit_is_not_auto_bypassed(tmp_path: Path) -> None:

@@ -33,13 +33,15 @@ from typing import Any
 
 from capture_backends.bypass_lists import BypassLists, KernelLists, ListEntry, ListWatcher
 
-__all__ = ["LiveLists", "from_config", "list_paths", "request_reload", "with_housekeeping"]
+__all__ = ["LiveLists", "for_pcap", "from_config", "list_paths", "request_reload",
+           "with_housekeeping"]
 
 POLL_INTERVAL = 1.0  # seconds between two looks at the watcher
 BIG_LIST_KEYS = 4096  # more kernel keys than this: their counters are read less often
 MAX_REPORTED = 20  # bad lines reported per load; the rest are counted
 REASON = "list"  # flow bypass reason (EVE flowvar bypass_reason, flow_bypassed.reason.list)
 
+_PORT_PROTOCOLS = frozenset({6, 17, 132})  # TCP, UDP, SCTP: the protocols with ports
 _GAUGES = frozenset({"bypass_list.entries", "bypass_list.reloads", "bypass_list.errors",
                      "bypass_list.kernel_errors"})
 _reload_requests = 0  # bumped by SIGHUP; every LiveLists compares with its last value
@@ -86,6 +88,7 @@ class LiveLists:
         self.paths = paths
         self.lists = BypassLists()
         self.kernel: KernelLists | None = None
+        self.user_space = False  # address/port entries matched on new flows (pcap runs)
         self.reloads = 0
         self.errors = 0
         self._warn = warn
@@ -96,10 +99,13 @@ class LiveLists:
         self._next_poll = 0.0
         self._load(self.lists.reload(paths))
 
-    def worker_copy(self) -> LiveLists:
+    def worker_copy(self, *, owner: bool = False) -> LiveLists:
         """For a forked worker: the same files, its own watcher, no kernel maps, quiet (the
-        parent reports bad lines), counters without the gauges."""
-        return LiveLists(self.paths, None, owner=False)
+        parent reports bad lines), counters without the gauges (with ``owner``: with them,
+        for the one worker that reports them when the parent's counters are not merged)."""
+        copy = LiveLists(self.paths, None, owner=owner)
+        copy.user_space = self.user_space
+        return copy
 
     # -- loading ------------------------------------------------------------------------
     def _load(self, errors: list[str]) -> None:
@@ -174,6 +180,18 @@ class LiveLists:
         if name is None:  # a TLS flow whose client hello is still to come
             return False, None
         return True, (self.lists.match_sni(name) if name else None)
+
+    def match_flow(self, flow: Any) -> ListEntry | None:
+        """The address or port entry a new flow matches, when this process matches them
+        in user space (``user_space``: a pcap run), else None. Addresses first, then
+        ports of TCP/UDP/SCTP, as the eBPF program and the NFQ reader decide."""
+        if not self.user_space:
+            return None
+        lists = self.lists
+        hit = lists.match_address(flow.src) or lists.match_address(flow.dst)
+        if hit is None and flow.proto in _PORT_PROTOCOLS:
+            hit = lists.match_port(flow.sport) or lists.match_port(flow.dport)
+        return hit
 
     def count_flow(self, entry: ListEntry, flow: Any) -> None:
         """A flow an entry bypassed ended: its bypassed packets and bytes count for it."""
@@ -269,4 +287,15 @@ def for_nfq(config: Any, backend: Any, warn: Callable[[str], None]) -> LiveLists
     if not backend.config.bypass_mask:
         warn("bypass-lists: nfq.bypass-mark/bypass-mask are not set: listed packets are "
              "accepted without a mark, so the rest of their connection is still queued")
+    return live
+
+
+def for_pcap(config: Any, warn: Callable[[str], None]) -> LiveLists | None:
+    """The lists of a pcap run (``-r``): no kernel, so address and port entries are matched
+    on each new flow in user space; a listed flow is bypassed locally (tracked, counted in
+    ``flow_bypassed.local_*``, never inspected: reason ``list``), as Suricata bypasses a
+    flow in a pcap run. ``sni`` entries as in a live run."""
+    live = from_config(config, warn)
+    if live is not None:
+        live.user_space = True
     return live

@@ -613,6 +613,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         _error(str(exc))
         return EXIT_FAILURE
+    pipeline.bypass_lists = lists = bypass_lists_live.for_pcap(config, _warn)
     try:
         metrics = _start_metrics(args, source=pipeline.stats.snapshot)
     except MetricsError as exc:
@@ -635,6 +636,8 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
             )
     finally:
         progress.close()
+        if lists is not None:
+            lists.close()
         _close_run(control, backend, stats_outputs, eve, metrics, fast)
     for warning in getattr(backend, "warnings", []):
         _warn(str(warning))
@@ -692,6 +695,7 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
     rules = RulesInUse(ruleset)
     hub = WorkerHub()
     server = _pcap_workers_server(args, config, hub, rules, runmode)
+    lists = bypass_lists_live.for_pcap(config, _warn)  # bad lines said once, here
 
     def make_pipeline() -> Pipeline:
         index = worker_index()
@@ -704,6 +708,8 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
             if fast_path is not None else None
         pipeline = _make_pipeline(mine, detect, logdir, live=False, fast=fast)[0]
         _enable_reload(pipeline, args, settings, rules)
+        if lists is not None:  # the workers' counters are summed: one reports the gauges
+            pipeline.bypass_lists = lists.worker_copy(owner=index == 0)
         return pipeline
 
     started = time.time()

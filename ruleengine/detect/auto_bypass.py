@@ -14,11 +14,30 @@ protocol-detection-only rules are not blockers: they are evaluated on the first 
 each direction and when protocol detection completes, both long past at the points below.
 Then, per protocol phase:
 
-``http`` (a download past the body limit): the flow's only transaction has its request
-complete and inspected, the client said it will send no more (``Connection: close``, or
-HTTP/1.0 without keep-alive), the response is framed by Content-Length (no trailers can
-add headers) and its body reached ``response-body-limit``: every response buffer a rule
-can read is final. Those rules would be evaluated once more when the response completes;
+``http`` (a download past the body limit): the flow's last transaction has its request
+complete and inspected (earlier ones are complete both ways: their last evaluation is
+done), the request side is idle, the response has no trailers to come (framed by
+Content-Length, or by the server's close) and its body reached ``response-body-limit``:
+every response buffer a rule can read is final. And no later request can be inspected
+either, because
+
+* the client said this request is its last (``Connection: close``, or HTTP/1.0 without
+  keep-alive), or
+* the server did (response ``Connection: close``, or an HTTP/1.0 response without
+  keep-alive), or the body runs until the server closes: the server answers no later
+  request, and a client that got the close must not send one (RFC 9112 9.6); a request
+  pipelined before the response arrived is already parsed (the request side would not be
+  idle, or a second transaction would be the last), or
+* ``stream.bypass`` is on and the response ends past ``stream.reassembly.depth`` of the
+  to-client stream (``AutoBypassPlan.depth_bypass``): the depth bypass takes the flow
+  before the response completes, so nothing after it would be inspected anyway; the
+  auto-bypass only comes earlier, without the completion's evaluation (which the depth
+  bypass prevents as well: the same alerts as depth bypass alone). The one request that
+  depth bypass alone would still see is one the client pipelines *during* the download,
+  before the depth is reached (allowed on a keep-alive connection, not done by browsers
+  or curl): it is not inspected here.
+
+Otherwise the rules would be evaluated once more when the response completes;
 the pipeline does that evaluation now, on a view of the transaction marked complete
 (:meth:`FlowWatch.ready` returns it), then bypasses. Refused when an HTTP rule evaluated
 on the response side depends on something that still changes after that point: raw
@@ -128,6 +147,9 @@ class AutoBypassPlan:
         # phase (``http``, ``encrypted:<alproto>``) -> (sid, why) of the first rule refusing it
         self.refused = refused
         self.disabled = disabled  # the whole rule set refuses (tag rules)
+        # stream.reassembly.depth when stream.bypass is on (0: off or unlimited), set by the
+        # pipeline: a response ending past it is depth-bypassed before it completes
+        self.depth_bypass = 0
 
     @classmethod
     def build(cls, rules: Iterable[Any]) -> AutoBypassPlan:
@@ -208,7 +230,7 @@ class FlowWatch:
         if encrypted:
             return self._encrypted_ready(txs, to_server) if self.encrypted else None
         if self.http:
-            return self._http_ready(flow.app, txs, to_server)
+            return self._http_ready(flow, txs, to_server)
         return None
 
     def _encrypted_ready(self, txs: Sequence[Any], to_server: bool) -> list[Any] | None:
@@ -217,11 +239,14 @@ class FlowWatch:
         self.done_dirs.add(to_server)  # this direction's pass saw them complete
         return [] if len(self.done_dirs) == 2 else None
 
-    def _http_ready(self, parser: Any, txs: Sequence[Any], to_server: bool
+    def _http_ready(self, flow: Any, txs: Sequence[Any], to_server: bool
                     ) -> list[Any] | None:
-        if len(txs) != 1 or getattr(parser, "request_state", None) != "idle":
+        parser = flow.app
+        if getattr(parser, "request_state", None) != "idle":
             return None
-        tx = txs[0]
+        tx = txs[-1]
+        if any(not (t.request_complete and t.response_complete) for t in txs[:-1]):
+            return None
         if to_server:
             # this pass inspected the request side at its final progress
             if tx.request_complete:
@@ -229,14 +254,34 @@ class FlowWatch:
             return None
         if self.request_done != tx.tx_id:
             return None
-        if not (getattr(parser, "response_state", None) == "body-length"
-                and tx.response_progress == Progress.BODY and tx.response_body_truncated
-                and _client_closes(tx)):
+        if not (tx.response_progress == Progress.BODY and tx.response_body_truncated):
             return None
+        framing = getattr(parser, "response_state", None)
+        past_depth = framing == "body-length" and self._ends_past_depth(flow, tx)
+        if framing == "body-length":  # no trailers; who ends the connection?
+            if not (past_depth or _client_closes(tx) or _server_closes(tx)):
+                return None
+        elif framing != "body-until-close":  # chunked (trailers), or not in a body
+            return None
+        if past_depth:
+            # the depth bypass comes before the response completes: its completion is
+            # never evaluated, with or without this bypass (the same alerts as depth alone)
+            return []
         # what the response side is evaluated on when it completes: the same, final buffers
         view = copy.copy(tx)
         view.response_progress = Progress.COMPLETE
         return [view]
+
+    def _ends_past_depth(self, flow: Any, tx: Any) -> bool:
+        """The response's last byte lies past the depth of the to-client stream: with
+        stream.bypass the flow is bypassed before the response completes."""
+        depth = self.plan.depth_bypass
+        ssn = getattr(flow, "tcp", None)
+        length = tx.response_content_length
+        if not depth or ssn is None or length is None:
+            return False
+        remaining = length - tx.response_message_len  # body bytes not yet delivered
+        return bool(ssn.server.app_off + remaining > depth)
 
 
 def _client_closes(tx: Any) -> bool:
@@ -246,3 +291,12 @@ def _client_closes(tx: Any) -> bool:
     if b"close" in tokens:
         return True
     return tx.request_protocol == b"HTTP/1.0" and b"keep-alive" not in tokens
+
+
+def _server_closes(tx: Any) -> bool:
+    """The server announced that it closes the connection after this response."""
+    value = tx.response_header(b"connection") or b""
+    tokens = {t.strip().lower() for t in value.split(b",")}
+    if b"close" in tokens:
+        return True
+    return tx.response_protocol == b"HTTP/1.0" and b"keep-alive" not in tokens

@@ -262,6 +262,30 @@ def eve_stats_counters() -> frozenset[str]:
     return frozenset(str(n) for n in names)
 
 
+_LIST_TOTALS = ("entries", "reloads", "errors", "kernel_errors")
+
+
+def bypass_list_object(counters: Mapping[str, int]) -> dict[str, Any] | None:
+    """The ``bypass_list`` object of a stats event (eve-log ``- stats: bypass-lists: yes``;
+    a ruleengine addition, outside Suricata's stats schema, hence off by default): the
+    totals, and per entry (``file:line``) its packets and bytes. None without lists."""
+    if "bypass_list.entries" not in counters:
+        return None
+    out: dict[str, Any] = {k: int(counters.get(f"bypass_list.{k}", 0)) for k in _LIST_TOTALS}
+    entries: dict[str, dict[str, int]] = {}
+    for name, value in counters.items():
+        if not name.startswith("bypass_list.") or name.count(":") == 0:
+            continue
+        label, _, field = name[len("bypass_list."):].rpartition(".")
+        if field in ("pkts", "bytes"):
+            entries.setdefault(label, {"pkts": 0, "bytes": 0})[field] = int(value)
+    out["pkts"] = sum(e["pkts"] for e in entries.values())
+    out["bytes"] = sum(e["bytes"] for e in entries.values())
+    out["entries_hit"] = [{"entry": label, **c} for label, c in sorted(entries.items())
+                          if c["pkts"] or c["bytes"]]
+    return out
+
+
 _REJECT_TARGETS = {"reject": "to_client", "rejectsrc": "to_client", "rejectdst": "to_server",
                    "rejectboth": "both"}
 
@@ -829,6 +853,11 @@ class EveWriter:
         event = self._header(ts, "stats", None, None)
         up = int(uptime) if math.isfinite(uptime) else 0
         event["stats"] = {"uptime": max(0, up), **nested}
+        options = self.type_options.get("stats") or _NO_OPTIONS
+        if is_true(options.get("bypass-lists")):
+            lists = bypass_list_object(counters)
+            if lists is not None:
+                event["stats"]["bypass_list"] = lists
         self._emit(event)
 
     # --- pieces --------------------------------------------------------------------

@@ -28,13 +28,23 @@ ruleengine_bypass_leaked_packets_total              flow_bypassed.local_capture_
 ruleengine_bypass_leaked_bytes_total                flow_bypassed.local_capture_bytes
 ruleengine_bypass_leaked_flows_total                flow_bypassed.leaked_flows
 ruleengine_bypass_accounting_total         result   flow_bypassed.accounting.<ok|mismatch>
+ruleengine_bypass_list_packets_total       entry    bypass_list.<file>:<line>.pkts
+ruleengine_bypass_list_bytes_total         entry    bypass_list.<file>:<line>.bytes
+ruleengine_bypass_list_entries                      bypass_list.entries (gauge)
+ruleengine_bypass_list_reloads_total                bypass_list.reloads
+ruleengine_bypass_list_errors                       bypass_list.errors (gauge)
+ruleengine_bypass_list_kernel_errors                bypass_list.kernel_errors (gauge)
 ruleengine_eve_lines_written_total                  eve.lines_written
 ruleengine_eve_lines_lost_total                     eve.lines_lost
 =========================================  =======  ==================================
 
 ``worker`` is the AF_PACKET worker index ("0" for a single-process run, whose counters are
 the totals). ``bypass_*_packets/bytes`` are counted when a bypassed flow ends; for a capture
-bypass they never reached user space.
+bypass they never reached user space. ``bypass_list_*`` (config ``bypass-lists:``): ``entry``
+is ``<file>:<line>`` of the list entry; its packets/bytes are the kernel map's counters on
+AF_PACKET, the packets a list accepted on NFQ or a pcap run, and the bypassed traffic of
+the flows an ``sni`` entry bypassed; ``errors`` are the bad lines of the last load,
+``kernel_errors`` the keys the kernel refused (map full).
 """
 
 from __future__ import annotations
@@ -59,6 +69,14 @@ SIMPLE: tuple[tuple[str, str, str, str], ...] = (
      "flow_bypassed.local_capture_bytes", "counter"),
     ("bypass_leaked_flows", "Bypassed flows with leaked packets (counted at flow end)",
      "flow_bypassed.leaked_flows", "counter"),
+    ("bypass_list_entries", "Entries of the loaded bypass lists", "bypass_list.entries",
+     "gauge"),
+    ("bypass_list_reloads", "Reloads of the bypass lists (file change or SIGHUP)",
+     "bypass_list.reloads", "counter"),
+    ("bypass_list_errors", "Bad lines in the last load of the bypass lists",
+     "bypass_list.errors", "gauge"),
+    ("bypass_list_kernel_errors", "Bypass-list keys the kernel refused (map full)",
+     "bypass_list.kernel_errors", "gauge"),
     ("eve_lines_written", "EVE records written", "eve.lines_written", "counter"),
     ("eve_lines_lost", "EVE records lost by the transport", "eve.lines_lost", "counter"),
 )
@@ -78,6 +96,10 @@ LABELLED: tuple[tuple[str, str, str, str], ...] = (
      r"flow_bypassed\.by_sid\.(\d+)\.pkts", "sid"),
     ("bypass_rule_bytes", "Bytes bypassed by a rule, by sid (at flow end)",
      r"flow_bypassed\.by_sid\.(\d+)\.bytes", "sid"),
+    ("bypass_list_packets", "Packets bypassed by a bypass-list entry (file:line)",
+     r"bypass_list\.(.+:\d+)\.pkts", "entry"),
+    ("bypass_list_bytes", "Bytes bypassed by a bypass-list entry (file:line)",
+     r"bypass_list\.(.+:\d+)\.bytes", "entry"),
     ("bypass_accounting", "Bypassed flows whose accounting (wire = inspected + leaked + "
      "bypassed) was checked at flow end, by result",
      r"flow_bypassed\.accounting\.(ok|mismatch)", "result"),

@@ -25,7 +25,12 @@ def test_scrape_shows_documented_counters_with_labels() -> None:
                          "flow_bypassed.local_capture_pkts": 5, "eve.lines_written": 42,
                          "worker.0.capture.kernel_packets": 10,
                          "worker.1.capture.kernel_packets": 20,
-                         "flow_bypassed.accounting.ok": 2})
+                         "flow_bypassed.accounting.ok": 2,
+                         "bypass_list.nets.list:3.pkts": 18272,
+                         "bypass_list.nets.list:3.bytes": 22200000,
+                         "bypass_list.ports.v1.list:12.pkts": 7,
+                         "bypass_list.entries": 4, "bypass_list.reloads": 2,
+                         "bypass_list.errors": 1})
         text = _scrape(exporter.port)
     finally:
         exporter.close()
@@ -36,7 +41,14 @@ def test_scrape_shows_documented_counters_with_labels() -> None:
                  'ruleengine_bypass_leaked_packets_total 5.0',
                  'ruleengine_eve_lines_written_total 42.0',
                  'ruleengine_capture_kernel_packets_total{worker="1"} 20.0',
-                 'ruleengine_bypass_accounting_total{result="ok"} 2.0'):
+                 'ruleengine_bypass_accounting_total{result="ok"} 2.0',
+                 'ruleengine_bypass_list_packets_total{entry="nets.list:3"} 18272.0',
+                 'ruleengine_bypass_list_bytes_total{entry="nets.list:3"} 2.22e+07',
+                 'ruleengine_bypass_list_packets_total{entry="ports.v1.list:12"} 7.0',
+                 'ruleengine_bypass_list_entries 4.0',
+                 'ruleengine_bypass_list_reloads_total 2.0',
+                 'ruleengine_bypass_list_errors 1.0',
+                 'ruleengine_bypass_list_kernel_errors 0.0'):
         assert line in text, line
     for name in METRICS:
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
