@@ -65,7 +65,7 @@ def main() -> int:
                 best[repo][k] = min(best[repo].get(k, 1e9), v)
     print(f"{'checkout':<28} {'hit ns':>8} {'miss ns':>8} {'empty ns':>8}  (per frame, best)")
     for repo, r in best.items():
-        print(f"{str(repo):<28} {r['hit']:8.0f} {r['miss']:8.0f} {r['empty']:8.0f}")
+        print(f"{repo!s:<28} {r['hit']:8.0f} {r['miss']:8.0f} {r['empty']:8.0f}")
     return 0
 
 
