@@ -21,8 +21,13 @@ those the ring reader's fast path skipped undecoded), packets the veth carried; 
 CPU ratio off/on. Needs root; traffic stays between the two namespaces, which are removed
 at exit.
 
+``--repo A --repo B`` runs the engine of each checkout in turn (each needs its ``make -C bpf``
+objects), ``--passes N`` times, alternating, and prints every pass's ratio with the load
+average (a noisy shared machine: compare checkouts within one run).
+
 Usage: python bench/bypass_afpacket.py [--flows 4] [--mb 256] [--rate-mbit 1000]
                                               [--loader libbpf|bcc] [--workers 1]
+                                              [--repo DIR ...] [--passes 1]
 """
 
 from __future__ import annotations
@@ -74,9 +79,15 @@ def _wait_drained(engine: ae.Engine, limit: float = 120.0) -> float:
     return last
 
 
+def use_checkout(repo: Path) -> None:
+    """Run the engine of ``repo`` (its code on PYTHONPATH, started in it) from now on."""
+    ae.REPO = repo
+    ae.ENGINE = [sys.executable, "-m", "ruleengine"]
+
+
 def run_mode(bypass: bool, flows: int, mb: int, rate_mbit: float, loader: str, workers: int,
              workdir: Path) -> Result:
-    logdir = workdir / ("on" if bypass else "off")
+    logdir = Path(tempfile.mkdtemp(prefix="on-" if bypass else "off-", dir=workdir))
     with kernel.netns_pair("bk") as net:
         cfg = ae.write_config(workdir / f"suricata-{'on' if bypass else 'off'}.yaml",
                               stream_bypass=bypass, depth="1mb", bypassed_timeout=2,
@@ -144,6 +155,9 @@ def main() -> int:
     parser.add_argument("--loader", choices=("libbpf", "bcc"), default="libbpf")
     parser.add_argument("--workers", type=int, default=1,
                         help="engine workers (more than 1: eBPF load balancer fanout)")
+    parser.add_argument("--repo", action="append", type=Path,
+                        help="checkout whose engine runs (repeatable; default: this one)")
+    parser.add_argument("--passes", type=int, default=1, help="passes over the checkouts")
     args = parser.parse_args()
     if os.geteuid() != 0 or not kernel.commands_available(["ip"]):
         print("needs root and iproute2 (network namespaces, AF_PACKET, eBPF)", file=sys.stderr)
@@ -152,19 +166,30 @@ def main() -> int:
     rate = f"{args.rate_mbit:g} Mbit/s in total" if args.rate_mbit else "unpaced"
     print(f"{args.flows} TCP flows x {args.mb} MiB = {total / 1024:.2f} GiB over veth ({rate}), "
           f"stream depth 1 MiB, loader {args.loader}, {args.workers} engine worker(s)")
-    results = []
+    repos = [r.resolve() for r in args.repo] if args.repo else [REPO]
+    ratios: dict[Path, list[str]] = {r: [] for r in repos}
     with tempfile.TemporaryDirectory(prefix="bench-afp-") as tmp:
-        for bypass in (True, False):
-            results.append(run_mode(bypass, args.flows, args.mb, args.rate_mbit, args.loader,
-                                    args.workers, Path(tmp)))
-            print(_table(results[-1:]).splitlines()[-1], flush=True)
-    print()
-    print(_table(results))
-    on, off = results
-    ratio = off.cpu_traffic_s / on.cpu_traffic_s if on.cpu_traffic_s > 0 else float("inf")
-    ratio_total = off.cpu_total_s / on.cpu_total_s if on.cpu_total_s > 0 else float("inf")
-    print(f"\nengine CPU off/on: {ratio:.1f}x while the traffic ran, {ratio_total:.1f}x for the "
-          f"whole run (start-up included); kernel drops with bypass on: {on.kernel_drops}")
+        for n in range(args.passes):
+            for repo in repos:
+                use_checkout(repo)
+                results = [run_mode(bypass, args.flows, args.mb, args.rate_mbit, args.loader,
+                                    args.workers, Path(tmp)) for bypass in (True, False)]
+                on, off = results
+                ratio = off.cpu_traffic_s / on.cpu_traffic_s if on.cpu_traffic_s > 0 \
+                    else float("inf")
+                ratio_total = off.cpu_total_s / on.cpu_total_s if on.cpu_total_s > 0 \
+                    else float("inf")
+                load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+                print(f"\npass {n + 1}, {repo} (load average {load})")
+                print(_table(results))
+                print(f"engine CPU off/on: {ratio:.1f}x while the traffic ran, "
+                      f"{ratio_total:.1f}x for the whole run (start-up included); kernel drops "
+                      f"with bypass on: {on.kernel_drops}", flush=True)
+                ratios[repo].append(f"{ratio:.1f}x ({off.cpu_traffic_s:.2f}/"
+                                    f"{on.cpu_traffic_s:.2f} s)")
+    print("\nCPU off/on while the traffic ran (off/on CPU s), per pass:")
+    for repo, rs in ratios.items():
+        print(f"  {repo}: {', '.join(rs)}")
     return 0
 
 

@@ -56,7 +56,7 @@ from capture_backends.base import (
     FlowTuple,
     RawPacket,
 )
-from capture_backends.bypassed_flows import BypassedFlows
+from capture_backends.bypassed_flows import BypassedFlows, RingPacket
 from capture_backends.ebpf import layout, pins, syscall
 from capture_backends.tpacket import (
     DEFAULT_BLOCK_SIZE,
@@ -619,6 +619,22 @@ def _needs_ebpf(config: AfPacketConfig) -> bool:
                 or config.cluster_type == "cluster_ebpf")
 
 
+def _deliver(block: list[RingPacket], bypassed: BypassedFlows,
+             vlan_in_key: bool) -> Iterator[RingPacket]:
+    """The packets of one ring block, one by one. When the engine bypasses a flow while it
+    works through the block (the depth was reached), the rest of the block, copied out of
+    the ring but not yet seen, goes through the fast path at once: a block holds thousands
+    of frames, many of them of that flow, which would otherwise be decoded only to be found
+    bypassed."""
+    generation = bypassed.generation
+    for i, pkt in enumerate(block):
+        yield pkt
+        if bypassed.generation != generation:
+            yield from _deliver(bypassed.take(block[i + 1:], vlan_in_key), bypassed,
+                                vlan_in_key)
+            return
+
+
 class AfPacketBackend(BaseBackend):
     """One worker's capture socket. ``packets()`` yields ``(ts, frame_bytes, 0)``; frames are
     copies (``bytes``) so the engine may keep them. Not thread-safe: one per worker."""
@@ -716,7 +732,7 @@ class AfPacketBackend(BaseBackend):
                     continue
                 if self._down_since is not None:
                     self._resumed()
-                yield from block
+                yield from _deliver(block, bypassed, vlan_in_key)
         finally:
             self._iterating = False
             if self._closed:

@@ -34,7 +34,7 @@ from capture_backends.base import BypassCounters, FlowTuple
 from ruleengine.capture import MAX_VLAN_LAYERS
 from ruleengine.rawflow import ether_ip_offset, ip_tuple
 
-__all__ = ["DEFAULT_CAPACITY", "BypassedFlows", "ether_key", "flow_keys", "ip_key"]
+__all__ = ["DEFAULT_CAPACITY", "BypassedFlows", "RingPacket", "ether_key", "flow_keys", "ip_key"]
 
 DEFAULT_CAPACITY = 65536
 _PORTS_PROTO = struct.Struct("!HHB")
@@ -44,11 +44,7 @@ _BYPASSED = (6, 17)  # TCP, UDP: the protocols a backend bypasses
 
 # bytes, or the mmap of an AF_PACKET ring (indexing gives ints, slicing bytes)
 Buffer = bytes | mmap.mmap
-
-
-def no_hit(_key: bytes | None, _length: int, _ts: float = 0.0) -> bool:
-    """``BypassedFlows.hit`` of an empty table."""
-    return False
+RingPacket = tuple[float, bytes, int]  # a RawPacket copied out of a ring: always bytes
 
 
 def ip_key(buf: Buffer, off: int = 0, end: int = -1) -> bytes | None:
@@ -90,7 +86,8 @@ class BypassedFlows:
     ``flow.src`` of the tuple given to ``add`` is the client: its packets count as toserver.
     """
 
-    __slots__ = ("_flows", "capacity", "evicted", "keys", "packets", "vlan_in_key")
+    __slots__ = ("_flows", "capacity", "evicted", "generation", "keys", "packets",
+                 "vlan_in_key")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, vlan_in_key: bool = True) -> None:
         self.capacity = max(1, capacity)
@@ -101,6 +98,7 @@ class BypassedFlows:
         self._flows: dict[bytes, bytes] = {}
         self.packets = 0  # fast-path hits, all flows (also those gone since)
         self.evicted = 0
+        self.generation = 0  # bumped by each add: frames read before it may now be hits
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -118,6 +116,7 @@ class BypassedFlows:
         self._flows[forward] = reverse
         self.keys[forward] = (counts, 0)
         self.keys[reverse] = (counts, 2)
+        self.generation += 1
 
     def discard(self, flow: FlowTuple) -> None:
         forward, reverse = flow_keys(flow, self.vlan_in_key)
@@ -147,6 +146,14 @@ class BypassedFlows:
         counts[i + 1] += length
         self.packets += 1
         return True
+
+    def take(self, packets: list[RingPacket], vlan_in_key: bool = True) -> list[RingPacket]:
+        """``packets`` (Ethernet frames, copied out of a ring: VLAN tags in the frame) less
+        those of flows here, which are counted (``hit``). For the frames of a ring block read
+        before a flow of it was bypassed: they are still waiting for the engine."""
+        hit = self.hit
+        return [pkt for pkt in packets
+                if not hit(ether_key(pkt[1], 0, len(pkt[1]), vlan_in_key), len(pkt[1]), pkt[0])]
 
     def counters(self, flow: FlowTuple) -> BypassCounters | None:
         """What the fast path took of ``flow``, ``flow.src`` read as the client."""

@@ -20,13 +20,14 @@ we put it back into the frame so the decoder sees what was on the wire.
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import select
 import socket
 import struct
 from collections.abc import Iterator
 
-from capture_backends.bypassed_flows import BypassedFlows, ether_key, no_hit
+from capture_backends.bypassed_flows import BypassedFlows, ether_key
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -54,6 +55,13 @@ _VLAN_OFF = 32
 _TAG = struct.Struct("!HH")
 _REQ3 = struct.Struct("=7I")
 _STATS_V3 = struct.Struct("=III")  # tp_packets, tp_drops, tp_freeze_q_cnt
+# the fast path's common frame: Ethernet type IPv4, version 4 with a 20-byte header, whose
+# key (addresses and ports) ends at byte 38
+# from byte 12: ethertype, version + header length, flags + fragment offset, protocol
+_L3 = struct.Struct("!HB5xHxB")
+_NOT_V4 = (0, 0, 0, 0)
+_V4_KEY_END = 38
+_PROTO_BYTE = tuple(bytes((i,)) for i in range(256))
 
 DEFAULT_FRAME_SIZE = 2048
 DEFAULT_BLOCK_SIZE = 1 << 17
@@ -134,44 +142,9 @@ class TpacketV3Ring:
         if m is None:
             return None
         off = self._current * self.block_size
-        status, num, first = _BLOCK_HDR.unpack_from(m, off + _BLOCK_STATUS_OFF)
-        if not status & TP_STATUS_USER:
+        if not _BLOCK_HDR.unpack_from(m, off + _BLOCK_STATUS_OFF)[0] & TP_STATUS_USER:
             return None
-        out: list[tuple[float, bytes, int]] = []
-        append = out.append
-        unpack = _PKT_HDR.unpack_from
-        keys: dict[bytes, object] = {}
-        hit = no_hit
-        if bypassed is not None:
-            keys, hit = bypassed.keys, bypassed.hit  # type: ignore[assignment]
-        p = off + first
-        end = off + self.block_size
-        for _ in range(num):
-            if p + _PKT_HDR.size > end:  # defensive: never read past the block
-                break
-            nxt, sec, nsec, snap, _wire, st, mac = unpack(m, p)
-            start = p + mac
-            if keys:
-                tci = _VLAN.unpack_from(m, p + _VLAN_OFF)[0] \
-                    if st & TP_STATUS_VLAN_VALID else -1
-                if hit(ether_key(m, start, start + snap, vlan_in_key, tci), snap,
-                       sec + nsec * 1e-9):
-                    if not nxt:
-                        break
-                    p += nxt
-                    continue
-            if st & TP_STATUS_VLAN_VALID:
-                tci, tpid = _VLAN.unpack_from(m, p + _VLAN_OFF)
-                if not st & TP_STATUS_VLAN_TPID_VALID or not tpid:
-                    tpid = 0x8100
-                frame = m[start:start + 12] + _TAG.pack(tpid, tci & 0xFFFF) + \
-                    m[start + 12:start + snap]
-            else:
-                frame = m[start:start + snap]
-            append((sec + nsec * 1e-9, frame, 0))  # the backends' RawPacket shape
-            if not nxt:
-                break
-            p += nxt
+        out = block_frames(m, off, self.block_size, bypassed, vlan_in_key)
         struct.pack_into("=I", m, off + _BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
         self._current = (self._current + 1) % self.block_nr
         return out
@@ -190,6 +163,71 @@ class TpacketV3Ring:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._poll.unregister(self.sock)
             m.close()
+
+
+def block_frames(m: mmap.mmap, off: int, block_size: int, bypassed: BypassedFlows | None = None,
+                 vlan_in_key: bool = True) -> list[tuple[float, bytes, int]]:
+    """The packets ``(ts, frame, 0)`` of the TPACKET_V3 block at ``m[off:off + block_size]``
+    (its status is neither read nor written), leaving out those of flows in ``bypassed``
+    (counted there). See ``TpacketV3Ring.read_block``.
+
+    Under a flood the ring holds tens of thousands of frames of flows bypassed a moment ago,
+    and each costs this loop once: the common frame (untagged Ethernet, IPv4 without options,
+    not a fragment) has its key cut out of the ring with one slice, looked up and counted
+    inline; any other frame takes the general reader (``ether_key``). Both give the same key
+    (the tests check it). The packet stamp is only computed for a flow with a time limit."""
+    _status, num, first = _BLOCK_HDR.unpack_from(m, off + _BLOCK_STATUS_OFF)
+    out: list[tuple[float, bytes, int]] = []
+    append = out.append
+    unpack = _PKT_HDR.unpack_from
+    keys: dict[bytes, tuple[list[float], int]] = bypassed.keys if bypassed is not None else {}
+    hits = 0
+    l3, inf = _L3.unpack_from, math.inf
+    p = off + first
+    end = off + block_size
+    for _ in range(num):
+        if p + _PKT_HDR.size > end:  # defensive: never read past the block
+            break
+        nxt, sec, nsec, snap, _wire, st, mac = unpack(m, p)
+        start = p + mac
+        if keys:
+            etype, ver_ihl, frag, proto = l3(m, start + 12) if snap >= _V4_KEY_END \
+                else _NOT_V4
+            if st & TP_STATUS_VLAN_VALID or etype != 0x0800 or ver_ihl != 0x45 \
+                    or frag & 0x3FFF:  # MF or an offset: a fragment
+                tci = _VLAN.unpack_from(m, p + _VLAN_OFF)[0] \
+                    if st & TP_STATUS_VLAN_VALID else -1
+                key = ether_key(m, start, start + snap, vlan_in_key, tci)
+            else:  # addresses + ports in one slice, then the protocol (ip_key's layout)
+                key = m[start + 26:start + _V4_KEY_END] + _PROTO_BYTE[proto]
+            entry = keys.get(key) if key is not None else None
+            if entry is not None:
+                counts, i = entry
+                limit = counts[4]
+                if limit == inf or sec + nsec * 1e-9 <= limit:
+                    counts[i] += 1
+                    counts[i + 1] += snap
+                    hits += 1
+                    if not nxt:
+                        break
+                    p += nxt
+                    continue
+        if st & TP_STATUS_VLAN_VALID:
+            tci, tpid = _VLAN.unpack_from(m, p + _VLAN_OFF)
+            if not st & TP_STATUS_VLAN_TPID_VALID or not tpid:
+                tpid = 0x8100
+            frame = m[start:start + 12] + _TAG.pack(tpid, tci & 0xFFFF) + \
+                m[start + 12:start + snap]
+        else:
+            frame = m[start:start + snap]
+        append((sec + nsec * 1e-9, frame, 0))  # the backends' RawPacket shape
+        if not nxt:
+            break
+        p += nxt
+    if hits:
+        assert bypassed is not None
+        bypassed.packets += hits
+    return out
 
 
 def read_stats(sock: socket.socket) -> tuple[int, int]:
