@@ -17,6 +17,7 @@ except KeyboardInterrupt as exc:
         sys.exit(0 if command == "run" else 130)
     startup.exit_now(startup.interrupted(exc, command))
 
+startup.defer_until_exit = True
 code = main()
 if startup.was_interrupted:
     startup.exit_now(code)
