@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
-from ruleengine import startup
 from ruleengine.bypass_state import BypassStateFile, state_path
-from ruleengine.commands import bypass_lists_live, daemon, info
+from ruleengine.commands import bypass_lists_live, daemon, final_signals, info
 from ruleengine.commands.control import (
     PipelineTarget,
     RulesInUse,
@@ -229,7 +228,7 @@ def run_command(args: argparse.Namespace) -> int:
             _error(str(exc))
             return EXIT_FAILURE
         finally:
-            startup.end_deferral()  # SIGINT/SIGTERM noted during the final flush: said
+            final_signals.end_deferral()  # SIGINT/SIGTERM noted during the final flush: said
 
 
 def _start_metrics(args: argparse.Namespace,
@@ -1167,8 +1166,8 @@ class _EarlySignals:
                      for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def restore(self) -> None:
-        if startup.deferring():  # the run stopped: its final flush must not be cut
-            startup.restore_later(self._old)
+        if final_signals.deferring():  # the run stopped: its final flush must not be cut
+            final_signals.restore_later(self._old)
             return
         for sig, old in self._old.items():
             signal.signal(sig, old)
@@ -1218,7 +1217,7 @@ class _signals_stop:
         # The run has stopped (or failed): a further SIGINT/SIGTERM is only noted, so the
         # final flush (EVE, stats, BPF programs, firewall rules) completes and the exit
         # status stays the run's. ``run_command`` gives the handlers back afterwards.
-        startup.defer_stop_signals()
+        final_signals.defer_stop_signals()
         for sig, old in self._old.items():
             if sig not in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, old)
