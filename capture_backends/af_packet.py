@@ -381,6 +381,8 @@ class AfPacketGroup:
         self.owner_pid = os.getpid()
         self._objects: list[ebpf.BpfObject] = []
         self._xdp_link_fd: int | None = None
+        self._xdp_prog_fd: int | None = None  # kept to attach it again to a new device
+        self._xdp_ifindex = 0  # the device the link is on
         self._closed = False
         self.filter_fd: int | None = None
         self.lb_fd: int | None = None
@@ -467,6 +469,7 @@ class AfPacketGroup:
                 self.tables = _BypassTables(obj, xdp_path, c.vlan_in_key)
             self._xdp_link_fd = syscall.xdp_link_create(prog, self.ifindex,
                                                         XDP_MODES[c.xdp_mode])
+            self._xdp_prog_fd, self._xdp_ifindex = prog, self.ifindex
         if lb_path is not None:
             obj = self._open(lb_path, "socket", with_tables=False)
             self.lb_fd = obj.program_fd(_program_name(c, lb_path, ebpf.LB_PROGRAM))
@@ -518,6 +521,37 @@ class AfPacketGroup:
     def xdp_attached(self) -> bool:
         return self._xdp_link_fd is not None
 
+    @property
+    def xdp_ifindex(self) -> int:
+        """The device the XDP link was made on (0 without XDP)."""
+        return self._xdp_ifindex if self._xdp_link_fd is not None else 0
+
+    def reattach_xdp(self) -> bool | None:
+        """Attach the XDP program to the interface again if it was removed and created anew
+        (the kernel detaches a link whose device goes away; the new device has a new
+        ifindex). Only in the process holding the link (the parent; the worker itself with
+        one worker). None: nothing to do (no XDP, not the owner, the interface is missing
+        or still the same device); True: re-attached; False: the kernel refused (counted by
+        the caller; tried again on the next call)."""
+        if (self._xdp_prog_fd is None or self._closed or self._xdp_link_fd is None
+                or os.getpid() != self.owner_pid):
+            return None
+        try:
+            ifindex = socket.if_nametoindex(self.config.interface)
+        except OSError:
+            return None
+        if ifindex == self._xdp_ifindex:
+            return None
+        try:
+            link = syscall.xdp_link_create(self._xdp_prog_fd, ifindex,
+                                           XDP_MODES[self.config.xdp_mode])
+        except OSError:
+            return False
+        old, self._xdp_link_fd, self._xdp_ifindex = self._xdp_link_fd, link, ifindex
+        with contextlib.suppress(OSError):
+            os.close(old)  # the defunct link of the removed device
+        return True
+
     def open_worker(self, index: int) -> AfPacketBackend:
         """Open worker ``index``'s capture socket (call after fork, in the worker)."""
         if self._closed:
@@ -560,6 +594,7 @@ class AfPacketGroup:
         alone detaches XDP (the kernel detaches when the last copy closes)."""
         if self._xdp_link_fd is not None:
             fd, self._xdp_link_fd = self._xdp_link_fd, None
+            self._xdp_prog_fd = None  # never re-attached from here: the owner does
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -795,7 +830,7 @@ class AfPacketBackend(BaseBackend):
         self._release()
         if self.index == 0:
             iface = self.group.config.interface
-            xdp = (" (the XDP program is not re-attached: bypass falls back to the engine)"
+            xdp = (" (and attaches the XDP program to it again)"
                    if self.group.config.xdp_filter_file else "")
             self.notice(f"af-packet: {self.thread_name}: interface {iface} is gone; capture "
                         f"waits for an interface {iface} to exist again and re-attaches to "
@@ -825,9 +860,16 @@ class AfPacketBackend(BaseBackend):
         gone_for = time.monotonic() - self._gone_since
         self._gone_since = None
         self._down_since = None
+        xdp = ""
+        if self.group.xdp_attached:  # one worker: this process holds the XDP link
+            done = self.group.reattach_xdp()
+            if done is False:
+                self._errors += 1
+            xdp = {True: "; XDP program attached again", False: "; the XDP program could "
+                   "not be attached again: bypass falls back to the engine", None: ""}[done]
         if self.index == 0:
             self.info(f"af-packet: {self.thread_name}: re-attached to {c.interface} (ifindex "
-                      f"{ifindex}) {gone_for:.1f} s after it was removed")
+                      f"{ifindex}) {gone_for:.1f} s after it was removed{xdp}")
         return True
 
     def _resumed(self) -> None:

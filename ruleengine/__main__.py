@@ -17,6 +17,9 @@ except KeyboardInterrupt as exc:
         sys.exit(0 if command == "run" else 130)
     startup.exit_now(startup.interrupted(exc, command))
 
+from ruleengine.commands import final_signals  # after the start-up guard
+
+final_signals.defer_until_exit = True
 code = main()
 if startup.was_interrupted:
     startup.exit_now(code)

@@ -5,7 +5,9 @@ Python turns SIGINT into KeyboardInterrupt; SIGTERM would end the process by its
 action. ``install()`` makes SIGTERM raise ``Terminated`` (a KeyboardInterrupt) instead, so
 both unwind through ``finally`` blocks (atexit closes what was opened) and ``cli.main``
 ends them with one line and no traceback. The run's own handlers replace these once its
-outputs are open (a signal then flushes EVE and stats); they are restored afterwards.
+outputs are open (a signal then flushes EVE and stats). Once the run has stopped, a further
+SIGINT/SIGTERM is only noted (``ruleengine.commands.final_signals``): the final flush
+always completes and the exit status stays the run's.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from capture_backends.base import BackendUnavailable
 from capture_backends.pcap_file import PcapError, PcapFileBackend
 from ruleengine.bypass_state import BypassStateFile, state_path
-from ruleengine.commands import daemon, info
+from ruleengine.commands import daemon, final_signals, info
 from ruleengine.commands.control import (
     PipelineTarget,
     RulesInUse,
@@ -224,6 +224,8 @@ def run_command(args: argparse.Namespace) -> int:
         except daemon.DaemonError as exc:
             _error(str(exc))
             return EXIT_FAILURE
+        finally:
+            final_signals.end_deferral()  # SIGINT/SIGTERM noted during the final flush: said
 
 
 def _start_metrics(args: argparse.Namespace,
@@ -887,9 +889,11 @@ def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, l
                 open_backend=open_worker,
                 make_pipeline=make_pipeline,
                 write_stats=stats_outputs.write,
-                housekeeping=bypass_lists_live.with_housekeeping(
+                housekeeping=_with_xdp_watch(group, bypass_lists_live.with_housekeeping(
                     _orphan_sweep(group, settings), lists),
-                housekeeping_interval=bypass_lists_live.housekeeping_interval(lists),
+                    bypass_lists_live.housekeeping_interval(lists)),
+                housekeeping_interval=min(XDP_WATCH_INTERVAL,
+                                          bypass_lists_live.housekeeping_interval(lists)),
                 on_started=service.ready,
                 hub=hub,
             )
@@ -952,6 +956,36 @@ def _afp_runmode(runmode: str | None, afp_config: AfPacketConfig) -> AfPacketCon
         _warn(f"runmode autofp is not implemented for AF_PACKET: running as workers "
               f"({afp_config.threads} worker process(es))")
     return afp_config
+
+
+XDP_WATCH_INTERVAL = 0.5  # s: how soon the parent sees a re-created interface (XDP)
+
+
+def _with_xdp_watch(group: AfPacketGroup, housekeeping: Callable[[], dict[str, int]],
+                    interval: float) -> Callable[[], dict[str, int]]:
+    """The parent's housekeeping with several workers, called every ``XDP_WATCH_INTERVAL``:
+    the parent holds the XDP link, so it attaches the program to an interface that was
+    removed and created again (the workers re-attach their sockets themselves), said once
+    and counted; ``housekeeping`` itself still runs every ``interval``."""
+    next_run = time.monotonic() + interval
+
+    def run() -> dict[str, int]:
+        nonlocal next_run
+        out: dict[str, int] = {}
+        done = group.reattach_xdp()
+        if done:
+            _notice(f"af-packet: XDP program attached again to {group.config.interface} "
+                    f"(ifindex {group.xdp_ifindex}), which was removed and created again")
+            out["capture.xdp_reattached"] = 1
+        elif done is False:
+            out["capture.xdp_reattach_failed"] = 1
+        if time.monotonic() >= next_run:
+            next_run = time.monotonic() + interval
+            for key, value in housekeeping().items():
+                out[key] = out.get(key, 0) + value
+        return out
+
+    return run
 
 
 def _orphan_sweep(group: AfPacketGroup, settings: EngineSettings
@@ -1145,6 +1179,9 @@ class _EarlySignals:
                      for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def restore(self) -> None:
+        if final_signals.deferring():  # the run stopped: its final flush must not be cut
+            final_signals.restore_later(self._old)
+            return
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
@@ -1194,5 +1231,10 @@ class _signals_stop:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # The run has stopped (or failed): a further SIGINT/SIGTERM is only noted, so the
+        # final flush (EVE, stats, BPF programs, firewall rules) completes and the exit
+        # status stays the run's. ``run_command`` gives the handlers back afterwards.
+        final_signals.defer_stop_signals()
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            if sig not in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, old)

@@ -30,17 +30,18 @@ def _packet_sockets(net: kernel.NetnsPair) -> int:
 
 
 @contextmanager
-def afp_engine(net: kernel.NetnsPair, tmp: Path, threads: int, outputs: str
-               ) -> Iterator[subprocess.Popen[bytes]]:
-    """The engine (this checkout's code) capturing on ``net.if_b`` with ``threads`` workers;
-    stopped with SIGINT at the end of the block (its output in ``tmp/engine.out``)."""
+def afp_engine(net: kernel.NetnsPair, tmp: Path, threads: int, outputs: str,
+               afp_extra: str = "") -> Iterator[subprocess.Popen[bytes]]:
+    """The engine (this checkout's code) capturing on ``net.if_b`` with ``threads`` workers
+    (``afp_extra``: more af-packet keys, yaml lines); stopped with SIGINT at the end of the
+    block (its output in ``tmp/engine.out``)."""
     kernel.require_root()
     rules, yaml_file, logdir = tmp / "t.rules", tmp / "s.yaml", tmp / "log"
     rules.write_text(RULES)
     logdir.mkdir(exist_ok=True)
     yaml_file.write_text(
         f"%YAML 1.1\n---\naf-packet:\n  - interface: default\n    threads: {threads}\n"
-        f"    cluster-type: cluster_flow\noutputs:\n{outputs}")
+        f"    cluster-type: cluster_flow\n{afp_extra}outputs:\n{outputs}")
     env = dict(os.environ, PYTHONPATH=str(kernel.REPO_ROOT))
     with open(tmp / "engine.out", "wb") as out:
         proc = net.popen(net.ns_b, sys.executable, "-m", "ruleengine", "run", "--af-packet",

@@ -4,8 +4,10 @@ and ends with the stats the signal flushed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -171,3 +173,61 @@ def test_signal_while_loading_rules_stops_cleanly(tmp_path: Path, sig: signal.Si
         data = eve.read_bytes()
         assert not data or data.endswith(b"\n")
         [json.loads(line) for line in data.splitlines()]
+
+
+def _write_flows_pcap(path: Path, count: int) -> None:
+    """``count`` UDP packets, each its own flow (the final flush logs ``count`` flows)."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i in range(count):
+        udp = struct.pack("!HHHH", 1024 + i % 60000, 9999, 13, 0) + b"hello"
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                         bytes([10, 1 + i // 60000, 0, 1]), bytes([10, 0, 0, 2]))
+        frame = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + udp
+        out.append(struct.pack("<IIII", 1_700_000_000 + i // 10_000, (i % 10_000) * 100,
+                               len(frame), len(frame)))
+        out.append(frame)
+    path.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_more_signals_during_the_final_flush_are_deferred(tmp_path: Path,
+                                                          sig: signal.Signals) -> None:
+    """A signal stops the run, then the same signal every millisecond until the process is
+    gone (the final flush of thousands of flows, EVE and stats close, interpreter exit):
+    the flush completes. Exit 0 (was -15: killed by a later SIGTERM), no traceback, every
+    EVE line whole, one flow event per judged packet's flow, the stats event last counting
+    exactly the judged packets."""
+    pcap, rules, logdir = tmp_path / "flows.pcap", tmp_path / "udp.rules", tmp_path / "log"
+    _write_flows_pcap(pcap, 120_000)
+    rules.write_text('alert udp any any -> any any (msg:"u"; content:"hello"; sid:7;)\n')
+    logdir.mkdir()
+    eve = logdir / "eve.json"
+    proc = run_cli(tmp_path, "-r", str(pcap), "-S", str(rules), "-l", str(logdir))
+    sent = 0
+    try:
+        _wait_for_output(proc, eve)
+        time.sleep(0.5)  # a few thousand flows in the table
+        started = time.monotonic()
+        while proc.poll() is None and time.monotonic() - started < 60:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+                sent += 1
+            time.sleep(0.001)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "before the run started" not in err, err
+    data = eve.read_bytes()
+    assert data.endswith(b"\n")
+    events = [json.loads(line) for line in data.splitlines()]  # every line whole JSON
+    assert events[-1]["event_type"] == "stats", events[-1]
+    judged = events[-1]["stats"]["decoder"]["pkts"]
+    alerts = sum(e["event_type"] == "alert" for e in events)
+    flows = sum(e["event_type"] == "flow" for e in events)
+    assert 0 < judged < 120_000, "the first signal did not stop the run early"
+    assert alerts == judged and flows == judged, (alerts, flows, judged)
+    print(f"{sig.name}: {sent} signals after the first, {judged} packets judged, "
+          f"{flows} flows flushed, exit 0")
