@@ -62,6 +62,7 @@ from ruleengine.workers import WorkerHub, run_workers, worker_index
 
 if TYPE_CHECKING:  # imported lazily at run time: only AF_PACKET runs need it
     from capture_backends.af_packet import AfPacketConfig, AfPacketGroup
+    from ruleengine.commands.bypass_lists_live import LiveLists
     from ruleengine.pcap_workers import Scheduler
 # Also imported where used: the live bypass lists (AF_PACKET, NFQ) and the pcap workers
 # (autofp/workers runmodes); a single-threaded pcap run does not compile them.
@@ -615,7 +616,7 @@ def _run_pcap(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir
         backend.close()
         _error(str(exc))
         return EXIT_FAILURE
-    pipeline.bypass_lists = lists = bypass_lists_live.for_pcap(config, _warn)
+    pipeline.bypass_lists = lists = _pcap_bypass_lists(config)
     try:
         metrics = _start_metrics(args, source=pipeline.stats.snapshot)
     except MetricsError as exc:
@@ -697,7 +698,7 @@ def _run_pcap_workers(args: argparse.Namespace, config: Config, ruleset: RuleSet
     rules = RulesInUse(ruleset)
     hub = WorkerHub()
     server = _pcap_workers_server(args, config, hub, rules, runmode)
-    lists = bypass_lists_live.for_pcap(config, _warn)  # bad lines said once, here
+    lists = _pcap_bypass_lists(config)  # bad lines said once, here
 
     def make_pipeline() -> Pipeline:
         index = worker_index()
@@ -786,6 +787,16 @@ def _pcap_workers_server(args: argparse.Namespace, config: Config, hub: WorkerHu
     if server is not None:
         hub.poll = server.poll
     return server
+
+
+def _pcap_bypass_lists(config: Config) -> LiveLists | None:
+    """The pcap run's bypass lists, None without ``bypass-lists:``; imported only then
+    (most runs have none: the module and its matcher stay out of start-up)."""
+    if not config.get("bypass-lists"):
+        return None
+    from ruleengine.commands import bypass_lists_live
+
+    return bypass_lists_live.for_pcap(config, _warn)
 
 
 def _run_af_packet(args: argparse.Namespace, config: Config, ruleset: RuleSet, logdir: Path) -> int:
