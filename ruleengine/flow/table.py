@@ -55,9 +55,11 @@ _TH_SYN = 0x02
 _TH_SYN_ACK_RST = 0x16
 _SCAN_RATE = 100_000  # flows per second of capture time the expiry scan may look at
 # Bytes one tracked TCP flow costs in this engine (flow, TCP session, detection and pipeline
-# state), measured by bench/flow_memcap.py with no cap: about 5.0 KB. flow.memcap divides
-# by it, so the table's memory stays within the configured memcap.
-FLOW_COST_BYTES = 5120
+# state), measured through `ruleengine run` with no cap (tests/test_memcap_scale.py's
+# traffic, 50,000 flows): 6.3 KB with a SYN only, 7.2 KB with a first HTTP request. The
+# margin is for the allocator's fragmentation under eviction churn. flow.memcap divides by
+# it, so the table's memory stays within the configured memcap.
+FLOW_COST_BYTES = 9216
 
 # (lower addr, its port, higher addr, its port, proto, vlan ids, tunnel depth)
 FlowKey = tuple[bytes, int, bytes, int, int, tuple[int, ...], int]
