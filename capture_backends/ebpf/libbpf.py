@@ -10,6 +10,7 @@ truncates them to 32 bits.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from pathlib import Path
 
@@ -78,6 +79,17 @@ _LIBBPF_ERRORS = {
 def _libbpf_strerror(err: int) -> str:
     return _LIBBPF_ERRORS.get(err) or os.strerror(err)
 
+
+def _load_failure(name: str, err: int) -> str:
+    """Why the kernel refused the object, with the fix: a permission refusal is not a
+    verifier rejection (libbpf's own lines above say "Couldn't load trivial BPF program")."""
+    if err in (errno.EPERM, errno.EACCES):
+        return (f"loading {name} into the kernel was refused ({_libbpf_strerror(err)}): "
+                "loading eBPF programs needs CAP_BPF (or CAP_SYS_ADMIN); run as root with "
+                "those capabilities, or set `bypass: no` (and no ebpf/xdp filter file) to "
+                "capture without the kernel bypass")
+    return f"loading {name} into the kernel failed: {_libbpf_strerror(err)} (verifier log above)"
+
 class LibbpfObject:
     """One loaded BPF object file. Maps named in ``resize`` get ``map_entries`` entries and
     become per-CPU hashes when ``percpu``; programs are verified and loaded at construction.
@@ -109,8 +121,7 @@ class LibbpfObject:
                 self._reuse_pins(resize, pin_dir)
             rc = lib.bpf_object__load(obj)
             if rc != 0:
-                raise OSError(-rc, f"loading {self.path.name} into the kernel failed: "
-                                   f"{_libbpf_strerror(-rc)} (verifier log above)")
+                raise OSError(-rc, _load_failure(self.path.name, -rc))
             if pin_dir is not None:
                 self._pin_new(resize, pin_dir)
         except BaseException:
