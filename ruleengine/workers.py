@@ -211,7 +211,7 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
         def reloaded(reload: RuleReload) -> None:
             _send(write_fd, "reload", reload.error)
 
-        result = _run_one(index, open_backend, make_pipeline, sink, reloaded)
+        result = _run_one(index, open_backend, make_pipeline, sink, reloaded, forked=True)
         _send(write_fd, "result", result)
     except KeyboardInterrupt:  # SIGINT/SIGTERM before its pipeline's handlers: a clean stop
         code = 0
@@ -233,8 +233,8 @@ def worker_index() -> int:
 
 def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
              sink: WriteStats | None,
-             reloaded: Callable[[RuleReload], None] | None = None
-             ) -> tuple[RunReport, dict[str, int]]:
+             reloaded: Callable[[RuleReload], None] | None = None,
+             forked: bool = False) -> tuple[RunReport, dict[str, int]]:
     global _current
     _current = index
     pipeline = make_pipeline()
@@ -250,13 +250,22 @@ def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
     try:
         report = pipeline.run(backend)
     finally:
+        if forked:  # the run has stopped: more stop signals (the parent forwards each one
+            # it gets) must not cut the flush or the result to the parent short
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.SIG_IGN
+            _restore(old)
         backend.close()
         if pipeline.eve is not None:
             pipeline.eve.close()
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        _restore(old)
     pipeline.collect_counters()
     return report, pipeline.stats.snapshot()
+
+
+def _restore(handlers: dict[signal.Signals, Any]) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 class _Inbox:
