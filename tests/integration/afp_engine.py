@@ -342,6 +342,51 @@ class Engine:
         return counters
 
 
+class NfqEngine(Engine):
+    """``ruleengine run -q QUEUE --nfq-install-rules`` inside ``ns`` (stop, events and stats
+    as for the AF_PACKET engine); killed by the pair's teardown if a test fails first."""
+
+    def __init__(self, net: kernel.NetnsPair, ns: str, queue: int, rules: Path,
+                 logdir: Path, config: Path) -> None:
+        self.queue = queue
+        self.logdir = logdir
+        self.workers = 1
+        logdir.mkdir(parents=True, exist_ok=True)
+        cmd = [*ENGINE, "run", "-q", str(queue), "-S", str(rules), "-l", str(logdir),
+               "-c", str(config), "--no-progress", "--nfq-install-rules"]
+        self._stderr_path = logdir / "engine.stderr"
+        self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.proc = net.popen(ns, *cmd, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                              env=env, cwd=str(REPO))
+        self.cpu_seconds = 0.0
+        self.returncode: int | None = None
+
+    def wait_bound(self, net: kernel.NetnsPair, ns: str, timeout: float = 30.0) -> None:
+        """Until the queue is bound and the engine's rules are in for both families (it
+        installs IPv4 first), so the queue sees the connection from its SYN on."""
+        deadline = time.monotonic() + timeout
+        tag = f"ruleengine-{self.queue}"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"engine exited {self.proc.returncode}: {self.stderr()}")
+            bound = any(line.split()[:1] == [str(self.queue)] for line in net.run(
+                ns, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout.splitlines())
+            if bound and tag in net.run(ns, "ip6tables", "-w", "5", "-t", "mangle",
+                                        "-S").stdout:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"queue {self.queue} not bound after {timeout}s: {self.stderr()}")
+
+    def kill(self) -> None:
+        """For a failing test: no wait for a clean exit (teardown removes the namespace and
+        with it the rules)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+        self._stderr.close()
+
+
 def _descendants(pid: int) -> list[int]:
     out = [pid]
     i = 0

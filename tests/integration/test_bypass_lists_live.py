@@ -232,39 +232,6 @@ def test_af_packet_list_edited_during_the_run_applies_without_restart(tmp_path: 
 # --------------------------------------------------------------------------------------------
 
 
-class _NfqEngine(ae.Engine):
-    """``ruleengine run -q QUEUE --nfq-install-rules`` in ``ns``."""
-
-    def __init__(self, net: kernel.NetnsPair, ns: str, rules: Path, logdir: Path,
-                 config: Path) -> None:
-        self.logdir = logdir
-        self.workers = 1
-        logdir.mkdir(parents=True, exist_ok=True)
-        cmd = [*ae.ENGINE, "run", "-q", str(QUEUE), "-S", str(rules), "-l", str(logdir),
-               "-c", str(config), "--no-progress", "--nfq-install-rules"]
-        self._stderr_path = logdir / "engine.stderr"
-        self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
-        env = dict(os.environ, PYTHONPATH=str(ae.REPO))
-        self.proc = net.popen(ns, *cmd, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                              env=env, cwd=str(ae.REPO))
-        self.cpu_seconds = 0.0
-        self.returncode: int | None = None
-
-    def wait_bound(self, net: kernel.NetnsPair, ns: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        tag = f"ruleengine-{QUEUE}"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"engine exited {self.proc.returncode}: {self.stderr()}")
-            bound = any(line.split()[:1] == [str(QUEUE)] for line in net.run(
-                ns, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout.splitlines())
-            if bound and tag in net.run(ns, "ip6tables", "-w", "5", "-t", "mangle",
-                                        "-S").stdout:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"queue {QUEUE} not bound after {timeout}s: {self.stderr()}")
-
-
 def _rule_counts(net: kernel.NetnsPair) -> tuple[int, int]:
     """(packets the NFQUEUE rules queued, packets accepted on the bypass mark), IPv4."""
     out = net.run(net.ns_b, "iptables", "-w", "5", "-t", "mangle", "-L", "-n", "-v",
@@ -296,7 +263,7 @@ def test_nfq_port_entry_accepts_with_the_mark_and_the_queue_sees_almost_none(
     listed.write_text(f"port {PORT}\n")
     config = _config(tmp_path / "suricata.yaml", [listed], nfq=True)
     with kernel.netns_pair("bl") as net:
-        engine = _NfqEngine(net, net.ns_b, rules, tmp_path / "log", config)
+        engine = ae.NfqEngine(net, net.ns_b, QUEUE, rules, tmp_path / "log", config)
         stopped = False
         servers: list[ae.HttpServer] = []
         try:

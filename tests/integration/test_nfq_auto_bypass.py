@@ -10,10 +10,6 @@ The share of the flow that was queued is read from the engine's own iptables rul
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -57,51 +53,13 @@ def _config(path: Path) -> Path:
     return path
 
 
-class NfqEngine(ae.Engine):
-    """``ruleengine run -q 47 --nfq-install-rules`` in ``ns``."""
-
-    def __init__(self, net: kernel.NetnsPair, ns: str, rules: Path, logdir: Path,
-                 config: Path) -> None:
-        self.logdir = logdir
-        self.workers = 1
-        logdir.mkdir(parents=True, exist_ok=True)
-        cmd = [*ae.ENGINE, "run", "-q", str(QUEUE), "-S", str(rules), "-l", str(logdir),
-               "-c", str(config), "--no-progress", "--nfq-install-rules"]
-        self._stderr_path = logdir / "engine.stderr"
-        self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
-        env = dict(os.environ, PYTHONPATH=str(ae.REPO))
-        self.proc = net.popen(ns, *cmd, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                              env=env, cwd=str(ae.REPO))
-        self.cpu_seconds = 0.0
-        self.returncode: int | None = None
-
-    def wait_bound(self, net: kernel.NetnsPair, ns: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"engine exited {self.proc.returncode}: {self.stderr()}")
-            bound = any(line.split()[:1] == [str(QUEUE)] for line in net.run(
-                ns, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout.splitlines())
-            if bound and TAG in net.run(ns, "ip6tables", "-w", "5", "-t", "mangle",
-                                        "-S").stdout:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"queue {QUEUE} not bound after {timeout}s: {self.stderr()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(5)
-        self._stderr.close()
-
-
 def test_nfq_auto_bypass_keeps_a_download_out_of_the_queue(tmp_path: Path) -> None:
     _require()
     rules = tmp_path / "auto.rules"
     rules.write_text(RULES)
     config = _config(tmp_path / "suricata.yaml")
     with kernel.netns_pair("b14a") as net:
-        engine = NfqEngine(net, net.ns_b, rules, tmp_path / "log", config)
+        engine = ae.NfqEngine(net, net.ns_b, QUEUE, rules, tmp_path / "log", config)
         stopped = False
         server: ae.HttpServer | None = None
         try:
