@@ -284,19 +284,18 @@ class FlowWatch:
         return bool(ssn.server.app_off + remaining > depth)
 
 
-def _client_closes(tx: Any) -> bool:
-    """The client announced that this request is its last on the connection."""
-    value = tx.request_header(b"connection") or b""
-    tokens = {t.strip().lower() for t in value.split(b",")}
+def _announces_close(connection: bytes | None, protocol: bytes | None) -> bool:
+    """A side's ``Connection`` header (or HTTP/1.0 without keep-alive) says this message is
+    its last on the connection (RFC 9112 9.6)."""
+    tokens = {t.strip().lower() for t in (connection or b"").split(b",")}
     if b"close" in tokens:
         return True
-    return tx.request_protocol == b"HTTP/1.0" and b"keep-alive" not in tokens
+    return protocol == b"HTTP/1.0" and b"keep-alive" not in tokens
+
+
+def _client_closes(tx: Any) -> bool:
+    return _announces_close(tx.request_header(b"connection"), tx.request_protocol)
 
 
 def _server_closes(tx: Any) -> bool:
-    """The server announced that it closes the connection after this response."""
-    value = tx.response_header(b"connection") or b""
-    tokens = {t.strip().lower() for t in value.split(b",")}
-    if b"close" in tokens:
-        return True
-    return tx.response_protocol == b"HTTP/1.0" and b"keep-alive" not in tokens
+    return _announces_close(tx.response_header(b"connection"), tx.response_protocol)
