@@ -6,7 +6,6 @@ worker: that is the point). Needs root (namespaces ``mcf-*``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import struct
@@ -20,7 +19,7 @@ import pytest
 
 from ruleengine.flow.table import FLOW_COST_BYTES
 from tests import kernel
-from tests.test_memcap_scale import overlapping, vm_hwm
+from tests.test_memcap_scale import last_stats, overlapping, vm_hwm
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 FLOWS = 300_000
@@ -32,21 +31,6 @@ def _syn(src_mac: bytes, dst_mac: bytes, dst_ip: bytes, i: int) -> bytes:
     tcp = struct.pack("!HHIIBBHHH", 1024 + (i & 0xFFF), 80, 1, 0, 5 << 4, 0x02, 65535, 0, 0)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, src, dst_ip)
     return dst_mac + src_mac + b"\x08\x00" + ip + tcp
-
-
-def _stats(eve: Path) -> dict[str, int]:
-    last: dict[str, object] = {}
-    for line in eve.read_text().splitlines():
-        event = json.loads(line)
-        if event.get("event_type") == "stats":
-            last = event["stats"]
-    flat: dict[str, int] = {}
-    for group, values in last.items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                if isinstance(value, int):
-                    flat[f"{group}.{key}"] = value
-    return flat
 
 
 Frames = Callable[[bytes, bytes, bytes], Iterator[bytes]]
@@ -101,7 +85,7 @@ def _flood(tmp_path: Path, yaml_extra: str, frames: Frames) -> tuple[int, int, d
             proc.wait()
     output = (tmp_path / "engine.out").read_text()
     assert proc.returncode == 0, output
-    return idle, peak, _stats(logdir / "eve.json")
+    return idle, peak, last_stats(logdir / "eve.json")
 
 
 def test_syn_flood_stays_under_flow_memcap(tmp_path: Path) -> None:
