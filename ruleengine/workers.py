@@ -179,8 +179,12 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
         indices[read_fd] = index
     if feed is not None:
         feed.started()
+    inboxes = {fd: _Inbox() for fd in children}
     if on_started is not None:
         try:
+            # ready (pidfile, --user, -D's parent let go) only once every worker has its
+            # capture open and its privileges dropped, as Suricata waits for its threads
+            _await_opened(children, inboxes)
             on_started()
         except BaseException:  # no worker may outlive a start that failed
             for pid in children.values():
@@ -191,7 +195,25 @@ def run_workers(*, threads: int, open_backend: OpenBackend, make_pipeline: MakeP
                     os.waitpid(pid, 0)
             raise
     return _wait_children(children, write_stats, housekeeping, housekeeping_interval,
-                          hub or WorkerHub(), indices, feed)
+                          hub or WorkerHub(), indices, feed, inboxes)
+
+
+_OPEN_TIMEOUT = 60.0  # a worker slower than this to open its capture: go on without it
+
+
+def _await_opened(children: dict[int, int], inboxes: dict[int, _Inbox]) -> None:
+    """Read each worker's pipe until it said ``opened`` or ended (its error is on
+    stderr; ``_wait_children`` sees the end again). Messages after ``opened`` stay in
+    the worker's inbox for ``_wait_children``."""
+    waiting = set(children)
+    deadline = time.monotonic() + _OPEN_TIMEOUT
+    while waiting and time.monotonic() < deadline:
+        ready, _, _ = select.select(sorted(waiting), [], [],
+                                    max(0.0, deadline - time.monotonic()))
+        for fd in ready:
+            data = os.read(fd, 1 << 16)
+            if not data or inboxes[fd].opened(data):
+                waiting.discard(fd)
 
 
 def _send(fd: int, kind: str, payload: Any) -> None:
@@ -211,7 +233,8 @@ def _child_main(index: int, write_fd: int, open_backend: OpenBackend,
         def reloaded(reload: RuleReload) -> None:
             _send(write_fd, "reload", reload.error)
 
-        result = _run_one(index, open_backend, make_pipeline, sink, reloaded, forked=True)
+        result = _run_one(index, open_backend, make_pipeline, sink, reloaded, forked=True,
+                          opened=lambda: _send(write_fd, "opened", None))
         _send(write_fd, "result", result)
     except KeyboardInterrupt:  # SIGINT/SIGTERM before its pipeline's handlers: a clean stop
         code = 0
@@ -234,7 +257,8 @@ def worker_index() -> int:
 def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
              sink: WriteStats | None,
              reloaded: Callable[[RuleReload], None] | None = None,
-             forked: bool = False) -> tuple[RunReport, dict[str, int]]:
+             forked: bool = False, opened: Callable[[], None] | None = None
+             ) -> tuple[RunReport, dict[str, int]]:
     global _current
     _current = index
     pipeline = make_pipeline()
@@ -243,6 +267,8 @@ def _run_one(index: int, open_backend: OpenBackend, make_pipeline: MakePipeline,
     if reloaded is not None:
         pipeline.reload_listeners.append(reloaded)
     backend = open_backend(index)
+    if opened is not None:
+        opened()
     old = {sig: signal.signal(sig, lambda *_: pipeline.stop())
            for sig in (signal.SIGINT, signal.SIGTERM)}
     # SIGUSR2: Suricata's live rule reload, between packets
@@ -273,10 +299,19 @@ class _Inbox:
 
     def __init__(self) -> None:
         self.buf = bytearray()
+        self.held: list[tuple[str, Any]] = []  # read while waiting for ``opened``
+
+    def opened(self, data: bytes) -> bool:
+        """Take ``data``; whether the worker's ``opened`` message was in it (what came
+        after it is held for the next ``feed``)."""
+        messages = self.feed(data)
+        seen = any(kind == "opened" for kind, _ in messages)
+        self.held = [m for m in messages if m[0] != "opened"]
+        return seen
 
     def feed(self, data: bytes) -> list[tuple[str, Any]]:
         self.buf += data
-        out = []
+        out, self.held = self.held, []
         while len(self.buf) >= _FRAME.size:
             (size,) = _FRAME.unpack_from(self.buf)
             if len(self.buf) < _FRAME.size + size:
@@ -311,7 +346,8 @@ def _worker_capture_counters(latest: dict[int, dict[str, int]], indices: dict[in
 
 def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
                    housekeeping: Housekeeping | None, interval: float, hub: WorkerHub,
-                   indices: dict[int, int] | None = None, feed: Feed | None = None
+                   indices: dict[int, int] | None = None, feed: Feed | None = None,
+                   inboxes: dict[int, _Inbox] | None = None
                    ) -> tuple[RunReport, dict[str, int]]:
     indices = indices or {}
     def forward(signum: int, frame: Any) -> None:
@@ -337,7 +373,7 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
     old[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, lambda *_: hub.request_reload())
     started = hub.started
     hub.pids = dict(children)
-    inboxes = {fd: _Inbox() for fd in children}
+    inboxes = inboxes or {fd: _Inbox() for fd in children}
     latest = hub.latest  # fd -> last stats snapshot of that worker
     fresh: set[int] = set()  # workers that sent a snapshot since the last merged event
     results: dict[int, tuple[RunReport, dict[str, int]]] = {}
@@ -359,12 +395,6 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
                 hub.own = _sum([hub.own, housekeeping()])
             for fd in ready:
                 data = os.read(fd, 1 << 16)
-                if not data:
-                    open_fds.discard(fd)
-                    os.close(fd)
-                    os.waitpid(children[fd], 0)
-                    hub._gone(fd)
-                    continue
                 for kind, payload in inboxes[fd].feed(data):
                     if kind == "stats":
                         latest[fd] = payload
@@ -375,6 +405,11 @@ def _wait_children(children: dict[int, int], write_stats: WriteStats | None,
                         results[fd] = payload
                         latest[fd] = payload[1]
                         hub._gone(fd)
+                if not data:  # the worker ended (after what it sent before)
+                    open_fds.discard(fd)
+                    os.close(fd)
+                    os.waitpid(children[fd], 0)
+                    hub._gone(fd)
             hub._tick()
             running = open_fds - set(results)
             if write_stats is not None and running and fresh >= running:
