@@ -43,6 +43,9 @@ LINKTYPE_LINUX_SLL2 = 276
 # Old/BSD DLT values some writers put in pcap headers for raw IP.
 DLT_RAW_12 = 12
 DLT_RAW_14 = 14
+# The link types whose frames start with the IP header (the version nibble says which):
+# one set for the decoder's link table and ruleengine.rawflow.
+RAW_IP_LINKTYPES = frozenset((LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, DLT_RAW_12, DLT_RAW_14))
 
 # Ethernet types and VLAN tags every reader of raw frames (the decoder, ruleengine.rawflow)
 # agrees on, so that they find the same IP header in the same frame.

@@ -26,19 +26,15 @@ import mmap
 import struct
 
 from ruleengine.capture import (
-    DLT_RAW_12,
-    DLT_RAW_14,
     ETHERTYPE_IPV4,
     ETHERTYPE_IPV6,
     LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
-    LINKTYPE_RAW,
     MAX_VLAN_LAYERS,
+    RAW_IP_LINKTYPES,
     VLAN_TPIDS,
 )
 
@@ -59,7 +55,6 @@ _QUOTED = (6, 17)  # what an ICMP error's quote is read for (the decoder's icmp_
 _V6_SKIP = frozenset((0, 43, 60))  # hop-by-hop, routing, destination options: (len+1)*8
 _V6_AH = 51  # (len+2)*4
 _V6_FRAGMENT = 44
-_RAW = frozenset((LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, DLT_RAW_12, DLT_RAW_14))
 _IP_ETYPES = (ETHERTYPE_IPV4, ETHERTYPE_IPV6)
 _PORTS = struct.Struct("!HH")
 
@@ -91,7 +86,7 @@ def ip_offset(linktype: int, buf: Buffer, off: int = 0, end: int = -1) -> int:
         end = len(buf)
     if linktype == LINKTYPE_ETHERNET:
         return ether_ip_offset(buf, off, end)
-    if linktype in _RAW:
+    if linktype in RAW_IP_LINKTYPES:
         return off
     if linktype == LINKTYPE_LINUX_SLL:
         p = off + 14

@@ -15,12 +15,7 @@ from ruleengine.applayer.files import FilePolicy
 from ruleengine.applayer.http1.config import HttpConfig
 from ruleengine.applayer.registry import AppLayerSettings, default_settings, load_settings
 from ruleengine.config import Config, parse_bool
-from ruleengine.decode.tunnel import (
-    DEFAULT_MAX_LAYERS,
-    GENEVE_PORTS,
-    VXLAN_PORTS,
-    parse_port_list,
-)
+from ruleengine.decode.tunnel import DEFAULT_MAX_LAYERS, GENEVE_PORTS, VXLAN_PORTS, parse_port_list
 from ruleengine.detect.config import DetectSettings
 from ruleengine.flow.table import FlowTimeouts
 from ruleengine.outputs.config import eve_settings, stats_interval

@@ -19,13 +19,11 @@ from ruleengine.capture import ETHERTYPE_IPV6 as ETHERTYPE_IPV6
 from ruleengine.capture import (
     LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
-    LINKTYPE_RAW,
+    RAW_IP_LINKTYPES,
 )
 from ruleengine.capture import MAX_VLAN_LAYERS as MAX_VLAN_LAYERS
 from ruleengine.capture import VLAN_TPIDS as _VLAN_TYPES
@@ -50,11 +48,7 @@ _LINK_HANDLERS = {
     LINKTYPE_C_HDLC: "_chdlc",
     LINKTYPE_LINUX_SLL: "_sll",
     LINKTYPE_LINUX_SLL2: "_sll2",
-    LINKTYPE_RAW: "_raw",
-    DLT_RAW_12: "_raw",
-    DLT_RAW_14: "_raw",
-    LINKTYPE_IPV4: "_raw",
-    LINKTYPE_IPV6: "_raw",
+    **dict.fromkeys(RAW_IP_LINKTYPES, "_raw"),
     LINKTYPE_NULL: "_null",
     LINKTYPE_LOOP: "_loop",
 }

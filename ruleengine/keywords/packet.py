@@ -11,15 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruleengine.decode.packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP
 from ruleengine.keywords._values import parse_int_condition
-from ruleengine.keywords.registry import (
-    KeywordSpec,
-    MatchContext,
-    MatchOrder,
-    MatchStep,
-    Quotes,
-    Setup,
-    StepCache,
-)
+from ruleengine.keywords.registry import KeywordSpec, MatchOrder, Quotes, StepCache
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import (
     BufferSize,
@@ -31,6 +23,7 @@ from ruleengine.rules.model import (
 )
 
 if TYPE_CHECKING:
+    from ruleengine.keywords.registry import MatchContext, MatchStep, Setup
     from ruleengine.rules.builder import RuleBuilder
 
 _MAX = {

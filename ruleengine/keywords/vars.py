@@ -12,20 +12,12 @@ import re
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords.content import parse_content_value
-from ruleengine.keywords.registry import (
-    KeywordSpec,
-    MatchContext,
-    MatchOrder,
-    MatchStep,
-    Quotes,
-    Setup,
-    Stage,
-    StepCache,
-)
+from ruleengine.keywords.registry import KeywordSpec, MatchOrder, Quotes, Stage, StepCache
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import Rule, VarCheck
 
 if TYPE_CHECKING:
+    from ruleengine.keywords.registry import MatchContext, MatchStep, Setup
     from ruleengine.rules.builder import RuleBuilder
 
 _RE = re.compile(r"\s*(?P<name>[A-Za-z_][\w.\-]*)\s*,\s*(?P<content>.+?)\s*\Z", re.S)
