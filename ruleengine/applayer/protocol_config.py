@@ -58,6 +58,22 @@ def read_auto_switch(key: str, raw: Any, warnings: list[str]) -> bool | None:
     return value
 
 
+class AutoSwitchView:
+    """What an auto switch (:func:`read_auto_switch`: None = auto, True / False as written)
+    means, as a read-only attribute of the settings class: with ``logged=False`` whether
+    the value is computed (for rules: unless switched off), with ``logged=True`` whether
+    it is logged (only when switched on; ``auto`` leaves that to a rule that needs it,
+    which the protocol's ``for_rules`` turns on)."""
+
+    def __init__(self, switch: str, *, logged: bool) -> None:
+        self._switch = switch
+        self._logged = logged
+
+    def __get__(self, obj: object, owner: type | None = None) -> bool:
+        value = getattr(obj, self._switch)
+        return value is True if self._logged else value is not False
+
+
 def read_encryption_handling(key: str, raw: Any,
                              warnings: list[str]) -> EncryptionHandling | None:
     """``encryption-handling`` (Suricata 8's ``track-only`` is the old ``default``); None
@@ -69,12 +85,14 @@ def read_encryption_handling(key: str, raw: Any,
     return handling
 
 
-def read_sizes(subtree: Mapping[str, Any], fields: Iterable[tuple[str, str]],
+def read_sizes(subtree: Mapping[str, Any], keys: Iterable[str],
                values: dict[str, Any], warnings: list[str], *,
                zero_ok: frozenset[str] = frozenset()) -> None:
-    """Size keys (``4kb``, ``1mb``, plain numbers) -> ``values[attr]`` for each
-    ``(key, attr)`` of ``fields``; 0 only for the keys in ``zero_ok``."""
-    for key, attr in fields:
+    """Size keys (``4kb``, ``1mb``, plain numbers) -> ``values[attr]`` for each key of
+    ``keys``, ``attr`` being the key spelt as a field (``max-tx`` -> ``max_tx``); 0 only
+    for the keys in ``zero_ok``."""
+    for key in keys:
+        attr = key.replace("-", "_")
         raw = subtree.get(key)
         if raw is None:
             continue

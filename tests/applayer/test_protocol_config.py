@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pytest
 
 from ruleengine.applayer.ftp.config import parse_config as ftp_config
 from ruleengine.applayer.protocol_config import (
+    AutoSwitchView,
     read_auto_switch,
     read_common_keys,
     read_encryption_handling,
@@ -45,10 +47,9 @@ def test_bad_enabled_and_unknown_keys_warn() -> None:
 def test_sizes_zero_only_where_allowed() -> None:
     values: dict[str, Any] = {}
     warnings: list[str] = []
-    read_sizes({"a": "4kb", "b": 0, "c": 0, "d": "huge"},
-               (("a", "a_"), ("b", "b_"), ("c", "c_"), ("d", "d_")), values, warnings,
-               zero_ok=frozenset({"b"}))
-    assert values == {"a_": 4096, "b_": 0}
+    read_sizes({"a-a": "4kb", "b": 0, "c": 0, "d": "huge"}, ("a-a", "b", "c", "d"), values,
+               warnings, zero_ok=frozenset({"b"}))
+    assert values == {"a_a": 4096, "b": 0}
     assert [w.split(":")[0] for w in warnings] == ["c", "d"]
 
 
@@ -68,3 +69,16 @@ def test_protocols_read_shared_keys_alike(parse: Any) -> None:
     assert settings.enabled == "detection-only"
     assert settings.max_events == 1024
     assert warnings == ["x: unknown key, ignored"]
+
+
+def test_auto_switch_view() -> None:
+    @dataclass(frozen=True)
+    class Settings:
+        switch: bool | None = None
+        computed = AutoSwitchView("switch", logged=False)
+        logged = AutoSwitchView("switch", logged=True)
+
+    # auto: computed for rules, not logged; yes: both; no: neither
+    assert [(s.computed, s.logged) for s in (Settings(), Settings(True), Settings(False))] \
+        == [(True, False), (True, True), (False, False)]
+    assert [f.name for f in fields(Settings)] == ["switch"]  # the views are not fields

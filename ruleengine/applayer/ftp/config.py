@@ -48,8 +48,6 @@ def parse_config(subtree: Mapping[str, Any] | None) -> tuple[FtpSettings, list[s
     if not isinstance(subtree, Mapping):
         return FtpSettings(), []
     values, warnings = read_common_keys(subtree, _KNOWN_KEYS)
-    read_sizes(subtree, (("memcap", "memcap"), ("max-tx", "max_tx"),
-                         ("max-line-length", "max_line_length"),
-                         ("max-reply-lines", "max_reply_lines"), ("max-events", "max_events")),
+    read_sizes(subtree, ("memcap", "max-tx", "max-line-length", "max-reply-lines", "max-events"),
                values, warnings, zero_ok=frozenset({"memcap"}))
     return FtpSettings(**values), warnings

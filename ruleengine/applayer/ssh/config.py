@@ -23,15 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruleengine.applayer.protocol_config import (
-    EncryptionHandling,
+    AutoSwitchView,
     read_auto_switch,
     read_common_keys,
     read_encryption_handling,
     read_sizes,
 )
+
+if TYPE_CHECKING:
+    from ruleengine.applayer.protocol_config import EncryptionHandling
 
 BANNER_MAX_LEN = 256  # Suricata's SSH_MAX_BANNER_LEN: long_banner from this length on
 MAX_REASSEMBLED_RECORD = 65535  # SSH_MAX_REASSEMBLED_RECORD_LEN: a longer KEXINIT is skipped
@@ -53,15 +56,9 @@ class SshSettings:
     max_banner_length: int = DEFAULT_MAX_BANNER_LENGTH
     max_events: int = DEFAULT_MAX_EVENTS
 
-    @property
-    def hassh_computed(self) -> bool:
-        """KEXINIT parsed and fingerprinted (for rules): unless explicitly disabled."""
-        return self.hassh is not False
-
-    @property
-    def hassh_logged(self) -> bool:
-        """``hassh`` in EVE and logging at NEWKEYS: only when explicitly enabled."""
-        return self.hassh is True
+    # KEXINIT parsed and fingerprinted (for rules); ``hassh`` in EVE and logging at NEWKEYS
+    hassh_computed = AutoSwitchView("hassh", logged=False)
+    hassh_logged = AutoSwitchView("hassh", logged=True)
 
 
 def parse_config(subtree: Mapping[str, Any] | None) -> tuple[SshSettings, list[str]]:
@@ -77,8 +74,7 @@ def parse_config(subtree: Mapping[str, Any] | None) -> tuple[SshSettings, list[s
         handling = read_encryption_handling("encryption-handling", raw_handling, warnings)
         values["encryption_handling"] = handling or "default"
 
-    read_sizes(subtree, (("max-banner-length", "max_banner_length"),
-                         ("max-events", "max_events")), values, warnings)
+    read_sizes(subtree, ("max-banner-length", "max-events"), values, warnings)
     return SshSettings(**values), warnings
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ruleengine.applayer.protocol_config import (
+    AutoSwitchView,
     EncryptionHandling,
     read_auto_switch,
     read_common_keys,
@@ -61,24 +62,12 @@ class TlsSettings:
     max_alpns: int = DEFAULT_MAX_ALPNS
     max_events: int = DEFAULT_MAX_EVENTS
 
-    @property
-    def ja3_enabled(self) -> bool:
-        """JA3/JA3S computed (for rules): unless explicitly disabled."""
-        return self.ja3_fingerprints is not False
-
-    @property
-    def ja4_enabled(self) -> bool:
-        return self.ja4_fingerprints is not False
-
-    @property
-    def ja3_logged(self) -> bool:
-        """JA3/JA3S written to EVE: only when explicitly enabled (``auto`` without a ja3 rule
-        leaves it off in Suricata)."""
-        return self.ja3_fingerprints is True
-
-    @property
-    def ja4_logged(self) -> bool:
-        return self.ja4_fingerprints is True
+    # JA3/JA3S and JA4 computed (for rules), and written to EVE (``auto`` without a ja3
+    # rule leaves them out in Suricata)
+    ja3_enabled = AutoSwitchView("ja3_fingerprints", logged=False)
+    ja4_enabled = AutoSwitchView("ja4_fingerprints", logged=False)
+    ja3_logged = AutoSwitchView("ja3_fingerprints", logged=True)
+    ja4_logged = AutoSwitchView("ja4_fingerprints", logged=True)
 
 
 def _encryption_handling(subtree: Mapping[str, Any], warnings: list[str]) -> EncryptionHandling:
@@ -118,9 +107,8 @@ def parse_config(subtree: Mapping[str, Any] | None) -> tuple[TlsSettings, list[s
     values["ja4_fingerprints"] = read_auto_switch(
         "ja4-fingerprints", subtree.get("ja4-fingerprints"), warnings)
 
-    read_sizes(subtree, (("max-handshake-message", "max_handshake_message"),
-                         ("max-certs", "max_certs"), ("max-alpns", "max_alpns"),
-                         ("max-events", "max_events")), values, warnings)
+    read_sizes(subtree, ("max-handshake-message", "max-certs", "max-alpns", "max-events"),
+               values, warnings)
     return TlsSettings(**values), warnings
 
 
