@@ -63,14 +63,15 @@ class RuleReload:
     packet loop keeps running) and swapped in between two packets (Suricata's
     ``DetectEngineReload``). ``done`` once swapped or failed; ``error`` says why it failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, listeners: Iterable[Callable[[RuleReload], None]] = ()) -> None:
         self.done = False
         self.error: str | None = None
         self.engine: DetectEngine | None = None
         self.started = time.time()
         self.finished = 0.0
         self._built = threading.Event()
-        self._listeners: list[Callable[[RuleReload], None]] = []
+        # told once it is done, as by add_done_callback (the owner's reload_listeners)
+        self._listeners: list[Callable[[RuleReload], None]] = list(listeners)
 
     def add_done_callback(self, callback: Callable[[RuleReload], None]) -> None:
         """``callback(reload)`` once it is done (at once if it is); runs between packets."""
@@ -295,9 +296,7 @@ class Pipeline:
         """Start building the new engine (or return the reload already under way)."""
         if self._reload is not None:
             return self._reload
-        reload = RuleReload()
-        for listener in self.reload_listeners:
-            reload.add_done_callback(listener)
+        reload = RuleReload(self.reload_listeners)
         if self.rebuild is None or self._stop:
             reload.error = "live rule reload is not available" if self.rebuild is None \
                 else "engine is shutting down"

@@ -84,11 +84,10 @@ class WorkerHub:
 
     def reload(self) -> RuleReload:
         """Ask every running worker to reload (SIGUSR2); joins a reload under way."""
-        if self._reload is not None:
-            return self._reload
-        reload = RuleReload()
-        for listener in self.reload_listeners:
-            reload.add_done_callback(listener)
+        return self._reload or self._signal_reload()
+
+    def _signal_reload(self) -> RuleReload:
+        reload = RuleReload(self.reload_listeners)
         if not self.pids:
             reload.complete("no worker is running")
             return reload
