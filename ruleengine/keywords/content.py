@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import parse_int, parse_int_or_var, split_args
-from ruleengine.keywords.registry import ArgKind, KeywordSpec, Quotes, Stage
+from ruleengine.keywords.registry import ArgKind, KeywordSpec, Quotes, Stage, modifier_flag
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.model import ContentMatch
 
@@ -264,10 +264,10 @@ def _position_spec(name: str) -> KeywordSpec:
 SPECS: tuple[KeywordSpec, ...] = (
     KeywordSpec("content", setup_content, negatable=True, doc="match bytes in the active buffer"),
     KeywordSpec("uricontent", setup_uricontent, negatable=True, doc="content in http.uri"),
-    KeywordSpec("nocase", setup_nocase, arg=ArgKind.NONE, stage=Stage.MODIFIER),
-    KeywordSpec("rawbytes", setup_rawbytes, arg=ArgKind.NONE, stage=Stage.MODIFIER),
-    KeywordSpec("startswith", setup_startswith, arg=ArgKind.NONE, stage=Stage.MODIFIER),
-    KeywordSpec("endswith", setup_endswith, arg=ArgKind.NONE, stage=Stage.MODIFIER),
+    modifier_flag("nocase", setup_nocase),
+    modifier_flag("rawbytes", setup_rawbytes),
+    modifier_flag("startswith", setup_startswith),
+    modifier_flag("endswith", setup_endswith),
     KeywordSpec(
         "fast_pattern",
         setup_fast_pattern,

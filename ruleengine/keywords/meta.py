@@ -8,7 +8,15 @@ import sys
 from typing import TYPE_CHECKING
 
 from ruleengine.keywords._values import parse_int
-from ruleengine.keywords.registry import ArgKind, KeywordSpec, Quotes, Stage, unquote
+from ruleengine.keywords.registry import (
+    ArgKind,
+    KeywordSpec,
+    Quotes,
+    Setup,
+    Stage,
+    modifier_flag,
+    unquote,
+)
 from ruleengine.rules.classification import classification, reference_systems
 from ruleengine.rules.errors import KeywordError
 from ruleengine.rules.header import APP_PROTOCOLS, app_proto_of
@@ -141,18 +149,23 @@ def setup_app_layer_protocol(b: RuleBuilder, value: str | None) -> None:
     b.rule.app_proto_negated = negated
 
 
+def _meta(name: str, setup: Setup, quotes: Quotes = Quotes.FORBIDDEN) -> KeywordSpec:
+    """A rule's metadata (sid, msg, ...): read once at load, never matched."""
+    return KeywordSpec(name, setup, stage=Stage.META, quotes=quotes)
+
+
 SPECS: tuple[KeywordSpec, ...] = (
-    KeywordSpec("msg", setup_msg, stage=Stage.META, quotes=Quotes.MANDATORY),
-    KeywordSpec("sid", setup_sid, stage=Stage.META, quotes=Quotes.FORBIDDEN),
-    KeywordSpec("rev", setup_rev, stage=Stage.META, quotes=Quotes.FORBIDDEN),
-    KeywordSpec("gid", setup_gid, stage=Stage.META, quotes=Quotes.FORBIDDEN),
-    KeywordSpec("classtype", setup_classtype, stage=Stage.META, quotes=Quotes.FORBIDDEN),
-    KeywordSpec("priority", setup_priority, stage=Stage.META, quotes=Quotes.FORBIDDEN),
-    KeywordSpec("reference", setup_reference, stage=Stage.META),
-    KeywordSpec("metadata", setup_metadata, stage=Stage.META),
-    KeywordSpec("target", setup_target, stage=Stage.META, quotes=Quotes.FORBIDDEN),
+    _meta("msg", setup_msg, Quotes.MANDATORY),
+    _meta("sid", setup_sid),
+    _meta("rev", setup_rev),
+    _meta("gid", setup_gid),
+    _meta("classtype", setup_classtype),
+    _meta("priority", setup_priority),
+    _meta("reference", setup_reference, Quotes.OPTIONAL),
+    _meta("metadata", setup_metadata, Quotes.OPTIONAL),
+    _meta("target", setup_target),
     KeywordSpec("noalert", setup_noalert, arg=ArgKind.NONE, stage=Stage.POSTMATCH),
-    KeywordSpec("prefilter", setup_prefilter, arg=ArgKind.NONE, stage=Stage.MODIFIER),
+    modifier_flag("prefilter", setup_prefilter),
     KeywordSpec(
         "app-layer-protocol",
         setup_app_layer_protocol,

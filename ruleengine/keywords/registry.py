@@ -138,6 +138,12 @@ class KeywordSpec:
     postmatch: PostmatchSetup | None = None  # what runs once the rule matched
 
 
+
+def modifier_flag(name: str, setup: Setup) -> KeywordSpec:
+    """A modifier written without a value (``nocase;``, ``rawbytes;``, ``prefilter;``)."""
+    return KeywordSpec(name, setup, arg=ArgKind.NONE, stage=Stage.MODIFIER)
+
+
 class Registry:
     def __init__(self) -> None:
         self._by_name: dict[str, KeywordSpec] = {}
