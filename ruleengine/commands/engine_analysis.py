@@ -43,23 +43,31 @@ RULES_TXT = "rules_analysis.txt"
 FAST_PATTERN_TXT = "rules_fast_pattern.txt"
 RULES_JSON = "rules.json"
 
-# Suricata's analyzer_items[]: buffers reported by name ("Rule matches on http uri
-# buffer.") and counted as "http content options".
-_HTTP_ITEMS: dict[str, str] = {
-    "http.uri": "http uri", "http.uri.raw": "http raw uri", "http.method": "http method",
-    "http.request_line": "http request line", "http.request_body": "http client body",
-    "http.header": "http header", "http.header.raw": "http raw header",
-    "http.cookie": "http cookie", "http.user_agent": "http user agent",
-    "http.host": "http host", "http.host.raw": "http raw host",
-    "http.accept_enc": "http accept enc", "http.referer": "http referer",
-    "http.content_type": "http content type", "http.header_names": "http header names",
-    "http.stat_msg": "http stat msg", "http.stat_code": "http stat code",
-    "file.data": "http server body", "http.accept": "http accept",
-    "http.accept_lang": "http accept lang", "http.connection": "http connection",
-    "http.content_len": "http content len", "http.protocol": "http protocol",
-    "http.start": "http start", "http.response_line": "http response line",
-    "http.server": "http server", "http.location": "http location",
-}  # fmt: skip
+# Suricata's analyzer_items[], in its order: buffers reported by name ("Rule matches on
+# http uri buffer.") and counted as "http content options".
+_HTTP_BUFFERS = (
+    "http.uri", "http.uri.raw", "http.method", "http.request_line", "http.request_body",
+    "http.header", "http.header.raw", "http.cookie", "http.user_agent", "http.host",
+    "http.host.raw", "http.accept_enc", "http.referer", "http.content_type",
+    "http.header_names", "http.stat_msg", "http.stat_code", "file.data", "http.accept",
+    "http.accept_lang", "http.connection", "http.content_len", "http.protocol", "http.start",
+    "http.response_line", "http.server", "http.location",
+)
+_BODY_NAMES = {"http.request_body": "http client body", "file.data": "http server body"}
+
+
+def _display_name(buffer: str) -> str:
+    """Suricata's name of the buffer: ``http.user_agent`` "http user agent",
+    ``http.uri.raw`` "http raw uri"; the bodies are named by their side."""
+    if buffer in _BODY_NAMES:
+        return _BODY_NAMES[buffer]
+    words = buffer.removeprefix("http.").replace("_", " ")
+    if words.endswith(".raw"):
+        words = "raw " + words.removesuffix(".raw")
+    return "http " + words
+
+
+_HTTP_ITEMS = {buffer: _display_name(buffer) for buffer in _HTTP_BUFFERS}
 _KIND_TEXT = {
     "ip_only": "Rule is ip only.", "pd_only": "Rule is PD only.",
     "pkt": "Rule is packet inspecting.", "pkt_stream": "Rule is packet and stream inspecting.",
