@@ -166,6 +166,20 @@ def utf8_bestfit(data: bytes) -> bytes:
 
 
 _START, _DOT, _TWO_DOT, _SLASH, _SLASH_DOT, _SLASH_DOT_DOT, _AFTER_DOT_DOT, _REGULAR = range(8)
+# What each state holds back, by state: written out, followed by the byte, when that byte
+# shows the held bytes start no dot segment (the machine then reads a regular segment).
+_HELD = (b"", b".", b"..", b"/", b"/.", b"/..", b"/", b"")
+# (state << 8 | byte) -> the next state, for the bytes that go on with a dot segment
+_STEPS = {
+    _START << 8 | 0x2E: _DOT, _START << 8 | 0x2F: _SLASH,
+    _DOT << 8 | 0x2E: _TWO_DOT, _DOT << 8 | 0x2F: _START,  # "./" at the start goes
+    _TWO_DOT << 8 | 0x2F: _START,  # "../" at the start goes
+    _SLASH << 8 | 0x2E: _SLASH_DOT, _AFTER_DOT_DOT << 8 | 0x2E: _SLASH_DOT,
+    _SLASH_DOT << 8 | 0x2F: _AFTER_DOT_DOT,  # "/./" -> "/"
+    _SLASH_DOT << 8 | 0x2E: _SLASH_DOT_DOT,
+    _SLASH_DOT_DOT << 8 | 0x2F: _AFTER_DOT_DOT,  # "/../": the segment before goes too
+    _REGULAR << 8 | 0x2F: _SLASH,
+}  # fmt: skip
 
 
 def remove_dot_segments(path: bytes) -> bytes:
@@ -176,53 +190,15 @@ def remove_dot_segments(path: bytes) -> bytes:
     out = bytearray()
     state = _START
     for c in path:
-        if state == _START:
-            if c == 0x2E:
-                state = _DOT
-            elif c == 0x2F:
-                state = _SLASH
-            else:
-                out.append(c)
-                state = _REGULAR
-        elif state == _DOT:
-            if c == 0x2E:
-                state = _TWO_DOT
-            elif c == 0x2F:
-                state = _START
-            else:
-                out += bytes((0x2E, c))
-                state = _REGULAR
-        elif state == _TWO_DOT:
-            if c == 0x2F:
-                state = _START
-            else:
-                out += bytes((0x2E, 0x2E, c))
-                state = _REGULAR
-        elif state in (_SLASH, _AFTER_DOT_DOT):
-            if c == 0x2E:
-                state = _SLASH_DOT
-            else:
-                out += bytes((0x2F, c))
-                state = _REGULAR
-        elif state == _SLASH_DOT:
-            if c == 0x2F:
-                state = _AFTER_DOT_DOT
-            elif c == 0x2E:
-                state = _SLASH_DOT_DOT
-            else:
-                out += bytes((0x2F, 0x2E, c))
-                state = _REGULAR
-        elif state == _SLASH_DOT_DOT:
-            if c == 0x2F:
-                _pop_segment(out)
-                state = _AFTER_DOT_DOT
-            else:
-                out += bytes((0x2F, 0x2E, 0x2E, c))
-                state = _REGULAR
-        elif c == 0x2F:  # _REGULAR
-            state = _SLASH
-        else:
+        step = _STEPS.get(state << 8 | c)
+        if step is None:
+            out += _HELD[state]
             out.append(c)
+            state = _REGULAR
+            continue
+        if state == _SLASH_DOT_DOT:
+            _pop_segment(out)
+        state = step
     if state == _SLASH:
         out.append(0x2F)
     elif state == _SLASH_DOT_DOT:
