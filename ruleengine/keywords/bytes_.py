@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 from ruleengine.keywords._values import parse_int, parse_int_or_var, split_args
 from ruleengine.keywords.registry import KeywordSpec, Quotes
 from ruleengine.rules.errors import KeywordError
-from ruleengine.rules.model import ByteExtract, ByteJump, ByteMath, ByteTest, Endian, IsDataAt
+from ruleengine.rules.model import (
+    ByteExtract,
+    ByteJump,
+    ByteMath,
+    ByteOptions,
+    ByteTest,
+    Endian,
+    IsDataAt,
+)
 
 if TYPE_CHECKING:
     from ruleengine.rules.builder import RuleBuilder
@@ -89,7 +97,7 @@ class _Common:
         """Base of a string number; None for a binary one."""
         return self.string_base if self.string else None
 
-    def fill(self, item: ByteTest | ByteJump | ByteExtract | ByteMath) -> None:
+    def fill(self, item: ByteOptions) -> None:
         """The shared options onto the keyword's rule item."""
         item.relative, item.endian, item.dce, item.bitmask = (
             self.relative, self.endian, self.dce, self.bitmask)

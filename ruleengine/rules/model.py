@@ -194,13 +194,11 @@ class Endian(enum.Enum):
     LITTLE = "little"
 
 
-@dataclass(slots=True)
-class ByteTest:
-    nbytes: int
-    operator: str  # one of < > = <= >= & ^ (after "!" split into ``negated``)
-    value: IntOrVar
-    offset: IntOrVar
-    negated: bool = False
+@dataclass(slots=True, kw_only=True)
+class ByteOptions:
+    """The options every ``byte_*`` keyword shares (``keywords.bytes_`` parses them once):
+    keyword arguments after each keyword's own fields."""
+
     relative: bool = False
     endian: Endian = Endian.BIG
     string_base: int | None = None  # 8, 10, 16 when "string,<base>"
@@ -210,50 +208,41 @@ class ByteTest:
 
 
 @dataclass(slots=True)
-class ByteJump:
+class ByteTest(ByteOptions):
+    nbytes: int
+    operator: str  # one of < > = <= >= & ^ (after "!" split into ``negated``)
+    value: IntOrVar
+    offset: IntOrVar
+    negated: bool = False
+
+
+@dataclass(slots=True)
+class ByteJump(ByteOptions):
     nbytes: int
     offset: IntOrVar
-    relative: bool = False
     multiplier: int = 1
-    endian: Endian = Endian.BIG
-    string_base: int | None = None
     align: bool = False
     from_beginning: bool = False
     from_end: bool = False
     post_offset: int = 0
-    dce: bool = False
-    bitmask: int | None = None
-    span: Span | None = None
 
 
 @dataclass(slots=True)
-class ByteExtract:
+class ByteExtract(ByteOptions):
     nbytes: int
     offset: int
     name: str
-    relative: bool = False
     multiplier: int = 1
-    endian: Endian = Endian.BIG
-    string_base: int | None = None
     align: int = 0
-    dce: bool = False
-    bitmask: int | None = None
-    span: Span | None = None
 
 
 @dataclass(slots=True)
-class ByteMath:
+class ByteMath(ByteOptions):
     nbytes: int
     offset: int
     oper: str  # + - * / << >>
     rvalue: IntOrVar
     result: str
-    relative: bool = False
-    endian: Endian = Endian.BIG
-    string_base: int | None = None
-    dce: bool = False
-    bitmask: int | None = None
-    span: Span | None = None
 
 
 @dataclass(slots=True)
@@ -344,13 +333,21 @@ class FlowCondition:
     no_frag: bool = False
 
 
-class FlowbitCmd(enum.Enum):
+class BitCmd(enum.Enum):
+    """The commands of flowbits and xbits (Suricata's ``DETECT_FLOWBITS_CMD_*`` and
+    ``DETECT_XBITS_CMD_*`` are the same list). ``noalert`` is a command of flowbits only:
+    ``xbits:noalert`` sets ``Rule.noalert`` (``keywords.xbits``)."""
+
     SET = "set"
     UNSET = "unset"
     TOGGLE = "toggle"
     ISSET = "isset"
     ISNOTSET = "isnotset"
     NOALERT = "noalert"
+
+
+FlowbitCmd = BitCmd
+XbitCmd = BitCmd
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,14 +485,6 @@ class Transform:
     def ident(self) -> str:
         """Identity of the transform in a buffer+transforms cache key."""
         return self.name if self.arg is None else f"{self.name}({self.arg})"
-
-
-class XbitCmd(enum.Enum):
-    SET = "set"
-    UNSET = "unset"
-    TOGGLE = "toggle"
-    ISSET = "isset"
-    ISNOTSET = "isnotset"
 
 
 @dataclass(frozen=True, slots=True)
