@@ -27,11 +27,8 @@ MAX_KEPT_BYTES = 1 << 20  # bytes kept of one inspected buffer
 class Finalized(Protocol):
     """What ``finalized`` reads of the compiled rule (``crule.CRule``)."""
 
-    @property
-    def rule(self) -> Rule: ...
-
-    @property
-    def fb_noalert(self) -> bool: ...
+    rule: Rule
+    fb_noalert: bool
 
 
 @dataclass
