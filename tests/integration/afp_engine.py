@@ -240,7 +240,11 @@ class Engine:
         for item in overrides:
             cmd += ["--set", item]
         cmd += list(extra_args)
-        self._stderr_path = logdir / "engine.stderr"
+        self._launch(net, ns, cmd)
+
+    def _launch(self, net: kernel.NetnsPair, ns: str, cmd: list[str]) -> None:
+        """Start ``cmd`` in ``ns`` with this checkout's code, stderr to the log dir."""
+        self._stderr_path = self.logdir / "engine.stderr"
         self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.proc = net.popen(ns, *cmd, stdout=subprocess.DEVNULL, stderr=self._stderr,
@@ -347,20 +351,16 @@ class NfqEngine(Engine):
     as for the AF_PACKET engine); killed by the pair's teardown if a test fails first."""
 
     def __init__(self, net: kernel.NetnsPair, ns: str, queue: int, rules: Path,
-                 logdir: Path, config: Path) -> None:
+                 logdir: Path, config: Path, *, overrides: tuple[str, ...] = ()) -> None:
         self.queue = queue
         self.logdir = logdir
         self.workers = 1
         logdir.mkdir(parents=True, exist_ok=True)
         cmd = [*ENGINE, "run", "-q", str(queue), "-S", str(rules), "-l", str(logdir),
                "-c", str(config), "--no-progress", "--nfq-install-rules"]
-        self._stderr_path = logdir / "engine.stderr"
-        self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.proc = net.popen(ns, *cmd, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                              env=env, cwd=str(REPO))
-        self.cpu_seconds = 0.0
-        self.returncode: int | None = None
+        for item in overrides:
+            cmd += ["--set", item]
+        self._launch(net, ns, cmd)
 
     def wait_bound(self, net: kernel.NetnsPair, ns: str, timeout: float = 30.0) -> None:
         """Until the queue is bound and the engine's rules are in for both families (it

@@ -29,10 +29,6 @@ while the download still runs, with only the packets the engine saw in its recor
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,49 +89,6 @@ def write_config(path: Path) -> Path:
     }
     path.write_text("%YAML 1.1\n---\n" + json.dumps(config, indent=1) + "\n")
     return path
-
-
-class NfqEngine(ae.Engine):
-    """``ruleengine run -q QUEUE --nfq-install-rules`` inside ``ns`` (stop, events and stats
-    as for the AF_PACKET engine); killed by the pair's teardown if a test fails first."""
-
-    def __init__(self, net: kernel.NetnsPair, ns: str, rules: Path, logdir: Path,
-                 config: Path, *, overrides: tuple[str, ...] = ()) -> None:
-        self.logdir = logdir
-        self.workers = 1
-        logdir.mkdir(parents=True, exist_ok=True)
-        cmd = [*ae.ENGINE, "run", "-q", str(QUEUE), "--nfq-install-rules", "-S", str(rules),
-               "-l", str(logdir), "-c", str(config), "--no-progress"]
-        for item in overrides:
-            cmd += ["--set", item]
-        self._stderr_path = logdir / "engine.stderr"
-        self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in stop())
-        env = dict(os.environ, PYTHONPATH=str(ae.REPO))
-        self.proc = net.popen(ns, *cmd, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                              env=env, cwd=str(ae.REPO))
-        self.cpu_seconds = 0.0
-        self.returncode: int | None = None
-
-    def wait_rules(self, net: kernel.NetnsPair, ns: str, timeout: float = 30.0) -> None:
-        """Until the engine's rules are in place for both families (it installs IPv4
-        first), so the queue sees the connection from its SYN on."""
-        tag = f"ruleengine-{QUEUE}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"engine exited {self.proc.returncode}: {self.stderr()}")
-            if tag in net.run(ns, "ip6tables", "-w", "5", "-t", "mangle", "-S").stdout:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"engine rules not installed after {timeout}s: {self.stderr()}")
-
-    def kill(self) -> None:
-        """For a failing test: no wait for a clean exit (teardown removes the namespace and
-        with it the rules)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(5)
-        self._stderr.close()
 
 
 @dataclass
@@ -239,11 +192,11 @@ def download_through_engine(tmp_path: Path, tls: str, rules: str, *,
                                 tmp_path / "nginx", delay=RESPONSE_DELAY)
         if not server.has_delay:
             kernel.skip(f"nginx echo module missing ({ts.ECHO_MODULE}): no response delay")
-        engine = NfqEngine(net, net.ns_b, rule_file, tmp_path / "log", config,
+        engine = ae.NfqEngine(net, net.ns_b, QUEUE, rule_file, tmp_path / "log", config,
                            overrides=overrides)
         stopped = False
         try:
-            engine.wait_rules(net, net.ns_b)
+            engine.wait_bound(net, net.ns_b)
             rx0, tx0 = ae.link_packets(net, net.ns_b, net.if_b)
             ids0 = queue_sequence(net, net.ns_b)
             download = ts.curl_download(net, net.ns_a, certs, net.v4_b, TLS_PORT,
